@@ -1,0 +1,1 @@
+"""Collegium api routes package."""

@@ -1,0 +1,1 @@
+"""Collegium router package."""
