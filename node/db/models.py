@@ -1,0 +1,108 @@
+"""SQLAlchemy 2 models of the node's index (the SQL side of the ledger).
+
+The schema itself is created and upgraded only by Alembic revisions in ``migrations/``;
+these classes must match the newest revision (a test compares them).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+ADDRESS_LEN = 42
+HASH_LEN = 66
+CID_LEN = 128
+
+
+class Base(DeclarativeBase):
+    """Declarative base of every index table."""
+
+
+class TransactionStatus:
+    """Values of ``BusinessTransaction.status``."""
+
+    PENDING = "pending"
+    ANCHORED = "anchored"
+
+
+class BusinessTransaction(Base):
+    """One accepted, EIP-712-signed business transaction: a leaf of the ledger log."""
+
+    __tablename__ = "transactions"
+    __table_args__ = (
+        UniqueConstraint("signer", "nonce", name="uq_transactions_signer_nonce"),
+        Index("ix_transactions_subsystem_seq", "subsystem", "seq"),
+        Index("ix_transactions_kind_seq", "kind", "seq"),
+    )
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    tx_id: Mapped[str] = mapped_column(String(HASH_LEN), unique=True, index=True)
+    signer: Mapped[str] = mapped_column(String(ADDRESS_LEN), index=True)
+    nonce: Mapped[int] = mapped_column(BigInteger)
+    subsystem: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(32))
+    amount: Mapped[str] = mapped_column(String(64))
+    currency: Mapped[str] = mapped_column(String(16))
+    memo: Mapped[str] = mapped_column(Text)
+    payload: Mapped[str] = mapped_column(String(CID_LEN))
+    timestamp: Mapped[int] = mapped_column(BigInteger)
+    signature: Mapped[str] = mapped_column(String(132))
+    body: Mapped[bytes] = mapped_column(LargeBinary)
+    leaf_hash: Mapped[str] = mapped_column(String(HASH_LEN))
+    cid: Mapped[str] = mapped_column(String(CID_LEN), index=True)
+    status: Mapped[str] = mapped_column(String(16), index=True, default=TransactionStatus.PENDING)
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    anchor_index: Mapped[int | None] = mapped_column(
+        Integer, ForeignKey("anchors.index"), nullable=True, index=True
+    )
+
+    parties: Mapped[list[TransactionParty]] = relationship(
+        back_populates="transaction",
+        cascade="all, delete-orphan",
+        order_by="TransactionParty.position",
+    )
+    anchor: Mapped[Anchor | None] = relationship(back_populates="transactions")
+
+
+class TransactionParty(Base):
+    """One party (address) named by a business transaction, for queries by party."""
+
+    __tablename__ = "transaction_parties"
+
+    tx_seq: Mapped[int] = mapped_column(
+        Integer, ForeignKey("transactions.seq", ondelete="CASCADE"), primary_key=True
+    )
+    position: Mapped[int] = mapped_column(Integer, primary_key=True)
+    address: Mapped[str] = mapped_column(String(ADDRESS_LEN), index=True)
+
+    transaction: Mapped[BusinessTransaction] = relationship(back_populates="parties")
+
+
+class Anchor(Base):
+    """An on-chain anchor: a Merkle root over ledger leaves recorded in the registry."""
+
+    __tablename__ = "anchors"
+
+    index: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    root: Mapped[str] = mapped_column(String(HASH_LEN))
+    tree_size: Mapped[int] = mapped_column(BigInteger)
+    count: Mapped[int] = mapped_column(Integer)
+    batch_cid: Mapped[str] = mapped_column(String(CID_LEN))
+    subsystem: Mapped[str] = mapped_column(String(64))
+    node: Mapped[str] = mapped_column(String(ADDRESS_LEN))
+    block_number: Mapped[int] = mapped_column(BigInteger, index=True)
+    chain_tx_hash: Mapped[str] = mapped_column(String(HASH_LEN))
+
+    transactions: Mapped[list[BusinessTransaction]] = relationship(back_populates="anchor")

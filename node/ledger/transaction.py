@@ -1,0 +1,289 @@
+"""Business transactions: the EIP-712 typed data a wallet signs, and its canonical leaf.
+
+A business transaction is signed by a wallet with EIP-712 (``eth_signTypedData_v4``).
+The domain binds it to one chain and one registry contract, so a signature cannot be
+replayed on another deployment; the per-signer ``nonce`` stops replays on this one.
+
+The canonical body stored in the content store and hashed into the ledger is the RLP
+list::
+
+    [LEAF_VERSION, chain_id, registry, subsystem, kind, [party...], amount, currency,
+     memo, payload, nonce, timestamp, signature]
+
+from which anyone can recompute the EIP-712 digest and recover the signer.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Any, NewType
+
+import rlp
+from eth_account import Account
+from eth_account.messages import SignableMessage, encode_typed_data
+from eth_utils import is_hex_address, keccak, to_bytes, to_checksum_address
+
+from node.errors import ValidationError
+
+TxId = NewType("TxId", str)
+
+EIP712_DOMAIN_NAME = "Collegium"
+EIP712_DOMAIN_VERSION = "1"
+PRIMARY_TYPE = "BusinessTransaction"
+LEAF_VERSION = 1
+
+MAX_SUBSYSTEM_LEN = 64
+MAX_KIND_LEN = 32
+MAX_PARTIES = 16
+MAX_CURRENCY_LEN = 16
+MAX_MEMO_LEN = 1024
+MAX_PAYLOAD_LEN = 128
+MAX_AMOUNT_DIGITS = 38
+MAX_AMOUNT_DECIMALS = 18
+MAX_UINT64 = 2**64 - 1
+SIGNATURE_LEN = 65
+
+NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
+KIND_RE = re.compile(r"^[a-z][a-z0-9_]*$")
+CURRENCY_RE = re.compile(r"^[A-Z0-9]{1,16}$")
+AMOUNT_RE = re.compile(r"^(0|[1-9][0-9]*)(\.[0-9]*[1-9])?$")
+
+#: Kinds every subsystem understands; others are allowed if they match ``KIND_RE``.
+KNOWN_KINDS = ("invoice", "payment", "order", "contract", "decision", "transfer", "note")
+
+EIP712_TYPES: dict[str, list[dict[str, str]]] = {
+    "EIP712Domain": [
+        {"name": "name", "type": "string"},
+        {"name": "version", "type": "string"},
+        {"name": "chainId", "type": "uint256"},
+        {"name": "verifyingContract", "type": "address"},
+    ],
+    PRIMARY_TYPE: [
+        {"name": "subsystem", "type": "string"},
+        {"name": "kind", "type": "string"},
+        {"name": "parties", "type": "address[]"},
+        {"name": "amount", "type": "string"},
+        {"name": "currency", "type": "string"},
+        {"name": "memo", "type": "string"},
+        {"name": "payload", "type": "string"},
+        {"name": "nonce", "type": "uint64"},
+        {"name": "timestamp", "type": "uint64"},
+    ],
+}
+
+
+@dataclass(frozen=True)
+class Domain:
+    """The EIP-712 domain: one chain, one registry."""
+
+    chain_id: int
+    verifying_contract: str
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return the domain as EIP-712 ``domain`` JSON."""
+        return {
+            "name": EIP712_DOMAIN_NAME,
+            "version": EIP712_DOMAIN_VERSION,
+            "chainId": self.chain_id,
+            "verifyingContract": to_checksum_address(self.verifying_contract),
+        }
+
+
+@dataclass(frozen=True)
+class BusinessTx:
+    """The fields a wallet signs (the EIP-712 ``message``)."""
+
+    subsystem: str
+    kind: str
+    parties: tuple[str, ...]
+    amount: str
+    currency: str
+    memo: str
+    payload: str
+    nonce: int
+    timestamp: int
+
+    def as_message(self) -> dict[str, Any]:
+        """Return the EIP-712 ``message`` JSON of this transaction."""
+        return {
+            "subsystem": self.subsystem,
+            "kind": self.kind,
+            "parties": list(self.parties),
+            "amount": self.amount,
+            "currency": self.currency,
+            "memo": self.memo,
+            "payload": self.payload,
+            "nonce": self.nonce,
+            "timestamp": self.timestamp,
+        }
+
+
+@dataclass(frozen=True)
+class SignedBusinessTx:
+    """A business transaction with its signature, signer and identifiers."""
+
+    domain: Domain
+    tx: BusinessTx
+    signature: bytes
+    signer: str
+    tx_id: TxId
+
+    def encode(self) -> bytes:
+        """Return the canonical RLP body (the ledger leaf)."""
+        return encode_leaf(self.domain, self.tx, self.signature)
+
+
+def typed_data(domain: Domain, tx: BusinessTx) -> dict[str, Any]:
+    """Return the full EIP-712 typed-data document a wallet signs."""
+    return {
+        "types": EIP712_TYPES,
+        "primaryType": PRIMARY_TYPE,
+        "domain": domain.as_dict(),
+        "message": tx.as_message(),
+    }
+
+
+def compute_tx_id(domain: Domain, tx: BusinessTx) -> TxId:
+    """Return the transaction id: the EIP-712 signing digest, 0x-hex."""
+    return TxId(
+        "0x" + compute_signing_digest(encode_typed_data(full_message=typed_data(domain, tx))).hex()
+    )
+
+
+def compute_signing_digest(signable: SignableMessage) -> bytes:
+    """Return the EIP-191 digest a wallet signs: ``keccak256(0x19 || 0x01 || domain || struct)``."""
+    return bytes(keccak(b"\x19" + signable.version + signable.header + signable.body))
+
+
+def sign_tx(domain: Domain, tx: BusinessTx, private_key: bytes | str) -> bytes:
+    """Return the 65-byte signature of ``tx`` by ``private_key`` (for clients and tests)."""
+    signed = Account.sign_typed_data(private_key, full_message=typed_data(domain, tx))
+    return bytes(signed.signature)
+
+
+def recover_signer(domain: Domain, tx: BusinessTx, signature: bytes) -> str:
+    """Return the checksum address that produced ``signature`` over ``tx``.
+
+    Raises ``ValidationError`` if the signature is malformed or not recoverable.
+    """
+    if len(signature) != SIGNATURE_LEN:
+        raise ValidationError(f"signature must be {SIGNATURE_LEN} bytes, got {len(signature)}")
+    try:
+        signable = encode_typed_data(full_message=typed_data(domain, tx))
+        return str(Account.recover_message(signable, signature=signature))
+    except Exception as exc:  # eth-keys raises several types for bad (r, s, v)
+        raise ValidationError(f"signature is not valid: {exc}") from exc
+
+
+def validate_tx(tx: BusinessTx) -> None:
+    """Check every field's format and size; raise ``ValidationError`` naming the field."""
+    if not (1 <= len(tx.subsystem) <= MAX_SUBSYSTEM_LEN) or not NAME_RE.match(tx.subsystem):
+        raise ValidationError(
+            f"subsystem must be 1..{MAX_SUBSYSTEM_LEN} chars of [a-z0-9._-], got {tx.subsystem!r}"
+        )
+    if not (1 <= len(tx.kind) <= MAX_KIND_LEN) or not KIND_RE.match(tx.kind):
+        raise ValidationError(f"kind must be 1..{MAX_KIND_LEN} chars of [a-z0-9_], got {tx.kind!r}")
+    if len(tx.parties) > MAX_PARTIES:
+        raise ValidationError(f"at most {MAX_PARTIES} parties, got {len(tx.parties)}")
+    for party in tx.parties:
+        if not is_hex_address(party):
+            raise ValidationError(f"party is not an address: {party!r}")
+    validate_amount(tx.amount)
+    if not CURRENCY_RE.match(tx.currency):
+        raise ValidationError(f"currency must be 1..16 chars of [A-Z0-9], got {tx.currency!r}")
+    if len(tx.memo.encode()) > MAX_MEMO_LEN:
+        raise ValidationError(f"memo is longer than {MAX_MEMO_LEN} bytes")
+    if len(tx.payload) > MAX_PAYLOAD_LEN:
+        raise ValidationError(f"payload CID is longer than {MAX_PAYLOAD_LEN} chars")
+    for name, value in (("nonce", tx.nonce), ("timestamp", tx.timestamp)):
+        if not 0 <= value <= MAX_UINT64:
+            raise ValidationError(f"{name} must be a uint64, got {value}")
+
+
+def validate_amount(amount: str) -> Decimal:
+    """Return ``amount`` as an exact ``Decimal``; it must be a canonical non-negative decimal."""
+    if not AMOUNT_RE.match(amount):
+        raise ValidationError(
+            f"amount must be a canonical non-negative decimal string like '12.5', got {amount!r}"
+        )
+    integer, _, fraction = amount.partition(".")
+    if len(integer) + len(fraction) > MAX_AMOUNT_DIGITS or len(fraction) > MAX_AMOUNT_DECIMALS:
+        raise ValidationError(
+            f"amount has more than {MAX_AMOUNT_DIGITS} digits or {MAX_AMOUNT_DECIMALS} decimals"
+        )
+    try:
+        return Decimal(amount)
+    except InvalidOperation as exc:  # pragma: no cover - the regex already rules this out
+        raise ValidationError(f"amount is not a decimal: {amount!r}") from exc
+
+
+def verify_signed_tx(domain: Domain, tx: BusinessTx, signature: bytes) -> SignedBusinessTx:
+    """Return the verified transaction; raise ``ValidationError`` on any defect."""
+    validate_tx(tx)
+    signer = recover_signer(domain, tx, signature)
+    return SignedBusinessTx(domain, tx, signature, signer, compute_tx_id(domain, tx))
+
+
+def encode_leaf(domain: Domain, tx: BusinessTx, signature: bytes) -> bytes:
+    """Return the canonical RLP encoding of a signed transaction."""
+    return bytes(
+        rlp.encode(
+            [
+                LEAF_VERSION,
+                domain.chain_id,
+                to_bytes(hexstr=domain.verifying_contract),
+                tx.subsystem.encode(),
+                tx.kind.encode(),
+                [to_bytes(hexstr=p) for p in tx.parties],
+                tx.amount.encode(),
+                tx.currency.encode(),
+                tx.memo.encode(),
+                tx.payload.encode(),
+                tx.nonce,
+                tx.timestamp,
+                signature,
+            ]
+        )
+    )
+
+
+def _int(item: Any) -> int:
+    if not isinstance(item, bytes) or (item[:1] == b"\x00"):
+        raise ValidationError("leaf integer is not canonical")
+    return int.from_bytes(item, "big")
+
+
+def decode_leaf(body: bytes) -> SignedBusinessTx:
+    """Return the signed transaction encoded in ``body``, signature re-verified.
+
+    Raises ``ValidationError`` if the body is not a canonical leaf of a known version.
+    """
+    try:
+        items = rlp.decode(body)
+    except Exception as exc:
+        raise ValidationError(f"leaf is not RLP: {exc}") from exc
+    if not isinstance(items, list) or len(items) != 13:
+        raise ValidationError("leaf must be an RLP list of 13 items")
+    if _int(items[0]) != LEAF_VERSION:
+        raise ValidationError(f"unknown leaf version {_int(items[0])}")
+    try:
+        domain = Domain(_int(items[1]), to_checksum_address(items[2]))
+        tx = BusinessTx(
+            subsystem=items[3].decode(),
+            kind=items[4].decode(),
+            parties=tuple(to_checksum_address(p) for p in items[5]),
+            amount=items[6].decode(),
+            currency=items[7].decode(),
+            memo=items[8].decode(),
+            payload=items[9].decode(),
+            nonce=_int(items[10]),
+            timestamp=_int(items[11]),
+        )
+    except (UnicodeDecodeError, ValueError, TypeError, AttributeError) as exc:
+        raise ValidationError(f"leaf has a malformed field: {exc}") from exc
+    signed = verify_signed_tx(domain, tx, bytes(items[12]))
+    if signed.encode() != body:
+        raise ValidationError("leaf is not in canonical encoding")
+    return signed
