@@ -1,0 +1,109 @@
+"""The JSON interface of ``collegium assign``: parse a topology, encode an assignment."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from node.assignment.compute import compute_assignment
+from node.assignment.constants import MAX_CAPACITY, MAX_EPOCH
+from node.assignment.containers import Assignment, Node
+from node.assignment.errors import InvalidTopologyError
+from node.assignment.validation import (
+    parse_address,
+    parse_role,
+    parse_seed,
+    parse_string_list,
+    parse_subsystem_name,
+    parse_uint,
+)
+
+TOPOLOGY_KEYS = frozenset({"seed", "epoch", "nodes", "subsystems", "replicas"})
+NODE_KEYS = frozenset({"id", "capacity", "home", "members_of", "roles"})
+
+
+@dataclass(frozen=True)
+class Topology:
+    """The parsed input of the assignment."""
+
+    seed: bytes
+    epoch: int
+    nodes: tuple[Node, ...]
+    subsystems: tuple[str, ...]
+    replicas: Mapping[str, int]
+
+
+def parse_object(value: object, path: str, keys: frozenset[str]) -> Mapping[str, Any]:
+    """Return ``value`` if it is a JSON object with exactly ``keys``."""
+    if not isinstance(value, Mapping):
+        raise InvalidTopologyError(path, f"expected an object, got {type(value).__name__}")
+    for key in sorted(keys - value.keys()):
+        raise InvalidTopologyError(f"{path}.{key}", "missing")
+    for key in sorted(value.keys() - keys, key=str):
+        raise InvalidTopologyError(f"{path}.{key}", "unknown field")
+    return value
+
+
+def parse_node(value: object, path: str) -> Node:
+    """Return the ``Node`` described by a JSON object."""
+    obj = parse_object(value, path, NODE_KEYS)
+    members = parse_string_list(obj["members_of"], f"{path}.members_of")
+    roles = parse_string_list(obj["roles"], f"{path}.roles")
+    return Node(
+        id=parse_address(obj["id"], f"{path}.id"),
+        capacity=parse_uint(obj["capacity"], f"{path}.capacity", 1, MAX_CAPACITY),
+        home=parse_subsystem_name(obj["home"], f"{path}.home"),
+        members_of=frozenset(
+            parse_subsystem_name(name, f"{path}.members_of[{i}]") for i, name in enumerate(members)
+        ),
+        roles=frozenset(parse_role(role, f"{path}.roles[{i}]") for i, role in enumerate(roles)),
+    )
+
+
+def parse_topology(value: object) -> Topology:
+    """Return the topology described by the JSON input of ``collegium assign``."""
+    obj = parse_object(value, "input", TOPOLOGY_KEYS)
+    nodes = parse_string_list(obj["nodes"], "nodes")
+    subsystems = parse_string_list(obj["subsystems"], "subsystems")
+    if not isinstance(obj["replicas"], Mapping):
+        raise InvalidTopologyError("replicas", f"expected an object, got {obj['replicas']!r}")
+    return Topology(
+        seed=parse_seed(obj["seed"], "seed"),
+        epoch=parse_uint(obj["epoch"], "epoch", 0, MAX_EPOCH),
+        nodes=tuple(parse_node(node, f"nodes[{i}]") for i, node in enumerate(nodes)),
+        subsystems=tuple(
+            parse_subsystem_name(s, f"subsystems[{i}]") for i, s in enumerate(subsystems)
+        ),
+        replicas=dict(obj["replicas"]),
+    )
+
+
+def compute_assignment_from_json(value: object) -> Assignment:
+    """Return the assignment of the JSON input ``value`` (see ``parse_topology``)."""
+    topology = parse_topology(value)
+    return compute_assignment(
+        topology.seed, topology.epoch, topology.nodes, topology.subsystems, topology.replicas
+    )
+
+
+def encode_assignment(assignment: Assignment) -> dict[str, Any]:
+    """Return the JSON object of an assignment, as printed by ``collegium assign``."""
+    return {
+        "epoch": assignment.epoch,
+        "seed": "0x" + assignment.seed.hex(),
+        "slots": [
+            {"role": slot.role, "subsystem": slot.subsystem, "hosts": list(slot.hosts)}
+            for slot in assignment.slots
+        ],
+        "root": "0x" + assignment.root.hex(),
+    }
+
+
+def encode_error(error: Exception) -> dict[str, Any]:
+    """Return the JSON object of an assignment error: its kind and the slot it names, if any."""
+    encoded: dict[str, Any] = {"kind": getattr(error, "kind", type(error).__name__)}
+    for field in ("path", "role", "subsystem", "required", "eligible", "placed", "available"):
+        if hasattr(error, field):
+            encoded[field] = getattr(error, field)
+    return encoded

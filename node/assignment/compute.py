@@ -1,0 +1,169 @@
+"""The assignment function: weighted rendezvous ranking, anti-affinity and capacity budgets."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+
+from node.assignment.constants import (
+    MAX_EPOCH,
+    MAX_REPLICAS,
+    MEMBERS_ONLY_ROLES,
+    ROLES,
+    SUBSYSTEM_ROLES,
+)
+from node.assignment.containers import Assignment, Node, Slot
+from node.assignment.errors import (
+    CapacityExhaustedError,
+    InsufficientCapacityError,
+    InvalidTopologyError,
+    NotEnoughEligibleNodesError,
+)
+from node.assignment.hashing import compute_node_score, compute_role_seed, compute_subsystem_key
+from node.assignment.root import compute_assignment_root
+from node.assignment.validation import parse_seed, parse_subsystem_name, parse_uint
+
+SlotKey = tuple[str, str | None]
+
+
+def compute_canonical_nodes(nodes: Iterable[Node]) -> tuple[Node, ...]:
+    """Return the nodes sorted by address; raise ``InvalidTopologyError`` on a duplicate id."""
+    canonical: list[Node] = []
+    for i, node in enumerate(nodes):
+        if not isinstance(node, Node):
+            raise InvalidTopologyError(f"nodes[{i}]", f"expected a Node, got {node!r}")
+        canonical.append(node)
+    canonical.sort(key=lambda node: node.id)
+    for previous, node in zip(canonical, canonical[1:], strict=False):
+        if previous.id == node.id:
+            raise InvalidTopologyError("nodes", f"duplicate node id {node.id}")
+    return tuple(canonical)
+
+
+def compute_canonical_subsystems(subsystems: Iterable[str]) -> tuple[str, ...]:
+    """Return the subsystem names sorted by their UTF-8 bytes; reject duplicates."""
+    if isinstance(subsystems, str | bytes):
+        raise InvalidTopologyError("subsystems", "expected a list of names, got a string")
+    names = [parse_subsystem_name(name, f"subsystems[{i}]") for i, name in enumerate(subsystems)]
+    names.sort(key=lambda name: name.encode("utf-8"))
+    for previous, name in zip(names, names[1:], strict=False):
+        if previous == name:
+            raise InvalidTopologyError("subsystems", f"duplicate subsystem {name!r}")
+    return tuple(names)
+
+
+def compute_replicas(replicas: Mapping[str, int]) -> dict[str, int]:
+    """Return the replica count of each role; every role needs one, ``1 <= count``."""
+    if not isinstance(replicas, Mapping):
+        raise InvalidTopologyError(
+            "replicas", f"expected a mapping role -> count, got {replicas!r}"
+        )
+    for role in replicas:
+        if role not in ROLES:
+            raise InvalidTopologyError(f"replicas.{role}", f"unknown role; expected {list(ROLES)}")
+    counts: dict[str, int] = {}
+    for role in ROLES:
+        if role not in replicas:
+            raise InvalidTopologyError(f"replicas.{role}", "missing replica count")
+        counts[role] = parse_uint(replicas[role], f"replicas.{role}", 1, MAX_REPLICAS)
+    return counts
+
+
+def compute_slot_keys(subsystems: Sequence[str]) -> tuple[SlotKey, ...]:
+    """Return the slots ``(role, subsystem)`` in canonical order: by role, then subsystem."""
+    keys: list[SlotKey] = []
+    for role in ROLES:
+        if role in SUBSYSTEM_ROLES:
+            keys.extend((role, subsystem) for subsystem in subsystems)
+        else:
+            keys.append((role, None))
+    return tuple(keys)
+
+
+def is_eligible(node: Node, role: str, subsystem: str | None) -> bool:
+    """Return whether ``node`` may host slot ``(role, subsystem)``: it offers the role and,
+    for a members-only role, is a member of the subsystem."""
+    if role not in node.roles:
+        return False
+    if role in MEMBERS_ONLY_ROLES:
+        return subsystem in node.members_of
+    return True
+
+
+def compute_ranked_nodes(
+    seed: bytes, epoch: int, role: str, subsystem: str | None, nodes: Sequence[Node]
+) -> list[Node]:
+    """Return the eligible nodes of a slot, best first: by score, then by address."""
+    role_seed = compute_role_seed(seed, epoch, role)
+    subsystem_key = compute_subsystem_key(subsystem)
+    scored = [
+        (compute_node_score(role_seed, subsystem_key, bytes.fromhex(n.id[2:]), n.capacity), n.id, n)
+        for n in nodes
+        if is_eligible(n, role, subsystem)
+    ]
+    scored.sort(key=lambda item: (item[0], item[1]))
+    return [node for _, _, node in scored]
+
+
+def compute_slot_hosts(
+    ranked: Sequence[Node], remaining: Mapping[str, int], count: int
+) -> tuple[str, ...]:
+    """Return up to ``count`` distinct hosts from ``ranked`` nodes with capacity left:
+    first the best node of each unused home, then the best remaining nodes of any home."""
+    hosts: list[str] = []
+    homes: set[str] = set()
+    for node in ranked:
+        if len(hosts) == count:
+            break
+        if remaining[node.id] > 0 and node.home not in homes:
+            hosts.append(node.id)
+            homes.add(node.home)
+    for node in ranked:
+        if len(hosts) == count:
+            break
+        if remaining[node.id] > 0 and node.id not in hosts:
+            hosts.append(node.id)
+    return tuple(hosts)
+
+
+def compute_assignment(
+    seed: bytes | str,
+    epoch: int,
+    nodes: Sequence[Node],
+    subsystems: Sequence[str],
+    replicas: Mapping[str, int],
+) -> Assignment:
+    """Return the assignment of ``epoch``: the ranked hosts of every slot, and its root.
+
+    Raises ``InvalidTopologyError`` on malformed input, ``NotEnoughEligibleNodesError``,
+    ``InsufficientCapacityError`` or ``CapacityExhaustedError`` (checked in this order) when
+    the constraints cannot be met. Never returns a partial assignment.
+    """
+    seed_bytes = parse_seed(seed, "seed")
+    epoch = parse_uint(epoch, "epoch", 0, MAX_EPOCH)
+    canonical_nodes = compute_canonical_nodes(nodes)
+    canonical_subsystems = compute_canonical_subsystems(subsystems)
+    counts = compute_replicas(replicas)
+    slot_keys = compute_slot_keys(canonical_subsystems)
+
+    for role, subsystem in slot_keys:
+        eligible = sum(1 for node in canonical_nodes if is_eligible(node, role, subsystem))
+        if eligible < counts[role]:
+            raise NotEnoughEligibleNodesError(role, subsystem, counts[role], eligible)
+    required = sum(counts[role] for role, _ in slot_keys)
+    available = sum(node.capacity for node in canonical_nodes)
+    if available < required:
+        raise InsufficientCapacityError(required, available)
+
+    remaining = {node.id: node.capacity for node in canonical_nodes}
+    slots: list[Slot] = []
+    for role, subsystem in slot_keys:
+        ranked = compute_ranked_nodes(seed_bytes, epoch, role, subsystem, canonical_nodes)
+        hosts = compute_slot_hosts(ranked, remaining, counts[role])
+        if len(hosts) < counts[role]:
+            raise CapacityExhaustedError(role, subsystem, counts[role], len(hosts))
+        for host in hosts:
+            remaining[host] -= 1
+        slots.append(Slot(role=role, subsystem=subsystem, hosts=hosts))
+
+    root = compute_assignment_root(epoch, seed_bytes, slots)
+    return Assignment(epoch=epoch, seed=seed_bytes, slots=tuple(slots), root=root)

@@ -1,0 +1,56 @@
+"""Constants, preset and configuration of the assignment (tabled in docs/assignment.md)."""
+
+from __future__ import annotations
+
+from typing import Final
+
+# --- Roles -------------------------------------------------------------------------------------
+# Role ids are the strings of the JSON interface. ``ROLES`` is in byte order of the ids, which
+# is also the order of the slots in the output and the order in which slots are filled.
+ROLE_BE_SUBSYSTEM: Final = "be_subsystem"
+ROLE_BE_SYSTEM: Final = "be_system"
+ROLE_FE_SUBSYSTEM: Final = "fe_subsystem"
+ROLE_FE_SYSTEM: Final = "fe_system"
+ROLES: Final[tuple[str, ...]] = (
+    ROLE_BE_SUBSYSTEM,
+    ROLE_BE_SYSTEM,
+    ROLE_FE_SUBSYSTEM,
+    ROLE_FE_SYSTEM,
+)
+# Roles with one slot per subsystem; the others have a single system-wide slot.
+SUBSYSTEM_ROLES: Final[frozenset[str]] = frozenset({ROLE_BE_SUBSYSTEM, ROLE_FE_SUBSYSTEM})
+# Roles whose hosts must be members (participants' nodes) of the slot's subsystem.
+MEMBERS_ONLY_ROLES: Final[frozenset[str]] = frozenset({ROLE_BE_SUBSYSTEM})
+
+# --- Domains (4 bytes each, like consensus-specs ``DomainType``) -------------------------------
+DOMAIN_FE_SYSTEM: Final = bytes.fromhex("01000000")
+DOMAIN_FE_SUBSYSTEM: Final = bytes.fromhex("02000000")
+DOMAIN_BE_SYSTEM: Final = bytes.fromhex("03000000")
+DOMAIN_BE_SUBSYSTEM: Final = bytes.fromhex("04000000")
+DOMAIN_SLOT: Final = bytes.fromhex("05000000")
+DOMAIN_ASSIGNMENT: Final = bytes.fromhex("06000000")
+ROLE_DOMAINS: Final[dict[str, bytes]] = {
+    ROLE_FE_SYSTEM: DOMAIN_FE_SYSTEM,
+    ROLE_FE_SUBSYSTEM: DOMAIN_FE_SUBSYSTEM,
+    ROLE_BE_SYSTEM: DOMAIN_BE_SYSTEM,
+    ROLE_BE_SUBSYSTEM: DOMAIN_BE_SUBSYSTEM,
+}
+
+# --- Fixed-width encodings (bytes, big-endian) -------------------------------------------------
+DOMAIN_LENGTH: Final = 4
+SEED_LENGTH: Final = 32
+ADDRESS_LENGTH: Final = 20
+EPOCH_LENGTH: Final = 8  # uint64
+COUNT_LENGTH: Final = 4  # uint32, for slot and host counts
+ZERO_SUBSYSTEM_KEY: Final = bytes(32)  # subsystem key of a system-wide slot
+
+# --- Score (weighted rendezvous, straw2 with an integer log2) ----------------------------------
+SCORE_HASH_BITS: Final = 64  # bits of the score hash used as the uniform draw
+LOG2_FRACTION_BITS: Final = 32  # fractional bits of compute_log2_fixed
+LOG2_WORKING_BITS: Final = 64  # fixed-point precision of the squaring loop
+SCORE_SHIFT: Final = 32  # left shift before dividing by capacity
+
+# --- Limits of the input -----------------------------------------------------------------------
+MAX_EPOCH: Final = 2**64 - 1
+MAX_CAPACITY: Final = 2**32 - 1
+MAX_REPLICAS: Final = 2**32 - 1
