@@ -17,7 +17,7 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur = dbapi_conn.cursor()
     # WAL: readers (explorer, `collegium verify`) never block the writer.
     cur.execute("PRAGMA journal_mode=WAL")
-    # FULL: a commit is on disk before the client gets its receipt (survives kill -9 and power loss).
+    # FULL: a commit is on disk before the client gets its receipt (kill -9, power loss).
     cur.execute("PRAGMA synchronous=FULL")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA busy_timeout=10000")

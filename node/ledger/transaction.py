@@ -81,6 +81,9 @@ class Domain:
     chain_id: int
     verifying_contract: str
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "verifying_contract", to_checksum_address(self.verifying_contract))
+
     def as_dict(self) -> dict[str, Any]:
         """Return the domain as EIP-712 ``domain`` JSON."""
         return {
@@ -143,6 +146,11 @@ def typed_data(domain: Domain, tx: BusinessTx) -> dict[str, Any]:
         "domain": domain.as_dict(),
         "message": tx.as_message(),
     }
+
+
+def typed_data_schema(domain: Domain) -> dict[str, Any]:
+    """Return the EIP-712 ``types``, ``primaryType`` and ``domain`` (no message)."""
+    return {"types": EIP712_TYPES, "primaryType": PRIMARY_TYPE, "domain": domain.as_dict()}
 
 
 def compute_tx_id(domain: Domain, tx: BusinessTx) -> TxId:

@@ -1,0 +1,47 @@
+"""The FastAPI application: only includes routers, handlers and middleware."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, FastAPI
+
+from node import __version__
+from node.api.limits import DEFAULT_BODY_LIMIT, BodyLimitMiddleware
+from node.api.problems import install_problem_handlers
+from node.api.routes import explorer, health, rpc, transactions
+from node.runtime import NodeContext
+
+API_PREFIX = "/api/v1"
+TRANSACTIONS_PATH = API_PREFIX + "/transactions"
+
+
+def create_app(node: NodeContext) -> FastAPI:
+    """Return the node's HTTP application bound to ``node``'s parts."""
+    app = FastAPI(
+        title="Collegium node",
+        version=__version__,
+        description="Open business ledger: EIP-712 transactions, IPFS content, on-chain anchors.",
+    )
+    app.state.node = node
+    app.state.store = node.store
+    install_problem_handlers(app)
+    tx_limit = node.settings.max_tx_bytes
+
+    def limit_for(path: str) -> int:
+        return tx_limit if path.rstrip("/") == TRANSACTIONS_PATH else DEFAULT_BODY_LIMIT
+
+    app.add_middleware(BodyLimitMiddleware, limit_for=limit_for)
+
+    api = APIRouter(prefix=API_PREFIX)
+    api.include_router(transactions.router)
+    app.include_router(api)
+    app.include_router(health.router)
+    app.include_router(rpc.router)
+    _include_gateway(app)
+    app.include_router(explorer.router)
+    return app
+
+
+def _include_gateway(app: FastAPI) -> None:
+    from node.api.routes import gateway
+
+    app.include_router(gateway.router)

@@ -1,0 +1,62 @@
+"""Errors as RFC 9457 ``application/problem+json`` responses."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from node.errors import ChainError, CollegiumError, StoreError, ValidationError
+from node.ledger.service import ReplayedTransaction, SignerMismatch, UnknownSubsystem
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+PROBLEM_TYPE_BASE = "https://collegium.invalid/problems/"
+
+#: HTTP status for each error class (first match in MRO order wins).
+STATUS_BY_ERROR: tuple[tuple[type[CollegiumError], int, str], ...] = (
+    (SignerMismatch, 401, "signature-mismatch"),
+    (ReplayedTransaction, 409, "replayed"),
+    (UnknownSubsystem, 422, "unknown-subsystem"),
+    (ValidationError, 400, "invalid-transaction"),
+    (StoreError, 502, "store-error"),
+    (ChainError, 502, "chain-error"),
+    (CollegiumError, 500, "internal"),
+)
+
+
+def problem(status: int, title: str, detail: str, kind: str = "") -> JSONResponse:
+    """Return a problem+json response."""
+    return JSONResponse(
+        {
+            "type": PROBLEM_TYPE_BASE + kind if kind else "about:blank",
+            "title": title,
+            "status": status,
+            "detail": detail,
+        },
+        status_code=status,
+        media_type=PROBLEM_MEDIA_TYPE,
+    )
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    """Register handlers turning errors into problem+json."""
+
+    @app.exception_handler(CollegiumError)
+    async def _collegium(_: Request, exc: CollegiumError) -> JSONResponse:
+        for cls, status, kind in STATUS_BY_ERROR:
+            if isinstance(exc, cls):
+                return problem(status, kind.replace("-", " "), str(exc), kind)
+        return problem(500, "internal", str(exc))  # pragma: no cover
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        parts = []
+        for err in exc.errors():
+            where = ".".join(str(x) for x in err.get("loc", ()) if x != "body")
+            parts.append(f"{where or 'body'}: {err.get('msg')}")
+        return problem(422, "malformed request", "; ".join(parts), "malformed")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return problem(exc.status_code, "error", str(exc.detail))

@@ -1,0 +1,75 @@
+"""``GET /``: the first explorer page, rendered on the server (works without JavaScript).
+
+The IPFS-hosted front-end replaces it once published; this page stays the fallback.
+"""
+
+from __future__ import annotations
+
+from html import escape
+
+from fastapi import APIRouter
+from fastapi.responses import HTMLResponse
+
+from node.api.deps import NodeDep
+
+router = APIRouter(tags=["explorer"])
+
+PAGE_SIZE = 50
+
+STYLE = """
+body{font-family:system-ui,sans-serif;margin:2rem;color:#222}
+table{border-collapse:collapse;width:100%;font-size:.9rem}
+th,td{border-bottom:1px solid #ddd;padding:.35rem .5rem;text-align:left}
+code{font-size:.85rem}.anchored{color:#176317}.pending{color:#9a6700}
+dl{display:grid;grid-template-columns:max-content auto;gap:.2rem 1rem}
+"""
+
+
+def _short(value: str, keep: int = 10) -> str:
+    return value if len(value) <= 2 * keep else f"{value[:keep]}…{value[-6:]}"
+
+
+@router.get("/", response_class=HTMLResponse, include_in_schema=False)
+def explorer(node: NodeDep) -> HTMLResponse:
+    """Return the explorer: the node's summary and the most recent transactions."""
+    health = node.health()
+    page = node.ledger.list(limit=PAGE_SIZE)
+    rows = []
+    for tx in page.items:
+        anchor = f"block {tx.anchor.block_number}" if tx.anchor is not None else "—"
+        rows.append(
+            "<tr>"
+            f"<td>{tx.seq}</td>"
+            f"<td><a href='/api/v1/transactions/{escape(tx.tx_id)}'>"
+            f"<code>{escape(_short(tx.tx_id))}</code></a></td>"
+            f"<td>{escape(tx.subsystem)}</td><td>{escape(tx.kind)}</td>"
+            f"<td>{escape(tx.amount)} {escape(tx.currency)}</td>"
+            f"<td><code>{escape(_short(tx.signer))}</code></td>"
+            f"<td><a href='/ipfs/{escape(tx.cid)}?format=raw'><code>"
+            f"{escape(_short(tx.cid))}</code></a></td>"
+            f"<td class='{escape(tx.status)}'>{escape(tx.status)}</td>"
+            f"<td>{escape(anchor)}</td>"
+            "</tr>"
+        )
+    table = "".join(rows) or "<tr><td colspan='9'>No transactions yet.</td></tr>"
+    chain = health["chain"]
+    html = f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Collegium explorer</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>{STYLE}</style></head><body>
+<h1>Collegium ledger explorer</h1>
+<dl>
+<dt>Node</dt><dd><code>{escape(health["node"])}</code></dd>
+<dt>Chain</dt><dd>{escape(str(chain["kind"]))} · chain id {chain["chain_id"]}
+ · block {chain["block_number"]}</dd>
+<dt>Epoch</dt><dd>{health["epoch"]}</dd>
+<dt>Registry</dt><dd><code>{escape(str(health["registry"]))}</code></dd>
+<dt>Store</dt><dd>{escape(str(health["store"]["backend"]))}</dd>
+</dl>
+<h2>Recent business transactions</h2>
+<table><thead><tr><th>#</th><th>Id</th><th>Subsystem</th><th>Kind</th><th>Amount</th>
+<th>Signer</th><th>CID</th><th>Status</th><th>Anchor</th></tr></thead>
+<tbody>{table}</tbody></table>
+<p><a href="/docs">API (OpenAPI)</a> · <a href="/health">health</a></p>
+</body></html>"""
+    return HTMLResponse(html)

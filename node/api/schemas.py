@@ -1,0 +1,167 @@
+"""Pydantic schemas of the HTTP API (request and response models)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from eth_utils import is_hex_address, to_checksum_address
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from node.db.models import BusinessTransaction
+from node.ledger.transaction import (
+    MAX_MEMO_LEN,
+    MAX_PARTIES,
+    MAX_PAYLOAD_LEN,
+    MAX_UINT64,
+    BusinessTx,
+)
+
+
+def _checksum(value: str) -> str:
+    if not isinstance(value, str) or not is_hex_address(value):
+        raise ValueError(f"not an Ethereum address: {value!r}")
+    return str(to_checksum_address(value))
+
+
+class BusinessTxBase(BaseModel):
+    """The signed fields of a business transaction (the EIP-712 message)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    subsystem: str = Field(min_length=1, max_length=64, examples=["main"])
+    kind: str = Field(min_length=1, max_length=32, examples=["invoice"])
+    parties: list[str] = Field(default_factory=list, max_length=MAX_PARTIES)
+    amount: str = Field(max_length=64, examples=["125.50"])
+    currency: str = Field(min_length=1, max_length=16, examples=["EUR"])
+    memo: str = Field(default="", max_length=MAX_MEMO_LEN)
+    payload: str = Field(default="", max_length=MAX_PAYLOAD_LEN)
+    nonce: int = Field(ge=0, le=MAX_UINT64)
+    timestamp: int = Field(ge=0, le=MAX_UINT64)
+
+    @field_validator("parties")
+    @classmethod
+    def _parties(cls, value: list[str]) -> list[str]:
+        return [_checksum(p) for p in value]
+
+    def to_domain(self) -> BusinessTx:
+        """Return the ledger's value object."""
+        return BusinessTx(
+            subsystem=self.subsystem,
+            kind=self.kind,
+            parties=tuple(self.parties),
+            amount=self.amount,
+            currency=self.currency,
+            memo=self.memo,
+            payload=self.payload,
+            nonce=self.nonce,
+            timestamp=self.timestamp,
+        )
+
+
+class BusinessTxCreate(BaseModel):
+    """A submission: the EIP-712 message, the claimed signer and the signature."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    transaction: BusinessTxBase
+    signer: str = Field(description="address that signed; must match the signature")
+    signature: str = Field(pattern=r"^0x[0-9a-fA-F]{130}$", description="65-byte signature")
+
+    @field_validator("signer")
+    @classmethod
+    def _signer(cls, value: str) -> str:
+        return _checksum(value)
+
+
+class AnchorPublic(BaseModel):
+    """Where a transaction is anchored on-chain."""
+
+    index: int
+    root: str
+    tree_size: int
+    count: int
+    batch_cid: str
+    block_number: int
+    chain_tx_hash: str
+
+
+class BusinessTxPublic(BusinessTxBase):
+    """A stored transaction as the API returns it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    seq: int
+    signer: str
+    signature: str
+    cid: str
+    leaf_hash: str
+    status: str
+    received_at: str
+    anchor: AnchorPublic | None = None
+
+    @classmethod
+    def from_row(cls, row: BusinessTransaction) -> BusinessTxPublic:
+        """Return the public view of an index row."""
+        anchor = None
+        if row.anchor is not None:
+            a = row.anchor
+            anchor = AnchorPublic(
+                index=a.index,
+                root=a.root,
+                tree_size=a.tree_size,
+                count=a.count,
+                batch_cid=a.batch_cid,
+                block_number=a.block_number,
+                chain_tx_hash=a.chain_tx_hash,
+            )
+        return cls(
+            id=row.tx_id,
+            seq=row.seq,
+            subsystem=row.subsystem,
+            kind=row.kind,
+            parties=[p.address for p in row.parties],
+            amount=row.amount,
+            currency=row.currency,
+            memo=row.memo,
+            payload=row.payload,
+            nonce=row.nonce,
+            timestamp=row.timestamp,
+            signer=row.signer,
+            signature=row.signature,
+            cid=row.cid,
+            leaf_hash=row.leaf_hash,
+            status=row.status,
+            received_at=row.received_at.isoformat(),
+            anchor=anchor,
+        )
+
+
+class BusinessTxPage(BaseModel):
+    """A page of transactions, newest first; pass ``next_cursor`` as ``before``."""
+
+    items: list[BusinessTxPublic]
+    next_cursor: int | None
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem detail."""
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str
+
+
+class Health(BaseModel):
+    """The node's health summary."""
+
+    model_config = ConfigDict(extra="allow")
+
+    status: str
+    version: str
+    node: str
+    chain: dict[str, Any]
+    registry: str | None
+    epoch: int
+    store: dict[str, Any]

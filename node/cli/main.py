@@ -1,0 +1,296 @@
+"""``collegium``: the node's command line (Typer; one sub-app per command group)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from enum import IntEnum, unique
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from node import __version__
+from node.config import DEFAULT_HOME_SUBSYSTEM, DEFAULT_PORT, Settings, default_data_dir
+from node.errors import CollegiumError
+
+app = typer.Typer(
+    help="Collegium node: open business ledger anchored on-chain, content on IPFS.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+
+@unique
+class ExitStatus(IntEnum):
+    """Program exit status code constants."""
+
+    SUCCESS = 0
+    ERROR = 1
+    USAGE = 2
+    MISMATCH = 3
+    UNREACHABLE = 4
+
+
+DataDirOpt = Annotated[
+    Path | None,
+    typer.Option("--data-dir", help="node data directory [default: ~/.collegium]"),
+]
+ChainOpt = Annotated[
+    str | None,
+    typer.Option("--chain", help="Ethereum JSON-RPC URL instead of the embedded chain"),
+]
+
+
+def _settings(data_dir: Path | None, **overrides: Any) -> Settings:
+    values = {k: v for k, v in overrides.items() if v is not None}
+    if data_dir is not None:
+        values["data_dir"] = data_dir.expanduser()
+    return Settings(**values)
+
+
+def _password(confirm: bool = False) -> str:
+    from_env = os.environ.get("COLLEGIUM_PASSWORD")
+    if from_env is not None:
+        return from_env
+    if not sys.stdin.isatty():
+        raise CollegiumError(
+            "set COLLEGIUM_PASSWORD (no terminal to prompt for the wallet password)"
+        )
+    return str(typer.prompt("Wallet password", hide_input=True, confirmation_prompt=confirm))
+
+
+def _fail(exc: Exception, status: ExitStatus = ExitStatus.ERROR) -> typer.Exit:
+    typer.echo(f"error: {exc}", err=True)
+    return typer.Exit(int(status))
+
+
+@app.command()
+def version() -> None:
+    """Print the version."""
+    typer.echo(__version__)
+
+
+@app.command()
+def init(
+    data_dir: DataDirOpt = None,
+    home: Annotated[str, typer.Option(help="home subsystem (failure domain)")] = (
+        DEFAULT_HOME_SUBSYSTEM
+    ),
+    capacity: Annotated[int, typer.Option(help="role slots this node can carry")] = 2,
+    roles: Annotated[
+        str, typer.Option(help="comma-separated roles offered")
+    ] = "fe_system,fe_subsystem,be_system,be_subsystem",
+    chain: ChainOpt = None,
+    registry: Annotated[
+        str | None, typer.Option(help="join an existing registry at this address")
+    ] = None,
+) -> None:
+    """Create the node's data directory and wallet (keystore, password never stored)."""
+    from node.runtime import init_node
+
+    settings = _settings(data_dir, chain_url=chain)
+    try:
+        record = init_node(
+            settings,
+            _password(confirm=True),
+            home=home,
+            capacity=capacity,
+            roles=tuple(r.strip() for r in roles.split(",") if r.strip()),
+            registry=registry,
+        )
+    except CollegiumError as exc:
+        raise _fail(exc) from exc
+    typer.echo(f"node wallet {record.address} created in {settings.data_dir}")
+
+
+@app.command()
+def up(
+    data_dir: DataDirOpt = None,
+    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port to listen on")] = DEFAULT_PORT,
+    chain: ChainOpt = None,
+    ipfs: Annotated[
+        str | None, typer.Option("--ipfs", help="kubo RPC URL instead of the embedded store")
+    ] = None,
+    epoch_period: Annotated[
+        int | None, typer.Option(help="blocks per epoch when deploying a new registry")
+    ] = None,
+    public_url: Annotated[
+        str | None, typer.Option(help="URL peers reach this node at (registered on-chain)")
+    ] = None,
+    log_level: Annotated[str, typer.Option(help="logging level")] = "info",
+) -> None:
+    """Run the node: embedded chain and store unless --chain/--ipfs, API on HOST:PORT."""
+    import uvicorn
+
+    from node.api.main import create_app
+    from node.runtime import init_node, open_node
+
+    logging.basicConfig(
+        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    settings = _settings(
+        data_dir,
+        host=host,
+        port=port,
+        chain_url=chain,
+        ipfs_api=ipfs,
+        epoch_period=epoch_period,
+        public_url=public_url,
+    )
+    try:
+        password = _password(confirm=not settings.node_file.exists())
+        if not settings.node_file.exists():
+            record = init_node(settings, password)
+            typer.echo(f"new node wallet {record.address} in {settings.data_dir}")
+        node = open_node(settings, password)
+    except CollegiumError as exc:
+        raise _fail(exc) from exc
+    typer.echo(
+        f"Collegium node {node.address} on http://{host}:{port} "
+        f"(chain {node.chain.kind} id {node.chain.chain_id}, registry {node.record.registry}, "
+        f"store {node.store.backend})"
+    )
+    try:
+        uvicorn.run(create_app(node), host=host, port=port, log_level=log_level.lower())
+    finally:
+        node.close()
+
+
+@app.command()
+def status(
+    data_dir: DataDirOpt = None,
+    url: Annotated[str | None, typer.Option(help="node URL [default: from the data dir]")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the raw JSON")] = False,
+) -> None:
+    """Show a running node's health: chain, block, epoch, registry, store, transactions."""
+    import httpx
+
+    from node.runtime import NodeRecord
+
+    settings = _settings(data_dir)
+    target = url or settings.endpoint
+    if url is None and settings.node_file.exists():
+        target = NodeRecord.load(settings.node_file).endpoint or target
+    try:
+        health = httpx.get(target.rstrip("/") + "/health", timeout=5).raise_for_status().json()
+    except httpx.HTTPError as exc:
+        raise _fail(
+            CollegiumError(f"node at {target} is not reachable: {exc}"), ExitStatus.UNREACHABLE
+        ) from exc
+    if as_json:
+        typer.echo(json.dumps(health, indent=2))
+        return
+    chain = health.get("chain", {})
+    typer.echo(f"node       {health.get('node')}  (v{health.get('version')})")
+    typer.echo(
+        f"chain      {chain.get('kind')} id {chain.get('chain_id')}  "
+        f"block {chain.get('block_number')}"
+    )
+    typer.echo(f"epoch      {health.get('epoch')}")
+    typer.echo(f"registry   {health.get('registry')}")
+    typer.echo(f"store      {health.get('store', {}).get('backend')}")
+    typer.echo(f"ledger     {health.get('transactions')}")
+
+
+@app.command()
+def verify(
+    data_dir: DataDirOpt = None,
+    chain: ChainOpt = None,
+) -> None:
+    """Re-check every stored transaction against the content store and the chain.
+
+    Exits 0 when everything matches and 3 with a report of each mismatch otherwise.
+    """
+    from node.ledger.audit import audit
+
+    settings = _settings(data_dir, chain_url=chain)
+    try:
+        with _audit_parts(settings) as (sessions, store, registry):
+            report = audit(sessions, store, registry)
+    except CollegiumError as exc:
+        raise _fail(exc) from exc
+    for finding in report.findings:
+        typer.echo(f"MISMATCH {finding}")
+    typer.echo(
+        f"checked {report.checked} transactions ({report.anchored} anchored, "
+        f"{report.pending} pending): "
+        + ("all match" if report.ok else f"{len(report.findings)} mismatches")
+    )
+    if not report.ok:
+        raise typer.Exit(int(ExitStatus.MISMATCH))
+
+
+class _audit_parts:  # noqa: N801 - used as a context manager
+    """Open the index, the store and a read-only registry for an audit."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.chain: Any = None
+        self.engine: Any = None
+
+    def __enter__(self) -> tuple[Any, Any, Any]:
+        from node.chain.backend import open_chain, open_rpc
+        from node.chain.registry import Registry
+        from node.db.session import create_db_engine, make_session_factory
+        from node.runtime import NodeRecord
+        from node.storage import open_store
+
+        settings = self.settings
+        record = NodeRecord.load(settings.node_file)
+        if record.registry is None:
+            raise CollegiumError("this node never started: no registry recorded")
+        url = settings.chain_url or record.chain_url or _running_node_rpc(record.endpoint)
+        self.chain = open_rpc(url) if url else open_chain(settings.data_dir, None)
+        registry = Registry(self.chain.w3, record.registry, None)
+        store = open_store(settings.data_dir, settings.ipfs_api)
+        self.engine = create_db_engine(settings.sqlalchemy_url)
+        return make_session_factory(self.engine), store, registry
+
+    def __exit__(self, *exc: object) -> None:
+        if self.engine is not None:
+            self.engine.dispose()
+        if self.chain is not None:
+            self.chain.close()
+
+
+def _running_node_rpc(endpoint: str | None) -> str | None:
+    """Return the ``/rpc`` URL of the node at ``endpoint`` if it is running now."""
+    import httpx
+
+    if endpoint is None:
+        return None
+    try:
+        httpx.get(endpoint + "/health", timeout=2).raise_for_status()
+    except httpx.HTTPError:
+        return None
+    return endpoint + "/rpc"
+
+
+def _mount_subcommands() -> None:
+    try:
+        from node.cli import ipfs
+
+        app.add_typer(ipfs.app, name="ipfs")
+    except ImportError:  # pragma: no cover - during bootstrap only
+        pass
+    try:
+        from node.cli import assign
+
+        app.command("assign")(assign.assign_command)
+    except ImportError:  # pragma: no cover
+        pass
+
+
+_mount_subcommands()
+
+
+def main() -> None:
+    """Entry point of the ``collegium`` script."""
+    app()
+
+
+__all__ = ["ExitStatus", "app", "default_data_dir", "main"]

@@ -1,0 +1,222 @@
+"""The composition root: open every part of a node from its data directory.
+
+``open_node`` wires the wallet, the chain backend, the registry binding, the content
+store, the index database and the ledger service, deploying and registering on the
+first start. Everything else receives these parts; nothing else opens them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from eth_account.signers.local import LocalAccount
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from node import __version__
+from node.config import DEFAULT_HOME_SUBSYSTEM, Settings
+from node.db.session import create_db_engine, make_session_factory, upgrade_database
+from node.errors import ConfigError
+from node.ledger.service import LedgerService
+from node.ledger.transaction import Domain
+
+log = logging.getLogger(__name__)
+
+ROLE_BITS = {"fe_system": 1, "fe_subsystem": 2, "be_system": 4, "be_subsystem": 8}
+ALL_ROLES = tuple(ROLE_BITS)
+DEFAULT_CAPACITY = 2
+
+
+def roles_to_mask(roles: list[str] | tuple[str, ...]) -> int:
+    """Return the registry bit mask of ``roles``; raise ``ConfigError`` for unknown ones."""
+    mask = 0
+    for role in roles:
+        if role not in ROLE_BITS:
+            raise ConfigError(f"unknown role {role!r}; known: {', '.join(ROLE_BITS)}")
+        mask |= ROLE_BITS[role]
+    return mask
+
+
+def mask_to_roles(mask: int) -> list[str]:
+    """Return the role names set in ``mask``."""
+    return [role for role, bit in ROLE_BITS.items() if mask & bit]
+
+
+@dataclass
+class NodeRecord:
+    """What ``collegium init`` decides and the first ``up`` completes (``node.json``)."""
+
+    address: str
+    home: str = DEFAULT_HOME_SUBSYSTEM
+    capacity: int = DEFAULT_CAPACITY
+    roles: list[str] = field(default_factory=lambda: list(ALL_ROLES))
+    chain_url: str | None = None
+    registry: str | None = None
+    chain_id: int | None = None
+    deployed_block: int | None = None
+    endpoint: str | None = None
+
+    @classmethod
+    def load(cls, path: Path) -> NodeRecord:
+        """Return the record stored at ``path``; raise ``ConfigError`` if absent."""
+        if not path.exists():
+            raise ConfigError(f"{path} not found: run `collegium init` first")
+        try:
+            return cls(**json.loads(path.read_text()))
+        except (ValueError, TypeError) as exc:
+            raise ConfigError(f"{path} is not a valid node record: {exc}") from exc
+
+    def save(self, path: Path) -> None:
+        """Write the record to ``path`` atomically."""
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(asdict(self), indent=2, sort_keys=True) + "\n")
+        tmp.replace(path)
+
+
+@dataclass
+class NodeContext:
+    """Every opened part of a running node."""
+
+    settings: Settings
+    record: NodeRecord
+    account: LocalAccount
+    chain: Any
+    registry: Any
+    store: Any
+    engine: Engine
+    sessions: sessionmaker[Session]
+    ledger: LedgerService
+
+    @property
+    def address(self) -> str:
+        """Return the node's wallet address."""
+        return str(self.account.address)
+
+    def health(self) -> dict[str, Any]:
+        """Return the node's health summary (served at ``GET /health``)."""
+        w3 = self.chain.w3
+        return {
+            "status": "ok",
+            "version": __version__,
+            "node": self.address,
+            "chain": {
+                "kind": self.chain.kind,
+                "chain_id": self.chain.chain_id,
+                "block_number": int(w3.eth.block_number),
+            },
+            "registry": self.record.registry,
+            "epoch": int(self.registry.current_epoch()),
+            "store": {"backend": self.store.backend},
+            "home": self.record.home,
+            "transactions": self.ledger.count(),
+        }
+
+    def close(self) -> None:
+        """Release the chain, the store and the database."""
+        self.engine.dispose()
+        close_store = getattr(self.store, "close", None)
+        if callable(close_store):
+            close_store()
+        self.chain.close()
+
+
+def init_node(
+    settings: Settings,
+    password: str,
+    *,
+    home: str = DEFAULT_HOME_SUBSYSTEM,
+    capacity: int = DEFAULT_CAPACITY,
+    roles: tuple[str, ...] = ALL_ROLES,
+    registry: str | None = None,
+) -> NodeRecord:
+    """Create the data directory, the node wallet and ``node.json``; return the record.
+
+    Raises ``ConfigError`` if the directory already holds a node.
+    """
+    from node.chain.keys import create_keystore
+
+    roles_to_mask(roles)
+    if capacity <= 0:
+        raise ConfigError(f"capacity must be positive, got {capacity}")
+    if settings.node_file.exists():
+        raise ConfigError(f"{settings.data_dir} already holds a node ({settings.node_file})")
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    address = create_keystore(settings.keystore_path, password)
+    record = NodeRecord(
+        address=str(address),
+        home=home,
+        capacity=capacity,
+        roles=list(roles),
+        chain_url=settings.chain_url,
+        registry=registry,
+    )
+    record.save(settings.node_file)
+    return record
+
+
+def open_node(settings: Settings, password: str) -> NodeContext:
+    """Open (and on first start deploy and register) the node in ``settings.data_dir``."""
+    from node.chain.backend import open_chain
+    from node.chain.contracts import deploy
+    from node.chain.keys import load_account
+    from node.chain.registry import Registry
+    from node.storage import open_store
+
+    record = NodeRecord.load(settings.node_file)
+    account = load_account(settings.keystore_path, password)
+    chain_url = settings.chain_url or record.chain_url
+    chain = open_chain(settings.data_dir, chain_url, fund=[account.address])
+    try:
+        if record.chain_id is not None and record.chain_id != chain.chain_id:
+            raise ConfigError(
+                f"chain id {chain.chain_id} differs from the {record.chain_id} this node joined"
+            )
+        if record.registry is None:
+            log.info("deploying the registry (epoch period %d blocks)", settings.epoch_period)
+            record.registry = str(deploy(chain.w3, account, "Registry", settings.epoch_period))
+            record.deployed_block = int(chain.w3.eth.block_number)
+        elif not chain.w3.eth.get_code(record.registry):
+            raise ConfigError(f"no registry contract at {record.registry} on this chain")
+        record.chain_id = chain.chain_id
+        record.chain_url = chain_url
+        record.endpoint = settings.endpoint
+        record.save(settings.node_file)
+        registry = Registry(chain.w3, record.registry, account)
+        _ensure_registered(registry, settings, record)
+        store = open_store(settings.data_dir, settings.ipfs_api)
+        upgrade_database(settings.sqlalchemy_url)
+        engine = create_db_engine(settings.sqlalchemy_url)
+        sessions = make_session_factory(engine)
+        ledger = LedgerService(
+            session_factory=sessions,
+            store=store,
+            registry=registry,
+            domain=Domain(chain.chain_id, record.registry),
+            node_address=account.address,
+        )
+    except BaseException:
+        chain.close()
+        raise
+    ctx = NodeContext(settings, record, account, chain, registry, store, engine, sessions, ledger)
+    recovered = ledger.recover()
+    if recovered:
+        log.info("anchored %d transactions left pending by the last run", recovered)
+    return ctx
+
+
+def _ensure_registered(registry: Any, settings: Settings, record: NodeRecord) -> None:
+    """Create the home subsystem if missing and register (or update) this node."""
+    if not registry.subsystem_exists(record.home):
+        registry.create_subsystem(record.home)
+    mask = roles_to_mask(record.roles)
+    if not registry.is_node(registry.account.address):
+        registry.register_node(settings.endpoint, record.capacity, mask, record.home)
+        return
+    info = registry.get_node(registry.account.address)
+    wanted = (settings.endpoint, record.capacity, mask, record.home)
+    if (info.endpoint, info.capacity, info.roles_mask, info.home) != wanted:
+        registry.update_node(*wanted)

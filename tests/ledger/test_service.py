@@ -1,0 +1,191 @@
+"""Unit tests of the ledger service's write order and recovery.
+
+The registry and the store are in-memory fakes here on purpose: this tests the
+service's own logic (nothing written on bad input, pending rows finished exactly once
+after a crash). The real chain and store are exercised in tests/api and tests/cli.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import pytest
+from eth_account import Account
+from sqlalchemy import func, select
+
+from node.db.models import BusinessTransaction, TransactionStatus
+from node.db.session import create_db_engine, make_session_factory, upgrade_database
+from node.errors import ChainError, ValidationError
+from node.ledger.service import (
+    LedgerService,
+    ReplayedTransaction,
+    SignerMismatch,
+    UnknownSubsystem,
+)
+from node.ledger.transaction import BusinessTx, Domain, sign_tx
+
+
+@dataclasses.dataclass
+class FakeAnchor:
+    root: bytes
+    tree_size: int
+    count: int
+    batch_cid: str
+    subsystem: str
+    node: str
+    block_number: int
+
+
+@dataclasses.dataclass
+class FakeReceipt:
+    tx_hash: bytes
+    block_number: int
+    index: int
+
+
+class FakeRegistry:
+    def __init__(self, node: str) -> None:
+        self.node = node
+        self.anchors: list[FakeAnchor] = []
+        self.fail = False
+
+    def subsystem_exists(self, name: str) -> bool:
+        return name == "main"
+
+    def anchor(self, subsystem: str, root: bytes, tree_size: int, count: int, cid: str) -> Any:
+        if self.fail:
+            raise ChainError("chain unreachable")
+        self.anchors.append(FakeAnchor(root, tree_size, count, cid, subsystem, self.node, 10))
+        return FakeReceipt(b"\x01" * 32, 10, len(self.anchors) - 1)
+
+    def anchor_count(self) -> int:
+        return len(self.anchors)
+
+    def get_anchor(self, index: int) -> FakeAnchor:
+        return self.anchors[index]
+
+
+class FakeStore:
+    backend = "fake"
+
+    def __init__(self) -> None:
+        self.blocks: dict[str, bytes] = {}
+
+    def add_bytes(
+        self, data: bytes, *, cid_version: int = 1, pin: bool = True, only_hash: bool = False
+    ) -> str:
+        cid = "fake" + hashlib.sha256(data).hexdigest()
+        if not only_hash:
+            self.blocks[cid] = data
+        return cid
+
+    def cat(self, cid: str, path: str = "") -> bytes:
+        return self.blocks[cid]
+
+
+@pytest.fixture
+def parts(tmp_path: Path) -> Any:
+    url = f"sqlite:///{tmp_path / 'index.sqlite'}"
+    upgrade_database(url)
+    engine = create_db_engine(url)
+    sessions = make_session_factory(engine)
+    node = Account.create().address
+    registry, store = FakeRegistry(node), FakeStore()
+    domain = Domain(1337, "0x" + "11" * 20)
+    service = LedgerService(
+        session_factory=sessions, store=store, registry=registry, domain=domain, node_address=node
+    )
+    yield service, registry, store, sessions
+    engine.dispose()
+
+
+def signed(service: LedgerService, wallet: Any, **changes: Any) -> tuple[BusinessTx, bytes]:
+    tx = BusinessTx("main", "payment", (), "10", "EUR", "", "", 1, 1_764_000_000)
+    tx = dataclasses.replace(tx, **changes)
+    return tx, sign_tx(service.domain, tx, wallet.key)
+
+
+def count_rows(sessions: Any) -> int:
+    with sessions() as s:
+        return int(s.scalar(select(func.count()).select_from(BusinessTransaction)))
+
+
+def test_submit_stores_and_anchors(parts: Any) -> None:
+    service, registry, store, sessions = parts
+    wallet = Account.create()
+    tx, sig = signed(service, wallet)
+    row = service.submit(tx, sig, wallet.address)
+    assert row.status == TransactionStatus.ANCHORED
+    assert row.anchor is not None and row.anchor.index == 0
+    assert store.blocks[row.cid] == row.body
+    assert registry.anchors[0].root.hex() == row.leaf_hash[2:]
+
+
+def test_rejections_write_nothing(parts: Any) -> None:
+    service, registry, store, sessions = parts
+    wallet, other = Account.create(), Account.create()
+    tx, sig = signed(service, wallet)
+    with pytest.raises(SignerMismatch):
+        service.submit(tx, sig, other.address)
+    bad_tx, bad_sig = signed(service, wallet, subsystem="nope")
+    with pytest.raises(UnknownSubsystem):
+        service.submit(bad_tx, bad_sig, wallet.address)
+    with pytest.raises(ValidationError):
+        service.submit(dataclasses.replace(tx, amount="1.0"), sig, wallet.address)
+    assert count_rows(sessions) == 0 and not store.blocks and not registry.anchors
+    service.submit(tx, sig, wallet.address)
+    with pytest.raises(ReplayedTransaction):
+        service.submit(tx, sig, wallet.address)
+    tx2, sig2 = signed(service, wallet, amount="11")  # same nonce, other content
+    with pytest.raises(ReplayedTransaction):
+        service.submit(tx2, sig2, wallet.address)
+    assert count_rows(sessions) == 1 and len(registry.anchors) == 1
+
+
+def test_chain_failure_keeps_pending_then_recover(parts: Any) -> None:
+    service, registry, store, sessions = parts
+    wallet = Account.create()
+    registry.fail = True
+    tx, sig = signed(service, wallet)
+    row = service.submit(tx, sig, wallet.address)
+    assert row.status == TransactionStatus.PENDING
+    registry.fail = False
+    assert service.recover() == 1
+    assert service.get(row.tx_id).status == TransactionStatus.ANCHORED  # type: ignore[union-attr]
+    assert len(registry.anchors) == 1
+
+
+def test_recover_adopts_anchor_sent_before_crash(parts: Any) -> None:
+    service, registry, store, sessions = parts
+    wallet = Account.create()
+    registry.fail = True
+    tx, sig = signed(service, wallet)
+    row = service.submit(tx, sig, wallet.address)
+    # the anchor reached the chain but the process died before recording it
+    registry.fail = False
+    registry.anchor("main", bytes.fromhex(row.leaf_hash[2:]), row.seq, 1, row.cid)
+    service.recover()
+    assert len(registry.anchors) == 1
+    assert service.get(row.tx_id).anchor.index == 0  # type: ignore[union-attr]
+
+
+def test_list_filters_and_cursor(parts: Any) -> None:
+    service, _, _, _ = parts
+    wallet = Account.create()
+    party = Account.create().address
+    for n in range(5):
+        tx, sig = signed(
+            service, wallet, nonce=n, kind="invoice" if n % 2 else "payment", parties=(party,)
+        )
+        service.submit(tx, sig, wallet.address)
+    page = service.list(limit=2)
+    assert [r.nonce for r in page.items] == [4, 3]
+    page2 = service.list(limit=2, before=page.next_cursor)
+    assert [r.nonce for r in page2.items] == [2, 1]
+    assert [r.nonce for r in service.list(kind="invoice").items] == [3, 1]
+    assert len(service.list(party=party).items) == 5
+    assert service.list(party=Account.create().address).items == []
+    assert service.count() == {"anchored": 5}
