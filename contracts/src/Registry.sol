@@ -1,0 +1,688 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.28;
+
+/// @title Collegium registry
+/// @notice The on-chain state every Collegium node agrees on: system admins, registered nodes,
+/// subsystems with their admins and participants, anchors of business-transaction batches,
+/// the epoch schedule with its seeds, the nodes' attestations of each epoch's assignment root,
+/// and the vote that changes the epoch period.
+/// @dev Every state-changing function checks its caller and emits an event. Failures revert
+/// with a custom error; the Python bindings decode it from the ABI and name it in the message.
+contract Registry {
+    // ------------------------------------------------------------------ constants
+
+    /// @notice Domain tag mixed into every epoch seed (see `computeSeed`).
+    bytes32 public constant SEED_DOMAIN = keccak256("collegium/epoch-seed/v1");
+
+    /// @notice How far back `BLOCKHASH` reaches (EVM rule).
+    uint256 public constant BLOCKHASH_WINDOW = 256;
+
+    /// @notice Smallest and largest epoch period, in blocks.
+    uint64 public constant MIN_EPOCH_PERIOD = 1;
+    uint64 public constant MAX_EPOCH_PERIOD = 10_000_000;
+
+    /// @notice Role bits of `rolesMask`: bit0 fe_system, bit1 fe_subsystem, bit2 be_system, bit3 be_subsystem.
+    uint8 public constant ROLE_FE_SYSTEM = 1;
+    uint8 public constant ROLE_FE_SUBSYSTEM = 2;
+    uint8 public constant ROLE_BE_SYSTEM = 4;
+    uint8 public constant ROLE_BE_SUBSYSTEM = 8;
+    uint8 public constant ROLES_ALL = 15;
+
+    /// @notice Subsystem names are 1..64 bytes; node endpoints 1..256 bytes; CIDs at most 128 bytes.
+    uint256 public constant MAX_NAME_LENGTH = 64;
+    uint256 public constant MAX_ENDPOINT_LENGTH = 256;
+    uint256 public constant MAX_CID_LENGTH = 128;
+
+    // ------------------------------------------------------------------ errors
+
+    error NotSystemAdmin(address caller);
+    error AlreadySystemAdmin(address account);
+    error SystemAdminNotFound(address account);
+    error LastSystemAdmin(address account);
+    error ZeroAddress();
+
+    error NotRegisteredNode(address caller);
+    error NodeAlreadyRegistered(address node);
+    error InvalidCapacity(uint32 capacity);
+    error InvalidRoles(uint8 rolesMask);
+    error InvalidEndpoint(uint256 length);
+
+    error InvalidSubsystemName(uint256 length);
+    error SubsystemAlreadyExists(string name);
+    error UnknownSubsystem(string name);
+    error NotSubsystemAdmin(string name, address caller);
+    error AlreadySubsystemAdmin(string name, address account);
+    error SubsystemAdminNotFound(string name, address account);
+    error LastSubsystemAdmin(string name, address account);
+    error AlreadyParticipant(string name, address account);
+    error ParticipantNotFound(string name, address account);
+    error InvalidCid(uint256 length);
+
+    error InvalidAnchor(bytes32 root, uint64 treeSize, uint64 count);
+    error IndexOutOfRange(uint256 index, uint256 length);
+
+    error EpochNotStarted(uint64 epoch, uint256 boundaryBlock, uint256 currentBlock);
+    error SeedAlreadyFixed(uint64 epoch);
+    error SeedNotFixed(uint64 epoch);
+    error EpochInFuture(uint64 epoch, uint64 currentEpoch);
+    error AlreadyAttested(uint64 epoch, address node);
+    error ZeroRoot();
+
+    error InvalidEpochPeriod(uint64 period);
+    error UnknownProposal(uint256 id);
+    error ProposalAlreadyExecuted(uint256 id);
+    error AlreadyVoted(uint256 id, address node);
+    error NoMajority(uint256 id, uint256 votes, uint256 activeNodes);
+
+    // ------------------------------------------------------------------ events
+
+    event SystemAdminAdded(address indexed account, address indexed by);
+    event SystemAdminRemoved(address indexed account, address indexed by);
+    event FrontendSet(string cid, address indexed by);
+
+    event NodeRegistered(address indexed node, string endpoint, uint32 capacity, uint8 rolesMask, string home);
+    event NodeUpdated(address indexed node, string endpoint, uint32 capacity, uint8 rolesMask, string home);
+    event NodeLeft(address indexed node);
+
+    event SubsystemCreated(bytes32 indexed id, string name, address indexed creator);
+    event SubsystemAdminAdded(bytes32 indexed id, address indexed account, address indexed by);
+    event SubsystemAdminRemoved(bytes32 indexed id, address indexed account, address indexed by);
+    event ParticipantAdded(bytes32 indexed id, address indexed account, address indexed by);
+    event ParticipantRemoved(bytes32 indexed id, address indexed account, address indexed by);
+    event SubsystemFrontendSet(bytes32 indexed id, string cid, address indexed by);
+
+    event Anchored(
+        uint256 indexed index,
+        bytes32 indexed root,
+        address indexed node,
+        string subsystem,
+        uint64 treeSize,
+        uint64 count,
+        string batchCid
+    );
+
+    event SeedFixed(uint64 indexed epoch, bytes32 seed, uint256 sourceBlock);
+    event Attested(uint64 indexed epoch, address indexed node, bytes32 root);
+
+    event EpochPeriodProposed(uint256 indexed id, address indexed proposer, uint64 newPeriod);
+    event EpochPeriodVoted(uint256 indexed id, address indexed node, uint256 votes, uint256 activeNodes);
+    event EpochPeriodChanged(uint256 indexed id, uint64 oldPeriod, uint64 newPeriod, uint64 startEpoch, uint64 startBlock);
+
+    // ------------------------------------------------------------------ storage
+
+    struct Node {
+        string endpoint;
+        string home;
+        uint32 capacity;
+        uint8 rolesMask;
+        bool active;
+        uint64 registeredAt;
+    }
+
+    struct Subsystem {
+        bool exists;
+        string name;
+        uint256 adminCount;
+        mapping(address => bool) admins;
+        address[] participantList;
+        mapping(address => uint256) participantSlot; // index + 1; 0 = not a participant
+        string frontendCid;
+    }
+
+    struct AnchorRecord {
+        bytes32 root;
+        uint64 treeSize;
+        uint64 count;
+        uint64 blockNumber;
+        address node;
+        string subsystem;
+        string batchCid;
+    }
+
+    /// @notice A stretch of the epoch schedule with one period: epoch `startEpoch` begins at
+    /// block `startBlock`, and every `length` blocks after it a new epoch begins.
+    struct Period {
+        uint64 startEpoch;
+        uint64 startBlock;
+        uint64 length;
+    }
+
+    struct Proposal {
+        uint64 newPeriod;
+        bool executed;
+        address proposer;
+        address[] voters;
+        mapping(address => bool) voted;
+    }
+
+    struct SeedRecord {
+        bytes32 seed;
+        uint64 sourceBlock;
+        uint64 fixedAt;
+    }
+
+    address[] private _systemAdmins;
+    mapping(address => uint256) private _systemAdminSlot; // index + 1
+
+    string private _frontendCid;
+
+    mapping(address => Node) private _nodes;
+    address[] private _activeNodes;
+    mapping(address => uint256) private _nodeSlot; // index + 1
+
+    mapping(bytes32 => Subsystem) private _subsystems;
+    bytes32[] private _subsystemIds;
+
+    AnchorRecord[] private _anchors;
+
+    Period[] private _periods;
+    mapping(uint64 => SeedRecord) private _seeds;
+    mapping(uint64 => mapping(address => bytes32)) private _attestations;
+
+    Proposal[] private _proposals;
+
+    // ------------------------------------------------------------------ modifiers
+
+    modifier onlySystemAdmin() {
+        if (_systemAdminSlot[msg.sender] == 0) revert NotSystemAdmin(msg.sender);
+        _;
+    }
+
+    modifier onlyNode() {
+        if (_nodeSlot[msg.sender] == 0) revert NotRegisteredNode(msg.sender);
+        _;
+    }
+
+    modifier onlySubsystemAdmin(string calldata name) {
+        Subsystem storage s = _existing(name);
+        if (!s.admins[msg.sender]) revert NotSubsystemAdmin(name, msg.sender);
+        _;
+    }
+
+    /// @param epochPeriod_ Length of an epoch in blocks; epoch 0 starts at the deployment block.
+    constructor(uint64 epochPeriod_) {
+        if (epochPeriod_ < MIN_EPOCH_PERIOD || epochPeriod_ > MAX_EPOCH_PERIOD) {
+            revert InvalidEpochPeriod(epochPeriod_);
+        }
+        _periods.push(Period({startEpoch: 0, startBlock: uint64(block.number), length: epochPeriod_}));
+        _systemAdmins.push(msg.sender);
+        _systemAdminSlot[msg.sender] = 1;
+        emit SystemAdminAdded(msg.sender, msg.sender);
+    }
+
+    // ------------------------------------------------------------------ system admins
+
+    function addSystemAdmin(address account) external onlySystemAdmin {
+        if (account == address(0)) revert ZeroAddress();
+        if (_systemAdminSlot[account] != 0) revert AlreadySystemAdmin(account);
+        _systemAdmins.push(account);
+        _systemAdminSlot[account] = _systemAdmins.length;
+        emit SystemAdminAdded(account, msg.sender);
+    }
+
+    /// @notice Remove a system admin (an admin may remove itself); the last admin stays.
+    function removeSystemAdmin(address account) external onlySystemAdmin {
+        uint256 slot = _systemAdminSlot[account];
+        if (slot == 0) revert SystemAdminNotFound(account);
+        if (_systemAdmins.length == 1) revert LastSystemAdmin(account);
+        _removeAt(_systemAdmins, _systemAdminSlot, slot);
+        emit SystemAdminRemoved(account, msg.sender);
+    }
+
+    function isSystemAdmin(address account) external view returns (bool) {
+        return _systemAdminSlot[account] != 0;
+    }
+
+    function systemAdmins() external view returns (address[] memory) {
+        return _systemAdmins;
+    }
+
+    function setFrontend(string calldata cid) external onlySystemAdmin {
+        if (bytes(cid).length > MAX_CID_LENGTH) revert InvalidCid(bytes(cid).length);
+        _frontendCid = cid;
+        emit FrontendSet(cid, msg.sender);
+    }
+
+    function frontendCid() external view returns (string memory) {
+        return _frontendCid;
+    }
+
+    // ------------------------------------------------------------------ nodes
+
+    /// @notice Register the caller as an active node. `home` is the name of the node's home
+    /// subsystem (its failure domain), 0..64 bytes; it need not exist yet.
+    function registerNode(string calldata endpoint, uint32 capacity, uint8 rolesMask, string calldata home)
+        external
+    {
+        if (_nodeSlot[msg.sender] != 0) revert NodeAlreadyRegistered(msg.sender);
+        _checkNode(endpoint, capacity, rolesMask, home);
+        _nodes[msg.sender] = Node({
+            endpoint: endpoint,
+            home: home,
+            capacity: capacity,
+            rolesMask: rolesMask,
+            active: true,
+            registeredAt: uint64(block.number)
+        });
+        _activeNodes.push(msg.sender);
+        _nodeSlot[msg.sender] = _activeNodes.length;
+        emit NodeRegistered(msg.sender, endpoint, capacity, rolesMask, home);
+    }
+
+    function updateNode(string calldata endpoint, uint32 capacity, uint8 rolesMask, string calldata home)
+        external
+        onlyNode
+    {
+        _checkNode(endpoint, capacity, rolesMask, home);
+        Node storage n = _nodes[msg.sender];
+        n.endpoint = endpoint;
+        n.home = home;
+        n.capacity = capacity;
+        n.rolesMask = rolesMask;
+        emit NodeUpdated(msg.sender, endpoint, capacity, rolesMask, home);
+    }
+
+    /// @notice The caller stops being an active node (its record stays, with active = false).
+    function leaveNode() external onlyNode {
+        _removeAt(_activeNodes, _nodeSlot, _nodeSlot[msg.sender]);
+        _nodes[msg.sender].active = false;
+        emit NodeLeft(msg.sender);
+    }
+
+    function nodeCount() external view returns (uint256) {
+        return _activeNodes.length;
+    }
+
+    function nodeAt(uint256 i) external view returns (address) {
+        if (i >= _activeNodes.length) revert IndexOutOfRange(i, _activeNodes.length);
+        return _activeNodes[i];
+    }
+
+    function getNode(address node)
+        external
+        view
+        returns (
+            string memory endpoint,
+            uint32 capacity,
+            uint8 rolesMask,
+            string memory home,
+            bool active,
+            uint64 registeredAt
+        )
+    {
+        Node storage n = _nodes[node];
+        return (n.endpoint, n.capacity, n.rolesMask, n.home, n.active, n.registeredAt);
+    }
+
+    function isNode(address account) external view returns (bool) {
+        return _nodeSlot[account] != 0;
+    }
+
+    // ------------------------------------------------------------------ subsystems
+
+    /// @notice Create subsystem `name` (1..64 bytes); the caller becomes its first admin and participant.
+    function createSubsystem(string calldata name) external {
+        uint256 len = bytes(name).length;
+        if (len == 0 || len > MAX_NAME_LENGTH) revert InvalidSubsystemName(len);
+        bytes32 id = keccak256(bytes(name));
+        Subsystem storage s = _subsystems[id];
+        if (s.exists) revert SubsystemAlreadyExists(name);
+        s.exists = true;
+        s.name = name;
+        s.admins[msg.sender] = true;
+        s.adminCount = 1;
+        s.participantList.push(msg.sender);
+        s.participantSlot[msg.sender] = 1;
+        _subsystemIds.push(id);
+        emit SubsystemCreated(id, name, msg.sender);
+        emit SubsystemAdminAdded(id, msg.sender, msg.sender);
+        emit ParticipantAdded(id, msg.sender, msg.sender);
+    }
+
+    function addSubsystemAdmin(string calldata name, address account) external onlySubsystemAdmin(name) {
+        if (account == address(0)) revert ZeroAddress();
+        Subsystem storage s = _subsystems[keccak256(bytes(name))];
+        if (s.admins[account]) revert AlreadySubsystemAdmin(name, account);
+        s.admins[account] = true;
+        s.adminCount += 1;
+        emit SubsystemAdminAdded(keccak256(bytes(name)), account, msg.sender);
+    }
+
+    /// @notice Remove a subsystem admin (an admin may remove itself); the last admin stays.
+    function removeSubsystemAdmin(string calldata name, address account) external onlySubsystemAdmin(name) {
+        Subsystem storage s = _subsystems[keccak256(bytes(name))];
+        if (!s.admins[account]) revert SubsystemAdminNotFound(name, account);
+        if (s.adminCount == 1) revert LastSubsystemAdmin(name, account);
+        s.admins[account] = false;
+        s.adminCount -= 1;
+        emit SubsystemAdminRemoved(keccak256(bytes(name)), account, msg.sender);
+    }
+
+    function addParticipant(string calldata name, address account) external onlySubsystemAdmin(name) {
+        if (account == address(0)) revert ZeroAddress();
+        Subsystem storage s = _subsystems[keccak256(bytes(name))];
+        if (s.participantSlot[account] != 0) revert AlreadyParticipant(name, account);
+        s.participantList.push(account);
+        s.participantSlot[account] = s.participantList.length;
+        emit ParticipantAdded(keccak256(bytes(name)), account, msg.sender);
+    }
+
+    function removeParticipant(string calldata name, address account) external onlySubsystemAdmin(name) {
+        Subsystem storage s = _subsystems[keccak256(bytes(name))];
+        uint256 slot = s.participantSlot[account];
+        if (slot == 0) revert ParticipantNotFound(name, account);
+        _removeAt(s.participantList, s.participantSlot, slot);
+        emit ParticipantRemoved(keccak256(bytes(name)), account, msg.sender);
+    }
+
+    function setSubsystemFrontend(string calldata name, string calldata cid) external onlySubsystemAdmin(name) {
+        if (bytes(cid).length > MAX_CID_LENGTH) revert InvalidCid(bytes(cid).length);
+        _subsystems[keccak256(bytes(name))].frontendCid = cid;
+        emit SubsystemFrontendSet(keccak256(bytes(name)), cid, msg.sender);
+    }
+
+    function subsystemFrontend(string calldata name) external view returns (string memory) {
+        return _existing(name).frontendCid;
+    }
+
+    function subsystemExists(string calldata name) external view returns (bool) {
+        return _subsystems[keccak256(bytes(name))].exists;
+    }
+
+    function isParticipant(string calldata name, address account) external view returns (bool) {
+        return _subsystems[keccak256(bytes(name))].participantSlot[account] != 0;
+    }
+
+    function isSubsystemAdmin(string calldata name, address account) external view returns (bool) {
+        return _subsystems[keccak256(bytes(name))].admins[account];
+    }
+
+    function subsystemCount() external view returns (uint256) {
+        return _subsystemIds.length;
+    }
+
+    function subsystemAt(uint256 i) external view returns (string memory) {
+        if (i >= _subsystemIds.length) revert IndexOutOfRange(i, _subsystemIds.length);
+        return _subsystems[_subsystemIds[i]].name;
+    }
+
+    function participants(string calldata name) external view returns (address[] memory) {
+        return _existing(name).participantList;
+    }
+
+    // ------------------------------------------------------------------ anchors
+
+    /// @notice Record the Merkle `root` of a batch of `count` business transactions whose log now
+    /// holds `treeSize` entries; the batch itself is on IPFS at `batchCid`. `subsystem` is "" for
+    /// a system-wide batch, else the name of an existing subsystem. Registered nodes only.
+    function anchor(string calldata subsystem, bytes32 root, uint64 treeSize, uint64 count, string calldata batchCid)
+        external
+        onlyNode
+        returns (uint256 index)
+    {
+        if (root == bytes32(0) || count > treeSize) revert InvalidAnchor(root, treeSize, count);
+        if (bytes(subsystem).length != 0) _existing(subsystem);
+        if (bytes(batchCid).length > MAX_CID_LENGTH) revert InvalidCid(bytes(batchCid).length);
+        index = _anchors.length;
+        _anchors.push(
+            AnchorRecord({
+                root: root,
+                treeSize: treeSize,
+                count: count,
+                blockNumber: uint64(block.number),
+                node: msg.sender,
+                subsystem: subsystem,
+                batchCid: batchCid
+            })
+        );
+        emit Anchored(index, root, msg.sender, subsystem, treeSize, count, batchCid);
+    }
+
+    function anchorCount() external view returns (uint256) {
+        return _anchors.length;
+    }
+
+    function getAnchor(uint256 i)
+        external
+        view
+        returns (
+            bytes32 root,
+            uint64 treeSize,
+            uint64 count,
+            string memory batchCid,
+            string memory subsystem,
+            address node,
+            uint64 blockNumber
+        )
+    {
+        if (i >= _anchors.length) revert IndexOutOfRange(i, _anchors.length);
+        AnchorRecord storage a = _anchors[i];
+        return (a.root, a.treeSize, a.count, a.batchCid, a.subsystem, a.node, a.blockNumber);
+    }
+
+    // ------------------------------------------------------------------ epochs and seeds
+
+    /// @notice The epoch that contains the current block.
+    function currentEpoch() public view returns (uint64) {
+        return _epochAt(block.number);
+    }
+
+    /// @notice The block at which epoch `e` starts (its boundary block). For an epoch beyond a
+    /// pending period change this is the schedule as it stands now.
+    function epochStartBlock(uint64 e) public view returns (uint256) {
+        for (uint256 i = _periods.length; i > 0; i--) {
+            Period storage p = _periods[i - 1];
+            if (e >= p.startEpoch) {
+                return uint256(p.startBlock) + uint256(e - p.startEpoch) * uint256(p.length);
+            }
+        }
+        return _periods[0].startBlock; // unreachable: the first period starts at epoch 0
+    }
+
+    /// @notice The epoch period (in blocks) in force at the current block.
+    function epochPeriod() external view returns (uint64) {
+        return _periodAt(block.number).length;
+    }
+
+    /// @notice The schedule: a new period is appended, never rewritten once it has started.
+    function periodCount() external view returns (uint256) {
+        return _periods.length;
+    }
+
+    function periodAt(uint256 i) external view returns (uint64 startEpoch, uint64 startBlock, uint64 length) {
+        if (i >= _periods.length) revert IndexOutOfRange(i, _periods.length);
+        Period storage p = _periods[i];
+        return (p.startEpoch, p.startBlock, p.length);
+    }
+
+    /// @notice Return the seed formula: keccak256(abi.encode(SEED_DOMAIN, epoch, sourceHash, prevrandao)).
+    function computeSeed(uint64 epoch, bytes32 sourceHash, uint256 prevrandao) public pure returns (bytes32) {
+        return keccak256(abi.encode(SEED_DOMAIN, epoch, sourceHash, prevrandao));
+    }
+
+    /// @notice Fix the seed of `epoch` for ever. Anyone may call it once the epoch's boundary
+    /// block (`epochStartBlock(epoch)`) is in the past, i.e. block.number > boundary.
+    /// seed = keccak256(abi.encode(SEED_DOMAIN, epoch, blockhash(boundary), block.prevrandao)).
+    /// The boundary block is chosen in advance by the schedule (look-ahead), so the seed's
+    /// block-hash part is fixed before anyone can call this; `prevrandao` of the calling block is
+    /// mixed in, so calling right after the boundary is what an honest node does.
+    /// @dev Fallback: `BLOCKHASH` only reaches the last 256 blocks. If nobody fixed the seed
+    /// within 256 blocks after the boundary, the source becomes the most recent block
+    /// (block.number - 1) instead. Trade-off: the late caller then chooses, by choosing when to
+    /// call, among up to one candidate seed per block (grinding); the fallback keeps the system
+    /// live, and nodes prevent it by fixing the seed promptly. `SeedFixed.sourceBlock` and
+    /// `seedInfo` say which block was used, so anyone can re-check the seed from block headers.
+    function fixSeed(uint64 epoch) external returns (bytes32 seed) {
+        uint256 boundary = epochStartBlock(epoch);
+        if (block.number <= boundary) revert EpochNotStarted(epoch, boundary, block.number);
+        if (_seeds[epoch].seed != bytes32(0)) revert SeedAlreadyFixed(epoch);
+        uint256 source = boundary;
+        bytes32 sourceHash = blockhash(boundary);
+        if (sourceHash == bytes32(0)) {
+            source = block.number - 1;
+            sourceHash = blockhash(source);
+        }
+        seed = computeSeed(epoch, sourceHash, block.prevrandao);
+        _seeds[epoch] = SeedRecord({seed: seed, sourceBlock: uint64(source), fixedAt: uint64(block.number)});
+        emit SeedFixed(epoch, seed, source);
+    }
+
+    /// @notice The seed of `epoch`, or zero if not fixed yet.
+    function seeds(uint64 epoch) external view returns (bytes32) {
+        return _seeds[epoch].seed;
+    }
+
+    /// @notice The seed of `epoch` with the block whose hash it used and the block that fixed it.
+    function seedInfo(uint64 epoch) external view returns (bytes32 seed, uint64 sourceBlock, uint64 fixedAt) {
+        SeedRecord storage r = _seeds[epoch];
+        return (r.seed, r.sourceBlock, r.fixedAt);
+    }
+
+    // ------------------------------------------------------------------ attestations
+
+    /// @notice A registered node signs the assignment root it computed for `epoch` (the epoch
+    /// must have started and its seed be fixed). Once per (epoch, node); no overwrite.
+    function attest(uint64 epoch, bytes32 root) external onlyNode {
+        if (root == bytes32(0)) revert ZeroRoot();
+        uint64 current = currentEpoch();
+        if (epoch > current) revert EpochInFuture(epoch, current);
+        if (_seeds[epoch].seed == bytes32(0)) revert SeedNotFixed(epoch);
+        if (_attestations[epoch][msg.sender] != bytes32(0)) revert AlreadyAttested(epoch, msg.sender);
+        _attestations[epoch][msg.sender] = root;
+        emit Attested(epoch, msg.sender, root);
+    }
+
+    /// @notice The root `node` attested for `epoch`, or zero.
+    function attestationOf(uint64 epoch, address node) external view returns (bytes32) {
+        return _attestations[epoch][node];
+    }
+
+    // ------------------------------------------------------------------ epoch period vote
+
+    /// @notice A registered node proposes a new epoch period and votes for it. Once more than
+    /// half of the active nodes have voted, the new period takes effect at the next epoch
+    /// boundary, so every epoch that has started keeps its start block (the schedule stays continuous).
+    function proposeEpochPeriod(uint64 newPeriod) external onlyNode returns (uint256 id) {
+        if (newPeriod < MIN_EPOCH_PERIOD || newPeriod > MAX_EPOCH_PERIOD) revert InvalidEpochPeriod(newPeriod);
+        id = _proposals.length;
+        Proposal storage p = _proposals.push();
+        p.newPeriod = newPeriod;
+        p.proposer = msg.sender;
+        emit EpochPeriodProposed(id, msg.sender, newPeriod);
+        _vote(id, p);
+    }
+
+    /// @notice A registered node votes for proposal `id`; executes it on a majority.
+    function voteEpochPeriod(uint256 id) external onlyNode {
+        Proposal storage p = _proposal(id);
+        if (p.executed) revert ProposalAlreadyExecuted(id);
+        if (p.voted[msg.sender]) revert AlreadyVoted(id, msg.sender);
+        _vote(id, p);
+    }
+
+    /// @notice Anyone executes proposal `id` if its voters still active are more than half of
+    /// the active nodes (e.g. after nodes left).
+    function executeEpochPeriod(uint256 id) external {
+        Proposal storage p = _proposal(id);
+        if (p.executed) revert ProposalAlreadyExecuted(id);
+        uint256 votes = _activeVotes(p);
+        if (votes * 2 <= _activeNodes.length) revert NoMajority(id, votes, _activeNodes.length);
+        _execute(id, p);
+    }
+
+    function proposalCount() external view returns (uint256) {
+        return _proposals.length;
+    }
+
+    /// @notice Proposal `id`: its period, proposer, whether it was executed, and the votes of
+    /// voters that are still active nodes.
+    function getProposal(uint256 id)
+        external
+        view
+        returns (uint64 newPeriod, address proposer, bool executed, uint256 votes)
+    {
+        Proposal storage p = _proposal(id);
+        return (p.newPeriod, p.proposer, p.executed, _activeVotes(p));
+    }
+
+    function hasVoted(uint256 id, address node) external view returns (bool) {
+        return _proposal(id).voted[node];
+    }
+
+    // ------------------------------------------------------------------ internals
+
+    function _checkNode(string calldata endpoint, uint32 capacity, uint8 rolesMask, string calldata home)
+        private
+        pure
+    {
+        uint256 len = bytes(endpoint).length;
+        if (len == 0 || len > MAX_ENDPOINT_LENGTH) revert InvalidEndpoint(len);
+        if (capacity == 0) revert InvalidCapacity(capacity);
+        if (rolesMask == 0 || rolesMask > ROLES_ALL) revert InvalidRoles(rolesMask);
+        if (bytes(home).length > MAX_NAME_LENGTH) revert InvalidSubsystemName(bytes(home).length);
+    }
+
+    function _existing(string calldata name) private view returns (Subsystem storage s) {
+        s = _subsystems[keccak256(bytes(name))];
+        if (!s.exists) revert UnknownSubsystem(name);
+    }
+
+    /// @dev Swap-and-pop the entry at `slot` (index + 1) of an enumerable address set.
+    function _removeAt(address[] storage list, mapping(address => uint256) storage slotOf, uint256 slot) private {
+        address removed = list[slot - 1];
+        address last = list[list.length - 1];
+        list[slot - 1] = last;
+        slotOf[last] = slot;
+        list.pop();
+        delete slotOf[removed];
+    }
+
+    function _periodAt(uint256 blockNumber) private view returns (Period storage) {
+        for (uint256 i = _periods.length; i > 1; i--) {
+            if (blockNumber >= _periods[i - 1].startBlock) return _periods[i - 1];
+        }
+        return _periods[0];
+    }
+
+    function _epochAt(uint256 blockNumber) private view returns (uint64) {
+        Period storage p = _periodAt(blockNumber);
+        if (blockNumber < p.startBlock) return 0; // before deployment
+        return p.startEpoch + uint64((blockNumber - p.startBlock) / p.length);
+    }
+
+    function _proposal(uint256 id) private view returns (Proposal storage) {
+        if (id >= _proposals.length) revert UnknownProposal(id);
+        return _proposals[id];
+    }
+
+    function _activeVotes(Proposal storage p) private view returns (uint256 votes) {
+        uint256 n = p.voters.length;
+        for (uint256 i = 0; i < n; i++) {
+            if (_nodeSlot[p.voters[i]] != 0) votes++;
+        }
+    }
+
+    function _vote(uint256 id, Proposal storage p) private {
+        p.voted[msg.sender] = true;
+        p.voters.push(msg.sender);
+        uint256 votes = _activeVotes(p);
+        emit EpochPeriodVoted(id, msg.sender, votes, _activeNodes.length);
+        if (votes * 2 > _activeNodes.length) _execute(id, p);
+    }
+
+    /// @dev The new period starts at the next epoch boundary; a change already pending for that
+    /// boundary is replaced (its period has not started, so no epoch moves).
+    function _execute(uint256 id, Proposal storage p) private {
+        p.executed = true;
+        uint64 nextEpoch = currentEpoch() + 1;
+        uint64 startBlock = uint64(epochStartBlock(nextEpoch));
+        Period storage last = _periods[_periods.length - 1];
+        uint64 oldPeriod = _periodAt(block.number).length;
+        if (last.startEpoch == nextEpoch) {
+            last.length = p.newPeriod;
+        } else {
+            _periods.push(Period({startEpoch: nextEpoch, startBlock: startBlock, length: p.newPeriod}));
+        }
+        emit EpochPeriodChanged(id, oldPeriod, p.newPeriod, nextEpoch, startBlock);
+    }
+}
