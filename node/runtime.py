@@ -26,24 +26,19 @@ from node.ledger.transaction import Domain
 
 log = logging.getLogger(__name__)
 
-ROLE_BITS = {"fe_system": 1, "fe_subsystem": 2, "be_system": 4, "be_subsystem": 8}
-ALL_ROLES = tuple(ROLE_BITS)
+ALL_ROLES = ("fe_system", "fe_subsystem", "be_system", "be_subsystem")
 DEFAULT_CAPACITY = 2
+DEV_FUNDING_WEI = 10**21
 
 
 def roles_to_mask(roles: list[str] | tuple[str, ...]) -> int:
     """Return the registry bit mask of ``roles``; raise ``ConfigError`` for unknown ones."""
-    mask = 0
-    for role in roles:
-        if role not in ROLE_BITS:
-            raise ConfigError(f"unknown role {role!r}; known: {', '.join(ROLE_BITS)}")
-        mask |= ROLE_BITS[role]
-    return mask
+    from node.chain.registry import RegistryError, compute_roles_mask
 
-
-def mask_to_roles(mask: int) -> list[str]:
-    """Return the role names set in ``mask``."""
-    return [role for role, bit in ROLE_BITS.items() if mask & bit]
+    try:
+        return compute_roles_mask(roles)
+    except RegistryError as exc:
+        raise ConfigError(str(exc)) from exc
 
 
 @dataclass
@@ -161,7 +156,6 @@ def init_node(
 def open_node(settings: Settings, password: str) -> NodeContext:
     """Open (and on first start deploy and register) the node in ``settings.data_dir``."""
     from node.chain.backend import open_chain
-    from node.chain.contracts import deploy
     from node.chain.keys import load_account
     from node.chain.registry import Registry
     from node.storage import open_store
@@ -175,9 +169,11 @@ def open_node(settings: Settings, password: str) -> NodeContext:
             raise ConfigError(
                 f"chain id {chain.chain_id} differs from the {record.chain_id} this node joined"
             )
+        if chain.kind == "rpc" and int(chain.w3.eth.get_balance(account.address)) == 0:
+            _fund_on_dev_chain(chain, account.address)
         if record.registry is None:
             log.info("deploying the registry (epoch period %d blocks)", settings.epoch_period)
-            record.registry = str(deploy(chain.w3, account, "Registry", settings.epoch_period))
+            record.registry = str(Registry.deploy(chain.w3, account, settings.epoch_period).address)
             record.deployed_block = int(chain.w3.eth.block_number)
         elif not chain.w3.eth.get_code(record.registry):
             raise ConfigError(f"no registry contract at {record.registry} on this chain")
@@ -206,6 +202,19 @@ def open_node(settings: Settings, password: str) -> NodeContext:
     if recovered:
         log.info("anchored %d transactions left pending by the last run", recovered)
     return ctx
+
+
+def _fund_on_dev_chain(chain: Any, address: str) -> None:
+    """Give ``address`` gas money on a dev chain (anvil); raise ``ConfigError`` elsewhere."""
+    from node.errors import ChainError
+
+    try:
+        chain.fund(address, DEV_FUNDING_WEI)
+    except ChainError as exc:
+        raise ConfigError(
+            f"node address {address} has no balance on this chain; send it some ether "
+            f"(automatic funding works only on dev chains: {exc})"
+        ) from exc
 
 
 def _ensure_registered(registry: Any, settings: Settings, record: NodeRecord) -> None:

@@ -294,3 +294,7 @@ def main() -> None:
 
 
 __all__ = ["ExitStatus", "app", "default_data_dir", "main"]
+
+
+if __name__ == "__main__":
+    main()
