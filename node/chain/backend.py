@@ -1,0 +1,207 @@
+"""Chain transport selection: the only module that knows embedded py-evm from an RPC URL.
+
+Everything above this module talks to a :class:`ChainBackend`'s ``w3`` and never asks which
+kind it is, except for dev/test chores (:meth:`ChainBackend.mine`, :meth:`ChainBackend.fund`)
+that each transport implements its own way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final, Literal, NewType
+from urllib.parse import urlsplit, urlunsplit
+
+from eth_typing import ChecksumAddress
+from web3 import HTTPProvider, Web3
+
+from node.chain.embedded import EmbeddedChain, Synchronous
+from node.errors import ChainError
+
+Wei = NewType("Wei", int)
+
+CHAIN_SUBDIR: Final = "chain"
+"""The embedded chain lives in ``<data_dir>/chain``."""
+
+DEFAULT_RPC_TIMEOUT: Final = 10.0
+"""Seconds before an RPC request to an external chain gives up."""
+
+ChainKind = Literal["embedded", "rpc"]
+
+
+@dataclass
+class ChainBackend:
+    """A connected chain: a ``Web3`` plus what kind of transport it rides on.
+
+    ``embedded`` is set for ``kind == "embedded"``; ``rpc_url`` for ``kind == "rpc"``.
+    """
+
+    w3: Web3
+    kind: ChainKind
+    chain_id: int
+    embedded: EmbeddedChain | None = field(default=None, repr=False)
+    rpc_url: str | None = None
+
+    def close(self) -> None:
+        """Release the transport (commit and unlock an embedded chain); idempotent."""
+        if self.embedded is not None:
+            self.embedded.close()
+        elif isinstance(self.w3.provider, HTTPProvider):
+            session_manager = getattr(self.w3.provider, "_request_session_manager", None)
+            cache = getattr(session_manager, "session_cache", None)
+            if cache is not None:  # web3 7 keeps one requests.Session per thread and URL
+                for _key, session in cache.items():
+                    session.close()
+                cache.clear()
+
+    def __enter__(self) -> ChainBackend:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    @property
+    def dev_address(self) -> ChecksumAddress | None:
+        """Return the genesis-funded dev address of an embedded chain, else None."""
+        return self.embedded.dev_address if self.embedded is not None else None
+
+    def block_number(self) -> int:
+        """Return the number of the latest mined block; raise ChainError on transport failure."""
+        try:
+            return int(self.w3.eth.block_number)
+        except ChainError:
+            raise
+        except Exception as exc:
+            raise ChainError(f"cannot read block number from {self._describe()}: {exc}") from exc
+
+    def mine(self, blocks: int = 1) -> int:
+        """Mine ``blocks`` empty blocks; return the new latest block number.
+
+        Embedded: py-evm mines them in one commit. RPC: ``anvil_mine`` if the endpoint has
+        it, else ``evm_mine`` one block at a time (hardhat, ganache). Raise ChainError if
+        the endpoint supports neither or ``blocks`` is negative.
+        """
+        if blocks < 0:
+            raise ChainError(f"cannot mine {blocks} blocks")
+        if self.embedded is not None:
+            return self.embedded.mine(blocks)
+        if blocks == 0:
+            return self.block_number()
+        try:
+            self._rpc("anvil_mine", [hex(blocks)])
+        except ChainError as anvil_error:
+            try:
+                for _ in range(blocks):
+                    self._rpc("evm_mine", [])
+            except ChainError as evm_error:
+                raise ChainError(
+                    f"{self._describe()} cannot mine on demand (anvil_mine: {anvil_error}; "
+                    f"evm_mine: {evm_error})"
+                ) from evm_error
+        return self.block_number()
+
+    def fund(self, address: ChecksumAddress, wei: int) -> None:
+        """Give ``address`` ``wei`` more on a dev/test chain.
+
+        Embedded: a mined transfer from the dev key. RPC: ``anvil_setBalance`` (or
+        ``hardhat_setBalance``) to its balance plus ``wei``. Raise ChainError if the
+        endpoint has neither or the transfer fails.
+        """
+        if wei < 0:
+            raise ChainError(f"cannot fund a negative amount ({wei} wei)")
+        if self.embedded is not None:
+            self.embedded.fund(address, wei)
+            return
+        try:
+            balance = int(self.w3.eth.get_balance(address))
+        except Exception as exc:
+            raise ChainError(f"cannot read balance of {address}: {exc}") from exc
+        target = hex(balance + wei)
+        errors = []
+        for method in ("anvil_setBalance", "hardhat_setBalance"):
+            try:
+                self._rpc(method, [address, target])
+                return
+            except ChainError as exc:
+                errors.append(f"{method}: {exc}")
+        raise ChainError(f"{self._describe()} cannot fund accounts ({'; '.join(errors)})")
+
+    def _rpc(self, method: str, params: list[Any]) -> Any:
+        """Return the result of a raw JSON-RPC call; raise ChainError on an error answer."""
+        try:
+            response = self.w3.provider.make_request(method, params)  # type: ignore[arg-type]
+        except Exception as exc:
+            raise ChainError(f"{method} failed on {self._describe()}: {exc}") from exc
+        if response.get("error"):
+            error = response["error"]
+            message = error.get("message", error) if isinstance(error, dict) else error
+            raise ChainError(str(message))
+        return response.get("result")
+
+    def _describe(self) -> str:
+        if self.kind == "embedded" and self.embedded is not None:
+            return f"embedded chain {self.embedded.chain_dir}"
+        return f"chain RPC {self.rpc_url}"
+
+
+def open_embedded(
+    data_dir: Path,
+    fund: Sequence[ChecksumAddress] = (),
+    *,
+    synchronous: Synchronous = "FULL",
+) -> ChainBackend:
+    """Return the embedded chain kept in ``data_dir / "chain"``, created on first use.
+
+    ``fund`` addresses get a generous dev balance (at genesis, or by transfer if they are
+    empty when an existing chain is opened). Raise ConfigError if the directory is in use,
+    incomplete, or holds another chain (genesis mismatch).
+    """
+    embedded = EmbeddedChain.open(Path(data_dir) / CHAIN_SUBDIR, fund, synchronous=synchronous)
+    return ChainBackend(
+        w3=embedded.w3, kind="embedded", chain_id=embedded.chain_id, embedded=embedded
+    )
+
+
+def open_rpc(url: str, timeout: float = DEFAULT_RPC_TIMEOUT) -> ChainBackend:
+    """Return a backend over the Ethereum JSON-RPC endpoint ``url`` (HTTP/HTTPS).
+
+    Raise ChainError with the URL (credentials removed) if it is not HTTP(S), unreachable,
+    or does not answer ``eth_chainId``.
+    """
+    shown = redact_url(url)
+    if urlsplit(url).scheme not in ("http", "https"):
+        raise ChainError(f"chain RPC URL must be http:// or https://, got {shown!r}")
+    w3 = Web3(HTTPProvider(url, request_kwargs={"timeout": timeout}))
+    try:
+        chain_id = int(w3.eth.chain_id)
+    except Exception as exc:
+        raise ChainError(
+            f"chain RPC at {shown} is unreachable or not an Ethereum node "
+            f"(eth_chainId failed: {type(exc).__name__}: {exc})"
+        ) from exc
+    return ChainBackend(w3=w3, kind="rpc", chain_id=chain_id, rpc_url=shown)
+
+
+def open_chain(
+    data_dir: Path, rpc_url: str | None, fund: Sequence[ChecksumAddress] = ()
+) -> ChainBackend:
+    """Return the RPC backend if ``rpc_url`` is given, else the embedded chain in ``data_dir``.
+
+    ``fund`` applies to the embedded chain only (use :meth:`ChainBackend.fund` on anvil).
+    Raise ChainError (RPC unreachable) or ConfigError (embedded chain dir unusable).
+    """
+    if rpc_url:
+        return open_rpc(rpc_url)
+    return open_embedded(data_dir, fund)
+
+
+def redact_url(url: str) -> str:
+    """Return ``url`` without the user:password part, for messages and logs."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
