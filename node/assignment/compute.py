@@ -57,7 +57,7 @@ def compute_replicas(replicas: Mapping[str, int]) -> dict[str, int]:
         raise InvalidTopologyError(
             "replicas", f"expected a mapping role -> count, got {replicas!r}"
         )
-    for role in replicas:
+    for role in sorted(replicas, key=str):
         if role not in ROLES:
             raise InvalidTopologyError(f"replicas.{role}", f"unknown role; expected {list(ROLES)}")
     counts: dict[str, int] = {}

@@ -78,7 +78,7 @@ def compute_log2_fixed(x: int) -> int:
 
 
 def compute_draw_cost(draw_hash: bytes) -> int:
-    """Return ``-log2(u)`` in fixed point; ``u = (h + 1) / 2**64``, ``h`` the hash's first 8 bytes."""
+    """Return ``-log2(u)`` in fixed point, ``u = (h + 1) / 2**64``, ``h`` = first 8 hash bytes."""
     h = int.from_bytes(draw_hash[: SCORE_HASH_BITS // 8], "big")
     return (SCORE_HASH_BITS << LOG2_FRACTION_BITS) - compute_log2_fixed(h + 1)
 

@@ -27,7 +27,7 @@ def compute_slot_commitment(slot: Slot) -> bytes:
 
 
 def compute_assignment_root(epoch: int, seed: bytes, slots: Sequence[Slot]) -> bytes:
-    """Return keccak256(DOMAIN_ASSIGNMENT ++ uint64(epoch) ++ seed ++ uint32(n) ++ n commitments)."""
+    """Return keccak256(DOMAIN_ASSIGNMENT ++ uint64(epoch) ++ seed ++ uint32(n) ++ commitments)."""
     commitments = b"".join(compute_slot_commitment(slot) for slot in slots)
     return keccak256(
         DOMAIN_ASSIGNMENT

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from node.assignment.constants import ADDRESS_LENGTH, ROLES, SEED_LENGTH
 from node.assignment.errors import InvalidTopologyError
@@ -17,7 +17,7 @@ def is_checksum_address(address: str) -> bool:
     """Return whether the mixed-case hex ``address`` carries a valid EIP-55 checksum."""
     body = address[2:]
     digest = keccak256(body.lower().encode("ascii")).hex()
-    for char, nibble in zip(body, digest, strict=True):
+    for char, nibble in zip(body, digest[: len(body)], strict=True):
         if char.isalpha() and char.isupper() != (int(nibble, 16) >= 8):
             return False
     return True
@@ -74,6 +74,6 @@ def parse_role(value: object, path: str) -> str:
 
 def parse_string_list(value: object, path: str) -> list[object]:
     """Return ``value`` as a list, rejecting a bare string (which is iterable too)."""
-    if isinstance(value, str | bytes) or not isinstance(value, Iterable):
+    if isinstance(value, str | bytes | Mapping) or not isinstance(value, Iterable):
         raise InvalidTopologyError(path, f"expected a list, got {value!r}")
     return list(value)
