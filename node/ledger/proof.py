@@ -1,0 +1,68 @@
+"""Which hashes form a proof: RFC 6962 / RFC 9162 Merkle tree heads and proofs.
+
+All functions take the list of *leaf hashes* (``hash_leaf(leaf)``) of the log, in
+order. They are O(n) in the tree size; the log keeps its leaf hashes in SQL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from node.ledger.hasher import Hash32, empty_root, hash_children
+
+
+def compute_split(n: int) -> int:
+    """Return the largest power of two strictly smaller than ``n``. Requires n > 1."""
+    assert n > 1
+    return 1 << ((n - 1).bit_length() - 1)
+
+
+def compute_root(leaf_hashes: Sequence[bytes]) -> Hash32:
+    """Return the Merkle tree hash (MTH) of the leaves, as RFC 6962 section 2.1 defines it."""
+    n = len(leaf_hashes)
+    if n == 0:
+        return empty_root()
+    # Fold complete subtrees left to right (the "compact range"), then join right to left.
+    stack: list[tuple[int, bytes]] = []  # (height, hash) of complete subtrees
+    for leaf in leaf_hashes:
+        height, node = 0, bytes(leaf)
+        while stack and stack[-1][0] == height:
+            _, left = stack.pop()
+            node = hash_children(left, node)
+            height += 1
+        stack.append((height, node))
+    root = stack[-1][1]
+    for _, left in reversed(stack[:-1]):
+        root = hash_children(left, root)
+    return Hash32(root)
+
+
+def inclusion_proof(index: int, leaf_hashes: Sequence[bytes]) -> list[Hash32]:
+    """Return the audit path PATH(index, D[n]). Requires 0 <= index < n."""
+    n = len(leaf_hashes)
+    if not 0 <= index < n:
+        raise ValueError(f"leaf index {index} is outside a tree of size {n}")
+    if n == 1:
+        return []
+    k = compute_split(n)
+    if index < k:
+        return inclusion_proof(index, leaf_hashes[:k]) + [compute_root(leaf_hashes[k:])]
+    return inclusion_proof(index - k, leaf_hashes[k:]) + [compute_root(leaf_hashes[:k])]
+
+
+def consistency_proof(size1: int, leaf_hashes: Sequence[bytes]) -> list[Hash32]:
+    """Return PROOF(size1, D[n]) between tree sizes. Requires 0 < size1 <= n."""
+    n = len(leaf_hashes)
+    if not 0 < size1 <= n:
+        raise ValueError(f"consistency proof needs 0 < size1 <= size2, got {size1}, {n}")
+    return _subproof(size1, leaf_hashes, True)
+
+
+def _subproof(m: int, leaves: Sequence[bytes], complete: bool) -> list[Hash32]:
+    n = len(leaves)
+    if m == n:
+        return [] if complete else [compute_root(leaves)]
+    k = compute_split(n)
+    if m <= k:
+        return _subproof(m, leaves[:k], complete) + [compute_root(leaves[k:])]
+    return _subproof(m - k, leaves[k:], False) + [compute_root(leaves[:k])]
