@@ -1,0 +1,100 @@
+"""The one content-store interface; the embedded and kubo backends both implement it.
+
+Like web3.py's providers, callers (ledger, gateway, sync, CLI) code against ``BlockStore`` only;
+``node.storage.open_store`` picks the backend.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, Protocol, runtime_checkable
+
+#: What a CID points at: a UnixFS file, directory or symlink, or a bare ``raw`` block (a file of
+#: one chunk added with raw leaves); ``unknown`` for a directory entry whose block we lack.
+NodeKind = Literal["file", "dir", "raw", "symlink", "unknown"]
+
+
+@dataclass(frozen=True)
+class DirEntry:
+    """One entry of a UnixFS directory: name, CID, size (content bytes of files, cumulative DAG
+    bytes of directories or of entries we lack) and kind."""
+
+    name: str
+    cid: str
+    size: int
+    kind: NodeKind
+
+
+@dataclass(frozen=True)
+class NodeStat:
+    """What a CID (or a path under it) is: resolved CID, kind, size and directory entries.
+
+    ``size`` is the content length for files, raw blocks and symlinks (target length) and the
+    cumulative DAG size for directories. ``entries`` is empty unless ``kind == "dir"``.
+    """
+
+    cid: str
+    kind: NodeKind
+    size: int
+    entries: tuple[DirEntry, ...] = field(default=())
+
+
+@runtime_checkable
+class BlockStore(Protocol):
+    """A content-addressed block store with UnixFS import and read, CIDs identical to kubo's.
+
+    Errors (all ``node.errors.StoreError``): ``InvalidCID`` for a malformed CID,
+    ``NotFoundInStore`` for a CID or path we do not have, ``IsADirectory`` when ``cat`` meets a
+    directory, ``BlockCorrupted`` when a stored block no longer matches its CID, ``BlockMismatch``
+    when offered bytes do not match the CID they are offered for.
+    """
+
+    backend: str  # "embedded" | "kubo"
+
+    def add_bytes(
+        self, data: bytes, *, cid_version: int = 1, pin: bool = True, only_hash: bool = False
+    ) -> str:
+        """Return the CID of ``data`` added as a UnixFS file (``ipfs add --cid-version N``)."""
+        ...
+
+    def add_path(
+        self, path: Path, *, cid_version: int = 1, pin: bool = True, only_hash: bool = False
+    ) -> str:
+        """Return the root CID of a file or directory (recursive) added as ``ipfs add -r``."""
+        ...
+
+    def cat(self, cid: str, path: str = "") -> bytes:
+        """Return the bytes of the file at ``cid`` (or ``path`` inside the directory ``cid``)."""
+        ...
+
+    def iter_cat(
+        self, cid: str, path: str = "", *, offset: int = 0, length: int | None = None
+    ) -> Iterator[bytes]:
+        """Yield the bytes ``[offset, offset + length)`` of a file, piece by piece."""
+        ...
+
+    def get_block(self, cid: str) -> bytes:
+        """Return the raw bytes of one block, checked against its CID."""
+        ...
+
+    def put_block(self, cid: str, data: bytes) -> None:
+        """Store one block; raises ``BlockMismatch`` unless ``data`` hashes to ``cid``."""
+        ...
+
+    def has(self, cid: str) -> bool:
+        """Return whether the block ``cid`` is stored here (its bytes checked against the CID)."""
+        ...
+
+    def pin(self, cid: str) -> None:
+        """Pin ``cid`` recursively: it and every block it links to survive garbage collection."""
+        ...
+
+    def pins(self) -> list[str]:
+        """Return the recursively pinned CIDs, sorted."""
+        ...
+
+    def stat(self, cid: str, path: str = "") -> NodeStat:
+        """Return what ``cid`` (or ``path`` under it) is; directories list their entries."""
+        ...

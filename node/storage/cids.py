@@ -1,0 +1,119 @@
+"""CID helpers: parsing, formatting and hashing, all through ``multiformats``.
+
+Inside the store a CID travels as ``multiformats.CID``; on the wire (dag-pb links) as its binary
+form. Strings are canonical: CIDv0 in base58btc (``Qm…``), CIDv1 in base32 (``b…``), as kubo prints.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Final
+
+from multiformats import CID, multibase, multicodec, multihash, varint
+
+from node.storage.errors import BlockCorrupted, BlockMismatch, InvalidCID, UnsupportedNode
+
+CODEC_DAG_PB: Final = "dag-pb"
+CODEC_RAW: Final = "raw"
+HASH_SHA2_256: Final = "sha2-256"
+
+DAG_PB_CODE: Final[int] = multicodec.get(CODEC_DAG_PB).code
+RAW_CODE: Final[int] = multicodec.get(CODEC_RAW).code
+SHA2_256_CODE: Final[int] = multicodec.get(HASH_SHA2_256).code
+
+#: Binary prefixes put in front of a sha2-256 multihash to make a binary CIDv1 of each codec.
+_V1_PREFIX: Final[dict[str, bytes]] = {
+    CODEC_DAG_PB: varint.encode(1) + varint.encode(DAG_PB_CODE),
+    CODEC_RAW: varint.encode(1) + varint.encode(RAW_CODE),
+}
+_SHA2_256_MH_PREFIX: Final[bytes] = varint.encode(SHA2_256_CODE) + varint.encode(32)
+
+
+def compute_sha256_multihash(data: bytes) -> bytes:
+    """Return the sha2-256 multihash (binary) of ``data``."""
+    return _SHA2_256_MH_PREFIX + hashlib.sha256(data).digest()
+
+
+def compute_cid_bytes(data: bytes, *, codec: str, version: int) -> bytes:
+    """Return the binary CID of a block ``data`` with ``codec`` under CID ``version`` (sha2-256).
+
+    Requires ``version == 1`` or (``version == 0`` and ``codec == "dag-pb"``).
+    """
+    mh = compute_sha256_multihash(data)
+    if version == 0:
+        assert codec == CODEC_DAG_PB, "CIDv0 is dag-pb only"
+        return mh
+    assert version == 1, f"unknown CID version {version}"
+    return _V1_PREFIX[codec] + mh
+
+
+def parse_cid(value: str | bytes) -> CID:
+    """Return the CID parsed from its string or binary form.
+
+    Raises ``InvalidCID`` if ``value`` is not a CID (bad base, bad varints, unknown codec...).
+    """
+    if isinstance(value, str):
+        value = value.strip()
+        if not value:
+            raise InvalidCID("empty CID")
+    try:
+        cid = CID.decode(value)
+    except Exception as exc:  # multiformats raises several unrelated exception types
+        raise InvalidCID(f"not a CID: {value!r} ({exc})") from None
+    if cid.version == 1 and isinstance(value, bytes):
+        cid = cid.set(base="base32")
+    return cid
+
+
+def format_cid(cid: CID) -> str:
+    """Return the canonical string of ``cid``: base58btc for v0, base32 for v1 (as kubo prints)."""
+    if cid.version == 0:
+        return str(cid)
+    return cid.encode("base32")
+
+
+def format_cid_bytes(cid_bytes: bytes) -> str:
+    """Return the canonical string of a binary CID."""
+    return format_cid(parse_cid(cid_bytes))
+
+
+def compute_block_key(cid: CID) -> str:
+    """Return the key of a block in the flat file store: its multihash in lower-case base32.
+
+    Keys are per multihash, like kubo's flatfs: a v0 and a v1 CID of the same bytes share a block.
+    """
+    encoded: str = multibase.encode(bytes(cid.digest), "base32")
+    return encoded[1:]  # drop the multibase prefix character
+
+
+def compute_digest_hex(cid: CID, data: bytes) -> str:
+    """Return the hex digest of ``data`` under the hash function of ``cid``.
+
+    Raises ``UnsupportedNode`` if that hash function is not available.
+    """
+    name = cid.hashfun.name
+    if name == HASH_SHA2_256:
+        return hashlib.sha256(data).hexdigest()
+    try:
+        mh = multihash.digest(data, name)
+    except Exception as exc:
+        raise UnsupportedNode(f"hash function {name} is not supported: {exc}") from None
+    return bytes(multihash.unwrap(mh)).hex()
+
+
+def is_block_valid(cid: CID, data: bytes) -> bool:
+    """Return whether ``data`` hashes to the digest carried by ``cid``."""
+    return compute_digest_hex(cid, data) == bytes(cid.raw_digest).hex()
+
+
+def check_block(cid: CID, data: bytes, *, stored: bool) -> None:
+    """Check that ``data`` hashes to ``cid``.
+
+    Raises ``BlockCorrupted`` (``stored=True``: the copy on our disk is bad) or ``BlockMismatch``
+    (``stored=False``: bytes offered from outside are not this CID's).
+    """
+    actual = compute_digest_hex(cid, data)
+    expected = bytes(cid.raw_digest).hex()
+    if actual != expected:
+        error = BlockCorrupted if stored else BlockMismatch
+        raise error(format_cid(cid), expected, actual)

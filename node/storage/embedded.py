@@ -1,0 +1,357 @@
+"""The embedded content store: one file per block in the data directory, pins in a JSON file.
+
+On-disk layout (under ``root``, by default ``<data dir>/ipfs``):
+
+| path                       | what                                                         |
+|----------------------------|--------------------------------------------------------------|
+| ``blocks/<xy>/<key>.data`` | one block; ``key`` = multihash in base32, ``xy`` = its        |
+|                            | next-to-last two characters (kubo flatfs ``next-to-last/2``) |
+| ``tmp/``                   | blocks being written; emptied when a store is opened         |
+| ``pins.json``              | ``{"version": 1, "recursive": [cid, ...]}``                  |
+| ``repo.lock``              | flock: imports/pins shared, garbage collection exclusive     |
+
+Durability: a block is written to ``tmp/``, fsynced, then renamed into ``blocks/`` (the rename is
+atomic), and the directories are fsynced before the import's root is pinned. A crash therefore
+leaves either no block file or a complete one; never a partial block under its final name. A
+block's bytes are re-hashed on every read (``get_block``, ``cat``, ``has``): a tampered file
+raises ``BlockCorrupted``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import tempfile
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+from multiformats import CID
+
+from node.storage.base import NodeStat
+from node.storage.cids import check_block, compute_block_key, format_cid, parse_cid
+from node.storage.errors import BlockCorrupted, IsADirectory, NotFoundInStore, StoreError
+from node.storage.importer import (
+    BlockSink,
+    DagLink,
+    ImportParams,
+    import_bytes,
+    import_path,
+)
+from node.storage.reader import (
+    decode_node,
+    get_child_cids,
+    iter_file_range,
+    resolve_path,
+    stat_node,
+)
+
+BLOCKS_DIR: Final = "blocks"
+TMP_DIR: Final = "tmp"
+PINS_FILE: Final = "pins.json"
+LOCK_FILE: Final = "repo.lock"
+BLOCK_SUFFIX: Final = ".data"
+PINS_FORMAT_VERSION: Final = 1
+
+
+@dataclass(frozen=True)
+class GcReport:
+    """What a garbage collection removed."""
+
+    removed_blocks: int
+    freed_bytes: int
+    kept_blocks: int
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class EmbeddedStore:
+    """A kubo-compatible block store in a local directory (see the module docstring)."""
+
+    backend = "embedded"
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self._blocks = self.root / BLOCKS_DIR
+        self._tmp = self.root / TMP_DIR
+        self._blocks.mkdir(parents=True, exist_ok=True)
+        self._tmp.mkdir(parents=True, exist_ok=True)
+        self._pins_path = self.root / PINS_FILE
+        self._pins_mutex = threading.Lock()
+        self._clean_tmp()
+
+    # -- locking -------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _repo_lock(self, *, exclusive: bool, blocking: bool = True) -> Iterator[bool]:
+        """Hold the repo flock (shared for writers, exclusive for gc); yield whether acquired."""
+        fd = os.open(self.root / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            mode = fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH
+            try:
+                fcntl.flock(fd, mode if blocking else mode | fcntl.LOCK_NB)
+            except BlockingIOError:
+                yield False
+                return
+            yield True
+        finally:
+            os.close(fd)  # closing releases the flock
+
+    def _clean_tmp(self) -> None:
+        """Remove blocks left half-written by a crash, unless another process is writing now."""
+        with self._repo_lock(exclusive=True, blocking=False) as acquired:
+            if not acquired:
+                return
+            for leftover in self._tmp.iterdir():
+                with contextlib.suppress(OSError):
+                    leftover.unlink()
+
+    # -- blocks --------------------------------------------------------------------------------
+
+    def _block_path(self, cid: CID) -> Path:
+        key = compute_block_key(cid)
+        return self._blocks / key[-3:-1] / f"{key}{BLOCK_SUFFIX}"
+
+    def _read_verified(self, cid: CID) -> bytes:
+        try:
+            data = self._block_path(cid).read_bytes()
+        except FileNotFoundError:
+            raise NotFoundInStore(f"block {format_cid(cid)} is not in the store") from None
+        check_block(cid, data, stored=True)
+        return data
+
+    def _get(self, cid: CID) -> bytes:
+        return self._read_verified(cid)
+
+    def _write_block(self, cid: CID, data: bytes, touched: set[Path]) -> None:
+        """Store ``data`` under ``cid`` atomically unless a valid copy is already there."""
+        path = self._block_path(cid)
+        if path.exists():
+            try:
+                check_block(cid, path.read_bytes(), stored=True)
+                return
+            except (BlockCorrupted, OSError):
+                pass  # overwrite the bad copy below
+        path.parent.mkdir(exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(dir=self._tmp, suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as stream:
+                stream.write(data)
+                stream.flush()
+                os.fsync(stream.fileno())
+            os.replace(tmp_name, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp_name)
+            raise
+        touched.add(path.parent)
+
+    def _import(self, run: Callable[[BlockSink], DagLink], *, pin: bool, only_hash: bool) -> str:
+        if only_hash:
+            return format_cid(parse_cid(run(lambda cid, data: None).cid))
+        with self._repo_lock(exclusive=False):
+            touched: set[Path] = set()
+
+            def sink(cid_bytes: bytes, data: bytes) -> None:
+                self._write_block(parse_cid(cid_bytes), data, touched)
+
+            root = format_cid(parse_cid(run(sink).cid))
+            for directory in touched:
+                _fsync_dir(directory)
+            if pin:
+                self._update_pins(add=root)
+        return root
+
+    # -- BlockStore ----------------------------------------------------------------------------
+
+    def add_bytes(
+        self, data: bytes, *, cid_version: int = 1, pin: bool = True, only_hash: bool = False
+    ) -> str:
+        """Return the CID of ``data`` imported as a UnixFS file, exactly as kubo's ``ipfs add``.
+
+        Raises ``StoreError`` for an unknown ``cid_version``.
+        """
+        params = ImportParams(cid_version=cid_version)
+        return self._import(
+            lambda sink: import_bytes(data, params, sink), pin=pin, only_hash=only_hash
+        )
+
+    def add_path(
+        self,
+        path: Path,
+        *,
+        cid_version: int = 1,
+        pin: bool = True,
+        only_hash: bool = False,
+        hidden: bool = False,
+    ) -> str:
+        """Return the root CID of a file, symlink or directory (recursive), streamed from disk.
+
+        Dot-files inside directories are skipped unless ``hidden`` (kubo's default). Raises
+        ``NotFoundInStore`` if ``path`` does not exist, ``DirectoryTooLarge`` for directories kubo
+        would shard, ``StoreError`` for special files.
+        """
+        path = Path(path)
+        if not os.path.lexists(path):
+            raise NotFoundInStore(f"{path} does not exist")
+        params = ImportParams(cid_version=cid_version, hidden=hidden)
+        return self._import(
+            lambda sink: import_path(path, params, sink), pin=pin, only_hash=only_hash
+        )
+
+    def cat(self, cid: str, path: str = "") -> bytes:
+        """Return the whole content of the file at ``cid``/``path``.
+
+        Raises ``InvalidCID``, ``NotFoundInStore``, ``IsADirectory``, ``BlockCorrupted``.
+        """
+        return b"".join(self.iter_cat(cid, path))
+
+    def iter_cat(
+        self, cid: str, path: str = "", *, offset: int = 0, length: int | None = None
+    ) -> Iterator[bytes]:
+        """Return an iterator over bytes ``[offset, offset + length)`` of the file ``cid``/``path``.
+
+        The path is resolved and the root checked before returning, so those errors are raised
+        here: ``InvalidCID``, ``NotFoundInStore``, ``IsADirectory``, ``BlockCorrupted``.
+        """
+        if offset < 0 or (length is not None and length < 0):
+            raise StoreError("offset and length must not be negative")
+        target = resolve_path(self._get, parse_cid(cid), path)
+        if decode_node(target, self._get(target)).kind == "dir":
+            raise IsADirectory(f"{format_cid(target)} is a directory")
+        return iter_file_range(self._get, target, offset, length)
+
+    def get_block(self, cid: str) -> bytes:
+        """Return the bytes of block ``cid``; raises ``NotFoundInStore`` or ``BlockCorrupted``."""
+        return self._read_verified(parse_cid(cid))
+
+    def put_block(self, cid: str, data: bytes) -> None:
+        """Store ``data`` as block ``cid``; raises ``BlockMismatch`` if it does not hash to it."""
+        parsed = parse_cid(cid)
+        check_block(parsed, data, stored=False)
+        with self._repo_lock(exclusive=False):
+            touched: set[Path] = set()
+            self._write_block(parsed, data, touched)
+            for directory in touched:
+                _fsync_dir(directory)
+
+    def has(self, cid: str) -> bool:
+        """Return whether block ``cid`` is stored; its bytes are re-hashed.
+
+        Raises ``BlockCorrupted`` if the stored copy no longer matches (``put_block`` repairs it),
+        ``InvalidCID`` for a malformed CID.
+        """
+        try:
+            self._read_verified(parse_cid(cid))
+        except NotFoundInStore:
+            return False
+        return True
+
+    def pin(self, cid: str) -> None:
+        """Pin ``cid`` recursively; raises ``NotFoundInStore`` if a block of its DAG is missing."""
+        root = parse_cid(cid)
+        with self._repo_lock(exclusive=False):
+            self._walk(root, missing_ok=False)
+            self._update_pins(add=format_cid(root))
+
+    def unpin(self, cid: str) -> None:
+        """Remove the recursive pin of ``cid``; raises ``NotFoundInStore`` if it is not pinned."""
+        name = format_cid(parse_cid(cid))
+        if name not in self.pins():
+            raise NotFoundInStore(f"{name} is not pinned")
+        self._update_pins(remove=name)
+
+    def pins(self) -> list[str]:
+        """Return the recursively pinned CIDs, sorted."""
+        return sorted(self._read_pins())
+
+    def stat(self, cid: str, path: str = "") -> NodeStat:
+        """Return kind, size and entries of ``cid``/``path``.
+
+        Raises ``InvalidCID``, ``NotFoundInStore``, ``NotADirectory``, ``UnsupportedNode``.
+        """
+        return stat_node(self._get, resolve_path(self._get, parse_cid(cid), path))
+
+    # -- pins and garbage collection --------------------------------------------------------
+
+    def _read_pins(self) -> set[str]:
+        try:
+            document = json.loads(self._pins_path.read_text())
+        except FileNotFoundError:
+            return set()
+        except ValueError as exc:
+            raise StoreError(f"{self._pins_path} is not valid JSON: {exc}") from None
+        return set(document.get("recursive", []))
+
+    def _update_pins(self, *, add: str | None = None, remove: str | None = None) -> None:
+        with self._pins_mutex, open(self.root / (PINS_FILE + ".lock"), "a") as lock:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+            pins = self._read_pins()
+            if add is not None:
+                pins.add(add)
+            if remove is not None:
+                pins.discard(remove)
+            document = {"version": PINS_FORMAT_VERSION, "recursive": sorted(pins)}
+            fd, tmp_name = tempfile.mkstemp(dir=self._tmp, suffix=".pins")
+            with os.fdopen(fd, "w") as stream:
+                json.dump(document, stream, indent=1)
+                stream.flush()
+                os.fsync(stream.fileno())
+            os.replace(tmp_name, self._pins_path)
+            _fsync_dir(self.root)
+
+    def _walk(self, root: CID, *, missing_ok: bool) -> set[str]:
+        """Return the block keys of the DAG under ``root`` (missing blocks skipped if allowed)."""
+        keys: set[str] = set()
+        stack = [root]
+        while stack:
+            cid = stack.pop()
+            key = compute_block_key(cid)
+            if key in keys:
+                continue
+            try:
+                data = self._read_verified(cid)
+            except NotFoundInStore:
+                if not missing_ok:
+                    raise
+                continue
+            except BlockCorrupted:
+                keys.add(key)  # keep a pinned block even if damaged; it can be repaired
+                continue
+            keys.add(key)
+            stack.extend(get_child_cids(cid, data))
+        return keys
+
+    def gc(self) -> GcReport:
+        """Remove every block not reachable from a pin and return what was removed.
+
+        Runs under the exclusive repo lock, so no import is half-way when it decides.
+        """
+        with self._repo_lock(exclusive=True):
+            live: set[str] = set()
+            for pinned in self._read_pins():
+                live |= self._walk(parse_cid(pinned), missing_ok=True)
+            removed = freed = kept = 0
+            for shard in self._blocks.iterdir():
+                if not shard.is_dir():
+                    continue
+                for block in shard.iterdir():
+                    key = block.name.removesuffix(BLOCK_SUFFIX)
+                    if key in live:
+                        kept += 1
+                        continue
+                    size = block.stat().st_size
+                    block.unlink()
+                    removed += 1
+                    freed += size
+            return GcReport(removed, freed, kept)
