@@ -495,17 +495,24 @@ contract Registry {
         return (p.startEpoch, p.startBlock, p.length);
     }
 
-    /// @notice Return the seed formula: keccak256(abi.encode(SEED_DOMAIN, epoch, sourceHash, prevrandao)).
-    function computeSeed(uint64 epoch, bytes32 sourceHash, uint256 prevrandao) public pure returns (bytes32) {
-        return keccak256(abi.encode(SEED_DOMAIN, epoch, sourceHash, prevrandao));
+    /// @notice Return the seed formula: keccak256(abi.encode(SEED_DOMAIN, epoch, sourceHash)).
+    function computeSeed(uint64 epoch, bytes32 sourceHash) public pure returns (bytes32) {
+        return keccak256(abi.encode(SEED_DOMAIN, epoch, sourceHash));
     }
 
     /// @notice Fix the seed of `epoch` for ever. Anyone may call it once the epoch's boundary
-    /// block (`epochStartBlock(epoch)`) is in the past, i.e. block.number > boundary.
-    /// seed = keccak256(abi.encode(SEED_DOMAIN, epoch, blockhash(boundary), block.prevrandao)).
-    /// The boundary block is chosen in advance by the schedule (look-ahead), so the seed's
-    /// block-hash part is fixed before anyone can call this; `prevrandao` of the calling block is
-    /// mixed in, so calling right after the boundary is what an honest node does.
+    /// block (`epochStartBlock(epoch)`) is in the past, i.e. block.number > boundary:
+    /// seed = keccak256(abi.encode(SEED_DOMAIN, epoch, blockhash(boundary))).
+    /// Look-ahead: the schedule names the boundary block in advance (a period change only moves
+    /// boundaries of epochs that have not started), so the seed is a pure function of one block
+    /// hash that exists before anyone can call this. Every node can compute it as soon as the
+    /// boundary block is mined; this call stores it so it can be re-checked after `BLOCKHASH`
+    /// forgets the block. Only the producer of the boundary block can grind it (by withholding
+    /// or reordering), which no on-chain source avoids.
+    /// `block.prevrandao` of the calling block is deliberately left out: it would let whoever
+    /// calls first choose among one candidate seed per block, and py-evm (the embedded chain)
+    /// executes with a prevrandao that differs from the mixHash it writes in the header, so the
+    /// seed could not be re-derived from headers there.
     /// @dev Fallback: `BLOCKHASH` only reaches the last 256 blocks. If nobody fixed the seed
     /// within 256 blocks after the boundary, the source becomes the most recent block
     /// (block.number - 1) instead. Trade-off: the late caller then chooses, by choosing when to
@@ -522,7 +529,7 @@ contract Registry {
             source = block.number - 1;
             sourceHash = blockhash(source);
         }
-        seed = computeSeed(epoch, sourceHash, block.prevrandao);
+        seed = computeSeed(epoch, sourceHash);
         _seeds[epoch] = SeedRecord({seed: seed, sourceBlock: uint64(source), fixedAt: uint64(block.number)});
         emit SeedFixed(epoch, seed, source);
     }
