@@ -175,13 +175,20 @@ class EmbeddedStore:
     # -- BlockStore ----------------------------------------------------------------------------
 
     def add_bytes(
-        self, data: bytes, *, cid_version: int = 1, pin: bool = True, only_hash: bool = False
+        self,
+        data: bytes,
+        *,
+        cid_version: int = 1,
+        pin: bool = True,
+        only_hash: bool = False,
+        raw_leaves: bool | None = None,
     ) -> str:
         """Return the CID of ``data`` imported as a UnixFS file, exactly as kubo's ``ipfs add``.
 
+        ``raw_leaves=None`` is kubo's default (raw leaves with CIDv1 only).
         Raises ``StoreError`` for an unknown ``cid_version``.
         """
-        params = ImportParams(cid_version=cid_version)
+        params = ImportParams(cid_version=cid_version, raw_leaves=raw_leaves)
         return self._import(
             lambda sink: import_bytes(data, params, sink), pin=pin, only_hash=only_hash
         )
@@ -194,17 +201,19 @@ class EmbeddedStore:
         pin: bool = True,
         only_hash: bool = False,
         hidden: bool = False,
+        raw_leaves: bool | None = None,
     ) -> str:
         """Return the root CID of a file, symlink or directory (recursive), streamed from disk.
 
-        Dot-files inside directories are skipped unless ``hidden`` (kubo's default). Raises
+        Dot-files inside directories are skipped unless ``hidden`` (kubo's default); ``raw_leaves``
+        as in ``add_bytes``. Raises
         ``NotFoundInStore`` if ``path`` does not exist, ``DirectoryTooLarge`` for directories kubo
         would shard, ``StoreError`` for special files.
         """
         path = Path(path)
         if not os.path.lexists(path):
             raise NotFoundInStore(f"{path} does not exist")
-        params = ImportParams(cid_version=cid_version, hidden=hidden)
+        params = ImportParams(cid_version=cid_version, hidden=hidden, raw_leaves=raw_leaves)
         return self._import(
             lambda sink: import_path(path, params, sink), pin=pin, only_hash=only_hash
         )
