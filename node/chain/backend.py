@@ -16,7 +16,7 @@ from urllib.parse import urlsplit, urlunsplit
 from eth_typing import ChecksumAddress
 from web3 import HTTPProvider, Web3
 
-from node.chain.embedded import EmbeddedChain, Synchronous
+from node.chain.embedded import JSONRPC_SERVER_ERROR, EmbeddedChain, Synchronous
 from node.errors import ChainError
 
 Wei = NewType("Wei", int)
@@ -126,6 +126,24 @@ class ChainBackend:
             except ChainError as exc:
                 errors.append(f"{method}: {exc}")
         raise ChainError(f"{self._describe()} cannot fund accounts ({'; '.join(errors)})")
+
+    def json_rpc(self, method: str, params: Any, request_id: Any = None) -> dict[str, Any]:
+        """Return the standard JSON-RPC 2.0 response object for one request (serve it as is).
+
+        Embedded: translated from eth-tester's dialect (see ``EmbeddedChain.json_rpc``).
+        RPC: forwarded. Failures come back as JSON-RPC errors; nothing is filtered here --
+        the caller decides which methods it serves. Raise ChainError only if the chain is
+        closed.
+        """
+        if self.embedded is not None:
+            return self.embedded.json_rpc(method, params, request_id)
+        try:
+            response = dict(self.w3.provider.make_request(method, params))  # type: ignore[arg-type]
+        except Exception as exc:  # noqa: BLE001 -- transport failure as a JSON-RPC error
+            response = {"error": {"code": JSONRPC_SERVER_ERROR, "message": str(exc)}}
+        response["jsonrpc"] = "2.0"
+        response["id"] = request_id
+        return response
 
     def _rpc(self, method: str, params: list[Any]) -> Any:
         """Return the result of a raw JSON-RPC call; raise ChainError on an error answer."""

@@ -40,7 +40,7 @@ import secrets
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -479,6 +479,39 @@ def _load_or_create_dev_key(path: Path, create: bool) -> LocalAccount:
 # --- The embedded chain ----------------------------------------------------------------------
 
 
+# --- Standard JSON-RPC answers ----------------------------------------------------------------
+
+JSONRPC_SERVER_ERROR: Final = -32000
+JSONRPC_EXECUTION_REVERTED: Final = 3
+JSONRPC_METHOD_NOT_FOUND: Final = -32601
+LOGS_BLOOM_BYTES: Final = 256
+
+
+def compute_json_rpc_value(value: Any) -> Any:
+    """Return ``value`` as standard JSON-RPC: ints as 0x quantities, bytes as 0x data,
+    remaining snake_case keys in camelCase; bools, strings, floats and None unchanged."""
+    if isinstance(value, bool) or value is None or isinstance(value, str | float):
+        return value
+    if isinstance(value, int):
+        return hex(value)
+    if isinstance(value, bytes | bytearray | memoryview):
+        return "0x" + bytes(value).hex()
+    if isinstance(value, Mapping):
+        out = {_camel(str(k)): compute_json_rpc_value(v) for k, v in value.items()}
+        bloom = value.get("logsBloom", value.get("logs_bloom"))
+        if isinstance(bloom, int) and not isinstance(bloom, bool):
+            out["logsBloom"] = "0x" + bloom.to_bytes(LOGS_BLOOM_BYTES, "big").hex()
+        return out
+    if isinstance(value, list | tuple):
+        return [compute_json_rpc_value(item) for item in value]
+    return value
+
+
+def _camel(key: str) -> str:
+    head, *rest = key.split("_")
+    return head + "".join(part[:1].upper() + part[1:] for part in rest)
+
+
 class GenesisMismatchError(ConfigError):
     """A chain directory holds a different chain than expected."""
 
@@ -646,6 +679,56 @@ class EmbeddedChain:
     def commits(self) -> int:
         """Return how many sqlite commits this chain made since it was opened."""
         return self._db.commits
+
+    # -- standard JSON-RPC (for serving the embedded chain to outside clients)
+
+    def json_rpc(self, method: str, params: Any, request_id: Any = None) -> dict[str, Any]:
+        """Return the standard JSON-RPC 2.0 response object for one request.
+
+        Hex params are decoded and results encoded as a real node would (camelCase keys, 0x
+        quantities) -- the provider's own ``make_request`` speaks eth-tester's dialect
+        (snake_case, ints). Failures become JSON-RPC errors, never exceptions: code 3 for a
+        revert, -32601 for an unknown method, -32000 otherwise. Raise ChainError only if the
+        chain is closed.
+        """
+        from web3.providers.eth_tester.middleware import request_formatters, result_formatters
+
+        self._ensure_open()
+        envelope: dict[str, Any] = {"jsonrpc": "2.0", "id": request_id}
+        try:
+            args = list(params) if isinstance(params, list | tuple) else []
+            if method in ("eth_call", "eth_estimateGas") and args and isinstance(args[0], dict):
+                # eth-tester needs a sender that can pay for the call's gas: the dev key.
+                args[0] = {"from": self.dev_address, **args[0]}
+            request_formatter = request_formatters.get(RPCEndpoint(method))
+            if request_formatter is not None:
+                args = list(request_formatter(args))
+            response = self.provider.make_request(RPCEndpoint(method), args)
+            if "error" in response:
+                error = dict(response["error"])
+                if str(error.get("message", "")).startswith("Unknown RPC Endpoint"):
+                    error["code"] = JSONRPC_METHOD_NOT_FOUND
+                envelope["error"] = error
+                return envelope
+            result = response.get("result")
+            result_formatter = (result_formatters or {}).get(RPCEndpoint(method))
+            if result_formatter is not None:
+                result = result_formatter(result)
+            result = compute_json_rpc_value(result)
+            if method == "eth_getTransactionReceipt" and isinstance(result, dict):
+                result.pop("stateRoot", None)  # eth-tester's placeholder; post-Byzantium: none
+            envelope["result"] = result
+        except ChainError:
+            raise
+        except Exception as exc:  # noqa: BLE001 -- every failure becomes a JSON-RPC error
+            message = str(exc) or type(exc).__name__
+            code = (
+                JSONRPC_EXECUTION_REVERTED
+                if message.startswith("execution reverted")
+                else JSONRPC_SERVER_ERROR
+            )
+            envelope["error"] = {"code": code, "message": message}
+        return envelope
 
     # -- dev chores
 

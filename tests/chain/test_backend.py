@@ -59,6 +59,11 @@ def test_open_chain_defaults_to_embedded(tmp_path: Path) -> None:
         backend.fund(other.address, 123)
         assert backend.w3.eth.get_balance(other.address) == 123
         assert backend.block_number() == 6
+        assert backend.json_rpc("eth_blockNumber", [], 2) == {
+            "jsonrpc": "2.0",
+            "id": 2,
+            "result": "0x6",
+        }
         with pytest.raises(ChainError):
             backend.mine(-1)
         # One process, one owner: a second open of the same dir is refused.
@@ -107,3 +112,5 @@ def test_rpc_mine_and_fund_on_anvil(anvil_backend: ChainBackend) -> None:
     backend.fund(who, 10**18)
     backend.fund(who, 5)
     assert backend.w3.eth.get_balance(who) == 10**18 + 5
+    assert backend.json_rpc("eth_chainId", [], 9) == {"jsonrpc": "2.0", "id": 9, "result": "0x7a69"}
+    assert backend.json_rpc("nope_nothing", [], 10)["error"]["code"] == -32601

@@ -11,13 +11,15 @@ import sys
 import textwrap
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from hexbytes import HexBytes
 from web3 import Web3
+from web3.providers import BaseProvider
+from web3.types import RPCEndpoint, RPCResponse
 
 from node.chain.embedded import (
     CHAIN_DB_FILENAME,
@@ -279,3 +281,79 @@ def test_sigkill_after_ack_loses_nothing(tmp_path: Path) -> None:
         assert nonce >= len(acked)
         tx_hash = _send(w3, user, nonce, to=chain.dev_address, value=1)
         assert w3.eth.wait_for_transaction_receipt(tx_hash)["status"] == 1
+
+
+class JSONShimProvider(BaseProvider):
+    """A web3 provider that reaches ``EmbeddedChain.json_rpc`` through real JSON text,
+    as an outside client of the node's ``/rpc`` would."""
+
+    def __init__(self, chain: EmbeddedChain) -> None:
+        super().__init__()
+        self.chain = chain
+        self.counter = 0
+
+    def make_request(self, method: RPCEndpoint, params: Any) -> RPCResponse:
+        self.counter += 1
+        wire = json.loads(json.dumps({"method": method, "params": params}))
+        answer = self.chain.json_rpc(wire["method"], wire["params"], self.counter)
+        return cast(RPCResponse, json.loads(json.dumps(answer)))
+
+
+def _standard(record: Any) -> dict[str, Any]:
+    """Return a web3 record without the spots where web3's in-process eth-tester view is
+    not standard JSON-RPC: a 1-byte logsBloom, ``y_parity``, a receipt ``state_root``."""
+    out = dict(record)
+    out.pop("logsBloom", None)
+    out.pop("state_root", None)
+    if "y_parity" in out:
+        out["yParity"] = out.pop("y_parity")
+    return out
+
+
+def test_json_rpc_speaks_the_standard_dialect(tmp_path: Path) -> None:
+    user = Account.create()
+    with EmbeddedChain.open(tmp_path / "c", fund=[user.address]) as chain:
+        direct = chain.w3
+        outside = Web3(JSONShimProvider(chain))
+        assert outside.eth.chain_id == COLLEGIUM_DEV_CHAIN_ID
+        # Writes from outside: a deployment and a call that logs, signed by the client.
+        deploy = _send(outside, user, 0, data="0x" + INIT_HEX, gas=100_000)
+        receipt = outside.eth.wait_for_transaction_receipt(deploy)
+        contract = receipt["contractAddress"]
+        call = _send(
+            outside, user, 1, to=contract, data="0x" + (7).to_bytes(32, "big").hex(), gas=60_000
+        )
+        outside.eth.wait_for_transaction_receipt(call)
+        # Reads from outside match the in-process view.
+        head = direct.eth.block_number
+        assert outside.eth.block_number == head
+        for number in range(head + 1):
+            seen = outside.eth.get_block(number)
+            assert len(seen["logsBloom"]) == 256
+            assert _standard(seen) == _standard(direct.eth.get_block(number))
+        assert outside.eth.get_block("latest", full_transactions=True)["transactions"][0][
+            "hash"
+        ] == HexBytes(call)
+        for tx_hash in (deploy, call):
+            seen_receipt = outside.eth.get_transaction_receipt(tx_hash)
+            assert _standard(seen_receipt) == _standard(direct.eth.get_transaction_receipt(tx_hash))
+            seen_tx = outside.eth.get_transaction(tx_hash)
+            assert _standard(seen_tx) == _standard(direct.eth.get_transaction(tx_hash))
+        assert outside.eth.get_balance(user.address) == direct.eth.get_balance(user.address)
+        assert outside.eth.get_code(contract) == direct.eth.get_code(contract)
+        assert outside.eth.get_storage_at(contract, 0) == direct.eth.get_storage_at(contract, 0)
+        logs = outside.eth.get_logs({"fromBlock": 0, "toBlock": "latest", "address": contract})
+        assert logs == direct.eth.get_logs(
+            {"fromBlock": 0, "toBlock": "latest", "address": contract}
+        )
+        assert int.from_bytes(logs[0]["data"], "big") == 7
+        assert outside.eth.call({"to": contract, "data": "0x" + "00" * 31 + "09"}) == HexBytes(
+            (9).to_bytes(32, "big")
+        )
+        # Failures are JSON-RPC errors, not exceptions.
+        bad = chain.json_rpc("eth_sendRawTransaction", ["0x1234"], 5)
+        assert bad["id"] == 5 and bad["error"]["code"] == -32000
+        unknown = chain.json_rpc("nope_nothing", [], 6)
+        assert unknown["error"]["code"] == -32601
+        missing = chain.json_rpc("eth_getTransactionReceipt", ["0x" + "00" * 32], 7)
+        assert missing["result"] is None
