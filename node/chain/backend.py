@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final, Literal, NewType
+from typing import Any, Final, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 from eth_typing import ChecksumAddress
@@ -18,8 +18,6 @@ from web3 import HTTPProvider, Web3
 
 from node.chain.embedded import JSONRPC_SERVER_ERROR, EmbeddedChain, Synchronous
 from node.errors import ChainError
-
-Wei = NewType("Wei", int)
 
 CHAIN_SUBDIR: Final = "chain"
 """The embedded chain lives in ``<data_dir>/chain``."""

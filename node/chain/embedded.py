@@ -15,7 +15,9 @@ Layers, bottom up (only :mod:`node.chain.backend` imports this module):
   its in-memory ``reset_to_genesis``.
 * :class:`LockedEthereumTesterProvider` -- web3's ``EthereumTesterProvider`` that serialises
   requests with a lock (FastAPI runs sync endpoints in a thread pool).
-* :class:`EmbeddedChain` -- opens / creates a chain directory and ties the above together.
+* :class:`EmbeddedChain` -- opens / creates a chain directory and ties the above together;
+  :meth:`EmbeddedChain.json_rpc` answers in standard JSON-RPC for outside clients (the
+  provider itself speaks eth-tester's dialect: snake_case keys, int quantities).
 
 Crash safety. py-evm writes content-addressed trie nodes first and moves the canonical head
 last, in its own ``atomic_batch``; each batch lands in one sqlite transaction, so after a
