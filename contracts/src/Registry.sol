@@ -569,6 +569,8 @@ contract Registry {
     /// @notice A registered node proposes a new epoch period and votes for it. Once more than
     /// half of the active nodes have voted, the new period takes effect at the next epoch
     /// boundary, so every epoch that has started keeps its start block (the schedule stays continuous).
+    /// Only votes of nodes that are still active count. Proposals do not expire: an open one can
+    /// still pass later (after more votes, or after non-voters leave).
     function proposeEpochPeriod(uint64 newPeriod) external onlyNode returns (uint256 id) {
         if (newPeriod < MIN_EPOCH_PERIOD || newPeriod > MAX_EPOCH_PERIOD) revert InvalidEpochPeriod(newPeriod);
         id = _proposals.length;

@@ -8,6 +8,7 @@ raises :class:`RegistryRejected` naming the contract's custom error, e.g.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, NewType
@@ -23,6 +24,7 @@ from web3.logs import DISCARD
 from web3.types import TxReceipt
 
 from node.chain.contracts import (
+    Artifact,
     ContractRevert,
     TxHash,
     TxResult,
@@ -174,6 +176,12 @@ def compute_seed(epoch: int, source_hash: bytes) -> Hash32:
     return Hash32(keccak(encoded))
 
 
+@functools.cache
+def get_registry_artifact() -> Artifact:
+    """Return the ``Registry`` artifact (read from disk once per process)."""
+    return load_artifact(CONTRACT_NAME)
+
+
 def _as_hash(value: bytes) -> Hash32 | None:
     return None if bytes(value) == ZERO_HASH else Hash32(bytes(value))
 
@@ -189,7 +197,7 @@ class Registry:
         self.w3 = w3
         self.address: ChecksumAddress = to_checksum_address(address)
         self.account = account
-        self.artifact = load_artifact(CONTRACT_NAME)
+        self.artifact = get_registry_artifact()
         self.contract: Contract = w3.eth.contract(address=self.address, abi=list(self.artifact.abi))
 
     @classmethod
