@@ -139,12 +139,20 @@ class KuboStore:
         path = Path(path)
         if not path.exists():
             raise NotFoundInStore(f"{path} does not exist")
-        opts = self._add_opts(cid_version, pin, only_hash)
+        self._add_opts(cid_version, pin, only_hash)  # validates cid_version
+        # Client.add() writes its own keyword arguments over ``opts`` (raw-leaves defaults to
+        # False there), so these must go as its keywords, not as opts.
+        options = {
+            "cid_version": cid_version,
+            "raw_leaves": cid_version == 1,
+            "only_hash": only_hash,
+            "pin": pin,
+        }
         try:
             if path.is_dir():
-                result = self._client.add(str(path), recursive=True, pattern="**", opts=opts)
+                result = self._client.add(str(path), recursive=True, pattern="**", **options)
             else:
-                result = self._client.add(str(path), opts=opts)
+                result = self._client.add(str(path), **options)
         except ipfs_exc.Error as exc:
             raise _translate(exc, "add") from None
         entries = result if isinstance(result, list) else [result]
