@@ -17,6 +17,8 @@ DEFAULT_PORT = 8000
 DEFAULT_EPOCH_PERIOD = 100
 DEFAULT_MAX_TX_BYTES = 16 * 1024
 DEFAULT_HOME_SUBSYSTEM = "main"
+DEFAULT_BATCH_MAX = 256
+DEFAULT_ANCHOR_WAIT = 30.0
 KEYSTORE_FILE = "keystore.json"
 NODE_FILE = "node.json"
 DB_FILE = "index.sqlite"
@@ -41,6 +43,8 @@ class Settings(BaseSettings):
     epoch_period: int = DEFAULT_EPOCH_PERIOD
     max_tx_bytes: int = DEFAULT_MAX_TX_BYTES
     public_url: str | None = None
+    batch_max: int = DEFAULT_BATCH_MAX
+    anchor_wait: float = DEFAULT_ANCHOR_WAIT
 
     @property
     def keystore_path(self) -> Path:

@@ -21,6 +21,7 @@ from node import __version__
 from node.config import DEFAULT_HOME_SUBSYSTEM, Settings
 from node.db.session import create_db_engine, make_session_factory, upgrade_database
 from node.errors import ConfigError
+from node.ledger.anchorer import Anchorer
 from node.ledger.service import LedgerService
 from node.ledger.transaction import Domain
 
@@ -85,6 +86,8 @@ class NodeContext:
     engine: Engine
     sessions: sessionmaker[Session]
     ledger: LedgerService
+    anchorer: Anchorer
+    _closed: bool = False
 
     @property
     def address(self) -> str:
@@ -108,15 +111,24 @@ class NodeContext:
             "store": {"backend": self.store.backend},
             "home": self.record.home,
             "transactions": self.ledger.count(),
+            "log": {
+                "tree_size": self.ledger.tree_size(),
+                "anchors_made": self.anchorer.anchors_made,
+            },
         }
 
     def close(self) -> None:
-        """Release the chain, the store and the database."""
+        """Stop anchoring; release the chain, the store and the database (idempotent)."""
+        if self._closed:
+            return
+        self._closed = True
+        self.anchorer.stop()
         self.engine.dispose()
         close_store = getattr(self.store, "close", None)
         if callable(close_store):
             close_store()
         self.chain.close()
+        log.info("node %s stopped cleanly", self.address)
 
 
 def init_node(
@@ -193,15 +205,19 @@ def open_node(settings: Settings, password: str) -> NodeContext:
             registry=registry,
             domain=Domain(chain.chain_id, record.registry),
             node_address=account.address,
+            batch_max=settings.batch_max,
         )
+        adopted = ledger.recover()
+        if adopted:
+            log.info("adopted %d leaves anchored just before the last stop", adopted)
     except BaseException:
         chain.close()
         raise
-    ctx = NodeContext(settings, record, account, chain, registry, store, engine, sessions, ledger)
-    recovered = ledger.recover()
-    if recovered:
-        log.info("anchored %d transactions left pending by the last run", recovered)
-    return ctx
+    anchorer = Anchorer(ledger)
+    anchorer.start()
+    return NodeContext(
+        settings, record, account, chain, registry, store, engine, sessions, ledger, anchorer
+    )
 
 
 def _fund_on_dev_chain(chain: Any, address: str) -> None:

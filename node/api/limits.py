@@ -10,10 +10,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 DEFAULT_BODY_LIMIT = 1024 * 1024
 
 
-class BodyTooLarge(Exception):
-    """Raised inside ``receive`` once the body passes its limit."""
-
-
 class BodyLimitMiddleware:
     """Reject request bodies larger than ``limit_for(path)`` bytes with 413."""
 
@@ -37,28 +33,26 @@ class BodyLimitMiddleware:
                     await _reply(send, 413, f"request body is {declared} bytes; limit {limit}")
                     return
         received = 0
-        started = False
+        rejected = False
 
         async def limited_receive() -> Message:
-            nonlocal received
+            nonlocal received, rejected
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > limit:
-                    raise BodyTooLarge
+                if received > limit and not rejected:
+                    # Answer now; the application then sees the client as gone and any
+                    # response it still tries to send is dropped below.
+                    rejected = True
+                    await _reply(send, 413, f"request body exceeds the limit of {limit} bytes")
+                    return {"type": "http.disconnect"}
             return message
 
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
+        async def guarded_send(message: Message) -> None:
+            if not rejected:
+                await send(message)
 
-        try:
-            await self.app(scope, limited_receive, tracking_send)
-        except BodyTooLarge:
-            if not started:
-                await _reply(send, 413, f"request body exceeds the limit of {limit} bytes")
+        await self.app(scope, limited_receive, guarded_send)
 
 
 async def _reply(send: Send, status: int, detail: str) -> None:

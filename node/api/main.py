@@ -2,21 +2,37 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import APIRouter, FastAPI
 
 from node import __version__
 from node.api.limits import DEFAULT_BODY_LIMIT, BodyLimitMiddleware
 from node.api.problems import install_problem_handlers
-from node.api.routes import explorer, health, rpc, transactions
+from node.api.routes import anchors, explorer, health, rpc, transactions
 from node.runtime import NodeContext
 
 API_PREFIX = "/api/v1"
 TRANSACTIONS_PATH = API_PREFIX + "/transactions"
 
 
-def create_app(node: NodeContext) -> FastAPI:
-    """Return the node's HTTP application bound to ``node``'s parts."""
+def create_app(node: NodeContext, *, close_on_shutdown: bool = False) -> FastAPI:
+    """Return the node's HTTP application bound to ``node``'s parts.
+
+    With ``close_on_shutdown`` the node's parts are closed when the server shuts down
+    (``collegium up``: uvicorn re-raises SIGTERM after its shutdown, so this is the
+    last moment to stop the anchorer and release the chain cleanly).
+    """
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        if close_on_shutdown:
+            node.close()
+
     app = FastAPI(
+        lifespan=lifespan,
         title="Collegium node",
         version=__version__,
         description="Open business ledger: EIP-712 transactions, IPFS content, on-chain anchors.",
@@ -33,6 +49,7 @@ def create_app(node: NodeContext) -> FastAPI:
 
     api = APIRouter(prefix=API_PREFIX)
     api.include_router(transactions.router)
+    api.include_router(anchors.router)
     app.include_router(api)
     app.include_router(health.router)
     app.include_router(rpc.router)

@@ -98,6 +98,7 @@ class BusinessTxPublic(BusinessTxBase):
     leaf_hash: str
     status: str
     received_at: str
+    leaf_index: int | None = None
     anchor: AnchorPublic | None = None
 
     @classmethod
@@ -133,8 +134,62 @@ class BusinessTxPublic(BusinessTxBase):
             leaf_hash=row.leaf_hash,
             status=row.status,
             received_at=row.received_at.isoformat(),
+            leaf_index=row.leaf_index,
             anchor=anchor,
         )
+
+
+class InclusionProofPublic(BaseModel):
+    """A self-contained proof bundle: check ``leaf`` is in the tree head anchored on-chain."""
+
+    version: int = 1
+    chain_id: int
+    registry: str
+    tx_id: str
+    cid: str
+    leaf: str = Field(description="canonical RLP body, 0x-hex")
+    leaf_index: int
+    tree_size: int
+    root: str
+    path: list[str]
+    anchor_index: int
+    block_number: int
+    chain_tx_hash: str
+    node: str
+
+    @classmethod
+    def from_bundle(cls, bundle: Any, *, chain_id: int, registry: str) -> InclusionProofPublic:
+        """Return the public form of a ledger ``InclusionBundle``."""
+        return cls(
+            chain_id=chain_id,
+            registry=registry,
+            tx_id=bundle.tx_id,
+            cid=bundle.cid,
+            leaf="0x" + bytes(bundle.leaf).hex(),
+            leaf_index=bundle.leaf_index,
+            tree_size=bundle.tree_size,
+            root=bundle.root,
+            path=list(bundle.path),
+            anchor_index=bundle.anchor_index,
+            block_number=bundle.block_number,
+            chain_tx_hash=bundle.chain_tx_hash,
+            node=bundle.node,
+        )
+
+
+class AnchorListItem(AnchorPublic):
+    """An anchor with the node that made it."""
+
+    node: str
+    subsystem: str
+
+
+class ConsistencyProofPublic(BaseModel):
+    """Proof that the log at ``first`` is a prefix of the log at ``second``."""
+
+    first: int
+    second: int
+    path: list[str]
 
 
 class BusinessTxPage(BaseModel):

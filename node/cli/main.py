@@ -155,7 +155,12 @@ def up(
         f"store {node.store.backend})"
     )
     try:
-        uvicorn.run(create_app(node), host=host, port=port, log_level=log_level.lower())
+        uvicorn.run(
+            create_app(node, close_on_shutdown=True),
+            host=host,
+            port=port,
+            log_level=log_level.lower(),
+        )
     finally:
         node.close()
 
@@ -209,8 +214,8 @@ def verify(
 
     settings = _settings(data_dir, chain_url=chain)
     try:
-        with _audit_parts(settings) as (sessions, store, registry):
-            report = audit(sessions, store, registry)
+        with _audit_parts(settings) as (sessions, store, registry, node):
+            report = audit(sessions, store, registry, node)
     except CollegiumError as exc:
         raise _fail(exc) from exc
     for finding in report.findings:
@@ -232,7 +237,7 @@ class _audit_parts:  # noqa: N801 - used as a context manager
         self.chain: Any = None
         self.engine: Any = None
 
-    def __enter__(self) -> tuple[Any, Any, Any]:
+    def __enter__(self) -> tuple[Any, Any, Any, str]:
         from node.chain.backend import open_chain, open_rpc
         from node.chain.registry import Registry
         from node.db.session import create_db_engine, make_session_factory
@@ -248,7 +253,7 @@ class _audit_parts:  # noqa: N801 - used as a context manager
         registry = Registry(self.chain.w3, record.registry, None)
         store = open_store(settings.data_dir, settings.ipfs_api)
         self.engine = create_db_engine(settings.sqlalchemy_url)
-        return make_session_factory(self.engine), store, registry
+        return make_session_factory(self.engine), store, registry, record.address
 
     def __exit__(self, *exc: object) -> None:
         if self.engine is not None:

@@ -38,16 +38,22 @@ class TransactionStatus:
 
 
 class BusinessTransaction(Base):
-    """One accepted, EIP-712-signed business transaction: a leaf of the ledger log."""
+    """One accepted, EIP-712-signed business transaction: a leaf of the ledger log.
+
+    ``seq`` is the order of acceptance; ``leaf_index`` the position in this node's
+    append-only log, given when the leaf is put in a batch (``None`` while pending).
+    """
 
     __tablename__ = "transactions"
     __table_args__ = (
         UniqueConstraint("signer", "nonce", name="uq_transactions_signer_nonce"),
+        UniqueConstraint("leaf_index", name="uq_transactions_leaf_index"),
         Index("ix_transactions_subsystem_seq", "subsystem", "seq"),
         Index("ix_transactions_kind_seq", "kind", "seq"),
     )
 
     seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    leaf_index: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     tx_id: Mapped[str] = mapped_column(String(HASH_LEN), unique=True, index=True)
     signer: Mapped[str] = mapped_column(String(ADDRESS_LEN), index=True)
     nonce: Mapped[int] = mapped_column(BigInteger)
@@ -91,7 +97,11 @@ class TransactionParty(Base):
 
 
 class Anchor(Base):
-    """An on-chain anchor: a Merkle root over ledger leaves recorded in the registry."""
+    """An on-chain anchor: a tree head (size, root) of this node's log, with its batch.
+
+    The batch holds leaves ``[tree_size - count, tree_size)``; ``batch_cid`` names the
+    batch document in the content store.
+    """
 
     __tablename__ = "anchors"
 

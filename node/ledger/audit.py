@@ -7,8 +7,9 @@ For each transaction in the index it checks that
 * the indexed columns equal the signed fields;
 * the content store holds the body under the recorded CID, and the CID is the one the
   body hashes to;
-* an anchored leaf's on-chain anchor has the recorded root (the leaf hash for
-  per-transaction anchors) and batch CID.
+* every on-chain anchor of this node has the root recomputed from the leaves
+  (recomputed from the stored bodies, not from the indexed hashes), its batch document
+  in the store lists exactly the leaves of its range, and the index agrees with it.
 """
 
 from __future__ import annotations
@@ -22,7 +23,9 @@ from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from node.db.models import BusinessTransaction, TransactionStatus
 from node.errors import CollegiumError
+from node.ledger.batch import decode_batch
 from node.ledger.hasher import hash_leaf
+from node.ledger.proof import CompactRange
 from node.ledger.transaction import decode_leaf
 
 AUDIT_BATCH = 500
@@ -76,7 +79,7 @@ def _rows(sessions: sessionmaker[Session]) -> Iterator[BusinessTransaction]:
         last = batch[-1].seq
 
 
-def audit_transaction(row: BusinessTransaction, store: Any, registry: Any) -> list[Finding]:
+def audit_transaction(row: BusinessTransaction, store: Any) -> list[Finding]:
     """Return the findings for one indexed transaction (empty if it checks out)."""
     found: list[Finding] = []
 
@@ -123,31 +126,83 @@ def audit_transaction(row: BusinessTransaction, store: Any, registry: Any) -> li
             )
     except CollegiumError as exc:
         bad("content store holds the body", row.cid, exc)
-    if row.status == TransactionStatus.ANCHORED:
-        if row.anchor_index is None:
-            bad("anchored transaction has an anchor", "anchor index", None)
-            return found
-        try:
-            onchain = registry.get_anchor(row.anchor_index)
-        except CollegiumError as exc:
-            bad("anchor exists on-chain", row.anchor_index, exc)
-            return found
-        root = "0x" + bytes(onchain.root).hex()
-        if root != leaf_hash:
-            bad(f"on-chain root of anchor {row.anchor_index}", leaf_hash, root)
-        if str(onchain.batch_cid) != row.cid:
-            bad(f"on-chain batch CID of anchor {row.anchor_index}", row.cid, onchain.batch_cid)
+    if row.status == TransactionStatus.ANCHORED and (
+        row.anchor_index is None or row.leaf_index is None
+    ):
+        bad("anchored transaction has a leaf index and an anchor", "both", None)
     return found
 
 
-def audit(sessions: sessionmaker[Session], store: Any, registry: Any) -> AuditReport:
-    """Return the audit report over every transaction in the index."""
+def audit_anchors(
+    node: str, leaves: dict[int, tuple[str, bytes, str]], store: Any, registry: Any,
+    indexed: dict[int, Any],
+) -> list[Finding]:  # fmt: skip
+    """Return the findings for every on-chain anchor of ``node``.
+
+    ``leaves`` maps leaf index to (tx id, leaf hash recomputed from the body, CID);
+    ``indexed`` maps anchor index to the index's ``Anchor`` row.
+    """
+    found: list[Finding] = []
+    frontier = CompactRange()
+    for index in range(registry.anchor_count()):
+        onchain = registry.get_anchor(index)
+        if str(onchain.node).lower() != node.lower():
+            continue
+        name = f"anchor {index}"
+        root = "0x" + bytes(onchain.root).hex()
+        first = int(onchain.tree_size) - int(onchain.count)
+        if first != frontier.size:
+            found.append(Finding(name, "anchor extends the log", str(frontier.size), str(first)))
+            return found
+        for leaf_index in range(first, int(onchain.tree_size)):
+            if leaf_index not in leaves:
+                found.append(Finding(name, f"leaf {leaf_index} is in the index", "row", "none"))
+                return found
+            frontier.append(leaves[leaf_index][1])
+        if "0x" + frontier.root().hex() != root:
+            found.append(Finding(name, "root recomputed from the stored leaves", root,
+                                 "0x" + frontier.root().hex()))  # fmt: skip
+        try:
+            batch = decode_batch(store.cat(str(onchain.batch_cid)))
+            expected = tuple(leaves[i][2] for i in range(first, int(onchain.tree_size)))
+            if batch.first != first or batch.leaf_cids != expected:
+                found.append(Finding(name, "batch document lists the anchored leaves",
+                                     f"{first}:{list(expected)}",
+                                     f"{batch.first}:{list(batch.leaf_cids)}"))  # fmt: skip
+        except CollegiumError as exc:
+            found.append(Finding(name, "batch document in the store", str(onchain.batch_cid),
+                                 str(exc)))  # fmt: skip
+        row = indexed.get(index)
+        if row is None or row.root != root or row.tree_size != int(onchain.tree_size):
+            found.append(Finding(name, "index agrees with the chain", root,
+                                 "missing" if row is None else row.root))  # fmt: skip
+    for leaf_index in sorted(leaves):
+        if leaf_index >= frontier.size:
+            found.append(Finding(leaves[leaf_index][0], "anchored leaf is covered by an anchor",
+                                 f"< {frontier.size}", str(leaf_index)))  # fmt: skip
+    return found
+
+
+def audit(sessions: sessionmaker[Session], store: Any, registry: Any, node: str) -> AuditReport:
+    """Return the audit report over every transaction in the index and every anchor
+    ``node`` made on-chain."""
+    from node.db.models import Anchor
+
     report = AuditReport()
+    leaves: dict[int, tuple[str, bytes, str]] = {}
     for row in _rows(sessions):
         report.checked += 1
         if row.status == TransactionStatus.ANCHORED:
             report.anchored += 1
         else:
             report.pending += 1
-        report.findings.extend(audit_transaction(row, store, registry))
+        report.findings.extend(audit_transaction(row, store))
+        if row.leaf_index is not None:
+            leaves[row.leaf_index] = (row.tx_id, hash_leaf(row.body), row.cid)
+    with sessions() as session:
+        indexed = {a.index: a for a in session.scalars(select(Anchor))}
+    try:
+        report.findings.extend(audit_anchors(node, leaves, store, registry, indexed))
+    except CollegiumError as exc:
+        report.findings.append(Finding("chain", "anchors readable", "registry", str(exc)))
     return report

@@ -19,22 +19,10 @@ def compute_split(n: int) -> int:
 
 def compute_root(leaf_hashes: Sequence[bytes]) -> Hash32:
     """Return the Merkle tree hash (MTH) of the leaves, as RFC 6962 section 2.1 defines it."""
-    n = len(leaf_hashes)
-    if n == 0:
-        return empty_root()
-    # Fold complete subtrees left to right (the "compact range"), then join right to left.
-    stack: list[tuple[int, bytes]] = []  # (height, hash) of complete subtrees
+    frontier = CompactRange()
     for leaf in leaf_hashes:
-        height, node = 0, bytes(leaf)
-        while stack and stack[-1][0] == height:
-            _, left = stack.pop()
-            node = hash_children(left, node)
-            height += 1
-        stack.append((height, node))
-    root = stack[-1][1]
-    for _, left in reversed(stack[:-1]):
-        root = hash_children(left, root)
-    return Hash32(root)
+        frontier.append(leaf)
+    return frontier.root()
 
 
 def inclusion_proof(index: int, leaf_hashes: Sequence[bytes]) -> list[Hash32]:
@@ -66,3 +54,30 @@ def _subproof(m: int, leaves: Sequence[bytes], complete: bool) -> list[Hash32]:
     if m <= k:
         return _subproof(m, leaves[:k], complete) + [compute_root(leaves[k:])]
     return _subproof(m - k, leaves[k:], False) + [compute_root(leaves[:k])]
+
+
+class CompactRange:
+    """The right frontier of a growing log: append leaf hashes, read the root in O(log n)."""
+
+    def __init__(self) -> None:
+        self.size = 0
+        self._stack: list[tuple[int, bytes]] = []
+
+    def append(self, leaf_hash: bytes) -> None:
+        """Add the next leaf hash to the log."""
+        height, node = 0, bytes(leaf_hash)
+        while self._stack and self._stack[-1][0] == height:
+            _, left = self._stack.pop()
+            node = hash_children(left, node)
+            height += 1
+        self._stack.append((height, node))
+        self.size += 1
+
+    def root(self) -> Hash32:
+        """Return the Merkle tree hash of every leaf appended so far."""
+        if not self._stack:
+            return empty_root()
+        root = self._stack[-1][1]
+        for _, left in reversed(self._stack[:-1]):
+            root = hash_children(left, root)
+        return Hash32(root)

@@ -4,20 +4,24 @@ The order of writes is what makes "nothing half-written, nothing acknowledged lo
 
 1. every check runs first (format, size, signature, subsystem, replay) — a rejected
    request writes nothing anywhere;
-2. the leaf is committed to SQL (``status = pending``; SQLite ``synchronous=FULL``);
+2. the leaf is committed to SQL (``status = pending``; SQLite ``synchronous=FULL``) —
+   from here on it is acknowledged and survives ``kill -9``;
 3. the leaf body is added to the content store (content-addressed, idempotent);
-4. the leaf is anchored on-chain and the row becomes ``anchored``.
+4. the anchorer appends pending leaves to this node's append-only log in batches
+   (group commit: a batch is whatever arrived while the previous anchor was being
+   mined, at most ``batch_max`` leaves), stores the batch document on IPFS and
+   anchors the new tree head (size, root, batch CID) in the registry.
 
-A crash after 2 leaves a pending row that :meth:`LedgerService.recover` finishes at the
-next start (it first looks on-chain for anchors it already sent, so nothing is anchored
-twice). Anchoring is per transaction for now (``tree_size`` = the leaf's position in
-the log, ``count`` = 1, ``root`` = the leaf hash); Merkle batches replace this step.
+A crash between the anchor transaction and the SQL update is repaired by
+:meth:`LedgerService.recover`, which adopts this node's anchors found on-chain (using
+their batch documents) instead of anchoring the same leaves twice.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -29,13 +33,17 @@ from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from node.db.models import Anchor, BusinessTransaction, TransactionParty, TransactionStatus
 from node.errors import CollegiumError, ValidationError
+from node.ledger.batch import Batch, decode_batch
 from node.ledger.hasher import hash_leaf
+from node.ledger.proof import CompactRange, consistency_proof, inclusion_proof
 from node.ledger.transaction import BusinessTx, Domain, SignedBusinessTx, verify_signed_tx
 
 log = logging.getLogger(__name__)
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
+DEFAULT_BATCH_MAX = 256
+SYSTEM_LOG = ""  # the subsystem field of anchors of the node's (system-wide) log
 
 
 class UnknownSubsystem(ValidationError):
@@ -63,6 +71,10 @@ class ContentStore(Protocol):
         """Return the bytes of the file ``cid``."""
         ...
 
+    def has(self, cid: str) -> bool:
+        """Return whether every block of ``cid`` is present."""
+        ...
+
 
 class AnchorRegistry(Protocol):
     """What the ledger needs from the registry contract."""
@@ -84,6 +96,23 @@ class AnchorRegistry(Protocol):
     def get_anchor(self, index: int) -> Any:
         """Return anchor ``index`` (``root``, ``tree_size``, ``count``, ``batch_cid``, …)."""
         ...
+
+
+@dataclass(frozen=True)
+class InclusionBundle:
+    """Everything a third party needs to check one transaction against the chain."""
+
+    tx_id: str
+    leaf: bytes
+    cid: str
+    leaf_index: int
+    tree_size: int
+    root: str
+    path: list[str]
+    anchor_index: int
+    block_number: int
+    chain_tx_hash: str
+    node: str
 
 
 @dataclass(frozen=True)
@@ -109,13 +138,18 @@ class LedgerService:
         registry: AnchorRegistry,
         domain: Domain,
         node_address: str,
+        batch_max: int = DEFAULT_BATCH_MAX,
     ) -> None:
         self._sessions = session_factory
         self._store = store
         self._registry = registry
         self.domain = domain
         self._node_address = node_address
+        self.batch_max = batch_max
         self._anchor_lock = threading.Lock()
+        self.changed = threading.Condition()  # notified on every new leaf and every anchor
+        self.leaf_added = threading.Event()  # set by submit, cleared by the anchorer
+        self._leaf_hashes: list[bytes] | None = None  # this node's log, by leaf index
 
     # -- writes ---------------------------------------------------------------------------
 
@@ -193,90 +227,213 @@ class LedgerService:
                     f"nonce {tx.nonce} of {signed.signer} was already used (replay)"
                 ) from exc
         try:
-            self._publish_and_anchor(row.seq)
-        except CollegiumError as exc:
-            log.warning("transaction %s kept pending: %s", row.tx_id, exc)
+            self._store.add_bytes(body)
+        except CollegiumError as exc:  # the anchorer stores it again before anchoring
+            log.warning("storing the body of %s failed, will retry: %s", row.tx_id, exc)
+        self.leaf_added.set()
+        with self.changed:
+            self.changed.notify_all()
         return self.get(row.tx_id) or row
 
-    def _publish_and_anchor(self, seq: int) -> None:
-        """Store the body of leaf ``seq`` and anchor it, unless that was already done."""
-        with self._anchor_lock, self._sessions() as session:
-            row = session.get(BusinessTransaction, seq)
-            if row is None or row.status != TransactionStatus.PENDING:
-                return
-            cid = self._store.add_bytes(row.body)
-            if cid != row.cid:
-                raise CollegiumError(f"store returned CID {cid}, expected {row.cid}")
-            receipt = self._registry.anchor(
-                row.subsystem, bytes.fromhex(row.leaf_hash[2:]), row.seq, 1, row.cid
-            )
-            session.add(
-                Anchor(
-                    index=int(receipt.index),
-                    root=row.leaf_hash,
-                    tree_size=row.seq,
-                    count=1,
-                    batch_cid=row.cid,
-                    subsystem=row.subsystem,
-                    node=self._node_address,
-                    block_number=int(receipt.block_number),
-                    chain_tx_hash=_hex(bytes(receipt.tx_hash))
-                    if not isinstance(receipt.tx_hash, str)
-                    else receipt.tx_hash,
-                )
-            )
-            row.anchor_index = int(receipt.index)
-            row.status = TransactionStatus.ANCHORED
-            session.commit()
+    def wait_anchored(self, tx_id: str, timeout: float) -> BusinessTransaction | None:
+        """Return the row of ``tx_id`` once anchored, or as it is after ``timeout`` s."""
+        deadline = time.monotonic() + timeout
+        while True:
+            row = self.get(tx_id)
+            remaining = deadline - time.monotonic()
+            if row is None or row.status == TransactionStatus.ANCHORED or remaining <= 0:
+                return row
+            with self.changed:
+                self.changed.wait(min(remaining, 0.5))
 
-    def recover(self) -> int:
-        """Finish every pending leaf (after a crash); return how many were anchored now.
+    def pending_count(self) -> int:
+        """Return how many accepted leaves wait for an anchor."""
+        from sqlalchemy import func
 
-        Anchors already on-chain for a pending leaf (sent just before a crash) are
-        adopted, not sent again.
-        """
-        self._adopt_chain_anchors()
         with self._sessions() as session:
-            pending = session.scalars(
-                select(BusinessTransaction.seq)
+            return int(
+                session.scalar(
+                    select(func.count())
+                    .select_from(BusinessTransaction)
+                    .where(BusinessTransaction.status == TransactionStatus.PENDING)
+                )
+                or 0
+            )
+
+    # -- the log ----------------------------------------------------------------------------
+
+    def _log(self, session: Session) -> list[bytes]:
+        """Return this node's leaf hashes by leaf index (loaded once, then kept current)."""
+        if self._leaf_hashes is None:
+            hashes = session.scalars(
+                select(BusinessTransaction.leaf_hash)
+                .where(BusinessTransaction.leaf_index.is_not(None))
+                .order_by(BusinessTransaction.leaf_index)
+            ).all()
+            self._leaf_hashes = [bytes.fromhex(h[2:]) for h in hashes]
+        return self._leaf_hashes
+
+    def tree_size(self) -> int:
+        """Return the size of this node's anchored log."""
+        with self._anchor_lock, self._sessions() as session:
+            return len(self._log(session))
+
+    def anchor_pending(self) -> Anchor | None:
+        """Anchor one batch of pending leaves; return its anchor, or None if none pending.
+
+        Raises ``ChainError`` / ``StoreError`` if the anchor could not be made (the
+        leaves stay pending and are retried).
+        """
+        with self._anchor_lock, self._sessions() as session:
+            rows = session.scalars(
+                select(BusinessTransaction)
                 .where(BusinessTransaction.status == TransactionStatus.PENDING)
                 .order_by(BusinessTransaction.seq)
+                .limit(self.batch_max)
             ).all()
-        for seq in pending:
-            self._publish_and_anchor(seq)
-        return len(pending)
+            if not rows:
+                return None
+            log_hashes = self._log(session)
+            first = len(log_hashes)
+            frontier = CompactRange()
+            for leaf_hash in log_hashes:
+                frontier.append(leaf_hash)
+            for row in rows:
+                if not self._store.has(row.cid):
+                    self._store.add_bytes(row.body)
+                frontier.append(bytes.fromhex(row.leaf_hash[2:]))
+            batch_cid = self._store.add_bytes(Batch(first, tuple(r.cid for r in rows)).encode())
+            root = frontier.root()
+            receipt = self._registry.anchor(SYSTEM_LOG, root, frontier.size, len(rows), batch_cid)
+            anchor = Anchor(
+                index=int(receipt.index),
+                root=_hex(root),
+                tree_size=frontier.size,
+                count=len(rows),
+                batch_cid=batch_cid,
+                subsystem=SYSTEM_LOG,
+                node=self._node_address,
+                block_number=int(receipt.block_number),
+                chain_tx_hash=_hex(bytes(receipt.tx_hash)),
+            )
+            session.add(anchor)
+            for offset, row in enumerate(rows):
+                row.leaf_index = first + offset
+                row.anchor_index = anchor.index
+                row.status = TransactionStatus.ANCHORED
+            session.commit()
+            log_hashes.extend(bytes.fromhex(r.leaf_hash[2:]) for r in rows)
+        with self.changed:
+            self.changed.notify_all()
+        return anchor
 
-    def _adopt_chain_anchors(self) -> None:
+    def recover(self) -> int:
+        """Adopt this node's on-chain anchors missing from SQL (a crash right after an
+        anchor transaction); return how many leaves were adopted.
+
+        Raises ``ChainError``/``StoreError`` if the chain or the batch cannot be read, and
+        ``CollegiumError`` if an on-chain batch does not match the pending leaves.
+        """
+        adopted = 0
         with self._anchor_lock, self._sessions() as session:
             known = session.scalar(select(Anchor.index).order_by(Anchor.index.desc()).limit(1))
-            start = 0 if known is None else known + 1
-            for index in range(start, self._registry.anchor_count()):
+            for index in range(0 if known is None else known + 1, self._registry.anchor_count()):
                 onchain = self._registry.get_anchor(index)
-                root = _hex(bytes(onchain.root))
-                row = session.scalar(
-                    select(BusinessTransaction).where(
-                        BusinessTransaction.leaf_hash == root,
-                        BusinessTransaction.status == TransactionStatus.PENDING,
-                    )
-                )
-                if row is None or str(onchain.node).lower() != self._node_address.lower():
+                if str(onchain.node).lower() != self._node_address.lower():
                     continue
+                batch = decode_batch(self._store.cat(str(onchain.batch_cid)))
+                rows = {
+                    r.cid: r
+                    for r in session.scalars(
+                        select(BusinessTransaction).where(
+                            BusinessTransaction.cid.in_(batch.leaf_cids),
+                            BusinessTransaction.status == TransactionStatus.PENDING,
+                        )
+                    )
+                }
+                log_hashes = self._log(session)
+                if batch.first != len(log_hashes) or set(rows) != set(batch.leaf_cids):
+                    raise CollegiumError(
+                        f"on-chain anchor {index} (leaves {batch.first}..) does not match "
+                        f"this node's log of {len(log_hashes)} leaves and pending rows"
+                    )
                 session.add(
                     Anchor(
                         index=index,
-                        root=root,
+                        root=_hex(bytes(onchain.root)),
                         tree_size=int(onchain.tree_size),
                         count=int(onchain.count),
                         batch_cid=str(onchain.batch_cid),
                         subsystem=str(onchain.subsystem),
                         node=str(onchain.node),
                         block_number=int(onchain.block_number),
-                        chain_tx_hash="",
+                        chain_tx_hash=self._anchor_tx_hash(index, int(onchain.block_number)),
                     )
                 )
-                row.anchor_index = index
-                row.status = TransactionStatus.ANCHORED
+                for offset, cid in enumerate(batch.leaf_cids):
+                    row = rows[cid]
+                    row.leaf_index = batch.first + offset
+                    row.anchor_index = index
+                    row.status = TransactionStatus.ANCHORED
+                    log_hashes.append(bytes.fromhex(row.leaf_hash[2:]))
+                adopted += len(batch.leaf_cids)
             session.commit()
+        return adopted
+
+    def _anchor_tx_hash(self, index: int, block_number: int) -> str:
+        find = getattr(self._registry, "anchor_tx_hash", None)
+        if find is None:
+            return ""
+        found = find(index, block_number)
+        return "" if found is None else _hex(bytes(found))
+
+    # -- proofs ---------------------------------------------------------------------------
+
+    def inclusion(self, tx_id: str) -> InclusionBundle | None:
+        """Return the inclusion proof of ``tx_id`` in the tree head of its anchor, or None
+        if the transaction is unknown or not yet anchored."""
+        row = self.get(tx_id)
+        if row is None or row.anchor is None or row.leaf_index is None:
+            return None
+        with self._anchor_lock, self._sessions() as session:
+            leaves = self._log(session)[: row.anchor.tree_size]
+        path = inclusion_proof(row.leaf_index, leaves)
+        return InclusionBundle(
+            tx_id=row.tx_id,
+            leaf=row.body,
+            cid=row.cid,
+            leaf_index=row.leaf_index,
+            tree_size=row.anchor.tree_size,
+            root=row.anchor.root,
+            path=[_hex(p) for p in path],
+            anchor_index=row.anchor.index,
+            block_number=row.anchor.block_number,
+            chain_tx_hash=row.anchor.chain_tx_hash,
+            node=row.anchor.node,
+        )
+
+    def consistency(self, size1: int, size2: int) -> list[str]:
+        """Return the consistency proof between two anchored sizes of this node's log.
+
+        Raises ``ValidationError`` unless 0 < size1 <= size2 <= anchored size.
+        """
+        with self._anchor_lock, self._sessions() as session:
+            leaves = self._log(session)
+            if not 0 < size1 <= size2 <= len(leaves):
+                raise ValidationError(
+                    f"need 0 < first <= second <= {len(leaves)}, got {size1}, {size2}"
+                )
+            return [_hex(p) for p in consistency_proof(size1, leaves[:size2])]
+
+    def anchors(self, *, before: int | None = None, limit: int = DEFAULT_PAGE_SIZE) -> list[Anchor]:
+        """Return this node's anchors, newest first."""
+        query = (
+            select(Anchor).order_by(Anchor.index.desc()).limit(max(1, min(limit, MAX_PAGE_SIZE)))
+        )
+        if before is not None:
+            query = query.where(Anchor.index < before)
+        with self._sessions() as session:
+            return list(session.scalars(query).all())
 
     # -- reads ----------------------------------------------------------------------------
 

@@ -24,6 +24,7 @@ def stopped_node(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[d
         created = [
             httpx.post(
                 node.url + "/api/v1/transactions",
+                params={"wait": "true"},
                 json=make_submission(domain, Account.create()),
                 timeout=60,
             ).json()

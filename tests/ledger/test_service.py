@@ -18,7 +18,10 @@ from sqlalchemy import func, select
 
 from node.db.models import BusinessTransaction, TransactionStatus
 from node.db.session import create_db_engine, make_session_factory, upgrade_database
-from node.errors import ChainError, ValidationError
+from node.errors import ChainError, CollegiumError, ValidationError
+from node.ledger.batch import Batch, decode_batch
+from node.ledger.proof import compute_root
+from node.ledger.verify import verify_consistency, verify_inclusion
 from node.ledger.service import (
     LedgerService,
     ReplayedTransaction,
@@ -85,6 +88,9 @@ class FakeStore:
     def cat(self, cid: str, path: str = "") -> bytes:
         return self.blocks[cid]
 
+    def has(self, cid: str) -> bool:
+        return cid in self.blocks
+
 
 @pytest.fixture
 def parts(tmp_path: Path) -> Any:
@@ -113,15 +119,35 @@ def count_rows(sessions: Any) -> int:
         return int(s.scalar(select(func.count()).select_from(BusinessTransaction)))
 
 
-def test_submit_stores_and_anchors(parts: Any) -> None:
+def test_submit_stores_then_anchor_batches(parts: Any) -> None:
     service, registry, store, sessions = parts
     wallet = Account.create()
-    tx, sig = signed(service, wallet)
-    row = service.submit(tx, sig, wallet.address)
-    assert row.status == TransactionStatus.ANCHORED
-    assert row.anchor is not None and row.anchor.index == 0
-    assert store.blocks[row.cid] == row.body
-    assert registry.anchors[0].root.hex() == row.leaf_hash[2:]
+    rows = []
+    for n in range(3):
+        tx, sig = signed(service, wallet, nonce=n)
+        rows.append(service.submit(tx, sig, wallet.address))
+    assert all(r.status == TransactionStatus.PENDING for r in rows)
+    assert all(store.blocks[r.cid] == r.body for r in rows)  # body stored at acceptance
+    anchor = service.anchor_pending()
+    assert anchor is not None and anchor.tree_size == 3 and anchor.count == 3
+    assert service.anchor_pending() is None
+    on_chain = registry.anchors[0]
+    leaves = [bytes.fromhex(r.leaf_hash[2:]) for r in rows]
+    assert on_chain.root == compute_root(leaves)
+    assert decode_batch(store.blocks[on_chain.batch_cid]).leaf_cids == tuple(r.cid for r in rows)
+    for i, r in enumerate(rows):
+        bundle = service.inclusion(r.tx_id)
+        assert bundle is not None and bundle.leaf_index == i and bundle.tree_size == 3
+        verify_inclusion(
+            i, 3, leaves[i], [bytes.fromhex(p[2:]) for p in bundle.path], on_chain.root
+        )
+    # a second batch extends the same log; consistency between the heads verifies
+    tx, sig = signed(service, wallet, nonce=9)
+    service.submit(tx, sig, wallet.address)
+    second = service.anchor_pending()
+    assert second is not None and second.tree_size == 4 and second.count == 1
+    proof = [bytes.fromhex(p[2:]) for p in service.consistency(3, 4)]
+    verify_consistency(3, 4, registry.anchors[0].root, registry.anchors[1].root, proof)
 
 
 def test_rejections_write_nothing(parts: Any) -> None:
@@ -142,18 +168,20 @@ def test_rejections_write_nothing(parts: Any) -> None:
     tx2, sig2 = signed(service, wallet, amount="11")  # same nonce, other content
     with pytest.raises(ReplayedTransaction):
         service.submit(tx2, sig2, wallet.address)
-    assert count_rows(sessions) == 1 and len(registry.anchors) == 1
+    assert count_rows(sessions) == 1 and len(store.blocks) == 1
 
 
-def test_chain_failure_keeps_pending_then_recover(parts: Any) -> None:
+def test_chain_failure_keeps_pending_then_retry(parts: Any) -> None:
     service, registry, store, sessions = parts
     wallet = Account.create()
     registry.fail = True
     tx, sig = signed(service, wallet)
     row = service.submit(tx, sig, wallet.address)
-    assert row.status == TransactionStatus.PENDING
+    with pytest.raises(ChainError):
+        service.anchor_pending()
+    assert service.get(row.tx_id).status == TransactionStatus.PENDING  # type: ignore[union-attr]
     registry.fail = False
-    assert service.recover() == 1
+    assert service.anchor_pending() is not None
     assert service.get(row.tx_id).status == TransactionStatus.ANCHORED  # type: ignore[union-attr]
     assert len(registry.anchors) == 1
 
@@ -161,15 +189,32 @@ def test_chain_failure_keeps_pending_then_recover(parts: Any) -> None:
 def test_recover_adopts_anchor_sent_before_crash(parts: Any) -> None:
     service, registry, store, sessions = parts
     wallet = Account.create()
-    registry.fail = True
-    tx, sig = signed(service, wallet)
-    row = service.submit(tx, sig, wallet.address)
-    # the anchor reached the chain but the process died before recording it
-    registry.fail = False
-    registry.anchor("main", bytes.fromhex(row.leaf_hash[2:]), row.seq, 1, row.cid)
-    service.recover()
+    rows = []
+    for n in range(2):
+        tx, sig = signed(service, wallet, nonce=n)
+        rows.append(service.submit(tx, sig, wallet.address))
+    # the anchor reached the chain, then the process died before the SQL update
+    batch = Batch(0, tuple(r.cid for r in rows)).encode()
+    batch_cid = store.add_bytes(batch)
+    root = compute_root([bytes.fromhex(r.leaf_hash[2:]) for r in rows])
+    registry.anchor("", root, 2, 2, batch_cid)
+    assert service.recover() == 2
+    assert service.anchor_pending() is None  # nothing anchored twice
     assert len(registry.anchors) == 1
-    assert service.get(row.tx_id).anchor.index == 0  # type: ignore[union-attr]
+    for i, r in enumerate(rows):
+        got = service.get(r.tx_id)
+        assert got is not None and got.leaf_index == i and got.anchor_index == 0
+
+
+def test_recover_refuses_a_foreign_batch(parts: Any) -> None:
+    service, registry, store, sessions = parts
+    wallet = Account.create()
+    tx, sig = signed(service, wallet)
+    service.submit(tx, sig, wallet.address)
+    batch_cid = store.add_bytes(Batch(5, ("fake-unknown",)).encode())
+    registry.anchor("", b"\x00" * 32, 6, 1, batch_cid)
+    with pytest.raises(CollegiumError, match="does not match"):
+        service.recover()
 
 
 def test_list_filters_and_cursor(parts: Any) -> None:
@@ -181,6 +226,7 @@ def test_list_filters_and_cursor(parts: Any) -> None:
             service, wallet, nonce=n, kind="invoice" if n % 2 else "payment", parties=(party,)
         )
         service.submit(tx, sig, wallet.address)
+    service.anchor_pending()
     page = service.list(limit=2)
     assert [r.nonce for r in page.items] == [4, 3]
     page2 = service.list(limit=2, before=page.next_cursor)

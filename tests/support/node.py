@@ -106,7 +106,7 @@ class NodeProcess:
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "node.cli.main", "up", "--data-dir", str(self.data_dir),
-             "--port", str(self.port), "--log-level", "warning", *extra],
+             "--port", str(self.port), "--log-level", "info", *extra],
             env=self.env, stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
         try:

@@ -53,27 +53,7 @@ def _one(node: Any, call: Any) -> dict[str, Any]:
     method = call["method"]
     if method not in ALLOWED_METHODS:
         return _error(req_id, JSONRPC_METHOD_NOT_FOUND, f"method {method} is not served here")
-    params = call.get("params", [])
-    response = node.chain.w3.provider.make_request(method, params)
-    result = dict(response)
-    result["id"] = req_id
-    result["jsonrpc"] = "2.0"
-    if "result" in result:
-        result["result"] = _plain(result["result"])
-    return result
-
-
-def _plain(value: Any) -> Any:
-    """Return ``value`` with bytes as 0x-hex and attribute dicts as dicts (JSON-ready)."""
-    if isinstance(value, bytes | bytearray):
-        return "0x" + bytes(value).hex()
-    if isinstance(value, dict) or hasattr(value, "items"):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    if isinstance(value, int) and not isinstance(value, bool):
-        return hex(value)
-    return value
+    return dict(node.chain.json_rpc(method, call.get("params", []), req_id))
 
 
 @router.post("/rpc", summary="Ethereum JSON-RPC of the node's chain (read + raw transactions)")

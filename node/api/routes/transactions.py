@@ -7,7 +7,13 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Query, Response, status
 
 from node.api.deps import LedgerDep, NodeDep
-from node.api.schemas import BusinessTxCreate, BusinessTxPage, BusinessTxPublic, Problem
+from node.api.schemas import (
+    BusinessTxCreate,
+    BusinessTxPage,
+    BusinessTxPublic,
+    InclusionProofPublic,
+    Problem,
+)
 from node.db.models import TransactionStatus
 from node.ledger.transaction import typed_data_schema
 
@@ -29,15 +35,22 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     | ERRORS,
 )
 def submit_transaction(
-    body: BusinessTxCreate, ledger: LedgerDep, response: Response
+    body: BusinessTxCreate,
+    node: NodeDep,
+    response: Response,
+    wait: bool = Query(default=False, description="wait until anchored on-chain (201)"),
 ) -> BusinessTxPublic:
-    """Verify, store and anchor one EIP-712-signed business transaction.
+    """Verify and durably store one EIP-712-signed business transaction.
 
-    Returns 201 once anchored on-chain, 202 if it is durably stored but the anchor
-    is still pending (retried automatically).
+    Returns 202 with ``status: pending`` once it is committed (it then survives a crash
+    and is anchored by the next batch), or with ``wait=true`` 201 once anchored
+    on-chain (202 if that takes longer than the node's anchor wait).
     """
+    ledger = node.ledger
     signature = bytes.fromhex(body.signature[2:])
     row = ledger.submit(body.transaction.to_domain(), signature, body.signer)
+    if wait:
+        row = ledger.wait_anchored(row.tx_id, node.settings.anchor_wait) or row
     if row.status != TransactionStatus.ANCHORED:
         response.status_code = status.HTTP_202_ACCEPTED
     response.headers["Location"] = f"/api/v1/transactions/{row.tx_id}"
@@ -90,3 +103,21 @@ def get_transaction(tx_id: str, ledger: LedgerDep) -> BusinessTxPublic:
     if row is None:
         raise HTTPException(404, f"no transaction {tx_id}")
     return BusinessTxPublic.from_row(row)
+
+
+@router.get("/{tx_id}/proof", responses={404: {"model": Problem}, 409: {"model": Problem}})
+def get_inclusion_proof(tx_id: str, node: NodeDep) -> InclusionProofPublic:
+    """Return the proof bundle of one transaction: leaf, path, tree head and anchor.
+
+    With only a chain RPC URL and an IPFS gateway anyone can check it
+    (``collegium verify-tx``). 409 while the transaction is not anchored yet.
+    """
+    row = node.ledger.get(tx_id)
+    if row is None:
+        raise HTTPException(404, f"no transaction {tx_id}")
+    bundle = node.ledger.inclusion(tx_id)
+    if bundle is None:
+        raise HTTPException(409, f"transaction {tx_id} is not anchored yet")
+    return InclusionProofPublic.from_bundle(
+        bundle, chain_id=node.chain.chain_id, registry=str(node.record.registry)
+    )

@@ -1,0 +1,45 @@
+"""Anchors: the tree heads of this node's log recorded on-chain, and consistency proofs."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Query
+
+from node.api.deps import LedgerDep
+from node.api.schemas import AnchorListItem, ConsistencyProofPublic, Problem
+
+router = APIRouter(prefix="/anchors", tags=["anchors"])
+
+
+@router.get("")
+def list_anchors(
+    ledger: LedgerDep,
+    before: int | None = Query(default=None, description="cursor: anchors older than this"),
+    limit: int = Query(default=50, ge=1, le=500),
+) -> list[AnchorListItem]:
+    """Return anchors, newest first."""
+    return [
+        AnchorListItem(
+            index=a.index,
+            root=a.root,
+            tree_size=a.tree_size,
+            count=a.count,
+            batch_cid=a.batch_cid,
+            block_number=a.block_number,
+            chain_tx_hash=a.chain_tx_hash,
+            node=a.node,
+            subsystem=a.subsystem,
+        )
+        for a in ledger.anchors(before=before, limit=limit)
+    ]
+
+
+@router.get("/consistency", responses={400: {"model": Problem}})
+def get_consistency(
+    ledger: LedgerDep,
+    first: int = Query(ge=1, description="older tree size"),
+    second: int = Query(ge=1, description="newer tree size"),
+) -> ConsistencyProofPublic:
+    """Return the RFC 9162 consistency proof between two anchored sizes of the log."""
+    return ConsistencyProofPublic(
+        first=first, second=second, path=ledger.consistency(first, second)
+    )

@@ -1,0 +1,73 @@
+"""The anchorer: a background thread that turns pending leaves into on-chain anchors.
+
+Group commit: it anchors as soon as leaves are pending and no anchor is in flight, so a
+batch is whatever arrived while the previous anchor transaction was being mined (up to
+``batch_max``): one chain transaction per batch under load, low latency when idle.
+On a chain or store failure it backs off exponentially (capped) and retries.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from node.errors import CollegiumError
+from node.ledger.service import LedgerService
+
+log = logging.getLogger(__name__)
+
+IDLE_POLL_SECONDS = 1.0
+RETRY_FIRST_SECONDS = 0.5
+RETRY_MAX_SECONDS = 30.0
+
+
+class Anchorer:
+    """Run :meth:`LedgerService.anchor_pending` whenever leaves are pending."""
+
+    def __init__(self, ledger: LedgerService, *, min_interval: float = 0.0) -> None:
+        self.ledger = ledger
+        self.min_interval = min_interval
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.anchors_made = 0
+        self.failures = 0
+
+    def start(self) -> None:
+        """Start the background thread (idempotent)."""
+        if self._thread is None or not self._thread.is_alive():
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._run, name="anchorer", daemon=True)
+            self._thread.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Ask the thread to finish its current anchor and stop; wait for it."""
+        self._stop.set()
+        self.ledger.leaf_added.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        delay = RETRY_FIRST_SECONDS
+        while not self._stop.is_set():
+            self.ledger.leaf_added.clear()
+            try:
+                anchor = self.ledger.anchor_pending()
+            except CollegiumError as exc:
+                self.failures += 1
+                log.warning("anchoring failed, retrying in %.1fs: %s", delay, exc)
+                self._stop.wait(delay)
+                delay = min(delay * 2, RETRY_MAX_SECONDS)
+                continue
+            except Exception:  # never let the thread die silently
+                self.failures += 1
+                log.exception("anchoring crashed, retrying in %.1fs", delay)
+                self._stop.wait(delay)
+                delay = min(delay * 2, RETRY_MAX_SECONDS)
+                continue
+            delay = RETRY_FIRST_SECONDS
+            if anchor is not None:
+                self.anchors_made += 1
+                if self.min_interval:
+                    self._stop.wait(self.min_interval)
+                continue
+            self.ledger.leaf_added.wait(IDLE_POLL_SECONDS)
