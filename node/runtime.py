@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from eth_account.signers.local import LocalAccount
+from eth_utils import to_checksum_address
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -187,7 +188,7 @@ def open_node(settings: Settings, password: str) -> NodeContext:
             log.info("deploying the registry (epoch period %d blocks)", settings.epoch_period)
             record.registry = str(Registry.deploy(chain.w3, account, settings.epoch_period).address)
             record.deployed_block = int(chain.w3.eth.block_number)
-        elif not chain.w3.eth.get_code(record.registry):
+        elif not chain.w3.eth.get_code(to_checksum_address(record.registry)):
             raise ConfigError(f"no registry contract at {record.registry} on this chain")
         record.chain_id = chain.chain_id
         record.chain_url = chain_url

@@ -104,6 +104,10 @@ def _with(body: dict[str, Any], **fields: Any) -> dict[str, Any]:
     return {**body, "transaction": {**body["transaction"], **fields}}
 
 
+def _garbled(body: dict[str, Any]) -> dict[str, Any]:
+    return {**body, "signature": "0x" + "ff" * 65}
+
+
 def bad_requests(node: InProcessNode) -> list[tuple[str, int, dict[str, Any] | bytes, str]]:
     domain = domain_of(node.url)
     wallet, mallory = Account.create(), Account.create()
@@ -112,7 +116,7 @@ def bad_requests(node: InProcessNode) -> list[tuple[str, int, dict[str, Any] | b
     return [
         ("unsigned", 422, unsigned, "signature"),
         ("wrongly signed", 401, make_submission(domain, wallet, sign_with=mallory), "recovers"),
-        ("garbage signature", 400, {**make_submission(domain, wallet), "signature": "0x" + "ff" * 65}, "signature"),
+        ("garbage signature", 400, _garbled(make_submission(domain, wallet)), "signature"),
         ("malformed json", 422, b'{"transaction": ', "JSON decode error"),
         ("bad amount", 400, make_submission(domain, wallet, amount="1.50"), "amount"),
         ("float amount", 422, _with(make_submission(domain, wallet), amount=1.5), "amount"),

@@ -21,7 +21,6 @@ from node.db.session import create_db_engine, make_session_factory, upgrade_data
 from node.errors import ChainError, CollegiumError, ValidationError
 from node.ledger.batch import Batch, decode_batch
 from node.ledger.proof import compute_root
-from node.ledger.verify import verify_consistency, verify_inclusion
 from node.ledger.service import (
     LedgerService,
     ReplayedTransaction,
@@ -29,6 +28,7 @@ from node.ledger.service import (
     UnknownSubsystem,
 )
 from node.ledger.transaction import BusinessTx, Domain, sign_tx
+from node.ledger.verify import verify_consistency, verify_inclusion
 
 
 @dataclasses.dataclass

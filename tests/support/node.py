@@ -111,9 +111,9 @@ class NodeProcess:
         )  # fmt: skip
         try:
             return wait_healthy(self.url, proc=self.proc)
-        except Exception:
+        except Exception as exc:
             self.kill()
-            raise RuntimeError(f"node did not start:\n{self.log_path.read_text()[-4000:]}")
+            raise RuntimeError(f"node did not start:\n{self.log_path.read_text()[-4000:]}") from exc
 
     def stop(self) -> None:
         """Stop with SIGTERM (graceful) and wait."""

@@ -31,8 +31,10 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 @router.post(
     "",
     status_code=status.HTTP_201_CREATED,
-    responses={202: {"model": BusinessTxPublic, "description": "stored, anchoring pending"}}
-    | ERRORS,
+    responses={
+        202: {"model": BusinessTxPublic, "description": "stored, anchoring pending"},
+        **ERRORS,
+    },
 )
 def submit_transaction(
     body: BusinessTxCreate,
