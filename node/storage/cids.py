@@ -6,10 +6,11 @@ form. Strings are canonical: CIDv0 in base58btc (``Qm…``), CIDv1 in base32 (``
 
 from __future__ import annotations
 
+import base64
 import hashlib
 from typing import Final
 
-from multiformats import CID, multibase, multicodec, multihash, varint
+from multiformats import CID, multicodec, multihash, varint
 
 from node.storage.errors import BlockCorrupted, BlockMismatch, InvalidCID, UnsupportedNode
 
@@ -82,8 +83,26 @@ def compute_block_key(cid: CID) -> str:
 
     Keys are per multihash, like kubo's flatfs: a v0 and a v1 CID of the same bytes share a block.
     """
-    encoded: str = multibase.encode(bytes(cid.digest), "base32")
-    return encoded[1:]  # drop the multibase prefix character
+    return compute_block_key_from_multihash(bytes(cid.digest))
+
+
+def compute_block_key_from_multihash(mh: bytes) -> str:
+    """Return the block key of a binary multihash (RFC 4648 base32, lower case, unpadded).
+
+    This is multibase ``base32`` without its ``b`` prefix; the stdlib encoder is used on the hot
+    import path because it is much faster than going through ``multiformats`` objects.
+    """
+    return base64.b32encode(mh).decode("ascii").rstrip("=").lower()
+
+
+def compute_multihash_of_cid_bytes(cid_bytes: bytes) -> bytes:
+    """Return the multihash inside a binary CID."""
+    if cid_bytes[:2] == _SHA2_256_MH_PREFIX:  # CIDv0 is a bare sha2-256 multihash
+        return cid_bytes
+    for prefix in _V1_PREFIX.values():
+        if cid_bytes.startswith(prefix):
+            return cid_bytes[len(prefix) :]
+    return bytes(parse_cid(cid_bytes).digest)
 
 
 def compute_digest_hex(cid: CID, data: bytes) -> str:

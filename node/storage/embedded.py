@@ -33,7 +33,16 @@ from typing import Final
 from multiformats import CID
 
 from node.storage.base import NodeStat
-from node.storage.cids import check_block, compute_block_key, format_cid, parse_cid
+from node.storage.cids import (
+    check_block,
+    compute_block_key,
+    compute_block_key_from_multihash,
+    compute_multihash_of_cid_bytes,
+    compute_sha256_multihash,
+    format_cid,
+    is_block_valid,
+    parse_cid,
+)
 from node.storage.errors import BlockCorrupted, IsADirectory, NotFoundInStore, StoreError
 from node.storage.importer import (
     BlockSink,
@@ -67,6 +76,10 @@ class GcReport:
     kept_blocks: int
 
 
+def _sha256_mh(data: bytes) -> bytes:
+    return compute_sha256_multihash(data)
+
+
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -88,6 +101,7 @@ class EmbeddedStore:
         self._tmp.mkdir(parents=True, exist_ok=True)
         self._pins_path = self.root / PINS_FILE
         self._pins_mutex = threading.Lock()
+        self._shards: set[Path] = set()
         self._clean_tmp()
 
     # -- locking -------------------------------------------------------------------------------
@@ -119,7 +133,9 @@ class EmbeddedStore:
     # -- blocks --------------------------------------------------------------------------------
 
     def _block_path(self, cid: CID) -> Path:
-        key = compute_block_key(cid)
+        return self._key_path(compute_block_key(cid))
+
+    def _key_path(self, key: str) -> Path:
         return self._blocks / key[-3:-1] / f"{key}{BLOCK_SUFFIX}"
 
     def _read_verified(self, cid: CID) -> bytes:
@@ -133,16 +149,20 @@ class EmbeddedStore:
     def _get(self, cid: CID) -> bytes:
         return self._read_verified(cid)
 
-    def _write_block(self, cid: CID, data: bytes, touched: set[Path]) -> None:
-        """Store ``data`` under ``cid`` atomically unless a valid copy is already there."""
-        path = self._block_path(cid)
+    def _write_block(
+        self, path: Path, data: bytes, touched: set[Path], is_valid: Callable[[bytes], bool]
+    ) -> None:
+        """Store ``data`` at ``path`` atomically unless a valid copy is already there."""
         if path.exists():
             try:
-                check_block(cid, path.read_bytes(), stored=True)
-                return
-            except (BlockCorrupted, OSError):
-                pass  # overwrite the bad copy below
-        path.parent.mkdir(exist_ok=True)
+                if is_valid(path.read_bytes()):
+                    return
+            except OSError:
+                pass  # unreadable: overwrite the bad copy below
+        shard = path.parent
+        if shard not in self._shards:
+            shard.mkdir(exist_ok=True)
+            self._shards.add(shard)
         fd, tmp_name = tempfile.mkstemp(dir=self._tmp, suffix=".tmp")
         try:
             with os.fdopen(fd, "wb") as stream:
@@ -154,7 +174,7 @@ class EmbeddedStore:
             with contextlib.suppress(OSError):
                 os.unlink(tmp_name)
             raise
-        touched.add(path.parent)
+        touched.add(shard)
 
     def _import(self, run: Callable[[BlockSink], DagLink], *, pin: bool, only_hash: bool) -> str:
         if only_hash:
@@ -163,7 +183,9 @@ class EmbeddedStore:
             touched: set[Path] = set()
 
             def sink(cid_bytes: bytes, data: bytes) -> None:
-                self._write_block(parse_cid(cid_bytes), data, touched)
+                mh = compute_multihash_of_cid_bytes(cid_bytes)
+                path = self._key_path(compute_block_key_from_multihash(mh))
+                self._write_block(path, data, touched, lambda old: _sha256_mh(old) == mh)
 
             root = format_cid(parse_cid(run(sink).cid))
             for directory in touched:
@@ -250,7 +272,9 @@ class EmbeddedStore:
         check_block(parsed, data, stored=False)
         with self._repo_lock(exclusive=False):
             touched: set[Path] = set()
-            self._write_block(parsed, data, touched)
+            self._write_block(
+                self._block_path(parsed), data, touched, lambda old: is_block_valid(parsed, old)
+            )
             for directory in touched:
                 _fsync_dir(directory)
 
