@@ -276,18 +276,10 @@ def _running_node_rpc(endpoint: str | None) -> str | None:
 
 
 def _mount_subcommands() -> None:
-    try:
-        from node.cli import ipfs
+    from node.cli import assign, ipfs
 
-        app.add_typer(ipfs.app, name="ipfs")
-    except ImportError:  # pragma: no cover - during bootstrap only
-        pass
-    try:
-        from node.cli import assign
-
-        app.command("assign")(assign.assign_command)
-    except ImportError:  # pragma: no cover
-        pass
+    app.add_typer(ipfs.app, name="ipfs")
+    app.command("assign")(assign.assign_command)
 
 
 _mount_subcommands()
