@@ -33,6 +33,20 @@ contract Registry {
     uint256 public constant MAX_ENDPOINT_LENGTH = 256;
     uint256 public constant MAX_CID_LENGTH = 128;
 
+    /// @notice Assignment score preset (docs/assignment.md, "Preset"): the score hash's leading
+    /// bits used as the uniform draw, the fractional bits of the fixed-point log2, the working
+    /// precision of its squaring loop, and the shift applied before dividing by the capacity.
+    uint256 public constant SCORE_HASH_BITS = 64;
+    uint256 public constant LOG2_FRACTION_BITS = 32;
+    uint256 public constant LOG2_WORKING_BITS = 64;
+    uint256 public constant SCORE_SHIFT = 32;
+
+    /// @notice Role domains of the assignment (docs/assignment.md, "Domain types").
+    bytes4 public constant DOMAIN_FE_SYSTEM = 0x01000000;
+    bytes4 public constant DOMAIN_FE_SUBSYSTEM = 0x02000000;
+    bytes4 public constant DOMAIN_BE_SYSTEM = 0x03000000;
+    bytes4 public constant DOMAIN_BE_SUBSYSTEM = 0x04000000;
+
     // ------------------------------------------------------------------ errors
 
     error NotSystemAdmin(address caller);
@@ -67,6 +81,7 @@ contract Registry {
     error EpochInFuture(uint64 epoch, uint64 currentEpoch);
     error AlreadyAttested(uint64 epoch, address node);
     error ZeroRoot();
+    error UnknownRole(string role);
 
     error InvalidEpochPeriod(uint64 period);
     error UnknownProposal(uint256 id);
@@ -564,6 +579,31 @@ contract Registry {
         return _attestations[epoch][node];
     }
 
+    // ------------------------------------------------------------------ assignment score
+
+    /// @notice The per-slot score of the hosting assignment, equal to Python's
+    /// `node.assignment.compute_slot_score` (docs/assignment.md): the lowest score ranks first.
+    /// `role` is a role id ("fe_system", "fe_subsystem", "be_system", "be_subsystem");
+    /// `subsystem` is "" for a system-wide slot (real subsystem names are 1..64 bytes).
+    /// With it anyone can settle a dispute about one slot's ranking on-chain.
+    /// Reverts `UnknownRole` for another role id and `InvalidCapacity` for capacity 0.
+    function slotScore(
+        bytes32 seed,
+        uint64 epoch,
+        string calldata role,
+        string calldata subsystem,
+        address node,
+        uint32 capacity
+    ) external pure returns (uint256) {
+        if (capacity == 0) revert InvalidCapacity(capacity);
+        bytes32 roleSeed = keccak256(abi.encodePacked(_roleDomain(role), epoch, seed));
+        bytes32 subsystemKey = bytes(subsystem).length == 0 ? bytes32(0) : keccak256(bytes(subsystem));
+        bytes32 drawHash = keccak256(abi.encodePacked(roleSeed, subsystemKey, node));
+        uint256 x = uint256(uint64(bytes8(drawHash))) + 1;
+        uint256 cost = (SCORE_HASH_BITS << LOG2_FRACTION_BITS) - _log2Fixed(x);
+        return (cost << SCORE_SHIFT) / capacity;
+    }
+
     // ------------------------------------------------------------------ epoch period vote
 
     /// @notice A registered node proposes a new epoch period and votes for it. Once more than
@@ -619,6 +659,44 @@ contract Registry {
     }
 
     // ------------------------------------------------------------------ internals
+
+    /// @dev The domain of a role id; reverts `UnknownRole` for anything else.
+    function _roleDomain(string calldata role) private pure returns (bytes4) {
+        bytes32 h = keccak256(bytes(role));
+        if (h == keccak256("fe_system")) return DOMAIN_FE_SYSTEM;
+        if (h == keccak256("fe_subsystem")) return DOMAIN_FE_SUBSYSTEM;
+        if (h == keccak256("be_system")) return DOMAIN_BE_SYSTEM;
+        if (h == keccak256("be_subsystem")) return DOMAIN_BE_SUBSYSTEM;
+        revert UnknownRole(role);
+    }
+
+    /// @dev log2(x) in fixed point with LOG2_FRACTION_BITS bits, 1 <= x <= 2**64, defined by this
+    /// squaring loop truncations included (docs/assignment.md, compute_log2_fixed).
+    /// y < 2**65, so y * y < 2**130 never overflows.
+    function _log2Fixed(uint256 x) private pure returns (uint256 result) {
+        uint256 integerPart = _bitLength(x) - 1;
+        uint256 two = 1 << (LOG2_WORKING_BITS + 1);
+        uint256 y = (x << LOG2_WORKING_BITS) >> integerPart;
+        result = integerPart << LOG2_FRACTION_BITS;
+        for (uint256 bit = LOG2_FRACTION_BITS; bit > 0; bit--) {
+            y = (y * y) >> LOG2_WORKING_BITS;
+            if (y >= two) {
+                y >>= 1;
+                result |= 1 << (bit - 1);
+            }
+        }
+    }
+
+    /// @dev The number of bits of x (0 for 0), by binary search.
+    function _bitLength(uint256 x) private pure returns (uint256 n) {
+        for (uint256 step = 128; step > 0; step >>= 1) {
+            if (x >> step != 0) {
+                x >>= step;
+                n += step;
+            }
+        }
+        if (x != 0) n += 1;
+    }
 
     function _checkNode(string calldata endpoint, uint32 capacity, uint8 rolesMask, string calldata home)
         private

@@ -467,6 +467,28 @@ class Registry:
         """Return the root ``node`` attested for ``epoch``, or None."""
         return _as_hash(self._call(self._f.attestationOf(epoch, to_checksum_address(node))))
 
+    # ------------------------------------------------------------------ assignment score
+
+    def slot_score(
+        self,
+        seed: bytes,
+        epoch: int,
+        role: str,
+        subsystem: str | None,
+        node: str,
+        capacity: int,
+    ) -> int:
+        """Return the contract's ``slotScore``: ``node.assignment.compute_slot_score`` on-chain.
+
+        ``subsystem`` is None (sent as "") for a system-wide slot. Raises
+        :class:`RegistryRejected` (``UnknownRole``, ``InvalidCapacity``) for a bad role or a
+        zero capacity.
+        """
+        fn = self._f.slotScore(
+            bytes(seed), epoch, role, subsystem or "", to_checksum_address(node), capacity
+        )
+        return int(self._call(fn))
+
     # ------------------------------------------------------------------ epoch period vote
 
     def propose_epoch_period(self, new_period: int) -> ProposalReceipt:
