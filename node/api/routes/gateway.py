@@ -184,15 +184,18 @@ def serve(store: BlockStore, cid: str, path: str, request: Request) -> Response:
         raw = _wants_raw(request)
         if isinstance(raw, str):
             return problem(400, "unsupported-format", f"format {raw!r} is not supported")
-        stat = store.stat(root, "/".join(segments))
         if raw:
-            block = store.get_block(stat.cid)
-            headers = _immutable_headers(f'"{stat.cid}.raw"', ipfs_path)
-            headers["Content-Disposition"] = f'attachment; filename="{stat.cid}.bin"'
+            # a bare CID is served straight from the block store (any codec, no decoding): this
+            # is what peers fetch when they sync; a path is resolved first
+            target = store.stat(root, "/".join(segments)).cid if segments else root
+            block = store.get_block(target)
+            headers = _immutable_headers(f'"{target}.raw"', ipfs_path)
+            headers["Content-Disposition"] = f'attachment; filename="{target}.bin"'
             headers["X-Content-Type-Options"] = "nosniff"
             body = b"" if head_only else block
             headers["Content-Length"] = str(len(block))
             return Response(body, media_type=RAW_MEDIA_TYPE, headers=headers)
+        stat = store.stat(root, "/".join(segments))
         etag = f'"{stat.cid}"'
         if request.headers.get("if-none-match") == etag:
             return Response(status_code=304, headers=_immutable_headers(etag, ipfs_path))
@@ -209,8 +212,18 @@ def serve(store: BlockStore, cid: str, path: str, request: Request) -> Response:
             stat = store.stat(stat.cid, INDEX_FILE)
             name = INDEX_FILE
         return _serve_file(store, stat, name, ipfs_path, request, head_only)
+    except BlockCorrupted as exc:
+        _request_repair(request, exc.cid)
+        return _error_response(exc)
     except StoreError as exc:
         return _error_response(exc)
+
+
+def _request_repair(request: Request, cid: str) -> None:
+    """Ask the node's sync loop (if it runs one) to re-fetch a corrupted block from a peer."""
+    syncer = getattr(getattr(request.app.state, "node", None), "syncer", None)
+    if syncer is not None:
+        syncer.request_repair(cid)
 
 
 def _serve_file(

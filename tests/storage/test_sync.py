@@ -1,0 +1,214 @@
+"""Peer sync between real nodes on one anvil chain, over real HTTP, with real embedded stores.
+
+Node A deploys the registry, anchors business transactions and publishes a front-end; node B
+joins the same registry and must end up with every referenced block, hash-checked. A tampering
+gateway registered as a peer is detected and skipped; a block rotted on B's disk is repaired.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from eth_account import Account
+
+from node.chain.registry import Registry, compute_roles_mask
+from node.ledger.batch import decode_batch
+from node.storage import BlockCorrupted
+from node.storage.cids import parse_cid
+from node.storage.sync import (
+    PeerState,
+    compute_backoff,
+    compute_peer_order,
+    compute_roots,
+)
+from tests.chain.conftest import ChainUnderTest
+from tests.storage.conftest import TamperingGateway, peer_node
+from tests.support.node import InProcessNode, domain_of, make_submission
+
+pytestmark = pytest.mark.anvil
+
+TX_COUNT = 3
+BIG_FILE_BYTES = 600 * 1024  # three 256 KiB chunks: a dag-pb root with links
+TEST_EPOCH_PERIOD = 50
+
+
+def anchor_transactions(node: InProcessNode, count: int, admin: Registry | None = None) -> None:
+    """Submit ``count`` transactions signed by a new participant of "main" (added by ``admin``,
+    default the node itself) to ``node`` and wait until each is anchored."""
+    domain = domain_of(node.url)
+    wallet = Account.create()
+    (admin or node.node.registry).add_participant("main", wallet.address)
+    for _ in range(count):
+        response = httpx.post(
+            node.url + "/api/v1/transactions",
+            params={"wait": "true"},
+            json=make_submission(domain, wallet),
+            timeout=60,
+        )
+        assert response.status_code == 201, response.text
+
+
+def referenced_cids(node: InProcessNode) -> list[str]:
+    """Return every root the chain references, read from ``node``'s own store and registry."""
+    registry = node.node.registry
+    out: list[str] = []
+    for anchor in registry.anchors():
+        out.append(anchor.batch_cid)
+        out.extend(decode_batch(node.node.store.cat(anchor.batch_cid)).leaf_cids)
+    frontend = registry.frontend_cid()
+    if frontend:
+        out.append(frontend)
+    return out
+
+
+def publish_frontend(node: InProcessNode, tmp: Path) -> str:
+    """Add a small site (index.html and a multi-chunk asset) to ``node`` and set it on-chain."""
+    site = tmp / "site"
+    (site / "assets").mkdir(parents=True)
+    (site / "index.html").write_text("<!doctype html><p>collegium</p>")
+    (site / "assets" / "big.bin").write_bytes(os.urandom(BIG_FILE_BYTES))
+    cid = node.node.store.add_path(site)
+    node.node.registry.set_frontend(cid)
+    return cid
+
+
+@dataclass
+class Cluster:
+    a: InProcessNode
+    b: InProcessNode
+    frontend: str
+
+
+@pytest.fixture(scope="module")
+def cluster(
+    anvil_chain: ChainUnderTest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Cluster]:
+    chain_url = anvil_chain.w3.provider.endpoint_uri  # type: ignore[attr-defined]
+    tmp = tmp_path_factory.mktemp("sync")
+    with peer_node(tmp / "a", chain_url, epoch_period=TEST_EPOCH_PERIOD) as a:
+        anchor_transactions(a, TX_COUNT)
+        frontend = publish_frontend(a, tmp)
+        with peer_node(tmp / "b", chain_url, registry=a.node.record.registry) as b:
+            yield Cluster(a, b, frontend)
+
+
+def test_b_syncs_every_anchored_batch_leaf_and_frontend(cluster: Cluster) -> None:
+    a, b = cluster.a, cluster.b
+    wanted = referenced_cids(a)
+    assert len(wanted) >= 1 + TX_COUNT + 1  # at least one batch, every leaf, the front-end
+
+    progress = b.node.syncer.run_once()
+
+    assert (progress.have, progress.want) == (len(wanted), len(wanted))
+    assert progress.complete
+    for cid in wanted:
+        assert cid in b.node.store.pins()
+        if cid != cluster.frontend:  # the front-end is a directory: checked through the gateway
+            assert b.node.store.cat(cid) == a.node.store.cat(cid)
+    page = httpx.get(f"{b.url}/ipfs/{cluster.frontend}/", timeout=10)
+    assert page.status_code == 200 and "collegium" in page.text
+    big = httpx.get(f"{b.url}/ipfs/{cluster.frontend}/assets/big.bin", timeout=30)
+    assert big.content == a.node.store.cat(cluster.frontend, "assets/big.bin")
+    health = httpx.get(b.url + "/health", timeout=10).json()
+    assert health["sync"]["have"] == health["sync"]["want"] == len(wanted)
+    assert health["sync"]["complete"] is True
+
+
+def test_new_anchor_is_synced_in_the_next_round(cluster: Cluster) -> None:
+    a, b = cluster.a, cluster.b
+    b.node.syncer.run_once()
+    before = b.node.syncer.progress()
+    anchor_transactions(a, 1)
+
+    progress = b.node.syncer.run_once()
+
+    assert progress.want >= before.want + 2  # one more batch and its leaf
+    assert progress.have == progress.want == len(referenced_cids(a))
+
+
+def test_locally_corrupted_block_is_repaired_from_a_peer(cluster: Cluster) -> None:
+    a, b = cluster.a, cluster.b
+    b.node.syncer.run_once()
+    leaf = decode_batch(a.node.store.cat(a.node.registry.get_anchor(0).batch_cid)).leaf_cids[0]
+    block_file = b.node.store._block_path(parse_cid(leaf))
+    block_file.write_bytes(block_file.read_bytes()[:-1] + b"\x00")
+    with pytest.raises(BlockCorrupted):
+        b.node.store.get_block(leaf)
+    repaired = b.node.syncer.progress().repaired_blocks
+
+    progress = b.node.syncer.run_once(scrub=True)
+
+    assert progress.repaired_blocks == repaired + 1
+    assert b.node.store.get_block(leaf) == a.node.store.get_block(leaf)
+    assert progress.complete
+
+
+def test_gateway_hit_on_a_corrupted_block_queues_its_repair(cluster: Cluster) -> None:
+    a, b = cluster.a, cluster.b
+    b.node.syncer.run_once()
+    leaf = decode_batch(a.node.store.cat(a.node.registry.get_anchor(0).batch_cid)).leaf_cids[-1]
+    block_file = b.node.store._block_path(parse_cid(leaf))
+    block_file.write_bytes(b"rotten")
+    assert httpx.get(f"{b.url}/ipfs/{leaf}?format=raw", timeout=10).status_code == 500
+
+    b.node.syncer.run_once()  # an ordinary round: only the queued repair re-checks the block
+
+    answer = httpx.get(f"{b.url}/ipfs/{leaf}?format=raw", timeout=10)
+    assert answer.status_code == 200 and answer.content == a.node.store.get_block(leaf)
+
+
+def test_peer_serving_wrong_blocks_is_detected_and_skipped(
+    anvil_chain: ChainUnderTest, tmp_path: Path
+) -> None:
+    chain_url = anvil_chain.w3.provider.endpoint_uri  # type: ignore[attr-defined]
+    admin = anvil_chain.new_account()
+    registry = Registry.deploy(anvil_chain.w3, admin, TEST_EPOCH_PERIOD)
+    registry.create_subsystem("main")
+    evil_account = anvil_chain.new_account()
+    evil = Registry(anvil_chain.w3, registry.address, evil_account)
+    with TamperingGateway() as tampering:
+        # registered first, so it is the first peer B asks (registry order breaks ties)
+        evil.register_node(tampering.url, 1, compute_roles_mask(["fe_system"]), "main")
+        with peer_node(tmp_path / "a", chain_url, registry=registry.address) as a:
+            tampering.upstream = a.url
+            anchor_transactions(a, 2, admin=registry)
+            wanted = referenced_cids(a)
+            with peer_node(tmp_path / "b", chain_url, registry=registry.address) as b:
+                progress = b.node.syncer.run_once()
+                peers = b.node.syncer.peer_states()
+
+                assert (progress.have, progress.want) == (len(wanted), len(wanted))
+                for cid in wanted:
+                    assert b.node.store.cat(cid) == a.node.store.cat(cid)
+                assert tampering.requests >= 1
+                # detected once, then A is preferred for every other block
+                assert peers[tampering.url].bad_blocks == 1
+                assert peers[tampering.url].served_blocks == 0
+                assert peers[a.url].served_blocks == progress.blocks_fetched
+                assert progress.bad_blocks == 1
+
+
+# -- pure helpers -------------------------------------------------------------------------------
+
+
+def test_backoff_doubles_and_is_capped() -> None:
+    assert [compute_backoff(n) for n in range(5)] == [0.0, 1.0, 2.0, 4.0, 8.0]
+    assert compute_backoff(1000) == 300.0
+
+
+def test_peer_order_prefers_honest_then_reliable_and_skips_backing_off() -> None:
+    honest = PeerState("http://a")
+    flaky = PeerState("http://b", failures=2)
+    liar = PeerState("http://c", bad_blocks=1)
+    resting = PeerState("http://d", retry_at=10.0)
+    assert compute_peer_order([liar, flaky, resting, honest], now=5.0) == [honest, flaky, liar]
+
+
+def test_roots_put_leaves_after_their_batch_and_drop_duplicates() -> None:
+    roots = compute_roots(["b1", "b2", "b1"], ["", "fe", "b2"], {"b1": ("l1", "l2"), "b2": ("l1",)})
+    assert roots == ["b1", "l1", "l2", "b2", "fe"]
