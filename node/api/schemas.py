@@ -8,6 +8,7 @@ from eth_utils import is_hex_address, to_checksum_address
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from node.db.models import BusinessTransaction
+from node.ledger.service import MAX_SUBMIT_BATCH
 from node.ledger.transaction import (
     MAX_MEMO_LEN,
     MAX_PARTIES,
@@ -31,12 +32,22 @@ class BusinessTxBase(BaseModel):
     subsystem: str = Field(min_length=1, max_length=64, examples=["main"])
     kind: str = Field(min_length=1, max_length=32, examples=["invoice"])
     parties: list[str] = Field(default_factory=list, max_length=MAX_PARTIES)
-    amount: str = Field(max_length=64, examples=["125.50"])
-    currency: str = Field(min_length=1, max_length=16, examples=["EUR"])
+    amount: str = Field(default="", max_length=64, examples=["125.5"])
+    currency: str = Field(default="", max_length=16, examples=["EUR"])
     memo: str = Field(default="", max_length=MAX_MEMO_LEN)
     payload: str = Field(default="", max_length=MAX_PAYLOAD_LEN)
     nonce: int = Field(ge=0, le=MAX_UINT64)
     timestamp: int = Field(ge=0, le=MAX_UINT64)
+    private: bool = Field(
+        default=False,
+        description="signed as PrivateBusinessTransaction: only subsystem, kind, payload "
+        "(CID of the ciphertext) and payload_hash are public",
+    )
+    payload_hash: str = Field(
+        default="",
+        max_length=66,
+        description="private only: 0x-hex keccak256(salt || plaintext)",
+    )
 
     @field_validator("parties")
     @classmethod
@@ -55,6 +66,8 @@ class BusinessTxBase(BaseModel):
             payload=self.payload,
             nonce=self.nonce,
             timestamp=self.timestamp,
+            private=self.private,
+            payload_hash=self.payload_hash,
         )
 
 
@@ -128,6 +141,8 @@ class BusinessTxPublic(BusinessTxBase):
             payload=row.payload,
             nonce=row.nonce,
             timestamp=row.timestamp,
+            private=row.private,
+            payload_hash=row.payload_hash,
             signer=row.signer,
             signature=row.signature,
             cid=row.cid,
@@ -197,6 +212,34 @@ class BusinessTxPage(BaseModel):
 
     items: list[BusinessTxPublic]
     next_cursor: int | None
+
+
+class BatchCreate(BaseModel):
+    """A batch submission: up to ``MAX_SUBMIT_BATCH`` submissions, each checked alone."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    items: list[dict[str, Any]] = Field(
+        max_length=MAX_SUBMIT_BATCH,
+        description="each item is a BusinessTxCreate; a bad item rejects only itself",
+    )
+
+
+class BatchItemResult(BaseModel):
+    """The outcome of one item: 202 with the transaction id, or a problem."""
+
+    index: int
+    status: int
+    id: str | None = None
+    problem: Problem | None = None
+
+
+class BatchResult(BaseModel):
+    """Per-item outcomes, in request order; accepted items are committed (pending)."""
+
+    accepted: int
+    rejected: int
+    results: list[BatchItemResult]
 
 
 class Problem(BaseModel):

@@ -10,6 +10,7 @@ from datetime import datetime
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     DateTime,
     ForeignKey,
     Index,
@@ -18,6 +19,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -50,6 +52,7 @@ class BusinessTransaction(Base):
         UniqueConstraint("leaf_index", name="uq_transactions_leaf_index"),
         Index("ix_transactions_subsystem_seq", "subsystem", "seq"),
         Index("ix_transactions_kind_seq", "kind", "seq"),
+        Index("ix_transactions_timestamp_seq", "timestamp", "seq"),
     )
 
     seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -63,6 +66,9 @@ class BusinessTransaction(Base):
     currency: Mapped[str] = mapped_column(String(16))
     memo: Mapped[str] = mapped_column(Text)
     payload: Mapped[str] = mapped_column(String(CID_LEN))
+    #: private transactions: keccak256(salt || plaintext) of the encrypted payload, else "".
+    payload_hash: Mapped[str] = mapped_column(String(HASH_LEN), default="", server_default="")
+    private: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     timestamp: Mapped[int] = mapped_column(BigInteger)
     signature: Mapped[str] = mapped_column(String(132))
     body: Mapped[bytes] = mapped_column(LargeBinary)
@@ -104,6 +110,7 @@ class Anchor(Base):
     """
 
     __tablename__ = "anchors"
+    __table_args__ = (Index("ix_anchors_node_index", "node", "index"),)
 
     index: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     root: Mapped[str] = mapped_column(String(HASH_LEN))
@@ -116,3 +123,60 @@ class Anchor(Base):
     chain_tx_hash: Mapped[str] = mapped_column(String(HASH_LEN))
 
     transactions: Mapped[list[BusinessTransaction]] = relationship(back_populates="anchor")
+
+
+class IndexedBlock(Base):
+    """A block the chain follower has indexed: its hash and parent hash detect reorgs."""
+
+    __tablename__ = "indexed_blocks"
+
+    number: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    hash: Mapped[str] = mapped_column(String(HASH_LEN))
+    parent_hash: Mapped[str] = mapped_column(String(HASH_LEN))
+
+
+class RegistryEvent(Base):
+    """One registry event indexed by the follower (the source of the derived tables)."""
+
+    __tablename__ = "registry_events"
+
+    block_number: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    log_index: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    tx_hash: Mapped[str] = mapped_column(String(HASH_LEN))
+    name: Mapped[str] = mapped_column(String(64), index=True)
+    args: Mapped[str] = mapped_column(Text)  # JSON, bytes as 0x-hex
+
+
+class Subsystem(Base):
+    """A subsystem created in the registry (derived from ``SubsystemCreated``)."""
+
+    __tablename__ = "subsystems"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    id: Mapped[str] = mapped_column(String(HASH_LEN), unique=True)
+    creator: Mapped[str] = mapped_column(String(ADDRESS_LEN))
+    block_number: Mapped[int] = mapped_column(BigInteger)
+
+
+class Participant(Base):
+    """A current participant of a subsystem (derived from participant events)."""
+
+    __tablename__ = "participants"
+
+    subsystem: Mapped[str] = mapped_column(String(64), primary_key=True)
+    address: Mapped[str] = mapped_column(String(ADDRESS_LEN), primary_key=True)
+    block_number: Mapped[int] = mapped_column(BigInteger)
+
+
+class RegisteredNode(Base):
+    """A node as last registered or updated in the registry (derived from node events)."""
+
+    __tablename__ = "nodes"
+
+    address: Mapped[str] = mapped_column(String(ADDRESS_LEN), primary_key=True)
+    endpoint: Mapped[str] = mapped_column(Text)
+    capacity: Mapped[int] = mapped_column(Integer)
+    roles_mask: Mapped[int] = mapped_column(Integer)
+    home: Mapped[str] = mapped_column(String(64))
+    active: Mapped[bool] = mapped_column(Boolean)
+    block_number: Mapped[int] = mapped_column(BigInteger)

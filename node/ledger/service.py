@@ -2,11 +2,12 @@
 
 The order of writes is what makes "nothing half-written, nothing acknowledged lost" hold:
 
-1. every check runs first (format, size, signature, subsystem, replay) — a rejected
-   request writes nothing anywhere;
+1. every check runs first (format, size, signature, subsystem, participant, replay) — a
+   rejected request writes nothing anywhere;
 2. the leaf is committed to SQL (``status = pending``; SQLite ``synchronous=FULL``) —
    from here on it is acknowledged and survives ``kill -9``;
-3. the leaf body is added to the content store (content-addressed, idempotent);
+3. the leaf body is added to the content store (content-addressed, idempotent; the
+   batch endpoint leaves this to the anchorer, which stores missing bodies first);
 4. the anchorer appends pending leaves to this node's append-only log in batches
    (group commit: a batch is whatever arrived while the previous anchor was being
    mined, at most ``batch_max`` leaves), stores the batch document on IPFS and
@@ -22,12 +23,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from sqlalchemy import select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
@@ -35,6 +36,7 @@ from node.db.models import Anchor, BusinessTransaction, TransactionParty, Transa
 from node.errors import CollegiumError, ValidationError
 from node.ledger.batch import Batch, decode_batch
 from node.ledger.hasher import hash_leaf
+from node.ledger.participants import ParticipantCache
 from node.ledger.proof import CompactRange, consistency_proof, inclusion_proof
 from node.ledger.transaction import BusinessTx, Domain, SignedBusinessTx, verify_signed_tx
 
@@ -43,6 +45,7 @@ log = logging.getLogger(__name__)
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
 DEFAULT_BATCH_MAX = 256
+MAX_SUBMIT_BATCH = 1000  # transactions per call of the batch endpoint
 SYSTEM_LOG = ""  # the subsystem field of anchors of the node's (system-wide) log
 
 
@@ -52,6 +55,10 @@ class UnknownSubsystem(ValidationError):
 
 class SignerMismatch(ValidationError):
     """The signature recovers to another address than the one the client claimed."""
+
+
+class NotAParticipant(ValidationError):
+    """The signer is not a participant of the transaction's subsystem."""
 
 
 class ReplayedTransaction(ValidationError):
@@ -81,6 +88,10 @@ class AnchorRegistry(Protocol):
 
     def subsystem_exists(self, name: str) -> bool:
         """Return whether ``name`` is a registered subsystem."""
+        ...
+
+    def is_participant(self, name: str, account: str) -> bool:
+        """Return whether ``account`` participates in ``name``."""
         ...
 
     def anchor(
@@ -123,8 +134,61 @@ class Page:
     next_cursor: int | None
 
 
+@dataclass(frozen=True)
+class TxFilter:
+    """Filters of transaction queries (all optional; ``since <= timestamp < until``)."""
+
+    subsystem: str | None = None
+    kind: str | None = None
+    signer: str | None = None
+    party: str | None = None
+    since: int | None = None
+    until: int | None = None
+    anchor: int | None = None
+
+
+@dataclass(frozen=True)
+class Submission:
+    """One item of a batch submission."""
+
+    tx: BusinessTx
+    signature: bytes
+    claimed_signer: str | None = None
+
+
 def _hex(data: bytes) -> str:
     return "0x" + bytes(data).hex()
+
+
+_ACCEPTED = ValidationError("accepted")  # placeholder, replaced by the row before returning
+
+
+def new_row(
+    signed: SignedBusinessTx, body: bytes, cid: str, received_at: datetime
+) -> BusinessTransaction:
+    """Return the (pending) index row of a verified transaction whose leaf is ``body``."""
+    tx = signed.tx
+    return BusinessTransaction(
+        tx_id=signed.tx_id,
+        signer=signed.signer,
+        nonce=tx.nonce,
+        subsystem=tx.subsystem,
+        kind=tx.kind,
+        amount=tx.amount,
+        currency=tx.currency,
+        memo=tx.memo,
+        payload=tx.payload,
+        payload_hash=tx.payload_hash,
+        private=tx.private,
+        timestamp=tx.timestamp,
+        signature=_hex(signed.signature),
+        body=body,
+        leaf_hash=_hex(hash_leaf(body)),
+        cid=cid,
+        status=TransactionStatus.PENDING,
+        received_at=received_at,
+        parties=[TransactionParty(position=i, address=p) for i, p in enumerate(tx.parties)],
+    )
 
 
 class LedgerService:
@@ -139,10 +203,14 @@ class LedgerService:
         domain: Domain,
         node_address: str,
         batch_max: int = DEFAULT_BATCH_MAX,
+        participants: ParticipantCache | None = None,
+        require_participant: bool = True,
     ) -> None:
         self._sessions = session_factory
         self._store = store
         self._registry = registry
+        self.participants = participants or ParticipantCache(registry)
+        self.require_participant = require_participant
         self.domain = domain
         self._node_address = node_address
         self.batch_max = batch_max
@@ -159,17 +227,28 @@ class LedgerService:
         """Return the verified transaction or raise a ``ValidationError`` subclass.
 
         Writes nothing. Checks format and sizes, the signature, the claimed signer,
-        that the subsystem exists and that the signer's nonce is unused.
+        that the subsystem exists, that the signer participates in it and that the
+        signer's nonce is unused.
         """
+        signed = self._check_stateless(tx, signature, claimed_signer)
+        with self._sessions() as session:
+            self._check_replay(session, signed)
+        return signed
+
+    def _check_stateless(
+        self, tx: BusinessTx, signature: bytes, claimed_signer: str | None
+    ) -> SignedBusinessTx:
         signed = verify_signed_tx(self.domain, tx, signature)
         if claimed_signer is not None and claimed_signer.lower() != signed.signer.lower():
             raise SignerMismatch(
                 f"signature recovers to {signed.signer}, not the claimed signer {claimed_signer}"
             )
-        if not self._registry.subsystem_exists(tx.subsystem):
+        if not self.participants.subsystem_exists(tx.subsystem):
             raise UnknownSubsystem(f"unknown subsystem {tx.subsystem!r}")
-        with self._sessions() as session:
-            self._check_replay(session, signed)
+        if self.require_participant and not self.participants.is_participant(
+            tx.subsystem, signed.signer
+        ):
+            raise NotAParticipant(f"{signed.signer} is not a participant of {tx.subsystem!r}")
         return signed
 
     @staticmethod
@@ -196,27 +275,8 @@ class LedgerService:
         Raises ``ValidationError`` subclasses for bad input (nothing is written then).
         """
         signed = self.check(tx, signature, claimed_signer)
-        body = signed.encode()
-        cid = self._store.add_bytes(body, only_hash=True)
-        row = BusinessTransaction(
-            tx_id=signed.tx_id,
-            signer=signed.signer,
-            nonce=tx.nonce,
-            subsystem=tx.subsystem,
-            kind=tx.kind,
-            amount=tx.amount,
-            currency=tx.currency,
-            memo=tx.memo,
-            payload=tx.payload,
-            timestamp=tx.timestamp,
-            signature=_hex(signature),
-            body=body,
-            leaf_hash=_hex(hash_leaf(body)),
-            cid=cid,
-            status=TransactionStatus.PENDING,
-            received_at=datetime.now(UTC),
-            parties=[TransactionParty(position=i, address=p) for i, p in enumerate(tx.parties)],
-        )
+        row = self._new_row(signed, datetime.now(UTC))
+        body = row.body
         with self._sessions() as session:
             session.add(row)
             try:
@@ -235,6 +295,94 @@ class LedgerService:
             self.changed.notify_all()
         return self.get(row.tx_id) or row
 
+    def _new_row(self, signed: SignedBusinessTx, received_at: datetime) -> BusinessTransaction:
+        body = signed.encode()
+        return new_row(signed, body, self._store.add_bytes(body, only_hash=True), received_at)
+
+    def submit_many(
+        self, items: Sequence[Submission]
+    ) -> list[BusinessTransaction | ValidationError]:
+        """Accept a batch of signed transactions; return, per item, its pending row or the
+        ``ValidationError`` that rejected it (rejected items write nothing).
+
+        All accepted rows are committed in one SQL transaction (one fsync) before this
+        returns; their bodies reach the content store through the anchorer.
+        """
+        if len(items) > MAX_SUBMIT_BATCH:
+            raise ValidationError(f"at most {MAX_SUBMIT_BATCH} transactions per batch")
+        results: list[BusinessTransaction | ValidationError] = []
+        accepted: dict[int, SignedBusinessTx] = {}
+        seen_ids: set[str] = set()
+        seen_nonces: set[tuple[str, int]] = set()
+        for position, item in enumerate(items):
+            try:
+                signed = self._check_stateless(item.tx, item.signature, item.claimed_signer)
+                key = (signed.signer, signed.tx.nonce)
+                if signed.tx_id in seen_ids or key in seen_nonces:
+                    raise ReplayedTransaction(
+                        f"nonce {signed.tx.nonce} of {signed.signer} appears twice in the batch"
+                    )
+            except ValidationError as exc:
+                results.append(exc)
+                continue
+            seen_ids.add(signed.tx_id)
+            seen_nonces.add(key)
+            accepted[position] = signed
+            results.append(_ACCEPTED)
+        now = datetime.now(UTC)
+        with self._sessions() as session:
+            used = self._used(session, list(accepted.values()))
+            rows: dict[int, BusinessTransaction] = {}
+            for position, signed in accepted.items():
+                if signed.tx_id in used[0] or (signed.signer, signed.tx.nonce) in used[1]:
+                    results[position] = ReplayedTransaction(
+                        f"nonce {signed.tx.nonce} of {signed.signer} was already used (replay)"
+                    )
+                    continue
+                rows[position] = self._new_row(signed, now)
+            session.add_all(rows.values())
+            try:
+                session.commit()
+            except IntegrityError:  # a concurrent submit won a race: fall back to one by one
+                session.rollback()
+                return [
+                    r if isinstance(r, ValidationError) else self._submit_or_error(items[i])
+                    for i, r in enumerate(results)
+                ]
+        for position, row in rows.items():
+            results[position] = row
+        if rows:
+            self.leaf_added.set()
+            with self.changed:
+                self.changed.notify_all()
+        return results
+
+    def _submit_or_error(self, item: Submission) -> BusinessTransaction | ValidationError:
+        try:
+            return self.submit(item.tx, item.signature, item.claimed_signer)
+        except ValidationError as exc:
+            return exc
+
+    @staticmethod
+    def _used(
+        session: Session, signed: list[SignedBusinessTx]
+    ) -> tuple[set[str], set[tuple[str, int]]]:
+        """Return the tx ids and (signer, nonce) pairs of ``signed`` already in the index."""
+        if not signed:
+            return set(), set()
+        ids = {s.tx_id for s in signed}
+        signers = {s.signer for s in signed}
+        nonces = {s.tx.nonce for s in signed}
+        found = session.execute(
+            select(
+                BusinessTransaction.tx_id, BusinessTransaction.signer, BusinessTransaction.nonce
+            ).where(
+                BusinessTransaction.tx_id.in_(ids)
+                | (BusinessTransaction.signer.in_(signers) & BusinessTransaction.nonce.in_(nonces))
+            )
+        ).all()
+        return {r[0] for r in found}, {(r[1], int(r[2])) for r in found}
+
     def wait_anchored(self, tx_id: str, timeout: float) -> BusinessTransaction | None:
         """Return the row of ``tx_id`` once anchored, or as it is after ``timeout`` s."""
         deadline = time.monotonic() + timeout
@@ -248,8 +396,6 @@ class LedgerService:
 
     def pending_count(self) -> int:
         """Return how many accepted leaves wait for an anchor."""
-        from sqlalchemy import func
-
         with self._sessions() as session:
             return int(
                 session.scalar(
@@ -316,7 +462,7 @@ class LedgerService:
                 block_number=int(receipt.block_number),
                 chain_tx_hash=_hex(bytes(receipt.tx_hash)),
             )
-            session.add(anchor)
+            anchor = session.merge(anchor)  # the follower may have indexed it already
             for offset, row in enumerate(rows):
                 row.leaf_index = first + offset
                 row.anchor_index = anchor.index
@@ -336,7 +482,12 @@ class LedgerService:
         """
         adopted = 0
         with self._anchor_lock, self._sessions() as session:
-            known = session.scalar(select(Anchor.index).order_by(Anchor.index.desc()).limit(1))
+            known = session.scalar(
+                select(Anchor.index)
+                .where(Anchor.node == self._node_address)
+                .order_by(Anchor.index.desc())
+                .limit(1)
+            )
             for index in range(0 if known is None else known + 1, self._registry.anchor_count()):
                 onchain = self._registry.get_anchor(index)
                 if str(onchain.node).lower() != self._node_address.lower():
@@ -357,7 +508,7 @@ class LedgerService:
                         f"on-chain anchor {index} (leaves {batch.first}..) does not match "
                         f"this node's log of {len(log_hashes)} leaves and pending rows"
                     )
-                session.add(
+                session.merge(
                     Anchor(
                         index=index,
                         root=_hex(bytes(onchain.root)),
@@ -449,6 +600,30 @@ class LedgerService:
                 .where(BusinessTransaction.tx_id == tx_id.lower())
             )
 
+    def _query(self, where: TxFilter, before: int | None) -> Any:
+        query = select(BusinessTransaction)
+        if where.subsystem is not None:
+            query = query.where(BusinessTransaction.subsystem == where.subsystem)
+        if where.kind is not None:
+            query = query.where(BusinessTransaction.kind == where.kind)
+        if where.signer is not None:
+            query = query.where(BusinessTransaction.signer == where.signer)
+        if where.party is not None:
+            query = query.where(
+                BusinessTransaction.seq.in_(
+                    select(TransactionParty.tx_seq).where(TransactionParty.address == where.party)
+                )
+            )
+        if where.since is not None:
+            query = query.where(BusinessTransaction.timestamp >= where.since)
+        if where.until is not None:
+            query = query.where(BusinessTransaction.timestamp < where.until)
+        if where.anchor is not None:
+            query = query.where(BusinessTransaction.anchor_index == where.anchor)
+        if before is not None:
+            query = query.where(BusinessTransaction.seq < before)
+        return query.order_by(BusinessTransaction.seq.desc())
+
     def list(
         self,
         *,
@@ -456,39 +631,79 @@ class LedgerService:
         kind: str | None = None,
         signer: str | None = None,
         party: str | None = None,
+        since: int | None = None,
+        until: int | None = None,
+        anchor: int | None = None,
         before: int | None = None,
         limit: int = DEFAULT_PAGE_SIZE,
     ) -> Page:
-        """Return a page of transactions matching the filters, newest first."""
+        """Return a page of transactions matching the filters, newest first
+        (``since <= timestamp < until`` on the signed timestamp)."""
+        where = TxFilter(subsystem, kind, signer, party, since, until, anchor)
+        return self.page(where, before=before, limit=limit)
+
+    def page(
+        self, where: TxFilter, *, before: int | None = None, limit: int = DEFAULT_PAGE_SIZE
+    ) -> Page:
+        """Return one page of transactions matching ``where``, newest first."""
         limit = max(1, min(limit, MAX_PAGE_SIZE))
-        query = select(BusinessTransaction).options(
-            selectinload(BusinessTransaction.parties), selectinload(BusinessTransaction.anchor)
-        )
-        if subsystem is not None:
-            query = query.where(BusinessTransaction.subsystem == subsystem)
-        if kind is not None:
-            query = query.where(BusinessTransaction.kind == kind)
-        if signer is not None:
-            query = query.where(BusinessTransaction.signer == signer)
-        if party is not None:
-            query = query.where(
-                BusinessTransaction.seq.in_(
-                    select(TransactionParty.tx_seq).where(TransactionParty.address == party)
-                )
+        query = (
+            self._query(where, before)
+            .options(
+                selectinload(BusinessTransaction.parties),
+                selectinload(BusinessTransaction.anchor),
             )
-        if before is not None:
-            query = query.where(BusinessTransaction.seq < before)
-        query = query.order_by(BusinessTransaction.seq.desc()).limit(limit + 1)
+            .limit(limit + 1)
+        )
         with self._sessions() as session:
             rows: Sequence[BusinessTransaction] = session.scalars(query).all()
         items = list(rows[:limit])
         next_cursor = items[-1].seq if len(rows) > limit else None
         return Page(items, next_cursor)
 
+    def iter_all(
+        self, where: TxFilter, *, chunk: int = MAX_PAGE_SIZE
+    ) -> Iterator[BusinessTransaction]:
+        """Yield every transaction matching ``where``, newest first, one page per query
+        (for streamed exports: memory stays bounded and no session is held open)."""
+        before: int | None = None
+        while True:
+            page = self.page(where, before=before, limit=chunk)
+            yield from page.items
+            if page.next_cursor is None:
+                return
+            before = page.next_cursor
+
+    # -- reorgs -----------------------------------------------------------------------------
+
+    def rollback_own_anchors_above(self, block_number: int) -> int:
+        """Undo this node's anchors mined above ``block_number`` (dropped by a reorg): their
+        leaves become pending again and are re-anchored; return how many leaves.
+
+        The rolled-back anchors are the newest ones, so the log keeps its prefix and the
+        pending leaves (ordered by ``seq``) are appended again in the same order.
+        """
+        with self._anchor_lock, self._sessions() as session:
+            indexes = session.scalars(
+                select(Anchor.index).where(
+                    Anchor.node == self._node_address, Anchor.block_number > block_number
+                )
+            ).all()
+            if not indexes:
+                return 0
+            result = session.execute(
+                update(BusinessTransaction)
+                .where(BusinessTransaction.anchor_index.in_(indexes))
+                .values(status=TransactionStatus.PENDING, leaf_index=None, anchor_index=None)
+            )
+            session.execute(delete(Anchor).where(Anchor.index.in_(indexes)))
+            session.commit()
+            self._leaf_hashes = None
+        self.leaf_added.set()
+        return int(getattr(result, "rowcount", 0) or 0)
+
     def count(self) -> dict[str, int]:
         """Return the number of transactions per status."""
-        from sqlalchemy import func
-
         with self._sessions() as session:
             rows = session.execute(
                 select(BusinessTransaction.status, func.count()).group_by(

@@ -11,6 +11,22 @@ list::
      memo, payload, nonce, timestamp, signature]
 
 from which anyone can recompute the EIP-712 digest and recover the signer.
+
+A *private* transaction (``PrivateBusinessTransaction``, leaf version 2) keeps its
+business content in an encrypted payload: only the subsystem, the kind, the CID of the
+ciphertext and ``payloadHash = keccak256(salt || plaintext)`` are signed and public::
+
+    [PRIVATE_LEAF_VERSION, chain_id, registry, subsystem, kind, payload, payload_hash,
+     nonce, timestamp, signature]
+
+It is a separate EIP-712 primary type (its own type hash), so the public type and every
+signature made with it are unchanged, and neither signature can be taken for the other.
+A participant who can decrypt the payload proves its content by revealing the salt.
+
+The signing digest is computed here directly (type hashes and the domain separator are
+constants), which is several times faster than a generic EIP-712 encoder; a test checks
+it byte for byte against ``eth_account``. Recovery uses ``eth_keys`` (coincurve backend
+when installed).
 """
 
 from __future__ import annotations
@@ -22,7 +38,8 @@ from typing import Any, NewType
 
 import rlp
 from eth_account import Account
-from eth_account.messages import SignableMessage, encode_typed_data
+from eth_account.messages import SignableMessage
+from eth_keys import KeyAPI
 from eth_utils import is_hex_address, keccak, to_bytes, to_checksum_address
 
 from node.errors import ValidationError
@@ -32,7 +49,10 @@ TxId = NewType("TxId", str)
 EIP712_DOMAIN_NAME = "Collegium"
 EIP712_DOMAIN_VERSION = "1"
 PRIMARY_TYPE = "BusinessTransaction"
+PRIVATE_TYPE = "PrivateBusinessTransaction"
 LEAF_VERSION = 1
+PRIVATE_LEAF_VERSION = 2
+PAYLOAD_HASH_LEN = 32
 
 MAX_SUBSYSTEM_LEN = 64
 MAX_KIND_LEN = 32
@@ -44,11 +64,15 @@ MAX_AMOUNT_DIGITS = 38
 MAX_AMOUNT_DECIMALS = 18
 MAX_UINT64 = 2**64 - 1
 SIGNATURE_LEN = 65
+V_OFFSET = 27
+
+_KEYS = KeyAPI()  # the eth-keys default backend: coincurve when installed
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 KIND_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 CURRENCY_RE = re.compile(r"^[A-Z0-9]{1,16}$")
 AMOUNT_RE = re.compile(r"^(0|[1-9][0-9]*)(\.[0-9]*[1-9])?$")
+HASH_RE = re.compile(r"^0x[0-9a-f]{64}$")
 
 #: Kinds every subsystem understands; others are allowed if they match ``KIND_RE``.
 KNOWN_KINDS = ("invoice", "payment", "order", "contract", "decision", "transfer", "note")
@@ -73,6 +97,30 @@ EIP712_TYPES: dict[str, list[dict[str, str]]] = {
     ],
 }
 
+PRIVATE_EIP712_TYPES: dict[str, list[dict[str, str]]] = {
+    "EIP712Domain": EIP712_TYPES["EIP712Domain"],
+    PRIVATE_TYPE: [
+        {"name": "subsystem", "type": "string"},
+        {"name": "kind", "type": "string"},
+        {"name": "payload", "type": "string"},
+        {"name": "payloadHash", "type": "bytes32"},
+        {"name": "nonce", "type": "uint64"},
+        {"name": "timestamp", "type": "uint64"},
+    ],
+}
+
+
+def compute_type_string(name: str, fields: list[dict[str, str]]) -> str:
+    """Return the EIP-712 ``encodeType`` string of a struct without nested structs."""
+    return f"{name}(" + ",".join(f"{f['type']} {f['name']}" for f in fields) + ")"
+
+
+DOMAIN_TYPEHASH = keccak(text=compute_type_string("EIP712Domain", EIP712_TYPES["EIP712Domain"]))
+PUBLIC_TYPEHASH = keccak(text=compute_type_string(PRIMARY_TYPE, EIP712_TYPES[PRIMARY_TYPE]))
+PRIVATE_TYPEHASH = keccak(
+    text=compute_type_string(PRIVATE_TYPE, PRIVATE_EIP712_TYPES[PRIVATE_TYPE])
+)
+
 
 @dataclass(frozen=True)
 class Domain:
@@ -83,6 +131,7 @@ class Domain:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "verifying_contract", to_checksum_address(self.verifying_contract))
+        object.__setattr__(self, "separator", compute_domain_separator(self))
 
     def as_dict(self) -> dict[str, Any]:
         """Return the domain as EIP-712 ``domain`` JSON."""
@@ -107,9 +156,25 @@ class BusinessTx:
     payload: str
     nonce: int
     timestamp: int
+    private: bool = False
+    payload_hash: str = ""  # private only: 0x-hex keccak256(salt || plaintext)
+
+    @property
+    def primary_type(self) -> str:
+        """Return the EIP-712 primary type this transaction is signed as."""
+        return PRIVATE_TYPE if self.private else PRIMARY_TYPE
 
     def as_message(self) -> dict[str, Any]:
         """Return the EIP-712 ``message`` JSON of this transaction."""
+        if self.private:
+            return {
+                "subsystem": self.subsystem,
+                "kind": self.kind,
+                "payload": self.payload,
+                "payloadHash": self.payload_hash,
+                "nonce": self.nonce,
+                "timestamp": self.timestamp,
+            }
         return {
             "subsystem": self.subsystem,
             "kind": self.kind,
@@ -141,23 +206,82 @@ class SignedBusinessTx:
 def typed_data(domain: Domain, tx: BusinessTx) -> dict[str, Any]:
     """Return the full EIP-712 typed-data document a wallet signs."""
     return {
-        "types": EIP712_TYPES,
-        "primaryType": PRIMARY_TYPE,
+        "types": PRIVATE_EIP712_TYPES if tx.private else EIP712_TYPES,
+        "primaryType": tx.primary_type,
         "domain": domain.as_dict(),
         "message": tx.as_message(),
     }
 
 
 def typed_data_schema(domain: Domain) -> dict[str, Any]:
-    """Return the EIP-712 ``types``, ``primaryType`` and ``domain`` (no message)."""
-    return {"types": EIP712_TYPES, "primaryType": PRIMARY_TYPE, "domain": domain.as_dict()}
+    """Return the EIP-712 ``types``, ``primaryType`` and ``domain`` (no message); the
+    ``private`` key holds the same for private transactions."""
+    return {
+        "types": EIP712_TYPES,
+        "primaryType": PRIMARY_TYPE,
+        "domain": domain.as_dict(),
+        "private": {"types": PRIVATE_EIP712_TYPES, "primaryType": PRIVATE_TYPE},
+    }
+
+
+def _word(value: int) -> bytes:
+    return value.to_bytes(32, "big")
+
+
+def compute_domain_separator(domain: Domain) -> bytes:
+    """Return the EIP-712 ``hashStruct(EIP712Domain)`` of ``domain``."""
+    return bytes(
+        keccak(
+            DOMAIN_TYPEHASH
+            + keccak(text=EIP712_DOMAIN_NAME)
+            + keccak(text=EIP712_DOMAIN_VERSION)
+            + _word(domain.chain_id)
+            + bytes(12)
+            + to_bytes(hexstr=domain.verifying_contract)
+        )
+    )
+
+
+def compute_struct_hash(tx: BusinessTx) -> bytes:
+    """Return the EIP-712 ``hashStruct`` of ``tx`` (public or private type)."""
+    if tx.private:
+        return bytes(
+            keccak(
+                PRIVATE_TYPEHASH
+                + keccak(tx.subsystem.encode())
+                + keccak(tx.kind.encode())
+                + keccak(tx.payload.encode())
+                + to_bytes(hexstr=tx.payload_hash).rjust(32, b"\0")
+                + _word(tx.nonce)
+                + _word(tx.timestamp)
+            )
+        )
+    parties = b"".join(bytes(12) + to_bytes(hexstr=p) for p in tx.parties)
+    return bytes(
+        keccak(
+            PUBLIC_TYPEHASH
+            + keccak(tx.subsystem.encode())
+            + keccak(tx.kind.encode())
+            + keccak(parties)
+            + keccak(tx.amount.encode())
+            + keccak(tx.currency.encode())
+            + keccak(tx.memo.encode())
+            + keccak(tx.payload.encode())
+            + _word(tx.nonce)
+            + _word(tx.timestamp)
+        )
+    )
+
+
+def compute_digest(domain: Domain, tx: BusinessTx) -> bytes:
+    """Return the EIP-712 digest ``keccak256(0x19 0x01 || domainSeparator || hashStruct)``."""
+    separator: bytes = getattr(domain, "separator")  # noqa: B009 - set in __post_init__
+    return bytes(keccak(b"\x19\x01" + separator + compute_struct_hash(tx)))
 
 
 def compute_tx_id(domain: Domain, tx: BusinessTx) -> TxId:
     """Return the transaction id: the EIP-712 signing digest, 0x-hex."""
-    return TxId(
-        "0x" + compute_signing_digest(encode_typed_data(full_message=typed_data(domain, tx))).hex()
-    )
+    return TxId("0x" + compute_digest(domain, tx).hex())
 
 
 def compute_signing_digest(signable: SignableMessage) -> bytes:
@@ -176,11 +300,25 @@ def recover_signer(domain: Domain, tx: BusinessTx, signature: bytes) -> str:
 
     Raises ``ValidationError`` if the signature is malformed or not recoverable.
     """
+    return recover_digest_signer(compute_digest(domain, tx), signature)
+
+
+def recover_digest_signer(digest: bytes, signature: bytes) -> str:
+    """Return the checksum address whose key made the 65-byte ``signature`` of ``digest``.
+
+    ``v`` may be 27/28 (wallets) or 0/1. Raises ``ValidationError`` if the signature is
+    malformed or not recoverable.
+    """
     if len(signature) != SIGNATURE_LEN:
         raise ValidationError(f"signature must be {SIGNATURE_LEN} bytes, got {len(signature)}")
+    v = signature[64]
+    if v >= V_OFFSET:
+        v -= V_OFFSET
     try:
-        signable = encode_typed_data(full_message=typed_data(domain, tx))
-        return str(Account.recover_message(signable, signature=signature))
+        sig = _KEYS.Signature(
+            vrs=(v, int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:64], "big"))
+        )
+        return str(sig.recover_public_key_from_msg_hash(digest).to_checksum_address())
     except Exception as exc:  # eth-keys raises several types for bad (r, s, v)
         raise ValidationError(f"signature is not valid: {exc}") from exc
 
@@ -193,14 +331,19 @@ def validate_tx(tx: BusinessTx) -> None:
         )
     if not (1 <= len(tx.kind) <= MAX_KIND_LEN) or not KIND_RE.match(tx.kind):
         raise ValidationError(f"kind must be 1..{MAX_KIND_LEN} chars of [a-z0-9_], got {tx.kind!r}")
+    if tx.private:
+        _validate_private(tx)
     if len(tx.parties) > MAX_PARTIES:
         raise ValidationError(f"at most {MAX_PARTIES} parties, got {len(tx.parties)}")
     for party in tx.parties:
         if not is_hex_address(party):
             raise ValidationError(f"party is not an address: {party!r}")
-    validate_amount(tx.amount)
-    if not CURRENCY_RE.match(tx.currency):
-        raise ValidationError(f"currency must be 1..16 chars of [A-Z0-9], got {tx.currency!r}")
+    if not tx.private:
+        validate_amount(tx.amount)
+        if not CURRENCY_RE.match(tx.currency):
+            raise ValidationError(f"currency must be 1..16 chars of [A-Z0-9], got {tx.currency!r}")
+        if tx.payload_hash:
+            raise ValidationError("payload_hash is only for private transactions")
     if len(tx.memo.encode()) > MAX_MEMO_LEN:
         raise ValidationError(f"memo is longer than {MAX_MEMO_LEN} bytes")
     if len(tx.payload) > MAX_PAYLOAD_LEN:
@@ -208,6 +351,26 @@ def validate_tx(tx: BusinessTx) -> None:
     for name, value in (("nonce", tx.nonce), ("timestamp", tx.timestamp)):
         if not 0 <= value <= MAX_UINT64:
             raise ValidationError(f"{name} must be a uint64, got {value}")
+
+
+def _validate_private(tx: BusinessTx) -> None:
+    if tx.parties or tx.amount or tx.currency or tx.memo:
+        raise ValidationError(
+            "a private transaction carries parties, amount, currency and memo only inside "
+            "its encrypted payload: leave them empty"
+        )
+    if not tx.payload:
+        raise ValidationError("a private transaction needs payload: the CID of its ciphertext")
+    if not HASH_RE.match(tx.payload_hash):
+        raise ValidationError(
+            "payload_hash must be 0x + 64 lowercase hex: keccak256(salt || plaintext), "
+            f"got {tx.payload_hash!r}"
+        )
+
+
+def compute_payload_hash(salt: bytes, plaintext: bytes) -> str:
+    """Return the payload commitment of a private transaction: keccak256(salt || plaintext)."""
+    return "0x" + bytes(keccak(salt + plaintext)).hex()
 
 
 def validate_amount(amount: str) -> Decimal:
@@ -236,6 +399,23 @@ def verify_signed_tx(domain: Domain, tx: BusinessTx, signature: bytes) -> Signed
 
 def encode_leaf(domain: Domain, tx: BusinessTx, signature: bytes) -> bytes:
     """Return the canonical RLP encoding of a signed transaction."""
+    if tx.private:
+        return bytes(
+            rlp.encode(
+                [
+                    PRIVATE_LEAF_VERSION,
+                    domain.chain_id,
+                    to_bytes(hexstr=domain.verifying_contract),
+                    tx.subsystem.encode(),
+                    tx.kind.encode(),
+                    tx.payload.encode(),
+                    to_bytes(hexstr=tx.payload_hash),
+                    tx.nonce,
+                    tx.timestamp,
+                    signature,
+                ]
+            )
+        )
     return bytes(
         rlp.encode(
             [
@@ -272,10 +452,15 @@ def decode_leaf(body: bytes) -> SignedBusinessTx:
         items = rlp.decode(body)
     except Exception as exc:
         raise ValidationError(f"leaf is not RLP: {exc}") from exc
-    if not isinstance(items, list) or len(items) != 13:
+    if not isinstance(items, list) or not items:
+        raise ValidationError("leaf must be a non-empty RLP list")
+    version = _int(items[0])
+    if version == PRIVATE_LEAF_VERSION:
+        return _decode_private_leaf(items, body)
+    if len(items) != 13:
         raise ValidationError("leaf must be an RLP list of 13 items")
-    if _int(items[0]) != LEAF_VERSION:
-        raise ValidationError(f"unknown leaf version {_int(items[0])}")
+    if version != LEAF_VERSION:
+        raise ValidationError(f"unknown leaf version {version}")
     try:
         domain = Domain(_int(items[1]), to_checksum_address(items[2]))
         tx = BusinessTx(
@@ -292,6 +477,34 @@ def decode_leaf(body: bytes) -> SignedBusinessTx:
     except (UnicodeDecodeError, ValueError, TypeError, AttributeError) as exc:
         raise ValidationError(f"leaf has a malformed field: {exc}") from exc
     signed = verify_signed_tx(domain, tx, bytes(items[12]))
+    if signed.encode() != body:
+        raise ValidationError("leaf is not in canonical encoding")
+    return signed
+
+
+def _decode_private_leaf(items: list[Any], body: bytes) -> SignedBusinessTx:
+    if len(items) != 10:
+        raise ValidationError("a private leaf must be an RLP list of 10 items")
+    try:
+        if len(items[6]) != PAYLOAD_HASH_LEN:
+            raise ValueError("payload hash is not 32 bytes")
+        domain = Domain(_int(items[1]), to_checksum_address(items[2]))
+        tx = BusinessTx(
+            subsystem=items[3].decode(),
+            kind=items[4].decode(),
+            parties=(),
+            amount="",
+            currency="",
+            memo="",
+            payload=items[5].decode(),
+            nonce=_int(items[7]),
+            timestamp=_int(items[8]),
+            private=True,
+            payload_hash="0x" + bytes(items[6]).hex(),
+        )
+    except (UnicodeDecodeError, ValueError, TypeError, AttributeError) as exc:
+        raise ValidationError(f"leaf has a malformed field: {exc}") from exc
+    signed = verify_signed_tx(domain, tx, bytes(items[9]))
     if signed.encode() != body:
         raise ValidationError("leaf is not in canonical encoding")
     return signed

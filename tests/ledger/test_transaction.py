@@ -10,8 +10,10 @@ from eth_account import Account
 
 from node.errors import ValidationError
 from node.ledger.transaction import (
+    PRIVATE_TYPE,
     BusinessTx,
     Domain,
+    compute_payload_hash,
     compute_tx_id,
     decode_leaf,
     encode_leaf,
@@ -123,7 +125,7 @@ def test_leaf_rejects_tampering(wallet, domain) -> None:  # type: ignore[no-unty
     sig = sign_tx(domain, tx, wallet.key)
     body = encode_leaf(domain, tx, sig)
     items = rlp.decode(body)
-    items[0] = 2  # unknown version
+    items[0] = 3  # unknown version
     with pytest.raises(ValidationError, match="version"):
         decode_leaf(rlp.encode(items))
     with pytest.raises(ValidationError):
@@ -137,3 +139,66 @@ def test_leaf_rejects_tampering(wallet, domain) -> None:  # type: ignore[no-unty
     except ValidationError:
         return
     assert tampered.signer != wallet.address
+
+
+def make_private(**changes: object) -> BusinessTx:
+    tx = BusinessTx(
+        subsystem="main",
+        kind="contract",
+        parties=(),
+        amount="",
+        currency="",
+        memo="",
+        payload="bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku",
+        nonce=9,
+        timestamp=1_764_000_000,
+        private=True,
+        payload_hash=compute_payload_hash(b"\x01" * 16, b"secret terms"),
+    )
+    return dataclasses.replace(tx, **changes)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("private", [False, True])
+def test_fast_digest_equals_eth_account(wallet, domain, private) -> None:  # type: ignore[no-untyped-def]
+    for nonce in range(5):
+        tx = make_private(nonce=nonce) if private else make_tx(nonce=nonce, memo="é" * nonce)
+        signed = Account.sign_typed_data(wallet.key, full_message=typed_data(domain, tx))
+        assert compute_tx_id(domain, tx) == "0x" + bytes(signed.message_hash).hex()
+        assert verify_signed_tx(domain, tx, bytes(signed.signature)).signer == wallet.address
+        # v as 0/1 is accepted too (some signers emit it)
+        low_v = bytes(signed.signature[:64]) + bytes([signed.signature[64] - 27])
+        assert verify_signed_tx(domain, tx, low_v).signer == wallet.address
+
+
+def test_private_roundtrip_and_only_commitment_is_public(wallet, domain) -> None:  # type: ignore[no-untyped-def]
+    tx = make_private()
+    assert typed_data(domain, tx)["primaryType"] == PRIVATE_TYPE
+    signed = verify_signed_tx(domain, tx, sign_tx(domain, tx, wallet.key))
+    body = signed.encode()
+    assert b"secret terms" not in body
+    assert rlp.decode(body)[0] == b"\x02"
+    assert decode_leaf(body) == signed
+    # the public and private types never share a digest
+    public = make_tx(payload=tx.payload, nonce=tx.nonce, parties=(), amount="0", currency="X")
+    assert compute_tx_id(domain, public) != compute_tx_id(domain, tx)
+
+
+@pytest.mark.parametrize(
+    "change, needle",
+    [
+        ({"amount": "1"}, "encrypted payload"),
+        ({"parties": ("0x" + "11" * 20,)}, "encrypted payload"),
+        ({"memo": "leak"}, "encrypted payload"),
+        ({"payload": ""}, "ciphertext"),
+        ({"payload_hash": "0x1234"}, "payload_hash"),
+        ({"payload_hash": "0x" + "AB" * 32}, "payload_hash"),
+    ],
+)
+def test_private_rejects_public_content(domain, change, needle) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(ValidationError, match=needle):
+        verify_signed_tx(domain, make_private(**change), b"\x00" * 65)
+
+
+def test_public_rejects_payload_hash(domain) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(ValidationError, match="only for private"):
+        verify_signed_tx(domain, make_tx(payload_hash="0x" + "00" * 32), b"\x00" * 65)

@@ -1,23 +1,44 @@
-"""Business transactions: submit one signed with EIP-712, fetch one, list them."""
+"""Business transactions: submit one or a batch signed with EIP-712, fetch one, list
+them (JSON pages or a streamed CSV export), get one's proof bundle."""
 
 from __future__ import annotations
 
-from typing import Any
+import csv
+import io
+import json
+from collections.abc import Iterator
+from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query, Response, status
+import pydantic
+from eth_utils import is_hex_address, to_checksum_address
+from fastapi import APIRouter, Depends, HTTPException, Query, Response, status
+from fastapi.responses import StreamingResponse
 
 from node.api.deps import LedgerDep, NodeDep
+from node.api.problems import STATUS_BY_ERROR
 from node.api.schemas import (
+    BatchCreate,
+    BatchItemResult,
+    BatchResult,
     BusinessTxCreate,
     BusinessTxPage,
     BusinessTxPublic,
     InclusionProofPublic,
     Problem,
 )
-from node.db.models import TransactionStatus
+from node.db.models import BusinessTransaction, TransactionStatus
+from node.errors import ValidationError
+from node.ledger.service import Submission, TxFilter
 from node.ledger.transaction import typed_data_schema
 
 router = APIRouter(prefix="/transactions", tags=["transactions"])
+
+CSV_COLUMNS = (
+    "id", "seq", "status", "subsystem", "kind", "signer", "parties", "amount", "currency",
+    "memo", "payload", "private", "payload_hash", "nonce", "timestamp", "cid", "leaf_hash",
+    "leaf_index", "anchor_index", "anchor_block", "received_at",
+)  # fmt: skip
+CSV_CHUNK_ROWS = 500
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": Problem, "description": "malformed or wrongly signed transaction"},
@@ -59,36 +80,157 @@ def submit_transaction(
     return BusinessTxPublic.from_row(row)
 
 
-@router.get("", response_model=BusinessTxPage)
-def list_transactions(
-    ledger: LedgerDep,
+@router.post(
+    "/batch",
+    responses={200: {"model": BatchResult}, 413: {"model": Problem}, 422: {"model": Problem}},
+)
+def submit_batch(body: BatchCreate, node: NodeDep) -> BatchResult:
+    """Verify and durably store a batch of signed transactions, each on its own.
+
+    Each item gets 202 (committed, anchoring pending) or the 4xx problem a single
+    submission would get; a bad item writes nothing and does not affect the others.
+    All accepted items are committed together before the response is sent.
+    """
+    results: list[BatchItemResult | None] = [None] * len(body.items)
+    submissions: list[Submission] = []
+    positions: list[int] = []
+    limit = node.settings.max_tx_bytes
+    for i, item in enumerate(body.items):
+        if len(json.dumps(item, separators=(",", ":"))) > limit:
+            results[i] = _item_problem(i, 413, "payload too large", f"item exceeds {limit} bytes")
+            continue
+        try:
+            parsed = BusinessTxCreate.model_validate(item)
+        except pydantic.ValidationError as exc:
+            detail = "; ".join(
+                f"{'.'.join(str(x) for x in e['loc']) or 'item'}: {e['msg']}" for e in exc.errors()
+            )
+            results[i] = _item_problem(i, 422, "malformed request", detail)
+            continue
+        submissions.append(
+            Submission(
+                parsed.transaction.to_domain(), bytes.fromhex(parsed.signature[2:]), parsed.signer
+            )
+        )
+        positions.append(i)
+    for i, outcome in zip(positions, node.ledger.submit_many(submissions), strict=True):
+        if isinstance(outcome, ValidationError):
+            code, kind = _status_of(outcome)
+            results[i] = _item_problem(i, code, kind.replace("-", " "), str(outcome), kind)
+        else:
+            results[i] = BatchItemResult(index=i, status=202, id=outcome.tx_id)
+    final = [r for r in results if r is not None]
+    accepted = sum(1 for r in final if r.status == status.HTTP_202_ACCEPTED)
+    return BatchResult(accepted=accepted, rejected=len(final) - accepted, results=final)
+
+
+def _status_of(exc: Exception) -> tuple[int, str]:
+    for cls, code, kind in STATUS_BY_ERROR:
+        if isinstance(exc, cls):
+            return code, kind
+    return 500, "internal"  # pragma: no cover - every ValidationError is in the table
+
+
+def _item_problem(
+    index: int, code: int, title: str, detail: str, kind: str = ""
+) -> BatchItemResult:
+    problem = Problem(
+        type="https://collegium.invalid/problems/" + kind if kind else "about:blank",
+        title=title,
+        status=code,
+        detail=detail,
+    )
+    return BatchItemResult(index=index, status=code, problem=problem)
+
+
+def _address(value: str | None, name: str) -> str | None:
+    if value is None:
+        return None
+    if not is_hex_address(value):
+        raise HTTPException(400, f"{name} is not an address: {value!r}")
+    return str(to_checksum_address(value))
+
+
+def tx_filter(
     subsystem: str | None = None,
     kind: str | None = None,
     signer: str | None = None,
     party: str | None = None,
+    since: int | None = Query(
+        default=None, ge=0, description="signed timestamp >= since (unix seconds)"
+    ),
+    until: int | None = Query(
+        default=None, ge=0, description="signed timestamp < until (unix seconds)"
+    ),
+    anchor: int | None = Query(default=None, ge=0, description="only this anchor's leaves"),
+) -> TxFilter:
+    """Return the query filters shared by the JSON list and the CSV export."""
+    return TxFilter(
+        subsystem=subsystem,
+        kind=kind,
+        signer=_address(signer, "signer"),
+        party=_address(party, "party"),
+        since=since,
+        until=until,
+        anchor=anchor,
+    )
+
+
+FilterDep = Annotated[TxFilter, Depends(tx_filter)]
+
+
+@router.get("", response_model=BusinessTxPage)
+def list_transactions(
+    ledger: LedgerDep,
+    where: FilterDep,
     before: int | None = Query(default=None, description="cursor: list rows older than this"),
     limit: int = Query(default=50, ge=1, le=500),
 ) -> BusinessTxPage:
     """Return transactions, newest first, filtered; page with ``before=next_cursor``."""
-    from eth_utils import is_hex_address, to_checksum_address
-
-    def addr(value: str | None, name: str) -> str | None:
-        if value is None:
-            return None
-        if not is_hex_address(value):
-            raise HTTPException(400, f"{name} is not an address: {value!r}")
-        return str(to_checksum_address(value))
-
-    page = ledger.list(
-        subsystem=subsystem,
-        kind=kind,
-        signer=addr(signer, "signer"),
-        party=addr(party, "party"),
-        before=before,
-        limit=limit,
-    )
+    page = ledger.page(where, before=before, limit=limit)
     return BusinessTxPage(
         items=[BusinessTxPublic.from_row(r) for r in page.items], next_cursor=page.next_cursor
+    )
+
+
+def csv_line(row: BusinessTransaction) -> list[Any]:
+    """Return the CSV cells of one transaction, in ``CSV_COLUMNS`` order."""
+    anchor = row.anchor
+    return [
+        row.tx_id, row.seq, row.status, row.subsystem, row.kind, row.signer,
+        " ".join(p.address for p in row.parties), row.amount, row.currency, row.memo,
+        row.payload, "true" if row.private else "false", row.payload_hash, row.nonce,
+        row.timestamp, row.cid, row.leaf_hash,
+        "" if row.leaf_index is None else row.leaf_index,
+        "" if row.anchor_index is None else row.anchor_index,
+        "" if anchor is None else anchor.block_number, row.received_at.isoformat(),
+    ]  # fmt: skip
+
+
+def _csv_stream(rows: Iterator[BusinessTransaction]) -> Iterator[str]:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow(CSV_COLUMNS)
+    for count, row in enumerate(rows, 1):
+        writer.writerow(csv_line(row))
+        if count % CSV_CHUNK_ROWS == 0:
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue()
+
+
+@router.get(
+    ".csv",  # with the prefix: /transactions.csv
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/csv": {}}}},
+)
+def export_csv(ledger: LedgerDep, where: FilterDep) -> StreamingResponse:
+    """Stream every transaction matching the filters as CSV (RFC 4180), newest first."""
+    return StreamingResponse(
+        _csv_stream(ledger.iter_all(where, chunk=CSV_CHUNK_ROWS)),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": 'attachment; filename="transactions.csv"'},
     )
 
 

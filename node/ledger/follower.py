@@ -1,0 +1,424 @@
+"""The chain follower: index the registry's events into SQL, reorg-safe.
+
+It reads the registry's logs block range by block range (``get_logs`` on the embedded
+chain scans blocks, so ranges stay small and the work is incremental), from the block
+after the last one indexed up to ``head - confirmations``, and in one SQL transaction per
+range stores
+
+* every registry event (``registry_events``: the source of truth of the derived tables);
+* ``Anchored`` events of *other* nodes as ``anchors`` rows (this node's own anchors are
+  written by the ledger service, which also links their leaves);
+* the derived tables ``subsystems``, ``participants`` and ``nodes``;
+* the hash and parent hash of the indexed blocks (``indexed_blocks``).
+
+Reorgs: before each range the follower checks that the hash it stored for the last
+indexed block is still the chain's hash at that height, and that the first new block's
+parent hash equals it. On a mismatch it walks back through the stored hashes to the
+newest block still on the chain (the fork point), deletes every row indexed above it,
+returns this node's own anchors above it to ``pending`` (the anchorer anchors those
+leaves again), rebuilds the derived tables from the remaining events, and goes on from
+the fork point. Hashes are kept for every block within ``REORG_WINDOW`` of the head;
+a reorg deeper than that is reported as an error instead of being guessed at.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from eth_utils import to_checksum_address
+from hexbytes import HexBytes
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session, sessionmaker
+from web3 import Web3
+
+from node.chain.registry import get_registry_artifact
+from node.db.models import (
+    Anchor,
+    IndexedBlock,
+    Participant,
+    RegisteredNode,
+    RegistryEvent,
+    Subsystem,
+)
+from node.errors import ChainError, CollegiumError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CONFIRMATIONS = 2
+DEFAULT_RANGE_BLOCKS = 64
+DEFAULT_POLL_SECONDS = 1.0
+REORG_WINDOW = 256
+RETRY_MAX_SECONDS = 30.0
+
+#: Events the follower indexes (every other registry event is ignored).
+INDEXED_EVENTS = (
+    "Anchored",
+    "SubsystemCreated",
+    "ParticipantAdded",
+    "ParticipantRemoved",
+    "NodeRegistered",
+    "NodeUpdated",
+    "NodeLeft",
+)
+
+
+class ReorgTooDeep(ChainError):
+    """The chain reorganised below the oldest block hash the follower kept."""
+
+
+@dataclass(frozen=True)
+class SyncResult:
+    """What one :meth:`ChainFollower.sync` call did."""
+
+    indexed_to: int  # the last indexed block (-1 if none)
+    events: int  # events indexed
+    rolled_back_to: int | None = None  # the fork point if a reorg was handled
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, bytes | bytearray | HexBytes):
+        return "0x" + bytes(value).hex()
+    return value
+
+
+def _hex(value: Any) -> str:
+    if isinstance(value, str):
+        return value.lower() if value.startswith("0x") else "0x" + value.lower()
+    return "0x" + bytes(value).hex()
+
+
+class ChainFollower:
+    """Index registry events into SQL after ``confirmations`` blocks; survive reorgs."""
+
+    def __init__(
+        self,
+        *,
+        w3: Web3,
+        registry_address: str,
+        sessions: sessionmaker[Session],
+        node_address: str = "",
+        confirmations: int = DEFAULT_CONFIRMATIONS,
+        start_block: int = 0,
+        range_blocks: int = DEFAULT_RANGE_BLOCKS,
+        poll_seconds: float = DEFAULT_POLL_SECONDS,
+        on_participants_changed: Callable[[str | None, str | None], None] | None = None,
+        rollback_own_anchors: Callable[[int], int] | None = None,
+    ) -> None:
+        self.w3 = w3
+        self.address = to_checksum_address(registry_address)
+        self._sessions = sessions
+        self.node_address = node_address.lower()
+        self.confirmations = confirmations
+        self.start_block = start_block
+        self.range_blocks = range_blocks
+        self.poll_seconds = poll_seconds
+        self._on_participants = on_participants_changed
+        self._rollback_own = rollback_own_anchors
+        contract = w3.eth.contract(address=self.address, abi=list(get_registry_artifact().abi))
+        self._events = {
+            _hex(contract.events[name]().topic): contract.events[name]() for name in INDEXED_EVENTS
+        }
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.reorgs = 0
+        self.failures = 0
+        self._last_range_events = 0
+        self.synced = threading.Condition()  # notified after every sync that did something
+
+    # -- the loop ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the background thread (idempotent)."""
+        if self._thread is None or not self._thread.is_alive():
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._run, name="follower", daemon=True)
+            self._thread.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop the background thread and wait for it."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        delay = self.poll_seconds
+        while not self._stop.is_set():
+            try:
+                result = self.sync()
+                delay = self.poll_seconds
+                if result.events or result.rolled_back_to is not None:
+                    continue  # more may be waiting
+            except CollegiumError as exc:
+                self.failures += 1
+                log.warning("chain follower: %s; retrying in %.1fs", exc, delay)
+                delay = min(delay * 2, RETRY_MAX_SECONDS)
+            except Exception:  # never let the thread die silently
+                self.failures += 1
+                log.exception("chain follower crashed; retrying in %.1fs", delay)
+                delay = min(delay * 2, RETRY_MAX_SECONDS)
+            self._stop.wait(delay)
+
+    # -- one step ---------------------------------------------------------------------------
+
+    def last_indexed(self) -> int:
+        """Return the last indexed block number (``start_block - 1`` if none)."""
+        with self._sessions() as session:
+            last = session.scalar(select(IndexedBlock.number).order_by(IndexedBlock.number.desc()))
+        return self.start_block - 1 if last is None else int(last)
+
+    def sync(self, max_ranges: int | None = None) -> SyncResult:
+        """Index confirmed blocks up to ``head - confirmations`` (at most ``max_ranges``
+        ranges); return what was done. Raises ``ChainError`` if the chain is unreadable
+        and ``ReorgTooDeep`` if the fork point is older than the kept hashes."""
+        events = 0
+        ranges = 0
+        while max_ranges is None or ranges < max_ranges:
+            try:
+                head = int(self.w3.eth.block_number)
+            except Exception as exc:
+                raise ChainError(f"cannot read the chain head: {exc}") from exc
+            target = head - self.confirmations
+            fork = self._check_reorg()
+            if fork is not None:
+                self._rollback(fork)
+                return SyncResult(fork, events, fork)
+            first = self.last_indexed() + 1
+            if first > target:
+                break
+            last = min(target, first + self.range_blocks - 1)
+            fork = self._index_range(first, last, head)
+            if fork is not None:
+                self._rollback(fork)
+                return SyncResult(fork, events, fork)
+            events += self._last_range_events
+            ranges += 1
+        if events:
+            with self.synced:
+                self.synced.notify_all()
+        return SyncResult(self.last_indexed(), events)
+
+    def _block(self, number: int) -> Any:
+        try:
+            return self.w3.eth.get_block(number)
+        except Exception as exc:
+            raise ChainError(f"cannot read block {number}: {exc}") from exc
+
+    def _check_reorg(self) -> int | None:
+        """Return the fork point if the last indexed block is no longer on the chain."""
+        with self._sessions() as session:
+            last = session.scalar(select(IndexedBlock).order_by(IndexedBlock.number.desc()))
+        if last is None:
+            return None
+        try:
+            block = self.w3.eth.get_block(last.number)
+        except Exception:  # the chain got shorter than what we indexed
+            block = None
+        if block is not None and _hex(block["hash"]) == last.hash:
+            return None
+        return self._find_fork(last.number - 1)
+
+    def _find_fork(self, below: int) -> int:
+        """Return the newest stored block at or below ``below`` still on the chain."""
+        with self._sessions() as session:
+            stored = session.scalars(
+                select(IndexedBlock)
+                .where(IndexedBlock.number <= below)
+                .order_by(IndexedBlock.number.desc())
+            ).all()
+        for row in stored:
+            try:
+                block = self.w3.eth.get_block(row.number)
+            except Exception:
+                continue
+            if _hex(block["hash"]) == row.hash:
+                return int(row.number)
+        if stored and stored[-1].number > self.start_block:
+            raise ReorgTooDeep(
+                f"the chain reorganised below block {stored[-1].number}, the oldest kept hash"
+            )
+        return self.start_block - 1
+
+    def _index_range(self, first: int, last: int, head: int) -> int | None:
+        """Index blocks ``first..last``; return a fork point instead if the range does not
+        extend the indexed chain."""
+        self._last_range_events = 0
+        keep_from = max(first, head - REORG_WINDOW)
+        blocks = {n: self._block(n) for n in range(keep_from, last + 1)}
+        blocks.setdefault(last, self._block(last))
+        with self._sessions() as session:
+            previous = session.get(IndexedBlock, first - 1)
+        if (
+            previous is not None
+            and first in blocks
+            and _hex(blocks[first]["parentHash"]) != previous.hash
+        ):
+            log.warning("reorg: block %d does not extend the indexed block %d", first, first - 1)
+            return self._find_fork(first - 1)
+        try:
+            logs = self.w3.eth.get_logs(
+                {"address": self.address, "fromBlock": first, "toBlock": last}
+            )
+        except Exception as exc:
+            raise ChainError(f"cannot read registry logs {first}..{last}: {exc}") from exc
+        # the logs must come from the blocks whose hashes we store (no reorg in between)
+        for entry in logs:
+            number = int(entry["blockNumber"])
+            if number in blocks and _hex(entry["blockHash"]) != _hex(blocks[number]["hash"]):
+                raise ChainError(f"block {number} changed while indexing; will retry")
+        participants_changed: list[tuple[str | None, str | None]] = []
+        with self._sessions() as session:
+            for entry in logs:
+                decoded = self._decode(entry)
+                if decoded is None:
+                    continue
+                name, args = decoded
+                event = RegistryEvent(
+                    block_number=int(entry["blockNumber"]),
+                    log_index=int(entry["logIndex"]),
+                    tx_hash=_hex(entry["transactionHash"]),
+                    name=name,
+                    args=json.dumps(args, sort_keys=True),
+                )
+                session.merge(event)
+                changed = self._apply(session, event, args)
+                if changed is not None:
+                    participants_changed.append(changed)
+                self._last_range_events += 1
+            for number, block in blocks.items():
+                session.merge(
+                    IndexedBlock(
+                        number=number,
+                        hash=_hex(block["hash"]),
+                        parent_hash=_hex(block["parentHash"]),
+                    )
+                )
+            session.execute(
+                delete(IndexedBlock).where(
+                    IndexedBlock.number < head - REORG_WINDOW, IndexedBlock.number < last
+                )
+            )
+            session.commit()
+        for subsystem, address in participants_changed:
+            if self._on_participants is not None:
+                self._on_participants(subsystem, address)
+        return None
+
+    def _decode(self, entry: Any) -> tuple[str, dict[str, Any]] | None:
+        topics = entry.get("topics") or []
+        if not topics:
+            return None
+        event = self._events.get(_hex(topics[0]))
+        if event is None:
+            return None
+        processed = event.process_log(entry)
+        return str(processed["event"]), {k: _jsonable(v) for k, v in processed["args"].items()}
+
+    def _apply(
+        self, session: Session, event: RegistryEvent, args: dict[str, Any]
+    ) -> tuple[str | None, str | None] | None:
+        """Apply one event to the derived tables; return the (subsystem, address) whose
+        participation changed, if any."""
+        name = event.name
+        block = event.block_number
+        if name == "Anchored":
+            if str(args["node"]).lower() == self.node_address:
+                return None  # the ledger service indexes this node's own anchors
+            session.merge(
+                Anchor(
+                    index=int(args["index"]),
+                    root=str(args["root"]),
+                    tree_size=int(args["treeSize"]),
+                    count=int(args["count"]),
+                    batch_cid=str(args["batchCid"]),
+                    subsystem=str(args["subsystem"]),
+                    node=to_checksum_address(args["node"]),
+                    block_number=block,
+                    chain_tx_hash=event.tx_hash,
+                )
+            )
+        elif name == "SubsystemCreated":
+            session.merge(
+                Subsystem(
+                    name=str(args["name"]),
+                    id=str(args["id"]),
+                    creator=to_checksum_address(args["creator"]),
+                    block_number=block,
+                )
+            )
+            return (str(args["name"]), None)
+        elif name in ("ParticipantAdded", "ParticipantRemoved"):
+            subsystem = session.scalar(select(Subsystem.name).where(Subsystem.id == args["id"]))
+            if subsystem is None:  # created before start_block: resolve by the id later
+                subsystem = str(args["id"])
+            address = to_checksum_address(args["account"])
+            if name == "ParticipantAdded":
+                session.merge(Participant(subsystem=subsystem, address=address, block_number=block))
+            else:
+                session.execute(
+                    delete(Participant).where(
+                        Participant.subsystem == subsystem, Participant.address == address
+                    )
+                )
+            session.flush()
+            return (subsystem, address)
+        elif name in ("NodeRegistered", "NodeUpdated"):
+            session.merge(
+                RegisteredNode(
+                    address=to_checksum_address(args["node"]),
+                    endpoint=str(args["endpoint"]),
+                    capacity=int(args["capacity"]),
+                    roles_mask=int(args["rolesMask"]),
+                    home=str(args["home"]),
+                    active=True,
+                    block_number=block,
+                )
+            )
+        elif name == "NodeLeft":
+            row = session.get(RegisteredNode, to_checksum_address(args["node"]))
+            if row is not None:
+                row.active = False
+                row.block_number = block
+        session.flush()
+        return None
+
+    def _rollback(self, fork: int) -> None:
+        """Delete everything indexed above block ``fork`` and rebuild the derived tables."""
+        self.reorgs += 1
+        log.warning("reorg: rolling the index back to block %d", fork)
+        with self._sessions() as session:
+            session.execute(delete(RegistryEvent).where(RegistryEvent.block_number > fork))
+            session.execute(
+                delete(Anchor).where(
+                    Anchor.block_number > fork, Anchor.node != self._own_checksum()
+                )
+            )
+            session.execute(delete(IndexedBlock).where(IndexedBlock.number > fork))
+            self._rebuild_derived(session)
+            session.commit()
+        if self._rollback_own is not None:
+            moved = self._rollback_own(fork)
+            if moved:
+                log.warning("reorg: %d leaves of this node are pending again", moved)
+        if self._on_participants is not None:
+            self._on_participants(None, None)
+
+    def _own_checksum(self) -> str:
+        return to_checksum_address(self.node_address) if self.node_address else ""
+
+    def _rebuild_derived(self, session: Session) -> None:
+        """Recompute ``subsystems``, ``participants`` and ``nodes`` from the events."""
+        for table in (Participant, Subsystem, RegisteredNode):
+            session.execute(delete(table))
+        session.flush()
+        events: Sequence[RegistryEvent] = session.scalars(
+            select(RegistryEvent)
+            .where(RegistryEvent.name != "Anchored")
+            .order_by(RegistryEvent.block_number, RegistryEvent.log_index)
+        ).all()
+        for event in events:
+            self._apply(session, event, json.loads(event.args))
