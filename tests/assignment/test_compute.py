@@ -11,7 +11,6 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from assignment_topologies import ALL_ROLES, REPLICAS, make_nodes, make_seed
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -29,6 +28,7 @@ from node.assignment.metrics import (
     compute_moved_replicas,
 )
 from node.errors import AssignmentError
+from tests.assignment.assignment_topologies import ALL_ROLES, REPLICAS, make_nodes, make_seed
 
 REPO = Path(__file__).resolve().parents[2]
 SUBSYSTEMS = [f"s{i}" for i in range(6)]
