@@ -1,0 +1,109 @@
+"""Prometheus metrics of one node's API, served as text at ``GET /metrics``.
+
+One ``CollectorRegistry`` per app (several nodes may run in one test process).
+Counts requests by method and status, a latency histogram, proxied requests and
+failovers by role (the router reports them), the epoch in force and the chain head.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from typing import Final
+
+from fastapi import APIRouter, Request, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.exposition import generate_latest
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+METRICS_PATH: Final = "/metrics"
+LATENCY_BUCKETS: Final = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+router = APIRouter(tags=["metrics"])
+
+
+class Metrics:
+    """The node's collectors; also the router's ``RouterObserver``."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "collegium_http_requests", "HTTP requests served", ["method", "status"],
+            registry=self.registry,
+        )  # fmt: skip
+        self.latency = Histogram(
+            "collegium_http_request_duration_seconds", "Time to answer a request",
+            ["method"], buckets=LATENCY_BUCKETS, registry=self.registry,
+        )  # fmt: skip
+        self.proxied = Counter(
+            "collegium_proxied_requests", "Requests proxied to a role's host", ["role"],
+            registry=self.registry,
+        )  # fmt: skip
+        self.failovers = Counter(
+            "collegium_proxy_failovers", "Proxy attempts moved to the next host", ["role"],
+            registry=self.registry,
+        )  # fmt: skip
+        self.epoch = Gauge("collegium_epoch", "Epoch in force", registry=self.registry)
+        self.block = Gauge(
+            "collegium_chain_block", "Chain head seen by the node (sync state)",
+            registry=self.registry,
+        )  # fmt: skip
+        self.rate_limited = Counter(
+            "collegium_rate_limited", "Requests refused with 429", registry=self.registry
+        )
+
+    def on_proxied(self, role: str) -> None:
+        """Count one proxied request of ``role``."""
+        self.proxied.labels(role=role).inc()
+
+    def on_failover(self, role: str) -> None:
+        """Count one failover of ``role``."""
+        self.failovers.labels(role=role).inc()
+
+    def on_epoch(self, epoch: int) -> None:
+        """Record the epoch in force."""
+        self.epoch.set(epoch)
+
+    def render(self) -> bytes:
+        """Return the Prometheus text exposition of every collector."""
+        return bytes(generate_latest(self.registry))
+
+
+class MetricsMiddleware:
+    """Count every HTTP request and time it (outermost middleware)."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500
+
+        async def counting_send(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, counting_send)
+        finally:
+            method = scope["method"]
+            self.metrics.requests.labels(method=method, status=str(status)).inc()
+            self.metrics.latency.labels(method=method).observe(time.perf_counter() - start)
+
+
+@router.get(METRICS_PATH, include_in_schema=False)
+def metrics(request: Request) -> Response:
+    """Return the node's metrics in Prometheus text format."""
+    collected: Metrics = request.app.state.metrics
+    node = getattr(request.app.state, "node", None)
+    if node is not None:
+        # the chain being unreachable must not hide the other metrics
+        with contextlib.suppress(Exception):
+            collected.block.set(int(node.chain.w3.eth.block_number))
+    return Response(collected.render(), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,25 @@
+"""Errors of wallet login and access control (401 and 403 in the API)."""
+
+from __future__ import annotations
+
+from node.errors import CollegiumError
+
+
+class AuthError(CollegiumError):
+    """Authentication failed; ``reason`` is a short stable token naming why (401)."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        self.reason = reason
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+
+
+class LoginRejected(AuthError):
+    """A Sign-In with Ethereum message or its signature was rejected (401)."""
+
+
+class NotAuthenticated(AuthError):
+    """The request carries no valid session (401)."""
+
+
+class Forbidden(CollegiumError):
+    """The authenticated user may not do this (403)."""

@@ -1,0 +1,36 @@
+"""The peers' endpoints from the registry, cached (one chain read per TTL)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, Final
+
+PEERS_TTL: Final = 10.0
+
+
+class PeerDirectory:
+    """Return node address (lowercase) -> endpoint of active nodes, refreshed every TTL."""
+
+    def __init__(
+        self, registry: Any, *, ttl: float = PEERS_TTL, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.registry = registry
+        self.ttl = ttl
+        self.clock = clock
+        self._peers: dict[str, str] = {}
+        self._until = float("-inf")
+        self._lock = threading.Lock()
+
+    def __call__(self) -> Mapping[str, str]:
+        """Return the cached directory, reading ``registry.nodes()`` when it is stale."""
+        with self._lock:
+            if self.clock() >= self._until:
+                self._peers = {
+                    str(info.address).lower(): info.endpoint.rstrip("/")
+                    for info in self.registry.nodes()
+                    if info.active and info.endpoint
+                }
+                self._until = self.clock() + self.ttl
+            return self._peers

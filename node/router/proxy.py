@@ -1,0 +1,335 @@
+"""The thin I/O side of routing: an ASGI middleware that serves here or proxies.
+
+Per request: the path names a slot (:func:`compute_request_slot`) or none (served here).
+For a slot, :func:`compute_route` decides; a local route is recorded in the request state
+(``collegium_slot``) so handlers may open that role's data, and a remote route is
+proxied to the first live host in rank order (request buffered, response streamed,
+headers kept, ``X-Collegium-Hops`` incremented). Connect errors fail over to the next
+host; timeouts and 5xx fail over only for idempotent methods (a POST is never replayed
+once it may have reached a host). Every response carries ``X-Collegium-Served-By`` and
+``X-Collegium-Epoch``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, Final, Protocol
+
+import anyio
+import httpx
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from node.assignment import Assignment
+from node.auth.forward import (
+    FORWARD_HEADERS,
+    USER_HEADER,
+    USER_PROOF_HEADER,
+    USER_TS_HEADER,
+    sign_forward,
+    verify_forward,
+)
+from node.auth.tokens import compute_request_token
+from node.errors import CollegiumError
+from node.router.health import PeerHealth
+from node.router.paths import compute_request_slot
+from node.router.route import AssignmentSource, Route, UnknownSlot, compute_route
+
+HOPS_HEADER: Final = "x-collegium-hops"
+SERVED_BY_HEADER: Final = "x-collegium-served-by"
+EPOCH_HEADER: Final = "x-collegium-epoch"
+MAX_HOPS: Final = 2
+CONNECT_TIMEOUT: Final = 1.0
+READ_TIMEOUT: Final = 15.0
+STATE_SLOT: Final = "collegium_slot"
+STATE_USER: Final = "collegium_user"
+STATE_EPOCH: Final = "collegium_epoch"
+IDEMPOTENT_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+HOP_BY_HOP: Final = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+        "host",
+    }
+)
+# Never sent to peers: the session token stays with the node that issued it.
+PRIVATE_HEADERS: Final = frozenset({"authorization", "cookie"})
+STATUS_LOOP_DETECTED: Final = 508
+MAX_PROXY_BODY: Final = 1024 * 1024
+
+
+class RouterObserver(Protocol):
+    """Receives routing events (the API's metrics implement it)."""
+
+    def on_proxied(self, role: str) -> None:
+        """Count one request proxied for ``role``."""
+        ...
+
+    def on_failover(self, role: str) -> None:
+        """Count one failover to the next host of ``role``."""
+        ...
+
+    def on_epoch(self, epoch: int) -> None:
+        """Record the epoch in force."""
+        ...
+
+
+class RouterMiddleware:
+    """Serve the requests of roles this node hosts; proxy the others to their hosts.
+
+    ``source`` gives the assignment (``None``: single-node mode, every role is local);
+    ``peers`` returns node address -> endpoint; ``identify`` returns the address of a
+    session token (raising a ``CollegiumError`` when it is not valid); ``account`` signs
+    forwarded identities.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        my_address: str,
+        source: AssignmentSource | None,
+        peers: Callable[[], Mapping[str, str]],
+        client: httpx.AsyncClient | None = None,
+        identify: Callable[[str], str] | None = None,
+        account: Any = None,
+        observer: RouterObserver | None = None,
+        health: PeerHealth | None = None,
+    ) -> None:
+        self.app = app
+        self.me = my_address.lower()
+        self.served_by = my_address.encode()
+        self.source = source
+        self.peers = peers
+        self.client = client or httpx.AsyncClient(
+            timeout=httpx.Timeout(READ_TIMEOUT, connect=CONNECT_TIMEOUT)
+        )
+        self.health = health or PeerHealth(self.client)
+        self.identify = identify
+        self.account = account
+        self.observer = observer
+
+    def _current(self) -> tuple[int, Assignment, Mapping[str, str]] | None:
+        if self.source is None:
+            return None
+        epoch, assignment = self.source.current()
+        return epoch, assignment, self.peers()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        try:
+            hops = int(headers.get(HOPS_HEADER, "0"))
+        except ValueError:
+            hops = MAX_HOPS + 1
+        state = scope.setdefault("state", {})
+        slot = compute_request_slot(scope["path"])
+        current = await anyio.to_thread.run_sync(self._current)
+        epoch = current[0] if current is not None else None
+        if epoch is not None and self.observer is not None:
+            self.observer.on_epoch(epoch)
+        state[STATE_EPOCH] = epoch
+        extra = [(SERVED_BY_HEADER.encode(), self.served_by)]
+        if epoch is not None:
+            extra.append((EPOCH_HEADER.encode(), str(epoch).encode()))
+        if hops > MAX_HOPS:
+            await _problem(send, STATUS_LOOP_DETECTED, "loop detected",
+                           f"{HOPS_HEADER} is {headers.get(HOPS_HEADER)!r}, limit {MAX_HOPS}",
+                           extra)  # fmt: skip
+            return
+        user = None
+        if hops > 0 and USER_HEADER in headers and current is not None:
+            user = await self._verified_user(scope, headers, current[2])
+        _strip_headers(scope, FORWARD_HEADERS)
+        if user is not None:
+            state[STATE_USER] = user
+        if slot is not None and current is not None:
+            role, subsystem = slot
+            try:
+                route = compute_route(role, subsystem, current[1], self.me, current[2])
+            except UnknownSlot:
+                route = None
+            if route is not None and not route.local:
+                if hops >= MAX_HOPS:
+                    await _problem(send, STATUS_LOOP_DETECTED, "loop detected",
+                                   f"not a host of {role} and the request made {hops} hops",
+                                   extra)  # fmt: skip
+                    return
+                await self._proxy(scope, receive, send, route, headers, hops, user, extra)
+                return
+            if route is not None:
+                state[STATE_SLOT] = slot
+        elif slot is not None:
+            state[STATE_SLOT] = slot  # single-node mode: every role is local
+
+        async def tagged_send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), *extra]
+            await send(message)
+
+        await self.app(scope, receive, tagged_send)
+
+    async def _verified_user(
+        self, scope: Scope, headers: Mapping[str, str], peers: Mapping[str, str]
+    ) -> str | None:
+        known = {address.lower() for address in peers}
+        try:
+            verify_forward(
+                scope["method"],
+                scope["path"],
+                headers.get(USER_HEADER, ""),
+                headers.get(USER_TS_HEADER, ""),
+                headers.get(USER_PROOF_HEADER, ""),
+                now=int(time.time()),
+                is_peer=lambda address: address.lower() in known,
+            )
+        except CollegiumError:
+            return None
+        return headers[USER_HEADER]
+
+    async def _user_of(self, headers: Mapping[str, str], user: str | None) -> str | None:
+        if user is not None or self.identify is None:
+            return user
+        token = compute_request_token(headers)
+        if token is None:
+            return None
+        identify = self.identify
+        try:
+            return await anyio.to_thread.run_sync(lambda: identify(token))
+        except CollegiumError:
+            return None
+
+    async def _proxy(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        route: Route,
+        headers: Mapping[str, str],
+        hops: int,
+        user: str | None,
+        extra: list[tuple[bytes, bytes]],
+    ) -> None:
+        body = await _read_body(receive)
+        if body is None:
+            detail = f"a proxied body is limited to {MAX_PROXY_BODY} bytes"
+            await _problem(send, 413, "payload too large", detail, extra)
+            return
+        method = scope["method"]
+        out = [
+            (k, v)
+            for k, v in headers.items()
+            if k not in HOP_BY_HOP and k not in PRIVATE_HEADERS and k not in FORWARD_HEADERS
+            and k != HOPS_HEADER
+        ]  # fmt: skip
+        out.append((HOPS_HEADER, str(hops + 1)))
+        user = await self._user_of(headers, user)
+        if user is not None and self.account is not None:
+            ts = int(time.time())
+            proof = sign_forward(self.account, method, scope["path"], user, ts)
+            out += [(USER_HEADER, user), (USER_TS_HEADER, str(ts)), (USER_PROOF_HEADER, proof)]
+        target = scope.get("raw_path", scope["path"].encode()).decode("latin-1")
+        if scope.get("query_string"):
+            target += "?" + scope["query_string"].decode("latin-1")
+        ordered = self.health.compute_order(route.hosts)
+        idempotent = method in IDEMPOTENT_METHODS
+        if self.observer is not None:
+            self.observer.on_proxied(route.role)
+        for i, peer in enumerate(ordered):
+            last = i == len(ordered) - 1
+            if i > 0 and self.observer is not None:
+                self.observer.on_failover(route.role)
+            request = self.client.build_request(method, peer.endpoint + target, headers=out,
+                                                content=body)  # fmt: skip
+            try:
+                response = await self.client.send(request, stream=True)
+            except (httpx.ConnectError, httpx.ConnectTimeout):
+                self.health.mark(peer.endpoint, False)
+                continue
+            except httpx.TransportError as exc:
+                self.health.mark(peer.endpoint, False)
+                if idempotent:
+                    continue
+                await _problem(send, 504, "gateway timeout", f"{peer.address}: {exc}", extra)
+                return
+            if _is_peer_failure(response.status_code) and idempotent and not last:
+                await response.aclose()
+                self.health.mark(peer.endpoint, False)
+                continue
+            self.health.mark(peer.endpoint, True)
+            await _relay(send, response)
+            return
+        await _problem(send, 503, "no live host",
+                       f"no host of {route.role} answered: {[p.address for p in ordered]}",
+                       extra)  # fmt: skip
+
+
+def _is_peer_failure(status: int) -> bool:
+    return status >= httpx.codes.INTERNAL_SERVER_ERROR and status != httpx.codes.NOT_IMPLEMENTED
+
+
+def _strip_headers(scope: Scope, names: tuple[str, ...]) -> None:
+    drop = {name.encode() for name in names}
+    scope["headers"] = [(k, v) for k, v in scope["headers"] if k.lower() not in drop]
+
+
+async def _read_body(receive: Receive) -> bytes | None:
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > MAX_PROXY_BODY:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
+
+
+async def _relay(send: Send, response: httpx.Response) -> None:
+    headers = [
+        (k.lower(), v)
+        for k, v in response.headers.raw
+        if k.decode("latin-1").lower() not in HOP_BY_HOP
+    ]
+    try:
+        await send({"type": "http.response.start", "status": response.status_code,
+                    "headers": headers})  # fmt: skip
+        async for chunk in response.aiter_raw():
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+    finally:
+        await response.aclose()
+
+
+async def _problem(
+    send: Send, status: int, title: str, detail: str, extra: list[tuple[bytes, bytes]]
+) -> None:
+    body = json.dumps(
+        {"type": "about:blank", "title": title, "status": status, "detail": detail}
+    ).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/problem+json"),
+                (b"content-length", str(len(body)).encode()),
+                *extra,
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
