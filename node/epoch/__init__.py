@@ -1,0 +1,38 @@
+"""Epochs: the collegial decision of each epoch, read from and attested on the chain.
+
+``snapshot`` reads the registry as it was at an epoch's boundary block; ``policy`` turns that
+snapshot into the assignment's input (replica counts, unserved subsystems) and computes it;
+``service`` runs it every epoch: fixes the seed, attests the root, reports disagreement.
+"""
+
+from node.epoch.policy import (
+    DEFAULT_REPLICAS,
+    EpochPlan,
+    compute_assignment_nodes,
+    compute_epoch_plan,
+)
+from node.epoch.service import (
+    Attestation,
+    EpochAssignmentSource,
+    EpochService,
+    EpochUnavailable,
+    EpochView,
+    describe_epoch,
+)
+from node.epoch.snapshot import Snapshot, SnapshotNode, read_snapshot
+
+__all__ = [
+    "DEFAULT_REPLICAS",
+    "Attestation",
+    "EpochAssignmentSource",
+    "EpochPlan",
+    "EpochService",
+    "EpochUnavailable",
+    "EpochView",
+    "Snapshot",
+    "SnapshotNode",
+    "compute_assignment_nodes",
+    "compute_epoch_plan",
+    "describe_epoch",
+    "read_snapshot",
+]

@@ -1,0 +1,199 @@
+"""The epoch service on a real chain: agreement, divergence, seeds, restarts, quiet chains."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from node.assignment import compute_assignment_from_json, encode_assignment
+from node.chain.registry import Registry, RegistryRejected, compute_seed
+from node.epoch import (
+    DEFAULT_REPLICAS,
+    EpochUnavailable,
+    Snapshot,
+    describe_epoch,
+    read_snapshot,
+)
+from node.epoch.report import format_epoch_status
+from tests.epoch.conftest import EPOCH_PERIOD, Network
+
+EPOCHS = 6
+
+
+def _topology_now(registry: Registry, seed: bytes, epoch: int) -> dict[str, object]:
+    """Return the ``collegium assign`` input, built independently from the registry now."""
+    nodes = []
+    for info in registry.nodes():
+        members = [s for s in registry.subsystems() if registry.is_participant(s, info.address)]
+        nodes.append(
+            {
+                "id": info.address,
+                "capacity": info.capacity,
+                "home": info.home,
+                "members_of": members,
+                "roles": list(info.roles),
+            }
+        )
+    # the policy clips be_subsystem to 1: each subsystem has exactly one member node here
+    replicas = dict(DEFAULT_REPLICAS, be_subsystem=1)
+    return {
+        "seed": "0x" + seed.hex(),
+        "epoch": epoch,
+        "nodes": nodes,
+        "subsystems": registry.subsystems(),
+        "replicas": replicas,
+    }
+
+
+def test_three_nodes_attest_identical_roots_for_several_epochs(network: Network) -> None:
+    registry = network.members[0].registry
+    hosts_seen = set()
+    for _ in range(EPOCHS):
+        epoch = network.mine_to_next_epoch()
+        views = [m.service.tick() for m in network.members]
+        assert {v.epoch for v in views} == {epoch}
+        roots = {v.root for v in views}
+        assert len(roots) == 1 and None not in roots
+        (root,) = roots
+        for member in network.members:
+            assert registry.attestation_of(epoch, member.address) == root
+            assert member.service.divergence() == []
+        # the seed obeys the contract's rule and was fixed from the boundary block
+        info = registry.seed_info(epoch)
+        assert info is not None and info.source_block == registry.epoch_start_block(epoch)
+        source_hash = bytes(network.chain.w3.eth.get_block(info.source_block)["hash"])
+        assert compute_seed(epoch, source_hash) == info.seed
+        assert registry.verify_seed(epoch)
+        # an independent recomputation (the `collegium assign` JSON path) gives the same root
+        expected = compute_assignment_from_json(_topology_now(registry, info.seed, epoch))
+        assert expected.root == root
+        hosts_seen.add(tuple(s.hosts for s in expected.slots))
+        summary = describe_epoch(network.members[1].service)
+        assert summary["epoch"] == epoch and summary["disagree"] == []
+        assert len(summary["agree"]) == len(network.members)
+    assert len(hosts_seen) > 1, "the assignment never rotated"
+    # exactly one seed transaction per epoch across the three nodes
+    assert sum(m.service.seeds_fixed for m in network.members) == EPOCHS
+    assert all(m.service.attestations_sent == EPOCHS for m in network.members)
+
+
+def test_tampered_snapshot_is_reported_as_divergent(network: Network) -> None:
+    honest, _, liar = network.members
+
+    def tampered(registry: Registry, block: int) -> Snapshot:
+        snapshot = read_snapshot(registry, block)  # then pretend the first node is absent
+        return dataclasses.replace(snapshot, nodes=snapshot.nodes[1:])
+
+    liar.service = network.service_for(liar, snapshot_reader=tampered)
+    epoch = network.mine_to_next_epoch()
+    views = [m.service.tick() for m in network.members]
+    assert views[0].root == views[1].root != views[2].root
+    divergent = honest.service.divergence()
+    assert [a.node for a in divergent] == [liar.address]
+    assert divergent[0].root == views[2].root
+    summary = describe_epoch(honest.service)
+    assert summary["disagree"] == [liar.address]
+    assert f"DISAGREE   {liar.address}" in format_epoch_status(summary)
+    assert "1 disagree" in " ".join(format_epoch_status(summary))
+    # the liar sees the two honest nodes as the divergent ones
+    assert {a.node for a in liar.service.divergence(epoch)} == {
+        m.address for m in network.members[:2]
+    }
+
+
+def test_fixing_a_seed_before_its_boundary_is_rejected(network: Network) -> None:
+    member = network.members[0]
+    view = member.service.tick()
+    future = view.epoch + 1
+    with pytest.raises(RegistryRejected) as caught:
+        member.registry.fix_seed(future)
+    assert caught.value.error_name == "EpochNotStarted"
+    assert member.registry.seed_info(future) is None
+    with pytest.raises(EpochUnavailable):
+        member.service.view(future, fix_seed=True)
+    with pytest.raises(RegistryRejected) as again:
+        member.registry.fix_seed(view.epoch)
+    assert again.value.error_name == "SeedAlreadyFixed"
+
+
+def test_restart_does_not_attest_twice(network: Network) -> None:
+    member = network.members[0]
+    w3 = network.chain.w3
+    epoch = network.mine_to_next_epoch()
+    first = member.service.tick()
+    assert member.service.attestations_sent == 1
+    nonce = w3.eth.get_transaction_count(member.address)
+    member.service.stop()
+    restarted = network.service_for(member)
+    again = restarted.tick()
+    assert again.epoch == epoch and again.root == first.root
+    assert restarted.attestations_sent == 0
+    assert w3.eth.get_transaction_count(member.address) == nonce
+    assert restarted.attested_root(epoch) == first.root
+    with pytest.raises(RegistryRejected) as caught:
+        member.registry.attest(epoch, bytes(first.root or b""))
+    assert caught.value.error_name == "AlreadyAttested"
+
+
+def test_snapshot_is_the_registry_at_the_boundary_block(network: Network) -> None:
+    a, b, _ = network.members
+    epoch = network.mine_to_next_epoch()
+    before = a.service.tick()
+    # after the boundary: b changes its capacity; epoch `epoch` must not see it
+    b.registry.update_node("http://shop.invalid", 9, 15, "shop")
+    fresh = network.service_for(a)
+    view = fresh.view(epoch)
+    assert view.root == before.root
+    node_b = view.snapshot.node(b.address)
+    assert node_b is not None and node_b.capacity != 9
+    next_epoch = network.mine_to_next_epoch()
+    later = fresh.tick()
+    assert later.epoch == next_epoch
+    node_b = later.snapshot.node(b.address)
+    assert node_b is not None and node_b.capacity == 9
+
+
+def test_autoadvance_ends_a_quiet_epoch_by_mining(network: Network) -> None:
+    member = network.members[0]
+    now = [0.0]
+    service = network.service_for(
+        member, autoadvance=True, epoch_seconds=10.0, clock=lambda: now[0]
+    )
+    start = service.tick().epoch
+    assert service.tick().epoch == start  # not due yet
+    now[0] += 10.0
+    advanced = service.tick()
+    assert advanced.epoch == start + 1
+    assert service.blocks_mined > 0
+    assert advanced.boundary_block == member.registry.epoch_start_block(start + 1)
+    assert advanced.seed_info.source_block == advanced.boundary_block
+
+
+def test_without_autoadvance_a_quiet_chain_stays_in_its_epoch(network: Network) -> None:
+    member = network.members[0]
+    now = [0.0]
+    service = network.service_for(member, epoch_seconds=1.0, clock=lambda: now[0])
+    start = service.tick().epoch
+    now[0] += 100.0
+    head = network.chain.block_number()
+    assert service.tick().epoch == start
+    assert network.chain.block_number() == head
+    assert service.blocks_mined == 0
+
+
+def test_past_epochs_are_recomputed_identically(network: Network) -> None:
+    member = network.members[0]
+    roots = {}
+    for _ in range(3):
+        network.mine_to_next_epoch()
+        view = member.service.tick()
+        roots[view.epoch] = view.root
+    fresh = network.service_for(member)
+    for epoch, root in roots.items():
+        assert fresh.view(epoch).root == root
+        assert encode_assignment(fresh.view(epoch).assignment)["root"] == "0x" + root.hex()  # type: ignore[arg-type, union-attr]
+
+
+def test_epoch_period_matches_the_fixture() -> None:
+    assert EPOCH_PERIOD >= 2  # fix_seed + attest must fit in an epoch without crossing it
