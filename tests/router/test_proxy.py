@@ -1,0 +1,113 @@
+"""The router over real HTTP: three uvicorn nodes with the real RouterMiddleware."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from node.assignment import Assignment, Slot
+from node.router import AssignmentSource, StaticAssignmentSource
+from tests.router.cluster import SUBSYSTEM, cluster
+
+PING = f"/api/v1/subsystems/{SUBSYSTEM}/data/ping"
+
+
+def get(member_url: str, **kw: object) -> httpx.Response:
+    return httpx.get(member_url + PING, timeout=10, **kw)  # type: ignore[arg-type]
+
+
+def test_host_serves_locally_and_outsider_proxies_to_first_host() -> None:
+    with cluster() as c:
+        hosts = c.hosts("be_subsystem", SUBSYSTEM)
+        outsider = c.outsider("be_subsystem", SUBSYSTEM)
+        for host in hosts:
+            r = get(host.url)
+            assert r.status_code == 200
+            assert r.json()["node"] == host.address
+            assert r.json()["slot"] == ["be_subsystem", SUBSYSTEM]
+            assert r.headers["x-collegium-served-by"].lower() == host.address
+            assert r.headers["x-collegium-epoch"] == str(c.assignment.epoch)
+        r = get(outsider.url, params={"q": "1"})
+        assert r.status_code == 200
+        assert r.json()["node"] == hosts[0].address
+        assert r.json()["hops"] == "1"
+        assert r.json()["query"] == "q=1"
+        assert r.headers["x-collegium-served-by"].lower() == hosts[0].address
+        assert outsider.counts.proxied == 1 and outsider.counts.failovers == 0
+        # a body is relayed unchanged
+        posted = httpx.post(outsider.url + PING, content=b"payload-123", timeout=10)
+        assert posted.json()["body"] == "payload-123"
+
+
+def test_forwarded_identity_is_signed_by_the_relaying_node() -> None:
+    with cluster() as c:
+        outsider = c.outsider("be_subsystem", SUBSYSTEM)
+        r = get(outsider.url, headers={"Authorization": "Bearer t-alice"})
+        assert r.json()["user"] == "0x00000000000000000000000000000000000A11CE"
+        # a client cannot claim an identity by sending the headers itself
+        host = c.hosts("be_subsystem", SUBSYSTEM)[0]
+        forged = {
+            "x-collegium-hops": "1",
+            "x-collegium-user": "0x00000000000000000000000000000000000A11CE",
+            "x-collegium-user-ts": "0",
+            "x-collegium-user-proof": "0x" + "11" * 65,
+        }
+        assert get(host.url, headers=forged).json()["user"] is None
+        # no session: nothing forwarded
+        assert get(outsider.url, headers={"Authorization": "Bearer wrong"}).json()["user"] is None
+
+
+def test_failover_to_the_next_host_when_the_first_is_killed() -> None:
+    with cluster() as c:
+        first, second = c.hosts("be_subsystem", SUBSYSTEM)
+        outsider = c.outsider("be_subsystem", SUBSYSTEM)
+        first.kill()
+        r = get(outsider.url)
+        assert r.status_code == 200
+        assert r.json()["node"] == second.address
+        assert outsider.counts.failovers == 1
+        # the dead host is now cached as down: the next request goes straight to the second
+        r = get(outsider.url)
+        assert r.json()["node"] == second.address
+        assert outsider.counts.failovers == 1
+        second.kill()
+        r = get(outsider.url)
+        assert r.status_code == 503
+        assert r.headers["content-type"].startswith("application/problem+json")
+
+
+def test_5xx_of_a_host_fails_over_for_idempotent_requests() -> None:
+    with cluster() as c:
+        outsider = c.outsider("be_system", None)
+        r = httpx.get(outsider.url + "/api/v1/system/boom", timeout=10)
+        # both hosts answer 500: the first fails over, the last host's answer is relayed
+        assert r.status_code == 500
+        assert outsider.counts.failovers == 1
+
+
+def test_hop_limit_stops_a_loop_between_disagreeing_nodes() -> None:
+    """Node 0 believes node 1 hosts the slot, node 1 believes node 0 does (epoch skew)."""
+
+    def views(accounts: list[Any]) -> dict[int, AssignmentSource]:
+        def only(host: Any) -> StaticAssignmentSource:
+            slot = Slot("be_subsystem", SUBSYSTEM, (host.address.lower(),))
+            return StaticAssignmentSource(Assignment(7, bytes(32), (slot,), bytes(32)))
+
+        return {0: only(accounts[1]), 1: only(accounts[0])}
+
+    with cluster(views) as c:
+        r = get(c.members[0].url)
+        assert r.status_code == 508, r.text
+        assert r.headers["content-type"].startswith("application/problem+json")
+        # 0 -> 1 (hop 1) -> 0 (hop 2): refused there instead of a third hop
+        assert c.members[0].counts.proxied == 1
+        assert c.members[1].counts.proxied == 1
+
+
+def test_a_client_cannot_start_beyond_the_hop_limit() -> None:
+    with cluster() as c:
+        r = get(c.members[0].url, headers={"x-collegium-hops": "3"})
+        assert r.status_code == 508
+        r = get(c.members[0].url, headers={"x-collegium-hops": "junk"})
+        assert r.status_code == 508
