@@ -219,6 +219,11 @@ class LedgerService:
         self.leaf_added = threading.Event()  # set by submit, cleared by the anchorer
         self._leaf_hashes: list[bytes] | None = None  # this node's log, by leaf index
 
+    @property
+    def node_address(self) -> str:
+        """Return the address of the node whose log this service keeps."""
+        return self._node_address
+
     # -- writes ---------------------------------------------------------------------------
 
     def check(

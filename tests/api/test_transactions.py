@@ -3,6 +3,7 @@ contract, embedded content store, SQLite index, over real HTTP on 127.0.0.1."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,8 +23,24 @@ TX_PATH = "/api/v1/transactions"
 
 @pytest.fixture(scope="module")
 def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InProcessNode]:
-    with in_process_node(tmp_path_factory.mktemp("api") / "data", max_tx_bytes=4096) as running:
+    # a long participant TTL: only the chain follower can make a removal visible in time
+    with in_process_node(
+        tmp_path_factory.mktemp("api") / "data", max_tx_bytes=4096, participant_ttl=3600
+    ) as running:
         yield running
+
+
+def enroll(node: InProcessNode, *wallets: Any, subsystem: str = "main") -> None:
+    """Make ``wallets`` participants of ``subsystem`` (the node created it: it is admin)."""
+    for wallet in wallets:
+        node.node.registry.add_participant(subsystem, wallet.address)
+
+
+def enrolled(node: InProcessNode) -> Any:
+    """Return a fresh wallet that participates in ``main``."""
+    wallet = Account.create()
+    enroll(node, wallet)
+    return wallet
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +77,7 @@ def test_health(client: httpx.Client, node: InProcessNode) -> None:
 
 def test_submit_then_get_end_to_end(client: httpx.Client, node: InProcessNode) -> None:
     domain = domain_of(node.url)
-    wallet = Account.create()
+    wallet = enrolled(node)
     body = make_submission(domain, wallet)
     response = client.post(TX_PATH, json=body, params={"wait": "true"})
     assert response.status_code == 201, response.text
@@ -96,7 +113,7 @@ def test_submit_then_get_end_to_end(client: httpx.Client, node: InProcessNode) -
     assert receipt["blockNumber"] == got["anchor"]["block_number"] == anchor.block_number
     listed = client.get(TX_PATH, params={"signer": wallet.address}).json()
     assert [item["id"] for item in listed["items"]] == [created["id"]]
-    explorer = client.get("/")
+    explorer = client.get("/explorer")
     assert explorer.status_code == 200 and created["id"][:10] in explorer.text
 
 
@@ -124,10 +141,22 @@ def bad_requests(node: InProcessNode) -> list[tuple[str, int, dict[str, Any] | b
         ("extra field", 422, {**make_submission(domain, wallet), "admin": True}, "admin"),
         ("unknown subsystem", 422, make_submission(domain, wallet, subsystem="nowhere"), "nowhere"),
         ("oversized", 413, make_submission(domain, wallet, memo="x" * 5000), "limit"),
+        ("not a participant", 403, make_submission(domain, wallet), "not a participant of 'main'"),
+        ("private with amount", 400, make_submission(domain, wallet, private=True, amount="1",
+         payload="bafy", payload_hash="0x" + "00" * 32), "encrypted payload"),
+        ("public with payload_hash", 400,
+         make_submission(domain, wallet, payload_hash="0x" + "00" * 32), "only for private"),
     ]  # fmt: skip
 
 
-@pytest.mark.parametrize("case", range(10))
+BAD_CASES = 13
+
+
+def test_bad_case_count(node: InProcessNode) -> None:
+    assert len(bad_requests(node)) == BAD_CASES
+
+
+@pytest.mark.parametrize("case", range(BAD_CASES))
 def test_bad_input_is_rejected_and_nothing_is_written(
     client: httpx.Client, node: InProcessNode, case: int
 ) -> None:
@@ -146,7 +175,7 @@ def test_bad_input_is_rejected_and_nothing_is_written(
 
 def test_replay_is_rejected(client: httpx.Client, node: InProcessNode) -> None:
     domain = domain_of(node.url)
-    wallet = Account.create()
+    wallet = enrolled(node)
     body = make_submission(domain, wallet, nonce=42)
     assert client.post(TX_PATH, json=body, params={"wait": "true"}).status_code == 201
     before = snapshot(node)
@@ -187,7 +216,7 @@ def test_without_wait_the_receipt_is_pending_then_anchored(
     client: httpx.Client, node: InProcessNode
 ) -> None:
     domain = domain_of(node.url)
-    bodies = [make_submission(domain) for _ in range(5)]
+    bodies = [make_submission(domain, enrolled(node)) for _ in range(5)]
     receipts = [client.post(TX_PATH, json=b) for b in bodies]
     assert all(r.status_code in (201, 202) for r in receipts)
     ids = [r.json()["id"] for r in receipts]
@@ -220,3 +249,131 @@ def test_without_wait_the_receipt_is_pending_then_anchored(
             bytes.fromhex(b["root"][2:]),
             [bytes.fromhex(p[2:]) for p in proof],
         )
+
+
+def test_participant_removal_is_seen_through_the_follower(
+    client: httpx.Client, node: InProcessNode
+) -> None:
+    domain = domain_of(node.url)
+    wallet = enrolled(node)
+    first = client.post(TX_PATH, json=make_submission(domain, wallet), params={"wait": "true"})
+    assert first.status_code == 201
+    node.node.registry.remove_participant("main", wallet.address)
+    # the cache TTL is an hour: only the follower's invalidation can turn this into 403
+    deadline = time.monotonic() + 60
+    while True:
+        before = snapshot(node)
+        response = client.post(TX_PATH, json=make_submission(domain, wallet))
+        if response.status_code == 403:
+            break
+        assert response.status_code == 202 and time.monotonic() < deadline, response.text
+        assert node.node.ledger.wait_anchored(response.json()["id"], 60) is not None
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert "not a participant of 'main'" in response.json()["detail"]
+    assert snapshot(node) == before
+
+
+def test_batch_submit_reports_each_item(client: httpx.Client, node: InProcessNode) -> None:
+    domain = domain_of(node.url)
+    alice, bob = enrolled(node), enrolled(node)
+    outsider = Account.create()
+    existing = make_submission(domain, alice, nonce=7)
+    assert client.post(TX_PATH, json=existing).status_code == 202
+    good = [make_submission(domain, bob, nonce=n) for n in range(3)]
+    items: list[Any] = [
+        good[0],
+        _garbled(make_submission(domain, alice)),  # 400
+        make_submission(domain, outsider),  # 403
+        good[1],
+        make_submission(domain, bob, nonce=1, amount="9"),  # nonce used earlier in the batch
+        existing,  # 409: already stored
+        {"transaction": {"kind": "invoice"}},  # 422 schema
+        make_submission(domain, alice, memo="x" * 5000),  # 413 for this item only
+        good[2],
+    ]
+    count_before = node.node.ledger.count()
+    response = client.post(f"{TX_PATH}/batch", json={"items": items})
+    assert response.status_code == 200, response.text
+    result = response.json()
+    statuses = [r["status"] for r in result["results"]]
+    assert statuses == [202, 400, 403, 202, 409, 409, 422, 413, 202]
+    assert result["accepted"] == 3 and result["rejected"] == 6
+    assert [r["index"] for r in result["results"]] == list(range(len(items)))
+    assert "not a participant" in result["results"][2]["problem"]["detail"]
+    ids = [result["results"][i]["id"] for i in (0, 3, 8)]
+    after = node.node.ledger.count()
+    assert sum(after.values()) == sum(count_before.values()) + 3
+    for tx_id in ids:
+        row = node.node.ledger.wait_anchored(tx_id, 60)
+        assert row is not None and row.status == "anchored" and row.signer == bob.address
+        proof = client.get(f"{TX_PATH}/{tx_id}/proof").json()
+        assert proof["tx_id"] == tx_id
+    too_many = client.post(f"{TX_PATH}/batch", json={"items": [{}] * 1001})
+    assert too_many.status_code in (413, 422)
+
+
+def test_private_transaction_publishes_only_cid_and_commitment(
+    client: httpx.Client, node: InProcessNode
+) -> None:
+    from node.ledger.transaction import compute_payload_hash
+
+    domain = domain_of(node.url)
+    wallet = enrolled(node)
+    plaintext = b'{"amount": "1000000", "currency": "EUR", "terms": "secret"}'
+    salt = b"\x07" * 32
+    cipher_cid = node.node.store.add_bytes(b"<ciphertext from node/storage encryption>")
+    body = make_submission(
+        domain, wallet, private=True, parties=[], amount="", currency="", memo="",
+        payload=cipher_cid, payload_hash=compute_payload_hash(salt, plaintext), kind="contract",
+    )  # fmt: skip
+    response = client.post(TX_PATH, json=body, params={"wait": "true"})
+    assert response.status_code == 201, response.text
+    got = response.json()
+    assert got["private"] is True and got["payload"] == cipher_cid
+    assert got["payload_hash"] == compute_payload_hash(salt, plaintext)
+    assert got["amount"] == "" and got["parties"] == [] and got["memo"] == ""
+    leaf = client.get(f"/ipfs/{got['cid']}", params={"format": "raw"}).content
+    assert b"secret" not in leaf and decode_leaf(leaf).tx.private
+    listed = client.get(TX_PATH, params={"signer": wallet.address}).json()["items"]
+    assert listed[0]["private"] is True
+
+
+def test_filters_by_time_and_anchor_and_csv_export(
+    client: httpx.Client, node: InProcessNode
+) -> None:
+    import csv
+    import io
+
+    domain = domain_of(node.url)
+    wallet = enrolled(node)
+    stamps = [1_000, 2_000, 3_000, 4_000]
+    items = [make_submission(domain, wallet, timestamp=t, kind="order") for t in stamps]
+    result = client.post(f"{TX_PATH}/batch", json={"items": items}).json()
+    ids = [r["id"] for r in result["results"]]
+    for tx_id in ids:
+        assert node.node.ledger.wait_anchored(tx_id, 60) is not None
+    mine = {"signer": wallet.address}
+    ranged = client.get(TX_PATH, params={**mine, "since": 2_000, "until": 4_000}).json()
+    assert [i["timestamp"] for i in ranged["items"]] == [3_000, 2_000]
+    assert client.get(TX_PATH, params={**mine, "since": 4_001}).json()["items"] == []
+    one = client.get(f"{TX_PATH}/{ids[0]}").json()
+    by_anchor = client.get(TX_PATH, params={"anchor": one["anchor"]["index"], "limit": 500})
+    assert ids[0] in [i["id"] for i in by_anchor.json()["items"]]
+    assert all(i["anchor"]["index"] == one["anchor"]["index"] for i in by_anchor.json()["items"])
+    # cursor pagination over the same filter
+    page1 = client.get(TX_PATH, params={**mine, "limit": 3}).json()
+    page2 = client.get(TX_PATH, params={**mine, "limit": 3, "before": page1["next_cursor"]}).json()
+    assert [i["id"] for i in page1["items"] + page2["items"]] == ids[::-1]
+    assert page2["next_cursor"] is None
+
+    export = client.get("/api/v1/transactions.csv", params={**mine, "since": 2_000})
+    assert export.status_code == 200 and export.headers["content-type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(export.text)))
+    assert [r["id"] for r in rows] == ids[:0:-1]
+    assert rows[0]["signer"] == wallet.address and rows[0]["kind"] == "order"
+    assert rows[0]["anchor_index"] != "" and rows[0]["amount"] == "125.5"
+    everything = client.get("/api/v1/transactions.csv").text.splitlines()
+    total = sum(node.node.ledger.count().values())
+    assert len(everything) == total + 1
+    bad = client.get("/api/v1/transactions.csv", params={"party": "0x12"})
+    assert bad.status_code == 400
