@@ -106,4 +106,5 @@ def metrics(request: Request) -> Response:
         # the chain being unreachable must not hide the other metrics
         with contextlib.suppress(Exception):
             collected.block.set(int(node.chain.w3.eth.block_number))
+            collected.epoch.set(int(node.registry.current_epoch()))
     return Response(collected.render(), media_type=CONTENT_TYPE_LATEST)
