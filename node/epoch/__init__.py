@@ -17,6 +17,7 @@ from node.epoch.service import (
     EpochService,
     EpochUnavailable,
     EpochView,
+    compute_local_assignment,
     describe_epoch,
 )
 from node.epoch.snapshot import Snapshot, SnapshotNode, read_snapshot
@@ -33,6 +34,7 @@ __all__ = [
     "SnapshotNode",
     "compute_assignment_nodes",
     "compute_epoch_plan",
+    "compute_local_assignment",
     "describe_epoch",
     "read_snapshot",
 ]

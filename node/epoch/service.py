@@ -29,11 +29,12 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
 from node.assignment import Assignment, Slot
+from node.assignment.compute import compute_slot_keys
 from node.chain.registry import Registry, RegistryRejected, SeedInfo
 from node.epoch.policy import DEFAULT_REPLICAS, EpochPlan, compute_epoch_plan
 from node.epoch.snapshot import Snapshot, read_snapshot
@@ -47,6 +48,8 @@ DEFAULT_EPOCH_SECONDS: Final = 60.0
 """With autoadvance: wall-clock seconds after which a quiet epoch is ended by mining."""
 VIEW_CACHE_SIZE: Final = 32
 """How many computed epochs are kept in memory (past epochs are recomputed on demand)."""
+LOCAL_FALLBACK_ROOT: Final = bytes(32)
+"""Root of :func:`compute_local_assignment`'s routing table: zero, never attested."""
 RETRY_FIRST_SECONDS: Final = 0.5
 RETRY_MAX_SECONDS: Final = 30.0
 
@@ -372,6 +375,20 @@ class EpochService:
         return [a for a in self.attestations(epoch) if a.matches is False]
 
 
+def compute_local_assignment(
+    epoch: int, seed: bytes, subsystems: Sequence[str], me: str
+) -> Assignment:
+    """Return the routing table of a node left without an assignment: every slot is its own.
+
+    Used only for routing (never attested; its root is zero) when the epoch has no
+    assignment, i.e. before the first epoch is processed or when the policy failed: the node
+    then serves what it is asked, as a lone node does, instead of refusing everything.
+    """
+    names = sorted(set(subsystems), key=lambda name: name.encode("utf-8"))
+    slots = tuple(Slot(role, sub, (me.lower(),)) for role, sub in compute_slot_keys(names))
+    return Assignment(epoch=epoch, seed=bytes(seed), slots=slots, root=LOCAL_FALLBACK_ROOT)
+
+
 class EpochAssignmentSource:
     """The router's ``AssignmentSource`` over an :class:`EpochService`."""
 
@@ -381,15 +398,23 @@ class EpochAssignmentSource:
     def current(self) -> tuple[int, Assignment]:
         """Return (epoch, assignment) in force now.
 
-        Raises ``EpochUnavailable`` before the first epoch is processed or when the policy
-        could not make an assignment this epoch (the reason is in ``/health``).
+        Without an assignment (before the first epoch, or the policy failed: the reason is
+        in ``/health``) it returns :func:`compute_local_assignment`'s table.
         """
         view = self.service.current()
-        if view is None:
-            raise EpochUnavailable("no epoch processed yet")
-        if view.assignment is None:
-            raise EpochUnavailable(f"epoch {view.epoch} has no assignment: {view.plan.error}")
-        return view.epoch, view.assignment
+        if view is not None and view.assignment is not None:
+            return view.epoch, view.assignment
+        if view is not None:
+            fallback = compute_local_assignment(
+                view.epoch, view.seed, view.snapshot.subsystems, self.service.address
+            )
+            return view.epoch, fallback
+        registry = self.service.registry
+        epoch = registry.current_epoch()
+        fallback = compute_local_assignment(
+            epoch, bytes(32), registry.subsystems(), self.service.address
+        )
+        return epoch, fallback
 
 
 def _hex(value: bytes | None) -> str | None:

@@ -197,3 +197,14 @@ def test_past_epochs_are_recomputed_identically(network: Network) -> None:
 
 def test_epoch_period_matches_the_fixture() -> None:
     assert EPOCH_PERIOD >= 2  # fix_seed + attest must fit in an epoch without crossing it
+
+
+def test_assignment_source_serves_the_router(network: Network) -> None:
+    member = network.members[0]
+    source = member.service.assignment_source()
+    epoch, fallback = source.current()  # nothing processed yet: local routing table
+    assert fallback.root == bytes(32)
+    assert {s.hosts for s in fallback.slots} == {(member.address.lower(),)}
+    view = member.service.tick()
+    assert source.current() == (view.epoch, view.assignment)
+    assert member.service.peers()[member.address.lower()] == "http://main.invalid"
