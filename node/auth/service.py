@@ -136,7 +136,8 @@ class AuthService:
         try:
             parsed = SiweMessage.from_message(message)
         except Exception as exc:  # the parser raises several types, all mean "malformed"
-            raise LoginRejected(REASON_MALFORMED, str(exc).splitlines()[0][:200]) from exc
+            first_line = (str(exc).splitlines() or [type(exc).__name__])[0]
+            raise LoginRejected(REASON_MALFORMED, first_line[:200]) from exc
         now = self.clock()
         self._check_nonce_usable(parsed.nonce, now)
         self._verify_message(parsed, signature, now)
