@@ -160,6 +160,15 @@ def _hex(data: bytes) -> str:
     return "0x" + bytes(data).hex()
 
 
+def compute_micros(moment: datetime) -> int:
+    """Return ``moment`` as microseconds since the Unix epoch (naive = UTC, as SQLite
+    returns it)."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    delta = moment - datetime(1970, 1, 1, tzinfo=UTC)
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
 _ACCEPTED = ValidationError("accepted")  # placeholder, replaced by the row before returning
 
 
@@ -453,7 +462,12 @@ class LedgerService:
                 if not self._store.has(row.cid):
                     self._store.add_bytes(row.body)
                 frontier.append(bytes.fromhex(row.leaf_hash[2:]))
-            batch_cid = self._store.add_bytes(Batch(first, tuple(r.cid for r in rows)).encode())
+            batch = Batch(
+                first,
+                tuple(r.cid for r in rows),
+                tuple(compute_micros(r.received_at) for r in rows),
+            )
+            batch_cid = self._store.add_bytes(batch.encode())
             root = frontier.root()
             receipt = self._registry.anchor(SYSTEM_LOG, root, frontier.size, len(rows), batch_cid)
             anchor = Anchor(

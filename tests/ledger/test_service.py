@@ -20,12 +20,17 @@ from node.db.models import BusinessTransaction, TransactionStatus
 from node.db.session import create_db_engine, make_session_factory, upgrade_database
 from node.errors import ChainError, CollegiumError, ValidationError
 from node.ledger.batch import Batch, decode_batch
+from node.ledger.participants import ParticipantCache
 from node.ledger.proof import compute_root
 from node.ledger.service import (
     LedgerService,
+    NotAParticipant,
     ReplayedTransaction,
     SignerMismatch,
+    Submission,
+    TxFilter,
     UnknownSubsystem,
+    compute_micros,
 )
 from node.ledger.transaction import BusinessTx, Domain, sign_tx
 from node.ledger.verify import verify_consistency, verify_inclusion
@@ -54,9 +59,15 @@ class FakeRegistry:
         self.node = node
         self.anchors: list[FakeAnchor] = []
         self.fail = False
+        self.members: set[str] | None = None  # None: everyone participates
+        self.participant_calls = 0
 
     def subsystem_exists(self, name: str) -> bool:
         return name == "main"
+
+    def is_participant(self, name: str, account: str) -> bool:
+        self.participant_calls += 1
+        return self.members is None or account in self.members
 
     def anchor(self, subsystem: str, root: bytes, tree_size: int, count: int, cid: str) -> Any:
         if self.fail:
@@ -235,3 +246,95 @@ def test_list_filters_and_cursor(parts: Any) -> None:
     assert len(service.list(party=party).items) == 5
     assert service.list(party=Account.create().address).items == []
     assert service.count() == {"anchored": 5}
+
+
+def test_only_participants_may_sign_and_answers_are_cached(parts: Any) -> None:
+    service, registry, store, sessions = parts
+    member, outsider = Account.create(), Account.create()
+    registry.members = {member.address}
+    clock = [0.0]
+    service.participants = ParticipantCache(registry, ttl=10, clock=lambda: clock[0])
+    tx, sig = signed(service, outsider)
+    with pytest.raises(NotAParticipant, match="not a participant of 'main'"):
+        service.submit(tx, sig, outsider.address)
+    assert count_rows(sessions) == 0 and not store.blocks
+    for n in range(3):
+        tx, sig = signed(service, member, nonce=n)
+        service.submit(tx, sig, member.address)
+    assert registry.participant_calls == 2  # outsider once, member once: then cached
+    registry.members = set()  # removed on-chain
+    tx, sig = signed(service, member, nonce=10)
+    service.submit(tx, sig, member.address)  # still cached
+    service.participants.invalidate("main", member.address)  # what the follower does
+    tx, sig = signed(service, member, nonce=11)
+    with pytest.raises(NotAParticipant):
+        service.submit(tx, sig, member.address)
+    registry.members = {member.address}
+    clock[0] += 11  # the TTL expires even without the follower
+    service.submit(tx, sig, member.address)
+
+
+def test_submit_many_commits_good_items_and_reports_bad_ones(parts: Any) -> None:
+    service, registry, store, sessions = parts
+    wallet, other = Account.create(), Account.create()
+    done = service.submit(*signed(service, wallet, nonce=100), wallet.address)
+    items = [
+        Submission(*signed(service, wallet, nonce=0), wallet.address),
+        Submission(*signed(service, wallet, nonce=0, amount="3"), wallet.address),  # dup nonce
+        Submission(*signed(service, wallet, nonce=1), other.address),  # claimed signer wrong
+        Submission(*signed(service, wallet, nonce=100), wallet.address),  # replay of `done`
+        Submission(*signed(service, wallet, nonce=2, subsystem="nope"), wallet.address),
+        Submission(*signed(service, wallet, nonce=3), wallet.address),
+    ]
+    results = service.submit_many(items)
+    kinds = [type(r).__name__ for r in results]
+    assert kinds == [
+        "BusinessTransaction", "ReplayedTransaction", "SignerMismatch", "ReplayedTransaction",
+        "UnknownSubsystem", "BusinessTransaction",
+    ]  # fmt: skip
+    assert count_rows(sessions) == 3
+    assert service.anchor_pending() is not None  # the anchorer stores the bodies first
+    for r in results[0], results[5]:
+        assert store.blocks[r.cid] == r.body  # type: ignore[union-attr]
+    assert service.get(done.tx_id).leaf_index == 0  # type: ignore[union-attr]
+    with pytest.raises(ValidationError, match="at most"):
+        service.submit_many([items[0]] * 1001)
+
+
+def test_time_and_anchor_filters(parts: Any) -> None:
+    service, _, _, _ = parts
+    wallet = Account.create()
+    for n, stamp in enumerate((100, 200, 300)):
+        service.submit(*signed(service, wallet, nonce=n, timestamp=stamp), wallet.address)
+        service.anchor_pending()
+    assert [r.timestamp for r in service.list(since=200).items] == [300, 200]
+    assert [r.timestamp for r in service.list(until=200).items] == [100]
+    assert [r.timestamp for r in service.list(anchor=1).items] == [200]
+    assert [r.timestamp for r in service.iter_all(TxFilter(since=150), chunk=1)] == [300, 200]
+
+
+def test_rollback_own_anchors_reanchors_the_same_leaves(parts: Any) -> None:
+    service, registry, store, sessions = parts
+    wallet = Account.create()
+    rows = [service.submit(*signed(service, wallet, nonce=n), wallet.address) for n in range(3)]
+    service.anchor_pending()
+    registry.anchors[0].block_number = 10
+    assert service.rollback_own_anchors_above(10) == 0
+    assert service.rollback_own_anchors_above(9) == 3  # the reorg dropped block 10
+    assert all(service.get(r.tx_id).status == "pending" for r in rows)  # type: ignore[union-attr]
+    assert service.tree_size() == 0
+    registry.anchors.clear()
+    again = service.anchor_pending()
+    assert again is not None and again.tree_size == 3
+    assert [service.get(r.tx_id).leaf_index for r in rows] == [0, 1, 2]  # type: ignore[union-attr]
+
+
+def test_batch_document_records_acceptance_times(parts: Any) -> None:
+    service, registry, store, sessions = parts
+    wallet = Account.create()
+    row = service.submit(*signed(service, wallet), wallet.address)
+    service.anchor_pending()
+    batch = decode_batch(store.blocks[registry.anchors[0].batch_cid])
+    assert batch.leaf_cids == (row.cid,)
+    assert batch.received_at_us == (compute_micros(row.received_at),)
+    assert decode_batch(Batch(0, ("a",)).encode()).received_at_us == ()  # version 1 still reads
