@@ -1,0 +1,85 @@
+// Reading the registry contract through the node's JSON-RPC passthrough (/rpc) with viem.
+
+import { type Abi, type PublicClient, createPublicClient, defineChain, http } from "viem";
+import { abi as registryAbiJson } from "../../contracts/build/Registry.json";
+import { nodeUrl } from "./api";
+
+export const registryAbi = registryAbiJson as Abi;
+export const ZERO_HASH = `0x${"00".repeat(32)}` as const;
+export const ROLE_BITS: [string, number][] = [
+  ["fe_system", 1],
+  ["fe_subsystem", 2],
+  ["be_system", 4],
+  ["be_subsystem", 8],
+];
+
+let cached: { key: string; client: PublicClient } | null = null;
+
+/** Return a viem client for the node's chain (JSON-RPC at <node>/rpc). */
+export function chainClient(chainId: number): PublicClient {
+  const url = nodeUrl("/rpc");
+  const key = `${url}#${chainId}`;
+  if (cached?.key === key) return cached.client;
+  const chain = defineChain({
+    id: chainId,
+    name: `collegium-${chainId}`,
+    nativeCurrency: { name: "Ether", symbol: "ETH", decimals: 18 },
+    rpcUrls: { default: { http: [url] } },
+  });
+  const client = createPublicClient({ chain, transport: http(url, { batch: false }) }) as PublicClient;
+  cached = { key, client };
+  return client;
+}
+
+/** Return the result of a view function of the registry at `address`. */
+export async function readRegistry<T>(
+  client: PublicClient,
+  address: `0x${string}`,
+  functionName: string,
+  args: unknown[] = [],
+): Promise<T> {
+  return (await client.readContract({ address, abi: registryAbi, functionName, args })) as T;
+}
+
+export interface RegistryNode {
+  address: `0x${string}`;
+  endpoint: string;
+  capacity: number;
+  roles: string[];
+  home: string;
+  active: boolean;
+}
+
+/** Return the roles encoded in a registry roles bit mask. */
+export function rolesOf(mask: number): string[] {
+  return ROLE_BITS.filter(([, bit]) => (mask & bit) !== 0).map(([name]) => name);
+}
+
+/** Return every registered node as the registry records it. */
+export async function registryNodes(client: PublicClient, registry: `0x${string}`): Promise<RegistryNode[]> {
+  const count = await readRegistry<bigint>(client, registry, "nodeCount");
+  const out: RegistryNode[] = [];
+  for (let i = 0n; i < count; i++) {
+    const address = await readRegistry<`0x${string}`>(client, registry, "nodeAt", [i]);
+    const [endpoint, capacity, rolesMask, home, active] = await readRegistry<
+      [string, number, number, string, boolean, bigint]
+    >(client, registry, "getNode", [address]);
+    out.push({ address, endpoint, capacity: Number(capacity), roles: rolesOf(Number(rolesMask)), home, active });
+  }
+  return out;
+}
+
+/** Return the subsystems and their participants as the registry records them. */
+export async function registrySubsystems(
+  client: PublicClient,
+  registry: `0x${string}`,
+): Promise<{ name: string; participants: `0x${string}`[] }[]> {
+  const count = await readRegistry<bigint>(client, registry, "subsystemCount");
+  const out = [];
+  for (let i = 0n; i < count; i++) {
+    const name = await readRegistry<string>(client, registry, "subsystemAt", [i]);
+    const participants = await readRegistry<`0x${string}`[]>(client, registry, "participants", [name]);
+    out.push({ name, participants: [...participants] });
+  }
+  return out;
+}

@@ -1,0 +1,565 @@
+// The explorer: hash routes (#/...), so the same files work at /, /ipfs/<cid>/ and any gateway.
+
+import "./style.css";
+import { type Hex, isAddress, isHash } from "viem";
+import {
+  API,
+  ApiError,
+  type Anchor,
+  getJson,
+  getOptional,
+  type Health,
+  listTxs,
+  nodeUrl,
+  type Proof,
+  type Tx,
+  type TxFilter,
+  type TypedDataDoc,
+} from "./api";
+import { chainClient, readRegistry, registryNodes, registrySubsystems, ZERO_HASH } from "./chain";
+import { h, type Raw, short } from "./html";
+import { checkMerkle, checkOnChain, checkSignature, type CheckResult } from "./verify";
+import { WalletError, connect, requireChain, signIn, signTransaction, switchChain } from "./wallet";
+
+export const PAGE_SIZE = 25;
+export const CSV_PAGE = 500;
+export const CSV_MAX_ROWS = 20000;
+export const DEFAULT_REPLICAS: Record<string, number> = { fe_system: 3, be_system: 3, fe_subsystem: 2, be_subsystem: 2 };
+const CSV_COLUMNS = ["id", "seq", "subsystem", "kind", "parties", "amount", "currency", "memo", "signer", "cid", "status", "timestamp", "anchor_block"];
+
+const main = document.getElementById("main") as HTMLElement;
+let healthCache: Health | null = null;
+
+function render(content: Raw): void {
+  main.innerHTML = content.html;
+}
+
+function message(kind: "ok" | "bad" | "warn" | "", text: string): Raw {
+  return h`<div class="msg ${kind}" role="${kind === "bad" ? "alert" : "status"}">${text}</div>`;
+}
+
+function errorText(e: unknown): string {
+  if (e instanceof ApiError) return `The node answered ${e.status}: ${e.message}`;
+  if (e instanceof WalletError) return e.message;
+  return (e as Error)?.message ?? String(e);
+}
+
+async function health(): Promise<Health> {
+  healthCache ??= await getJson<Health>("/health");
+  return healthCache;
+}
+
+function txLink(id: string): Raw {
+  return h`<a href="#/tx/${id}"><code>${short(id)}</code></a>`;
+}
+
+function ipfsLink(cid: string): Raw {
+  return h`<a href="${nodeUrl(`/ipfs/${cid}`)}"><code>${short(cid)}</code></a>`;
+}
+
+function parseQuery(query: string): Record<string, string> {
+  return Object.fromEntries(new URLSearchParams(query));
+}
+
+// ---------------------------------------------------------------- overview
+
+async function overview(): Promise<void> {
+  const hl = await health();
+  const client = chainClient(hl.chain.chain_id);
+  const [height, epochApi, nodesApi, anchors] = await Promise.all([
+    client.getBlockNumber().catch(() => BigInt(hl.chain.block_number)),
+    getOptional<Record<string, unknown>>(`${API}/epochs/current`),
+    getOptional<unknown[]>(`${API}/nodes`),
+    getJson<Anchor[]>(`${API}/anchors?limit=20`),
+  ]);
+  const registry = hl.registry;
+  let epoch: bigint | number = hl.epoch;
+  let seed = "";
+  let nextRotation = "";
+  let nodesOnline = "";
+  if (registry) {
+    epoch = await readRegistry<bigint>(client, registry, "currentEpoch");
+    const s = await readRegistry<Hex>(client, registry, "seeds", [epoch]);
+    seed = s === ZERO_HASH ? "not fixed yet" : s;
+    const next = await readRegistry<bigint>(client, registry, "epochStartBlock", [BigInt(epoch) + 1n]);
+    nextRotation = `block ${next} (in ${next - height} blocks)`;
+  }
+  if (nodesApi) nodesOnline = `${nodesApi.length} (node API)`;
+  else if (registry) {
+    const nodes = await registryNodes(client, registry);
+    nodesOnline = `${nodes.filter((n) => n.active).length} registered`;
+  }
+  const perBatch = anchors.length ? (anchors.reduce((n, a) => n + a.count, 0) / anchors.length).toFixed(1) : "—";
+  const card = (label: string, value: unknown, id: string) =>
+    h`<div class="card"><div class="label">${label}</div><div class="value" data-testid="${id}">${value}</div></div>`;
+  render(h`<h1>Overview</h1>
+  <div class="cards">
+    ${card("Chain height", height, "height")}
+    ${card("Epoch", epoch, "epoch")}
+    ${card("Next rotation", nextRotation || "—", "rotation")}
+    ${card("Nodes", nodesOnline || "—", "nodes")}
+    ${card("Tx per batch (last 20)", perBatch, "per-batch")}
+    ${card("Chain", `${hl.chain.kind} · id ${hl.chain.chain_id}`, "chain")}
+  </div>
+  <dl>
+    <dt>Epoch seed</dt><dd><code>${seed || "—"}</code></dd>
+    <dt>Registry</dt><dd><code>${registry ?? "—"}</code></dd>
+    <dt>This node</dt><dd><code>${hl.node}</code> · v${hl.version} · store ${hl.store.backend}</dd>
+  </dl>
+  ${epochApi ? "" : message("warn", "This node has no epoch API (/api/v1/epochs/current); epoch and seed are read from the registry on-chain.")}
+  <h2>Recent anchors</h2>
+  <div class="scroll"><table><thead><tr><th>#</th><th>Root</th><th>Txs</th><th>Tree size</th><th>Block</th><th>Batch CID</th></tr></thead><tbody>
+  ${anchors.length ? anchors.map((a) => h`<tr><td>${a.index}</td><td><code>${short(a.root)}</code></td><td>${a.count}</td><td>${a.tree_size}</td><td>${a.block_number}</td><td>${ipfsLink(a.batch_cid)}</td></tr>`) : h`<tr><td colspan="6">No anchors yet.</td></tr>`}
+  </tbody></table></div>`);
+}
+
+// ---------------------------------------------------------------- transactions
+
+function txRows(items: Tx[]): Raw {
+  if (!items.length) return h`<tr><td colspan="8">No transactions match.</td></tr>`;
+  return h`${items.map(
+    (t) => h`<tr><td>${t.seq}</td><td>${txLink(t.id)}</td><td>${t.subsystem}</td><td>${t.kind}</td>
+      <td>${t.amount} ${t.currency}</td><td><a href="#/txs?signer=${t.signer}"><code>${short(t.signer)}</code></a></td>
+      <td class="${t.status}">${t.status}</td><td>${t.anchor ? t.anchor.block_number : "—"}</td></tr>`,
+  )}`;
+}
+
+function csvCell(value: unknown): string {
+  const s = String(value ?? "");
+  return /[",\n\r]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+}
+
+/** Return the CSV text of every transaction matching `filter` (all pages, capped). */
+export async function exportCsv(filter: TxFilter): Promise<string> {
+  const lines = [CSV_COLUMNS.join(",")];
+  let before: number | null | undefined;
+  do {
+    const page = await listTxs(filter, before, CSV_PAGE);
+    for (const t of page.items)
+      lines.push(
+        [t.id, t.seq, t.subsystem, t.kind, t.parties.join(" "), t.amount, t.currency, t.memo, t.signer, t.cid, t.status, t.timestamp, t.anchor?.block_number ?? ""]
+          .map(csvCell)
+          .join(","),
+      );
+    before = page.next_cursor;
+  } while (before != null && lines.length <= CSV_MAX_ROWS);
+  return lines.join("\r\n") + "\r\n";
+}
+
+async function transactions(query: string): Promise<void> {
+  const q = parseQuery(query);
+  const filter: TxFilter = { subsystem: q.subsystem, kind: q.kind, party: q.party, signer: q.signer };
+  const before = q.before ? Number(q.before) : undefined;
+  const page = await listTxs(filter, before, PAGE_SIZE);
+  const keep = new URLSearchParams(Object.entries(filter).filter(([, v]) => v) as [string, string][]);
+  const next = page.next_cursor != null ? `#/txs?${keep}${keep.size ? "&" : ""}before=${page.next_cursor}` : "";
+  const field = (name: keyof TxFilter, label: string, ph: string) =>
+    h`<label>${label}<input name="${name}" value="${filter[name] ?? ""}" placeholder="${ph}" /></label>`;
+  render(h`<h1>Transactions</h1>
+  <form class="filters" id="filters">
+    ${field("subsystem", "Subsystem", "main")} ${field("kind", "Kind", "invoice")}
+    ${field("party", "Party", "0x…")} ${field("signer", "Signer", "0x…")}
+    <button type="submit">Filter</button>
+    <button type="button" class="secondary" id="csv">Export CSV</button>
+  </form>
+  <div id="csv-status" role="status"></div>
+  <div class="scroll"><table><caption class="sr">Transactions, newest first</caption><thead><tr><th>#</th><th>Id</th><th>Subsystem</th><th>Kind</th><th>Amount</th><th>Signer</th><th>Status</th><th>Block</th></tr></thead>
+  <tbody>${txRows(page.items)}</tbody></table></div>
+  <div class="pager">${before != null ? h`<a href="#/txs?${keep}">Newest</a>` : ""}${next ? h`<a href="${next}" rel="next">Older →</a>` : ""}</div>`);
+  const form = document.getElementById("filters") as HTMLFormElement;
+  form.addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    const data = new URLSearchParams();
+    for (const [k, v] of new FormData(form)) if (String(v).trim()) data.set(k, String(v).trim());
+    location.hash = `#/txs?${data}`;
+  });
+  document.getElementById("csv")!.addEventListener("click", async () => {
+    const status = document.getElementById("csv-status")!;
+    status.textContent = "Exporting…";
+    try {
+      const csv = await exportCsv(filter);
+      const a = document.createElement("a");
+      a.href = URL.createObjectURL(new Blob([csv], { type: "text/csv" }));
+      a.download = "collegium-transactions.csv";
+      document.body.append(a);
+      a.click();
+      a.remove();
+      status.textContent = `Exported ${csv.trim().split("\r\n").length - 1} transactions.`;
+    } catch (e) {
+      status.textContent = errorText(e);
+    }
+  });
+}
+
+function checkLine(name: string, r: CheckResult | null, id: string): Raw {
+  if (!r) return h`<li data-check="${id}">… ${name}</li>`;
+  return h`<li data-check="${id}" data-ok="${r.ok}" class="${r.ok ? "ok" : "bad"}">${r.ok ? "✔" : "✘"} ${name}: ${r.detail}</li>`;
+}
+
+async function runVerify(tx: Tx, out: HTMLElement): Promise<void> {
+  const results: Record<string, CheckResult | null> = { sig: null, merkle: null, chain: null };
+  const show = () => {
+    out.innerHTML = h`<ul class="checks">${checkLine("Signature (EIP-712)", results.sig, "signature")}${checkLine(
+      "Merkle inclusion (RFC 6962, keccak256)",
+      results.merkle,
+      "merkle",
+    )}${checkLine("On-chain root (registry getAnchor)", results.chain, "onchain")}</ul>`.html;
+  };
+  show();
+  const fail = (e: unknown): CheckResult => ({ ok: false, detail: errorText(e) });
+  const doc = await getJson<TypedDataDoc>(`${API}/transactions/typed-data`);
+  results.sig = await checkSignature(tx, doc).catch(fail);
+  show();
+  let proof: Proof;
+  try {
+    proof = await getJson<Proof>(`${API}/transactions/${tx.id}/proof`);
+  } catch (e) {
+    const text = e instanceof ApiError && e.status === 409 ? "not anchored yet; try again after the next batch" : errorText(e);
+    results.merkle = results.chain = { ok: false, detail: text };
+    return show();
+  }
+  let computed: Hex | undefined;
+  try {
+    const m = checkMerkle(tx, proof, doc);
+    computed = m.computed;
+    results.merkle = m;
+  } catch (e) {
+    results.merkle = fail(e);
+  }
+  show();
+  results.chain = await checkOnChain(chainClient(proof.chain_id), proof, computed).catch(fail);
+  show();
+  out.insertAdjacentHTML(
+    "beforeend",
+    (Object.values(results).every((r) => r?.ok)
+      ? message("ok", "All three checks passed: this transaction is signed, included and anchored.")
+      : message("bad", "Verification failed: see the checks above.")
+    ).html,
+  );
+}
+
+async function transaction(id: string): Promise<void> {
+  const tx = await getJson<Tx>(`${API}/transactions/${encodeURIComponent(id)}`);
+  const a = tx.anchor;
+  render(h`<h1>Transaction</h1>
+  <dl>
+    <dt>Id</dt><dd><code data-testid="tx-id">${tx.id}</code></dd>
+    <dt>Status</dt><dd class="${tx.status}">${tx.status}</dd>
+    <dt>Subsystem</dt><dd><a href="#/txs?subsystem=${tx.subsystem}">${tx.subsystem}</a></dd>
+    <dt>Kind</dt><dd>${tx.kind}</dd>
+    <dt>Amount</dt><dd>${tx.amount} ${tx.currency}</dd>
+    <dt>Parties</dt><dd>${tx.parties.length ? tx.parties.map((p) => h`<a href="#/txs?party=${p}"><code>${p}</code></a> `) : "—"}</dd>
+    <dt>Memo</dt><dd>${tx.memo || "—"}</dd>
+    <dt>Payload</dt><dd>${tx.payload || "—"}</dd>
+    <dt>Nonce</dt><dd>${tx.nonce}</dd>
+    <dt>Timestamp</dt><dd>${new Date(Number(tx.timestamp) * 1000).toISOString()} (${tx.timestamp})</dd>
+    <dt>Signer</dt><dd><a href="#/txs?signer=${tx.signer}"><code>${tx.signer}</code></a></dd>
+    <dt>Signature</dt><dd><code>${tx.signature}</code></dd>
+    <dt>CID</dt><dd>${ipfsLink(tx.cid)}</dd>
+    <dt>Leaf</dt><dd>${tx.leaf_index ?? "—"} · <code>${tx.leaf_hash}</code></dd>
+    <dt>Batch</dt><dd>${a ? h`anchor #${a.index} · ${a.count} txs · tree size ${a.tree_size} · ${ipfsLink(a.batch_cid)}` : "not anchored yet"}</dd>
+    <dt>Anchor block</dt><dd>${a ? h`<a href="#/search/${a.block_number}">${a.block_number}</a>` : "—"}</dd>
+    <dt>Chain tx</dt><dd>${a ? h`<code>${a.chain_tx_hash}</code>` : "—"}</dd>
+  </dl>
+  <p><button id="verify" type="button">Verify</button> <span class="muted">checks the signature, the Merkle path and the on-chain root in your browser</span></p>
+  <div id="verify-out" aria-live="polite"></div>`);
+  const btn = document.getElementById("verify") as HTMLButtonElement;
+  btn.addEventListener("click", async () => {
+    btn.disabled = true;
+    try {
+      await runVerify(tx, document.getElementById("verify-out")!);
+    } finally {
+      btn.disabled = false;
+    }
+  });
+}
+
+// ---------------------------------------------------------------- assignment
+
+interface AssignmentOut {
+  root: string;
+  slots: { role: string; subsystem: string | null; hosts: string[] }[];
+}
+
+async function assignment(query: string): Promise<void> {
+  const hl = await health();
+  if (!hl.registry) return render(message("warn", "This node has no registry yet."));
+  const client = chainClient(hl.chain.chain_id);
+  const current = await readRegistry<bigint>(client, hl.registry, "currentEpoch");
+  const epoch = query ? BigInt(parseQuery(query).epoch ?? current) : current;
+  const [seed, nodes, subsystems, apiEpoch] = await Promise.all([
+    readRegistry<Hex>(client, hl.registry, "seeds", [epoch]),
+    registryNodes(client, hl.registry),
+    registrySubsystems(client, hl.registry),
+    getOptional<Record<string, unknown>>(epoch === current ? `${API}/epochs/current` : `${API}/epochs/${epoch}`),
+  ]);
+  const picker = h`<form class="filters" id="epoch-form"><label>Epoch<input name="epoch" type="number" min="0" max="${current}" value="${epoch}" /></label><button type="submit">Show</button></form>`;
+  const bind = () =>
+    document.getElementById("epoch-form")?.addEventListener("submit", (ev) => {
+      ev.preventDefault();
+      location.hash = `#/assignment?epoch=${new FormData(ev.target as HTMLFormElement).get("epoch")}`;
+    });
+  if (seed === ZERO_HASH) {
+    render(h`<h1>Assignment</h1>${picker}${message("warn", `The seed of epoch ${epoch} is not fixed on-chain yet, so there is no assignment to compute.`)}`);
+    return bind();
+  }
+  const active = nodes.filter((n) => n.active);
+  const topoNodes = active.map((n) => ({
+    id: n.address,
+    capacity: n.capacity,
+    home: n.home,
+    members_of: subsystems.filter((s) => s.participants.some((p) => p.toLowerCase() === n.address.toLowerCase())).map((s) => s.name),
+    roles: n.roles,
+  }));
+  const apiTopology = (apiEpoch?.topology ?? apiEpoch?.input) as Record<string, unknown> | undefined;
+  const offering = (role: string) => topoNodes.filter((n) => n.roles.includes(role)).length;
+  const clamped = Object.fromEntries(
+    Object.entries(DEFAULT_REPLICAS).map(([role, count]) => [role, Math.max(1, Math.min(count, offering(role)))]),
+  );
+  const replicas = (apiTopology?.replicas ?? apiEpoch?.replicas ?? clamped) as Record<string, number>;
+  const input = apiTopology ?? { seed, epoch: Number(epoch), nodes: topoNodes, subsystems: subsystems.map((s) => s.name), replicas };
+  const { computeAssignment } = await import("../assignment/assignment.mjs");
+  let computed: AssignmentOut;
+  try {
+    computed = computeAssignment(input) as AssignmentOut;
+  } catch (e) {
+    render(h`<h1>Assignment</h1>${picker}${message("bad", `The browser cannot compute epoch ${epoch}'s assignment: ${errorText(e)}`)}`);
+    return bind();
+  }
+  const nodeRoot = (apiEpoch?.assignment as AssignmentOut | undefined)?.root ?? (apiEpoch?.root as string | undefined);
+  const verdict = nodeRoot
+    ? nodeRoot.toLowerCase() === computed.root.toLowerCase()
+      ? message("ok", `Matches: the node's assignment root equals the one computed in this browser (${computed.root}).`)
+      : message("bad", `Mismatch: the node says ${nodeRoot}, this browser computes ${computed.root}.`)
+    : message("warn", "The node's epoch API is not available, so there is no node answer to compare; the attestations below are compared instead.");
+  const attest = await Promise.all(
+    nodes.map(async (n) => ({ n, root: await readRegistry<Hex>(client, hl.registry!, "attestationOf", [epoch, n.address]) })),
+  );
+  render(h`<h1>Assignment — epoch ${epoch}</h1>${picker}
+  <dl><dt>Seed</dt><dd><code>${seed}</code></dd><dt>Computed root</dt><dd><code data-testid="assignment-root">${computed.root}</code></dd></dl>
+  <div data-testid="assignment-verdict">${verdict}</div>
+  <h2>Slots</h2>
+  <div class="scroll"><table><thead><tr><th>Role</th><th>Subsystem</th><th>Hosts (ranked)</th></tr></thead><tbody>
+  ${computed.slots.map((s) => h`<tr><td>${s.role}</td><td>${s.subsystem ?? "—"}</td><td>${s.hosts.map((x) => h`<code>${short(x, 8)}</code> `)}</td></tr>`)}
+  </tbody></table></div>
+  <h2>Attestations</h2>
+  <div class="scroll"><table><thead><tr><th>Node</th><th>Attested root</th><th>Agrees</th></tr></thead><tbody>
+  ${attest.map(({ n, root }) => {
+    const none = root === ZERO_HASH;
+    const agrees = root.toLowerCase() === computed.root.toLowerCase();
+    return h`<tr class="${none || agrees ? "" : "diverge"}"><td><code>${short(n.address, 8)}</code></td><td><code>${none ? "—" : short(root)}</code></td><td class="${none ? "muted" : agrees ? "ok" : "bad"}">${none ? "not attested" : agrees ? "yes" : "DIVERGES"}</td></tr>`;
+  })}
+  </tbody></table></div>
+  ${apiTopology ? "" : h`<p class="muted">Topology read from the registry now (active nodes, participants as members); replicas ${JSON.stringify(replicas)}.</p>`}
+  <details><summary>Topology used (input of <code>collegium assign</code>)</summary><pre data-testid="assignment-input">${JSON.stringify(input, null, 1)}</pre></details>`);
+  bind();
+}
+
+// ---------------------------------------------------------------- nodes and subsystems
+
+async function nodesPage(): Promise<void> {
+  const hl = await health();
+  if (!hl.registry) return render(message("warn", "This node has no registry yet."));
+  const client = chainClient(hl.chain.chain_id);
+  const epoch = await readRegistry<bigint>(client, hl.registry, "currentEpoch");
+  const [nodes, subsystems, apiSubs] = await Promise.all([
+    registryNodes(client, hl.registry),
+    registrySubsystems(client, hl.registry),
+    getOptional<{ name: string; admins?: string[] }[]>(`${API}/subsystems`),
+  ]);
+  const attested = await Promise.all(
+    nodes.map((n) => readRegistry<Hex>(client, hl.registry!, "attestationOf", [epoch, n.address])),
+  );
+  const admins = new Map((apiSubs ?? []).map((s) => [s.name, s.admins ?? []]));
+  render(h`<h1>Nodes</h1>
+  <div class="scroll"><table><thead><tr><th>Address</th><th>Endpoint</th><th>Capacity</th><th>Roles</th><th>Home</th><th>Active</th><th>Attested epoch ${epoch}</th></tr></thead><tbody>
+  ${nodes.map((n, i) => h`<tr><td><code>${short(n.address, 8)}</code></td><td>${n.endpoint}</td><td>${n.capacity}</td><td>${n.roles.join(", ")}</td><td>${n.home}</td><td>${n.active ? "yes" : "no"}</td><td>${attested[i] === ZERO_HASH ? "—" : h`<code>${short(attested[i])}</code>`}</td></tr>`)}
+  </tbody></table></div>
+  <h1>Subsystems</h1>
+  <div class="scroll"><table><thead><tr><th>Name</th><th>Participants</th><th>Admins</th></tr></thead><tbody>
+  ${subsystems.length ? subsystems.map((s) => h`<tr><td><a href="#/txs?subsystem=${s.name}">${s.name}</a></td><td>${s.participants.length ? s.participants.map((p) => h`<code>${short(p, 8)}</code> `) : "—"}</td><td>${apiSubs ? (admins.get(s.name) ?? []).map((p) => h`<code>${short(p, 8)}</code> `) : "n/a"}</td></tr>`) : h`<tr><td colspan="3">No subsystems registered.</td></tr>`}
+  </tbody></table></div>
+  ${apiSubs ? "" : h`<p class="muted">Admins come from the node's /api/v1/subsystems, which this node does not offer yet.</p>`}`);
+}
+
+// ---------------------------------------------------------------- wallet
+
+let account: `0x${string}` | null = null;
+
+async function walletPage(): Promise<void> {
+  const hl = await health();
+  const doc = await getJson<TypedDataDoc>(`${API}/transactions/typed-data`);
+  render(h`<h1>Wallet</h1>
+  <div id="wallet-status" aria-live="polite">${account ? message("ok", `Connected as ${account}.`) : ""}</div>
+  <p><button id="connect" type="button">Connect wallet</button>
+     <button id="switch" type="button" class="secondary">Switch network</button>
+     <button id="signin" type="button" class="secondary">Sign in (SIWE)</button></p>
+  <h2>Submit a business transaction</h2>
+  <form class="form" id="submit-form">
+    <label>Subsystem<input name="subsystem" value="main" required /></label>
+    <label>Kind<input name="kind" value="invoice" required /></label>
+    <label>Parties (comma-separated addresses)<input name="parties" placeholder="0x…" /></label>
+    <label>Amount<input name="amount" value="100" inputmode="decimal" required /></label>
+    <label>Currency<input name="currency" value="EUR" required /></label>
+    <label>Memo<input name="memo" value="" /></label>
+    <button type="submit">Sign and submit</button>
+  </form>
+  <div id="submit-status" aria-live="polite"></div>
+  <p class="muted">Signed with EIP-712 for chain ${doc.domain.chainId}, registry <code>${doc.domain.verifyingContract}</code>.</p>`);
+  const status = document.getElementById("wallet-status")!;
+  const say = (el: HTMLElement, kind: "ok" | "bad" | "warn" | "", text: string) => (el.innerHTML = message(kind, text).html);
+  const guard = (el: HTMLElement, fn: () => Promise<void>) => async () => {
+    try {
+      await fn();
+    } catch (e) {
+      say(el, "bad", errorText(e));
+    }
+  };
+  const ensure = async () => {
+    account ??= await connect();
+    await requireChain(hl.chain.chain_id);
+    return account;
+  };
+  document.getElementById("connect")!.addEventListener(
+    "click",
+    guard(status, async () => {
+      account = await connect();
+      await requireChain(hl.chain.chain_id);
+      say(status, "ok", `Connected as ${account} on chain ${hl.chain.chain_id}.`);
+    }),
+  );
+  document.getElementById("switch")!.addEventListener(
+    "click",
+    guard(status, async () => {
+      await switchChain(hl.chain.chain_id);
+      say(status, "ok", `Wallet switched to chain ${hl.chain.chain_id}.`);
+    }),
+  );
+  document.getElementById("signin")!.addEventListener(
+    "click",
+    guard(status, async () => {
+      const addr = await ensure();
+      const session = await signIn(addr, hl.chain.chain_id);
+      const subs = (session.subsystems as string[] | undefined) ?? [];
+      say(status, "ok", `Signed in as ${session.address}${subs.length ? `; your subsystems: ${subs.join(", ")}` : ""}.`);
+    }),
+  );
+  const form = document.getElementById("submit-form") as HTMLFormElement;
+  const out = document.getElementById("submit-status")!;
+  form.addEventListener(
+    "submit",
+    (ev) => {
+      ev.preventDefault();
+      void guard(out, async () => {
+        const addr = await ensure();
+        const f = new FormData(form);
+        const parties = String(f.get("parties") ?? "").split(/[\s,]+/).filter(Boolean);
+        const bad = parties.find((p) => !isAddress(p));
+        if (bad) throw new WalletError(`Not an address: ${bad}`);
+        const transaction = {
+          subsystem: String(f.get("subsystem")).trim(),
+          kind: String(f.get("kind")).trim(),
+          parties,
+          amount: String(f.get("amount")).trim(),
+          currency: String(f.get("currency")).trim(),
+          memo: String(f.get("memo") ?? ""),
+          payload: "",
+          nonce: Math.floor(Math.random() * Number.MAX_SAFE_INTEGER),
+          timestamp: Math.floor(Date.now() / 1000),
+        };
+        say(out, "", "Waiting for your wallet's signature…");
+        const signature = await signTransaction(addr, doc, transaction);
+        const res = await fetch(`${nodeUrl(`${API}/transactions`)}`, {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify({ transaction, signer: addr, signature }),
+        });
+        const body = await res.json();
+        if (!res.ok) throw new ApiError(res.status, body.detail ?? res.statusText);
+        out.innerHTML = h`<div class="msg ok" role="status" data-testid="submitted">Submitted (${body.status}): <a href="#/tx/${body.id}"><code>${body.id}</code></a></div>`.html;
+      })();
+    },
+  );
+}
+
+// ---------------------------------------------------------------- search
+
+async function search(q: string): Promise<void> {
+  q = q.trim();
+  const hl = await health();
+  const client = chainClient(hl.chain.chain_id);
+  if (isHash(q)) {
+    try {
+      await getJson<Tx>(`${API}/transactions/${q}`);
+      location.replace(`#/tx/${q}`);
+      return;
+    } catch (e) {
+      if (!(e instanceof ApiError && e.status === 404)) throw e;
+    }
+    const block = await client.getBlock({ blockHash: q as Hex }).catch(() => null);
+    if (block) return blockView(block.number!, client);
+    const receipt = await client.getTransactionReceipt({ hash: q as Hex }).catch(() => null);
+    if (receipt) return blockView(receipt.blockNumber, client, `Chain transaction ${q}`);
+    return render(message("warn", `Nothing found for ${q}: not a business transaction, block or chain transaction.`));
+  }
+  if (isAddress(q)) {
+    const [signed, party] = await Promise.all([listTxs({ signer: q }, null, PAGE_SIZE), listTxs({ party: q }, null, PAGE_SIZE)]);
+    return render(h`<h1>Address <code>${q}</code></h1>
+    <h2>Signed by it</h2><div class="scroll"><table><tbody>${txRows(signed.items)}</tbody></table></div>
+    <p><a href="#/txs?signer=${q}">All signed by it</a></p>
+    <h2>Naming it as a party</h2><div class="scroll"><table><tbody>${txRows(party.items)}</tbody></table></div>
+    <p><a href="#/txs?party=${q}">All naming it</a></p>`);
+  }
+  if (/^\d+$/.test(q)) return blockView(BigInt(q), client);
+  if (/^(Qm[1-9A-HJ-NP-Za-km-z]{44}|b[a-z2-7]{20,})$/.test(q)) {
+    const anchors = await getJson<Anchor[]>(`${API}/anchors?limit=500`);
+    const hit = anchors.find((a) => a.batch_cid === q);
+    return render(h`<h1>CID <code>${q}</code></h1>
+    <p>${ipfsLink(q)} (open it through this node's IPFS gateway)</p>
+    ${hit ? message("ok", `This is the batch of anchor #${hit.index} (block ${hit.block_number}, ${hit.count} transactions).`) : ""}`);
+  }
+  render(message("warn", `Search takes a transaction id, an address, a CID, a block number or a hash; "${q}" is none of those.`));
+}
+
+async function blockView(number: bigint, client: ReturnType<typeof chainClient>, title?: string): Promise<void> {
+  const block = await client.getBlock({ blockNumber: number }).catch(() => null);
+  if (!block) return render(message("warn", `Block ${number} does not exist (yet).`));
+  const anchors = (await getJson<Anchor[]>(`${API}/anchors?limit=500`)).filter((a) => BigInt(a.block_number) === number);
+  render(h`<h1>${title ?? `Block ${number}`}</h1>
+  <dl><dt>Number</dt><dd>${block.number}</dd><dt>Hash</dt><dd><code>${block.hash}</code></dd>
+  <dt>Time</dt><dd>${new Date(Number(block.timestamp) * 1000).toISOString()}</dd><dt>Transactions</dt><dd>${block.transactions.length}</dd></dl>
+  <h2>Anchors in this block</h2>
+  ${anchors.length ? anchors.map((a) => h`<p>#${a.index} · root <code>${a.root}</code> · ${a.count} txs · ${ipfsLink(a.batch_cid)}</p>`) : h`<p>None.</p>`}`);
+}
+
+// ---------------------------------------------------------------- routing
+
+async function route(): Promise<void> {
+  const hash = location.hash.replace(/^#\/?/, "");
+  const [path, query = ""] = hash.split("?", 2);
+  const [page, ...rest] = path.split("/");
+  const arg = decodeURIComponent(rest.join("/"));
+  for (const a of document.querySelectorAll("nav a"))
+    a.toggleAttribute("aria-current", a.getAttribute("href") === `#/${page}`);
+  render(h`<p>Loading…</p>`);
+  try {
+    if (page === "" || page === "overview") await overview();
+    else if (page === "txs") await transactions(query);
+    else if (page === "tx") await transaction(arg);
+    else if (page === "assignment") await assignment(query);
+    else if (page === "nodes") await nodesPage();
+    else if (page === "wallet") await walletPage();
+    else if (page === "search") await search(arg);
+    else render(message("warn", `No page ${path}.`));
+  } catch (e) {
+    render(message("bad", errorText(e)));
+  }
+}
+
+document.getElementById("search")!.addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  const q = (document.getElementById("q") as HTMLInputElement).value.trim();
+  if (q) location.hash = `#/search/${encodeURIComponent(q)}`;
+});
+window.addEventListener("hashchange", () => void route());
+void route();

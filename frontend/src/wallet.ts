@@ -1,0 +1,134 @@
+// EIP-1193 wallet: connect, check the chain, sign in with Ethereum (EIP-4361), sign EIP-712.
+
+import { getAddress, numberToHex } from "viem";
+import { createSiweMessage } from "viem/siwe";
+import { API, ApiError, getJson, nodeUrl, postJson, type TypedDataDoc } from "./api";
+
+export const USER_REJECTED = 4001;
+export const UNRECOGNIZED_CHAIN = 4902;
+export const SIWE_STATEMENT = "Sign in to the Collegium node.";
+
+interface Eip1193 {
+  request(args: { method: string; params?: unknown[] }): Promise<unknown>;
+  on?(event: string, cb: (...a: unknown[]) => void): void;
+}
+
+declare global {
+  interface Window {
+    ethereum?: Eip1193;
+  }
+}
+
+/** A wallet problem worded for the user. */
+export class WalletError extends Error {}
+
+/** Return the injected wallet or throw a WalletError saying none is present. */
+export function provider(): Eip1193 {
+  if (!window.ethereum)
+    throw new WalletError(
+      "No wallet found. Install an Ethereum wallet (an EIP-1193 browser extension such as MetaMask) and reload.",
+    );
+  return window.ethereum;
+}
+
+/** Return `promise`'s value; rephrase wallet errors (rejection, unknown method) for the user. */
+export async function friendly<T>(promise: Promise<T>): Promise<T> {
+  try {
+    return await promise;
+  } catch (e) {
+    const code = (e as { code?: number }).code;
+    if (code === USER_REJECTED) throw new WalletError("You rejected the request in your wallet; nothing was sent.");
+    if (e instanceof WalletError || e instanceof ApiError) throw e;
+    throw new WalletError(`Wallet error: ${(e as Error).message ?? String(e)}`);
+  }
+}
+
+/** Return the connected account, asking the wallet for access. */
+export async function connect(): Promise<`0x${string}`> {
+  const accounts = (await friendly(provider().request({ method: "eth_requestAccounts" }))) as string[];
+  if (!accounts?.length) throw new WalletError("The wallet returned no account.");
+  return getAddress(accounts[0]);
+}
+
+/** Return the wallet's chain id. */
+export async function walletChainId(): Promise<number> {
+  return Number(await friendly(provider().request({ method: "eth_chainId" })));
+}
+
+/** Throw a WalletError if the wallet is not on `expected`. */
+export async function requireChain(expected: number): Promise<void> {
+  const actual = await walletChainId();
+  if (actual !== expected)
+    throw new WalletError(
+      `Wrong network: your wallet is on chain ${actual}, this node's chain is ${expected}. Use "Switch network" or change it in your wallet.`,
+    );
+}
+
+/** Ask the wallet to switch to (or add) the node's chain. */
+export async function switchChain(chainId: number): Promise<void> {
+  const eth = provider();
+  try {
+    await eth.request({ method: "wallet_switchEthereumChain", params: [{ chainId: numberToHex(chainId) }] });
+  } catch (e) {
+    if ((e as { code?: number }).code !== UNRECOGNIZED_CHAIN) return friendly(Promise.reject(e));
+    await friendly(
+      eth.request({
+        method: "wallet_addEthereumChain",
+        params: [
+          {
+            chainId: numberToHex(chainId),
+            chainName: `Collegium ${chainId}`,
+            nativeCurrency: { name: "Ether", symbol: "ETH", decimals: 18 },
+            rpcUrls: [nodeUrl("/rpc")],
+          },
+        ],
+      }),
+    );
+  }
+}
+
+export interface Session {
+  address: string;
+  [k: string]: unknown;
+}
+
+/** Sign in with Ethereum: nonce from the node, EIP-4361 message signed by the wallet, login. */
+export async function signIn(address: `0x${string}`, chainId: number): Promise<Session> {
+  let nonce: string;
+  try {
+    nonce = (await getJson<{ nonce: string }>(`${API}/auth/nonce`)).nonce;
+  } catch (e) {
+    if (e instanceof ApiError && e.status === 405)
+      nonce = (await postJson<{ nonce: string }>(`${API}/auth/nonce`, {})).nonce;
+    else if (e instanceof ApiError && e.status === 404)
+      throw new WalletError("Sign-in is not available on this node yet (no /api/v1/auth endpoints).");
+    else throw e;
+  }
+  const url = new URL(nodeUrl("/"));
+  const message = createSiweMessage({
+    domain: url.host,
+    address,
+    statement: SIWE_STATEMENT,
+    uri: url.origin,
+    version: "1",
+    chainId,
+    nonce,
+    issuedAt: new Date(),
+    expirationTime: new Date(Date.now() + 10 * 60 * 1000),
+  });
+  const signature = await friendly(provider().request({ method: "personal_sign", params: [message, address] }));
+  await postJson(`${API}/auth/login`, { message, signature });
+  return getJson<Session>(`${API}/auth/me`);
+}
+
+/** Return the signature of a business transaction by `address` (eth_signTypedData_v4). */
+export async function signTransaction(
+  address: `0x${string}`,
+  doc: TypedDataDoc,
+  message: Record<string, unknown>,
+): Promise<`0x${string}`> {
+  const typed = { types: doc.types, primaryType: doc.primaryType, domain: doc.domain, message };
+  return (await friendly(
+    provider().request({ method: "eth_signTypedData_v4", params: [address, JSON.stringify(typed)] }),
+  )) as `0x${string}`;
+}

@@ -1,0 +1,122 @@
+"""``collegium frontend``: publish the system front-end to the content store and the registry.
+
+``publish`` adds the build directory (default ``frontend/dist``) as a UnixFS directory, records
+its CID in the registry with the node's wallet (a system admin) and pins it, then prints the CID.
+If the node is running, the transaction goes through its ``/rpc`` (the embedded chain belongs to
+that process); otherwise the chain is opened directly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from collections.abc import Iterator
+from enum import IntEnum, unique
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from node.errors import CollegiumError
+
+app = typer.Typer(help="System front-end (IPFS-hosted web app)", no_args_is_help=True)
+
+PASSWORD_ENV = "COLLEGIUM_PASSWORD"
+HEALTH_TIMEOUT_SECONDS = 2.0
+
+
+@unique
+class ExitStatus(IntEnum):
+    """Exit codes of the ``frontend`` commands."""
+
+    SUCCESS = 0
+    ERROR = 1
+    NOT_ADMIN = 5
+
+
+def _password() -> str:
+    from_env = os.environ.get(PASSWORD_ENV)
+    if from_env is not None:
+        return from_env
+    if not sys.stdin.isatty():
+        raise CollegiumError(f"set {PASSWORD_ENV} (no terminal to prompt for the wallet password)")
+    return str(typer.prompt("Wallet password", hide_input=True))
+
+
+def _running_rpc(endpoint: str | None) -> str | None:
+    """Return the ``/rpc`` URL of the node at ``endpoint`` if it answers ``/health`` now."""
+    import httpx
+
+    if not endpoint:
+        return None
+    try:
+        httpx.get(endpoint + "/health", timeout=HEALTH_TIMEOUT_SECONDS).raise_for_status()
+    except httpx.HTTPError:
+        return None
+    return endpoint + "/rpc"
+
+
+@contextlib.contextmanager
+def open_publisher(
+    data_dir: Path | None, chain_url: str | None, ipfs_api: str | None
+) -> Iterator[tuple[Any, Any]]:
+    """Yield ``(store, registry)`` of the node in ``data_dir``, the registry signing with its
+    wallet. Raises ``ConfigError`` when the node never started (no registry recorded)."""
+    from node.chain.backend import open_chain, open_rpc
+    from node.chain.keys import load_account
+    from node.chain.registry import Registry
+    from node.config import Settings
+    from node.errors import ConfigError
+    from node.runtime import NodeRecord
+    from node.storage import open_store
+
+    settings = Settings(data_dir=data_dir.expanduser()) if data_dir else Settings()
+    record = NodeRecord.load(settings.node_file)
+    if record.registry is None:
+        raise ConfigError("this node never started: no registry recorded (run `collegium up`)")
+    account = load_account(settings.keystore_path, _password())
+    url = chain_url or record.chain_url or _running_rpc(record.endpoint)
+    chain = open_rpc(url) if url else open_chain(settings.data_dir, None)
+    try:
+        store = open_store(settings.data_dir, ipfs_api or settings.ipfs_api)
+        try:
+            yield store, Registry(chain.w3, record.registry, account)
+        finally:
+            close = getattr(store, "close", None)
+            if callable(close):
+                close()
+    finally:
+        chain.close()
+
+
+@app.command()
+def publish(
+    build_dir: Annotated[
+        Path | None,
+        typer.Option("--build-dir", help="built front-end [default: frontend/dist]"),
+    ] = None,
+    data_dir: Annotated[
+        Path | None, typer.Option("--data-dir", help="node data directory [default: ~/.collegium]")
+    ] = None,
+    chain: Annotated[
+        str | None, typer.Option("--chain", help="Ethereum JSON-RPC URL of the node's chain")
+    ] = None,
+    ipfs: Annotated[
+        str | None, typer.Option("--ipfs", help="kubo RPC URL instead of the embedded store")
+    ] = None,
+) -> None:
+    """Add the build to the content store, record its CID in the registry, pin it; print it."""
+    from node.frontend import NotSystemAdmin, default_build_dir
+    from node.frontend import publish as publish_frontend
+
+    try:
+        with open_publisher(data_dir, chain, ipfs) as (store, registry):
+            cid = publish_frontend(store, registry, build_dir or default_build_dir())
+    except NotSystemAdmin as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(int(ExitStatus.NOT_ADMIN)) from exc
+    except CollegiumError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(int(ExitStatus.ERROR)) from exc
+    typer.echo(cid)

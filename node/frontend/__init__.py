@@ -1,0 +1,82 @@
+"""The system front-end: publish the built web app to the content store and the registry.
+
+``publish`` adds the build directory (``frontend/dist``) as a UnixFS directory, records its
+CID in the registry (``setFrontend``, system admins only) and pins it. Every node then serves
+``/`` from that CID (:mod:`node.frontend.routes`); peers fetch and pin it through the syncer.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Final
+
+from node.errors import CollegiumError
+from node.storage.base import BlockStore
+
+BUILD_DIR_ENV: Final = "COLLEGIUM_FRONTEND_DIR"
+INDEX_FILE: Final = "index.html"
+CID_VERSION: Final = 1
+#: ``frontend/dist`` of the source tree this package was imported from (``pip install -e .``).
+SOURCE_BUILD_DIR: Final = Path(__file__).resolve().parents[2] / "frontend" / "dist"
+
+
+class FrontendError(CollegiumError):
+    """The front-end cannot be published or served."""
+
+
+class NotSystemAdmin(FrontendError):
+    """Only a system admin of the registry may publish the system front-end."""
+
+    def __init__(self, account: str) -> None:
+        self.account = account
+        super().__init__(f"{account} is not a system admin of the registry: it cannot publish")
+
+
+def default_build_dir() -> Path:
+    """Return the build directory: ``$COLLEGIUM_FRONTEND_DIR``, else the source tree's
+    ``frontend/dist``."""
+    from_env = os.environ.get(BUILD_DIR_ENV)
+    return Path(from_env).expanduser() if from_env else SOURCE_BUILD_DIR
+
+
+def check_build_dir(build_dir: Path) -> Path:
+    """Return ``build_dir`` resolved; raise ``FrontendError`` unless it holds ``index.html``."""
+    resolved = build_dir.expanduser().resolve()
+    if not (resolved / INDEX_FILE).is_file():
+        raise FrontendError(
+            f"{resolved} has no {INDEX_FILE}: "
+            "build the front-end first (cd frontend && npm run build)"
+        )
+    return resolved
+
+
+def publish(store: BlockStore, registry: Any, build_dir: Path) -> str:
+    """Return the CID of ``build_dir`` after adding it to ``store``, recording it in the registry
+    and pinning it.
+
+    ``registry`` is a :class:`node.chain.registry.Registry` with a signing account. Raises
+    ``FrontendError`` for a missing build, ``NotSystemAdmin`` when the account may not publish,
+    ``StoreError``/``ChainError`` when the store or the chain fails.
+    """
+    directory = check_build_dir(build_dir)
+    account = getattr(registry, "account", None)
+    if account is None:
+        raise FrontendError("the registry binding has no account: it cannot publish")
+    if not registry.is_system_admin(account.address):
+        raise NotSystemAdmin(str(account.address))
+    cid = store.add_path(directory, cid_version=CID_VERSION, pin=True)
+    if registry.frontend_cid() != cid:
+        registry.set_frontend(cid)
+    store.pin(cid)
+    return cid
+
+
+__all__ = [
+    "BUILD_DIR_ENV",
+    "FrontendError",
+    "NotSystemAdmin",
+    "check_build_dir",
+    "default_build_dir",
+    "publish",
+]

@@ -1,0 +1,145 @@
+"""``GET /`` and the app's assets: the system front-end, from the registry's CID when published.
+
+Whichever node a user reaches serves the same files: the directory whose CID the registry
+records (``frontendCid``), read from this node's content store (the syncer fetches and pins it
+from peers). Until a CID is published, or while this node lacks its blocks, the build directory
+shipped with the node (``frontend/dist``) is served instead. ``index.html`` is served with
+``no-cache`` (the CID behind ``/`` changes on publish); hashed assets are immutable.
+"""
+
+from __future__ import annotations
+
+import logging
+import mimetypes
+import threading
+import time
+from pathlib import Path
+from typing import Any, Final
+
+from fastapi import APIRouter, Request
+from fastapi.responses import FileResponse, JSONResponse, Response
+
+from node.api.routes.gateway import problem, serve
+from node.errors import CollegiumError, InvalidCID, NotFoundInStore
+from node.frontend import INDEX_FILE, default_build_dir
+from node.storage.reader import compute_path_segments
+
+log = logging.getLogger(__name__)
+
+#: How long the registry's front-end CID is cached before it is read on-chain again.
+CID_CACHE_SECONDS: Final = 10.0
+INDEX_CACHE: Final = "no-cache"
+IMMUTABLE_CACHE: Final = "public, max-age=29030400, immutable"
+ASSETS_DIR: Final = "assets"
+SOURCE_HEADER: Final = "X-Collegium-Frontend"
+
+router = APIRouter(include_in_schema=False, tags=["frontend"])
+
+
+class FrontendSource:
+    """Which front-end to serve: the registry's CID (cached) if the store holds it, else the
+    build directory. Thread-safe."""
+
+    def __init__(self, registry: Any, store: Any, build_dir: Path) -> None:
+        self.registry = registry
+        self.store = store
+        self.build_dir = build_dir
+        self._lock = threading.Lock()
+        self._cid = ""
+        self._read_at = float("-inf")
+        self._pinned: set[str] = set()
+
+    def current_cid(self) -> str | None:
+        """Return the published CID if it can be served from this node's store, else ``None``."""
+        with self._lock:
+            now = time.monotonic()
+            if now - self._read_at >= CID_CACHE_SECONDS:
+                try:
+                    self._cid = self.registry.frontend_cid()
+                except CollegiumError as exc:
+                    log.warning("cannot read the front-end CID from the registry: %s", exc)
+                self._read_at = now
+            cid = self._cid
+        if not cid:
+            return None
+        if cid not in self._pinned:
+            try:
+                if not self.store.has(cid):
+                    return None
+                self.store.stat(cid, INDEX_FILE)
+                self.store.pin(cid)
+            except (NotFoundInStore, InvalidCID) as exc:
+                log.info("front-end %s not (fully) here yet, serving the build dir: %s", cid, exc)
+                return None
+            except CollegiumError as exc:
+                log.warning("front-end %s cannot be served: %s", cid, exc)
+                return None
+            self._pinned.add(cid)
+        return cid
+
+
+def get_source(request: Request) -> FrontendSource:
+    """Return the app's front-end source (created on first use from ``app.state.node``)."""
+    state = request.app.state
+    source: FrontendSource | None = getattr(state, "frontend", None)
+    if source is None:
+        node = state.node
+        source = FrontendSource(node.registry, node.store, default_build_dir())
+        state.frontend = source
+    return source
+
+
+def _from_build_dir(build_dir: Path, path: str, head_only: bool) -> Response:
+    try:
+        segments = compute_path_segments(path)
+    except CollegiumError as exc:
+        return problem(400, "invalid-path", str(exc))
+    target = build_dir.joinpath(*segments) if segments else build_dir / INDEX_FILE
+    if not target.is_file():
+        if not (build_dir / INDEX_FILE).is_file():
+            return problem(
+                503,
+                "frontend-not-built",
+                f"no front-end at {build_dir}: run `npm run build` in frontend/ or "
+                "`collegium frontend publish`; the server-rendered explorer is at /explorer",
+            )
+        return problem(404, "not-found", f"no front-end file {path!r}")
+    media_type = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
+    headers = {SOURCE_HEADER: "build-dir"}
+    if head_only:
+        headers["Content-Length"] = str(target.stat().st_size)
+        return Response(b"", 200, headers, media_type)
+    return FileResponse(target, media_type=media_type, headers=headers)
+
+
+def serve_frontend(request: Request, path: str) -> Response:
+    """Return the front-end file at ``path`` ("" is ``index.html``)."""
+    source = get_source(request)
+    is_index = path in ("", INDEX_FILE)
+    cid = source.current_cid()
+    if cid is None:
+        response = _from_build_dir(source.build_dir, path, request.method == "HEAD")
+    else:
+        response = serve(source.store, cid, path, request)
+        response.headers[SOURCE_HEADER] = f"ipfs {cid}"
+    if response.status_code < 400:
+        response.headers["Cache-Control"] = INDEX_CACHE if is_index else IMMUTABLE_CACHE
+    return response
+
+
+@router.api_route("/", methods=["GET", "HEAD"], response_model=None)
+def frontend_index(request: Request) -> Response:
+    """Serve the front-end's ``index.html``."""
+    return serve_frontend(request, "")
+
+
+@router.api_route("/index.html", methods=["GET", "HEAD"], response_model=None)
+def frontend_index_file(request: Request) -> Response:
+    """Serve ``index.html`` by its name too."""
+    return serve_frontend(request, INDEX_FILE)
+
+
+@router.api_route("/assets/{path:path}", methods=["GET", "HEAD"], response_model=None)
+def frontend_asset(path: str, request: Request) -> Response | JSONResponse:
+    """Serve one of the app's (content-hashed) assets."""
+    return serve_frontend(request, f"{ASSETS_DIR}/{path}")

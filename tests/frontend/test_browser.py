@@ -1,0 +1,295 @@
+"""The explorer in a real headless chromium against a real node: wallet, submit, verify, IPFS."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any, Final
+
+import httpx
+import pytest
+from eth_account import Account
+
+from node.assignment.codec import compute_assignment_from_json, encode_assignment
+from node.chain.registry import Registry, compute_roles_mask
+from node.frontend import publish
+from tests.frontend.conftest import BUILD_DIR
+from tests.frontend.wallet import TestWallet
+from tests.support.node import InProcessNode, domain_of, free_port, make_submission
+
+ANCHOR_TIMEOUT: Final = 30.0
+TX_PATH: Final = "/api/v1/transactions"
+FUNDING_WEI: Final = 10**18
+ALL_ROLES_MASK: Final = compute_roles_mask(
+    ("fe_system", "fe_subsystem", "be_system", "be_subsystem")
+)
+
+
+def wait_anchored(url: str, tx_id: str) -> dict[str, Any]:
+    """Return the transaction once anchored (polls the API)."""
+    deadline = time.monotonic() + ANCHOR_TIMEOUT
+    while time.monotonic() < deadline:
+        tx = httpx.get(f"{url}{TX_PATH}/{tx_id}", timeout=10).json()
+        if tx["status"] == "anchored":
+            return dict(tx)
+        time.sleep(0.2)
+    raise TimeoutError(f"{tx_id} not anchored after {ANCHOR_TIMEOUT}s")
+
+
+def admit(node: InProcessNode, *addresses: str, subsystem: str = "main") -> None:
+    """Make ``addresses`` participants of ``subsystem`` (the node's wallet is a system admin)."""
+    registry = node.node.registry
+    for address in addresses:
+        if not registry.is_participant(subsystem, address):
+            registry.add_participant(subsystem, address)
+    invalidate = getattr(node.node.ledger.participants, "invalidate", None)
+    if callable(invalidate):
+        invalidate()
+
+
+def submit(node: InProcessNode, wait: bool = False, **fields: Any) -> dict[str, Any]:
+    """Return the API answer to a transaction signed by a fresh, admitted wallet."""
+    wallet = fields.pop("wallet", None) or Account.create()
+    admit(node, wallet.address)
+    body = make_submission(domain_of(node.url), wallet, **fields)
+    response = httpx.post(f"{node.url}{TX_PATH}", params={"wait": wait}, json=body, timeout=60)
+    response.raise_for_status()
+    return {**response.json(), "signer": wallet.address}
+
+
+def open_with_wallet(context: Any, node: InProcessNode, **wallet: Any) -> tuple[Any, TestWallet]:
+    chain_id = node.node.chain.chain_id
+    test_wallet = TestWallet(chain_id=wallet.pop("chain_id", chain_id), **wallet)
+    test_wallet.install(context)
+    return context.new_page(), test_wallet
+
+
+def submit_through_ui(page: Any, node: InProcessNode, party: str, memo: str) -> str:
+    page.goto(f"{node.url}/#/wallet")
+    page.get_by_label("Parties (comma-separated addresses)").fill(party)
+    page.get_by_label("Memo").fill(memo)
+    page.get_by_role("button", name="Sign and submit").click()
+    link = page.get_by_test_id("submitted").locator("a")
+    link.wait_for()
+    return str(link.inner_text())
+
+
+def test_overview_shows_chain_and_anchors(
+    node: InProcessNode, context: Any, screenshots: Path
+) -> None:
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    response = page.goto(node.url + "/")
+    assert response.headers["x-collegium-frontend"] in ("build-dir",) or response.headers[
+        "x-collegium-frontend"
+    ].startswith("ipfs ")
+    page.get_by_role("heading", name="Overview").wait_for()
+    height = int(page.get_by_test_id("height").inner_text())
+    assert height >= node.node.chain.w3.eth.block_number - 5
+    assert page.get_by_test_id("epoch").inner_text() == str(node.node.registry.current_epoch())
+    assert "1 registered" in page.get_by_test_id("nodes").inner_text()
+    page.screenshot(path=str(screenshots / "overview.png"), full_page=True)
+    assert errors == []
+
+
+def test_submit_find_open_verify(node: InProcessNode, context: Any, screenshots: Path) -> None:
+    page, wallet = open_with_wallet(context, node)
+    admit(node, wallet.address)
+    party = Account.create().address
+    tx_id = submit_through_ui(page, node, party, "browser test")
+    assert tx_id.startswith("0x") and len(tx_id) == 66
+    assert "eth_signTypedData_v4" in wallet.calls
+    wait_anchored(node.url, tx_id)
+
+    page.goto(f"{node.url}/#/txs?signer={wallet.address}")
+    row_link = page.locator("tbody a", has_text=tx_id[:10])
+    row_link.wait_for()
+    page.screenshot(path=str(screenshots / "transactions.png"), full_page=True)
+    row_link.click()
+    page.get_by_test_id("tx-id").wait_for()
+    assert page.get_by_test_id("tx-id").inner_text() == tx_id
+    page.get_by_role("button", name="Verify").click()
+    page.get_by_text("All three checks passed").wait_for()
+    for check in ("signature", "merkle", "onchain"):
+        assert page.locator(f"[data-check={check}]").get_attribute("data-ok") == "true"
+    page.screenshot(path=str(screenshots / "transaction-verified.png"), full_page=True)
+
+
+def test_tampered_proof_fails_verification(node: InProcessNode, context: Any) -> None:
+    created = submit(node, wait=True, memo="to tamper")
+    wait_anchored(node.url, created["id"])
+
+    def tamper(route: Any) -> None:
+        proof = route.fetch().json()
+        proof["root"] = "0x" + "ab" * 32
+        route.fulfill(json=proof)
+
+    page = context.new_page()
+    page.route("**/proof", tamper)
+    page.goto(f"{node.url}/#/tx/{created['id']}")
+    page.get_by_role("button", name="Verify").click()
+    page.get_by_text("Verification failed").wait_for()
+    assert page.locator("[data-check=signature]").get_attribute("data-ok") == "true"
+    assert page.locator("[data-check=merkle]").get_attribute("data-ok") == "false"
+    assert "not the claimed root" in page.locator("[data-check=merkle]").inner_text()
+
+
+def test_tampered_path_fails_on_chain_too(node: InProcessNode, context: Any) -> None:
+    first = submit(node)
+    created = submit(node, wait=True)
+    wait_anchored(node.url, first["id"])
+    wait_anchored(node.url, created["id"])
+
+    def tamper(route: Any) -> None:
+        proof = route.fetch().json()
+        assert proof["path"], "a tree of at least two leaves has a non-empty path"
+        proof["path"][0] = "0x" + "cd" * 32
+        proof["root"] = proof["root"]
+        route.fulfill(json=proof)
+
+    page = context.new_page()
+    page.route("**/proof", tamper)
+    page.goto(f"{node.url}/#/tx/{created['id']}")
+    page.get_by_role("button", name="Verify").click()
+    page.get_by_text("Verification failed").wait_for()
+    assert page.locator("[data-check=merkle]").get_attribute("data-ok") == "false"
+    assert page.locator("[data-check=onchain]").get_attribute("data-ok") == "false"
+
+
+def test_csv_export_of_current_filter(node: InProcessNode, context: Any, tmp_path: Path) -> None:
+    signer = Account.create()
+    ids = {submit(node, wallet=signer, memo=f'line {i}, "quoted"')["id"] for i in range(3)}
+    submit(node)
+    page = context.new_page()
+    page.goto(f"{node.url}/#/txs?signer={signer.address}")
+    page.locator("tbody a", has_text=next(iter(ids))[:10]).wait_for()
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Export CSV").click()
+    path = tmp_path / "export.csv"
+    download.value.save_as(path)
+    lines = path.read_text().splitlines()
+    assert lines[0].startswith("id,seq,subsystem,kind")
+    assert {line.split(",")[0] for line in lines[1:]} == ids
+    assert all('"line ' in line and '""quoted""' in line for line in lines[1:])
+
+
+def test_search_box_finds_transaction_address_and_block(node: InProcessNode, context: Any) -> None:
+    created = submit(node, wait=True)
+    tx = wait_anchored(node.url, created["id"])
+    page = context.new_page()
+    page.goto(node.url + "/")
+    search = page.get_by_role("searchbox", name="Search")
+    search.fill(tx["id"])
+    search.press("Enter")
+    page.get_by_test_id("tx-id").wait_for()
+    assert page.get_by_test_id("tx-id").inner_text() == tx["id"]
+    search.fill(created["signer"])
+    search.press("Enter")
+    page.get_by_role("heading", name="Signed by it").wait_for()
+    assert page.locator("tbody a", has_text=tx["id"][:10]).count() == 1
+    search.fill(str(tx["anchor"]["block_number"]))
+    search.press("Enter")
+    page.get_by_role("heading", name="Anchors in this block").wait_for()
+    assert tx["anchor"]["root"] in page.locator("main").inner_text()
+
+
+def test_wallet_messages_no_wallet_wrong_chain_rejected(node: InProcessNode, browser: Any) -> None:
+    plain = browser.new_context()
+    page = plain.new_page()
+    page.goto(f"{node.url}/#/wallet")
+    page.get_by_role("button", name="Connect wallet").click()
+    assert "No wallet found" in page.get_by_role("alert").inner_text()
+    plain.close()
+
+    wrong = browser.new_context()
+    page, _ = open_with_wallet(wrong, node, chain_id=node.node.chain.chain_id + 1)
+    page.goto(f"{node.url}/#/wallet")
+    page.get_by_role("button", name="Connect wallet").click()
+    assert "Wrong network" in page.get_by_role("alert").inner_text()
+    wrong.close()
+
+    rejecting = browser.new_context()
+    page, wallet = open_with_wallet(rejecting, node, reject=True)
+    admit(node, wallet.address)
+    page.goto(f"{node.url}/#/wallet")
+    page.get_by_role("button", name="Sign and submit").click()
+    assert "You rejected the request" in page.get_by_role("alert").inner_text()
+    assert "eth_signTypedData_v4" in wallet.calls
+    rejecting.close()
+
+
+def test_sign_in_with_ethereum_or_clear_message(node: InProcessNode, context: Any) -> None:
+    page, wallet = open_with_wallet(context, node)
+    page.goto(f"{node.url}/#/wallet")
+    page.get_by_role("button", name="Sign in (SIWE)").click()
+    if httpx.get(f"{node.url}/api/v1/auth/nonce").status_code == 404:
+        assert "Sign-in is not available on this node" in page.get_by_role("alert").inner_text()
+    else:
+        page.get_by_text(f"Signed in as {wallet.address}").wait_for()
+        assert "personal_sign" in wallet.calls
+
+
+def register_node(node: InProcessNode, capacity: int) -> str:
+    """Register one more node (a fresh, funded wallet) in the registry; return its address."""
+    account = Account.create()
+    node.node.chain.fund(account.address, FUNDING_WEI)
+    Registry(node.node.chain.w3, node.node.registry.address, account).register_node(
+        f"http://127.0.0.1:{free_port()}", capacity, ALL_ROLES_MASK, "main"
+    )
+    return str(account.address)
+
+
+def test_assignment_recomputed_in_browser_matches_python(
+    node: InProcessNode, context: Any, screenshots: Path
+) -> None:
+    registry = node.node.registry
+    others = [register_node(node, capacity=4) for _ in range(2)]
+    admit(node, node.node.address, *others)
+    epoch = registry.current_epoch()
+    if registry.seed(epoch) is None:
+        registry.fix_seed(epoch)
+    page = context.new_page()
+    page.goto(f"{node.url}/#/assignment")
+    root = page.get_by_test_id("assignment-root")
+    root.wait_for()
+    used = json.loads(page.get_by_test_id("assignment-input").text_content() or "")
+    assert used["epoch"] == epoch
+    assert {n["id"].lower() for n in used["nodes"]} >= {a.lower() for a in others}
+    python = encode_assignment(compute_assignment_from_json(used))
+    assert root.inner_text() == python["root"]
+    assert page.locator("table").first.locator("tbody tr").count() == len(python["slots"])
+    page.screenshot(path=str(screenshots / "assignment.png"), full_page=True)
+
+
+def test_same_files_load_from_ipfs_after_publish(node: InProcessNode, context: Any) -> None:
+    cid = publish(node.node.store, node.node.registry, BUILD_DIR)
+    assert node.node.registry.frontend_cid() == cid
+    assert cid in node.node.store.pins()
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(f"{node.url}/ipfs/{cid}/#/txs")
+    page.get_by_role("heading", name="Transactions").wait_for()
+    assert page.locator("tbody tr").count() >= 1
+    page.goto(f"{node.url}/ipfs/{cid}/")
+    page.get_by_role("heading", name="Overview").wait_for()
+    assert errors == []
+    index = (BUILD_DIR / "index.html").read_bytes()
+    assert httpx.get(f"{node.url}/ipfs/{cid}/index.html").content == index
+    assert json.dumps(cid)  # the CID is a plain string
+
+
+@pytest.mark.parametrize("width", [375])
+def test_narrow_screen_has_no_horizontal_page_scroll(
+    node: InProcessNode, browser: Any, width: int, screenshots: Path
+) -> None:
+    ctx = browser.new_context(viewport={"width": width, "height": 800})
+    page = ctx.new_page()
+    page.goto(f"{node.url}/#/txs")
+    page.get_by_role("heading", name="Transactions").wait_for()
+    overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+    page.screenshot(path=str(screenshots / "transactions-375px.png"), full_page=True)
+    ctx.close()
+    assert overflow <= 0
