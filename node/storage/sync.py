@@ -387,13 +387,14 @@ class Syncer:
                 self._running = True
                 repairs, self._repairs = self._repairs, set()
             try:
-                return self._round(scrub, repairs)
+                self._round(scrub, repairs)
             finally:
                 with self._state_lock:
                     self._running = False
                     self._rounds += 1
+            return self.progress()
 
-    def _round(self, scrub: bool, repairs: set[str]) -> SyncProgress:
+    def _round(self, scrub: bool, repairs: set[str]) -> None:
         self._refresh_peers()
         for cid in sorted(repairs):
             self._repair_block(cid)
@@ -431,7 +432,6 @@ class Syncer:
             self._last_error = None
         if missing:
             log.info("sync: %d/%d referenced roots complete", have, len(roots))
-        return self.progress()
 
     def _pin(self, root: str) -> None:
         try:
@@ -577,3 +577,25 @@ class Syncer:
                     raise _PeerMisbehaved(f"answer larger than {MAX_BLOCK_BYTES} bytes")
                 chunks.append(chunk)
         return b"".join(chunks)
+
+
+PROGRESS_BAR_WIDTH: Final = 24
+
+
+def format_progress(sync: dict[str, Any], width: int = PROGRESS_BAR_WIDTH) -> str:
+    """Return a one-line replica summary of ``/health``'s ``sync`` object, e.g.
+    ``"[############------------] 12/24 roots (syncing)"`` or ``"24/24 roots complete"``."""
+    have, want = int(sync.get("have", 0)), int(sync.get("want", 0))
+    if not sync.get("rounds"):
+        return "sync not run yet"
+    if sync.get("complete"):
+        line = f"{have}/{want} roots complete"
+    else:
+        filled = (have * width) // want if want else width
+        state = "syncing" if sync.get("syncing") else "incomplete"
+        line = f"[{'#' * filled}{'-' * (width - filled)}] {have}/{want} roots ({state})"
+    if sync.get("bad_blocks"):
+        line += f"; {sync['bad_blocks']} bad blocks from peers rejected"
+    if sync.get("last_error"):
+        line += f"; last error: {sync['last_error']}"
+    return line

@@ -212,3 +212,14 @@ def test_peer_order_prefers_honest_then_reliable_and_skips_backing_off() -> None
 def test_roots_put_leaves_after_their_batch_and_drop_duplicates() -> None:
     roots = compute_roots(["b1", "b2", "b1"], ["", "fe", "b2"], {"b1": ("l1", "l2"), "b2": ("l1",)})
     assert roots == ["b1", "l1", "l2", "b2", "fe"]
+
+
+def test_progress_line_shows_a_bar_while_syncing() -> None:
+    from node.storage.sync import format_progress
+
+    assert format_progress({"rounds": 0}) == "sync not run yet"
+    line = format_progress({"rounds": 1, "have": 3, "want": 12, "syncing": True}, width=12)
+    assert line == "[###---------] 3/12 roots (syncing)"
+    assert format_progress({"rounds": 2, "have": 5, "want": 5, "complete": True}).startswith(
+        "5/5 roots complete"
+    )
