@@ -149,12 +149,6 @@ def _require_role(role: RoleContext | None, expected: str, subsystem: str | None
     return role
 
 
-@router.get("/subsystems")
-def list_subsystems(node: NodeDep) -> list[str]:
-    """Return every subsystem name, in creation order (public registry data)."""
-    return list(node.registry.subsystems())
-
-
 @router.get("/subsystems/{name}", responses=ERRORS)
 def get_subsystem(name: Name, node: NodeDep) -> SubsystemPublic:
     """Return a subsystem's public record (participants, front-end CID)."""
