@@ -240,10 +240,12 @@ def test_reindex_rebuilds_an_identical_index(tmp_path: Path) -> None:
     assert "reindexed 8 transactions" in result.output and "1 pending" in result.output
     assert (data_dir / "index.sqlite.bak").exists()
 
-    with serve(data_dir, password, port, batch_max=3, follower=False) as (url, node):
-        with httpx.Client(base_url=url, timeout=60) as client:
-            after = api_answers(client, ids)
-            pending = client.get(f"{TX_PATH}/{signed.tx_id}").json()
+    with (
+        serve(data_dir, password, port, batch_max=3, follower=False) as (url, node),
+        httpx.Client(base_url=url, timeout=60) as client,
+    ):
+        after = api_answers(client, ids)
+        pending = client.get(f"{TX_PATH}/{signed.tx_id}").json()
     assert pending["id"] == signed.tx_id  # kept (and anchored again by the restarted node)
     # the pending leaf is newest: drop it from the lists, everything else is identical
     first_page = after["pages"][0]
