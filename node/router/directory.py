@@ -23,6 +23,11 @@ class PeerDirectory:
         self._until = float("-inf")
         self._lock = threading.Lock()
 
+    def invalidate(self) -> None:
+        """Forget the cached directory; the next call reads the registry."""
+        with self._lock:
+            self._until = float("-inf")
+
     def __call__(self) -> Mapping[str, str]:
         """Return the cached directory, reading ``registry.nodes()`` when it is stale."""
         with self._lock:

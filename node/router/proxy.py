@@ -115,12 +115,19 @@ class RouterMiddleware:
         self.identify = identify
         self.account = account
         self.observer = observer
+        self._epoch: int | None = None
 
-    def _current(self) -> tuple[int, Assignment, Mapping[str, str]] | None:
+    def _current(self) -> tuple[int, Assignment] | None:
         if self.source is None:
             return None
         epoch, assignment = self.source.current()
-        return epoch, assignment, self.peers()
+        if epoch != self._epoch:
+            # the assignment changed: read the peers' endpoints afresh (new nodes, moves)
+            self._epoch = epoch
+            invalidate = getattr(self.peers, "invalidate", None)
+            if callable(invalidate):
+                invalidate()
+        return epoch, assignment
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -148,14 +155,16 @@ class RouterMiddleware:
             return
         user = None
         if hops > 0 and USER_HEADER in headers and current is not None:
-            user = await self._verified_user(scope, headers, current[2])
+            peers = await anyio.to_thread.run_sync(self.peers)
+            user = await self._verified_user(scope, headers, peers)
         _strip_headers(scope, FORWARD_HEADERS)
         if user is not None:
             state[STATE_USER] = user
         if slot is not None and current is not None:
             role, subsystem = slot
+            peers = await anyio.to_thread.run_sync(self.peers)
             try:
-                route = compute_route(role, subsystem, current[1], self.me, current[2])
+                route = compute_route(role, subsystem, current[1], self.me, peers)
             except UnknownSlot:
                 route = None
             if route is not None and not route.local:
