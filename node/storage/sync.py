@@ -38,6 +38,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
@@ -58,6 +59,7 @@ FETCH_TIMEOUT_SECONDS: Final = 10.0
 MAX_BLOCK_BYTES: Final = 2 * 1024 * 1024
 BACKOFF_BASE_SECONDS: Final = 1.0
 BACKOFF_MAX_SECONDS: Final = 300.0
+FETCH_CONCURRENCY: Final = 8
 RAW_BLOCK_MEDIA_TYPE: Final = "application/vnd.ipld.raw"
 HTTP_OK: Final = 200
 HTTP_NOT_FOUND: Final = 404
@@ -234,6 +236,8 @@ class Syncer:
         self._clock = clock
         self._http = http or httpx.Client(timeout=timeout, follow_redirects=False)
         self._own_http = http is None
+        self._pool = ThreadPoolExecutor(FETCH_CONCURRENCY, thread_name_prefix="collegium-fetch")
+        self._missing_lock = threading.Lock()
         self._round_lock = threading.Lock()
         self._state_lock = threading.Lock()
         self._stop = threading.Event()
@@ -278,6 +282,7 @@ class Syncer:
         if self._thread is not None:
             self._thread.join(timeout)
             self._thread = None
+        self._pool.shutdown(wait=True, cancel_futures=True)
         if self._own_http:
             self._http.close()
 
@@ -454,26 +459,36 @@ class Syncer:
         return leaves
 
     def _sync_dag(self, root: str) -> bool:
-        """Return whether every block of the DAG under ``root`` is here (fetching what lacks)."""
+        """Return whether every block of the DAG under ``root`` is here (fetching what lacks).
+
+        The DAG is walked level by level; the blocks of one level are read or fetched by up to
+        ``FETCH_CONCURRENCY`` threads.
+        """
         complete = True
         seen: set[str] = set()
-        stack: list[CID] = [parse_cid(root)]
-        while stack:
+        level: list[CID] = [parse_cid(root)]
+        while level:
             if self._stop.is_set():
                 return False
-            cid = stack.pop()
-            key = compute_block_key(cid)
-            if key in seen:
-                continue
-            seen.add(key)
-            data = self._get_or_fetch(cid)
-            if data is None:
-                complete = False
-                continue
-            try:
-                stack.extend(reversed(get_child_cids(cid, data)))
-            except (UnsupportedNode, InvalidCID) as exc:
-                log.warning("block %s is not a valid dag-pb node (%s)", format_cid(cid), exc)
+            todo: list[CID] = []
+            for cid in level:
+                key = compute_block_key(cid)
+                if key not in seen:
+                    seen.add(key)
+                    todo.append(cid)
+            if len(todo) > 1:
+                blocks = list(self._pool.map(self._get_or_fetch, todo))
+            else:
+                blocks = [self._get_or_fetch(cid) for cid in todo]
+            level = []
+            for cid, data in zip(todo, blocks, strict=True):
+                if data is None:
+                    complete = False
+                    continue
+                try:
+                    level.extend(get_child_cids(cid, data))
+                except (UnsupportedNode, InvalidCID) as exc:
+                    log.warning("block %s is not a valid dag-pb node (%s)", format_cid(cid), exc)
         return complete
 
     def _get_or_fetch(self, cid: CID) -> bytes | None:
@@ -513,7 +528,8 @@ class Syncer:
         storing it; ``None`` if none can now (the block then backs off unless ``force``)."""
         key = compute_block_key(cid)
         now = self._clock()
-        attempts, retry_at = self._missing.get(key, (0, 0.0))
+        with self._missing_lock:
+            attempts, retry_at = self._missing.get(key, (0, 0.0))
         if not force and retry_at > now:
             return None
         name = format_cid(cid)
@@ -524,13 +540,15 @@ class Syncer:
             if data is None:
                 continue
             self.store.put_block(name, data)
-            self._missing.pop(key, None)
+            with self._missing_lock:
+                self._missing.pop(key, None)
             with self._state_lock:
                 self._blocks_fetched += 1
                 self._bytes_fetched += len(data)
             return data
         attempts += 1
-        self._missing[key] = (attempts, now + compute_backoff(attempts, self.backoff_base))
+        with self._missing_lock:
+            self._missing[key] = (attempts, now + compute_backoff(attempts, self.backoff_base))
         return None
 
     def _ask(self, peer: PeerState, cid: CID, name: str) -> bytes | None:
