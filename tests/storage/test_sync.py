@@ -119,6 +119,18 @@ def test_b_syncs_every_anchored_batch_leaf_and_frontend(cluster: Cluster) -> Non
     assert health["sync"]["complete"] is True
 
 
+def test_status_shows_replica_completeness(cluster: Cluster) -> None:
+    from typer.testing import CliRunner
+
+    from node.cli.main import app
+
+    progress = cluster.b.node.syncer.run_once()
+    result = CliRunner().invoke(app, ["status", "--url", cluster.b.url])
+
+    assert result.exit_code == 0, result.output
+    assert f"replica    {progress.have}/{progress.want} roots complete" in result.output
+
+
 def test_new_anchor_is_synced_in_the_next_round(cluster: Cluster) -> None:
     a, b = cluster.a, cluster.b
     b.node.syncer.run_once()
