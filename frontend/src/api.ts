@@ -48,12 +48,12 @@ export function parseJson<T>(text: string): T {
   return JSON.parse(text.replace(BIG_INT_FIELD, '"$1":"$2"')) as T;
 }
 
-/** Return the JSON of `GET path`, or null when the node does not offer that endpoint (404/405/501). */
+/** Return the JSON of `GET path`, or null when the node does not offer it (404/405/501/503). */
 export async function getOptional<T>(path: string): Promise<T | null> {
   try {
     return await getJson<T>(path);
   } catch (e) {
-    if (e instanceof ApiError && [404, 405, 501].includes(e.status)) return null;
+    if (e instanceof ApiError && [404, 405, 501, 503].includes(e.status)) return null;
     throw e;
   }
 }

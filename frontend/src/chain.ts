@@ -37,8 +37,9 @@ export async function readRegistry<T>(
   address: `0x${string}`,
   functionName: string,
   args: unknown[] = [],
+  blockNumber?: bigint,
 ): Promise<T> {
-  return (await client.readContract({ address, abi: registryAbi, functionName, args })) as T;
+  return (await client.readContract({ address, abi: registryAbi, functionName, args, blockNumber })) as T;
 }
 
 export interface RegistryNode {
@@ -55,30 +56,35 @@ export function rolesOf(mask: number): string[] {
   return ROLE_BITS.filter(([, bit]) => (mask & bit) !== 0).map(([name]) => name);
 }
 
-/** Return every registered node as the registry records it. */
-export async function registryNodes(client: PublicClient, registry: `0x${string}`): Promise<RegistryNode[]> {
-  const count = await readRegistry<bigint>(client, registry, "nodeCount");
+/** Return every registered node as the registry records it (now, or at block `at`). */
+export async function registryNodes(
+  client: PublicClient,
+  registry: `0x${string}`,
+  at?: bigint,
+): Promise<RegistryNode[]> {
+  const count = await readRegistry<bigint>(client, registry, "nodeCount", [], at);
   const out: RegistryNode[] = [];
   for (let i = 0n; i < count; i++) {
-    const address = await readRegistry<`0x${string}`>(client, registry, "nodeAt", [i]);
+    const address = await readRegistry<`0x${string}`>(client, registry, "nodeAt", [i], at);
     const [endpoint, capacity, rolesMask, home, active] = await readRegistry<
       [string, number, number, string, boolean, bigint]
-    >(client, registry, "getNode", [address]);
+    >(client, registry, "getNode", [address], at);
     out.push({ address, endpoint, capacity: Number(capacity), roles: rolesOf(Number(rolesMask)), home, active });
   }
   return out;
 }
 
-/** Return the subsystems and their participants as the registry records them. */
+/** Return the subsystems and their participants as the registry records them (now, or at `at`). */
 export async function registrySubsystems(
   client: PublicClient,
   registry: `0x${string}`,
+  at?: bigint,
 ): Promise<{ name: string; participants: `0x${string}`[] }[]> {
-  const count = await readRegistry<bigint>(client, registry, "subsystemCount");
+  const count = await readRegistry<bigint>(client, registry, "subsystemCount", [], at);
   const out = [];
   for (let i = 0n; i < count; i++) {
-    const name = await readRegistry<string>(client, registry, "subsystemAt", [i]);
-    const participants = await readRegistry<`0x${string}`[]>(client, registry, "participants", [name]);
+    const name = await readRegistry<string>(client, registry, "subsystemAt", [i], at);
+    const participants = await readRegistry<`0x${string}`[]>(client, registry, "participants", [name], at);
     out.push({ name, participants: [...participants] });
   }
   return out;

@@ -276,6 +276,28 @@ async function transaction(id: string): Promise<void> {
 
 // ---------------------------------------------------------------- assignment
 
+interface TopoNode {
+  id: string;
+  roles: string[];
+  members_of: string[];
+}
+
+/** Return the served subsystems and replicas clipped to the eligible nodes (node/epoch/policy.py). */
+export function computePolicy(nodes: TopoNode[], subsystems: string[]): { served: string[]; replicas: Record<string, number> } {
+  const eligible = (n: TopoNode, role: string, sub: string | null) =>
+    n.roles.includes(role) && (role !== "be_subsystem" || (sub !== null && n.members_of.includes(sub)));
+  const served = [...subsystems]
+    .sort()
+    .filter((s) => ["fe_subsystem", "be_subsystem"].every((role) => nodes.some((n) => eligible(n, role, s))));
+  const replicas: Record<string, number> = {};
+  for (const [role, count] of Object.entries(DEFAULT_REPLICAS)) {
+    const slots = role.endsWith("_subsystem") ? served : [null];
+    const fewest = Math.min(...slots.map((s) => nodes.filter((n) => eligible(n, role, s)).length));
+    replicas[role] = fewest > 0 && Number.isFinite(fewest) ? Math.min(count, fewest) : count;
+  }
+  return { served, replicas };
+}
+
 interface AssignmentOut {
   root: string;
   slots: { role: string; subsystem: string | null; hosts: string[] }[];
@@ -287,10 +309,8 @@ async function assignment(query: string): Promise<void> {
   const client = chainClient(hl.chain.chain_id);
   const current = await readRegistry<bigint>(client, hl.registry, "currentEpoch");
   const epoch = query ? BigInt(parseQuery(query).epoch ?? current) : current;
-  const [seed, nodes, subsystems, apiEpoch] = await Promise.all([
+  const [seed, apiEpoch] = await Promise.all([
     readRegistry<Hex>(client, hl.registry, "seeds", [epoch]),
-    registryNodes(client, hl.registry),
-    registrySubsystems(client, hl.registry),
     getOptional<Record<string, unknown>>(epoch === current ? `${API}/epochs/current` : `${API}/epochs/${epoch}`),
   ]);
   const picker = h`<form class="filters" id="epoch-form"><label>Epoch<input name="epoch" type="number" min="0" max="${current}" value="${epoch}" /></label><button type="submit">Show</button></form>`;
@@ -303,21 +323,27 @@ async function assignment(query: string): Promise<void> {
     render(h`<h1>Assignment</h1>${picker}${message("warn", `The seed of epoch ${epoch} is not fixed on-chain yet, so there is no assignment to compute.`)}`);
     return bind();
   }
-  const active = nodes.filter((n) => n.active);
-  const topoNodes = active.map((n) => ({
-    id: n.address,
-    capacity: n.capacity,
-    home: n.home,
-    members_of: subsystems.filter((s) => s.participants.some((p) => p.toLowerCase() === n.address.toLowerCase())).map((s) => s.name),
-    roles: n.roles,
-  }));
-  const apiTopology = (apiEpoch?.topology ?? apiEpoch?.input) as Record<string, unknown> | undefined;
-  const offering = (role: string) => topoNodes.filter((n) => n.roles.includes(role)).length;
-  const clamped = Object.fromEntries(
-    Object.entries(DEFAULT_REPLICAS).map(([role, count]) => [role, Math.max(1, Math.min(count, offering(role)))]),
-  );
-  const replicas = (apiTopology?.replicas ?? apiEpoch?.replicas ?? clamped) as Record<string, number>;
-  const input = apiTopology ?? { seed, epoch: Number(epoch), nodes: topoNodes, subsystems: subsystems.map((s) => s.name), replicas };
+  // The registry as it was at the epoch's boundary block (as every node reads it), else now.
+  const boundary = await readRegistry<bigint>(client, hl.registry, "epochStartBlock", [epoch]).catch(() => undefined);
+  const [nodes, subsystems] = await Promise.all([
+    registryNodes(client, hl.registry, boundary),
+    registrySubsystems(client, hl.registry, boundary),
+  ]);
+  const topoNodes = nodes
+    .filter((n) => n.active)
+    .map((n) => ({
+      id: n.address.toLowerCase(),
+      capacity: n.capacity,
+      home: n.home || n.address.toLowerCase(),
+      members_of: subsystems
+        .filter((s) => s.participants.some((p) => p.toLowerCase() === n.address.toLowerCase()))
+        .map((s) => s.name),
+      roles: n.roles,
+    }));
+  const policy = computePolicy(topoNodes, subsystems.map((s) => s.name));
+  const replicas = (apiEpoch?.replicas ?? policy.replicas) as Record<string, number>;
+  const served = (apiEpoch?.subsystems ?? policy.served) as string[];
+  const input = { seed, epoch: Number(epoch), nodes: topoNodes, subsystems: served, replicas };
   const { computeAssignment } = await import("../assignment/assignment.mjs");
   let computed: AssignmentOut;
   try {
@@ -350,7 +376,7 @@ async function assignment(query: string): Promise<void> {
     return h`<tr class="${none || agrees ? "" : "diverge"}"><td><code>${short(n.address, 8)}</code></td><td><code>${none ? "—" : short(root)}</code></td><td class="${none ? "muted" : agrees ? "ok" : "bad"}">${none ? "not attested" : agrees ? "yes" : "DIVERGES"}</td></tr>`;
   })}
   </tbody></table></div>
-  ${apiTopology ? "" : h`<p class="muted">Topology read from the registry now (active nodes, participants as members); replicas ${JSON.stringify(replicas)}.</p>`}
+  <p class="muted">Topology read from the registry at the epoch's boundary block ${boundary ?? "(now)"}: active nodes, participants as members; replicas ${JSON.stringify(replicas)}${apiEpoch ? " (the node's)" : " (defaults clipped to the eligible nodes)"}.</p>
   <details><summary>Topology used (input of <code>collegium assign</code>)</summary><pre data-testid="assignment-input">${JSON.stringify(input, null, 1)}</pre></details>`);
   bind();
 }

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from web3.middleware import Web3Middleware
 
 from node.errors import CollegiumError
 
@@ -57,6 +58,20 @@ def _running_rpc(endpoint: str | None) -> str | None:
     return endpoint + "/rpc"
 
 
+class LatestEstimateMiddleware(Web3Middleware):
+    """Estimate gas against ``latest`` instead of ``pending``.
+
+    A node's ``/rpc`` over the embedded chain (eth-tester) has no ``pending`` estimate, and
+    eth-tester already estimates in the next block's context, so ``latest`` is the same thing.
+    """
+
+    def request_processor(self, method: Any, params: Any) -> Any:
+        """Return ``(method, params)`` with a ``pending`` estimate block turned into ``latest``."""
+        if method == "eth_estimateGas" and len(params) > 1 and params[1] == "pending":
+            params = (params[0], "latest", *params[2:])
+        return method, params
+
+
 @contextlib.contextmanager
 def open_publisher(
     data_dir: Path | None, chain_url: str | None, ipfs_api: str | None
@@ -76,8 +91,11 @@ def open_publisher(
     if record.registry is None:
         raise ConfigError("this node never started: no registry recorded (run `collegium up`)")
     account = load_account(settings.keystore_path, _password())
-    url = chain_url or record.chain_url or _running_rpc(record.endpoint)
+    node_rpc = None if chain_url or record.chain_url else _running_rpc(record.endpoint)
+    url = chain_url or record.chain_url or node_rpc
     chain = open_rpc(url) if url else open_chain(settings.data_dir, None)
+    if node_rpc is not None:
+        chain.w3.middleware_onion.add(LatestEstimateMiddleware)
     try:
         store = open_store(settings.data_dir, ipfs_api or settings.ipfs_api)
         try:

@@ -247,6 +247,9 @@ def test_assignment_recomputed_in_browser_matches_python(
     registry = node.node.registry
     others = [register_node(node, capacity=4) for _ in range(2)]
     admit(node, node.node.address, *others)
+    chain = node.node.chain
+    next_start = registry.epoch_start_block(registry.current_epoch() + 1)
+    chain.mine(max(next_start - int(chain.w3.eth.block_number), 0) + 1)
     epoch = registry.current_epoch()
     if registry.seed(epoch) is None:
         registry.fix_seed(epoch)
