@@ -56,11 +56,16 @@ def install_access(app: FastAPI, node: Any) -> None:
     app.state.auth = auth
     app.state.metrics = metrics
     app.state.subsystem_databases = SubsystemDatabases(settings.data_dir)
+    directory = PeerDirectory(node.registry)
+
+    def is_peer_host(host: str) -> bool:
+        return host in {urlsplit(endpoint).hostname for endpoint in directory().values()}
+
     app.add_middleware(
         RouterMiddleware,
         my_address=node.address,
         source=get_assignment_source(node),
-        peers=PeerDirectory(node.registry),
+        peers=directory,
         identify=auth.address_for,
         account=node.account,
         observer=metrics,
@@ -68,8 +73,12 @@ def install_access(app: FastAPI, node: Any) -> None:
     rate = float(getattr(settings, "rate_limit", DEFAULT_RATE))
     if rate > 0:
         burst = int(getattr(settings, "rate_burst", DEFAULT_BURST))
-        app.add_middleware(RateLimitMiddleware, buckets=TokenBuckets(rate, burst),
-                           on_limited=metrics.rate_limited.inc)  # fmt: skip
+        app.add_middleware(
+            RateLimitMiddleware,
+            buckets=TokenBuckets(rate, burst),
+            on_limited=metrics.rate_limited.inc,
+            is_peer_host=is_peer_host,
+        )
     origins = list(getattr(settings, "cors_origins", ()) or ())
     if origins:
         app.add_middleware(

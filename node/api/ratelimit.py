@@ -14,6 +14,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 EXEMPT_PATHS: Final = frozenset({"/health", "/metrics"})
 MAX_BUCKETS: Final = 100_000
+HOPS_HEADER: Final = b"x-collegium-hops"
 
 
 @dataclass
@@ -55,14 +56,31 @@ class TokenBuckets:
 
 
 class RateLimitMiddleware:
-    """Refuse a client's requests beyond its bucket with 429 and ``Retry-After``."""
+    """Refuse a client's requests beyond its bucket with 429 and ``Retry-After``.
+
+    A request relayed by a peer node (``X-Collegium-Hops`` > 0 from an address that
+    ``is_peer_host`` accepts) is not counted again: the entry node already limited it.
+    """
 
     def __init__(
-        self, app: ASGIApp, buckets: TokenBuckets, on_limited: Callable[[], None] | None = None
+        self,
+        app: ASGIApp,
+        buckets: TokenBuckets,
+        on_limited: Callable[[], None] | None = None,
+        is_peer_host: Callable[[str], bool] | None = None,
     ) -> None:
         self.app = app
         self.buckets = buckets
         self.on_limited = on_limited
+        self.is_peer_host = is_peer_host
+
+    def _is_relayed(self, scope: Scope, host: str) -> bool:
+        if self.is_peer_host is None:
+            return False
+        for name, value in scope.get("headers", []):
+            if name == HOPS_HEADER and value not in (b"", b"0"):
+                return self.is_peer_host(host)
+        return False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] in EXEMPT_PATHS:
@@ -70,6 +88,9 @@ class RateLimitMiddleware:
             return
         client = scope.get("client")
         key = str(client[0]) if client else "unknown"
+        if self._is_relayed(scope, key):
+            await self.app(scope, receive, send)
+            return
         wait = self.buckets.take(key)
         if wait <= 0:
             await self.app(scope, receive, send)

@@ -49,6 +49,9 @@ def test_metrics_count_requests_latency_epoch_and_limits(running: InProcessNode)
     assert limited.status_code == 429
     assert limited.headers["content-type"].startswith("application/problem+json")
     assert int(limited.headers["retry-after"]) >= 1
+    # a request relayed by a registered node (here: this node's own host) is not limited twice
+    relayed = httpx.get(running.url + "/api/v1/subsystems", headers={"x-collegium-hops": "1"})
+    assert relayed.status_code == 200
 
     response = httpx.get(running.url + "/metrics", timeout=10)
     assert response.status_code == 200
