@@ -3,69 +3,273 @@
 Starts a real node in-process (embedded py-evm chain, embedded store, SQLite index,
 uvicorn on 127.0.0.1) and measures, side by side in one run:
 
-* ``verify``: EIP-712 signature checks alone (the CPU floor of validation);
-* ``ingest``: HTTP POST of signed transactions, each verified, committed to SQL,
-  stored in the content store and anchored on-chain in its own chain transaction
-  (the foundation's per-transaction anchoring; Merkle batches replace it later).
+* ``verify``: EIP-712 digest + signature recovery alone, with the node's fast digest and
+  eth-keys (coincurve backend when installed), against eth-account's generic encoder;
+* ``ingest_single``: one HTTP POST per transaction (4 client threads), each verified
+  and committed to SQL, until every one is anchored;
+* ``ingest_batch``: ``POST /api/v1/transactions/batch`` with ``--batch`` transactions per
+  request (2 client threads): accepted = durable in SQL; then until every one is
+  anchored in a Merkle batch on-chain (bodies in the store, batch document, anchor tx);
+* ``onchain_per_tx``: the baseline the ledger replaces, one registry ``anchor`` chain
+  transaction per business transaction, on anvil through web3.py (skipped, with the
+  reason, when the anvil binary is absent);
+* ``anchor_gas_per_tx``: gas of the batch phase's anchor transactions / its transactions;
+* ``proof_verify``: one RFC 9162 inclusion-proof check.
 
-Runs in under 60 s with no arguments; ``--full`` sends more transactions.
-Prints the headline figures last, one per line, as ``metric: value unit``.
+Runs in under 60 s with no arguments; ``--full`` sends more transactions. Prints the
+headline figures last, one per line, as ``metric: value unit``.
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
+import subprocess
 import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import httpx
 from eth_account import Account
+from eth_keys import KeyAPI
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from node.ledger.transaction import BusinessTx, verify_signed_tx  # noqa: E402
-from tests.support.node import domain_of, in_process_node, make_submission  # noqa: E402
+from node.ledger.hasher import hash_leaf  # noqa: E402
+from node.ledger.proof import inclusion_proof  # noqa: E402
+from node.ledger.transaction import (  # noqa: E402
+    BusinessTx,
+    Domain,
+    compute_digest,
+    typed_data,
+    verify_signed_tx,
+)
+from node.ledger.verify import verify_inclusion  # noqa: E402
+from tests.support.node import domain_of, free_port, in_process_node  # noqa: E402
+
+ANVIL_BIN = (
+    Path(__file__).resolve().parents[1]
+    / "contracts/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil"
+)
+SINGLE_COUNT, SINGLE_COUNT_FULL = 200, 1_000
+BATCH_COUNT, BATCH_COUNT_FULL = 20_000, 100_000
+ONCHAIN_SECONDS = 4.0
+V_OFFSET = 27
+KEYS = KeyAPI()
+
+
+def sign_fast(domain: Domain, tx: BusinessTx, key: Any) -> bytes:
+    """Return a wallet-style (v = 27/28) signature, via eth-keys on the digest."""
+    vrs = key.sign_msg_hash(compute_digest(domain, tx))
+    return vrs.to_bytes()[:64] + bytes([vrs.v + V_OFFSET])
+
+
+def submissions(domain: Domain, wallet: Any, count: int, first_nonce: int) -> list[dict[str, Any]]:
+    """Return ``count`` signed submission bodies from ``wallet``."""
+    key = KEYS.PrivateKey(bytes(wallet.key))
+    party = Account.create().address
+    out = []
+    now = int(time.time())
+    for i in range(count):
+        values = {
+            "subsystem": "main", "kind": "invoice", "parties": [party], "amount": f"{i}.5",
+            "currency": "EUR", "memo": "bench", "payload": "", "nonce": first_nonce + i,
+            "timestamp": now,
+        }  # fmt: skip
+        tx = BusinessTx(**{**values, "parties": (party,)})  # type: ignore[arg-type]
+        sig = sign_fast(domain, tx, key)
+        out.append({"transaction": values, "signer": wallet.address, "signature": "0x" + sig.hex()})
+    return out
+
+
+def to_tx(body: dict[str, Any]) -> tuple[BusinessTx, bytes]:
+    """Return the value object and signature of a submission body."""
+    t = body["transaction"]
+    return BusinessTx(**{**t, "parties": tuple(t["parties"])}), bytes.fromhex(body["signature"][2:])
+
+
+def bench_verify(domain: Domain, bodies: list[dict[str, Any]]) -> tuple[float, float]:
+    """Return (fast, eth-account) signature checks per second."""
+    txs = [to_tx(b) for b in bodies]
+    start = time.perf_counter()
+    for tx, sig in txs:
+        verify_signed_tx(domain, tx, sig)
+    fast = len(txs) / (time.perf_counter() - start)
+    from eth_account.messages import encode_typed_data
+
+    sample = txs[: max(1, len(txs) // 10)]
+    start = time.perf_counter()
+    for tx, sig in sample:
+        Account.recover_message(encode_typed_data(full_message=typed_data(domain, tx)), signature=sig)
+    slow = len(sample) / (time.perf_counter() - start)
+    return fast, slow
+
+
+def wait_all_anchored(node: Any, timeout: float = 600) -> float:
+    """Wait until nothing is pending; return the time it happened (perf_counter)."""
+    deadline = time.monotonic() + timeout
+    while node.ledger.pending_count():
+        if time.monotonic() > deadline:
+            raise TimeoutError("leaves still pending")
+        with node.ledger.changed:
+            node.ledger.changed.wait(0.05)
+    return time.perf_counter()
+
+
+def bench_single(url: str, node: Any, bodies: list[dict[str, Any]]) -> tuple[float, int]:
+    """Return (tx/s until all anchored, errors) for one POST per transaction."""
+
+    def post(chunk: list[dict[str, Any]]) -> int:
+        bad = 0
+        with httpx.Client(base_url=url, timeout=120) as client:
+            for body in chunk:
+                bad += client.post("/api/v1/transactions", json=body).status_code != 202
+        return bad
+
+    chunks = [bodies[i::4] for i in range(4)]
+    start = time.perf_counter()
+    with ThreadPoolExecutor(4) as pool:
+        errors = sum(pool.map(post, chunks))
+    end = wait_all_anchored(node)
+    return len(bodies) / (end - start), errors
+
+
+def bench_batch(
+    url: str, node: Any, bodies: list[dict[str, Any]], per_request: int
+) -> tuple[float, float, int, list[float]]:
+    """Return (accepted tx/s, anchored tx/s, errors, request latencies in s)."""
+    requests = [bodies[i : i + per_request] for i in range(0, len(bodies), per_request)]
+    latencies: list[float] = []
+
+    def post(share: list[list[dict[str, Any]]]) -> int:
+        bad = 0
+        with httpx.Client(base_url=url, timeout=300) as client:
+            for items in share:
+                t0 = time.perf_counter()
+                result = client.post("/api/v1/transactions/batch", json={"items": items}).json()
+                latencies.append(time.perf_counter() - t0)
+                bad += int(result["rejected"])
+        return bad
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(2) as pool:
+        errors = sum(pool.map(post, [requests[0::2], requests[1::2]]))
+    accepted_at = time.perf_counter()
+    anchored_at = wait_all_anchored(node)
+    return (
+        len(bodies) / (accepted_at - start),
+        len(bodies) / (anchored_at - start),
+        errors,
+        latencies,
+    )
+
+
+def bench_onchain_per_tx(seconds: float) -> float | None:
+    """Return business tx/s when each is its own registry ``anchor`` tx on anvil."""
+    if not ANVIL_BIN.exists():
+        print(f"onchain_per_tx skipped: anvil binary absent at {ANVIL_BIN} (npm ci in contracts/)")
+        return None
+    from web3 import Web3
+
+    from node.chain.registry import Registry
+
+    port = free_port()
+    proc = subprocess.Popen(
+        [str(ANVIL_BIN), "--host", "127.0.0.1", "--port", str(port), "--accounts", "1"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        w3 = Web3(Web3.HTTPProvider(f"http://127.0.0.1:{port}"))
+        deadline = time.monotonic() + 15
+        while not w3.is_connected():
+            if time.monotonic() > deadline:
+                raise TimeoutError("anvil did not start")
+            time.sleep(0.05)
+        account = Account.create()
+        w3.provider.make_request("anvil_setBalance", [account.address, hex(10**21)])  # type: ignore[arg-type]
+        registry = Registry.deploy(w3, account, 100)
+        registry.register_node("http://bench", 1, 1, "main")
+        done = 0
+        start = time.perf_counter()
+        while time.perf_counter() - start < seconds:
+            registry.anchor("", (done + 1).to_bytes(32, "big"), done + 1, 1, "bafy-bench")
+            done += 1
+        return done / (time.perf_counter() - start)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def bench_proof_verify(count: int = 2_000) -> float:
+    """Return the mean time of one inclusion-proof check, in microseconds."""
+    leaves = [hash_leaf(i.to_bytes(8, "big")) for i in range(4096)]
+    from node.ledger.proof import compute_root
+
+    root = compute_root(leaves)
+    proofs = [(i, inclusion_proof(i, leaves)) for i in range(0, 4096, 4096 // 64)]
+    start = time.perf_counter()
+    for n in range(count):
+        index, path = proofs[n % len(proofs)]
+        verify_inclusion(index, len(leaves), leaves[index], path, root)
+    return (time.perf_counter() - start) / count * 1e6
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--full", action="store_true", help="send 1000 transactions")
-    parser.add_argument("--count", type=int, default=None)
-    parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--full", action="store_true", help="send more transactions")
+    parser.add_argument("--count", type=int, default=None, help="transactions, batch phase")
+    parser.add_argument("--batch", type=int, default=1_000, help="transactions per request")
     args = parser.parse_args()
-    count = args.count or (1000 if args.full else 150)
+    batch_count = args.count or (BATCH_COUNT_FULL if args.full else BATCH_COUNT)
+    single_count = SINGLE_COUNT_FULL if args.full else SINGLE_COUNT
 
-    with tempfile.TemporaryDirectory() as tmp, in_process_node(Path(tmp) / "data") as node:
-        domain = domain_of(node.url)
+    print(f"eth-keys backend: {type(KEYS.backend).__name__}")
+    onchain = bench_onchain_per_tx(ONCHAIN_SECONDS)
+    with tempfile.TemporaryDirectory() as tmp, in_process_node(
+        Path(tmp) / "data", batch_max=max(args.batch, 4_096), rate_limit=0
+    ) as running:
+        node = running.node
+        domain = domain_of(running.url)
         wallet = Account.create()
-        bodies = [make_submission(domain, wallet, nonce=i) for i in range(count)]
-
-        start = time.perf_counter()
-        for body in bodies:
-            tx = body["transaction"]
-            verify_signed_tx(
-                domain,
-                BusinessTx(**{**tx, "parties": tuple(tx["parties"])}),
-                bytes.fromhex(body["signature"][2:]),
-            )
-        verify_rate = count / (time.perf_counter() - start)
-
-        def post(body: dict) -> int:  # type: ignore[type-arg]
-            with httpx.Client(base_url=node.url, timeout=120) as client:
-                return client.post("/api/v1/transactions", json=body).status_code
-
-        start = time.perf_counter()
-        with ThreadPoolExecutor(max_workers=args.clients) as pool:
-            statuses = list(pool.map(post, bodies))
-        elapsed = time.perf_counter() - start
-        errors = sum(1 for s in statuses if s != 201)
-        print(f"transactions: {count}, clients: {args.clients}, elapsed {elapsed:.1f} s")
-        print(f"verify: {verify_rate:.0f} tx/s")
-        print(f"ingest: {count / elapsed:.1f} tx/s")
-        print(f"ingest_errors: {errors} count")
+        node.registry.add_participant("main", wallet.address)
+        t0 = time.perf_counter()
+        single = submissions(domain, wallet, single_count, 0)
+        batch = submissions(domain, wallet, batch_count, single_count)
+        sign_rate = (single_count + batch_count) / (time.perf_counter() - t0)
+        verify_fast, verify_slow = bench_verify(domain, batch[:2_000])
+        single_rate, single_errors = bench_single(running.url, node, single)
+        anchors_before = node.registry.anchor_count()
+        accepted, anchored, batch_errors, latencies = bench_batch(
+            running.url, node, batch, args.batch
+        )
+        gas = 0
+        anchors_after = node.registry.anchor_count()
+        for index in range(anchors_before, anchors_after):
+            row = node.ledger.anchors(before=index + 1, limit=1)[0]
+            gas += int(node.chain.w3.eth.get_transaction_receipt(row.chain_tx_hash)["gasUsed"])
+        anchors_made = anchors_after - anchors_before
+    proof_us = bench_proof_verify()
+    latencies.sort()
+    p50 = statistics.median(latencies)
+    p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
+    print(f"signing (bench clients): {sign_rate:.0f} tx/s")
+    print(f"single: {single_count} tx, 4 clients; batch: {batch_count} tx in requests of "
+          f"{args.batch}, 2 clients, {anchors_made} anchors; batch request p50 "
+          f"{p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms")  # fmt: skip
+    print(f"verify_eth_account: {verify_slow:.0f} tx/s")
+    print(f"verify: {verify_fast:.0f} tx/s")
+    print(f"ingest_single_anchored: {single_rate:.1f} tx/s")
+    print(f"ingest_batch_durable: {accepted:.0f} tx/s")
+    print(f"ingest_batch_anchored: {anchored:.0f} tx/s")
+    if onchain is not None:
+        print(f"onchain_per_tx_anvil: {onchain:.1f} tx/s")
+        print(f"batch_vs_onchain: {anchored / onchain:.0f} x")
+    print(f"anchor_gas_per_tx: {gas / batch_count:.1f} gas")
+    print(f"proof_verify: {proof_us:.1f} us")
+    print(f"ingest_errors: {single_errors + batch_errors} count")
 
 
 if __name__ == "__main__":

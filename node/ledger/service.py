@@ -20,12 +20,16 @@ their batch documents) instead of anchoring the same leaves twice.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import logging
+import tempfile
 import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Protocol
 
 from sqlalchemy import delete, func, select, update
@@ -46,6 +50,12 @@ DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
 DEFAULT_BATCH_MAX = 256
 MAX_SUBMIT_BATCH = 1000  # transactions per call of the batch endpoint
+DIRECTORY_IMPORT_MIN = 8  # from this many missing bodies, import them as one directory
+LEAVES_PER_DIRECTORY = 1000
+UNIXFS_CHUNK_SIZE = 256 * 1024  # kubo's default chunker (size-262144)
+RAW_CIDV1_SHA256_PREFIX = bytes(
+    [0x01, 0x55, 0x12, 0x20]
+)  # CIDv1, raw, sha2-256, 32 bytes  # keeps each UnixFS directory far below kubo's sharding size
 SYSTEM_LOG = ""  # the subsystem field of anchors of the node's (system-wide) log
 
 
@@ -170,6 +180,15 @@ def compute_micros(moment: datetime) -> int:
 
 
 _ACCEPTED = ValidationError("accepted")  # placeholder, replaced by the row before returning
+
+
+def compute_leaf_cid(body: bytes) -> str:
+    """Return the CID ``ipfs add --cid-version 1`` gives ``body``: a file of one chunk with
+    raw leaves is the raw block itself, so its CID is ``b`` + base32(0x01 0x55 0x12 0x20 ||
+    sha256(body)). Requires ``len(body) <= UNIXFS_CHUNK_SIZE`` (leaves are far smaller)."""
+    assert len(body) <= UNIXFS_CHUNK_SIZE, "a leaf fits in one UnixFS chunk"
+    digest = RAW_CIDV1_SHA256_PREFIX + hashlib.sha256(body).digest()
+    return "b" + base64.b32encode(digest).decode("ascii").lower().rstrip("=")
 
 
 def new_row(
@@ -311,7 +330,7 @@ class LedgerService:
 
     def _new_row(self, signed: SignedBusinessTx, received_at: datetime) -> BusinessTransaction:
         body = signed.encode()
-        return new_row(signed, body, self._store.add_bytes(body, only_hash=True), received_at)
+        return new_row(signed, body, compute_leaf_cid(body), received_at)
 
     def submit_many(
         self, items: Sequence[Submission]
@@ -458,9 +477,8 @@ class LedgerService:
             frontier = CompactRange()
             for leaf_hash in log_hashes:
                 frontier.append(leaf_hash)
+            self._store_bodies(rows, first)
             for row in rows:
-                if not self._store.has(row.cid):
-                    self._store.add_bytes(row.body)
                 frontier.append(bytes.fromhex(row.leaf_hash[2:]))
             batch = Batch(
                 first,
@@ -491,6 +509,36 @@ class LedgerService:
         with self.changed:
             self.changed.notify_all()
         return anchor
+
+    def _store_bodies(self, rows: Sequence[BusinessTransaction], first: int) -> None:
+        """Put the bodies of ``rows`` missing from the store into it, pinned.
+
+        Many bodies go in as one UnixFS directory (``<leaf index // 1000>/<leaf index>``):
+        one import, one pin of the directory (which pins every leaf recursively) instead
+        of one pin-file rewrite per leaf. A single-chunk file with raw leaves has the raw
+        CID of its bytes, so every leaf keeps the CID it was given at acceptance.
+
+        Raises ``StoreError`` if the store fails, and ``CollegiumError`` if a body did not
+        get its recorded CID.
+        """
+        add_path = getattr(self._store, "add_path", None)
+        if len(rows) < DIRECTORY_IMPORT_MIN or add_path is None:
+            for row in rows:
+                if not self._store.has(row.cid):
+                    self._store.add_bytes(row.body)
+            return
+        # blocks already present are verified and skipped by the import itself
+        missing = list(enumerate(rows, first))
+        with tempfile.TemporaryDirectory(prefix="collegium-batch-") as tmp:
+            root = Path(tmp) / "leaves"
+            for leaf_index, row in missing:
+                folder = root / str(leaf_index // LEAVES_PER_DIRECTORY)
+                folder.mkdir(parents=True, exist_ok=True)
+                (folder / str(leaf_index)).write_bytes(row.body)
+            add_path(root)
+        for row in (rows[0], rows[-1]):  # CIDs are equal by construction; spot-check it
+            if not self._store.has(row.cid):
+                raise CollegiumError(f"the store did not keep leaf {row.tx_id} as {row.cid}")
 
     def recover(self) -> int:
         """Adopt this node's on-chain anchors missing from SQL (a crash right after an

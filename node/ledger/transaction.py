@@ -393,8 +393,9 @@ def validate_amount(amount: str) -> Decimal:
 def verify_signed_tx(domain: Domain, tx: BusinessTx, signature: bytes) -> SignedBusinessTx:
     """Return the verified transaction; raise ``ValidationError`` on any defect."""
     validate_tx(tx)
-    signer = recover_signer(domain, tx, signature)
-    return SignedBusinessTx(domain, tx, signature, signer, compute_tx_id(domain, tx))
+    digest = compute_digest(domain, tx)
+    signer = recover_digest_signer(digest, signature)
+    return SignedBusinessTx(domain, tx, signature, signer, TxId("0x" + digest.hex()))
 
 
 def encode_leaf(domain: Domain, tx: BusinessTx, signature: bytes) -> bytes:

@@ -8,7 +8,6 @@ after a crash). The real chain and store are exercised in tests/api and tests/cl
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +29,7 @@ from node.ledger.service import (
     Submission,
     TxFilter,
     UnknownSubsystem,
+    compute_leaf_cid,
     compute_micros,
 )
 from node.ledger.transaction import BusinessTx, Domain, sign_tx
@@ -91,7 +91,7 @@ class FakeStore:
     def add_bytes(
         self, data: bytes, *, cid_version: int = 1, pin: bool = True, only_hash: bool = False
     ) -> str:
-        cid = "fake" + hashlib.sha256(data).hexdigest()
+        cid = compute_leaf_cid(data)
         if not only_hash:
             self.blocks[cid] = data
         return cid
@@ -338,3 +338,13 @@ def test_batch_document_records_acceptance_times(parts: Any) -> None:
     assert batch.leaf_cids == (row.cid,)
     assert batch.received_at_us == (compute_micros(row.received_at),)
     assert decode_batch(Batch(0, ("a",)).encode()).received_at_us == ()  # version 1 still reads
+
+
+def test_leaf_cid_is_the_cid_kubo_gives(tmp_path: Path) -> None:
+    from node.storage import open_store
+
+    assert compute_leaf_cid(b"") == "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"
+    store = open_store(tmp_path)
+    for size in (1, 100, 4096, 256 * 1024):
+        body = bytes(range(256)) * (size // 256) + b"x" * (size % 256)
+        assert compute_leaf_cid(body) == store.add_bytes(body, only_hash=True)
