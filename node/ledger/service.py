@@ -23,6 +23,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import logging
+import os
 import tempfile
 import threading
 import time
@@ -52,6 +53,7 @@ DEFAULT_BATCH_MAX = 256
 MAX_SUBMIT_BATCH = 1000  # transactions per call of the batch endpoint
 DIRECTORY_IMPORT_MIN = 8  # from this many missing bodies, import them as one directory
 LEAVES_PER_DIRECTORY = 1000
+RAM_SCRATCH_DIR = "/dev/shm"  # staging copies of leaves: RAM, when there is one
 UNIXFS_CHUNK_SIZE = 256 * 1024  # kubo's default chunker (size-262144)
 RAW_CIDV1_SHA256_PREFIX = bytes(
     [0x01, 0x55, 0x12, 0x20]
@@ -529,7 +531,8 @@ class LedgerService:
             return
         # blocks already present are verified and skipped by the import itself
         missing = list(enumerate(rows, first))
-        with tempfile.TemporaryDirectory(prefix="collegium-batch-") as tmp:
+        scratch = RAM_SCRATCH_DIR if os.path.isdir(RAM_SCRATCH_DIR) else None
+        with tempfile.TemporaryDirectory(prefix="collegium-batch-", dir=scratch) as tmp:
             root = Path(tmp) / "leaves"
             for leaf_index, row in missing:
                 folder = root / str(leaf_index // LEAVES_PER_DIRECTORY)

@@ -202,3 +202,27 @@ def test_private_rejects_public_content(domain, change, needle) -> None:  # type
 def test_public_rejects_payload_hash(domain) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(ValidationError, match="only for private"):
         verify_signed_tx(domain, make_tx(payload_hash="0x" + "00" * 32), b"\x00" * 65)
+
+
+def test_direct_recovery_matches_eth_keys_and_rejects_out_of_range(domain) -> None:  # type: ignore[no-untyped-def]
+    from eth_utils import to_checksum_address
+
+    from node.ledger.transaction import compute_checksum_address, recover_digest_signer
+
+    for _ in range(5):
+        address = Account.create().address
+        raw = bytes.fromhex(address[2:])
+        assert compute_checksum_address(raw) == to_checksum_address(address)
+    tx = make_tx()
+    wallet = Account.create()
+    sig = sign_tx(domain, tx, wallet.key)
+    n = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+    digest = bytes.fromhex(compute_tx_id(domain, tx)[2:])
+    assert recover_digest_signer(digest, sig) == wallet.address
+    for bad in (
+        n.to_bytes(32, "big") + sig[32:],  # r = n
+        sig[:32] + bytes(32) + sig[64:],  # s = 0
+        sig[:64] + bytes([29]),  # v = 2
+    ):
+        with pytest.raises(ValidationError, match="not valid"):
+            recover_digest_signer(digest, bad)
