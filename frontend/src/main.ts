@@ -84,11 +84,12 @@ async function overview(): Promise<void> {
     const next = await readRegistry<bigint>(client, registry, "epochStartBlock", [BigInt(epoch) + 1n]);
     nextRotation = `block ${next} (in ${next - height} blocks)`;
   }
-  if (nodesApi) nodesOnline = `${nodesApi.length} (node API)`;
+  if (nodesApi) nodesOnline = `${nodesApi.length} active`;
   else if (registry) {
     const nodes = await registryNodes(client, registry);
-    nodesOnline = `${nodes.filter((n) => n.active).length} registered`;
+    nodesOnline = `${nodes.filter((n) => n.active).length} active`;
   }
+  const epochRoot = epochApi?.root as string | undefined;
   const perBatch = anchors.length ? (anchors.reduce((n, a) => n + a.count, 0) / anchors.length).toFixed(1) : "—";
   const card = (label: string, value: unknown, id: string) =>
     h`<div class="card"><div class="label">${label}</div><div class="value" data-testid="${id}">${value}</div></div>`;
@@ -103,6 +104,7 @@ async function overview(): Promise<void> {
   </div>
   <dl>
     <dt>Epoch seed</dt><dd><code>${seed || "—"}</code></dd>
+    <dt>Assignment root</dt><dd>${epochRoot ? h`<a href="#/assignment"><code>${epochRoot}</code></a>` : h`<a href="#/assignment">compute it</a>`}</dd>
     <dt>Registry</dt><dd><code>${registry ?? "—"}</code></dd>
     <dt>This node</dt><dd><code>${hl.node}</code> · v${hl.version} · store ${hl.store.backend}</dd>
   </dl>

@@ -106,6 +106,7 @@ export async function signIn(address: `0x${string}`, chainId: number): Promise<S
   }
   const url = new URL(nodeUrl("/"));
   const message = createSiweMessage({
+    scheme: url.protocol.replace(/:$/, ""),
     domain: url.host,
     address,
     statement: SIWE_STATEMENT,

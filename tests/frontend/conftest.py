@@ -22,6 +22,7 @@ CHROMIUM_ARGS: Final = [
     "--disable-component-update",
     "--disable-sync",
 ]
+PAGE_TIMEOUT_MS: Final = 30_000
 BUILD_DIR: Final = Path(__file__).resolve().parents[2] / "frontend" / "dist"
 SCREENSHOTS_ENV: Final = "COLLEGIUM_SCREENSHOTS"
 
@@ -55,7 +56,7 @@ def browser() -> Iterator[Any]:
 def context(browser: Any) -> Iterator[Any]:
     """Yield a fresh browser context (no wallet) with downloads allowed."""
     ctx = browser.new_context(accept_downloads=True, viewport={"width": 1200, "height": 900})
-    ctx.set_default_timeout(15_000)
+    ctx.set_default_timeout(PAGE_TIMEOUT_MS)
     yield ctx
     ctx.close()
 

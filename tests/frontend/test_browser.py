@@ -21,6 +21,7 @@ from tests.support.node import InProcessNode, domain_of, free_port, make_submiss
 ANCHOR_TIMEOUT: Final = 30.0
 TX_PATH: Final = "/api/v1/transactions"
 FUNDING_WEI: Final = 10**18
+EPOCH_API_TIMEOUT: Final = 30.0
 ALL_ROLES_MASK: Final = compute_roles_mask(
     ("fe_system", "fe_subsystem", "be_system", "be_subsystem")
 )
@@ -70,9 +71,10 @@ def submit_through_ui(page: Any, node: InProcessNode, party: str, memo: str) -> 
     page.get_by_label("Parties (comma-separated addresses)").fill(party)
     page.get_by_label("Memo").fill(memo)
     page.get_by_role("button", name="Sign and submit").click()
-    link = page.get_by_test_id("submitted").locator("a")
-    link.wait_for()
-    return str(link.inner_text())
+    outcome = page.locator("#submit-status .msg.ok, #submit-status .msg.bad")
+    outcome.wait_for()
+    assert page.get_by_test_id("submitted").count() == 1, outcome.inner_text()
+    return str(page.get_by_test_id("submitted").locator("a").inner_text())
 
 
 def test_overview_shows_chain_and_anchors(
@@ -89,7 +91,7 @@ def test_overview_shows_chain_and_anchors(
     height = int(page.get_by_test_id("height").inner_text())
     assert height >= node.node.chain.w3.eth.block_number - 5
     assert page.get_by_test_id("epoch").inner_text() == str(node.node.registry.current_epoch())
-    assert "1 registered" in page.get_by_test_id("nodes").inner_text()
+    assert page.get_by_test_id("nodes").inner_text() == "1 active"
     page.screenshot(path=str(screenshots / "overview.png"), full_page=True)
     assert errors == []
 
@@ -231,6 +233,19 @@ def test_sign_in_with_ethereum_or_clear_message(node: InProcessNode, context: An
         assert "personal_sign" in wallet.calls
 
 
+def node_epoch(url: str, epoch: int) -> dict[str, Any] | None:
+    """Return the node's view of ``epoch`` once its epoch API reaches it; None without the API."""
+    deadline = time.monotonic() + EPOCH_API_TIMEOUT
+    while time.monotonic() < deadline:
+        response = httpx.get(f"{url}/api/v1/epochs/current", timeout=10)
+        if response.status_code == 404:
+            return None
+        if response.status_code == 200 and response.json()["epoch"] == epoch:
+            return dict(response.json())
+        time.sleep(0.3)
+    raise TimeoutError(f"the node's epoch API did not reach epoch {epoch}")
+
+
 def register_node(node: InProcessNode, capacity: int) -> str:
     """Register one more node (a fresh, funded wallet) in the registry; return its address."""
     account = Account.create()
@@ -253,6 +268,7 @@ def test_assignment_recomputed_in_browser_matches_python(
     epoch = registry.current_epoch()
     if registry.seed(epoch) is None:
         registry.fix_seed(epoch)
+    served = node_epoch(node.url, epoch)
     page = context.new_page()
     page.goto(f"{node.url}/#/assignment")
     root = page.get_by_test_id("assignment-root")
@@ -263,6 +279,12 @@ def test_assignment_recomputed_in_browser_matches_python(
     python = encode_assignment(compute_assignment_from_json(used))
     assert root.inner_text() == python["root"]
     assert page.locator("table").first.locator("tbody tr").count() == len(python["slots"])
+    verdict = page.get_by_test_id("assignment-verdict").inner_text()
+    if served is not None:  # the node's epoch API: the browser must agree with it
+        assert served["root"] == python["root"]
+        assert verdict.startswith("Matches")
+    else:
+        assert "no node answer to compare" in verdict
     page.screenshot(path=str(screenshots / "assignment.png"), full_page=True)
 
 
