@@ -34,6 +34,7 @@ from node.ledger.service import (
 )
 from node.ledger.transaction import BusinessTx, Domain, sign_tx
 from node.ledger.verify import verify_consistency, verify_inclusion
+from tests.db.postgres import postgres_server, postgres_url  # noqa: F401
 
 
 @dataclasses.dataclass
@@ -103,9 +104,14 @@ class FakeStore:
         return cid in self.blocks
 
 
-@pytest.fixture
-def parts(tmp_path: Path) -> Any:
-    url = f"sqlite:///{tmp_path / 'index.sqlite'}"
+@pytest.fixture(params=["sqlite", "postgresql"])
+def parts(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
+    """The service over SQLite and over a real PostgreSQL (skipped, with the reason, when
+    the server or the driver is absent: see tests/db/postgres.py)."""
+    if request.param == "postgresql":
+        url = request.getfixturevalue("postgres_url")
+    else:
+        url = f"sqlite:///{tmp_path / 'index.sqlite'}"
     upgrade_database(url)
     engine = create_db_engine(url)
     sessions = make_session_factory(engine)
