@@ -33,7 +33,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
@@ -160,6 +160,18 @@ class TxFilter:
 
 
 @dataclass(frozen=True)
+class AcceptedTx:
+    """A transaction accepted by :meth:`LedgerService.submit_many` (committed, pending)."""
+
+    tx_id: str
+    seq: int
+    signer: str
+    cid: str
+    body: bytes
+    status: str = TransactionStatus.PENDING
+
+
+@dataclass(frozen=True)
 class Submission:
     """One item of a batch submission."""
 
@@ -191,6 +203,34 @@ def compute_leaf_cid(body: bytes) -> str:
     assert len(body) <= UNIXFS_CHUNK_SIZE, "a leaf fits in one UnixFS chunk"
     digest = RAW_CIDV1_SHA256_PREFIX + hashlib.sha256(body).digest()
     return "b" + base64.b32encode(digest).decode("ascii").lower().rstrip("=")
+
+
+def row_values(
+    signed: SignedBusinessTx, body: bytes, cid: str, received_at: datetime
+) -> dict[str, Any]:
+    """Return the column values of the (pending) index row of a verified transaction
+    (for bulk inserts; parties go to ``transaction_parties``)."""
+    tx = signed.tx
+    return {
+        "tx_id": signed.tx_id,
+        "signer": signed.signer,
+        "nonce": tx.nonce,
+        "subsystem": tx.subsystem,
+        "kind": tx.kind,
+        "amount": tx.amount,
+        "currency": tx.currency,
+        "memo": tx.memo,
+        "payload": tx.payload,
+        "payload_hash": tx.payload_hash,
+        "private": tx.private,
+        "timestamp": tx.timestamp,
+        "signature": _hex(signed.signature),
+        "body": body,
+        "leaf_hash": _hex(hash_leaf(body)),
+        "cid": cid,
+        "status": TransactionStatus.PENDING,
+        "received_at": received_at,
+    }
 
 
 def new_row(
@@ -334,18 +374,16 @@ class LedgerService:
         body = signed.encode()
         return new_row(signed, body, compute_leaf_cid(body), received_at)
 
-    def submit_many(
-        self, items: Sequence[Submission]
-    ) -> list[BusinessTransaction | ValidationError]:
-        """Accept a batch of signed transactions; return, per item, its pending row or the
+    def submit_many(self, items: Sequence[Submission]) -> list[AcceptedTx | ValidationError]:
+        """Accept a batch of signed transactions; return, per item, the accepted leaf or the
         ``ValidationError`` that rejected it (rejected items write nothing).
 
-        All accepted rows are committed in one SQL transaction (one fsync) before this
-        returns; their bodies reach the content store through the anchorer.
+        All accepted rows are committed in one SQL transaction (one fsync, bulk inserts)
+        before this returns; their bodies reach the content store through the anchorer.
         """
         if len(items) > MAX_SUBMIT_BATCH:
             raise ValidationError(f"at most {MAX_SUBMIT_BATCH} transactions per batch")
-        results: list[BusinessTransaction | ValidationError] = []
+        results: list[AcceptedTx | ValidationError] = []
         accepted: dict[int, SignedBusinessTx] = {}
         seen_ids: set[str] = set()
         seen_nonces: set[tuple[str, int]] = set()
@@ -367,16 +405,31 @@ class LedgerService:
         now = datetime.now(UTC)
         with self._sessions() as session:
             used = self._used(session, list(accepted.values()))
-            rows: dict[int, BusinessTransaction] = {}
+            fresh: dict[int, tuple[SignedBusinessTx, dict[str, Any]]] = {}
             for position, signed in accepted.items():
                 if signed.tx_id in used[0] or (signed.signer, signed.tx.nonce) in used[1]:
                     results[position] = ReplayedTransaction(
                         f"nonce {signed.tx.nonce} of {signed.signer} was already used (replay)"
                     )
                     continue
-                rows[position] = self._new_row(signed, now)
-            session.add_all(rows.values())
+                body = signed.encode()
+                fresh[position] = (signed, row_values(signed, body, compute_leaf_cid(body), now))
             try:
+                seqs: Sequence[int] = []
+                if fresh:
+                    seqs = session.scalars(
+                        insert(BusinessTransaction).returning(
+                            BusinessTransaction.seq, sort_by_parameter_order=True
+                        ),
+                        [values for _, values in fresh.values()],
+                    ).all()
+                    parties = [
+                        {"tx_seq": seq, "position": i, "address": address}
+                        for seq, (signed, _) in zip(seqs, fresh.values(), strict=True)
+                        for i, address in enumerate(signed.tx.parties)
+                    ]
+                    if parties:
+                        session.execute(insert(TransactionParty), parties)
                 session.commit()
             except IntegrityError:  # a concurrent submit won a race: fall back to one by one
                 session.rollback()
@@ -384,19 +437,27 @@ class LedgerService:
                     r if isinstance(r, ValidationError) else self._submit_or_error(items[i])
                     for i, r in enumerate(results)
                 ]
-        for position, row in rows.items():
-            results[position] = row
-        if rows:
+        for seq, (position, (_, values)) in zip(seqs, fresh.items(), strict=True):
+            results[position] = AcceptedTx(
+                tx_id=values["tx_id"],
+                seq=int(seq),
+                signer=values["signer"],
+                cid=values["cid"],
+                body=values["body"],
+            )
+        if fresh:
             self.leaf_added.set()
             with self.changed:
                 self.changed.notify_all()
         return results
 
-    def _submit_or_error(self, item: Submission) -> BusinessTransaction | ValidationError:
+    def _submit_or_error(self, item: Submission) -> AcceptedTx | ValidationError:
         try:
-            return self.submit(item.tx, item.signature, item.claimed_signer)
+            row = self.submit(item.tx, item.signature, item.claimed_signer)
         except ValidationError as exc:
             return exc
+        return AcceptedTx(tx_id=row.tx_id, seq=row.seq, signer=row.signer, cid=row.cid,
+                          body=row.body)  # fmt: skip
 
     @staticmethod
     def _used(

@@ -439,43 +439,65 @@ def verify_signed_tx(domain: Domain, tx: BusinessTx, signature: bytes) -> Signed
     return SignedBusinessTx(domain, tx, signature, signer, TxId("0x" + digest.hex()))
 
 
+RLP_SHORT = 56  # RLP: payloads shorter than this have a one-byte prefix
+RLP_STRING = 0x80
+RLP_LIST = 0xC0
+RLP_LONG_OFFSET = 55
+
+
+def _rlp_length(length: int, offset: int) -> bytes:
+    if length < RLP_SHORT:
+        return bytes([offset + length])
+    encoded = length.to_bytes((length.bit_length() + 7) // 8, "big")
+    return bytes([offset + RLP_LONG_OFFSET + len(encoded)]) + encoded
+
+
+def compute_rlp(item: bytes | int | list[Any]) -> bytes:
+    """Return the RLP encoding of bytes, non-negative ints (minimal big-endian) and lists
+    of them; the same bytes as ``rlp.encode``, without its type inference (a test checks)."""
+    if isinstance(item, int):
+        item = item.to_bytes((item.bit_length() + 7) // 8, "big")
+    if isinstance(item, bytes):
+        if len(item) == 1 and item[0] < RLP_STRING:
+            return item
+        return _rlp_length(len(item), RLP_STRING) + item
+    payload = b"".join(compute_rlp(x) for x in item)
+    return _rlp_length(len(payload), RLP_LIST) + payload
+
+
 def encode_leaf(domain: Domain, tx: BusinessTx, signature: bytes) -> bytes:
     """Return the canonical RLP encoding of a signed transaction."""
     if tx.private:
-        return bytes(
-            rlp.encode(
-                [
-                    PRIVATE_LEAF_VERSION,
-                    domain.chain_id,
-                    to_bytes(hexstr=domain.verifying_contract),
-                    tx.subsystem.encode(),
-                    tx.kind.encode(),
-                    tx.payload.encode(),
-                    to_bytes(hexstr=tx.payload_hash),
-                    tx.nonce,
-                    tx.timestamp,
-                    signature,
-                ]
-            )
-        )
-    return bytes(
-        rlp.encode(
+        return compute_rlp(
             [
-                LEAF_VERSION,
+                PRIVATE_LEAF_VERSION,
                 domain.chain_id,
-                to_bytes(hexstr=domain.verifying_contract),
+                bytes.fromhex(domain.verifying_contract[2:]),
                 tx.subsystem.encode(),
                 tx.kind.encode(),
-                [to_bytes(hexstr=p) for p in tx.parties],
-                tx.amount.encode(),
-                tx.currency.encode(),
-                tx.memo.encode(),
                 tx.payload.encode(),
+                to_bytes(hexstr=tx.payload_hash),
                 tx.nonce,
                 tx.timestamp,
                 signature,
             ]
         )
+    return compute_rlp(
+        [
+            LEAF_VERSION,
+            domain.chain_id,
+            bytes.fromhex(domain.verifying_contract[2:]),
+            tx.subsystem.encode(),
+            tx.kind.encode(),
+            [bytes.fromhex(p[2:]) for p in tx.parties],
+            tx.amount.encode(),
+            tx.currency.encode(),
+            tx.memo.encode(),
+            tx.payload.encode(),
+            tx.nonce,
+            tx.timestamp,
+            signature,
+        ]
     )
 
 

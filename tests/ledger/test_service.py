@@ -295,8 +295,8 @@ def test_submit_many_commits_good_items_and_reports_bad_ones(parts: Any) -> None
     results = service.submit_many(items)
     kinds = [type(r).__name__ for r in results]
     assert kinds == [
-        "BusinessTransaction", "ReplayedTransaction", "SignerMismatch", "ReplayedTransaction",
-        "UnknownSubsystem", "BusinessTransaction",
+        "AcceptedTx", "ReplayedTransaction", "SignerMismatch", "ReplayedTransaction",
+        "UnknownSubsystem", "AcceptedTx",
     ]  # fmt: skip
     assert count_rows(sessions) == 3
     assert service.anchor_pending() is not None  # the anchorer stores the bodies first

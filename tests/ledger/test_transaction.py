@@ -226,3 +226,24 @@ def test_direct_recovery_matches_eth_keys_and_rejects_out_of_range(domain) -> No
     ):
         with pytest.raises(ValidationError, match="not valid"):
             recover_digest_signer(digest, bad)
+
+
+def test_rlp_encoder_matches_pyrlp() -> None:
+    import random
+
+    from node.ledger.transaction import compute_rlp
+
+    rng = random.Random(1234)
+
+    def item(depth: int) -> object:
+        kind = rng.randrange(4 if depth < 3 else 2)
+        if kind == 0:
+            return bytes(rng.randrange(256) for _ in range(rng.choice((0, 1, 1, 2, 55, 56, 300))))
+        if kind == 1:
+            return rng.choice((0, 1, 127, 128, 255, 256, 2**64 - 1, 2**200))
+        return [item(depth + 1) for _ in range(rng.randrange(0, 6))]
+
+    for _ in range(500):
+        value = item(0)
+        assert compute_rlp(value) == rlp.encode(value)  # type: ignore[arg-type]
+    assert compute_rlp([b"x" * 60] * 3) == rlp.encode([b"x" * 60] * 3)
