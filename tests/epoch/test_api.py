@@ -31,15 +31,19 @@ def _wait_for(fetch: Callable[[], Any], ready: Callable[[Any], bool]) -> Any:
 
 
 def test_epochs_over_http_and_in_status(tmp_path: Path) -> None:
-    with in_process_node(tmp_path / "n", epoch_seconds=0.5, epoch_poll_seconds=0.1) as running:
+    with in_process_node(
+        tmp_path / "n", init={"capacity": 2}, epoch_seconds=0.5, epoch_poll_seconds=0.1
+    ) as running:
         base = running.url + "/api/v1"
         me = running.node.address
 
         def current() -> httpx.Response:
             return httpx.get(base + "/epochs/current", timeout=10)
 
-        # the default single node (capacity 2) cannot hold four slots: reported, not hidden
-        first = _wait_for(current, lambda r: r.status_code == 200).json()
+        # a single node of capacity 2 cannot hold four slots: reported, not hidden
+        first = _wait_for(
+            current, lambda r: r.status_code == 200 and "capacity" in (r.json()["error"] or "")
+        ).json()
         assert first["root"] is None and "capacity" in first["error"]
         assert first["slots"] == []
         # the router then routes as a lone node: every slot here, root zero, never attested

@@ -66,15 +66,20 @@ class InProcessNode:
 
 
 @contextlib.contextmanager
-def in_process_node(data_dir: Path, **settings: Any) -> Iterator[InProcessNode]:
-    """Yield a running node on a free port with its data in ``data_dir``."""
+def in_process_node(
+    data_dir: Path, init: dict[str, Any] | None = None, **settings: Any
+) -> Iterator[InProcessNode]:
+    """Yield a running node on a free port with its data in ``data_dir``.
+
+    ``init`` goes to ``init_node`` (home, capacity, roles); ``settings`` to ``Settings``.
+    """
     from node.api.main import create_app
     from node.runtime import init_node, open_node
 
     port = free_port()
     password = secrets.token_hex(8)
     cfg = Settings(data_dir=data_dir, port=port, **settings)
-    init_node(cfg, password)
+    init_node(cfg, password, **(init or {}))
     node = open_node(cfg, password)
     server = uvicorn.Server(
         uvicorn.Config(create_app(node), host="127.0.0.1", port=port, log_level="warning")
