@@ -103,7 +103,9 @@ def bench_verify(domain: Domain, bodies: list[dict[str, Any]]) -> tuple[float, f
     sample = txs[: max(1, len(txs) // 10)]
     start = time.perf_counter()
     for tx, sig in sample:
-        Account.recover_message(encode_typed_data(full_message=typed_data(domain, tx)), signature=sig)
+        Account.recover_message(
+            encode_typed_data(full_message=typed_data(domain, tx)), signature=sig
+        )
     slow = len(sample) / (time.perf_counter() - start)
     return fast, slow
 
@@ -228,9 +230,12 @@ def main() -> None:
 
     print(f"eth-keys backend: {type(KEYS.backend).__name__}")
     onchain = bench_onchain_per_tx(ONCHAIN_SECONDS)
-    with tempfile.TemporaryDirectory() as tmp, in_process_node(
-        Path(tmp) / "data", batch_max=max(args.batch, 4_096), rate_limit=0
-    ) as running:
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        in_process_node(
+            Path(tmp) / "data", batch_max=max(args.batch, 4_096), rate_limit=0
+        ) as running,
+    ):
         node = running.node
         domain = domain_of(running.url)
         wallet = Account.create()
