@@ -38,7 +38,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from node.db.models import Anchor, BusinessTransaction, TransactionParty, TransactionStatus
-from node.errors import CollegiumError, ValidationError
+from node.errors import ChainError, CollegiumError, ValidationError
 from node.ledger.batch import Batch, decode_batch
 from node.ledger.hasher import hash_leaf
 from node.ledger.participants import ParticipantCache
@@ -535,6 +535,7 @@ class LedgerService:
             ).all()
             if not rows:
                 return None
+            self._check_last_anchor(session)
             log_hashes = self._log(session)
             first = len(log_hashes)
             frontier = CompactRange()
@@ -572,6 +573,31 @@ class LedgerService:
         with self.changed:
             self.changed.notify_all()
         return anchor
+
+    def _check_last_anchor(self, session: Session) -> None:
+        """Raise ``ChainError`` if this node's newest indexed anchor is no longer on-chain
+        (a reorg dropped it): a new tree head must not extend leaves the chain lost. The
+        chain follower rolls those leaves back to pending; anchoring resumes after it."""
+        last = session.scalar(
+            select(Anchor)
+            .where(Anchor.node == self._node_address)
+            .order_by(Anchor.index.desc())
+            .limit(1)
+        )
+        if last is None:
+            return
+        try:
+            onchain = self._registry.get_anchor(last.index)
+            same = _hex(bytes(onchain.root)) == last.root and int(onchain.tree_size) == (
+                last.tree_size
+            )
+        except Exception:  # out of range after a reorg, or the chain is unreachable
+            same = False
+        if not same:
+            raise ChainError(
+                f"anchor {last.index} (tree size {last.tree_size}) is not on-chain any more; "
+                "waiting for the chain follower to roll its leaves back"
+            )
 
     def _store_bodies(self, rows: Sequence[BusinessTransaction], first: int) -> None:
         """Put the bodies of ``rows`` missing from the store into it, pinned.

@@ -326,12 +326,17 @@ def test_rollback_own_anchors_reanchors_the_same_leaves(parts: Any) -> None:
     service.anchor_pending()
     registry.anchors[0].block_number = 10
     assert service.rollback_own_anchors_above(10) == 0
+    dropped = registry.anchors.pop()  # the reorg removed the anchor from the chain
+    service.submit(*signed(service, wallet, nonce=3), wallet.address)
+    with pytest.raises(ChainError, match="not on-chain any more"):
+        service.anchor_pending()  # never extend leaves the chain lost
+    registry.anchors.append(dropped)
     assert service.rollback_own_anchors_above(9) == 3  # the reorg dropped block 10
     assert all(service.get(r.tx_id).status == "pending" for r in rows)  # type: ignore[union-attr]
     assert service.tree_size() == 0
     registry.anchors.clear()
     again = service.anchor_pending()
-    assert again is not None and again.tree_size == 3
+    assert again is not None and again.tree_size == 4
     assert [service.get(r.tx_id).leaf_index for r in rows] == [0, 1, 2]  # type: ignore[union-attr]
 
 
