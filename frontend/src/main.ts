@@ -30,7 +30,14 @@ const CSV_COLUMNS = ["id", "seq", "subsystem", "kind", "parties", "amount", "cur
 const main = document.getElementById("main") as HTMLElement;
 let healthCache: Health | null = null;
 
-function render(content: Raw): void {
+let routeId = 0;
+
+/** Thrown to stop a page whose route is no longer the current one. */
+class StaleRoute extends Error {}
+
+/** Show `content`; throw StaleRoute if the user navigated away since route `id` started. */
+function render(id: number, content: Raw): void {
+  if (id !== routeId) throw new StaleRoute();
   main.innerHTML = content.html;
 }
 
@@ -64,6 +71,7 @@ function parseQuery(query: string): Record<string, string> {
 // ---------------------------------------------------------------- overview
 
 async function overview(): Promise<void> {
+  const id = routeId;
   const hl = await health();
   const client = chainClient(hl.chain.chain_id);
   const [height, epochApi, nodesApi, anchors] = await Promise.all([
@@ -93,7 +101,7 @@ async function overview(): Promise<void> {
   const perBatch = anchors.length ? (anchors.reduce((n, a) => n + a.count, 0) / anchors.length).toFixed(1) : "—";
   const card = (label: string, value: unknown, id: string) =>
     h`<div class="card"><div class="label">${label}</div><div class="value" data-testid="${id}">${value}</div></div>`;
-  render(h`<h1>Overview</h1>
+  render(id, h`<h1>Overview</h1>
   <div class="cards">
     ${card("Chain height", height, "height")}
     ${card("Epoch", epoch, "epoch")}
@@ -149,6 +157,7 @@ export async function exportCsv(filter: TxFilter): Promise<string> {
 }
 
 async function transactions(query: string): Promise<void> {
+  const id = routeId;
   const q = parseQuery(query);
   const filter: TxFilter = { subsystem: q.subsystem, kind: q.kind, party: q.party, signer: q.signer };
   const before = q.before ? Number(q.before) : undefined;
@@ -157,7 +166,7 @@ async function transactions(query: string): Promise<void> {
   const next = page.next_cursor != null ? `#/txs?${keep}${keep.size ? "&" : ""}before=${page.next_cursor}` : "";
   const field = (name: keyof TxFilter, label: string, ph: string) =>
     h`<label>${label}<input name="${name}" value="${filter[name] ?? ""}" placeholder="${ph}" /></label>`;
-  render(h`<h1>Transactions</h1>
+  render(id, h`<h1>Transactions</h1>
   <form class="filters" id="filters">
     ${field("subsystem", "Subsystem", "main")} ${field("kind", "Kind", "invoice")}
     ${field("party", "Party", "0x…")} ${field("signer", "Signer", "0x…")}
@@ -240,10 +249,11 @@ async function runVerify(tx: Tx, out: HTMLElement): Promise<void> {
   );
 }
 
-async function transaction(id: string): Promise<void> {
-  const tx = await getJson<Tx>(`${API}/transactions/${encodeURIComponent(id)}`);
+async function transaction(txId: string): Promise<void> {
+  const id = routeId;
+  const tx = await getJson<Tx>(`${API}/transactions/${encodeURIComponent(txId)}`);
   const a = tx.anchor;
-  render(h`<h1>Transaction</h1>
+  render(id, h`<h1>Transaction</h1>
   <dl>
     <dt>Id</dt><dd><code data-testid="tx-id">${tx.id}</code></dd>
     <dt>Status</dt><dd class="${tx.status}">${tx.status}</dd>
@@ -300,14 +310,41 @@ export function computePolicy(nodes: TopoNode[], subsystems: string[]): { served
   return { served, replicas };
 }
 
+/** Roles that give up a replica first when capacity runs short (node/epoch/policy.py). */
+export const REDUCTION_ORDER = ["fe_system", "fe_subsystem", "be_system", "be_subsystem"];
+const CAPACITY_ERRORS = ["insufficient_capacity", "capacity_exhausted"];
+
+/** Return the assignment of `input`, taking one replica at a time from the role with the most
+ * (ties: REDUCTION_ORDER) while capacity is short, as the node's epoch policy does. */
+function computeWithReduction(
+  compute: (input: unknown) => unknown,
+  input: { replicas: Record<string, number> },
+  hasSubsystemSlots: boolean,
+): AssignmentOut {
+  for (;;) {
+    try {
+      return compute(input) as AssignmentOut;
+    } catch (e) {
+      if (!CAPACITY_ERRORS.includes((e as { kind?: string }).kind ?? "")) throw e;
+      const candidates = REDUCTION_ORDER.filter(
+        (r) => (hasSubsystemSlots || !r.endsWith("_subsystem")) && input.replicas[r] > 1,
+      );
+      if (!candidates.length) throw e;
+      const role = candidates.reduce((best, r) => (input.replicas[r] > input.replicas[best] ? r : best));
+      input.replicas[role] -= 1;
+    }
+  }
+}
+
 interface AssignmentOut {
   root: string;
   slots: { role: string; subsystem: string | null; hosts: string[] }[];
 }
 
 async function assignment(query: string): Promise<void> {
+  const id = routeId;
   const hl = await health();
-  if (!hl.registry) return render(message("warn", "This node has no registry yet."));
+  if (!hl.registry) return render(id, message("warn", "This node has no registry yet."));
   const client = chainClient(hl.chain.chain_id);
   const current = await readRegistry<bigint>(client, hl.registry, "currentEpoch");
   const epoch = query ? BigInt(parseQuery(query).epoch ?? current) : current;
@@ -322,7 +359,7 @@ async function assignment(query: string): Promise<void> {
       location.hash = `#/assignment?epoch=${new FormData(ev.target as HTMLFormElement).get("epoch")}`;
     });
   if (seed === ZERO_HASH) {
-    render(h`<h1>Assignment</h1>${picker}${message("warn", `The seed of epoch ${epoch} is not fixed on-chain yet, so there is no assignment to compute.`)}`);
+    render(id, h`<h1>Assignment</h1>${picker}${message("warn", `The seed of epoch ${epoch} is not fixed on-chain yet, so there is no assignment to compute.`)}`);
     return bind();
   }
   // The registry as it was at the epoch's boundary block (as every node reads it), else now.
@@ -349,9 +386,11 @@ async function assignment(query: string): Promise<void> {
   const { computeAssignment } = await import("../assignment/assignment.mjs");
   let computed: AssignmentOut;
   try {
-    computed = computeAssignment(input) as AssignmentOut;
+    computed = apiEpoch
+      ? (computeAssignment(input) as AssignmentOut)
+      : computeWithReduction(computeAssignment, input, served.length > 0);
   } catch (e) {
-    render(h`<h1>Assignment</h1>${picker}${message("bad", `The browser cannot compute epoch ${epoch}'s assignment: ${errorText(e)}`)}`);
+    render(id, h`<h1>Assignment</h1>${picker}${message("bad", `The browser cannot compute epoch ${epoch}'s assignment: ${errorText(e)}`)}`);
     return bind();
   }
   const nodeRoot = (apiEpoch?.assignment as AssignmentOut | undefined)?.root ?? (apiEpoch?.root as string | undefined);
@@ -363,7 +402,7 @@ async function assignment(query: string): Promise<void> {
   const attest = await Promise.all(
     nodes.map(async (n) => ({ n, root: await readRegistry<Hex>(client, hl.registry!, "attestationOf", [epoch, n.address]) })),
   );
-  render(h`<h1>Assignment — epoch ${epoch}</h1>${picker}
+  render(id, h`<h1>Assignment — epoch ${epoch}</h1>${picker}
   <dl><dt>Seed</dt><dd><code>${seed}</code></dd><dt>Computed root</dt><dd><code data-testid="assignment-root">${computed.root}</code></dd></dl>
   <div data-testid="assignment-verdict">${verdict}</div>
   <h2>Slots</h2>
@@ -386,8 +425,9 @@ async function assignment(query: string): Promise<void> {
 // ---------------------------------------------------------------- nodes and subsystems
 
 async function nodesPage(): Promise<void> {
+  const id = routeId;
   const hl = await health();
-  if (!hl.registry) return render(message("warn", "This node has no registry yet."));
+  if (!hl.registry) return render(id, message("warn", "This node has no registry yet."));
   const client = chainClient(hl.chain.chain_id);
   const epoch = await readRegistry<bigint>(client, hl.registry, "currentEpoch");
   const [nodes, subsystems, apiSubs] = await Promise.all([
@@ -399,7 +439,7 @@ async function nodesPage(): Promise<void> {
     nodes.map((n) => readRegistry<Hex>(client, hl.registry!, "attestationOf", [epoch, n.address])),
   );
   const admins = new Map((apiSubs ?? []).map((s) => [s.name, s.admins ?? []]));
-  render(h`<h1>Nodes</h1>
+  render(id, h`<h1>Nodes</h1>
   <div class="scroll"><table><thead><tr><th>Address</th><th>Endpoint</th><th>Capacity</th><th>Roles</th><th>Home</th><th>Active</th><th>Attested epoch ${epoch}</th></tr></thead><tbody>
   ${nodes.map((n, i) => h`<tr><td><code>${short(n.address, 8)}</code></td><td>${n.endpoint}</td><td>${n.capacity}</td><td>${n.roles.join(", ")}</td><td>${n.home}</td><td>${n.active ? "yes" : "no"}</td><td>${attested[i] === ZERO_HASH ? "—" : h`<code>${short(attested[i])}</code>`}</td></tr>`)}
   </tbody></table></div>
@@ -415,9 +455,10 @@ async function nodesPage(): Promise<void> {
 let account: `0x${string}` | null = null;
 
 async function walletPage(): Promise<void> {
+  const id = routeId;
   const hl = await health();
   const doc = await getJson<TypedDataDoc>(`${API}/transactions/typed-data`);
-  render(h`<h1>Wallet</h1>
+  render(id, h`<h1>Wallet</h1>
   <div id="wallet-status" aria-live="polite">${account ? message("ok", `Connected as ${account}.`) : ""}</div>
   <p><button id="connect" type="button">Connect wallet</button>
      <button id="switch" type="button" class="secondary">Switch network</button>
@@ -513,6 +554,7 @@ async function walletPage(): Promise<void> {
 // ---------------------------------------------------------------- search
 
 async function search(q: string): Promise<void> {
+  const id = routeId;
   q = q.trim();
   const hl = await health();
   const client = chainClient(hl.chain.chain_id);
@@ -525,35 +567,35 @@ async function search(q: string): Promise<void> {
       if (!(e instanceof ApiError && e.status === 404)) throw e;
     }
     const block = await client.getBlock({ blockHash: q as Hex }).catch(() => null);
-    if (block) return blockView(block.number!, client);
+    if (block) return blockView(id, block.number!, client);
     const receipt = await client.getTransactionReceipt({ hash: q as Hex }).catch(() => null);
-    if (receipt) return blockView(receipt.blockNumber, client, `Chain transaction ${q}`);
-    return render(message("warn", `Nothing found for ${q}: not a business transaction, block or chain transaction.`));
+    if (receipt) return blockView(id, receipt.blockNumber, client, `Chain transaction ${q}`);
+    return render(id, message("warn", `Nothing found for ${q}: not a business transaction, block or chain transaction.`));
   }
   if (isAddress(q)) {
     const [signed, party] = await Promise.all([listTxs({ signer: q }, null, PAGE_SIZE), listTxs({ party: q }, null, PAGE_SIZE)]);
-    return render(h`<h1>Address <code>${q}</code></h1>
+    return render(id, h`<h1>Address <code>${q}</code></h1>
     <h2>Signed by it</h2><div class="scroll"><table><tbody>${txRows(signed.items)}</tbody></table></div>
     <p><a href="#/txs?signer=${q}">All signed by it</a></p>
     <h2>Naming it as a party</h2><div class="scroll"><table><tbody>${txRows(party.items)}</tbody></table></div>
     <p><a href="#/txs?party=${q}">All naming it</a></p>`);
   }
-  if (/^\d+$/.test(q)) return blockView(BigInt(q), client);
+  if (/^\d+$/.test(q)) return blockView(id, BigInt(q), client);
   if (/^(Qm[1-9A-HJ-NP-Za-km-z]{44}|b[a-z2-7]{20,})$/.test(q)) {
     const anchors = await getJson<Anchor[]>(`${API}/anchors?limit=500`);
     const hit = anchors.find((a) => a.batch_cid === q);
-    return render(h`<h1>CID <code>${q}</code></h1>
+    return render(id, h`<h1>CID <code>${q}</code></h1>
     <p>${ipfsLink(q)} (open it through this node's IPFS gateway)</p>
     ${hit ? message("ok", `This is the batch of anchor #${hit.index} (block ${hit.block_number}, ${hit.count} transactions).`) : ""}`);
   }
-  render(message("warn", `Search takes a transaction id, an address, a CID, a block number or a hash; "${q}" is none of those.`));
+  render(id, message("warn", `Search takes a transaction id, an address, a CID, a block number or a hash; "${q}" is none of those.`));
 }
 
-async function blockView(number: bigint, client: ReturnType<typeof chainClient>, title?: string): Promise<void> {
+async function blockView(id: number, number: bigint, client: ReturnType<typeof chainClient>, title?: string): Promise<void> {
   const block = await client.getBlock({ blockNumber: number }).catch(() => null);
-  if (!block) return render(message("warn", `Block ${number} does not exist (yet).`));
+  if (!block) return render(id, message("warn", `Block ${number} does not exist (yet).`));
   const anchors = (await getJson<Anchor[]>(`${API}/anchors?limit=500`)).filter((a) => BigInt(a.block_number) === number);
-  render(h`<h1>${title ?? `Block ${number}`}</h1>
+  render(id, h`<h1>${title ?? `Block ${number}`}</h1>
   <dl><dt>Number</dt><dd>${block.number}</dd><dt>Hash</dt><dd><code>${block.hash}</code></dd>
   <dt>Time</dt><dd>${new Date(Number(block.timestamp) * 1000).toISOString()}</dd><dt>Transactions</dt><dd>${block.transactions.length}</dd></dl>
   <h2>Anchors in this block</h2>
@@ -569,7 +611,8 @@ async function route(): Promise<void> {
   const arg = decodeURIComponent(rest.join("/"));
   for (const a of document.querySelectorAll("nav a"))
     a.toggleAttribute("aria-current", a.getAttribute("href") === `#/${page}`);
-  render(h`<p>Loading…</p>`);
+  const mine = ++routeId;
+  render(mine, h`<p>Loading…</p>`);
   try {
     if (page === "" || page === "overview") await overview();
     else if (page === "txs") await transactions(query);
@@ -578,9 +621,10 @@ async function route(): Promise<void> {
     else if (page === "nodes") await nodesPage();
     else if (page === "wallet") await walletPage();
     else if (page === "search") await search(arg);
-    else render(message("warn", `No page ${path}.`));
+    else render(mine, message("warn", `No page ${path}.`));
   } catch (e) {
-    render(message("bad", errorText(e)));
+    if (e instanceof StaleRoute || mine !== routeId) return;
+    render(mine, message("bad", errorText(e)));
   }
 }
 

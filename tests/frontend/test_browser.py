@@ -77,9 +77,7 @@ def submit_through_ui(page: Any, node: InProcessNode, party: str, memo: str) -> 
     return str(page.get_by_test_id("submitted").locator("a").inner_text())
 
 
-def test_overview_shows_chain_and_anchors(
-    node: InProcessNode, context: Any, screenshots: Path
-) -> None:
+def test_overview_shows_chain_and_anchors(node: InProcessNode, context: Any) -> None:
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
@@ -92,7 +90,6 @@ def test_overview_shows_chain_and_anchors(
     assert height >= node.node.chain.w3.eth.block_number - 5
     assert page.get_by_test_id("epoch").inner_text() == str(node.node.registry.current_epoch())
     assert page.get_by_test_id("nodes").inner_text() == "1 active"
-    page.screenshot(path=str(screenshots / "overview.png"), full_page=True)
     assert errors == []
 
 
@@ -288,7 +285,9 @@ def test_assignment_recomputed_in_browser_matches_python(
     page.screenshot(path=str(screenshots / "assignment.png"), full_page=True)
 
 
-def test_same_files_load_from_ipfs_after_publish(node: InProcessNode, context: Any) -> None:
+def test_same_files_load_from_ipfs_after_publish(
+    node: InProcessNode, context: Any, screenshots: Path
+) -> None:
     cid = publish(node.node.store, node.node.registry, BUILD_DIR)
     assert node.node.registry.frontend_cid() == cid
     assert cid in node.node.store.pins()
@@ -300,6 +299,8 @@ def test_same_files_load_from_ipfs_after_publish(node: InProcessNode, context: A
     assert page.locator("tbody tr").count() >= 1
     page.goto(f"{node.url}/ipfs/{cid}/")
     page.get_by_role("heading", name="Overview").wait_for()
+    page.locator("tbody td a").first.wait_for()  # recent anchors listed, batch CIDs linked
+    page.screenshot(path=str(screenshots / "overview.png"), full_page=True)
     assert errors == []
     index = (BUILD_DIR / "index.html").read_bytes()
     assert httpx.get(f"{node.url}/ipfs/{cid}/index.html").content == index
