@@ -149,3 +149,68 @@ def test_follower_resumes_from_the_last_indexed_block(
     with sessions() as s:
         assert s.scalar(select(RegistryEvent.name).order_by(RegistryEvent.block_number.desc()))
         assert len(s.scalars(select(RegistryEvent)).all()) == 4
+
+
+def test_own_anchor_dropped_by_a_reorg_is_anchored_again(
+    anvil_chain: ChainUnderTest,  # noqa: F811
+    sessions: sessionmaker[Session],
+    tmp_path: Path,
+) -> None:
+    """The real ledger service on anvil: a reorg removes this node's newest anchor; the
+    anchorer refuses to build on it, the follower returns its leaves to pending, and they
+    are anchored again with the same tree head; the audit is clean."""
+    from node.errors import ChainError
+    from node.ledger.audit import audit
+    from node.ledger.service import LedgerService
+    from node.ledger.transaction import BusinessTx, Domain, sign_tx
+    from node.storage import open_store
+
+    chain = anvil_chain
+    admin = chain.new_account()
+    registry = Registry.deploy(chain.w3, admin, 8)
+    start = int(chain.w3.eth.block_number)
+    registry.create_subsystem("main")
+    registry.register_node("http://me", 2, 15, "main")
+    wallet = Account.create()
+    registry.add_participant("main", wallet.address)
+    store = open_store(tmp_path / "store")
+    domain = Domain(int(chain.w3.eth.chain_id), registry.address)
+    ledger = LedgerService(
+        session_factory=sessions, store=store, registry=registry, domain=domain,
+        node_address=admin.address,
+    )  # fmt: skip
+    follower = ChainFollower(
+        w3=chain.w3, registry_address=registry.address, sessions=sessions,
+        node_address=admin.address, confirmations=0, start_block=start,
+        on_participants_changed=ledger.participants.invalidate,
+        rollback_own_anchors=ledger.rollback_own_anchors_above,
+    )  # fmt: skip
+
+    def submit(nonce: int) -> str:
+        tx = BusinessTx("main", "invoice", (), "1", "EUR", "", "", nonce, 1_764_000_000)
+        return ledger.submit(tx, sign_tx(domain, tx, wallet.key), wallet.address).tx_id
+
+    first = [submit(n) for n in range(2)]
+    assert ledger.anchor_pending() is not None
+    follower.sync()
+    snapshot = rpc(chain, "evm_snapshot")
+    later = [submit(n) for n in range(2, 4)]
+    lost = ledger.anchor_pending()
+    assert lost is not None and lost.index == 1 and lost.tree_size == 4
+    follower.sync()
+    orphaned_head = int(chain.w3.eth.block_number)
+
+    assert rpc(chain, "evm_revert", snapshot) is True
+    chain.mine(orphaned_head - int(chain.w3.eth.block_number) + 2)
+    newest = submit(4)
+    with pytest.raises(ChainError, match="not on-chain any more"):
+        ledger.anchor_pending()  # would extend leaves 2, 3 that the chain lost
+    follower.sync()
+    assert [ledger.get(t).status for t in later] == ["pending", "pending"]  # type: ignore[union-attr]
+    assert ledger.get(first[0]).status == "anchored"  # type: ignore[union-attr]
+    again = ledger.anchor_pending()
+    assert again is not None and again.index == 1 and again.tree_size == 5
+    # the same leaves in the same order, then the new one
+    assert [ledger.get(t).leaf_index for t in [*later, newest]] == [2, 3, 4]  # type: ignore[union-attr]
+    report = audit(sessions, store, Registry(chain.w3, registry.address), admin.address)
+    assert report.ok, [str(f) for f in report.findings]
