@@ -144,6 +144,10 @@ export interface TxFilter {
   kind?: string;
   party?: string;
   signer?: string;
+  /** signed timestamp >= since (unix seconds) */
+  since?: string;
+  /** signed timestamp < until (unix seconds) */
+  until?: string;
 }
 
 /** Return one page of transactions matching `filter`, older than `before` when given. */

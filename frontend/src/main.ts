@@ -159,17 +159,27 @@ export async function exportCsv(filter: TxFilter): Promise<string> {
 async function transactions(query: string): Promise<void> {
   const id = routeId;
   const q = parseQuery(query);
-  const filter: TxFilter = { subsystem: q.subsystem, kind: q.kind, party: q.party, signer: q.signer };
+  const filter: TxFilter = {
+    subsystem: q.subsystem,
+    kind: q.kind,
+    party: q.party,
+    signer: q.signer,
+    since: q.since,
+    until: q.until,
+  };
   const before = q.before ? Number(q.before) : undefined;
   const page = await listTxs(filter, before, PAGE_SIZE);
   const keep = new URLSearchParams(Object.entries(filter).filter(([, v]) => v) as [string, string][]);
   const next = page.next_cursor != null ? `#/txs?${keep}${keep.size ? "&" : ""}before=${page.next_cursor}` : "";
   const field = (name: keyof TxFilter, label: string, ph: string) =>
     h`<label>${label}<input name="${name}" value="${filter[name] ?? ""}" placeholder="${ph}" /></label>`;
+  const dateField = (name: "since" | "until", label: string) =>
+    h`<label>${label}<input type="date" name="${name}" value="${filter[name] ? new Date(Number(filter[name]) * 1000).toISOString().slice(0, 10) : ""}" /></label>`;
   render(id, h`<h1>Transactions</h1>
   <form class="filters" id="filters">
     ${field("subsystem", "Subsystem", "main")} ${field("kind", "Kind", "invoice")}
     ${field("party", "Party", "0x…")} ${field("signer", "Signer", "0x…")}
+    ${dateField("since", "Signed from (UTC)")} ${dateField("until", "Signed before (UTC)")}
     <button type="submit">Filter</button>
     <button type="button" class="secondary" id="csv">Export CSV</button>
   </form>
@@ -181,7 +191,11 @@ async function transactions(query: string): Promise<void> {
   form.addEventListener("submit", (ev) => {
     ev.preventDefault();
     const data = new URLSearchParams();
-    for (const [k, v] of new FormData(form)) if (String(v).trim()) data.set(k, String(v).trim());
+    for (const [k, v] of new FormData(form)) {
+      const value = String(v).trim();
+      if (!value) continue;
+      data.set(k, k === "since" || k === "until" ? String(Date.parse(`${value}T00:00:00Z`) / 1000) : value);
+    }
     location.hash = `#/txs?${data}`;
   });
   document.getElementById("csv")!.addEventListener("click", async () => {

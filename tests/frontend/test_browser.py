@@ -22,6 +22,8 @@ ANCHOR_TIMEOUT: Final = 30.0
 TX_PATH: Final = "/api/v1/transactions"
 FUNDING_WEI: Final = 10**18
 EPOCH_API_TIMEOUT: Final = 30.0
+OLD_DATE: Final = "2000-01-01"
+OLD_DATE_SECONDS: Final = 946684800
 ALL_ROLES_MASK: Final = compute_roles_mask(
     ("fe_system", "fe_subsystem", "be_system", "be_subsystem")
 )
@@ -172,6 +174,10 @@ def test_csv_export_of_current_filter(node: InProcessNode, context: Any, tmp_pat
     assert lines[0].startswith("id,seq,subsystem,kind")
     assert {line.split(",")[0] for line in lines[1:]} == ids
     assert all('"line ' in line and '""quoted""' in line for line in lines[1:])
+    page.get_by_label("Signed before (UTC)").fill(OLD_DATE)
+    page.get_by_role("button", name="Filter").click()
+    page.get_by_text("No transactions match.").wait_for()
+    assert f"until={OLD_DATE_SECONDS}" in page.url and f"signer={signer.address}" in page.url
 
 
 def test_search_box_finds_transaction_address_and_block(node: InProcessNode, context: Any) -> None:
