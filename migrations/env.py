@@ -5,6 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import engine_from_config, pool
 
+import node.auth.models  # noqa: F401  (registers the login tables on Base.metadata)
 from node.db.models import Base
 
 config = context.config

@@ -19,6 +19,16 @@ DEFAULT_MAX_TX_BYTES = 16 * 1024
 DEFAULT_HOME_SUBSYSTEM = "main"
 DEFAULT_BATCH_MAX = 256
 DEFAULT_ANCHOR_WAIT = 30.0
+DEFAULT_PARTICIPANT_TTL = 10.0
+DEFAULT_FOLLOWER_POLL = 1.0
+DEFAULT_SYNC_INTERVAL = 15.0
+DEFAULT_EPOCH_SECONDS = 60.0
+DEFAULT_EPOCH_POLL_SECONDS = 1.0
+DEFAULT_AUTH_NONCE_TTL = 300.0
+DEFAULT_AUTH_SESSION_TTL = 24 * 3600.0
+DEFAULT_RATE_LIMIT = 200.0
+DEFAULT_RATE_BURST = 400
+DEFAULT_CORS_ORIGINS = ("http://localhost:5173", "http://127.0.0.1:5173")  # vite dev server
 KEYSTORE_FILE = "keystore.json"
 NODE_FILE = "node.json"
 DB_FILE = "index.sqlite"
@@ -45,6 +55,27 @@ class Settings(BaseSettings):
     public_url: str | None = None
     batch_max: int = DEFAULT_BATCH_MAX
     anchor_wait: float = DEFAULT_ANCHOR_WAIT
+    # ledger: only participants of a subsystem may sign its transactions
+    require_participant: bool = True
+    participant_ttl: float = DEFAULT_PARTICIPANT_TTL
+    # chain follower: confirmations before indexing (None: 0 embedded, 2 over RPC)
+    follower: bool = True
+    confirmations: int | None = None
+    follower_poll: float = DEFAULT_FOLLOWER_POLL
+    epoch_service: bool = True
+    # None: mine empty blocks to end a quiet epoch on the embedded chain only (docs/assignment.md)
+    epoch_autoadvance: bool | None = None
+    epoch_seconds: float = DEFAULT_EPOCH_SECONDS
+    epoch_poll_seconds: float = DEFAULT_EPOCH_POLL_SECONDS
+    sync: bool = True
+    sync_interval: float = DEFAULT_SYNC_INTERVAL
+    # login (SIWE) and the API edge (node/api/edge.py)
+    auth_domains: list[str] = Field(default_factory=list)  # besides the endpoint's host:port
+    auth_nonce_ttl: float = DEFAULT_AUTH_NONCE_TTL
+    auth_session_ttl: float = DEFAULT_AUTH_SESSION_TTL
+    rate_limit: float = DEFAULT_RATE_LIMIT  # requests/s per client; 0 disables
+    rate_burst: int = DEFAULT_RATE_BURST
+    cors_origins: list[str] = Field(default_factory=lambda: list(DEFAULT_CORS_ORIGINS))
 
     @property
     def keystore_path(self) -> Path:

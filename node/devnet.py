@@ -170,7 +170,7 @@ def start_devnet(
     nodes: int,
     *,
     homes: tuple[str, ...] = DEFAULT_HOMES,
-    capacity: int = 2,
+    capacity: int = 4,
     epoch_period: int | None = None,
     block_time: float | None = None,
     password: str | None = None,

@@ -21,15 +21,16 @@ from sqlalchemy.orm import Session, sessionmaker
 from node import __version__
 from node.config import DEFAULT_HOME_SUBSYSTEM, Settings
 from node.db.session import create_db_engine, make_session_factory, upgrade_database
-from node.errors import ConfigError
+from node.errors import CollegiumError, ConfigError
 from node.ledger.anchorer import Anchorer
+from node.ledger.participants import ParticipantCache
 from node.ledger.service import LedgerService
 from node.ledger.transaction import Domain
 
 log = logging.getLogger(__name__)
 
 ALL_ROLES = ("fe_system", "fe_subsystem", "be_system", "be_subsystem")
-DEFAULT_CAPACITY = 2
+DEFAULT_CAPACITY = 4
 DEV_FUNDING_WEI = 10**21
 
 
@@ -88,12 +89,20 @@ class NodeContext:
     sessions: sessionmaker[Session]
     ledger: LedgerService
     anchorer: Anchorer
+    syncer: Any = None
+    epochs: Any = None
+    follower: Any = None  # node.ledger.follower.ChainFollower
     _closed: bool = False
 
     @property
     def address(self) -> str:
         """Return the node's wallet address."""
         return str(self.account.address)
+
+    @property
+    def assignment_source(self) -> Any:
+        """Return the router's assignment source (from the epoch service), or None."""
+        return None if self.epochs is None else self.epochs.assignment_source()
 
     def health(self) -> dict[str, Any]:
         """Return the node's health summary (served at ``GET /health``)."""
@@ -110,6 +119,8 @@ class NodeContext:
             "registry": self.record.registry,
             "epoch": int(self.registry.current_epoch()),
             "store": {"backend": self.store.backend},
+            "sync": self.syncer.progress().as_dict() if self.syncer is not None else None,
+            "epochs": _describe_epochs(self.epochs),
             "home": self.record.home,
             "transactions": self.ledger.count(),
             "log": {
@@ -123,6 +134,12 @@ class NodeContext:
         if self._closed:
             return
         self._closed = True
+        if self.epochs is not None:
+            self.epochs.stop()
+        if self.syncer is not None:
+            self.syncer.stop()
+        if self.follower is not None:
+            self.follower.stop()
         self.anchorer.stop()
         self.engine.dispose()
         close_store = getattr(self.store, "close", None)
@@ -207,6 +224,8 @@ def open_node(settings: Settings, password: str) -> NodeContext:
             domain=Domain(chain.chain_id, record.registry),
             node_address=account.address,
             batch_max=settings.batch_max,
+            participants=ParticipantCache(registry, settings.participant_ttl),
+            require_participant=settings.require_participant,
         )
         adopted = ledger.recover()
         if adopted:
@@ -216,9 +235,90 @@ def open_node(settings: Settings, password: str) -> NodeContext:
         raise
     anchorer = Anchorer(ledger)
     anchorer.start()
+    syncer = None
+    if settings.sync:
+        from node.storage.sync import Syncer
+
+        syncer = Syncer(
+            store,
+            registry,
+            self_address=account.address,
+            self_endpoint=settings.endpoint,
+            interval=settings.sync_interval,
+        )
+        syncer.start()
+    epochs = _start_epochs(settings, chain, registry)
     return NodeContext(
-        settings, record, account, chain, registry, store, engine, sessions, ledger, anchorer
+        settings, record, account, chain, registry, store, engine, sessions, ledger, anchorer,
+        syncer, epochs, follower=_start_follower(settings, chain, record, sessions, ledger),
+    )  # fmt: skip
+
+
+def _start_follower(
+    settings: Settings, chain: Any, record: NodeRecord, sessions: Any, ledger: LedgerService
+) -> Any:
+    """Start the chain follower (registry events into SQL); None if disabled.
+
+    Confirmations default to 0 on the embedded chain (one producer: no reorgs) and to
+    ``DEFAULT_CONFIRMATIONS`` over RPC.
+    """
+    if not settings.follower or record.registry is None:
+        return None
+    from node.ledger.follower import DEFAULT_CONFIRMATIONS, ChainFollower
+
+    confirmations = settings.confirmations
+    if confirmations is None:
+        confirmations = 0 if chain.kind == "embedded" else DEFAULT_CONFIRMATIONS
+    follower = ChainFollower(
+        w3=chain.w3,
+        registry_address=record.registry,
+        sessions=sessions,
+        node_address=str(ledger.node_address),
+        confirmations=confirmations,
+        start_block=record.deployed_block or 0,
+        poll_seconds=settings.follower_poll,
+        on_participants_changed=ledger.participants.invalidate,
+        rollback_own_anchors=ledger.rollback_own_anchors_above,
     )
+    follower.start()
+    return follower
+
+
+def _start_epochs(settings: Settings, chain: Any, registry: Any) -> Any:
+    """Start the epoch service (seed, assignment, attestation each epoch); None if disabled.
+
+    Autoadvance (mining empty blocks to end a quiet epoch) defaults to on for the embedded
+    chain only: on an external chain, block production is not this node's business.
+    """
+    if not settings.epoch_service:
+        return None
+    from node.epoch import EpochService
+
+    autoadvance = settings.epoch_autoadvance
+    if autoadvance is None:
+        autoadvance = chain.kind == "embedded"
+    service = EpochService(
+        registry,
+        chain,
+        autoadvance=autoadvance,
+        epoch_seconds=settings.epoch_seconds,
+        poll_seconds=settings.epoch_poll_seconds,
+    )
+    try:  # the first epoch before serving, so the router starts with an assignment
+        service.tick()
+    except CollegiumError as exc:
+        log.warning("first epoch step failed (the epoch thread retries): %s", exc)
+    service.start()
+    return service
+
+
+def _describe_epochs(service: Any) -> dict[str, Any] | None:
+    """Return the epoch summary for ``/health`` (see ``node.epoch.describe_epoch``)."""
+    if service is None:
+        return None
+    from node.epoch import describe_epoch
+
+    return describe_epoch(service)
 
 
 def _fund_on_dev_chain(chain: Any, address: str) -> None:

@@ -8,8 +8,22 @@ cd "$(dirname "$0")/.."
 
 python3 -m pip install --quiet --disable-pip-version-check -e ".[dev]"
 
-for dir in contracts frontend/assignment; do
+for dir in contracts frontend/assignment frontend; do
     if [ -f "$dir/package-lock.json" ]; then
         (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
     fi
 done
+
+# Debian packages the tests use: chromium for the browser tests (driven through
+# Playwright's executable_path, never `playwright install`) and a PostgreSQL server for
+# the index tests. Installed only when missing and apt-get exists; failure only warns
+# (the tests that need them then skip and say why).
+apt_wanted=()
+[ -x /usr/bin/chromium ] || apt_wanted+=(chromium)
+command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 \
+    || apt_wanted+=(postgresql)
+if [ "${#apt_wanted[@]}" -gt 0 ] && command -v apt-get >/dev/null 2>&1; then
+    { apt-get update -qq \
+        && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${apt_wanted[@]}"; } \
+        || echo "warning: could not install ${apt_wanted[*]}; tests needing them will skip" >&2
+fi

@@ -10,7 +10,8 @@ from fastapi import APIRouter, FastAPI
 from node import __version__
 from node.api.limits import DEFAULT_BODY_LIMIT, BodyLimitMiddleware
 from node.api.problems import install_problem_handlers
-from node.api.routes import anchors, explorer, health, rpc, transactions
+from node.api.routes import anchors, epochs, explorer, health, rpc, transactions
+from node.ledger.service import MAX_SUBMIT_BATCH
 from node.runtime import NodeContext
 
 API_PREFIX = "/api/v1"
@@ -43,6 +44,8 @@ def create_app(node: NodeContext, *, close_on_shutdown: bool = False) -> FastAPI
     tx_limit = node.settings.max_tx_bytes
 
     def limit_for(path: str) -> int:
+        if path.rstrip("/") == TRANSACTIONS_PATH + "/batch":  # each item is checked alone too
+            return MAX_SUBMIT_BATCH * tx_limit
         return tx_limit if path.rstrip("/") == TRANSACTIONS_PATH else DEFAULT_BODY_LIMIT
 
     app.add_middleware(BodyLimitMiddleware, limit_for=limit_for)
@@ -50,15 +53,35 @@ def create_app(node: NodeContext, *, close_on_shutdown: bool = False) -> FastAPI
     api = APIRouter(prefix=API_PREFIX)
     api.include_router(transactions.router)
     api.include_router(anchors.router)
+    api.include_router(epochs.router)
+    _include_access(app, api, node)
     app.include_router(api)
     app.include_router(health.router)
     app.include_router(rpc.router)
     _include_gateway(app)
     app.include_router(explorer.router)
+    _include_frontend(app)
     return app
+
+
+def _include_access(app: FastAPI, api: APIRouter, node: NodeContext) -> None:
+    from node.api import metrics
+    from node.api.edge import install_access
+    from node.api.routes import auth, subsystems
+
+    api.include_router(auth.router)
+    api.include_router(subsystems.router)
+    app.include_router(metrics.router)
+    install_access(app, node)
 
 
 def _include_gateway(app: FastAPI) -> None:
     from node.api.routes import gateway
 
     app.include_router(gateway.router)
+
+
+def _include_frontend(app: FastAPI) -> None:
+    from node.frontend import routes as frontend
+
+    app.include_router(frontend.router)

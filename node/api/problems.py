@@ -7,8 +7,15 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from node.auth.errors import AuthError, Forbidden
 from node.errors import ChainError, CollegiumError, StoreError, ValidationError
-from node.ledger.service import ReplayedTransaction, SignerMismatch, UnknownSubsystem
+from node.ledger.service import (
+    NotAParticipant,
+    ReplayedTransaction,
+    SignerMismatch,
+    UnknownSubsystem,
+)
+from node.router.route import NoLiveHost, UnknownSlot
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 PROBLEM_TYPE_BASE = "https://collegium.invalid/problems/"
@@ -16,8 +23,13 @@ PROBLEM_TYPE_BASE = "https://collegium.invalid/problems/"
 #: HTTP status for each error class (first match in MRO order wins).
 STATUS_BY_ERROR: tuple[tuple[type[CollegiumError], int, str], ...] = (
     (SignerMismatch, 401, "signature-mismatch"),
+    (NotAParticipant, 403, "not-a-participant"),
     (ReplayedTransaction, 409, "replayed"),
     (UnknownSubsystem, 422, "unknown-subsystem"),
+    (AuthError, 401, "unauthorized"),
+    (Forbidden, 403, "forbidden"),
+    (UnknownSlot, 404, "no-such-slot"),
+    (NoLiveHost, 503, "no-live-host"),
     (ValidationError, 400, "invalid-transaction"),
     (StoreError, 502, "store-error"),
     (ChainError, 502, "chain-error"),

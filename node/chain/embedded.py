@@ -702,6 +702,10 @@ class EmbeddedChain:
             if method in ("eth_call", "eth_estimateGas") and args and isinstance(args[0], dict):
                 # eth-tester needs a sender that can pay for the call's gas: the dev key.
                 args[0] = {"from": self.dev_address, **args[0]}
+                if len(args) > 1 and args[1] == "pending":
+                    # every transaction is mined at once: "pending" state equals "latest",
+                    # and eth-tester has no pending estimate (it answers -32601)
+                    args[1] = "latest"
             request_formatter = request_formatters.get(RPCEndpoint(method))
             if request_formatter is not None:
                 args = list(request_formatter(args))

@@ -79,7 +79,7 @@ def init(
     home: Annotated[str, typer.Option(help="home subsystem (failure domain)")] = (
         DEFAULT_HOME_SUBSYSTEM
     ),
-    capacity: Annotated[int, typer.Option(help="role slots this node can carry")] = 2,
+    capacity: Annotated[int, typer.Option(help="role slots this node can carry")] = 4,
     roles: Annotated[
         str, typer.Option(help="comma-separated roles offered")
     ] = "fe_system,fe_subsystem,be_system,be_subsystem",
@@ -198,7 +198,16 @@ def status(
     typer.echo(f"epoch      {health.get('epoch')}")
     typer.echo(f"registry   {health.get('registry')}")
     typer.echo(f"store      {health.get('store', {}).get('backend')}")
+    if health.get("sync"):
+        from node.storage.sync import format_progress
+
+        typer.echo(f"replica    {format_progress(health['sync'])}")
     typer.echo(f"ledger     {health.get('transactions')}")
+    if "epochs" in health:
+        from node.epoch.report import format_epoch_status
+
+        for line in format_epoch_status(health["epochs"]):
+            typer.echo(line)
 
 
 @app.command()
@@ -276,10 +285,18 @@ def _running_node_rpc(endpoint: str | None) -> str | None:
 
 
 def _mount_subcommands() -> None:
-    from node.cli import assign, ipfs
+    from node.cli import assign, devnet, ipfs
 
     app.add_typer(ipfs.app, name="ipfs")
+    app.add_typer(devnet.app, name="devnet")
+    from node.cli import frontend
+
+    app.add_typer(frontend.app, name="frontend")
     app.command("assign")(assign.assign_command)
+    from node.cli import ledger
+
+    app.command("verify-tx")(ledger.verify_tx_command)
+    app.command("reindex")(ledger.reindex_command)
 
 
 _mount_subcommands()

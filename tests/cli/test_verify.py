@@ -19,7 +19,7 @@ runner = CliRunner()
 @pytest.fixture(scope="module")
 def stopped_node(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[dict]]:  # type: ignore[type-arg]
     data_dir = tmp_path_factory.mktemp("verify") / "data"
-    with in_process_node(data_dir) as node:
+    with in_process_node(data_dir, require_participant=False) as node:
         domain = domain_of(node.url)
         created = [
             httpx.post(

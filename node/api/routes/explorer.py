@@ -1,6 +1,7 @@
-"""``GET /``: the first explorer page, rendered on the server (works without JavaScript).
+"""``GET /explorer``: the explorer rendered on the server (works without JavaScript).
 
-The IPFS-hosted front-end replaces it once published; this page stays the fallback.
+``/`` serves the IPFS-hosted front-end (:mod:`node.frontend.routes`); this page stays the
+no-JavaScript fallback.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ def _short(value: str, keep: int = 10) -> str:
     return value if len(value) <= 2 * keep else f"{value[:keep]}…{value[-6:]}"
 
 
-@router.get("/", response_class=HTMLResponse, include_in_schema=False)
+@router.get("/explorer", response_class=HTMLResponse, include_in_schema=False)
 def explorer(node: NodeDep) -> HTMLResponse:
     """Return the explorer: the node's summary and the most recent transactions."""
     health = node.health()
