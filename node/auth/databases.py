@@ -1,5 +1,9 @@
 """Each subsystem's private database is its own SQLite file, opened only by its back-end.
 
+It holds no plaintext business data: records are sealed under the subsystem's content key
+before they reach the content store (:mod:`node.crypto.private`); a row keeps the CID and
+the salted commitment, and ``key_envelopes`` the host's key envelopes (public CIDs).
+
 ``SubsystemDatabases`` is the one way to reach ``<data>/subsystems/<name>.sqlite``. It
 takes the :class:`RoleContext` the router granted the request and refuses unless the
 context is ``be_subsystem`` of exactly that subsystem: the ``be_system`` code path (and
@@ -8,6 +12,7 @@ context is ``be_subsystem`` of exactly that subsystem: the ``be_system`` code pa
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 from dataclasses import dataclass
@@ -35,19 +40,41 @@ from node.db.session import create_db_engine
 SUBSYSTEMS_DIR: Final = "subsystems"
 DB_SUFFIX: Final = ".sqlite"
 SAFE_NAME: Final = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-RECORD_KEY_LEN: Final = 128
+CID_LEN: Final = 128
+COMMITMENT_LEN: Final = 64
 
-#: Schema of a subsystem database (its own file; created on first open).
+#: Schema of a subsystem database (its own file; created on first open). Nothing in it is
+#: plaintext business data: a record is sealed (``node.crypto``) and stored in the content
+#: store; its row keeps the sealed object's CID and its salted commitment (``docs/encryption.md``).
 subsystem_metadata = MetaData()
 records_table = Table(
-    "records",
+    "sealed_records",
     subsystem_metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("key", String(RECORD_KEY_LEN), nullable=False, index=True),
-    Column("value", Text, nullable=False),
+    Column("cid", String(CID_LEN), nullable=False, index=True),
+    Column("commitment", String(COMMITMENT_LEN), nullable=False),
+    Column("key_version", Integer, nullable=False),
     Column("author", String(42), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
+envelopes_table = Table(
+    "key_envelopes",
+    subsystem_metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("key_version", Integer, nullable=False),
+    Column("envelope_cid", String(CID_LEN), nullable=False, unique=True),
+    Column("recipients", Text, nullable=False),  # JSON list of checksummed addresses
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+
+@dataclass(frozen=True)
+class EnvelopeRow:
+    """A key envelope this host made for its subsystem: version, CID and recipients."""
+
+    key_version: int
+    envelope_cid: str
+    recipients: tuple[str, ...]
 
 
 class AccessDenied(Forbidden):
@@ -69,29 +96,54 @@ def compute_db_filename(name: str) -> str:
 
 
 class SubsystemDatabase:
-    """An opened subsystem database: append and read private records."""
+    """An opened subsystem database: sealed-record rows and this host's key envelopes."""
 
     def __init__(self, name: str, engine: Engine) -> None:
         self.name = name
         self.engine = engine
 
-    def add_record(self, *, key: str, value: str, author: str) -> dict[str, Any]:
-        """Store one record and return it."""
+    def add_record(
+        self, *, cid: str, commitment: str, key_version: int, author: str
+    ) -> dict[str, Any]:
+        """Store the row of one sealed record (its CID and salted commitment); return it."""
         now = datetime.now(UTC)
+        values = {"cid": cid, "commitment": commitment, "key_version": key_version,
+                  "author": author, "created_at": now}  # fmt: skip
         with self.engine.begin() as conn:
-            result = conn.execute(
-                insert(records_table).values(key=key, value=value, author=author, created_at=now)
-            )
+            result = conn.execute(insert(records_table).values(**values))
             (record_id,) = result.inserted_primary_key or (None,)
-        return {"id": record_id, "key": key, "value": value, "author": author, "created_at": now}
+        return {"id": record_id, **values}
 
     def records(self, *, limit: int) -> list[dict[str, Any]]:
-        """Return the newest ``limit`` records, newest first."""
+        """Return the newest ``limit`` record rows, newest first."""
         with self.engine.connect() as conn:
             rows = conn.execute(
                 select(records_table).order_by(records_table.c.id.desc()).limit(limit)
             ).mappings()
             return [dict(row) for row in rows]
+
+    def current_envelope(self) -> EnvelopeRow | None:
+        """Return the newest key envelope this host made for the subsystem, or None."""
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(envelopes_table).order_by(envelopes_table.c.id.desc()).limit(1)
+            ).first()
+        if row is None:
+            return None
+        return EnvelopeRow(int(row.key_version), str(row.envelope_cid),
+                           tuple(json.loads(row.recipients)))  # fmt: skip
+
+    def add_envelope(self, envelope: EnvelopeRow) -> None:
+        """Record ``envelope`` as the subsystem's current key envelope."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                insert(envelopes_table).values(
+                    key_version=envelope.key_version,
+                    envelope_cid=envelope.envelope_cid,
+                    recipients=json.dumps(list(envelope.recipients)),
+                    created_at=datetime.now(UTC),
+                )
+            )
 
 
 class SubsystemDatabases:

@@ -308,10 +308,17 @@ def rotate_envelope(
 
 
 def seal(
-    content_key: bytes, subsystem: str, key_version: int, envelope: str, payload: bytes
+    content_key: bytes,
+    subsystem: str,
+    key_version: int,
+    envelope: str,
+    payload: bytes,
+    salt: bytes | None = None,
 ) -> Sealed:
-    """Return ``payload`` sealed with AES-256-GCM under ``content_key`` (random nonce and salt)."""
-    salt = get_random_bytes(SALT_BYTES)
+    """Return ``payload`` sealed with AES-256-GCM under ``content_key`` (random nonce; random
+    salt unless the caller passes the 32-byte ``salt`` it also commits to elsewhere)."""
+    salt = get_random_bytes(SALT_BYTES) if salt is None else bytes(salt)
+    assert len(salt) == SALT_BYTES
     nonce = get_random_bytes(GCM_NONCE_BYTES)
     cipher = AES.new(content_key, AES.MODE_GCM, nonce=nonce, mac_len=GCM_TAG_BYTES)
     cipher.update(compute_associated_data(subsystem, key_version))
@@ -332,6 +339,15 @@ def unseal(content_key: bytes, sealed: Sealed) -> bytes:
     Raises ``DecryptionFailed`` if it does not authenticate under ``content_key`` and its
     subsystem and key version (wrong key, tampered bytes or header) or if the commitment differs.
     """
+    return unseal_salted(content_key, sealed)[1]
+
+
+def unseal_salted(content_key: bytes, sealed: Sealed) -> tuple[bytes, bytes]:
+    """Return ``(salt, payload)`` of ``sealed``: the salt lets a reader check other salted
+    commitments to the same payload (e.g. a private transaction's ``payloadHash``).
+
+    Raises ``DecryptionFailed`` as :func:`unseal` does.
+    """
     if len(sealed.nonce) != GCM_NONCE_BYTES or len(sealed.ciphertext) < GCM_TAG_BYTES + SALT_BYTES:
         raise DecryptionFailed("sealed object is truncated")
     body, tag = sealed.ciphertext[:-GCM_TAG_BYTES], sealed.ciphertext[-GCM_TAG_BYTES:]
@@ -344,7 +360,7 @@ def unseal(content_key: bytes, sealed: Sealed) -> bytes:
     salt, payload = plaintext[:SALT_BYTES], plaintext[SALT_BYTES:]
     if not hmac.compare_digest(compute_commitment(salt, payload), sealed.commitment):
         raise DecryptionFailed("sealed payload does not match its public commitment")
-    return bytes(payload)
+    return bytes(salt), bytes(payload)
 
 
 # -- content-store objects ---------------------------------------------------------------------

@@ -3,11 +3,19 @@ and participant management by subsystem admins.
 
 Private data of S lives in S's own database, reached only through
 :class:`node.auth.databases.SubsystemDatabases` with the role context the router granted
-this request; only participants of S may read or write it.
+this request; only participants of S may read or write it. It is sealed under S's content
+key before it reaches the content store (:mod:`node.crypto.private`, ``docs/encryption.md``):
+the store, the gateway and peers only ever hold ciphertext; rows keep CIDs and commitments.
+
+Public keys of participants (``/keys``) are served by every node: they are public and
+self-certifying (an address is the hash of its key).
 """
 
 from __future__ import annotations
 
+import contextlib
+import threading
+from collections.abc import Iterator
 from typing import Annotated, Any, Final, Literal
 
 from eth_account import Account
@@ -23,7 +31,11 @@ from node.api.schemas import Problem
 from node.assignment import ROLE_BE_SUBSYSTEM, ROLE_BE_SYSTEM
 from node.auth.databases import RoleContext, SubsystemDatabases
 from node.auth.errors import Forbidden
-from node.errors import ValidationError
+from node.crypto.directory import KeyDirectory
+from node.crypto.errors import CryptoError, InvalidSignature, MalformedObject, NotARecipient
+from node.crypto.private import OpenedPayload, PrivateData
+from node.errors import InvalidCID, NotFoundInStore, ValidationError
+from node.router.directory import PeerDirectory
 from node.router.proxy import STATE_SLOT
 
 router = APIRouter(tags=["subsystems"])
@@ -34,6 +46,9 @@ MAX_VALUE_CHARS: Final = 16 * 1024
 DEFAULT_PAGE: Final = 50
 MAX_PAGE: Final = 500
 MAX_RAW_TX_CHARS: Final = 8192
+MAX_PAYLOAD_CHARS: Final = 64 * 1024
+MAX_CID_CHARS: Final = 128
+SIGNATURE_PATTERN: Final = r"^0x[0-9a-fA-F]{130}$"
 RELAY_FUNCTIONS: Final = {"addParticipant": "add", "removeParticipant": "remove"}
 ADDRESS_PATTERN: Final = r"^0x[0-9a-fA-F]{40}$"
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -54,19 +69,23 @@ class SubsystemPublic(BaseModel):
 
 
 class RecordCreate(BaseModel):
-    """A private record of a subsystem."""
+    """A private record of a subsystem (sealed before it is stored)."""
 
     key: str = Field(min_length=1, max_length=MAX_KEY_CHARS)
     value: str = Field(max_length=MAX_VALUE_CHARS)
 
 
 class RecordPublic(BaseModel):
-    """A stored private record."""
+    """A private record, opened for a participant; ``cid`` and ``commitment`` are all that
+    is public about it (the sealed object in the content store)."""
 
     id: int
     key: str
     value: str
     author: str
+    cid: str
+    commitment: str
+    key_version: int
 
 
 class RecordPage(BaseModel):
@@ -74,6 +93,48 @@ class RecordPage(BaseModel):
 
     subsystem: str
     records: list[RecordPublic]
+
+
+class PayloadCreate(BaseModel):
+    """Plaintext of a private business transaction's payload (UTF-8 text, e.g. JSON)."""
+
+    content: str = Field(min_length=1, max_length=MAX_PAYLOAD_CHARS)
+
+
+class PayloadPublic(BaseModel):
+    """A sealed payload: sign ``cid`` as ``payload`` and ``payload_hash`` as ``payloadHash``
+    of a ``PrivateBusinessTransaction``; ``salt`` lets a participant re-check the hash."""
+
+    subsystem: str
+    cid: str
+    payload_hash: str
+    salt: str
+    key_version: int
+    content: str | None = None
+
+
+class EnvelopePublic(BaseModel):
+    """S's current key envelope: version, CID (in the content store) and recipients."""
+
+    subsystem: str
+    key_version: int
+    envelope: str
+    recipients: list[str]
+
+
+class KeyAnnouncement(BaseModel):
+    """A signed ``KEY_ANNOUNCEMENT_TEMPLATE`` (personal_sign) publishing a wallet's key."""
+
+    address: str = Field(pattern=ADDRESS_PATTERN)
+    subsystem: str = Field(min_length=1, max_length=MAX_NAME_BYTES)
+    signature: str = Field(pattern=SIGNATURE_PATTERN)
+
+
+class PublicKeyPublic(BaseModel):
+    """A participant's secp256k1 public key (SEC1 compressed, hex)."""
+
+    address: str
+    public_key: str
 
 
 class UserPublic(BaseModel):
@@ -122,6 +183,38 @@ def get_databases(request: Request) -> SubsystemDatabases:
 
 
 DatabasesDep = Annotated[SubsystemDatabases, Depends(get_databases)]
+_STATE_LOCK = threading.Lock()
+
+
+def get_key_directory(request: Request) -> KeyDirectory:
+    """Return the node's directory of participants' public keys (made on first use)."""
+    state = request.app.state
+    with _STATE_LOCK:
+        directory: KeyDirectory | None = getattr(state, "key_directory", None)
+        if directory is None:
+            node = state.node
+            directory = state.key_directory = KeyDirectory(
+                node.sessions, peers=PeerDirectory(node.registry), self_address=node.address
+            )
+    return directory
+
+
+def get_private_data(request: Request) -> PrivateData:
+    """Return the sealing service of this node's ``be_subsystem`` slots (made on first use)."""
+    directory = get_key_directory(request)
+    state = request.app.state
+    with _STATE_LOCK:
+        private: PrivateData | None = getattr(state, "private_data", None)
+        if private is None:
+            node = state.node
+            private = state.private_data = PrivateData(
+                get_databases(request), node.store, node.registry, directory, node.account
+            )
+    return private
+
+
+KeysDep = Annotated[KeyDirectory, Depends(get_key_directory)]
+PrivateDep = Annotated[PrivateData, Depends(get_private_data)]
 
 
 def get_role_context(request: Request) -> RoleContext | None:
@@ -167,14 +260,15 @@ def list_records(
     node: NodeDep,
     user: CurrentUser,
     role: RoleDep,
-    databases: DatabasesDep,
+    private: PrivateDep,
     limit: int = Query(default=DEFAULT_PAGE, ge=1, le=MAX_PAGE),
 ) -> RecordPage:
-    """Return the newest private records of ``name`` (participants only; be_subsystem)."""
+    """Return the newest private records of ``name``, opened (participants only; be_subsystem)."""
     _require_subsystem(node, name)
     _require_participant(node, name, user)
-    db = databases.open(_require_role(role, ROLE_BE_SUBSYSTEM, name), name)
-    rows = db.records(limit=limit)
+    context = _require_role(role, ROLE_BE_SUBSYSTEM, name)
+    with _crypto_errors():
+        rows = private.records(context, name, limit=limit)
     return RecordPage(subsystem=name, records=[RecordPublic(**row) for row in rows])
 
 
@@ -185,13 +279,114 @@ def add_record(
     node: NodeDep,
     user: CurrentUser,
     role: RoleDep,
-    databases: DatabasesDep,
+    private: PrivateDep,
 ) -> RecordPublic:
-    """Store a private record in ``name``'s own database (participants only; be_subsystem)."""
+    """Seal a private record under ``name``'s current key, add the ciphertext to the content
+    store and keep its CID and commitment in ``name``'s database (participants; be_subsystem)."""
     _require_subsystem(node, name)
     _require_participant(node, name, user)
-    db = databases.open(_require_role(role, ROLE_BE_SUBSYSTEM, name), name)
-    return RecordPublic(**db.add_record(key=body.key, value=body.value, author=user))
+    context = _require_role(role, ROLE_BE_SUBSYSTEM, name)
+    with _crypto_errors():
+        row = private.add_record(context, name, key=body.key, value=body.value, author=user)
+    return RecordPublic(**row)
+
+
+@router.get("/subsystems/{name}/data/key", responses=ERRORS)
+def get_current_envelope(
+    name: Name, node: NodeDep, user: CurrentUser, role: RoleDep, private: PrivateDep
+) -> EnvelopePublic:
+    """Return ``name``'s current key envelope (rotated first if a participant was removed)."""
+    _require_subsystem(node, name)
+    _require_participant(node, name, user)
+    context = _require_role(role, ROLE_BE_SUBSYSTEM, name)
+    with _crypto_errors():
+        current = private.current_key(context, name)
+    return EnvelopePublic(subsystem=name, key_version=current.key_version,
+                          envelope=current.envelope_cid,
+                          recipients=list(current.envelope.addresses))  # fmt: skip
+
+
+@router.post("/subsystems/{name}/data/payloads", status_code=201, responses=ERRORS)
+def seal_payload(
+    name: Name,
+    body: PayloadCreate,
+    node: NodeDep,
+    user: CurrentUser,
+    role: RoleDep,
+    private: PrivateDep,
+) -> PayloadPublic:
+    """Seal the payload of a private business transaction for ``name`` and return its CID and
+    ``payloadHash = keccak256(salt || content)``, to be signed by the participant's wallet."""
+    _require_subsystem(node, name)
+    _require_participant(node, name, user)
+    context = _require_role(role, ROLE_BE_SUBSYSTEM, name)
+    with _crypto_errors():
+        cid, opened, _ = private.seal_payload(context, name, body.content.encode("utf-8"))
+    return _payload_public(name, opened, with_content=False)
+
+
+@router.get("/subsystems/{name}/data/payloads/{cid}", responses=ERRORS)
+def open_payload(
+    name: Name,
+    cid: Annotated[str, Path(min_length=1, max_length=MAX_CID_CHARS)],
+    node: NodeDep,
+    user: CurrentUser,
+    role: RoleDep,
+    private: PrivateDep,
+) -> PayloadPublic:
+    """Return the plaintext of a sealed payload of ``name`` (participants only; be_subsystem)."""
+    _require_subsystem(node, name)
+    _require_participant(node, name, user)
+    context = _require_role(role, ROLE_BE_SUBSYSTEM, name)
+    with _crypto_errors():
+        opened = private.open_payload(context, name, cid)
+    return _payload_public(name, opened, with_content=True)
+
+
+def _payload_public(name: str, opened: OpenedPayload, *, with_content: bool) -> PayloadPublic:
+    content = None
+    if with_content:
+        try:
+            content = opened.payload.decode("utf-8")
+        except UnicodeDecodeError:
+            raise HTTPException(422, "the payload is not UTF-8 text") from None
+    return PayloadPublic(subsystem=name, cid=opened.cid, payload_hash=opened.payload_hash,
+                         salt="0x" + opened.salt.hex(), key_version=opened.key_version,
+                         content=content)  # fmt: skip
+
+
+@contextlib.contextmanager
+def _crypto_errors() -> Iterator[None]:
+    """Map sealing errors: a wrong or unknown CID is 404, no slot for this host 403."""
+    try:
+        yield
+    except (MalformedObject, NotFoundInStore, InvalidCID) as exc:
+        raise HTTPException(404, f"no sealed object of this subsystem there: {exc}") from exc
+    except NotARecipient as exc:
+        raise Forbidden(f"this host holds no key for that data: {exc}") from exc
+    except CryptoError as exc:
+        raise HTTPException(502, f"sealed object failed to open: {exc}") from exc
+
+
+@router.post("/keys", status_code=201, responses={400: {"model": Problem}})
+def announce_key(body: KeyAnnouncement, keys: KeysDep) -> PublicKeyPublic:
+    """Publish a wallet's public key: the signature of the key announcement recovers it."""
+    try:
+        key = keys.record_announcement(body.address, body.subsystem, body.signature)
+    except InvalidSignature as exc:
+        raise ValidationError(str(exc)) from exc
+    return PublicKeyPublic(address=to_checksum_address(body.address), public_key=key.hex())
+
+
+@router.get("/keys/{address}", responses={404: {"model": Problem}})
+def get_key(
+    address: Annotated[str, Path(pattern=ADDRESS_PATTERN)], keys: KeysDep
+) -> PublicKeyPublic:
+    """Return the public key this node knows for ``address`` (404 if none)."""
+    key = keys.get(address)
+    if key is None:
+        raise HTTPException(404, f"no public key known for {address}")
+    return PublicKeyPublic(address=to_checksum_address(address), public_key=key.hex())
 
 
 @router.get("/system/users/{address}", responses=ERRORS)

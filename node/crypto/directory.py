@@ -1,0 +1,204 @@
+"""The directory of participants' public keys (table ``participant_keys``, index database).
+
+A participant's secp256k1 public key is what their content-key slot in an envelope is
+wrapped for. The node learns it without any extra step from the user:
+
+* **SIWE login** (``record_login``): the EIP-191 signature of the login message recovers the
+  key (``node.crypto.keys.recover_public_key``). Contract wallets (ERC-1271) recover nothing
+  useful and are skipped;
+* **key announcement** (``record_announcement``, ``POST /api/v1/keys``): a signed
+  ``KEY_ANNOUNCEMENT_TEMPLATE`` message, for users who never logged in on this node;
+* **peers** (``learn_from_peers``): another node's ``GET /api/v1/keys/{address}``.
+
+Every entry is self-certifying: an Ethereum address *is* the hash of its public key, so the
+directory accepts a key only if ``compute_address(key) == address``. A lying peer cannot plant a
+wrong key (it would need a keccak preimage); it can only withhold one.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Final
+
+import httpx
+from eth_utils import is_hex_address, to_checksum_address
+from sqlalchemy import DateTime, String, select
+from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
+
+from node.crypto.errors import InvalidSignature
+from node.crypto.keys import (
+    KEY_ANNOUNCEMENT_TEMPLATE,
+    PublicKey,
+    compute_address,
+    normalize_public_key,
+    recover_participant_key,
+    recover_public_key,
+)
+from node.crypto.sealed import Recipient
+from node.db.models import ADDRESS_LEN, Base
+
+log = logging.getLogger(__name__)
+
+PUBLIC_KEY_HEX_LEN: Final = 66  # 33-byte compressed key, hex
+SOURCE_LEN: Final = 16
+SOURCE_SIWE: Final = "siwe"
+SOURCE_ANNOUNCEMENT: Final = "announcement"
+SOURCE_PEER: Final = "peer"
+SOURCE_SELF: Final = "self"
+SIWE_ADDRESS_LINE: Final = 1  # EIP-4361: the address is the message's second line
+KEYS_PATH: Final = "/api/v1/keys/"
+PEER_TIMEOUT: Final = 2.0
+MISS_TTL: Final = 60.0  # seconds before asking the peers again about an unknown key
+
+
+class ParticipantKey(Base):
+    """A participant's public key and how the node learned it."""
+
+    __tablename__ = "participant_keys"
+
+    address: Mapped[str] = mapped_column(String(ADDRESS_LEN), primary_key=True)
+    public_key: Mapped[str] = mapped_column(String(PUBLIC_KEY_HEX_LEN))
+    source: Mapped[str] = mapped_column(String(SOURCE_LEN))
+    recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+def compute_announcement(address: str, subsystem: str) -> str:
+    """Return the text a participant signs (``personal_sign``) to publish their key."""
+    return KEY_ANNOUNCEMENT_TEMPLATE.format(
+        address=to_checksum_address(address), subsystem=subsystem
+    )
+
+
+def compute_siwe_address(message: str) -> str | None:
+    """Return the address line of an EIP-4361 message, or None if it has none."""
+    lines = message.splitlines()
+    if len(lines) <= SIWE_ADDRESS_LINE:
+        return None
+    candidate = lines[SIWE_ADDRESS_LINE].strip()
+    return to_checksum_address(candidate) if is_hex_address(candidate) else None
+
+
+class KeyDirectory:
+    """Known public keys by address, in the index database (thread-safe)."""
+
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        *,
+        peers: Callable[[], Mapping[str, str]] | None = None,
+        self_address: str | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.sessions = sessions
+        self.peers = peers
+        self.self_address = (self_address or "").lower()
+        self.clock = clock
+        self._misses: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def record(self, address: str, public_key: bytes, source: str) -> PublicKey:
+        """Store ``address``'s ``public_key`` (learned from ``source``) and return it.
+
+        Raises ``InvalidSignature`` if the key is not a point or is not ``address``'s.
+        """
+        key = normalize_public_key(public_key)
+        if compute_address(key).lower() != address.lower():
+            raise InvalidSignature(f"public key does not belong to {address}")
+        checksum = to_checksum_address(address)
+        with self.sessions.begin() as db:
+            row = db.get(ParticipantKey, checksum)
+            if row is None:
+                db.add(ParticipantKey(address=checksum, public_key=key.hex(), source=source,
+                                      recorded_at=datetime.now(UTC)))  # fmt: skip
+        with self._lock:
+            self._misses.pop(checksum.lower(), None)
+        return key
+
+    def record_login(self, message: str, signature: str) -> PublicKey | None:
+        """Store the key recovered from a verified SIWE login; return it, or None when the
+        signature recovers another address (an ERC-1271 contract wallet has no key)."""
+        address = compute_siwe_address(message)
+        if address is None:
+            return None
+        try:
+            key = recover_public_key(message, signature)
+        except InvalidSignature:
+            return None
+        if compute_address(key).lower() != address.lower():
+            return None
+        return self.record(address, key, SOURCE_SIWE)
+
+    def record_announcement(self, address: str, subsystem: str, signature: str) -> PublicKey:
+        """Store the key of ``address`` from its signed key announcement and return it.
+
+        Raises ``InvalidSignature`` if the signature is malformed or made by another address.
+        """
+        message = compute_announcement(address, subsystem)
+        key = recover_participant_key(address, message, signature)
+        return self.record(address, key, SOURCE_ANNOUNCEMENT)
+
+    def get(self, address: str) -> PublicKey | None:
+        """Return the known public key of ``address``, or None."""
+        if not is_hex_address(address):
+            return None
+        with self.sessions() as db:
+            row = db.get(ParticipantKey, to_checksum_address(address))
+        return PublicKey(bytes.fromhex(row.public_key)) if row is not None else None
+
+    def recipients(self, addresses: Iterable[str]) -> list[Recipient]:
+        """Return a recipient for each address whose key is known here (others are skipped)."""
+        wanted = [to_checksum_address(a) for a in addresses]
+        if not wanted:
+            return []
+        with self.sessions() as db:
+            rows = db.scalars(
+                select(ParticipantKey).where(ParticipantKey.address.in_(wanted))
+            ).all()
+        return [Recipient(r.address, PublicKey(bytes.fromhex(r.public_key))) for r in rows]
+
+    def learn_from_peers(self, addresses: Iterable[str]) -> int:
+        """Ask the peers for the keys of ``addresses`` unknown here; return how many were
+        learned. Each answer is checked against its address; peers that fail are skipped, and
+        an address nobody knew is not asked about again for ``MISS_TTL`` seconds."""
+        if self.peers is None:
+            return 0
+        now = self.clock()
+        known = {r.address.lower() for r in self.recipients(addresses)}
+        with self._lock:
+            missing = [
+                a for a in addresses
+                if a.lower() not in known and self._misses.get(a.lower(), float("-inf")) <= now
+            ]  # fmt: skip
+        if not missing:
+            return 0
+        try:
+            peers = {a: e for a, e in self.peers().items() if a.lower() != self.self_address}
+        except Exception as exc:  # the registry is unreachable: learn nothing this time
+            log.warning("cannot list peers to learn keys: %s", exc)
+            return 0
+        learned = 0
+        with httpx.Client(timeout=PEER_TIMEOUT) as client:
+            for address in missing:
+                if self._ask_peers(client, peers.values(), address):
+                    learned += 1
+                else:
+                    with self._lock:
+                        self._misses[address.lower()] = now + MISS_TTL
+        return learned
+
+    def _ask_peers(self, client: httpx.Client, endpoints: Iterable[str], address: str) -> bool:
+        for endpoint in endpoints:
+            try:
+                response = client.get(endpoint.rstrip("/") + KEYS_PATH + address)
+                if response.status_code != httpx.codes.OK:
+                    continue
+                key = bytes.fromhex(str(response.json()["public_key"]).removeprefix("0x"))
+                self.record(address, key, SOURCE_PEER)
+                return True
+            except (httpx.HTTPError, ValueError, KeyError, TypeError, InvalidSignature) as exc:
+                log.info("peer %s gave no valid key for %s: %s", endpoint, address, exc)
+        return False
