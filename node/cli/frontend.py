@@ -1,7 +1,9 @@
-"""``collegium frontend``: publish the system front-end to the content store and the registry.
+"""``collegium frontend``: publish a front-end to the content store and the registry.
 
 ``publish`` adds the build directory (default ``frontend/dist``) as a UnixFS directory, records
 its CID in the registry with the node's wallet (a system admin) and pins it, then prints the CID.
+``publish --subsystem S`` records it as S's own front-end instead (served at ``/s/S/``; the
+node's wallet must be an admin of S).
 If the node is running, the transaction goes through its ``/rpc`` (the embedded chain belongs to
 that process); otherwise the chain is opened directly.
 """
@@ -123,15 +125,32 @@ def publish(
     ipfs: Annotated[
         str | None, typer.Option("--ipfs", help="kubo RPC URL instead of the embedded store")
     ] = None,
+    subsystem: Annotated[
+        str | None,
+        typer.Option(
+            "--subsystem",
+            help="publish as this subsystem's own front-end (served at /s/<subsystem>/; "
+            "the node's wallet must be one of its admins)",
+        ),
+    ] = None,
 ) -> None:
     """Add the build to the content store, record its CID in the registry, pin it; print it."""
-    from node.frontend import NotSystemAdmin, default_build_dir
+    from node.frontend import (
+        NotSubsystemAdmin,
+        NotSystemAdmin,
+        default_build_dir,
+        publish_subsystem,
+    )
     from node.frontend import publish as publish_frontend
 
+    directory = build_dir or default_build_dir()
     try:
         with open_publisher(data_dir, chain, ipfs) as (store, registry):
-            cid = publish_frontend(store, registry, build_dir or default_build_dir())
-    except NotSystemAdmin as exc:
+            if subsystem is None:
+                cid = publish_frontend(store, registry, directory)
+            else:
+                cid = publish_subsystem(store, registry, subsystem, directory)
+    except (NotSystemAdmin, NotSubsystemAdmin) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(int(ExitStatus.NOT_ADMIN)) from exc
     except CollegiumError as exc:

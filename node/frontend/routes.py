@@ -5,6 +5,12 @@ records (``frontendCid``), read from this node's content store (the syncer fetch
 from peers). Until a CID is published, or while this node lacks its blocks, the build directory
 shipped with the node (``frontend/dist``) is served instead. ``index.html`` is served with
 ``no-cache`` (the CID behind ``/`` changes on publish); hashed assets are immutable.
+
+``/s/<subsystem>/…`` serves that subsystem's own bundle (``subsystemFrontend`` in the
+registry) the same way. The router sends these paths to the hosts of the subsystem's
+``fe_subsystem`` role this epoch (:mod:`node.router.paths`); a host that has no bundle to
+serve (none published, or its blocks not here yet) serves the system front-end instead, which
+opens on the subsystem's page.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from fastapi import APIRouter, Request
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
 
 from node.api.routes.gateway import problem, serve
 from node.errors import CollegiumError, InvalidCID, NotFoundInStore
@@ -32,6 +38,12 @@ INDEX_CACHE: Final = "no-cache"
 IMMUTABLE_CACHE: Final = "public, max-age=29030400, immutable"
 ASSETS_DIR: Final = "assets"
 SOURCE_HEADER: Final = "X-Collegium-Frontend"
+SUBSYSTEM_PREFIX: Final = "/s"
+MAX_SUBSYSTEM_NAME: Final = 64
+#: ``SubsystemFrontends`` answer for a name the registry does not know.
+UNKNOWN: Final = None
+#: At most this many subsystem names are cached (unknown names too); then the cache restarts.
+MAX_CACHED_NAMES: Final = 1024
 
 router = APIRouter(include_in_schema=False, tags=["frontend"])
 
@@ -62,20 +74,69 @@ class FrontendSource:
             cid = self._cid
         if not cid:
             return None
-        if cid not in self._pinned:
-            try:
-                if not self.store.has(cid):
-                    return None
-                self.store.stat(cid, INDEX_FILE)
-                self.store.pin(cid)
-            except (NotFoundInStore, InvalidCID) as exc:
-                log.info("front-end %s not (fully) here yet, serving the build dir: %s", cid, exc)
-                return None
-            except CollegiumError as exc:
-                log.warning("front-end %s cannot be served: %s", cid, exc)
-                return None
-            self._pinned.add(cid)
+        return cid if _is_servable(self.store, cid, self._pinned) else None
+
+
+def _is_servable(store: Any, cid: str, pinned: set[str]) -> bool:
+    """Return whether ``store`` holds ``cid`` with its ``index.html`` (pinning it the first
+    time; ``pinned`` remembers the CIDs already checked)."""
+    if cid in pinned:
+        return True
+    try:
+        if not store.has(cid):
+            return False
+        store.stat(cid, INDEX_FILE)
+        store.pin(cid)
+    except (NotFoundInStore, InvalidCID) as exc:
+        log.info("front-end %s not (fully) here yet, serving a fallback: %s", cid, exc)
+        return False
+    except CollegiumError as exc:
+        log.warning("front-end %s cannot be served: %s", cid, exc)
+        return False
+    pinned.add(cid)
+    return True
+
+
+class SubsystemFrontends:
+    """Which bundle serves ``/s/<name>/``: the registry's ``subsystemFrontend`` CID (cached per
+    subsystem) if the store holds it. Thread-safe."""
+
+    def __init__(self, registry: Any, store: Any) -> None:
+        self.registry = registry
+        self.store = store
+        self._lock = threading.Lock()
+        self._cids: dict[str, tuple[float, str | None]] = {}
+        self._pinned: set[str] = set()
+
+    def registered_cid(self, name: str) -> str | None:
+        """Return the CID the registry records for ``name`` ("" if none), or ``UNKNOWN``
+        (``None``) if there is no such subsystem. Raises ``ChainError`` if the registry cannot
+        be read and nothing is cached."""
+        now = time.monotonic()
+        with self._lock:
+            cached = self._cids.get(name)
+        if cached is not None and now - cached[0] < CID_CACHE_SECONDS:
+            return cached[1]
+        try:
+            cid: str | None = (
+                self.registry.subsystem_frontend(name)
+                if self.registry.subsystem_exists(name)
+                else UNKNOWN
+            )
+        except CollegiumError as exc:
+            if cached is None:
+                raise
+            log.warning("cannot read the front-end CID of %r from the registry: %s", name, exc)
+            cid = cached[1]
+        with self._lock:
+            if len(self._cids) >= MAX_CACHED_NAMES:
+                self._cids.clear()
+            self._cids[name] = (now, cid)
         return cid
+
+    def servable_cid(self, cid: str) -> bool:
+        """Return whether this node's store can serve the bundle ``cid`` now."""
+        return _is_servable(self.store, cid, self._pinned)
 
 
 def get_source(request: Request) -> FrontendSource:
@@ -87,6 +148,17 @@ def get_source(request: Request) -> FrontendSource:
         source = FrontendSource(node.registry, node.store, default_build_dir())
         state.frontend = source
     return source
+
+
+def get_subsystem_frontends(request: Request) -> SubsystemFrontends:
+    """Return the app's subsystem front-end sources (created on first use)."""
+    state = request.app.state
+    frontends: SubsystemFrontends | None = getattr(state, "subsystem_frontends", None)
+    if frontends is None:
+        node = state.node
+        frontends = SubsystemFrontends(node.registry, node.store)
+        state.subsystem_frontends = frontends
+    return frontends
 
 
 def _from_build_dir(build_dir: Path, path: str, head_only: bool) -> Response:
@@ -143,3 +215,47 @@ def frontend_index_file(request: Request) -> Response:
 def frontend_asset(path: str, request: Request) -> Response | JSONResponse:
     """Serve one of the app's (content-hashed) assets."""
     return serve_frontend(request, f"{ASSETS_DIR}/{path}")
+
+
+def serve_subsystem_frontend(request: Request, name: str, path: str) -> Response:
+    """Return the file at ``path`` of subsystem ``name``'s front-end, or of the system
+    front-end when the subsystem has no bundle here (404 for an unknown subsystem)."""
+    if not name or len(name.encode()) > MAX_SUBSYSTEM_NAME:
+        return problem(404, "unknown-subsystem", f"no subsystem {name!r}")
+    frontends = get_subsystem_frontends(request)
+    try:
+        cid = frontends.registered_cid(name)
+    except CollegiumError as exc:
+        return problem(503, "registry-unavailable", f"cannot read the registry: {exc}")
+    if cid is UNKNOWN:
+        return problem(404, "unknown-subsystem", f"no subsystem {name!r} in the registry")
+    is_index = path in ("", INDEX_FILE)
+    if cid and frontends.servable_cid(cid):
+        response = serve(frontends.store, cid, path, request)
+        response.headers[SOURCE_HEADER] = f"ipfs {cid} subsystem {name}"
+        if response.status_code < 400:
+            response.headers["Cache-Control"] = INDEX_CACHE if is_index else IMMUTABLE_CACHE
+        return response
+    response = serve_frontend(request, path)
+    reason = "missing" if cid else "none published"
+    response.headers[SOURCE_HEADER] = (
+        f"system fallback ({reason}): {response.headers.get(SOURCE_HEADER, '')}"
+    )
+    return response
+
+
+@router.api_route(SUBSYSTEM_PREFIX + "/{name}", methods=["GET", "HEAD"], response_model=None)
+def subsystem_frontend_bare(name: str, request: Request) -> Response:
+    """Redirect ``/s/<name>`` to ``/s/<name>/`` (the bundle's relative paths need the slash)."""
+    target = request.url.path + "/"
+    if request.url.query:
+        target += "?" + request.url.query
+    return RedirectResponse(target, status_code=308)
+
+
+@router.api_route(
+    SUBSYSTEM_PREFIX + "/{name}/{path:path}", methods=["GET", "HEAD"], response_model=None
+)
+def subsystem_frontend_file(name: str, path: str, request: Request) -> Response:
+    """Serve a file of subsystem ``name``'s front-end (``""``: its ``index.html``)."""
+    return serve_subsystem_frontend(request, name, path)

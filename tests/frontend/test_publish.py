@@ -14,7 +14,14 @@ import pytest
 from eth_account import Account
 
 from node.chain.registry import Registry
-from node.frontend import FrontendError, NotSystemAdmin, publish
+from node.frontend import (
+    FrontendError,
+    NotSubsystemAdmin,
+    NotSystemAdmin,
+    publish,
+    publish_subsystem,
+)
+from node.storage import open_store
 from tests.frontend.conftest import BUILD_DIR
 from tests.support.node import InProcessNode, node_process
 
@@ -25,6 +32,22 @@ FUNDING_WEI: Final = 10**18
 
 def asset_names() -> list[str]:
     return sorted(p.name for p in (BUILD_DIR / "assets").iterdir())
+
+
+def tiny_bundle(parent: Path, title: str) -> Path:
+    """Return a directory holding a two-file subsystem UI bundle titled ``title``."""
+    bundle = parent / f"bundle-{title}"
+    (bundle / "js").mkdir(parents=True)
+    (bundle / "index.html").write_text(
+        f'<!doctype html><title>{title}</title><h1>{title}</h1><script src="./js/app.js"></script>'
+    )
+    (bundle / "js" / "app.js").write_text(f"document.title = {title!r};\n")
+    return bundle
+
+
+def system_index(url: str) -> bytes:
+    """Return the system front-end's ``index.html`` as the node serves it at ``/``."""
+    return httpx.get(url + "/", timeout=10).content
 
 
 def test_root_serves_the_committed_build_before_any_publish(node: InProcessNode) -> None:
@@ -64,6 +87,61 @@ def test_publish_refuses_a_non_admin_and_a_missing_build(
     assert registry.frontend_cid() == before
 
 
+def test_subsystem_bundle_at_s_name_with_the_system_ui_as_fallback(
+    node: InProcessNode, tmp_path: Path
+) -> None:
+    registry = node.node.registry
+    for name in ("shop", "plain", "gone"):
+        registry.create_subsystem(name)
+    bundle = tiny_bundle(tmp_path, "shop")
+    cid = publish_subsystem(node.node.store, registry, "shop", bundle)
+    assert registry.subsystem_frontend("shop") == cid
+    assert cid in node.node.store.pins()
+    assert publish_subsystem(node.node.store, registry, "shop", bundle) == cid  # idempotent
+
+    index = httpx.get(node.url + "/s/shop/", timeout=10)
+    assert index.status_code == 200
+    assert index.content == (bundle / "index.html").read_bytes()
+    assert index.headers[SOURCE_HEADER] == f"ipfs {cid} subsystem shop"
+    assert index.headers["cache-control"] == "no-cache"
+    script = httpx.get(node.url + "/s/shop/js/app.js", timeout=10)
+    assert script.content == (bundle / "js" / "app.js").read_bytes()
+    assert "immutable" in script.headers["cache-control"]
+    assert httpx.get(node.url + "/s/shop/no-such.js", timeout=10).status_code == 404
+    bare = httpx.get(node.url + "/s/shop?x=1", timeout=10)
+    assert bare.status_code == 308 and bare.headers["location"].endswith("/s/shop/?x=1")
+
+    # no bundle published: the system front-end, whose assets resolve under /s/<name>/ too
+    plain = httpx.get(node.url + "/s/plain/", timeout=10)
+    assert plain.status_code == 200
+    assert plain.content == system_index(node.url)
+    assert plain.headers[SOURCE_HEADER].startswith("system fallback (none published)")
+    name = asset_names()[0]
+    asset = httpx.get(f"{node.url}/s/plain/assets/{name}", timeout=10)
+    assert asset.content == (BUILD_DIR / "assets" / name).read_bytes()
+
+    # a bundle recorded on-chain whose blocks this node lacks: the system front-end too
+    elsewhere = open_store(tmp_path / "elsewhere", None)
+    missing = elsewhere.add_path(tiny_bundle(tmp_path, "gone"), cid_version=1, pin=True)
+    registry.set_subsystem_frontend("gone", missing)
+    gone = httpx.get(node.url + "/s/gone/", timeout=10)
+    assert gone.status_code == 200 and gone.content == system_index(node.url)
+    assert gone.headers[SOURCE_HEADER].startswith("system fallback (missing)")
+
+    unknown = httpx.get(node.url + "/s/no-such-subsystem/", timeout=10)
+    assert unknown.status_code == 404
+    assert unknown.headers["content-type"].startswith("application/problem+json")
+
+    outsider = Account.create()
+    node.node.chain.fund(outsider.address, FUNDING_WEI)
+    as_outsider = Registry(node.node.chain.w3, registry.address, outsider)
+    with pytest.raises(NotSubsystemAdmin):
+        publish_subsystem(node.node.store, as_outsider, "plain", bundle)
+    with pytest.raises(FrontendError, match="no subsystem"):
+        publish_subsystem(node.node.store, registry, "no-such-subsystem", bundle)
+    assert registry.subsystem_frontend("plain") == ""
+
+
 def _wait_served_from(url: str, cid: str) -> httpx.Response:
     deadline = time.monotonic() + SWITCH_TIMEOUT
     while True:
@@ -101,6 +179,18 @@ def test_cli_publish_on_a_running_node_switches_root_to_the_cid(tmp_path: Path) 
             env=proc.env, capture_output=True, text=True, timeout=120,
         )  # fmt: skip
         assert again.returncode == 0 and again.stdout.strip() == cid  # same files, same CID
+        bundle = tiny_bundle(tmp_path, "main")
+        sub = subprocess.run(
+            [sys.executable, "-m", "node.cli.main", "frontend", "publish", "--subsystem", "main",
+             "--data-dir", str(proc.data_dir), "--build-dir", str(bundle)],
+            env=proc.env, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert sub.returncode == 0, sub.stderr
+        sub_cid = sub.stdout.strip().splitlines()[-1]
+        assert sub_cid.startswith("bafy") and sub_cid != cid
+        served = httpx.get(f"{proc.url}/s/main/", timeout=10)
+        assert served.content == (bundle / "index.html").read_bytes()
+        assert served.headers[SOURCE_HEADER] == f"ipfs {sub_cid} subsystem main"
     finally:
         proc.stop()
     pins = subprocess.run(
