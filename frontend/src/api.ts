@@ -89,6 +89,10 @@ export interface Tx {
   currency: string;
   memo: string;
   payload: string;
+  /** signed as PrivateBusinessTransaction: parties, amount, currency and memo are encrypted */
+  private?: boolean;
+  /** private only: keccak256(salt || plaintext), 0x-hex */
+  payload_hash?: string;
   nonce: number | string;
   timestamp: number | string;
   signer: `0x${string}`;
@@ -122,10 +126,46 @@ export interface Proof {
   node: string;
 }
 
+export type TypedFields = Record<string, { name: string; type: string }[]>;
+
 export interface TypedDataDoc {
-  types: Record<string, { name: string; type: string }[]>;
+  types: TypedFields;
   primaryType: string;
   domain: { name: string; version: string; chainId: number; verifyingContract: `0x${string}` };
+  /** the types of private transactions (PrivateBusinessTransaction), same domain */
+  private?: { types: TypedFields; primaryType: string };
+}
+
+/** `GET /api/v1/auth/me`: the signed-in address and its subsystems. */
+export interface Me {
+  address: `0x${string}`;
+  subsystems: string[];
+  admin_of: string[];
+  system_admin: boolean;
+}
+
+/** `GET /api/v1/subsystems/{name}`: a subsystem's public registry record. */
+export interface SubsystemRecord {
+  name: string;
+  participants: `0x${string}`[];
+  frontend_cid: string;
+}
+
+/** `POST /api/v1/subsystems/{name}/participants`: the registry call for the admin's wallet. */
+export interface UnsignedTx {
+  to: `0x${string}`;
+  data: `0x${string}`;
+  value: `0x${string}`;
+  chain_id: number;
+  from: `0x${string}`;
+}
+
+/** `POST /api/v1/subsystems/{name}/participants/relay`: the relayed transaction once mined. */
+export interface RelayResult {
+  tx_hash: `0x${string}`;
+  block_number: number;
+  action: string;
+  address: string;
 }
 
 export interface Health {

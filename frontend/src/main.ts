@@ -10,22 +10,41 @@ import {
   getOptional,
   type Health,
   listTxs,
+  type Me,
   nodeUrl,
+  postJson,
   type Proof,
+  type RelayResult,
+  type SubsystemRecord,
   type Tx,
   type TxFilter,
   type TypedDataDoc,
+  type UnsignedTx,
 } from "./api";
 import { chainClient, readRegistry, registryNodes, registrySubsystems, ZERO_HASH } from "./chain";
 import { h, type Raw, short } from "./html";
 import { checkMerkle, checkOnChain, checkSignature, type CheckResult } from "./verify";
-import { WalletError, connect, requireChain, signIn, signTransaction, switchChain } from "./wallet";
+import {
+  WalletError,
+  connect,
+  requireChain,
+  sendWithWallet,
+  signForRelay,
+  signIn,
+  signTransaction,
+  switchChain,
+} from "./wallet";
 
 export const PAGE_SIZE = 25;
 export const CSV_PAGE = 500;
 export const CSV_MAX_ROWS = 20000;
 export const DEFAULT_REPLICAS: Record<string, number> = { fe_system: 3, be_system: 3, fe_subsystem: 2, be_subsystem: 2 };
-const CSV_COLUMNS = ["id", "seq", "subsystem", "kind", "parties", "amount", "currency", "memo", "signer", "cid", "status", "timestamp", "anchor_block"];
+const CSV_COLUMNS = ["id", "seq", "subsystem", "kind", "parties", "amount", "currency", "memo", "signer", "cid", "status", "timestamp", "anchor_block", "private", "payload_hash"];
+/** How long the app waits for a registry transaction sent by the wallet to be mined. */
+export const RECEIPT_TIMEOUT_MS = 60_000;
+export const RECEIPT_POLL_MS = 250;
+/** `/s/<subsystem>/`: a subsystem's front-end path (the system UI is served there as fallback). */
+const SUBSYSTEM_PATH = /\/s\/([^/]+)\/(?:index\.html)?$/;
 
 const main = document.getElementById("main") as HTMLElement;
 let healthCache: Health | null = null;
@@ -129,7 +148,7 @@ function txRows(items: Tx[]): Raw {
   if (!items.length) return h`<tr><td colspan="8">No transactions match.</td></tr>`;
   return h`${items.map(
     (t) => h`<tr><td>${t.seq}</td><td>${txLink(t.id)}</td><td>${t.subsystem}</td><td>${t.kind}</td>
-      <td>${t.amount} ${t.currency}</td><td><a href="#/txs?signer=${t.signer}"><code>${short(t.signer)}</code></a></td>
+      <td>${t.private ? h`<span class="badge" title="amount, currency, parties and memo are in the encrypted payload">private</span>` : `${t.amount} ${t.currency}`}</td><td><a href="#/txs?signer=${t.signer}"><code>${short(t.signer)}</code></a></td>
       <td class="${t.status}">${t.status}</td><td>${t.anchor ? t.anchor.block_number : "—"}</td></tr>`,
   )}`;
 }
@@ -147,7 +166,7 @@ export async function exportCsv(filter: TxFilter): Promise<string> {
     const page = await listTxs(filter, before, CSV_PAGE);
     for (const t of page.items)
       lines.push(
-        [t.id, t.seq, t.subsystem, t.kind, t.parties.join(" "), t.amount, t.currency, t.memo, t.signer, t.cid, t.status, t.timestamp, t.anchor?.block_number ?? ""]
+        [t.id, t.seq, t.subsystem, t.kind, t.parties.join(" "), t.amount, t.currency, t.memo, t.signer, t.cid, t.status, t.timestamp, t.anchor?.block_number ?? "", t.private ? "true" : "false", t.payload_hash ?? ""]
           .map(csvCell)
           .join(","),
       );
@@ -267,16 +286,22 @@ async function transaction(txId: string): Promise<void> {
   const id = routeId;
   const tx = await getJson<Tx>(`${API}/transactions/${encodeURIComponent(txId)}`);
   const a = tx.anchor;
+  const business = tx.private
+    ? h`<dt>Type</dt><dd data-testid="tx-type"><span class="badge">private</span> PrivateBusinessTransaction (leaf version 2)</dd>
+    <dt>Encrypted payload</dt><dd>${tx.payload ? ipfsLink(tx.payload) : "—"} <span class="muted">CID of the ciphertext: amount, currency, parties and memo are inside</span></dd>
+    <dt>Payload hash</dt><dd><code data-testid="payload-hash">${tx.payload_hash}</code> <span class="muted">keccak256(salt ‖ plaintext): a participant proves the content by revealing the salt</span></dd>`
+    : h`<dt>Type</dt><dd data-testid="tx-type">BusinessTransaction (leaf version 1)</dd>
+    <dt>Amount</dt><dd>${tx.amount} ${tx.currency}</dd>
+    <dt>Parties</dt><dd>${tx.parties.length ? tx.parties.map((p) => h`<a href="#/txs?party=${p}"><code>${p}</code></a> `) : "—"}</dd>
+    <dt>Memo</dt><dd>${tx.memo || "—"}</dd>
+    <dt>Payload</dt><dd>${tx.payload || "—"}</dd>`;
   render(id, h`<h1>Transaction</h1>
   <dl>
     <dt>Id</dt><dd><code data-testid="tx-id">${tx.id}</code></dd>
     <dt>Status</dt><dd class="${tx.status}">${tx.status}</dd>
-    <dt>Subsystem</dt><dd><a href="#/txs?subsystem=${tx.subsystem}">${tx.subsystem}</a></dd>
+    <dt>Subsystem</dt><dd><a href="#/subsystem/${tx.subsystem}">${tx.subsystem}</a> · <a href="#/txs?subsystem=${tx.subsystem}">its transactions</a></dd>
     <dt>Kind</dt><dd>${tx.kind}</dd>
-    <dt>Amount</dt><dd>${tx.amount} ${tx.currency}</dd>
-    <dt>Parties</dt><dd>${tx.parties.length ? tx.parties.map((p) => h`<a href="#/txs?party=${p}"><code>${p}</code></a> `) : "—"}</dd>
-    <dt>Memo</dt><dd>${tx.memo || "—"}</dd>
-    <dt>Payload</dt><dd>${tx.payload || "—"}</dd>
+    ${business}
     <dt>Nonce</dt><dd>${tx.nonce}</dd>
     <dt>Timestamp</dt><dd>${new Date(Number(tx.timestamp) * 1000).toISOString()} (${tx.timestamp})</dd>
     <dt>Signer</dt><dd><a href="#/txs?signer=${tx.signer}"><code>${tx.signer}</code></a></dd>
@@ -459,7 +484,7 @@ async function nodesPage(): Promise<void> {
   </tbody></table></div>
   <h1>Subsystems</h1>
   <div class="scroll"><table><thead><tr><th>Name</th><th>Participants</th><th>Admins</th></tr></thead><tbody>
-  ${subsystems.length ? subsystems.map((s) => h`<tr><td><a href="#/txs?subsystem=${s.name}">${s.name}</a></td><td>${s.participants.length ? s.participants.map((p) => h`<code>${short(p, 8)}</code> `) : "—"}</td><td>${apiSubs ? (admins.get(s.name) ?? []).map((p) => h`<code>${short(p, 8)}</code> `) : "n/a"}</td></tr>`) : h`<tr><td colspan="3">No subsystems registered.</td></tr>`}
+  ${subsystems.length ? subsystems.map((s) => h`<tr><td><a href="#/subsystem/${s.name}">${s.name}</a></td><td>${s.participants.length ? s.participants.map((p) => h`<code>${short(p, 8)}</code> `) : "—"}</td><td>${apiSubs ? (admins.get(s.name) ?? []).map((p) => h`<code>${short(p, 8)}</code> `) : "n/a"}</td></tr>`) : h`<tr><td colspan="3">No subsystems registered.</td></tr>`}
   </tbody></table></div>
   ${apiSubs ? "" : h`<p class="muted">Admins come from the node's /api/v1/subsystems, which this node does not offer yet.</p>`}`);
 }
@@ -524,7 +549,11 @@ async function walletPage(): Promise<void> {
       const addr = await ensure();
       const session = await signIn(addr, hl.chain.chain_id);
       const subs = (session.subsystems as string[] | undefined) ?? [];
-      say(status, "ok", `Signed in as ${session.address}${subs.length ? `; your subsystems: ${subs.join(", ")}` : ""}.`);
+      const admin = (session.admin_of as string[] | undefined) ?? [];
+      status.innerHTML = message(
+        "ok",
+        `Signed in as ${session.address}${subs.length ? `; your subsystems: ${subs.join(", ")}` : ""}${admin.length ? `; admin of: ${admin.join(", ")}` : ""}.`,
+      ).html + (admin.length ? h`<p><a href="#/admin">Manage participants</a></p>`.html : "");
     }),
   );
   const form = document.getElementById("submit-form") as HTMLFormElement;
@@ -563,6 +592,207 @@ async function walletPage(): Promise<void> {
       })();
     },
   );
+}
+
+// ---------------------------------------------------------------- subsystems and their admins
+
+/** Return the signed-in session, or null when there is none (401) or no sign-in API (404). */
+async function currentSession(): Promise<Me | null> {
+  try {
+    return await getJson<Me>(`${API}/auth/me`);
+  } catch (e) {
+    if (e instanceof ApiError && (e.status === 401 || e.status === 404)) return null;
+    throw e;
+  }
+}
+
+function subsystemApi(name: string, rest = ""): string {
+  return `${API}/subsystems/${encodeURIComponent(name)}${rest}`;
+}
+
+async function subsystemRecord(id: number, name: string): Promise<SubsystemRecord | null> {
+  try {
+    return await getJson<SubsystemRecord>(subsystemApi(name));
+  } catch (e) {
+    if (!(e instanceof ApiError && e.status === 404)) throw e;
+    render(id, message("warn", `There is no subsystem "${name}" in the registry.`));
+    return null;
+  }
+}
+
+async function subsystemPage(name: string, landing = false): Promise<void> {
+  const id = routeId;
+  const record = await subsystemRecord(id, name);
+  if (!record) return;
+  const [session, recent] = await Promise.all([currentSession(), listTxs({ subsystem: name }, null, 10)]);
+  const isAdmin = session?.admin_of.includes(name) ?? false;
+  const isMember = session?.subsystems.includes(name) ?? false;
+  const cid = record.frontend_cid;
+  const note = landing
+    ? message(
+        "",
+        cid
+          ? `This is the system-wide app: the front-end of "${name}" (${cid}) is not available on this node yet.`
+          : `This is the system-wide app: "${name}" has not published a front-end of its own.`,
+      )
+    : "";
+  render(id, h`<h1>Subsystem ${name}</h1>${note}
+  <dl>
+    <dt>Participants</dt><dd data-testid="participant-count">${record.participants.length}</dd>
+    <dt>Own front-end</dt><dd>${cid ? h`<a href="${nodeUrl(`/s/${encodeURIComponent(name)}/`)}">/s/${name}/</a> · ${ipfsLink(cid)}` : h`none published <span class="muted">(an admin runs <code>collegium frontend publish --subsystem ${name}</code>)</span>`}</dd>
+    <dt>You</dt><dd>${session ? (isAdmin ? "admin" : isMember ? "participant" : "not a participant") : h`not signed in (<a href="#/admin">sign in</a>)`}</dd>
+  </dl>
+  ${isAdmin ? h`<p><a href="#/admin/${encodeURIComponent(name)}">Add or remove participants</a></p>` : ""}
+  <h2>Participants</h2>
+  <ul>${record.participants.map((p) => h`<li><a href="#/search/${p}"><code>${p}</code></a></li>`)}</ul>
+  <h2>Recent transactions</h2>
+  <div class="scroll"><table><thead><tr><th>#</th><th>Id</th><th>Subsystem</th><th>Kind</th><th>Amount</th><th>Signer</th><th>Status</th><th>Block</th></tr></thead>
+  <tbody>${txRows(recent.items)}</tbody></table></div>
+  <p><a href="#/txs?subsystem=${encodeURIComponent(name)}">All transactions of ${name}</a></p>`);
+}
+
+/** A result shown once after the admin page re-renders (which subsystem, what happened). */
+let adminFlash: { subsystem: string; kind: "ok" | "bad"; text: string } | null = null;
+
+/** Return (hash, block) of the registry transaction adding/removing `address` as a participant of
+ * `name`: the node prepares it for the signed-in admin, the wallet sends it (or signs it and the
+ * node relays it when the wallet cannot send). */
+async function changeParticipant(
+  session: Me,
+  chainId: number,
+  name: string,
+  address: string,
+  action: "add" | "remove",
+  progress: (text: string) => void,
+): Promise<{ hash: Hex; block: bigint }> {
+  if (!isAddress(address)) throw new WalletError(`Not an address: ${address}`);
+  account ??= await connect();
+  await requireChain(chainId);
+  if (account.toLowerCase() !== session.address.toLowerCase())
+    throw new WalletError(
+      `Your wallet's account ${account} is not the signed-in ${session.address}: switch accounts in your wallet or sign in again.`,
+    );
+  progress("Preparing the registry transaction…");
+  const unsigned = await postJson<UnsignedTx>(subsystemApi(name, "/participants"), { address, action });
+  if (unsigned.chain_id !== chainId)
+    throw new WalletError(`The node prepared a transaction for chain ${unsigned.chain_id}, not ${chainId}.`);
+  progress("Confirm the transaction in your wallet…");
+  const client = chainClient(chainId);
+  const sent = await sendWithWallet(unsigned);
+  if (sent) {
+    progress(`Sent ${sent}; waiting for it to be mined…`);
+    const receipt = await client.waitForTransactionReceipt({
+      hash: sent,
+      pollingInterval: RECEIPT_POLL_MS,
+      timeout: RECEIPT_TIMEOUT_MS,
+    });
+    if (receipt.status !== "success")
+      throw new WalletError(`The registry rejected transaction ${sent} (it reverted); nothing changed.`);
+    return { hash: sent, block: receipt.blockNumber };
+  }
+  progress("Your wallet cannot send transactions: sign it and this node relays it…");
+  const [nonce, gas, gasPrice] = await Promise.all([
+    client.getTransactionCount({ address: unsigned.from }),
+    client.estimateGas({ account: unsigned.from, to: unsigned.to, data: unsigned.data }),
+    client.getGasPrice(),
+  ]);
+  const raw = await signForRelay(unsigned, { nonce, gas, gasPrice });
+  const relayed = await postJson<RelayResult>(subsystemApi(name, "/participants/relay"), { raw_transaction: raw });
+  return { hash: relayed.tx_hash, block: BigInt(relayed.block_number) };
+}
+
+function manageSection(record: SubsystemRecord, index: number, me: string): Raw {
+  const heading = `manage-${index}`;
+  return h`<section class="manage" data-subsystem="${record.name}" aria-labelledby="${heading}">
+  <h2 id="${heading}">Participants of ${record.name}</h2>
+  <form class="form add-participant" novalidate>
+    <label>New participant of ${record.name}<input name="address" placeholder="0x…" autocomplete="off" spellcheck="false" /></label>
+    <button type="submit">Add participant</button>
+  </form>
+  <div class="result" aria-live="polite"></div>
+  <div class="scroll"><table><caption class="sr">Participants of ${record.name}</caption>
+  <thead><tr><th>Address</th><th><span class="sr">Action</span></th></tr></thead><tbody>
+  ${record.participants.length ? record.participants.map((p) => h`<tr><td><code>${p}</code>${p.toLowerCase() === me.toLowerCase() ? " (you)" : ""}</td><td><button type="button" class="secondary" data-remove="${p}" aria-label="Remove ${p} from ${record.name}">Remove</button></td></tr>`) : h`<tr><td colspan="2">No participants.</td></tr>`}
+  </tbody></table></div>
+  </section>`;
+}
+
+async function adminPage(only: string): Promise<void> {
+  const id = routeId;
+  const hl = await health();
+  const session = await currentSession();
+  if (!session) {
+    render(id, h`<h1>Subsystem admin</h1>
+    <p>Sign in with your wallet to see your subsystems and, if you are one of their admins, add or remove participants.</p>
+    <p><button id="admin-signin" type="button">Connect and sign in</button></p>
+    <div id="admin-status" aria-live="polite"></div>`);
+    const status = document.getElementById("admin-status")!;
+    document.getElementById("admin-signin")!.addEventListener("click", async () => {
+      try {
+        account = await connect();
+        await requireChain(hl.chain.chain_id);
+        status.innerHTML = message("", "Waiting for your wallet's signature…").html;
+        await signIn(account, hl.chain.chain_id);
+        void route();
+      } catch (e) {
+        status.innerHTML = message("bad", errorText(e)).html;
+      }
+    });
+    return;
+  }
+  const who = h`<p>Signed in as <code data-testid="session-address">${session.address}</code>${session.system_admin ? " (system admin)" : ""}.</p>`;
+  if (only && !session.admin_of.includes(only)) {
+    return render(id, h`<h1>Subsystem admin</h1>${who}${message(
+      "bad",
+      `You are not an admin of "${only}": only its admins can add or remove its participants. Ask one of them (or a system admin) to make the change, or to make you an admin.`,
+    )}<p><a href="#/subsystem/${encodeURIComponent(only)}">Back to ${only}</a></p>`);
+  }
+  const names = only ? [only] : session.admin_of;
+  const records = await Promise.all(names.map((n) => getJson<SubsystemRecord>(subsystemApi(n))));
+  const mine = [...new Set([...session.subsystems, ...session.admin_of])];
+  render(id, h`<h1>Subsystem admin</h1>${who}
+  ${only ? "" : h`<h2>Your subsystems</h2>
+  ${mine.length ? h`<ul data-testid="my-subsystems">${mine.map((n) => h`<li><a href="#/subsystem/${encodeURIComponent(n)}">${n}</a> — ${session.admin_of.includes(n) ? "admin" : "participant"}</li>`)}</ul>` : h`<p>You are not a participant of any subsystem.</p>`}`}
+  ${session.admin_of.length ? "" : message("bad", "You are not an admin of any subsystem, so there is nothing to manage here: only a subsystem's admins can add or remove its participants.")}
+  ${records.map((r, i) => manageSection(r, i, session.address))}`);
+  for (const section of document.querySelectorAll<HTMLElement>("section.manage")) {
+    const name = section.dataset.subsystem!;
+    const out = section.querySelector<HTMLElement>(".result")!;
+    if (adminFlash?.subsystem === name) {
+      out.innerHTML = message(adminFlash.kind, adminFlash.text).html;
+      adminFlash = null;
+    }
+    const run = (address: string, action: "add" | "remove") => async () => {
+      const buttons = section.querySelectorAll("button");
+      buttons.forEach((b) => (b.disabled = true));
+      try {
+        const done = await changeParticipant(session, hl.chain.chain_id, name, address.trim(), action,
+          (text) => (out.innerHTML = message("", text).html));
+        adminFlash = {
+          subsystem: name,
+          kind: "ok",
+          text: `${action === "add" ? "Added" : "Removed"} ${address.trim()} ${action === "add" ? "to" : "from"} ${name} in block ${done.block} (transaction ${done.hash}).`,
+        };
+        if (id === routeId) void route();
+      } catch (e) {
+        out.innerHTML = message("bad", errorText(e)).html;
+        buttons.forEach((b) => (b.disabled = false));
+      }
+    };
+    const form = section.querySelector<HTMLFormElement>("form")!;
+    form.addEventListener("submit", (ev) => {
+      ev.preventDefault();
+      const address = String(new FormData(form).get("address") ?? "").trim();
+      const record = records.find((r) => r.name === name)!;
+      if (isAddress(address) && record.participants.some((p) => p.toLowerCase() === address.toLowerCase())) {
+        out.innerHTML = message("bad", `${address} is already a participant of ${name}.`).html;
+        return;
+      }
+      void run(address, "add")();
+    });
+    for (const button of section.querySelectorAll<HTMLButtonElement>("button[data-remove]"))
+      button.addEventListener("click", () => void run(button.dataset.remove!, "remove")());
+  }
 }
 
 // ---------------------------------------------------------------- search
@@ -628,12 +858,16 @@ async function route(): Promise<void> {
   const mine = ++routeId;
   render(mine, h`<p>Loading…</p>`);
   try {
-    if (page === "" || page === "overview") await overview();
+    const landing = page === "" ? SUBSYSTEM_PATH.exec(location.pathname) : null;
+    if (landing) await subsystemPage(decodeURIComponent(landing[1]), true);
+    else if (page === "" || page === "overview") await overview();
     else if (page === "txs") await transactions(query);
     else if (page === "tx") await transaction(arg);
     else if (page === "assignment") await assignment(query);
     else if (page === "nodes") await nodesPage();
     else if (page === "wallet") await walletPage();
+    else if (page === "admin") await adminPage(arg);
+    else if (page === "subsystem") await subsystemPage(arg);
     else if (page === "search") await search(arg);
     else render(mine, message("warn", `No page ${path}.`));
   } catch (e) {

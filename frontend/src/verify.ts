@@ -12,13 +12,17 @@ import {
   keccak256,
   recoverTypedDataAddress,
 } from "viem";
-import type { Proof, Tx, TypedDataDoc } from "./api";
+import type { Proof, Tx, TypedDataDoc, TypedFields } from "./api";
 import { readRegistry } from "./chain";
 
 export const LEAF_PREFIX = "0x00" as const;
 export const NODE_PREFIX = "0x01" as const;
 export const LEAF_VERSION = 1n;
 export const LEAF_ITEMS = 13;
+/** Private transactions (PrivateBusinessTransaction): node/ledger/transaction.py encode_leaf. */
+export const PRIVATE_LEAF_VERSION = 2n;
+export const PRIVATE_LEAF_ITEMS = 10;
+export const PRIVATE_TYPE = "PrivateBusinessTransaction";
 
 export interface CheckResult {
   ok: boolean;
@@ -61,7 +65,24 @@ export function rootFromInclusionProof(index: number, size: number, leafHash: He
   return r;
 }
 
-function message(tx: Tx) {
+/** Return the EIP-712 types and primary type `tx` was signed with (public or private). */
+export function typesOf(tx: Tx, doc: TypedDataDoc): { types: TypedFields; primaryType: string } {
+  if (!tx.private) return { types: doc.types, primaryType: doc.primaryType };
+  if (!doc.private) throw new Error("the node's typed-data document has no private transaction type");
+  return doc.private;
+}
+
+/** Return the EIP-712 message of `tx` (the fields its signer signed). */
+export function message(tx: Tx): Record<string, unknown> {
+  if (tx.private)
+    return {
+      subsystem: tx.subsystem,
+      kind: tx.kind,
+      payload: tx.payload,
+      payloadHash: tx.payload_hash as Hex,
+      nonce: BigInt(tx.nonce),
+      timestamp: BigInt(tx.timestamp),
+    };
   return {
     subsystem: tx.subsystem,
     kind: tx.kind,
@@ -77,11 +98,12 @@ function message(tx: Tx) {
 
 /** Check the EIP-712 signature: the recovered address must be the transaction's signer. */
 export async function checkSignature(tx: Tx, doc: TypedDataDoc): Promise<CheckResult> {
-  const { EIP712Domain: _domain, ...types } = doc.types;
+  const signed = typesOf(tx, doc);
+  const { EIP712Domain: _domain, ...types } = signed.types;
   const recovered = await recoverTypedDataAddress({
     domain: doc.domain,
     types,
-    primaryType: doc.primaryType,
+    primaryType: signed.primaryType,
     message: message(tx),
     signature: tx.signature,
   });
@@ -109,11 +131,25 @@ function int(item: unknown): bigint {
 /** Return the mismatching field names between the canonical leaf (RLP) and the shown transaction. */
 export function compareLeaf(leaf: Hex, tx: Tx, doc: TypedDataDoc): string[] {
   const items = fromRlp(leaf, "hex") as unknown[];
-  if (!Array.isArray(items) || items.length !== LEAF_ITEMS) return ["leaf structure"];
+  if (!Array.isArray(items) || items.length !== (tx.private ? PRIVATE_LEAF_ITEMS : LEAF_ITEMS)) return ["leaf structure"];
   const wrong: string[] = [];
   const expect = (name: string, same: boolean) => {
     if (!same) wrong.push(name);
   };
+  if (tx.private) {
+    // [2, chainId, registry, subsystem, kind, payload, payloadHash, nonce, timestamp, signature]
+    expect("version", int(items[0]) === PRIVATE_LEAF_VERSION);
+    expect("chainId", int(items[1]) === BigInt(doc.domain.chainId));
+    expect("registry", getAddress(items[2] as Hex) === getAddress(doc.domain.verifyingContract));
+    expect("subsystem", text(items[3]) === tx.subsystem);
+    expect("kind", text(items[4]) === tx.kind);
+    expect("payload", text(items[5]) === tx.payload);
+    expect("payloadHash", bytesToHex(hexBytes(items[6])) === (tx.payload_hash ?? "").toLowerCase());
+    expect("nonce", int(items[7]) === BigInt(tx.nonce));
+    expect("timestamp", int(items[8]) === BigInt(tx.timestamp));
+    expect("signature", bytesToHex(hexBytes(items[9])) === tx.signature.toLowerCase());
+    return wrong;
+  }
   expect("version", int(items[0]) === LEAF_VERSION);
   expect("chainId", int(items[1]) === BigInt(doc.domain.chainId));
   expect("registry", getAddress(items[2] as Hex) === getAddress(doc.domain.verifyingContract));

@@ -1,10 +1,13 @@
 // EIP-1193 wallet: connect, check the chain, sign in with Ethereum (EIP-4361), sign EIP-712.
 
-import { getAddress, numberToHex } from "viem";
+import { type Hex, getAddress, numberToHex } from "viem";
 import { createSiweMessage } from "viem/siwe";
-import { API, ApiError, getJson, nodeUrl, postJson, type TypedDataDoc } from "./api";
+import { API, ApiError, getJson, nodeUrl, postJson, type TypedDataDoc, type UnsignedTx } from "./api";
 
 export const USER_REJECTED = 4001;
+export const UNAUTHORIZED = 4100;
+export const UNSUPPORTED_METHOD = 4200;
+export const JSONRPC_METHOD_NOT_FOUND = -32601;
 export const UNRECOGNIZED_CHAIN = 4902;
 export const SIWE_STATEMENT = "Sign in to the Collegium node.";
 
@@ -38,6 +41,8 @@ export async function friendly<T>(promise: Promise<T>): Promise<T> {
   } catch (e) {
     const code = (e as { code?: number }).code;
     if (code === USER_REJECTED) throw new WalletError("You rejected the request in your wallet; nothing was sent.");
+    if (code === UNAUTHORIZED)
+      throw new WalletError("Your wallet did not authorize this account for the request: select the signed-in account in your wallet.");
     if (e instanceof WalletError || e instanceof ApiError) throw e;
     throw new WalletError(`Wallet error: ${(e as Error).message ?? String(e)}`);
   }
@@ -132,4 +137,53 @@ export async function signTransaction(
   return (await friendly(
     provider().request({ method: "eth_signTypedData_v4", params: [address, JSON.stringify(typed)] }),
   )) as `0x${string}`;
+}
+
+/** Return whether an EIP-1193 error says the wallet does not offer the method. */
+function isUnsupported(e: unknown): boolean {
+  const code = (e as { code?: number }).code;
+  return code === UNSUPPORTED_METHOD || code === JSONRPC_METHOD_NOT_FOUND;
+}
+
+/** Return the hash of `tx` signed and sent by the wallet (`eth_sendTransaction`, the method every
+ * browser wallet offers), or null when the wallet does not offer it. */
+export async function sendWithWallet(tx: UnsignedTx): Promise<Hex | null> {
+  try {
+    return (await provider().request({
+      method: "eth_sendTransaction",
+      params: [{ from: tx.from, to: tx.to, data: tx.data, value: tx.value }],
+    })) as Hex;
+  } catch (e) {
+    if (isUnsupported(e)) return null;
+    return friendly(Promise.reject(e));
+  }
+}
+
+/** Return `tx` signed by the wallet (`eth_signTransaction`) with every field filled in, for the
+ * node to relay; throws a WalletError when the wallet can neither send nor sign transactions. */
+export async function signForRelay(
+  tx: UnsignedTx,
+  fields: { nonce: number; gas: bigint; gasPrice: bigint },
+): Promise<Hex> {
+  try {
+    return (await provider().request({
+      method: "eth_signTransaction",
+      params: [
+        {
+          from: tx.from,
+          to: tx.to,
+          data: tx.data,
+          value: tx.value,
+          nonce: numberToHex(fields.nonce),
+          gas: numberToHex(fields.gas),
+          gasPrice: numberToHex(fields.gasPrice),
+          chainId: numberToHex(tx.chain_id),
+        },
+      ],
+    })) as Hex;
+  } catch (e) {
+    if (isUnsupported(e))
+      throw new WalletError("Your wallet can neither send nor sign transactions (eth_sendTransaction, eth_signTransaction).");
+    return friendly(Promise.reject(e));
+  }
 }

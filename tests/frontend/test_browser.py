@@ -14,6 +14,7 @@ from eth_account import Account
 from node.assignment.codec import compute_assignment_from_json, encode_assignment
 from node.chain.registry import Registry, compute_roles_mask
 from node.frontend import publish
+from node.ledger.transaction import compute_payload_hash
 from tests.frontend.conftest import BUILD_DIR
 from tests.frontend.wallet import TestWallet
 from tests.support.node import InProcessNode, domain_of, free_port, make_submission
@@ -323,5 +324,117 @@ def test_narrow_screen_has_no_horizontal_page_scroll(
     page.get_by_role("heading", name="Transactions").wait_for()
     overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
     page.screenshot(path=str(screenshots / "transactions-375px.png"), full_page=True)
+    page.goto(f"{node.url}/#/subsystem/main")
+    page.get_by_role("heading", name="Subsystem main").wait_for()
+    overflow_subsystem = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
     ctx.close()
-    assert overflow <= 0
+    assert overflow <= 0 and overflow_subsystem <= 0
+
+
+def sign_in_on_admin_page(page: Any, node: InProcessNode, wallet: TestWallet) -> None:
+    page.goto(f"{node.url}/#/admin")
+    page.get_by_role("button", name="Connect and sign in").click()
+    page.get_by_test_id("session-address").wait_for()
+    assert page.get_by_test_id("session-address").inner_text() == wallet.address
+
+
+def test_admin_adds_and_removes_a_participant_with_the_wallet(
+    node: InProcessNode, context: Any, screenshots: Path
+) -> None:
+    registry = node.node.registry
+    page, wallet = open_with_wallet(context, node, rpc_url=node.url + "/rpc")
+    node.node.chain.fund(wallet.address, FUNDING_WEI)
+    registry.add_subsystem_admin("main", wallet.address)
+    sign_in_on_admin_page(page, node, wallet)
+    section = page.locator("section.manage[data-subsystem=main]")
+    page.get_by_role("heading", name="Participants of main").wait_for()
+    result = section.locator(".result")
+    newcomer = Account.create().address
+    page.get_by_label("New participant of main").fill(newcomer)
+
+    wallet.chain_id += 1  # the wallet moved to another network: nothing is sent
+    page.get_by_role("button", name="Add participant").click()
+    result.get_by_role("alert").wait_for()
+    assert "Wrong network" in result.inner_text()
+    wallet.chain_id -= 1
+    wallet.reject = True  # the user says no in the wallet
+    page.get_by_role("button", name="Add participant").click()
+    result.get_by_text("You rejected the request").wait_for()
+    assert not registry.is_participant("main", newcomer)
+    wallet.reject = False
+
+    page.get_by_role("button", name="Add participant").click()  # eth_sendTransaction
+    page.get_by_text(f"Added {newcomer} to main in block").wait_for()
+    assert registry.is_participant("main", newcomer)
+    assert "eth_sendTransaction" in wallet.calls
+    assert section.locator("tbody code", has_text=newcomer).count() == 1
+    page.screenshot(path=str(screenshots / "admin.png"), full_page=True)
+
+    wallet.can_send = False  # a signing-only wallet: the node relays the signed transaction
+    page.get_by_role("button", name=f"Remove {newcomer} from main").click()
+    page.get_by_text(f"Removed {newcomer} from main in block").wait_for()
+    assert not registry.is_participant("main", newcomer)
+    assert "eth_signTransaction" in wallet.calls
+
+
+def test_non_admin_is_refused_clearly_and_sees_the_subsystem_page(
+    node: InProcessNode, context: Any, screenshots: Path
+) -> None:
+    page, wallet = open_with_wallet(context, node)
+    admit(node, wallet.address)
+    sign_in_on_admin_page(page, node, wallet)
+    alert = page.get_by_role("alert")
+    assert "You are not an admin of any subsystem" in alert.inner_text()
+    assert "main — participant" in page.get_by_test_id("my-subsystems").inner_text()
+    assert page.get_by_role("button", name="Add participant").count() == 0
+    page.goto(f"{node.url}/#/admin/main")
+    page.get_by_text('You are not an admin of "main"').wait_for()
+    assert page.get_by_role("alert").count() == 1
+    page.screenshot(path=str(screenshots / "admin-refused.png"), full_page=True)
+
+    # /s/main/ without a bundle of its own: the system app, opened on the subsystem's page
+    response = page.goto(f"{node.url}/s/main/")
+    assert response.headers["x-collegium-frontend"].startswith("system fallback")
+    page.get_by_role("heading", name="Subsystem main").wait_for()
+    assert "has not published a front-end of its own" in page.locator("main").inner_text()
+    count = len(node.node.registry.participants("main"))
+    assert page.get_by_test_id("participant-count").inner_text() == str(count)
+    page.screenshot(path=str(screenshots / "subsystem-fallback.png"), full_page=True)
+
+
+def test_private_transaction_listed_shown_and_verified(
+    node: InProcessNode, context: Any, screenshots: Path
+) -> None:
+    signer = Account.create()
+    payload_hash = compute_payload_hash(b"\x01" * 32, b'{"amount": "9000", "currency": "EUR"}')
+    cipher_cid = node.node.store.add_bytes(b"ciphertext of a private contract")
+    created = submit(node, wallet=signer, private=True, parties=[], amount="", currency="",
+                     memo="", payload=cipher_cid, payload_hash=payload_hash,
+                     kind="contract")  # fmt: skip
+    wait_anchored(node.url, created["id"])
+    page = context.new_page()
+    page.goto(f"{node.url}/#/txs?signer={signer.address}")
+    row = page.locator("tbody tr", has_text=created["id"][:10])
+    row.wait_for()
+    assert "private" in row.locator(".badge").inner_text()
+    row.locator("a").first.click()
+    page.get_by_test_id("tx-id").wait_for()
+    assert "PrivateBusinessTransaction" in page.get_by_test_id("tx-type").inner_text()
+    assert page.get_by_test_id("payload-hash").inner_text() == payload_hash
+    assert "Amount" not in page.locator("dl").inner_text()
+    page.get_by_role("button", name="Verify").click()
+    page.get_by_text("All three checks passed").wait_for()
+    page.screenshot(path=str(screenshots / "transaction-private.png"), full_page=True)
+
+    def tamper(route: Any) -> None:  # the node shows another payload hash than was signed
+        tx = route.fetch().json()
+        tx["payload_hash"] = "0x" + "ee" * 32
+        route.fulfill(json=tx)
+
+    page.route(f"**/api/v1/transactions/{created['id']}", tamper)
+    page.reload()
+    page.get_by_role("button", name="Verify").click()
+    page.get_by_text("Verification failed").wait_for()
+    assert page.locator("[data-check=signature]").get_attribute("data-ok") == "false"
+    merkle = page.locator("[data-check=merkle]")
+    assert merkle.get_attribute("data-ok") == "false" and "payloadHash" in merkle.inner_text()

@@ -2,6 +2,10 @@
 
 The page sees ``window.ethereum.request({method, params})``; each call goes to
 :meth:`TestWallet.handle` through ``page.expose_function`` and signs with eth-account.
+Like a browser wallet, ``eth_sendTransaction`` fills in nonce, gas and gas price from its
+JSON-RPC endpoint (``rpc_url``: the node's ``/rpc``), signs and sends the raw transaction;
+``eth_signTransaction`` signs the fields it is given. ``can_send=False`` makes the wallet
+answer ``eth_sendTransaction`` with 4200 (unsupported), as signing-only wallets do.
 """
 
 from __future__ import annotations
@@ -13,8 +17,15 @@ from typing import Any, Final
 from eth_account import Account
 from eth_account.messages import encode_defunct
 from eth_account.signers.local import LocalAccount
+from web3 import Web3
 
 USER_REJECTED: Final = 4001
+UNAUTHORIZED: Final = 4100
+INTERNAL_ERROR: Final = -32603
+SIGNING_METHODS: Final = frozenset(
+    {"personal_sign", "eth_signTypedData_v4", "eth_sendTransaction", "eth_signTransaction"}
+)
+TX_FIELDS: Final = ("nonce", "gas", "gasPrice", "value", "chainId")
 UNSUPPORTED_METHOD: Final = 4200
 BRIDGE_NAME: Final = "__collegiumTestWallet"
 
@@ -43,6 +54,8 @@ class TestWallet:
     chain_id: int
     account: LocalAccount = field(default_factory=Account.create)
     reject: bool = False
+    rpc_url: str = ""
+    can_send: bool = True
     calls: list[str] = field(default_factory=list)
 
     __test__ = False  # not a pytest class
@@ -65,14 +78,20 @@ class TestWallet:
             return json.dumps({"result": self._dispatch(method, params)})
         except _WalletRefusal as exc:
             return json.dumps({"error": {"code": exc.code, "message": str(exc)}})
+        except Exception as exc:  # what the chain said (a revert, a bad nonce): an RPC error
+            return json.dumps({"error": {"code": INTERNAL_ERROR, "message": str(exc)}})
 
     def _dispatch(self, method: str, params: list[Any]) -> Any:
         if method in ("eth_requestAccounts", "eth_accounts"):
             return [self.address]
         if method == "eth_chainId":
             return hex(self.chain_id)
-        if method in ("personal_sign", "eth_signTypedData_v4") and self.reject:
+        if method == "eth_sendTransaction" and not self.can_send:
+            raise _WalletRefusal(UNSUPPORTED_METHOD, f"method {method} is not supported")
+        if method in SIGNING_METHODS and self.reject:
             raise _WalletRefusal(USER_REJECTED, "User rejected the request.")
+        if method in ("eth_sendTransaction", "eth_signTransaction"):
+            return self._transaction(method, params[0])
         if method == "personal_sign":
             text = params[0]
             message = (
@@ -84,6 +103,28 @@ class TestWallet:
             signed = Account.sign_typed_data(self.account.key, full_message=typed)
             return "0x" + bytes(signed.signature).hex()
         raise _WalletRefusal(UNSUPPORTED_METHOD, f"method {method} is not supported")
+
+    def _transaction(self, method: str, request: dict[str, Any]) -> str:
+        if str(request.get("from", "")).lower() != self.address.lower():
+            raise _WalletRefusal(
+                UNAUTHORIZED, f"{request.get('from')} is not this wallet's account"
+            )
+        tx: dict[str, Any] = {"to": Web3.to_checksum_address(request["to"]),
+                              "data": request.get("data", "0x")}  # fmt: skip
+        for name in TX_FIELDS:
+            if name in request:
+                tx[name] = int(request[name], 16)
+        tx.setdefault("value", 0)
+        tx.setdefault("chainId", self.chain_id)
+        if method == "eth_signTransaction":
+            return "0x" + bytes(self.account.sign_transaction(tx).raw_transaction).hex()
+        w3 = Web3(Web3.HTTPProvider(self.rpc_url))
+        tx.setdefault("nonce", w3.eth.get_transaction_count(self.account.address))
+        tx.setdefault("gasPrice", w3.eth.gas_price)
+        estimate = {"from": self.account.address, "to": tx["to"], "data": tx["data"]}
+        tx.setdefault("gas", w3.eth.estimate_gas(estimate, "latest"))  # type: ignore[arg-type]
+        raw = self.account.sign_transaction(tx).raw_transaction
+        return "0x" + bytes(w3.eth.send_raw_transaction(raw)).hex()
 
 
 class _WalletRefusal(Exception):
