@@ -88,7 +88,8 @@ def test_be_system_code_path_cannot_open_a_subsystem_database(tmp_path: Path) ->
         databases.open(RoleContext("fe_subsystem", "alpha"), "alpha")
     assert not (tmp_path / "subsystems" / "alpha.sqlite").exists()
     alpha = databases.open(RoleContext("be_subsystem", "alpha"), "alpha")
-    alpha.add_record(key="k", value="v", author="0x" + "00" * 20)
+    alpha.add_record(cid="bafkreiexample", commitment="00" * 32, key_version=1,
+                     author="0x" + "00" * 20)  # fmt: skip
     beta = databases.open(RoleContext("be_subsystem", "beta"), "beta")
     assert beta.records(limit=10) == []
     assert databases.path_of("../etc/passwd").parent == tmp_path / "subsystems"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 from typing import Any, Final
 
@@ -13,6 +14,7 @@ from node.api.schemas import Problem
 from node.auth.tokens import SESSION_COOKIE, compute_request_token
 
 router = APIRouter(prefix="/auth", tags=["auth"])
+log = logging.getLogger(__name__)
 
 MAX_MESSAGE_CHARS: Final = 4096
 MAX_SIGNATURE_CHARS: Final = 4096
@@ -85,6 +87,7 @@ def login(body: LoginCreate, auth: AuthDep, request: Request, response: Response
     wrong-domain, wrong-scheme, wrong-chain-id, expired, not-yet-valid, bad-signature.
     """
     result = auth.login(body.message, body.signature)
+    _record_public_key(request, body.message, body.signature)
     max_age = max(0, int((result.expires_at - auth.clock()).total_seconds()))
     response.set_cookie(
         SESSION_COOKIE,
@@ -96,6 +99,17 @@ def login(body: LoginCreate, auth: AuthDep, request: Request, response: Response
         path="/",
     )
     return SessionPublic(address=result.address, token=result.token, expires_at=result.expires_at)
+
+
+def _record_public_key(request: Request, message: str, signature: str) -> None:
+    """Keep the key the verified login signature recovers (subsystem data is wrapped for it)."""
+    from node.api.routes.subsystems import get_key_directory
+    from node.errors import CollegiumError
+
+    try:
+        get_key_directory(request).record_login(message, signature)
+    except CollegiumError as exc:  # the login stands; the key can be announced later
+        log.warning("no public key kept from a login: %s", exc)
 
 
 @router.post("/logout")
