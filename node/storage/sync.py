@@ -5,7 +5,8 @@ One round (:meth:`Syncer.run_once`):
 
 1. **Want.** Read the roots the chain references (:meth:`Syncer.get_referenced_roots`): the
    batch CID of every anchor, the system front-end CID and each subsystem's front-end CID. Once a
-   batch document is complete locally, the leaf CIDs it lists (``decode_batch``) are wanted too.
+   batch document is complete locally, the leaf CIDs it lists (``decode_batch``) are wanted too,
+   and once a leaf is complete, the payload CID it names (a private transaction's ciphertext).
 2. **Walk.** For each root not yet known complete, walk its DAG (dag-pb links) through the local
    store. A block we lack, or whose stored copy no longer hashes to its CID (``BlockCorrupted``),
    is fetched from a peer.
@@ -246,6 +247,8 @@ class Syncer:
         # what we learnt from the chain (anchors are append-only, so cached by index)
         self._batch_cids: list[str] = []
         self._leaves: dict[str, tuple[str, ...]] = {}
+        self._leaf_cids: set[str] = set()
+        self._payloads: dict[str, str] = {}
         self._bad_roots: set[str] = set()
         # what we know about the local replica and the peers
         self._complete: set[str] = set()
@@ -425,9 +428,17 @@ class Syncer:
                 self._pin(root)
             if root in self._batch_cids:
                 for leaf in self._get_leaves(root):
+                    self._leaf_cids.add(leaf)
                     if leaf not in wanted and self._is_valid_root(leaf):
                         wanted.add(leaf)
                         roots.append(leaf)
+            elif root in self._leaf_cids:
+                # a leaf names its payload (ciphertext of a private transaction, or a public
+                # document): referenced by the chain through the leaf, so wanted too
+                payload = self._get_payload(root)
+                if payload and payload not in wanted and self._is_valid_root(payload):
+                    wanted.add(payload)
+                    roots.append(payload)
             with self._state_lock:  # show progress within a long round, never going backwards
                 self._have = max(self._have, have)
                 self._want = max(self._want, len(roots))
@@ -443,6 +454,20 @@ class Syncer:
             self.store.pin(root)
         except CollegiumError as exc:
             log.warning("could not pin %s: %s", root, exc)
+
+    def _get_payload(self, leaf_cid: str) -> str:
+        """Return the payload CID named by the (complete, local) leaf ``leaf_cid``, or ""."""
+        if leaf_cid in self._payloads:
+            return self._payloads[leaf_cid]
+        from node.ledger.transaction import decode_leaf
+
+        try:
+            payload = decode_leaf(self.store.cat(leaf_cid)).tx.payload
+        except (ValidationError, StoreError) as exc:
+            log.warning("leaf %s cannot be decoded (%s); its payload is not synced", leaf_cid, exc)
+            payload = ""
+        self._payloads[leaf_cid] = payload
+        return payload
 
     def _get_leaves(self, batch_cid: str) -> tuple[str, ...]:
         """Return the leaf CIDs listed by the (complete, local) batch document ``batch_cid``."""

@@ -235,3 +235,25 @@ def test_progress_line_shows_a_bar_while_syncing() -> None:
     assert format_progress({"rounds": 2, "have": 5, "want": 5, "complete": True}).startswith(
         "5/5 roots complete"
     )
+
+
+def test_payload_named_by_a_leaf_is_synced(cluster: Cluster) -> None:
+    a, b = cluster.a, cluster.b
+    document = os.urandom(5000)  # e.g. the ciphertext of a private payload, or an invoice PDF
+    payload = a.node.store.add_bytes(document)
+    wallet = Account.create()
+    a.node.registry.add_participant("main", wallet.address)
+    response = httpx.post(
+        a.url + "/api/v1/transactions",
+        params={"wait": "true"},
+        json=make_submission(domain_of(a.url), wallet, payload=payload),
+        timeout=60,
+    )
+    assert response.status_code == 201, response.text
+    assert not b.node.store.has(payload)
+
+    progress = b.node.syncer.run_once()
+
+    assert b.node.store.cat(payload) == document
+    assert payload in b.node.store.pins()
+    assert progress.complete and progress.have == progress.want
