@@ -1,6 +1,6 @@
 // Reading the registry contract through the node's JSON-RPC passthrough (/rpc) with viem.
 
-import { type Abi, type PublicClient, createPublicClient, defineChain, http } from "viem";
+import { type Abi, type PublicClient, createPublicClient, defineChain, getAddress, http, keccak256, toBytes } from "viem";
 import { abi as registryAbiJson } from "../../contracts/build/Registry.json";
 import { nodeUrl } from "./api";
 
@@ -88,4 +88,28 @@ export async function registrySubsystems(
     out.push({ name, participants: [...participants] });
   }
   return out;
+}
+
+/** Return the current admins of subsystem `name`: every account the registry's
+ * `SubsystemAdminAdded` logs name for it (creation emits one too), kept if `isSubsystemAdmin`
+ * still holds (the registry keeps no list of admins, only these events). */
+export async function registryAdmins(
+  client: PublicClient,
+  registry: `0x${string}`,
+  name: string,
+): Promise<`0x${string}`[]> {
+  const logs = await client.getContractEvents({
+    address: registry,
+    abi: registryAbi,
+    eventName: "SubsystemAdminAdded",
+    args: { id: keccak256(toBytes(name)) },
+    fromBlock: 0n,
+  });
+  const candidates = [
+    ...new Set(logs.map((log) => getAddress((log as unknown as { args: { account: string } }).args.account))),
+  ];
+  const still = await Promise.all(
+    candidates.map((a) => readRegistry<boolean>(client, registry, "isSubsystemAdmin", [name, a])),
+  );
+  return candidates.filter((_, i) => still[i]);
 }

@@ -21,7 +21,7 @@ import {
   type TypedDataDoc,
   type UnsignedTx,
 } from "./api";
-import { chainClient, readRegistry, registryNodes, registrySubsystems, ZERO_HASH } from "./chain";
+import { chainClient, readRegistry, registryAdmins, registryNodes, registrySubsystems, ZERO_HASH } from "./chain";
 import { h, type Raw, short } from "./html";
 import { checkMerkle, checkOnChain, checkSignature, type CheckResult } from "./verify";
 import {
@@ -469,24 +469,23 @@ async function nodesPage(): Promise<void> {
   if (!hl.registry) return render(id, message("warn", "This node has no registry yet."));
   const client = chainClient(hl.chain.chain_id);
   const epoch = await readRegistry<bigint>(client, hl.registry, "currentEpoch");
-  const [nodes, subsystems, apiSubs] = await Promise.all([
+  const [nodes, subsystems] = await Promise.all([
     registryNodes(client, hl.registry),
     registrySubsystems(client, hl.registry),
-    getOptional<{ name: string; admins?: string[] }[]>(`${API}/subsystems`),
   ]);
-  const attested = await Promise.all(
-    nodes.map((n) => readRegistry<Hex>(client, hl.registry!, "attestationOf", [epoch, n.address])),
-  );
-  const admins = new Map((apiSubs ?? []).map((s) => [s.name, s.admins ?? []]));
+  const [attested, adminLists] = await Promise.all([
+    Promise.all(nodes.map((n) => readRegistry<Hex>(client, hl.registry!, "attestationOf", [epoch, n.address]))),
+    Promise.all(subsystems.map((s) => registryAdmins(client, hl.registry!, s.name).catch(() => null))),
+  ]);
   render(id, h`<h1>Nodes</h1>
   <div class="scroll"><table><thead><tr><th>Address</th><th>Endpoint</th><th>Capacity</th><th>Roles</th><th>Home</th><th>Active</th><th>Attested epoch ${epoch}</th></tr></thead><tbody>
   ${nodes.map((n, i) => h`<tr><td><code>${short(n.address, 8)}</code></td><td>${n.endpoint}</td><td>${n.capacity}</td><td>${n.roles.join(", ")}</td><td>${n.home}</td><td>${n.active ? "yes" : "no"}</td><td>${attested[i] === ZERO_HASH ? "—" : h`<code>${short(attested[i])}</code>`}</td></tr>`)}
   </tbody></table></div>
   <h1>Subsystems</h1>
   <div class="scroll"><table><thead><tr><th>Name</th><th>Participants</th><th>Admins</th></tr></thead><tbody>
-  ${subsystems.length ? subsystems.map((s) => h`<tr><td><a href="#/subsystem/${s.name}">${s.name}</a></td><td>${s.participants.length ? s.participants.map((p) => h`<code>${short(p, 8)}</code> `) : "—"}</td><td>${apiSubs ? (admins.get(s.name) ?? []).map((p) => h`<code>${short(p, 8)}</code> `) : "n/a"}</td></tr>`) : h`<tr><td colspan="3">No subsystems registered.</td></tr>`}
+  ${subsystems.length ? subsystems.map((s, i) => h`<tr><td><a href="#/subsystem/${s.name}">${s.name}</a></td><td>${s.participants.length ? s.participants.map((p) => h`<code>${short(p, 8)}</code> `) : "—"}</td><td>${adminLists[i] ? adminLists[i]!.map((p) => h`<code>${short(p, 8)}</code> `) : "n/a"}</td></tr>`) : h`<tr><td colspan="3">No subsystems registered.</td></tr>`}
   </tbody></table></div>
-  ${apiSubs ? "" : h`<p class="muted">Admins come from the node's /api/v1/subsystems, which this node does not offer yet.</p>`}`);
+  <p class="muted">Admins: the accounts the registry's <code>SubsystemAdminAdded</code> events name, still confirmed by <code>isSubsystemAdmin</code> (read through /rpc).</p>`);
 }
 
 // ---------------------------------------------------------------- wallet
@@ -624,7 +623,12 @@ async function subsystemPage(name: string, landing = false): Promise<void> {
   const id = routeId;
   const record = await subsystemRecord(id, name);
   if (!record) return;
-  const [session, recent] = await Promise.all([currentSession(), listTxs({ subsystem: name }, null, 10)]);
+  const hl = await health();
+  const [session, recent, admins] = await Promise.all([
+    currentSession(),
+    listTxs({ subsystem: name }, null, 10),
+    hl.registry ? registryAdmins(chainClient(hl.chain.chain_id), hl.registry, name).catch(() => null) : null,
+  ]);
   const isAdmin = session?.admin_of.includes(name) ?? false;
   const isMember = session?.subsystems.includes(name) ?? false;
   const cid = record.frontend_cid;
@@ -639,6 +643,7 @@ async function subsystemPage(name: string, landing = false): Promise<void> {
   render(id, h`<h1>Subsystem ${name}</h1>${note}
   <dl>
     <dt>Participants</dt><dd data-testid="participant-count">${record.participants.length}</dd>
+    <dt>Admins</dt><dd data-testid="admins">${admins ? admins.map((a) => h`<a href="#/search/${a}"><code>${a}</code></a> `) : "n/a"}</dd>
     <dt>Own front-end</dt><dd>${cid ? h`<a href="${nodeUrl(`/s/${encodeURIComponent(name)}/`)}">/s/${name}/</a> · ${ipfsLink(cid)}` : h`none published <span class="muted">(an admin runs <code>collegium frontend publish --subsystem ${name}</code>)</span>`}</dd>
     <dt>You</dt><dd>${session ? (isAdmin ? "admin" : isMember ? "participant" : "not a participant") : h`not signed in (<a href="#/admin">sign in</a>)`}</dd>
   </dl>

@@ -25,9 +25,9 @@ FUNDING_WEI: Final = 10**18
 EPOCH_API_TIMEOUT: Final = 30.0
 OLD_DATE: Final = "2000-01-01"
 OLD_DATE_SECONDS: Final = 946684800
-ALL_ROLES_MASK: Final = compute_roles_mask(
-    ("fe_system", "fe_subsystem", "be_system", "be_subsystem")
-)
+#: Roles of the extra (endpoint-less) nodes the assignment test registers: every role but
+#: ``fe_subsystem``, so ``/s/<subsystem>/`` stays on this module's node whatever the epoch.
+OTHER_ROLES_MASK: Final = compute_roles_mask(("fe_system", "be_system", "be_subsystem"))
 
 
 def wait_anchored(url: str, tx_id: str) -> dict[str, Any]:
@@ -255,7 +255,7 @@ def register_node(node: InProcessNode, capacity: int) -> str:
     account = Account.create()
     node.node.chain.fund(account.address, FUNDING_WEI)
     Registry(node.node.chain.w3, node.node.registry.address, account).register_node(
-        f"http://127.0.0.1:{free_port()}", capacity, ALL_ROLES_MASK, "main"
+        f"http://127.0.0.1:{free_port()}", capacity, OTHER_ROLES_MASK, "main"
     )
     return str(account.address)
 
@@ -399,6 +399,8 @@ def test_non_admin_is_refused_clearly_and_sees_the_subsystem_page(
     assert "has not published a front-end of its own" in page.locator("main").inner_text()
     count = len(node.node.registry.participants("main"))
     assert page.get_by_test_id("participant-count").inner_text() == str(count)
+    admins = page.get_by_test_id("admins").inner_text()  # from the registry's events, on-chain
+    assert node.node.address in admins and wallet.address not in admins
     page.screenshot(path=str(screenshots / "subsystem-fallback.png"), full_page=True)
 
 
