@@ -8,22 +8,14 @@ Output: the JSON object of docs/assignment.md ("JSON interface"), keys sorted, i
 from __future__ import annotations
 
 import json
-from enum import IntEnum, unique
 from pathlib import Path
 from typing import Any
 
 import typer
 
 from node.assignment import compute_assignment_from_json, encode_assignment
+from node.cli.status import ExitStatus
 from node.errors import AssignmentError, ValidationError
-
-
-@unique
-class ExitStatus(IntEnum):
-    """Exit status codes of ``collegium assign``."""
-
-    SUCCESS = 0
-    INVALID_INPUT = 2  # unreadable, malformed or impossible topology
 
 
 class DuplicateKeyError(ValueError):

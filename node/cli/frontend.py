@@ -14,28 +14,19 @@ import contextlib
 import os
 import sys
 from collections.abc import Iterator
-from enum import IntEnum, unique
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from web3.middleware import Web3Middleware
 
+from node.cli.status import ExitStatus
 from node.errors import CollegiumError
 
 app = typer.Typer(help="System front-end (IPFS-hosted web app)", no_args_is_help=True)
 
 PASSWORD_ENV = "COLLEGIUM_PASSWORD"
 HEALTH_TIMEOUT_SECONDS = 2.0
-
-
-@unique
-class ExitStatus(IntEnum):
-    """Exit codes of the ``frontend`` commands."""
-
-    SUCCESS = 0
-    ERROR = 1
-    NOT_ADMIN = 5
 
 
 def _password() -> str:

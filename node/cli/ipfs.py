@@ -9,28 +9,18 @@ from __future__ import annotations
 
 import os
 import sys
-from enum import IntEnum, unique
 from pathlib import Path
 from typing import Annotated, BinaryIO, Final
 
 import typer
 
+from node.cli.status import ExitStatus
 from node.errors import InvalidCID, NotFoundInStore, StoreError
 from node.storage import open_store
 from node.storage.base import BlockStore
 
 DATA_DIR_ENV: Final = "COLLEGIUM_DATA_DIR"
 DEFAULT_DATA_DIR: Final = Path("~/.collegium")
-
-
-@unique
-class ExitStatus(IntEnum):
-    """Exit codes of the ``ipfs`` commands."""
-
-    SUCCESS = 0
-    ERROR = 1
-    NOT_FOUND = 2
-    INVALID = 3
 
 
 app = typer.Typer(help="Content store (IPFS) commands", no_args_is_help=True)
@@ -65,7 +55,7 @@ def _fail(exc: StoreError) -> typer.Exit:
     if isinstance(exc, NotFoundInStore):
         return typer.Exit(ExitStatus.NOT_FOUND)
     if isinstance(exc, InvalidCID):
-        return typer.Exit(ExitStatus.INVALID)
+        return typer.Exit(ExitStatus.INVALID_INPUT)
     return typer.Exit(ExitStatus.ERROR)
 
 

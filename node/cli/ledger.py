@@ -16,25 +16,13 @@ import os
 import shutil
 import sys
 import time
-from enum import IntEnum, unique
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
+from node.cli.status import ExitStatus
 from node.errors import CollegiumError
-
-
-@unique
-class ExitStatus(IntEnum):
-    """Exit status codes (the same values as ``node.cli.main.ExitStatus``)."""
-
-    SUCCESS = 0
-    ERROR = 1
-    USAGE = 2
-    MISMATCH = 3
-    UNREACHABLE = 4
-
 
 REINDEX_SUFFIX = ".reindex"
 BACKUP_SUFFIX = ".bak"

@@ -6,13 +6,13 @@ import json
 import logging
 import os
 import sys
-from enum import IntEnum, unique
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from node import __version__
+from node.cli.status import ExitStatus
 from node.config import DEFAULT_HOME_SUBSYSTEM, DEFAULT_PORT, Settings, default_data_dir
 from node.errors import CollegiumError
 
@@ -21,17 +21,6 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
-
-
-@unique
-class ExitStatus(IntEnum):
-    """Program exit status code constants."""
-
-    SUCCESS = 0
-    ERROR = 1
-    USAGE = 2
-    MISMATCH = 3
-    UNREACHABLE = 4
 
 
 DataDirOpt = Annotated[

@@ -48,7 +48,10 @@ def test_directory_binary_and_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
 
 def test_errors_exit_non_zero(tmp_path: Path) -> None:
     args = ["--data-dir", str(tmp_path)]
-    assert runner.invoke(ipfs.app, ["cat", "nonsense", *args]).exit_code == ipfs.ExitStatus.INVALID
+    assert (
+        runner.invoke(ipfs.app, ["cat", "nonsense", *args]).exit_code
+        == ipfs.ExitStatus.INVALID_INPUT
+    )
     missing = "QmVr26fY1tKyspEJBniVhqxQeEjhF78XerGiqWAwraVLQH"
     assert runner.invoke(ipfs.app, ["cat", missing, *args]).exit_code == ipfs.ExitStatus.NOT_FOUND
     assert runner.invoke(ipfs.app, ["add", str(tmp_path / "nope"), *args]).exit_code != 0
