@@ -20,9 +20,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from node.assignment import ROLES, Assignment, Node, compute_assignment  # noqa: E402
 from node.assignment.hashing import (  # noqa: E402
+    compute_node_hash,
     compute_node_score,
     compute_role_seed,
-    keccak256,
+    compute_slot_hash,
+    mix64,
 )
 from node.assignment.metrics import (  # noqa: E402
     compute_load,
@@ -33,9 +35,9 @@ from node.assignment.metrics import (  # noqa: E402
 NODES = 100
 SUBSYSTEMS = [f"sub-{i:02d}" for i in range(20)]
 REPLICAS = {"fe_system": 3, "be_system": 3, "fe_subsystem": 2, "be_subsystem": 2}
-TRIALS = 80
+TRIALS = 200
 EPOCHS = 40
-PROPORTIONALITY_EPOCHS = 150
+PROPORTIONALITY_EPOCHS = 1000
 
 
 def make_node(rng: random.Random, capacity: int) -> Node:
@@ -111,14 +113,13 @@ def measure_two_node_share(rng: random.Random, draws: int = 20000) -> tuple[floa
     light, heavy = rng.randbytes(20), rng.randbytes(20)
     straw2 = naive = 0
     for draw in range(draws):
-        role_seed = compute_role_seed(bytes(32), draw, "fe_system")
-        straw2 += compute_node_score(role_seed, bytes(32), heavy, 4) < compute_node_score(
-            role_seed, bytes(32), light, 2
+        slot_hash = compute_slot_hash(compute_role_seed(bytes(32), draw, "fe_system"), bytes(32))
+        h_light, h_heavy = (compute_node_hash(bytes(32), draw, a) for a in (light, heavy))
+        straw2 += compute_node_score(slot_hash, h_heavy, 4) < compute_node_score(
+            slot_hash, h_light, 2
         )
-        h_light, h_heavy = (
-            int.from_bytes(keccak256(role_seed + bytes(32) + a)[:8], "big") for a in (light, heavy)
-        )
-        naive += h_heavy * 2 < h_light * 4  # h/4 < h/2 by cross-multiplication
+        u_light, u_heavy = (mix64(slot_hash ^ h) for h in (h_light, h_heavy))
+        naive += u_heavy * 2 < u_light * 4  # u/4 < u/2 by cross-multiplication
     return straw2 / draws, naive / draws
 
 

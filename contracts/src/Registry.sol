@@ -33,13 +33,24 @@ contract Registry {
     uint256 public constant MAX_ENDPOINT_LENGTH = 256;
     uint256 public constant MAX_CID_LENGTH = 128;
 
-    /// @notice Assignment score preset (docs/assignment.md, "Preset"): the score hash's leading
-    /// bits used as the uniform draw, the fractional bits of the fixed-point log2, the working
-    /// precision of its squaring loop, and the shift applied before dividing by the capacity.
-    uint256 public constant SCORE_HASH_BITS = 64;
+    /// @notice Assignment score preset (docs/assignment.md, "Preset"): bits of the slot and node
+    /// hashes and of the draw, the splitmix64 finalizer, the draw bits used as the uniform
+    /// variate, the fractional bits of the fixed-point log2, the working precision of the
+    /// squaring loop that defines the log2 table, the table's index bits, and the shift
+    /// applied before dividing by the capacity.
+    uint256 public constant HASH_BITS = 64;
+    uint256 private constant MIX_SHIFT_1 = 30;
+    uint64 private constant MIX_MULTIPLIER_1 = 0xbf58476d1ce4e5b9;
+    uint256 private constant MIX_SHIFT_2 = 27;
+    uint64 private constant MIX_MULTIPLIER_2 = 0x94d049bb133111eb;
+    uint256 private constant MIX_SHIFT_3 = 31;
+    uint256 public constant DRAW_BITS = 48;
     uint256 public constant LOG2_FRACTION_BITS = 32;
     uint256 public constant LOG2_WORKING_BITS = 64;
-    uint256 public constant SCORE_SHIFT = 32;
+    uint256 public constant LOG2_TABLE_BITS = 10;
+    uint256 private constant LOG2_INTERPOLATION_BITS = DRAW_BITS - LOG2_TABLE_BITS;
+    uint256 public constant SCORE_SHIFT = 26;
+    bytes4 private constant DOMAIN_NODE = 0x07000000;
 
     /// @notice Role domains of the assignment (docs/assignment.md, "Domain types").
     bytes4 public constant DOMAIN_FE_SYSTEM = 0x01000000;
@@ -598,9 +609,10 @@ contract Registry {
         if (capacity == 0) revert InvalidCapacity(capacity);
         bytes32 roleSeed = keccak256(abi.encodePacked(_roleDomain(role), epoch, seed));
         bytes32 subsystemKey = bytes(subsystem).length == 0 ? bytes32(0) : keccak256(bytes(subsystem));
-        bytes32 drawHash = keccak256(abi.encodePacked(roleSeed, subsystemKey, node));
-        uint256 x = uint256(uint64(bytes8(drawHash))) + 1;
-        uint256 cost = (SCORE_HASH_BITS << LOG2_FRACTION_BITS) - _log2Fixed(x);
+        uint64 slotHash = uint64(bytes8(keccak256(abi.encodePacked(roleSeed, subsystemKey))));
+        uint64 nodeHash = uint64(bytes8(keccak256(abi.encodePacked(DOMAIN_NODE, epoch, seed, node))));
+        uint256 draw = _mix64(slotHash ^ nodeHash);
+        uint256 cost = (DRAW_BITS << LOG2_FRACTION_BITS) - _log2Draw((draw >> (HASH_BITS - DRAW_BITS)) + 1);
         return (cost << SCORE_SHIFT) / capacity;
     }
 
@@ -684,6 +696,33 @@ contract Registry {
                 y >>= 1;
                 result |= 1 << (bit - 1);
             }
+        }
+    }
+
+    /// @dev log2(1 + i / 2**LOG2_TABLE_BITS) in fixed point (docs/assignment.md, LOG2_TABLE),
+    /// computed on demand: the contract needs two entries per score.
+    function _log2TableEntry(uint256 i) private pure returns (uint256) {
+        return _log2Fixed((1 << LOG2_TABLE_BITS) + i) - (LOG2_TABLE_BITS << LOG2_FRACTION_BITS);
+    }
+
+    /// @dev log2(y) in fixed point for 1 <= y <= 2**DRAW_BITS (docs/assignment.md,
+    /// compute_log2_draw): table entry plus linear interpolation of the remaining bits.
+    function _log2Draw(uint256 y) private pure returns (uint256) {
+        uint256 integerPart = _bitLength(y) - 1;
+        uint256 mantissa = y << (DRAW_BITS - integerPart);
+        uint256 index = (mantissa >> LOG2_INTERPOLATION_BITS) - (1 << LOG2_TABLE_BITS);
+        uint256 fraction = mantissa & ((1 << LOG2_INTERPOLATION_BITS) - 1);
+        uint256 low = _log2TableEntry(index);
+        uint256 high = _log2TableEntry(index + 1);
+        return (integerPart << LOG2_FRACTION_BITS) + low + (((high - low) * fraction) >> LOG2_INTERPOLATION_BITS);
+    }
+
+    /// @dev The splitmix64 finalizer (docs/assignment.md, mix64); arithmetic modulo 2**64.
+    function _mix64(uint64 x) private pure returns (uint64) {
+        unchecked {
+            x = (x ^ (x >> MIX_SHIFT_1)) * MIX_MULTIPLIER_1;
+            x = (x ^ (x >> MIX_SHIFT_2)) * MIX_MULTIPLIER_2;
+            return x ^ (x >> MIX_SHIFT_3);
         }
     }
 

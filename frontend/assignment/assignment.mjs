@@ -19,6 +19,7 @@ export const DOMAIN_BE_SYSTEM = hexToBytes("03000000");
 export const DOMAIN_BE_SUBSYSTEM = hexToBytes("04000000");
 export const DOMAIN_SLOT = hexToBytes("05000000");
 export const DOMAIN_ASSIGNMENT = hexToBytes("06000000");
+export const DOMAIN_NODE = hexToBytes("07000000");
 export const ROLE_DOMAINS = Object.freeze({
   [ROLE_FE_SYSTEM]: DOMAIN_FE_SYSTEM,
   [ROLE_FE_SUBSYSTEM]: DOMAIN_FE_SUBSYSTEM,
@@ -30,10 +31,19 @@ const EPOCH_LENGTH = 8;
 const COUNT_LENGTH = 4;
 const ZERO_SUBSYSTEM_KEY = new Uint8Array(32);
 
-export const SCORE_HASH_BITS = 64n;
+export const HASH_BITS = 64n;
+export const HASH_MASK = (1n << HASH_BITS) - 1n;
+export const MIX_SHIFT_1 = 30n;
+export const MIX_MULTIPLIER_1 = 0xbf58476d1ce4e5b9n;
+export const MIX_SHIFT_2 = 27n;
+export const MIX_MULTIPLIER_2 = 0x94d049bb133111ebn;
+export const MIX_SHIFT_3 = 31n;
+export const DRAW_BITS = 48n;
 export const LOG2_FRACTION_BITS = 32n;
 export const LOG2_WORKING_BITS = 64n;
-export const SCORE_SHIFT = 32n;
+export const LOG2_TABLE_BITS = 10n;
+export const LOG2_INTERPOLATION_BITS = DRAW_BITS - LOG2_TABLE_BITS;
+export const SCORE_SHIFT = 26n;
 
 export const MAX_EPOCH = 2n ** 64n - 1n;
 export const MAX_CAPACITY = 2 ** 32 - 1;
@@ -228,9 +238,9 @@ export function computeRoleSeed(seed, epoch, role) {
   return keccak256(concatBytes(ROLE_DOMAINS[role], uintToBytes(epoch, EPOCH_LENGTH), seed));
 }
 
-/** Return log2(x) in fixed point with LOG2_FRACTION_BITS bits, by repeated squaring. */
+/** Return log2(x) in fixed point with LOG2_FRACTION_BITS bits, by repeated squaring (defines the table). */
 export function computeLog2Fixed(x) {
-  if (x < 1n || x > 1n << SCORE_HASH_BITS) throw new RangeError("x out of range");
+  if (x < 1n || x > 1n << HASH_BITS) throw new RangeError("x out of range");
   const integerPart = BigInt(x.toString(2).length - 1);
   const two = 2n << LOG2_WORKING_BITS;
   let y = (x << LOG2_WORKING_BITS) >> integerPart;
@@ -245,23 +255,66 @@ export function computeLog2Fixed(x) {
   return result;
 }
 
-/** Return -log2(u) in fixed point, u = (h + 1) / 2**64, h = first 8 bytes of the hash. */
-export function computeDrawCost(drawHash) {
+/** Return log2(1 + i / 2**LOG2_TABLE_BITS) in fixed point, 0 <= i <= 2**LOG2_TABLE_BITS. */
+export function computeLog2TableEntry(i) {
+  return computeLog2Fixed((1n << LOG2_TABLE_BITS) + BigInt(i)) - (LOG2_TABLE_BITS << LOG2_FRACTION_BITS);
+}
+
+/** LOG2_TABLE[i] = computeLog2TableEntry(i), i = 0 .. 2**LOG2_TABLE_BITS. */
+export const LOG2_TABLE = Object.freeze(
+  Array.from({ length: Number(1n << LOG2_TABLE_BITS) + 1 }, (_, i) => computeLog2TableEntry(i)),
+);
+
+/** Return log2(y) in fixed point for 1 <= y <= 2**DRAW_BITS: table entry plus linear interpolation. */
+export function computeLog2Draw(y) {
+  if (y < 1n || y > 1n << DRAW_BITS) throw new RangeError("y out of range");
+  const integerPart = BigInt(y.toString(2).length - 1);
+  const mantissa = y << (DRAW_BITS - integerPart);
+  const index = Number((mantissa >> LOG2_INTERPOLATION_BITS) - (1n << LOG2_TABLE_BITS));
+  const fraction = mantissa & ((1n << LOG2_INTERPOLATION_BITS) - 1n);
+  const low = LOG2_TABLE[index];
+  const high = LOG2_TABLE[index + 1];
+  return (integerPart << LOG2_FRACTION_BITS) + low + (((high - low) * fraction) >> LOG2_INTERPOLATION_BITS);
+}
+
+/** Return the splitmix64 finalizer of the 64-bit x. */
+export function mix64(x) {
+  x = ((x ^ (x >> MIX_SHIFT_1)) * MIX_MULTIPLIER_1) & HASH_MASK;
+  x = ((x ^ (x >> MIX_SHIFT_2)) * MIX_MULTIPLIER_2) & HASH_MASK;
+  return x ^ (x >> MIX_SHIFT_3);
+}
+
+/** Return -log2(u) in fixed point, u = (d + 1) / 2**DRAW_BITS, d = the draw's leading DRAW_BITS bits. */
+export function computeDrawCost(draw) {
+  const d = draw >> (HASH_BITS - DRAW_BITS);
+  return (DRAW_BITS << LOG2_FRACTION_BITS) - computeLog2Draw(d + 1n);
+}
+
+function hashToUint64(digest) {
   let h = 0n;
-  for (let i = 0; i < Number(SCORE_HASH_BITS / 8n); i++) h = (h << 8n) | BigInt(drawHash[i]);
-  return (SCORE_HASH_BITS << LOG2_FRACTION_BITS) - computeLog2Fixed(h + 1n);
+  for (let i = 0; i < Number(HASH_BITS / 8n); i++) h = (h << 8n) | BigInt(digest[i]);
+  return h;
+}
+
+/** Return the 64-bit hash of a slot: keccak256(role seed ++ subsystem key), first 8 bytes. */
+export function computeSlotHash(roleSeed, subsystemKey) {
+  return hashToUint64(keccak256(concatBytes(roleSeed, subsystemKey)));
+}
+
+/** Return the 64-bit hash of a node in an epoch: keccak256(DOMAIN_NODE ++ uint64(epoch) ++ seed ++ address). */
+export function computeNodeHash(seed, epoch, address) {
+  return hashToUint64(keccak256(concatBytes(DOMAIN_NODE, uintToBytes(epoch, EPOCH_LENGTH), seed, address)));
 }
 
 /** Return the score of a node for a slot; the lowest score ranks first. */
-export function computeNodeScore(roleSeed, subsystemKey, address, capacity) {
-  const drawHash = keccak256(concatBytes(roleSeed, subsystemKey, address));
-  return (computeDrawCost(drawHash) << SCORE_SHIFT) / BigInt(capacity);
+export function computeNodeScore(slotHash, nodeHash, capacity) {
+  return (computeDrawCost(mix64(slotHash ^ nodeHash)) << SCORE_SHIFT) / BigInt(capacity);
 }
 
 /** Return the score of a node for slot (role, subsystem) from first principles. */
 export function computeSlotScore(seed, epoch, role, subsystem, address, capacity) {
-  const roleSeed = computeRoleSeed(seed, BigInt(epoch), role);
-  return computeNodeScore(roleSeed, computeSubsystemKey(subsystem), address, capacity);
+  const slotHash = computeSlotHash(computeRoleSeed(seed, BigInt(epoch), role), computeSubsystemKey(subsystem));
+  return computeNodeScore(slotHash, computeNodeHash(seed, BigInt(epoch), address), capacity);
 }
 
 // --- The assignment --------------------------------------------------------------------------
@@ -312,15 +365,24 @@ export function isEligible(node, role, subsystem) {
 
 /** Return the eligible nodes of a slot, best first: by score, then by address. */
 export function computeRankedNodes(seed, epoch, role, subsystem, nodes) {
-  const roleSeed = computeRoleSeed(seed, epoch, role);
-  const subsystemKey = computeSubsystemKey(subsystem);
+  const slotHash = computeSlotHash(computeRoleSeed(seed, epoch, role), computeSubsystemKey(subsystem));
   const scored = nodes
     .filter((n) => isEligible(n, role, subsystem))
-    .map((n) => ({ score: computeNodeScore(roleSeed, subsystemKey, n.address, n.capacity), node: n }));
+    .map((n) => ({ score: computeNodeScore(slotHash, nodeHashOf(seed, epoch, n), n.capacity), node: n }));
   scored.sort((a, b) =>
     a.score < b.score ? -1 : a.score > b.score ? 1 : a.node.id < b.node.id ? -1 : a.node.id > b.node.id ? 1 : 0,
   );
   return scored.map((s) => s.node);
+}
+
+// One node hash per node and epoch (memoized on the parsed node object).
+function nodeHashOf(seed, epoch, node) {
+  const key = bytesToHex(seed) + ":" + epoch;
+  if (node.hashKey !== key) {
+    node.hashKey = key;
+    node.nodeHash = computeNodeHash(seed, epoch, node.address);
+  }
+  return node.nodeHash;
 }
 
 /** Return up to ``count`` distinct hosts: best node of each unused home, then any home. */

@@ -11,14 +11,16 @@ from node.assignment.constants import (
     ROLES,
     SUBSYSTEM_ROLES,
 )
-from node.assignment.containers import Assignment, Node, Slot
-from node.assignment.errors import (
-    CapacityExhaustedError,
-    InsufficientCapacityError,
-    InvalidTopologyError,
-    NotEnoughEligibleNodesError,
+from node.assignment.containers import Assignment, Node
+from node.assignment.errors import InvalidTopologyError
+from node.assignment.fill import fill_slots
+from node.assignment.hashing import (
+    compute_node_hash,
+    compute_node_score,
+    compute_role_seed,
+    compute_slot_hash,
+    compute_subsystem_key,
 )
-from node.assignment.hashing import compute_node_score, compute_role_seed, compute_subsystem_key
 from node.assignment.root import compute_assignment_root
 from node.assignment.validation import parse_seed, parse_subsystem_name, parse_uint
 
@@ -92,11 +94,22 @@ def is_eligible(node: Node, role: str, subsystem: str | None) -> bool:
 def compute_ranked_nodes(
     seed: bytes, epoch: int, role: str, subsystem: str | None, nodes: Sequence[Node]
 ) -> list[Node]:
-    """Return the eligible nodes of a slot, best first: by score, then by address."""
-    role_seed = compute_role_seed(seed, epoch, role)
-    subsystem_key = compute_subsystem_key(subsystem)
+    """Return the eligible nodes of a slot, best first: by score, then by address.
+
+    The spec's reference, one score at a time; ``compute_assignment`` gets the same order
+    from ``node.assignment.vectorized`` (tested against this function).
+    """
+    slot_hash = compute_slot_hash(
+        compute_role_seed(seed, epoch, role), compute_subsystem_key(subsystem)
+    )
     scored = [
-        (compute_node_score(role_seed, subsystem_key, bytes.fromhex(n.id[2:]), n.capacity), n.id, n)
+        (
+            compute_node_score(
+                slot_hash, compute_node_hash(seed, epoch, bytes.fromhex(n.id[2:])), n.capacity
+            ),
+            n.id,
+            n,
+        )
         for n in nodes
         if is_eligible(n, role, subsystem)
     ]
@@ -145,25 +158,6 @@ def compute_assignment(
     counts = compute_replicas(replicas)
     slot_keys = compute_slot_keys(canonical_subsystems)
 
-    for role, subsystem in slot_keys:
-        eligible = sum(1 for node in canonical_nodes if is_eligible(node, role, subsystem))
-        if eligible < counts[role]:
-            raise NotEnoughEligibleNodesError(role, subsystem, counts[role], eligible)
-    required = sum(counts[role] for role, _ in slot_keys)
-    available = sum(node.capacity for node in canonical_nodes)
-    if available < required:
-        raise InsufficientCapacityError(required, available)
-
-    remaining = {node.id: node.capacity for node in canonical_nodes}
-    slots: list[Slot] = []
-    for role, subsystem in slot_keys:
-        ranked = compute_ranked_nodes(seed_bytes, epoch, role, subsystem, canonical_nodes)
-        hosts = compute_slot_hosts(ranked, remaining, counts[role])
-        if len(hosts) < counts[role]:
-            raise CapacityExhaustedError(role, subsystem, counts[role], len(hosts))
-        for host in hosts:
-            remaining[host] -= 1
-        slots.append(Slot(role=role, subsystem=subsystem, hosts=hosts))
-
+    slots = fill_slots(seed_bytes, epoch, canonical_nodes, slot_keys, counts)
     root = compute_assignment_root(epoch, seed_bytes, slots)
     return Assignment(epoch=epoch, seed=seed_bytes, slots=tuple(slots), root=root)

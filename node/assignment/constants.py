@@ -29,6 +29,7 @@ DOMAIN_BE_SYSTEM: Final = bytes.fromhex("03000000")
 DOMAIN_BE_SUBSYSTEM: Final = bytes.fromhex("04000000")
 DOMAIN_SLOT: Final = bytes.fromhex("05000000")
 DOMAIN_ASSIGNMENT: Final = bytes.fromhex("06000000")
+DOMAIN_NODE: Final = bytes.fromhex("07000000")
 ROLE_DOMAINS: Final[dict[str, bytes]] = {
     ROLE_FE_SYSTEM: DOMAIN_FE_SYSTEM,
     ROLE_FE_SUBSYSTEM: DOMAIN_FE_SUBSYSTEM,
@@ -44,11 +45,22 @@ EPOCH_LENGTH: Final = 8  # uint64
 COUNT_LENGTH: Final = 4  # uint32, for slot and host counts
 ZERO_SUBSYSTEM_KEY: Final = bytes(32)  # subsystem key of a system-wide slot
 
-# --- Score (weighted rendezvous, straw2 with an integer log2) ----------------------------------
-SCORE_HASH_BITS: Final = 64  # bits of the score hash used as the uniform draw
-LOG2_FRACTION_BITS: Final = 32  # fractional bits of compute_log2_fixed
-LOG2_WORKING_BITS: Final = 64  # fixed-point precision of the squaring loop
-SCORE_SHIFT: Final = 32  # left shift before dividing by capacity
+# --- Score (weighted rendezvous, straw2 with a table-interpolated integer log2) ---------------
+# One keccak per slot (the slot hash) and one per node and epoch (the node hash), both 64-bit;
+# a pair's draw is ``mix64(slot_hash ^ node_hash)``, all arithmetic modulo 2**64.
+HASH_BITS: Final = 64  # bits of a slot hash, a node hash and a draw (uint64)
+HASH_MASK: Final = 2**HASH_BITS - 1
+MIX_SHIFT_1: Final = 30  # splitmix64 finalizer (Stafford's Mix13): shifts and multipliers
+MIX_MULTIPLIER_1: Final = 0xBF58476D1CE4E5B9
+MIX_SHIFT_2: Final = 27
+MIX_MULTIPLIER_2: Final = 0x94D049BB133111EB
+MIX_SHIFT_3: Final = 31
+DRAW_BITS: Final = 48  # leading bits of the draw used as the uniform variate
+LOG2_FRACTION_BITS: Final = 32  # fractional bits of every fixed-point log2
+LOG2_WORKING_BITS: Final = 64  # fixed-point precision of compute_log2_fixed's squaring loop
+LOG2_TABLE_BITS: Final = 10  # the log2 table has 2**LOG2_TABLE_BITS + 1 entries
+LOG2_INTERPOLATION_BITS: Final = DRAW_BITS - LOG2_TABLE_BITS  # mantissa bits interpolated
+SCORE_SHIFT: Final = 26  # left shift before dividing by capacity; keeps every score < 2**64
 
 # --- Limits of the input -----------------------------------------------------------------------
 MAX_EPOCH: Final = 2**64 - 1

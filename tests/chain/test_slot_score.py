@@ -94,7 +94,7 @@ def test_on_chain_scores_reproduce_a_slot_ranking(deployment: Deployment) -> Non
 def test_slot_score_known_value(deployment: Deployment) -> None:
     address = "0x" + "00" * 19 + "01"
     score = deployment.registry.slot_score(bytes(32), 7, "fe_system", None, address, 3)
-    assert score == 6729918080125064533
+    assert score == 13029331929748821
 
 
 def test_slot_score_equals_python_on_extremes(deployment: Deployment) -> None:
