@@ -45,6 +45,10 @@ export const LOG2_TABLE_BITS = 10n;
 export const LOG2_INTERPOLATION_BITS = DRAW_BITS - LOG2_TABLE_BITS;
 export const SCORE_SHIFT = 26n;
 
+export const LOAD_BOUND_NUMERATOR = 6n;
+export const LOAD_BOUND_DENOMINATOR = 5n;
+export const LOAD_BOUND_MINIMUM = 4n;
+
 export const MAX_EPOCH = 2n ** 64n - 1n;
 export const MAX_CAPACITY = 2 ** 32 - 1;
 export const MAX_REPLICAS = 2 ** 32 - 1;
@@ -385,20 +389,44 @@ function nodeHashOf(seed, epoch, node) {
   return node.nodeHash;
 }
 
-/** Return up to ``count`` distinct hosts: best node of each unused home, then any home. */
-export function computeSlotHosts(ranked, remaining, count) {
+/**
+ * Return the load under which a node is preferred:
+ * max(LOAD_BOUND_MINIMUM, ceil(share), floor(LOAD_BOUND * share)), share = required * capacity / total.
+ */
+export function computeLoadBound(capacity, required, totalCapacity) {
+  const share = BigInt(required) * BigInt(capacity);
+  const total = BigInt(totalCapacity);
+  const fair = (share + total - 1n) / total;
+  const bounded = (LOAD_BOUND_NUMERATOR * share) / (LOAD_BOUND_DENOMINATOR * total);
+  let bound = LOAD_BOUND_MINIMUM;
+  if (fair > bound) bound = fair;
+  if (bounded > bound) bound = bounded;
+  return bound;
+}
+
+/**
+ * Return up to ``count`` distinct hosts with capacity left, in four passes over the ranking:
+ * (1) unused home and preferred, (2) unused home, (3) preferred, (4) any.
+ * ``preferred`` maps id -> remaining load below the bound (defaults to ``remaining``).
+ */
+export function computeSlotHosts(ranked, remaining, count, preferred = remaining) {
   const hosts = [];
   const homes = new Set();
-  for (const node of ranked) {
-    if (hosts.length === count) break;
-    if (remaining.get(node.id) > 0n && !homes.has(node.home)) {
+  const passes = [
+    [true, true],
+    [true, false],
+    [false, true],
+    [false, false],
+  ];
+  for (const [distinctHome, onlyPreferred] of passes) {
+    for (const node of ranked) {
+      if (hosts.length === count) return hosts;
+      if (hosts.includes(node.id) || remaining.get(node.id) === 0n) continue;
+      if (distinctHome && homes.has(node.home)) continue;
+      if (onlyPreferred && preferred.get(node.id) === 0n) continue;
       hosts.push(node.id);
       homes.add(node.home);
     }
-  }
-  for (const node of ranked) {
-    if (hosts.length === count) break;
-    if (remaining.get(node.id) > 0n && !hosts.includes(node.id)) hosts.push(node.id);
   }
   return hosts;
 }
@@ -466,10 +494,16 @@ export function computeAssignment(input) {
   }
 
   const remaining = new Map(nodes.map((n) => [n.id, n.capacity]));
+  const preferred = new Map(
+    nodes.map((n) => {
+      const bound = computeLoadBound(n.capacity, required, available);
+      return [n.id, bound < n.capacity ? bound : n.capacity];
+    }),
+  );
   const slots = [];
   for (const [role, subsystem] of slotKeys) {
     const ranked = computeRankedNodes(seed, epoch, role, subsystem, nodes);
-    const hosts = computeSlotHosts(ranked, remaining, counts[role]);
+    const hosts = computeSlotHosts(ranked, remaining, counts[role], preferred);
     if (hosts.length < counts[role]) {
       throw new AssignmentError(
         "capacity_exhausted",
@@ -477,7 +511,10 @@ export function computeAssignment(input) {
         { role, subsystem, required: counts[role], placed: hosts.length },
       );
     }
-    for (const h of hosts) remaining.set(h, remaining.get(h) - 1n);
+    for (const h of hosts) {
+      remaining.set(h, remaining.get(h) - 1n);
+      if (preferred.get(h) > 0n) preferred.set(h, preferred.get(h) - 1n);
+    }
     slots.push({ role, subsystem, hosts });
   }
   return {

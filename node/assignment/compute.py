@@ -118,23 +118,33 @@ def compute_ranked_nodes(
 
 
 def compute_slot_hosts(
-    ranked: Sequence[Node], remaining: Mapping[str, int], count: int
+    ranked: Sequence[Node],
+    remaining: Mapping[str, int],
+    count: int,
+    preferred: Mapping[str, int] | None = None,
 ) -> tuple[str, ...]:
-    """Return up to ``count`` distinct hosts from ``ranked`` nodes with capacity left:
-    first the best node of each unused home, then the best remaining nodes of any home."""
+    """Return up to ``count`` distinct hosts from ``ranked`` nodes with capacity left.
+
+    Four passes over the ranking, each adding nodes not taken yet: (1) of an unused home and
+    preferred (load below its load bound: ``preferred[id] > 0``), (2) of an unused home,
+    (3) preferred, (4) any. ``preferred=None`` prefers every node with capacity left.
+    """
+    preference = remaining if preferred is None else preferred
     hosts: list[str] = []
     homes: set[str] = set()
-    for node in ranked:
-        if len(hosts) == count:
-            break
-        if remaining[node.id] > 0 and node.home not in homes:
+    passes = ((True, True), (True, False), (False, True), (False, False))
+    for distinct_home, only_preferred in passes:
+        for node in ranked:
+            if len(hosts) == count:
+                return tuple(hosts)
+            if node.id in hosts or remaining[node.id] == 0:
+                continue
+            if distinct_home and node.home in homes:
+                continue
+            if only_preferred and preference[node.id] == 0:
+                continue
             hosts.append(node.id)
             homes.add(node.home)
-    for node in ranked:
-        if len(hosts) == count:
-            break
-        if remaining[node.id] > 0 and node.id not in hosts:
-            hosts.append(node.id)
     return tuple(hosts)
 
 

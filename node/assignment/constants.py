@@ -62,6 +62,13 @@ LOG2_TABLE_BITS: Final = 10  # the log2 table has 2**LOG2_TABLE_BITS + 1 entries
 LOG2_INTERPOLATION_BITS: Final = DRAW_BITS - LOG2_TABLE_BITS  # mantissa bits interpolated
 SCORE_SHIFT: Final = 26  # left shift before dividing by capacity; keeps every score < 2**64
 
+# --- Load bound (consistent hashing with bounded loads, as a preference) ----------------------
+# A node is preferred only while its load is below max(LOAD_BOUND_MINIMUM, ceil(share),
+# floor(LOAD_BOUND * share)), share = its capacity's share of all slot-replicas.
+LOAD_BOUND_NUMERATOR: Final = 6  # LOAD_BOUND = 6/5: at most 1.2 x the fair share
+LOAD_BOUND_DENOMINATOR: Final = 5
+LOAD_BOUND_MINIMUM: Final = 4  # below this load, balance is left to the hash alone
+
 # --- Limits of the input -----------------------------------------------------------------------
 MAX_EPOCH: Final = 2**64 - 1
 MAX_CAPACITY: Final = 2**32 - 1

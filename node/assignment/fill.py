@@ -9,7 +9,7 @@ top of a slot's ranking are scored exactly (*pruning*):
   one comparison per (slot, node) pair selects exactly the nodes scoring ``<= L``.
 - Those candidates, sorted by (score, address), are a *prefix* of the slot's full ranking
   (ties at ``L`` included, since every node scoring ``<= L`` is in it).
-- The spec's first pass (best node of each unused home, with capacity left) is run on the
+- The spec's first pass (best node of each unused home, below its load bound) is run on the
   prefix. If it places every replica, the full ranking would give the same hosts. Otherwise
   the slot is ranked in full and both passes run as in the spec.
 
@@ -26,6 +26,9 @@ import numpy as np
 import numpy.typing as npt
 
 from node.assignment.constants import (
+    LOAD_BOUND_DENOMINATOR,
+    LOAD_BOUND_MINIMUM,
+    LOAD_BOUND_NUMERATOR,
     LOG2_FRACTION_BITS,
     MEMBERS_ONLY_ROLES,
     ROLES,
@@ -106,19 +109,20 @@ class _Topology:
 
 
 def pick_hosts(
-    ranked: Sequence[int], remaining: Sequence[int], homes: Sequence[str], count: int,
-    complete: bool,
+    ranked: Sequence[int], remaining: Sequence[int], soft: Sequence[int], homes: Sequence[str],
+    count: int, complete: bool,
 ) -> list[int] | None:  # fmt: skip
     """Return the hosts of a slot from its ranking (``compute_slot_hosts`` of the spec).
 
-    First pass: the best node with capacity left of each unused home; second pass: the best
-    remaining nodes with capacity left. With ``complete=False`` the ranking is a prefix: return
-    ``None`` unless the first pass alone places ``count`` hosts.
+    Four passes over the ranking, each taking nodes not taken yet: (1) of an unused home and
+    under its load bound, (2) of an unused home, (3) under its load bound, (4) any; always
+    with capacity left. With ``complete=False`` the ranking is a prefix: return ``None``
+    unless the first pass alone places ``count`` hosts.
     """
     hosts: list[int] = []
     used_homes: set[str] = set()
     for i in ranked:
-        if remaining[i] > 0 and homes[i] not in used_homes:
+        if soft[i] > 0 and homes[i] not in used_homes:
             hosts.append(i)
             used_homes.add(homes[i])
             if len(hosts) == count:
@@ -126,13 +130,37 @@ def pick_hosts(
     if not complete:
         return None
     chosen = set(hosts)
-    for i in ranked:
-        if len(hosts) == count:
-            break
-        if remaining[i] > 0 and i not in chosen:
+    for distinct_home, bounded in ((True, False), (False, True), (False, False)):
+        for i in ranked:
+            if len(hosts) == count:
+                return hosts
+            if i in chosen or remaining[i] == 0:
+                continue
+            if distinct_home and homes[i] in used_homes:
+                continue
+            if bounded and soft[i] == 0:
+                continue
             hosts.append(i)
             chosen.add(i)
+            used_homes.add(homes[i])
     return hosts
+
+
+def compute_load_bound(capacity: int, required: int, total_capacity: int) -> int:
+    """Return the load under which a node of ``capacity`` is preferred:
+    ``max(LOAD_BOUND_MINIMUM, ceil(share), floor(LOAD_BOUND * share))`` with
+    ``share = required * capacity / total_capacity`` (exact integer arithmetic)."""
+    assert 1 <= capacity <= total_capacity
+    share = required * capacity
+    fair = -(-share // total_capacity)  # ceil
+    bounded = (LOAD_BOUND_NUMERATOR * share) // (LOAD_BOUND_DENOMINATOR * total_capacity)
+    return max(LOAD_BOUND_MINIMUM, fair, bounded)
+
+
+def compute_load_bounds(capacities: Sequence[int], required: int) -> list[int]:
+    """Return each node's load bound (docs/assignment.md, ``compute_load_bound``)."""
+    total = sum(capacities)
+    return [compute_load_bound(capacity, required, total) for capacity in capacities]
 
 
 def compute_score_limit(candidates: int, total_capacity: int) -> int:
@@ -152,6 +180,7 @@ def _fill_role(
     keys: Sequence[SlotKey],
     count: int,
     remaining: list[int],
+    soft: list[int],
 ) -> list[Slot]:
     """Return the filled slots of one role (``keys`` in canonical order); update ``remaining``."""
     role = keys[0][0]
@@ -185,23 +214,29 @@ def _fill_role(
                     slot_hashes[j : j + 1], topology.node_hashes[candidates]
                 )[0]
                 hosts = pick_hosts(
-                    topology.rank(candidates, member_draws), remaining, topology.homes, count, True
+                    topology.rank(candidates, member_draws),
+                    remaining,
+                    soft,
+                    topology.homes,
+                    count,
+                    True,
                 )
             else:
                 hosts = None
                 if thresholds is not None:
                     columns = np.flatnonzero(draws[row] >= thresholds)
                     prefix = topology.rank(eligible_all[columns], draws[row, columns])
-                    hosts = pick_hosts(prefix, remaining, topology.homes, count, False)
+                    hosts = pick_hosts(prefix, remaining, soft, topology.homes, count, False)
                     missed = missed or hosts is None
                 if hosts is None:
                     ranked = topology.rank(eligible_all, draws[row])
-                    hosts = pick_hosts(ranked, remaining, topology.homes, count, True)
+                    hosts = pick_hosts(ranked, remaining, soft, topology.homes, count, True)
             assert hosts is not None
             if len(hosts) < count:
                 raise CapacityExhaustedError(role, subsystem, count, len(hosts))
             for i in hosts:
                 remaining[i] -= 1
+                soft[i] = max(soft[i] - 1, 0)
             slots.append(Slot(role=role, subsystem=subsystem, hosts=tuple(
                 topology.nodes[i].id for i in hosts)))  # fmt: skip
         if missed:  # budgets bind or homes repeat: look deeper from the next batch on
@@ -234,10 +269,12 @@ def fill_slots(
         raise InsufficientCapacityError(required, available)
 
     remaining = [node.capacity for node in nodes]
+    bounds = compute_load_bounds(remaining, required)
+    soft = [min(b, c) for b, c in zip(bounds, remaining, strict=True)]
     slots: list[Slot] = []
     for role in ROLES:  # slot_keys are grouped by role, in ROLES order
         keys = [key for key in slot_keys if key[0] == role]
         if keys:
             role_seed = compute_role_seed(seed, epoch, role)
-            slots.extend(_fill_role(topology, role_seed, keys, counts[role], remaining))
+            slots.extend(_fill_role(topology, role_seed, keys, counts[role], remaining, soft))
     return slots

@@ -22,6 +22,7 @@ from node.assignment import (
     compute_assignment,
     is_eligible,
 )
+from node.assignment.fill import compute_load_bound
 from node.assignment.metrics import (
     compute_load,
     compute_minimum_moves,
@@ -349,3 +350,62 @@ def test_capacity_used_by_earlier_slots() -> None:
         CapacityExhaustedError, match=r"slot fe_system needs 1 replicas, but only 0"
     ):
         compute_assignment(bytes(32), 0, [only_member, other], ["a"], ones)
+
+
+# --- 6. load bound (bounded loads, a preference) ------------------------------------------------
+
+
+def test_equal_capacities_stay_within_the_load_bound() -> None:
+    rng = random.Random(12)
+    subsystems = [f"b{i}" for i in range(40)]
+    nodes = [
+        Node(
+            id="0x" + rng.randbytes(20).hex(),
+            capacity=1000,
+            home=f"home-{i}",
+            members_of=frozenset(subsystems),
+            roles=ALL_ROLES,
+        )
+        for i in range(20)
+    ]
+    required = 40 * 4 + 6  # share 8.3 per node: bound max(4, 9, floor(9.96)) = 9
+    assert compute_load_bound(1000, required, 20 * 1000) == 9
+    for epoch in range(5):
+        a = compute_assignment(make_seed(rng), epoch, nodes, subsystems, REPLICAS)
+        load = compute_load(a)
+        assert sum(load.values()) == required
+        assert max(load.values()) <= 9
+
+
+def test_load_bound_formula() -> None:
+    assert compute_load_bound(1, 10, 1000) == 4  # tiny share: the minimum
+    assert compute_load_bound(1, 4006, 1000) == 5  # share 4.006: ceil wins over floor(4.8)
+    assert compute_load_bound(1, 40006, 1000) == 48  # share 40.006: floor(48.007)
+    assert compute_load_bound(3, 100, 6) == 60  # share 50: floor(60)
+
+
+def test_load_bound_is_a_preference_not_a_limit() -> None:
+    # The only member node of ten subsystems has a small share (bound 4) but must host all ten
+    # be_subsystem slots: above its bound, within its capacity.
+    subsystems = [f"m{i}" for i in range(10)]
+    member = Node(
+        id="0x" + "01" * 20,
+        capacity=12,
+        home="a",
+        members_of=frozenset(subsystems),
+        roles=frozenset({"be_subsystem"}),
+    )
+    others = [
+        Node(
+            id="0x" + f"{i + 2:02x}" * 20,
+            capacity=100,
+            home=f"h{i}",
+            members_of=frozenset(),
+            roles=frozenset({"fe_system", "be_system", "fe_subsystem"}),
+        )
+        for i in range(3)
+    ]
+    ones = {role: 1 for role in ALL_ROLES}
+    assert compute_load_bound(12, 22, 312) == 4
+    a = compute_assignment(bytes(32), 0, [member, *others], subsystems, ones)
+    assert compute_load(a)[member.id] == 10

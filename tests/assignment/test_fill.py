@@ -35,6 +35,7 @@ from node.assignment.compute import (
     compute_slot_keys,
 )
 from node.assignment.constants import SCORE_SHIFT
+from node.assignment.fill import compute_load_bound
 from node.assignment.hashing import compute_draw_cost, mix64
 from node.assignment.root import compute_assignment_root
 from node.assignment.vectorized import compute_draw_thresholds, compute_scores, mix64_array
@@ -58,14 +59,18 @@ def reference_assignment(
     if available < required:
         raise InsufficientCapacityError(required, available)
     remaining = {n.id: n.capacity for n in nodes}
+    preferred = {
+        n.id: min(n.capacity, compute_load_bound(n.capacity, required, available)) for n in nodes
+    }
     slots = []
     for role, subsystem in keys:
         ranked = compute_ranked_nodes(seed, epoch, role, subsystem, nodes)
-        hosts = compute_slot_hosts(ranked, remaining, replicas[role])
+        hosts = compute_slot_hosts(ranked, remaining, replicas[role], preferred)
         if len(hosts) < replicas[role]:
             raise CapacityExhaustedError(role, subsystem, replicas[role], len(hosts))
         for host in hosts:
             remaining[host] -= 1
+            preferred[host] = max(preferred[host] - 1, 0)
         slots.append(Slot(role, subsystem, hosts))
     return Assignment(epoch, seed, tuple(slots), compute_assignment_root(epoch, seed, slots))
 

@@ -241,6 +241,15 @@ def make_cases(rng: random.Random) -> list[tuple[str, str, dict[str, Any]]]:
             variant(lambda t: t["replicas"].pop("be_system")),
         )
     )
+    bound_rng = random.Random(5678)  # its own generator: the cases above stay as they were
+    bound = make_random_topology(bound_rng, 12, 12)
+    for i, node in enumerate(bound["nodes"]):
+        node["capacity"] = 50  # equal and ample: only the load bound limits a node
+        node["home"] = f"home-{i}"
+        node["roles"] = ALL_ROLES
+    cases.append(
+        ("load-bound", "54 replicas on 12 equal nodes: loads stay within the bound 5", bound)
+    )
     return cases
 
 
