@@ -310,10 +310,12 @@ def start_devnet(
     block_time: float | None = None,
     password: str | None = None,
     settings: Mapping[str, str] | None = None,
+    members: Mapping[int, Sequence[str]] | None = None,
 ) -> Devnet:
     """Start anvil and ``nodes`` nodes under ``base_dir``; return the running devnet.
 
-    Node ``i`` has home ``homes[i % len(homes)]`` and is a participant of it. ``settings``
+    Node ``i`` has home ``homes[i % len(homes)]`` and is a participant of it and of the home
+    subsystems listed in ``members[i]`` (before it starts, so the first epoch sees it). ``settings``
     are extra ``COLLEGIUM_*`` environment variables of every node (e.g.
     ``{"COLLEGIUM_SYNC_INTERVAL": "2"}``). Raises ``ConfigError`` if anvil or a node does
     not start (everything started is stopped again).
@@ -369,7 +371,18 @@ def start_devnet(
             _, err = proc.communicate(timeout=STARTUP_TIMEOUT)
             if proc.returncode != 0:
                 raise ConfigError(f"collegium init of node{n.index} failed: {err.decode()[-2000:]}")
-        devnet.setup([("addParticipant", (n.home, n.address)) for n in devnet.nodes])
+        extra = members or {}
+        for i, names in extra.items():
+            unknown = set(names) - set(node_homes)
+            if unknown or not 0 <= i < nodes:
+                raise ConfigError(f"members: node{i} cannot join {sorted(unknown)} (not homes)")
+        devnet.setup(
+            [
+                ("addParticipant", (name, n.address))
+                for n in devnet.nodes
+                for name in dict.fromkeys([n.home, *extra.get(n.index, ())])
+            ]
+        )
         for n in devnet.nodes:
             n.launch()
         for n in devnet.nodes:

@@ -13,6 +13,8 @@ from node.errors import CollegiumError
 
 app = typer.Typer(help="Loopback devnet: anvil and several nodes on 127.0.0.1.")
 
+DEFAULT_HOMES = "main,acme,beta"
+
 
 @app.command("up")
 def up(
@@ -20,28 +22,58 @@ def up(
     base_dir: Annotated[
         Path | None, typer.Option(help="where the nodes' data dirs go [default: a temp dir]")
     ] = None,
+    homes: Annotated[
+        str, typer.Option(help="home subsystems, comma-separated; node i gets home i mod len")
+    ] = DEFAULT_HOMES,
+    capacity: Annotated[int, typer.Option(help="role slots each node offers")] = 4,
     epoch_period: Annotated[int | None, typer.Option(help="blocks per epoch")] = None,
     block_time: Annotated[
         float | None, typer.Option(help="anvil block time in seconds (default: on demand)")
     ] = None,
+    sync_interval: Annotated[
+        float | None, typer.Option(help="seconds between the nodes' peer-sync rounds")
+    ] = None,
+    restart: Annotated[
+        bool, typer.Option(help="start a node again on its data dir when it exits (kill -9)")
+    ] = False,
 ) -> None:
-    """Start anvil and NODES nodes, print their URLs, and run until Ctrl-C."""
-    from node.devnet import start_devnet
+    """Start anvil and NODES nodes, print their URLs, and run until Ctrl-C.
 
+    A node that exits (or is killed) is reported and the others keep running; with
+    --restart it is started again on its data directory.
+    """
+    from node.devnet import OPERATOR_KEY_FILE, start_devnet
+
+    names = tuple(name.strip() for name in homes.split(",") if name.strip())
+    settings = {} if sync_interval is None else {"COLLEGIUM_SYNC_INTERVAL": str(sync_interval)}
     root = base_dir or Path(tempfile.mkdtemp(prefix="collegium-devnet-"))
     try:
-        devnet = start_devnet(root, nodes, epoch_period=epoch_period, block_time=block_time)
+        devnet = start_devnet(
+            root, nodes, homes=names, capacity=capacity, epoch_period=epoch_period,
+            block_time=block_time, settings=settings,
+        )  # fmt: skip
     except CollegiumError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from exc
     typer.echo(f"chain    {devnet.chain_url}  registry {devnet.registry}")
+    typer.echo(f"operator {devnet.operator.address}  key in {root / OPERATOR_KEY_FILE}")
     for node in devnet.nodes:
         typer.echo(f"node{node.index}    {node.url}  home {node.home}  log {node.log_path}")
     typer.echo("Ctrl-C stops the devnet.")
+    reported: set[int] = set()
     try:
-        while all(node.running for node in devnet.nodes):
+        while restart or any(node.running for node in devnet.nodes):
+            for node in devnet.nodes:
+                if node.running or node.index in reported:
+                    continue
+                typer.echo(f"node{node.index} exited (log {node.log_path})", err=True)
+                if restart:
+                    node.launch()
+                    typer.echo(f"node{node.index} restarted on {node.data_dir}", err=True)
+                else:
+                    reported.add(node.index)
             time.sleep(1)
-        typer.echo("a node exited; stopping the devnet", err=True)
+        typer.echo("every node exited; stopping the devnet", err=True)
     except KeyboardInterrupt:
         pass
     finally:

@@ -38,18 +38,13 @@ def _start_three(base: Path) -> Devnet:
 
 
 def _start_five(base: Path) -> Devnet:
-    net = start_devnet(
-        base, 5, capacity=6, epoch_period=EPOCH_PERIOD, block_time=BLOCK_TIME, settings=SETTINGS
-    )
-    try:
-        # homes main, acme, beta, main, acme: beta gets a second member node, so every
-        # subsystem's be_subsystem has two eligible hosts (the policy clips replicas to the
-        # fewest eligible nodes over all subsystems)
-        net.admit("beta", [net.nodes[3].address])
-    except BaseException:
-        net.stop()
-        raise
-    return net
+    # homes main, acme, beta, main, acme; node3 also joins beta, so every subsystem's
+    # be_subsystem has two eligible hosts (the policy clips replicas to the fewest eligible
+    # nodes over all subsystems)
+    return start_devnet(
+        base, 5, capacity=6, epoch_period=EPOCH_PERIOD, block_time=BLOCK_TIME,
+        settings=SETTINGS, members={3: ("beta",)},
+    )  # fmt: skip
 
 
 STARTERS: dict[str, Callable[[Path], Devnet]] = {THREE: _start_three, FIVE: _start_five}
