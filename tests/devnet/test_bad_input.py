@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, settings
 
 from node.devnet import Devnet
 
-EXAMPLES_PER_OPERATION = 5
+EXAMPLES_PER_OPERATION = 8
 MIN_CASES = 150
 CALL_TIMEOUT = 15.0
 TARGET = 1  # node1: not the deployer's first node, a peer like any other
