@@ -27,7 +27,7 @@ from typing import Any
 import httpx
 
 from node.devnet import Devnet
-from tests.devnet.support import run_verify, submission, wait_anchored, wait_until
+from tests.devnet.support import health, run_verify, submission, wait_anchored, wait_until
 from tests.support.node import domain_of
 
 CRASH_ROUNDS = int(os.environ.get("COLLEGIUM_CRASH_ROUNDS", "6"))
@@ -112,6 +112,8 @@ def test_no_acknowledged_transaction_is_lost_to_kill_9(devnet5: Devnet) -> None:
         acked += writer.acked
         if acked:
             wait_anchored(node.url, acked[-1])
+        # and whatever was committed but never acknowledged: nothing pending while verify runs
+        wait_until(lambda: not health(node)["transactions"].get("pending"), 60, "no pending")
         anchored = time.monotonic() - started
         code, output = run_verify(node, devnet5)
         assert code == 0, f"round {round_}: verify failed\n{output}"
