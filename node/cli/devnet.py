@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import signal
 import tempfile
 import time
 from pathlib import Path
+from types import FrameType
 from typing import Annotated
 
 import typer
@@ -14,6 +16,11 @@ from node.errors import CollegiumError
 app = typer.Typer(help="Loopback devnet: anvil and several nodes on 127.0.0.1.")
 
 DEFAULT_HOMES = "main,acme,beta"
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    """Turn SIGTERM/SIGINT into ``KeyboardInterrupt``; raise it."""
+    raise KeyboardInterrupt
 
 
 @app.command("up")
@@ -59,7 +66,9 @@ def up(
     typer.echo(f"operator {devnet.operator.address}  key in {root / OPERATOR_KEY_FILE}")
     for node in devnet.nodes:
         typer.echo(f"node{node.index}    {node.url}  home {node.home}  log {node.log_path}")
-    typer.echo("Ctrl-C stops the devnet.")
+    typer.echo("Ctrl-C (or SIGTERM) stops the devnet.")
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)  # even when started in the background
     reported: set[int] = set()
     try:
         while restart or any(node.running for node in devnet.nodes):
@@ -77,4 +86,6 @@ def up(
     except KeyboardInterrupt:
         pass
     finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut teardown
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         devnet.stop()
