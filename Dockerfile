@@ -5,6 +5,7 @@ COPY pyproject.toml README.md alembic.ini ./
 COPY node ./node
 COPY migrations ./migrations
 COPY contracts/build ./contracts/build
+COPY frontend/dist ./frontend/dist
 RUN pip install --no-cache-dir -e .
 ENV COLLEGIUM_DATA_DIR=/data
 VOLUME ["/data"]
