@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from node.asgi import send_problem
 
 DEFAULT_BODY_LIMIT = 1024 * 1024
 
@@ -57,17 +58,4 @@ class BodyLimitMiddleware:
 
 async def _reply(send: Send, status: int, detail: str) -> None:
     title = "payload too large" if status == 413 else "bad request"
-    body = json.dumps(
-        {"type": "about:blank", "title": title, "status": status, "detail": detail}
-    ).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/problem+json"),
-                (b"content-length", str(len(body)).encode()),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+    await send_problem(send, status, title, detail)

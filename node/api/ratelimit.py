@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import threading
 import time
@@ -11,6 +10,8 @@ from dataclasses import dataclass
 from typing import Final
 
 from starlette.types import ASGIApp, Receive, Scope, Send
+
+from node.asgi import send_problem
 
 EXEMPT_PATHS: Final = frozenset({"/health", "/metrics"})
 MAX_BUCKETS: Final = 100_000
@@ -97,19 +98,10 @@ class RateLimitMiddleware:
             return
         if self.on_limited is not None:
             self.on_limited()
-        body = json.dumps({
-            "type": "about:blank", "title": "too many requests", "status": 429,
-            "detail": f"rate limit of {self.buckets.rate:g}/s exceeded; retry in {wait:.2f}s",
-        }).encode()  # fmt: skip
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 429,
-                "headers": [
-                    (b"content-type", b"application/problem+json"),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"retry-after", str(max(1, math.ceil(wait))).encode()),
-                ],
-            }
+        await send_problem(
+            send,
+            429,
+            "too many requests",
+            f"rate limit of {self.buckets.rate:g}/s exceeded; retry in {wait:.2f}s",
+            [(b"retry-after", str(max(1, math.ceil(wait))).encode())],
         )
-        await send({"type": "http.response.body", "body": body})

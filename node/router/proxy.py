@@ -12,7 +12,6 @@ once it may have reached a host). Every response carries ``X-Collegium-Served-By
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Mapping
 from typing import Any, Final, Protocol
@@ -21,6 +20,7 @@ import anyio
 import httpx
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from node.asgi import send_problem
 from node.assignment import Assignment
 from node.auth.forward import (
     FORWARD_HEADERS,
@@ -327,18 +327,4 @@ async def _relay(send: Send, response: httpx.Response) -> None:
 async def _problem(
     send: Send, status: int, title: str, detail: str, extra: list[tuple[bytes, bytes]]
 ) -> None:
-    body = json.dumps(
-        {"type": "about:blank", "title": title, "status": status, "detail": detail}
-    ).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/problem+json"),
-                (b"content-length", str(len(body)).encode()),
-                *extra,
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+    await send_problem(send, status, title, detail, extra)
