@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import secrets
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -11,11 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import uvicorn
 
-from node.config import Settings
 from tests.chain.conftest import anvil_chain  # noqa: F401  (fixture re-exported for this package)
-from tests.support.node import InProcessNode, free_port, wait_healthy
+from tests.support.node import InProcessNode, in_process_node
 
 #: Long enough that, after its first round at start-up, a node's sync loop waits for the test to
 #: drive rounds with ``syncer.run_once()``.
@@ -27,26 +24,11 @@ def peer_node(
     data_dir: Path, chain_url: str, registry: str | None = None, **settings: Any
 ) -> Iterator[InProcessNode]:
     """Yield a running node on ``chain_url``; it deploys a registry unless ``registry`` is given."""
-    from node.api.main import create_app
-    from node.runtime import init_node, open_node
-
-    port = free_port()
-    password = secrets.token_hex(8)
     settings.setdefault("sync_interval", IDLE_SYNC_INTERVAL)
-    cfg = Settings(data_dir=data_dir, port=port, chain_url=chain_url, **settings)
-    init_node(cfg, password, registry=registry)
-    node = open_node(cfg, password)
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(node), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    running = InProcessNode(f"http://127.0.0.1:{port}", node, server, thread)
-    try:
-        wait_healthy(running.url)
+    with in_process_node(
+        data_dir, init={"registry": registry}, chain_url=chain_url, **settings
+    ) as running:
         yield running
-    finally:
-        running.stop()
 
 
 class TamperingGateway:
