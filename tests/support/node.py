@@ -6,7 +6,6 @@ import contextlib
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -21,16 +20,10 @@ import uvicorn
 from eth_account import Account
 
 from node.config import Settings
+from node.devnet import free_port
 from node.ledger.transaction import BusinessTx, Domain, sign_tx
 
 STARTUP_TIMEOUT = 90.0
-
-
-def free_port() -> int:
-    """Return a TCP port free on 127.0.0.1 right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_healthy(url: str, timeout: float = STARTUP_TIMEOUT, proc: Any = None) -> dict[str, Any]:
