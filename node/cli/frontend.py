@@ -20,13 +20,13 @@ from typing import Annotated, Any
 import typer
 from web3.middleware import Web3Middleware
 
+from node.cli.probe import running_node_rpc
 from node.cli.status import ExitStatus
 from node.errors import CollegiumError
 
 app = typer.Typer(help="System front-end (IPFS-hosted web app)", no_args_is_help=True)
 
 PASSWORD_ENV = "COLLEGIUM_PASSWORD"
-HEALTH_TIMEOUT_SECONDS = 2.0
 
 
 def _password() -> str:
@@ -36,19 +36,6 @@ def _password() -> str:
     if not sys.stdin.isatty():
         raise CollegiumError(f"set {PASSWORD_ENV} (no terminal to prompt for the wallet password)")
     return str(typer.prompt("Wallet password", hide_input=True))
-
-
-def _running_rpc(endpoint: str | None) -> str | None:
-    """Return the ``/rpc`` URL of the node at ``endpoint`` if it answers ``/health`` now."""
-    import httpx
-
-    if not endpoint:
-        return None
-    try:
-        httpx.get(endpoint + "/health", timeout=HEALTH_TIMEOUT_SECONDS).raise_for_status()
-    except httpx.HTTPError:
-        return None
-    return endpoint + "/rpc"
 
 
 class LatestEstimateMiddleware(Web3Middleware):
@@ -84,7 +71,7 @@ def open_publisher(
     if record.registry is None:
         raise ConfigError("this node never started: no registry recorded (run `collegium up`)")
     account = load_account(settings.keystore_path, _password())
-    node_rpc = None if chain_url or record.chain_url else _running_rpc(record.endpoint)
+    node_rpc = None if chain_url or record.chain_url else running_node_rpc(record.endpoint)
     url = chain_url or record.chain_url or node_rpc
     chain = open_rpc(url) if url else open_chain(settings.data_dir, None)
     if node_rpc is not None:

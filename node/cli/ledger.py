@@ -21,6 +21,7 @@ from typing import Annotated, Any
 
 import typer
 
+from node.cli.probe import is_node_running
 from node.cli.status import ExitStatus
 from node.errors import CollegiumError
 
@@ -122,17 +123,6 @@ def _sqlite_path(url: str) -> Path | None:
     return Path(url[len(prefix) :]) if url.startswith(prefix) else None
 
 
-def _node_running(endpoint: str | None) -> bool:
-    import httpx
-
-    if not endpoint:
-        return False
-    try:
-        return httpx.get(endpoint + "/health", timeout=2).status_code == 200
-    except httpx.HTTPError:
-        return False
-
-
 def reindex_command(
     data_dir: Annotated[
         Path | None,
@@ -172,7 +162,7 @@ def reindex_command(
             old_path = _sqlite_path(settings.sqlalchemy_url)
             if old_path is None:
                 raise CollegiumError("in-place reindex is for SQLite: pass --into DATABASE_URL")
-            if _node_running(record.endpoint):
+            if is_node_running(record.endpoint):
                 raise CollegiumError(f"the node at {record.endpoint} is running: stop it first")
             new_path = old_path.with_name(old_path.name + REINDEX_SUFFIX)
             for stale in [new_path, *(Path(f"{new_path}{s}") for s in SQLITE_SIDE_FILES)]:

@@ -12,6 +12,7 @@ from typing import Annotated, Any
 import typer
 
 from node import __version__
+from node.cli.probe import running_node_rpc
 from node.cli.status import ExitStatus
 from node.config import DEFAULT_HOME_SUBSYSTEM, DEFAULT_PORT, Settings, default_data_dir
 from node.errors import CollegiumError
@@ -246,7 +247,7 @@ class _audit_parts:  # noqa: N801 - used as a context manager
         record = NodeRecord.load(settings.node_file)
         if record.registry is None:
             raise CollegiumError("this node never started: no registry recorded")
-        url = settings.chain_url or record.chain_url or _running_node_rpc(record.endpoint)
+        url = settings.chain_url or record.chain_url or running_node_rpc(record.endpoint)
         self.chain = open_rpc(url) if url else open_chain(settings.data_dir, None)
         registry = Registry(self.chain.w3, record.registry, None)
         store = open_store(settings.data_dir, settings.ipfs_api)
@@ -258,19 +259,6 @@ class _audit_parts:  # noqa: N801 - used as a context manager
             self.engine.dispose()
         if self.chain is not None:
             self.chain.close()
-
-
-def _running_node_rpc(endpoint: str | None) -> str | None:
-    """Return the ``/rpc`` URL of the node at ``endpoint`` if it is running now."""
-    import httpx
-
-    if endpoint is None:
-        return None
-    try:
-        httpx.get(endpoint + "/health", timeout=2).raise_for_status()
-    except httpx.HTTPError:
-        return None
-    return endpoint + "/rpc"
 
 
 def _mount_subcommands() -> None:
