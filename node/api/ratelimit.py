@@ -13,7 +13,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from node.asgi import send_problem
 
-EXEMPT_PATHS: Final = frozenset({"/health", "/metrics"})
+EXEMPT_PATHS: Final = frozenset({"/health", "/livez", "/metrics"})
 MAX_BUCKETS: Final = 100_000
 HOPS_HEADER: Final = b"x-collegium-hops"
 

@@ -1,4 +1,4 @@
-"""Peer health: probed with ``GET /health`` and cached; failures mark a peer down a while."""
+"""Peer health: probed with ``GET /livez`` and cached; failures mark a peer down a while."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import httpx
 
 from node.router.route import Peer
 
-HEALTH_PATH: Final = "/health"
+HEALTH_PATH: Final = "/livez"
 PROBE_TIMEOUT: Final = 1.0
 UP_TTL: Final = 10.0
 DOWN_TTL: Final = 5.0
@@ -47,7 +47,7 @@ class PeerHealth:
         return state is not None and not state[0] and state[1] > self.clock()
 
     async def probe(self, endpoint: str) -> bool:
-        """Return whether ``endpoint`` answers ``/health`` with 200 now; cache the answer."""
+        """Return whether ``endpoint`` answers ``/livez`` with 200 now; cache the answer."""
         try:
             response = await self.client.get(endpoint + HEALTH_PATH, timeout=PROBE_TIMEOUT)
             up = response.status_code == httpx.codes.OK

@@ -75,6 +75,12 @@ def test_health(client: httpx.Client, node: InProcessNode) -> None:
     assert health["epoch"] >= 0 and health["version"]
 
 
+def test_livez_is_the_cheap_probe(client: httpx.Client, node: InProcessNode) -> None:
+    response = client.get("/livez")
+    assert response.status_code == 200 and response.json() == {"status": "ok"}
+    assert response.headers["x-collegium-served-by"] == node.node.address  # never proxied
+
+
 def test_submit_then_get_end_to_end(client: httpx.Client, node: InProcessNode) -> None:
     domain = domain_of(node.url)
     wallet = enrolled(node)

@@ -45,6 +45,7 @@ def test_unknown_slot_raises() -> None:
         ("/api/v1/system/users/0xabc", ("be_system", None)),
         ("/api/v1/auth/login", None),
         ("/health", None),
+        ("/livez", None),
     ],
 )
 def test_request_slot(path: str, slot: tuple[str, str | None] | None) -> None:

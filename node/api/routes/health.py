@@ -1,4 +1,8 @@
-"""``GET /health``: is the node up, and on which chain, registry, epoch and store."""
+"""``GET /health``: is the node up, and on which chain, registry, epoch and store.
+
+``GET /livez`` is the cheap probe (Kubernetes' name for it): it answers as soon as the process
+serves HTTP and touches neither the chain nor the index, so peers' routers can probe it often.
+"""
 
 from __future__ import annotations
 
@@ -15,3 +19,9 @@ router = APIRouter(tags=["health"])
 def health(node: NodeDep) -> dict[str, Any]:
     """Return the node's health: chain id, block, epoch, node and registry address, store."""
     return node.health()
+
+
+@router.get("/livez")
+def livez() -> dict[str, str]:
+    """Return ``{"status": "ok"}`` while the process serves HTTP (no chain, index or store)."""
+    return {"status": "ok"}
