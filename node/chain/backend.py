@@ -10,14 +10,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 from eth_typing import ChecksumAddress
 from web3 import HTTPProvider, Web3
 
-from node.chain.embedded import JSONRPC_SERVER_ERROR, EmbeddedChain, Synchronous
 from node.errors import ChainError
+
+if TYPE_CHECKING:  # py-evm and eth-tester load only when the embedded chain is opened
+    from node.chain.embedded import EmbeddedChain, Synchronous
+
+JSONRPC_SERVER_ERROR: Final = -32000  # JSON-RPC 2.0 "server error" (implementation-defined)
 
 CHAIN_SUBDIR: Final = "chain"
 """The embedded chain lives in ``<data_dir>/chain``."""
@@ -173,6 +177,8 @@ def open_embedded(
     empty when an existing chain is opened). Raise ConfigError if the directory is in use,
     incomplete, or holds another chain (genesis mismatch).
     """
+    from node.chain.embedded import EmbeddedChain
+
     embedded = EmbeddedChain.open(Path(data_dir) / CHAIN_SUBDIR, fund, synchronous=synchronous)
     return ChainBackend(
         w3=embedded.w3, kind="embedded", chain_id=embedded.chain_id, embedded=embedded

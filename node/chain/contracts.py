@@ -20,7 +20,6 @@ from typing import Any, NewType, cast
 from eth_abi import decode as abi_decode
 from eth_abi.exceptions import DecodingError
 from eth_account.signers.local import LocalAccount
-from eth_tester.exceptions import TransactionFailed as EthTesterTransactionFailed
 from eth_typing import ChecksumAddress, HexStr
 from eth_utils import keccak, to_checksum_address
 from eth_utils.abi import collapse_if_tuple
@@ -210,7 +209,12 @@ def extract_revert_data(exc: BaseException) -> bytes | None:
 
 
 def _is_revert(exc: BaseException) -> bool:
-    return isinstance(exc, ContractLogicError | EthTesterTransactionFailed)
+    if isinstance(exc, ContractLogicError):
+        return True
+    # eth-tester's TransactionFailed (embedded chain), matched without importing eth-tester
+    # (and py-evm) into nodes that talk to an RPC chain
+    kind = type(exc)
+    return kind.__name__ == "TransactionFailed" and kind.__module__ == "eth_tester.exceptions"
 
 
 def _format_value(value: Any) -> str:

@@ -70,6 +70,7 @@ from eth_utils import to_canonical_address, to_checksum_address
 from web3 import EthereumTesterProvider, Web3
 from web3.types import RPCEndpoint, RPCResponse, Wei
 
+from node.chain.backend import JSONRPC_SERVER_ERROR
 from node.errors import ChainError, ConfigError
 
 # --- Constants -------------------------------------------------------------------------------
@@ -483,7 +484,6 @@ def _load_or_create_dev_key(path: Path, create: bool) -> LocalAccount:
 
 # --- Standard JSON-RPC answers ----------------------------------------------------------------
 
-JSONRPC_SERVER_ERROR: Final = -32000
 JSONRPC_EXECUTION_REVERTED: Final = 3
 JSONRPC_METHOD_NOT_FOUND: Final = -32601
 LOGS_BLOOM_BYTES: Final = 256
