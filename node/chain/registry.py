@@ -323,7 +323,7 @@ class Registry:
         return int(self._call(self._f.livenessWindow(at_block)))
 
     def is_live_at(self, address: str, at_block: int) -> bool:
-        """Return whether ``address`` is an active node seen within the window before ``at_block``."""
+        """Return whether ``address`` is an active node seen in the window before ``at_block``."""
         return bool(self._call(self._f.isLiveAt(to_checksum_address(address), at_block)))
 
     def live_nodes_at(self, at_block: int) -> tuple[list[ChecksumAddress], bool]:
