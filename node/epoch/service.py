@@ -298,6 +298,10 @@ class EpochService:
             raise EpochUnavailable(f"the seed of epoch {epoch} is not fixed yet")
         return info
 
+    def cached_view(self, epoch: int) -> EpochView | None:
+        """Return epoch ``epoch`` if it is already computed, else None (no lock, no chain)."""
+        return self._views.get(epoch)
+
     def view(self, epoch: int, *, fix_seed: bool = False) -> EpochView:
         """Return epoch ``epoch`` (computed once, then cached).
 
@@ -441,6 +445,11 @@ class EpochAssignmentSource:
 
     def __init__(self, service: EpochService) -> None:
         self.service = service
+
+    def cached(self, epoch: int) -> Assignment | None:
+        """Return the assignment of ``epoch`` if this node has already computed it, or None."""
+        view = self.service.cached_view(epoch)
+        return None if view is None else view.assignment
 
     def current(self) -> tuple[int, Assignment]:
         """Return (epoch, assignment) in force now.
