@@ -195,8 +195,8 @@ def test_kill_9_one_of_five_nodes(devnet5: Devnet) -> None:
         f"left out {rehosted['left_out']}"
     )
     assert rehosted["boundary_block"] >= killed_at + window
-    for earlier in range(int(view["epoch"]) + 1, epoch):
-        before = epoch_at(live, earlier)
+    for earlier in range(int(view["epoch"]) + 1, epoch):  # one node: the roots agree (above)
+        before = epoch_at(live[:1], earlier)
         if before["boundary_block"] >= seen:  # within its window: still live, still assigned
             assert dead not in lowered(before), f"epoch {earlier} left it out too early"
     assert dead in lowered(rehosted) and not rehosted["kept_all"]
