@@ -39,6 +39,7 @@ HEADLINE = (
     "anchor_subsystem",
     "fix_seed",
     "attest",
+    "heartbeat",
     "propose_epoch_period",
     "vote_epoch_period_executes",
 )
@@ -98,6 +99,7 @@ def measure() -> dict[str, int]:
 
     record("fix_seed", reg.fix_seed(0))
     record("attest", owner.attest(0, keccak(b"assignment root")))
+    record("heartbeat", nodes[1].heartbeat())  # lastSeen shares the record's slot
 
     proposal = nodes[0].propose_epoch_period(12)  # 1 vote of 4
     record("propose_epoch_period", proposal)

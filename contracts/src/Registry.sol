@@ -5,7 +5,7 @@ pragma solidity 0.8.28;
 /// @notice The on-chain state every Collegium node agrees on: system admins, registered nodes,
 /// subsystems with their admins and participants, anchors of business-transaction batches,
 /// the epoch schedule with its seeds, the nodes' attestations of each epoch's assignment root,
-/// and the vote that changes the epoch period.
+/// the nodes' liveness (the block each was last seen at), and the vote that changes the epoch period.
 /// @dev Every state-changing function checks its caller and emits an event. Failures revert
 /// with a custom error; the Python bindings decode it from the ABI and name it in the message.
 contract Registry {
@@ -20,6 +20,12 @@ contract Registry {
     /// @notice Smallest and largest epoch period, in blocks.
     uint64 public constant MIN_EPOCH_PERIOD = 1;
     uint64 public constant MAX_EPOCH_PERIOD = 10_000_000;
+
+    /// @notice A node is live at block b iff it was seen (registered, updated, attested or sent a
+    /// heartbeat) in the last `LIVENESS_EPOCHS` epoch periods before b: `lastSeen + window > b`
+    /// with `window = LIVENESS_EPOCHS * period in force at b` (see `livenessWindow`). A node that
+    /// attests every epoch is always live; two periods leave it one whole epoch of slack.
+    uint64 public constant LIVENESS_EPOCHS = 2;
 
     /// @notice Role bits of `rolesMask`: bit0 fe_system, bit1 fe_subsystem, bit2 be_system, bit3 be_subsystem.
     uint8 public constant ROLE_FE_SYSTEM = 1;
@@ -109,6 +115,7 @@ contract Registry {
     event NodeRegistered(address indexed node, string endpoint, uint32 capacity, uint8 rolesMask, string home);
     event NodeUpdated(address indexed node, string endpoint, uint32 capacity, uint8 rolesMask, string home);
     event NodeLeft(address indexed node);
+    event Heartbeat(address indexed node);
 
     event SubsystemCreated(bytes32 indexed id, string name, address indexed creator);
     event SubsystemAdminAdded(bytes32 indexed id, address indexed account, address indexed by);
@@ -143,6 +150,7 @@ contract Registry {
         uint8 rolesMask;
         bool active;
         uint64 registeredAt;
+        uint64 lastSeen; // block of the node's last register/update/attest/heartbeat (same slot)
     }
 
     struct Subsystem {
@@ -288,7 +296,8 @@ contract Registry {
             capacity: capacity,
             rolesMask: rolesMask,
             active: true,
-            registeredAt: uint64(block.number)
+            registeredAt: uint64(block.number),
+            lastSeen: uint64(block.number)
         });
         _activeNodes.push(msg.sender);
         _nodeSlot[msg.sender] = _activeNodes.length;
@@ -305,6 +314,7 @@ contract Registry {
         n.home = home;
         n.capacity = capacity;
         n.rolesMask = rolesMask;
+        n.lastSeen = uint64(block.number);
         emit NodeUpdated(msg.sender, endpoint, capacity, rolesMask, home);
     }
 
@@ -342,6 +352,52 @@ contract Registry {
 
     function isNode(address account) external view returns (bool) {
         return _nodeSlot[account] != 0;
+    }
+
+    // ------------------------------------------------------------------ liveness
+
+    /// @notice The caller (a registered node) says it is alive: its `lastSeen` becomes this
+    /// block. `attest` does the same, so a node that attests every epoch never needs it.
+    function heartbeat() external onlyNode {
+        _nodes[msg.sender].lastSeen = uint64(block.number);
+        emit Heartbeat(msg.sender);
+    }
+
+    /// @notice The block `node` was last seen at (0 if never registered).
+    function lastSeen(address node) external view returns (uint64) {
+        return _nodes[node].lastSeen;
+    }
+
+    /// @notice The liveness window at block `atBlock`, in blocks: `LIVENESS_EPOCHS` times the
+    /// epoch period in force at `atBlock`.
+    function livenessWindow(uint256 atBlock) public view returns (uint256) {
+        return uint256(LIVENESS_EPOCHS) * _periodAt(atBlock).length;
+    }
+
+    /// @notice Whether `node` is an active node live at block `atBlock`:
+    /// `lastSeen + livenessWindow(atBlock) > atBlock`. The block is an argument (not
+    /// `block.number`) so that an `eth_call` at block b with `atBlock = b` gives the same answer
+    /// on every client, whichever block context it runs the call in.
+    function isLiveAt(address node, uint256 atBlock) public view returns (bool) {
+        Node storage n = _nodes[node];
+        return n.active && uint256(n.lastSeen) + livenessWindow(atBlock) > atBlock;
+    }
+
+    /// @notice The active nodes live at block `atBlock` (contract order), the input of the
+    /// assignment of an epoch whose boundary block is `atBlock`. If none is live, every active
+    /// node is returned and `keptAll` is true: the assignment never goes to nobody.
+    function liveNodesAt(uint256 atBlock) external view returns (address[] memory nodes, bool keptAll) {
+        uint256 total = _activeNodes.length;
+        uint256 live;
+        for (uint256 i = 0; i < total; i++) {
+            if (isLiveAt(_activeNodes[i], atBlock)) live++;
+        }
+        if (live == 0) return (_activeNodes, total > 0);
+        nodes = new address[](live);
+        uint256 j;
+        for (uint256 i = 0; i < total; i++) {
+            if (isLiveAt(_activeNodes[i], atBlock)) nodes[j++] = _activeNodes[i];
+        }
     }
 
     // ------------------------------------------------------------------ subsystems
@@ -574,7 +630,8 @@ contract Registry {
     // ------------------------------------------------------------------ attestations
 
     /// @notice A registered node signs the assignment root it computed for `epoch` (the epoch
-    /// must have started and its seed be fixed). Once per (epoch, node); no overwrite.
+    /// must have started and its seed be fixed). Once per (epoch, node); no overwrite. It also
+    /// refreshes the node's `lastSeen` (see `heartbeat`).
     function attest(uint64 epoch, bytes32 root) external onlyNode {
         if (root == bytes32(0)) revert ZeroRoot();
         uint64 current = currentEpoch();
@@ -582,6 +639,7 @@ contract Registry {
         if (_seeds[epoch].seed == bytes32(0)) revert SeedNotFixed(epoch);
         if (_attestations[epoch][msg.sender] != bytes32(0)) revert AlreadyAttested(epoch, msg.sender);
         _attestations[epoch][msg.sender] = root;
+        _nodes[msg.sender].lastSeen = uint64(block.number);
         emit Attested(epoch, msg.sender, root);
     }
 

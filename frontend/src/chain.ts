@@ -74,6 +74,25 @@ export async function registryNodes(
   return out;
 }
 
+/** Return the active nodes live at block `at` (`liveNodesAt(at)` read at `at`, as every node
+ * reads its epoch snapshot) and `keptAll`: true when none was live, so all active nodes are
+ * returned. A node is live iff it was seen (registered, updated, attested, heartbeat) within the
+ * liveness window before `at`. */
+export async function registryLiveNodes(
+  client: PublicClient,
+  registry: `0x${string}`,
+  at: bigint,
+): Promise<{ live: Set<string>; keptAll: boolean }> {
+  const [nodes, keptAll] = await readRegistry<[readonly `0x${string}`[], boolean]>(
+    client,
+    registry,
+    "liveNodesAt",
+    [at],
+    at,
+  );
+  return { live: new Set(nodes.map((a) => a.toLowerCase())), keptAll };
+}
+
 /** Return the subsystems and their participants as the registry records them (now, or at `at`). */
 export async function registrySubsystems(
   client: PublicClient,

@@ -21,7 +21,7 @@ import {
   type TypedDataDoc,
   type UnsignedTx,
 } from "./api";
-import { chainClient, readRegistry, registryAdmins, registryNodes, registrySubsystems, ZERO_HASH } from "./chain";
+import { chainClient, readRegistry, registryAdmins, registryLiveNodes, registryNodes, registrySubsystems, ZERO_HASH } from "./chain";
 import { h, type Raw, short } from "./html";
 import { checkMerkle, checkOnChain, checkSignature, type CheckResult } from "./verify";
 import {
@@ -403,12 +403,16 @@ async function assignment(query: string): Promise<void> {
   }
   // The registry as it was at the epoch's boundary block (as every node reads it), else now.
   const boundary = await readRegistry<bigint>(client, hl.registry, "epochStartBlock", [epoch]).catch(() => undefined);
-  const [nodes, subsystems] = await Promise.all([
+  const [nodes, subsystems, liveness] = await Promise.all([
     registryNodes(client, hl.registry, boundary),
     registrySubsystems(client, hl.registry, boundary),
+    boundary === undefined ? undefined : registryLiveNodes(client, hl.registry, boundary),
   ]);
+  // Only the nodes live at the boundary block are assigned (node/epoch/snapshot.py).
+  const isLive = (n: { address: string }) => !liveness || liveness.live.has(n.address.toLowerCase());
+  const leftOut = nodes.filter((n) => n.active && !isLive(n));
   const topoNodes = nodes
-    .filter((n) => n.active)
+    .filter((n) => n.active && isLive(n))
     .map((n) => ({
       id: n.address.toLowerCase(),
       capacity: n.capacity,
@@ -456,7 +460,8 @@ async function assignment(query: string): Promise<void> {
     return h`<tr class="${none || agrees ? "" : "diverge"}"><td><code>${short(n.address, 8)}</code></td><td><code>${none ? "—" : short(root)}</code></td><td class="${none ? "muted" : agrees ? "ok" : "bad"}">${none ? "not attested" : agrees ? "yes" : "DIVERGES"}</td></tr>`;
   })}
   </tbody></table></div>
-  <p class="muted">Topology read from the registry at the epoch's boundary block ${boundary ?? "(now)"}: active nodes, participants as members; replicas ${JSON.stringify(replicas)}${apiEpoch ? " (the node's)" : " (defaults clipped to the eligible nodes)"}.</p>
+  <p data-testid="assignment-left-out">${leftOut.length ? h`Left out as not live at the boundary block (not seen within the liveness window): ${leftOut.map((n) => h`<code>${short(n.address, 8)}</code> `)}` : liveness?.keptAll ? "No node was live at the boundary block: all active nodes kept." : "Every active node was live at the boundary block."}</p>
+  <p class="muted">Topology read from the registry at the epoch's boundary block ${boundary ?? "(now)"}: active nodes live at it, participants as members; replicas ${JSON.stringify(replicas)}${apiEpoch ? " (the node's)" : " (defaults clipped to the eligible nodes)"}.</p>
   <details><summary>Topology used (input of <code>collegium assign</code>)</summary><pre data-testid="assignment-input">${JSON.stringify(input, null, 1)}</pre></details>`);
   bind();
 }
@@ -473,13 +478,14 @@ async function nodesPage(): Promise<void> {
     registryNodes(client, hl.registry),
     registrySubsystems(client, hl.registry),
   ]);
-  const [attested, adminLists] = await Promise.all([
+  const [attested, lastSeen, adminLists] = await Promise.all([
     Promise.all(nodes.map((n) => readRegistry<Hex>(client, hl.registry!, "attestationOf", [epoch, n.address]))),
+    Promise.all(nodes.map((n) => readRegistry<bigint>(client, hl.registry!, "lastSeen", [n.address]))),
     Promise.all(subsystems.map((s) => registryAdmins(client, hl.registry!, s.name).catch(() => null))),
   ]);
   render(id, h`<h1>Nodes</h1>
-  <div class="scroll"><table><thead><tr><th>Address</th><th>Endpoint</th><th>Capacity</th><th>Roles</th><th>Home</th><th>Active</th><th>Attested epoch ${epoch}</th></tr></thead><tbody>
-  ${nodes.map((n, i) => h`<tr><td><code>${short(n.address, 8)}</code></td><td>${n.endpoint}</td><td>${n.capacity}</td><td>${n.roles.join(", ")}</td><td>${n.home}</td><td>${n.active ? "yes" : "no"}</td><td>${attested[i] === ZERO_HASH ? "—" : h`<code>${short(attested[i])}</code>`}</td></tr>`)}
+  <div class="scroll"><table><thead><tr><th>Address</th><th>Endpoint</th><th>Capacity</th><th>Roles</th><th>Home</th><th>Active</th><th>Last seen (block)</th><th>Attested epoch ${epoch}</th></tr></thead><tbody>
+  ${nodes.map((n, i) => h`<tr><td><code>${short(n.address, 8)}</code></td><td>${n.endpoint}</td><td>${n.capacity}</td><td>${n.roles.join(", ")}</td><td>${n.home}</td><td>${n.active ? "yes" : "no"}</td><td>${lastSeen[i]}</td><td>${attested[i] === ZERO_HASH ? "—" : h`<code>${short(attested[i])}</code>`}</td></tr>`)}
   </tbody></table></div>
   <h1>Subsystems</h1>
   <div class="scroll"><table><thead><tr><th>Name</th><th>Participants</th><th>Admins</th></tr></thead><tbody>

@@ -308,6 +308,30 @@ class Registry:
         """Return every active node, in contract order."""
         return [self.get_node(self.node_at(i)) for i in range(self.node_count())]
 
+    # ------------------------------------------------------------------ liveness
+
+    def heartbeat(self) -> TxResult:
+        """Mark the account's node as seen at this block (registered nodes only)."""
+        return self._send(self._f.heartbeat())
+
+    def last_seen(self, address: str) -> int:
+        """Return the block ``address`` was last seen at (0 if never registered)."""
+        return int(self._call(self._f.lastSeen(to_checksum_address(address))))
+
+    def liveness_window(self, at_block: int) -> int:
+        """Return the liveness window (blocks) at ``at_block``: ``LIVENESS_EPOCHS`` periods."""
+        return int(self._call(self._f.livenessWindow(at_block)))
+
+    def is_live_at(self, address: str, at_block: int) -> bool:
+        """Return whether ``address`` is an active node seen in the window before ``at_block``."""
+        return bool(self._call(self._f.isLiveAt(to_checksum_address(address), at_block)))
+
+    def live_nodes_at(self, at_block: int) -> tuple[list[ChecksumAddress], bool]:
+        """Return the active nodes live at ``at_block`` (contract order) and ``kept_all``:
+        true when none was live, so every active node is returned."""
+        nodes, kept_all = self._call(self._f.liveNodesAt(at_block))
+        return [to_checksum_address(a) for a in nodes], bool(kept_all)
+
     # ------------------------------------------------------------------ subsystems
 
     def create_subsystem(self, name: str) -> TxResult:

@@ -16,6 +16,9 @@ this module fixes, for every peer alike, how the input is derived from the snaps
 
 Every step is recorded (:attr:`EpochPlan.adjustments`), so a reduced answer is never
 mistaken for the configured one. All of it is pure: same snapshot and seed, same plan.
+
+Liveness is decided before the policy, by the snapshot (only nodes live at the boundary
+block are in it); :func:`compute_heartbeat_due` is the rule by which a node keeps itself live.
 """
 
 from __future__ import annotations
@@ -56,6 +59,22 @@ REDUCTION_ORDER: Final[tuple[str, ...]] = (
 )
 """Tie-break when capacity is short: front-ends lose a replica first (they serve public data,
 which is on IPFS anyway); back-ends, which hold the databases, keep their redundancy longest."""
+
+
+HEARTBEAT_FRACTION: Final = 2
+"""A node sends a heartbeat once ``window // HEARTBEAT_FRACTION`` blocks have passed since it
+was last seen, so a heartbeat mined up to half a window late still keeps it live."""
+
+
+def compute_heartbeat_due(head: int, last_seen: int, window: int) -> bool:
+    """Return whether a node last seen at block ``last_seen`` must send a heartbeat at ``head``.
+
+    Due once half the liveness ``window`` (blocks) has passed; never for a window of 0 (the
+    registry did not say) nor when the node was seen at or after ``head``.
+    """
+    if window <= 0:
+        return False
+    return head - last_seen >= max(1, window // HEARTBEAT_FRACTION)
 
 
 @dataclass(frozen=True)

@@ -46,6 +46,9 @@ def format_epoch_status(summary: Mapping[str, Any] | None) -> list[str]:
         )
     )
     lines.extend(_line("DISAGREE", str(node)) for node in disagree)
+    lines.extend(_line("not live", f"{node} (left out)") for node in summary.get("left_out", []))
+    if summary.get("kept_all"):
+        lines.append(_line("not live", "no node was live at the boundary: all kept"))
     if summary.get("unserved"):
         lines.append(_line("unserved", ", ".join(summary["unserved"])))
     lines.extend(_line("adjusted", note) for note in summary.get("adjustments", []))

@@ -8,7 +8,10 @@ mined) it
    the assignment under the documented policy (:func:`compute_epoch_plan`);
 3. attests ``(epoch, root)`` on-chain, once: it first reads its own attestation, so a
    restart never sends a second one;
-4. publishes the result as :meth:`EpochService.current` (the router's input) and tells
+4. keeps this node live: if its ``lastSeen`` on-chain is older than half the liveness window
+   (an epoch without attestation, e.g. no assignment), it sends ``heartbeat()``
+   (:func:`compute_heartbeat_due`); a node that attests every epoch never needs one;
+5. publishes the result as :meth:`EpochService.current` (the router's input) and tells
    subscribers.
 
 Disagreement is read from the chain: :meth:`EpochService.attestations` compares every
@@ -36,7 +39,12 @@ from typing import Any, Final
 from node.assignment import Assignment, Slot
 from node.assignment.compute import compute_slot_keys
 from node.chain.registry import Registry, RegistryRejected, SeedInfo
-from node.epoch.policy import DEFAULT_REPLICAS, EpochPlan, compute_epoch_plan
+from node.epoch.policy import (
+    DEFAULT_REPLICAS,
+    EpochPlan,
+    compute_epoch_plan,
+    compute_heartbeat_due,
+)
 from node.epoch.snapshot import Snapshot, read_snapshot
 from node.errors import CollegiumError
 
@@ -143,6 +151,7 @@ class EpochService:
         self._views: OrderedDict[int, EpochView] = OrderedDict()
         self._current: EpochView | None = None
         self._attested: dict[int, bytes] = {}
+        self._last_seen: int | None = None  # our lastSeen on-chain, as last read or set
         self._seen_epoch: int | None = None
         self._seen_at = 0.0
         self._listeners: list[Callable[[EpochView], None]] = []
@@ -150,6 +159,7 @@ class EpochService:
         self._thread: threading.Thread | None = None
         self.last_error: str | None = None
         self.attestations_sent = 0
+        self.heartbeats_sent = 0
         self.seeds_fixed = 0
         self.blocks_mined = 0
 
@@ -209,6 +219,7 @@ class EpochService:
             view = self.view(epoch, fix_seed=True)
             if epoch not in self._attested:
                 self._attest(view)
+            self._keep_alive(view, head)
             changed = self._current is None or self._current.epoch != epoch
             self._current = view
             self.last_error = None
@@ -287,6 +298,10 @@ class EpochService:
             raise EpochUnavailable(f"the seed of epoch {epoch} is not fixed yet")
         return info
 
+    def cached_view(self, epoch: int) -> EpochView | None:
+        """Return epoch ``epoch`` if it is already computed, else None (no lock, no chain)."""
+        return self._views.get(epoch)
+
     def view(self, epoch: int, *, fix_seed: bool = False) -> EpochView:
         """Return epoch ``epoch`` (computed once, then cached).
 
@@ -322,8 +337,9 @@ class EpochService:
         existing: bytes | None = self.registry.attestation_of(view.epoch, self.address)
         if existing is None:
             try:
-                self.registry.attest(view.epoch, view.root)
+                sent = self.registry.attest(view.epoch, view.root)
                 self.attestations_sent += 1
+                self._last_seen = sent.block_number
                 existing = view.root
             except RegistryRejected as exc:
                 if exc.error_name != "AlreadyAttested":
@@ -338,6 +354,41 @@ class EpochService:
                     bytes(existing).hex(),
                     view.root.hex(),
                 )
+
+    def _keep_alive(self, view: EpochView, head: int) -> None:
+        """Send ``heartbeat()`` if this node's ``lastSeen`` is older than half the window."""
+        if not self.address:
+            return
+        window = view.snapshot.liveness_window or self.registry.liveness_window(head)
+        if self._last_seen is not None and not compute_heartbeat_due(head, self._last_seen, window):
+            return  # seen recently (our own attestation or heartbeat): no chain read
+        if not self.registry.is_node(self.address):
+            self._last_seen = None
+            return  # only registered nodes have a lastSeen; it may register later
+        self._last_seen = self.registry.last_seen(self.address)
+        if not compute_heartbeat_due(head, self._last_seen, window):
+            return
+        age = head - self._last_seen
+        try:
+            sent = self.registry.heartbeat()
+        except RegistryRejected as exc:
+            if exc.error_name != "NotRegisteredNode":  # it left meanwhile: nothing to keep
+                raise
+            self._last_seen = None
+            return
+        self.heartbeats_sent += 1
+        self._last_seen = sent.block_number
+        log.info(
+            "heartbeat at block %d (last seen %d blocks before block %d, window %d)",
+            sent.block_number,
+            age,
+            head,
+            window,
+        )
+
+    def last_seen(self) -> int | None:
+        """Return this node's ``lastSeen`` block as last read or set, or None if unknown."""
+        return self._last_seen
 
     def attested_root(self, epoch: int) -> bytes | None:
         """Return the root this node has on-chain for ``epoch``, or None."""
@@ -395,6 +446,11 @@ class EpochAssignmentSource:
     def __init__(self, service: EpochService) -> None:
         self.service = service
 
+    def cached(self, epoch: int) -> Assignment | None:
+        """Return the assignment of ``epoch`` if this node has already computed it, or None."""
+        view = self.service.cached_view(epoch)
+        return None if view is None else view.assignment
+
     def current(self) -> tuple[int, Assignment]:
         """Return (epoch, assignment) in force now.
 
@@ -426,7 +482,10 @@ def describe_epoch(service: EpochService | None) -> dict[str, Any]:
 
     Keys: ``epoch``, ``seed``, ``root``, ``attested``, ``my_slots``, ``agree``/``disagree``
     (node addresses whose attested root matches/differs), ``missing`` (not attested yet),
-    ``unserved``, ``adjustments``, ``error`` (why there is no assignment), ``last_error``.
+    ``unserved``, ``adjustments``, ``error`` (why there is no assignment), ``last_error``;
+    liveness: ``left_out`` (active nodes not live at the boundary block, so not assigned),
+    ``kept_all`` (none was live: all kept), ``liveness_window``, ``last_seen`` (this node's
+    block as last read) and ``heartbeats_sent``.
     """
     if service is None:
         return {"enabled": False}
@@ -462,5 +521,10 @@ def describe_epoch(service: EpochService | None) -> dict[str, Any]:
         unserved=list(view.plan.unserved),
         adjustments=list(view.plan.adjustments),
         error=None if view.plan.error is None else str(view.plan.error),
+        left_out=[str(a) for a in view.snapshot.left_out],
+        kept_all=view.snapshot.kept_all,
+        liveness_window=view.snapshot.liveness_window,
+        last_seen=service.last_seen(),
+        heartbeats_sent=service.heartbeats_sent,
     )
     return summary

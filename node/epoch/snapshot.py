@@ -4,6 +4,11 @@ Every read is an ``eth_call`` with ``block_identifier=block``, so two nodes read
 boundary block get the same snapshot whatever happened on the chain since. This needs the
 chain's state at that block: the embedded chain and anvil keep all of it; an external node
 must be an archive node or not lag more than its pruning depth behind (geth: 128 blocks).
+
+Liveness. Only the active nodes *live* at the boundary block are in the snapshot: the
+contract's ``liveNodesAt(block)`` (a node is live iff it was seen, i.e. registered, updated,
+attested or sent a heartbeat, within the liveness window before the block; if none is live,
+all active nodes are kept). The others are listed in :attr:`Snapshot.left_out`.
 """
 
 from __future__ import annotations
@@ -34,12 +39,20 @@ class SnapshotNode:
 
 @dataclass(frozen=True)
 class Snapshot:
-    """The registry at ``block``: active nodes (by address) and subsystems (creation order)."""
+    """The registry at ``block``: live nodes (by address) and subsystems (creation order).
+
+    ``left_out`` are the active nodes that were not live at ``block`` (by address);
+    ``kept_all`` is true when no active node was live, so all were kept;
+    ``liveness_window`` is the window (blocks) in force at ``block`` (0: not read).
+    """
 
     block: int
     nodes: tuple[SnapshotNode, ...]
     subsystems: tuple[str, ...]
     participants: dict[str, tuple[ChecksumAddress, ...]]
+    left_out: tuple[ChecksumAddress, ...] = ()
+    kept_all: bool = False
+    liveness_window: int = 0
 
     def node(self, address: str) -> SnapshotNode | None:
         """Return the node ``address`` of the snapshot, or None."""
@@ -62,7 +75,7 @@ def _call_at(registry: Registry, fn: ContractFunction, block: int) -> Any:
 
 
 def read_snapshot(registry: Registry, block: int) -> Snapshot:
-    """Return the registry's nodes, subsystems and participants as of ``block``.
+    """Return the registry's live nodes, subsystems and participants as of ``block``.
 
     Raises ``RegistryError`` if the chain cannot answer for that block.
     """
@@ -80,13 +93,20 @@ def read_snapshot(registry: Registry, block: int) -> Snapshot:
         for account in participants[name]:
             memberships.setdefault(account, []).append(name)
     node_count = int(_call_at(registry, f.nodeCount(), block))
+    active = [
+        to_checksum_address(_call_at(registry, f.nodeAt(i), block)) for i in range(node_count)
+    ]
+    live_list, kept_all = _call_at(registry, f.liveNodesAt(block), block)
+    live = {to_checksum_address(a) for a in live_list}
+    window = int(_call_at(registry, f.livenessWindow(block), block))
     nodes = []
-    for i in range(node_count):
-        address = to_checksum_address(_call_at(registry, f.nodeAt(i), block))
-        endpoint, capacity, roles_mask, home, active, _ = _call_at(
+    for address in active:
+        if address not in live:
+            continue
+        endpoint, capacity, roles_mask, home, is_active, _ = _call_at(
             registry, f.getNode(address), block
         )
-        if not active:  # the active list never holds an inactive node; be defensive
+        if not is_active:  # the active list never holds an inactive node; be defensive
             continue
         nodes.append(
             SnapshotNode(
@@ -99,6 +119,13 @@ def read_snapshot(registry: Registry, block: int) -> Snapshot:
             )
         )
     nodes.sort(key=lambda n: n.address.lower())
+    left_out = tuple(sorted((a for a in active if a not in live), key=str.lower))
     return Snapshot(
-        block=block, nodes=tuple(nodes), subsystems=subsystems, participants=participants
+        block=block,
+        nodes=tuple(nodes),
+        subsystems=subsystems,
+        participants=participants,
+        left_out=left_out,
+        kept_all=bool(kept_all),
+        liveness_window=window,
     )

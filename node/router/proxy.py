@@ -167,6 +167,10 @@ class RouterMiddleware:
                 route = compute_route(role, subsystem, current[1], self.me, peers)
             except UnknownSlot:
                 route = None
+            if route is not None and not route.local and hops > 0:
+                route = await anyio.to_thread.run_sync(
+                    lambda: self._sender_route(route, headers.get(EPOCH_HEADER), peers)
+                )
             if route is not None and not route.local:
                 if hops >= MAX_HOPS:
                     await _problem(send, STATUS_LOOP_DETECTED, "loop detected",
@@ -186,6 +190,36 @@ class RouterMiddleware:
             await send(message)
 
         await self.app(scope, receive, tagged_send)
+
+    def _sender_route(
+        self, route: Route, sender_epoch: str | None, peers: Mapping[str, str]
+    ) -> Route:
+        """Return ``route``, or a local one if the forwarding peer's epoch names us a host.
+
+        Around an epoch boundary two nodes may be one epoch apart: a peer still in epoch
+        ``e`` forwards to a host of ``e`` that already routes by ``e + 1`` (or the reverse),
+        which would forward again, and a single-replica slot can ping-pong into a 508. So a
+        forwarded request (its ``x-collegium-epoch`` is the sender's epoch) is served here
+        if the sender's epoch, one away from ours and already computed here, names this node
+        a host of the slot. Never computes an epoch (no chain read, no lock wait).
+        """
+        cached = getattr(self.source, "cached", None)
+        if sender_epoch is None or not callable(cached):
+            return route
+        try:
+            epoch = int(sender_epoch)
+        except ValueError:
+            return route
+        if abs(epoch - route.epoch) != 1:
+            return route
+        assignment = cached(epoch)
+        if assignment is None:
+            return route
+        try:
+            theirs = compute_route(route.role, route.subsystem, assignment, self.me, peers)
+        except UnknownSlot:
+            return route
+        return theirs if theirs.local else route
 
     async def _verified_user(
         self, scope: Scope, headers: Mapping[str, str], peers: Mapping[str, str]
@@ -241,6 +275,8 @@ class RouterMiddleware:
             and k != HOPS_HEADER
         ]  # fmt: skip
         out.append((HOPS_HEADER, str(hops + 1)))
+        out = [(k, v) for k, v in out if k != EPOCH_HEADER]
+        out.append((EPOCH_HEADER, str(route.epoch)))  # the epoch we routed by: _sender_route
         user = await self._user_of(headers, user)
         if user is not None and self.account is not None:
             ts = int(time.time())

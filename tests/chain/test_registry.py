@@ -582,3 +582,88 @@ def test_epoch_schedule_stays_continuous_across_period_changes(deployment: Deplo
     info = reg.seed_info(4)
     assert info is not None and info.source_block == boundary3 + 4
     assert reg.verify_seed(4)
+
+
+# ---------------------------------------------------------------- liveness
+
+
+def test_liveness_window_is_two_periods_in_force(deployment: Deployment) -> None:
+    reg, chain = deployment.registry, deployment.chain
+    _, node = register(deployment)
+    start = reg.periods()[0].start_block
+    assert reg.liveness_window(start) == 2 * deployment.epoch_period
+    chain.mine_to(start + 3)
+    assert node.propose_epoch_period(3).executed  # from epoch 1
+    boundary1 = reg.epoch_start_block(1)
+    assert reg.liveness_window(boundary1 - 1) == 2 * deployment.epoch_period
+    assert reg.liveness_window(boundary1) == 2 * 3
+
+
+def test_heartbeat_is_for_registered_nodes_and_refreshes_last_seen(
+    deployment: Deployment,
+) -> None:
+    chain = deployment.chain
+    outsider = chain.new_account()
+    rejects(deployment.at(outsider).heartbeat, "NotRegisteredNode", outsider.address)
+    assert deployment.registry.last_seen(outsider.address) == 0
+    account = chain.new_account()
+    reg = deployment.at(account)
+    registered = reg.register_node("http://127.0.0.1:8001", 2, 5, "")
+    assert reg.last_seen(account.address) == registered.block_number
+    chain.mine(3)
+    beat = reg.heartbeat()
+    assert beat.block_number > registered.block_number
+    assert reg.last_seen(account.address) == beat.block_number
+    assert reg.get_node(account.address).registered_at == registered.block_number
+    (event,) = reg.contract.events.Heartbeat().process_receipt(
+        chain.w3.eth.get_transaction_receipt(beat.tx_hash), errors=DISCARD
+    )
+    assert dict(event["args"]) == {"node": account.address}
+    chain.mine(2)
+    updated = reg.update_node("http://127.0.0.1:8001", 3, 5, "")
+    assert reg.last_seen(account.address) == updated.block_number
+    reg.leave_node()
+    rejects(reg.heartbeat, "NotRegisteredNode", account.address)
+
+
+def test_attest_refreshes_last_seen(deployment: Deployment) -> None:
+    reg, chain = deployment.registry, deployment.chain
+    node, as_node = register(deployment)
+    chain.mine_to(reg.epoch_start_block(1) + 1)
+    reg.fix_seed(1)
+    result = as_node.attest(1, ROOT_A)
+    assert reg.last_seen(node.address) == result.block_number
+
+
+def test_a_node_is_live_for_one_window_after_it_was_last_seen(deployment: Deployment) -> None:
+    reg, chain = deployment.registry, deployment.chain
+    a, as_a = register(deployment)
+    b, _ = register(deployment)
+    window = reg.liveness_window(chain.w3.eth.block_number)
+    seen_a, seen_b = reg.last_seen(a.address), reg.last_seen(b.address)
+    assert seen_b > seen_a
+    # live from registration (the block itself included) until the window has passed
+    assert reg.is_live_at(a.address, seen_a)
+    assert reg.is_live_at(a.address, seen_a + window - 1)
+    assert not reg.is_live_at(a.address, seen_a + window)
+    assert reg.live_nodes_at(seen_a + window - 1) == ([a.address, b.address], False)
+    assert reg.live_nodes_at(seen_a + window) == ([b.address], False)
+    # nobody live: every active node is kept (the assignment never goes to nobody)
+    assert reg.live_nodes_at(seen_b + window) == ([a.address, b.address], True)
+    assert not reg.is_live_at(deployment.admin.address, seen_a)  # not a node
+    # a heartbeat makes a live again; b, not seen since, drops out
+    chain.mine_to(seen_b + window)
+    beat = as_a.heartbeat()
+    assert reg.live_nodes_at(beat.block_number) == ([a.address], False)
+    # the answer depends on the state read and the block argument only: at an older state
+    # (an eth_call at block `seen_b`), a was last seen at registration
+    old = reg.contract.functions.liveNodesAt(seen_b + window).call(block_identifier=seen_b)
+    assert (list(old[0]), old[1]) == ([a.address, b.address], True)
+    # a node that left is never live
+    as_a.leave_node()
+    assert not reg.is_live_at(a.address, beat.block_number)
+    assert reg.live_nodes_at(beat.block_number) == ([b.address], True)
+
+
+def test_no_active_node_means_an_empty_live_set(deployment: Deployment) -> None:
+    assert deployment.registry.live_nodes_at(deployment.chain.w3.eth.block_number) == ([], False)

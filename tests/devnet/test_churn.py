@@ -1,16 +1,20 @@
-"""``kill -9`` one of five nodes: every routed role is still answered through failover, in
-this epoch and the next; the node restarts and catches up with no manual step.
+"""``kill -9`` one of five nodes: every routed role is still answered through failover; at
+the first epoch whose boundary block is at least the kill block plus the liveness window the
+dead node is re-hosted (it holds no slot); it restarts, catches up with no manual step and
+comes back into the assignment by itself.
 
 Routed roles are ``be_system`` (``/api/v1/system/…``) and ``be_subsystem`` of each served
 subsystem (``/api/v1/subsystems/{S}/data/records``), asked at every live node with a SIWE
 session of the operator (a participant of every home subsystem). "Answered" means 200
 within ``ROUTED_TIMEOUT`` (the client's timeout, so a slow answer fails the test).
 
-Re-hosting. The registry has no liveness signal: a killed node stays registered and
-active, so the next epoch's snapshot (and assignment) still lists it. Its slots are served
-by the next-ranked live host through the router's failover (connection refused on a
-loopback port is immediate; the failed host is then tried last for ``DOWN_TTL``). The test
-records whether the dead node is still assigned; only the answers are asserted.
+Re-hosting. Until the window has passed, the killed node is still live on-chain (it attested
+the epoch it died in) and its slots are served by the next-ranked live host through the
+router's failover (connection refused on a loopback port is immediate; the failed host is
+then tried last for ``DOWN_TTL``). A node is live at block b iff its ``lastSeen`` (register,
+update, attest, heartbeat) + window > b, window = two epoch periods (8 blocks here,
+docs/assignment.md "Liveness"), so from the first boundary >= kill block + window the
+snapshot leaves it out and every slot goes to live nodes.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from tests.devnet.support import (
 
 AGREE_TIMEOUT = 60.0
 CATCH_UP_TIMEOUT = 90.0
+COME_BACK_TIMEOUT = 60.0
 TRAFFIC_WHILE_DOWN = 20
 ROUTED_ROLES = ("be_system", "be_subsystem")
 
@@ -60,6 +65,34 @@ def agreed_epoch(nodes: list[DevnetNode], after: int = -1) -> dict[str, Any]:
         return dict(views[0])
 
     return wait_until(agreed, AGREE_TIMEOUT, f"the nodes to agree on an epoch after {after}")
+
+
+def epoch_at(nodes: list[DevnetNode], epoch: int) -> dict[str, Any]:
+    """Return epoch ``epoch`` once every node in ``nodes`` has reached it, checking that they
+    all serve the same root for it; fail after ``AGREE_TIMEOUT``."""
+
+    def reached() -> bool:
+        current = [
+            httpx.get(n.url + "/api/v1/epochs/current", timeout=10).json().get("epoch")
+            for n in nodes
+        ]
+        return None not in current and min(current) >= epoch
+
+    wait_until(reached, AGREE_TIMEOUT, f"every node to reach epoch {epoch}")
+    views = [httpx.get(f"{n.url}/api/v1/epochs/{epoch}", timeout=10).json() for n in nodes]
+    roots = {v.get("root") for v in views}
+    assert len(roots) == 1 and None not in roots, f"epoch {epoch}: roots {roots}"
+    return dict(views[0])
+
+
+def lowered(view: dict[str, Any]) -> set[str]:
+    """Return the nodes (lowercase) ``view`` left out as not live at its boundary block."""
+    return {a.lower() for a in view["left_out"]}
+
+
+def hosts_of(view: dict[str, Any]) -> set[str]:
+    """Return every node (lowercase) that holds a slot of ``view``."""
+    return {h.lower() for s in view["slots"] for h in s["hosts"]}
 
 
 def routed_paths(view: dict[str, Any], user: str) -> dict[tuple[str, str | None], str]:
@@ -123,6 +156,8 @@ def test_kill_9_one_of_five_nodes(devnet5: Devnet) -> None:
 
     mark("baseline answered")
     victim.kill()
+    killed_at = int(devnet5.w3().eth.block_number)
+    killed_time = time.monotonic()
     served = assert_every_role_answered(live, paths, sessions, dead)
     print(f"node{victim.index} killed in epoch {view['epoch']}; served by {served}")
 
@@ -134,18 +169,48 @@ def test_kill_9_one_of_five_nodes(devnet5: Devnet) -> None:
     batch_cid = anchored["anchor"]["batch_cid"]
 
     mark("traffic anchored")
-    # the next epoch: the dead node is still registered (no liveness on-chain); every role
-    # is still answered
-    later = agreed_epoch(live, after=int(view["epoch"]))
-    still_assigned = any(dead in [h.lower() for h in s["hosts"]] for s in later["slots"])
-    print(f"epoch {later['epoch']}: dead node still assigned: {still_assigned}")
-    assert_every_role_answered(live, routed_paths(later, user.address), sessions, dead)
+    # re-hosting: the first epoch whose boundary block is >= kill block + window leaves the
+    # dead node out of the snapshot; every slot is then hosted by live nodes
+    registry = devnet5.operator_registry()
+    seen = registry.last_seen(victim.address)
+    assert seen <= killed_at + 1  # a transaction sent just before the kill may still be mined
+    window = registry.liveness_window(killed_at)
+    bound = max(killed_at, seen) + window
+    epoch = int(view["epoch"])
+    while registry.epoch_start_block(epoch) < bound:
+        epoch += 1
+    rehosted = epoch_at(live, epoch)
+    rehosted_after = time.monotonic() - killed_time
+    mark(f"re-hosted in epoch {epoch}")
+    w3 = devnet5.w3()
+    chain_seconds = (
+        w3.eth.get_block(rehosted["boundary_block"])["timestamp"]
+        - w3.eth.get_block(killed_at)["timestamp"]
+    )
+    print(
+        f"node{victim.index} killed at block {killed_at} (last seen {seen}, window {window}); "
+        f"epoch {epoch} boundary {rehosted['boundary_block']} leaves it out: "
+        f"{rehosted['boundary_block'] - killed_at} blocks ({chain_seconds}s of chain time), "
+        f"every live node on it {rehosted_after:.1f}s after the kill; "
+        f"left out {rehosted['left_out']}"
+    )
+    assert rehosted["boundary_block"] >= killed_at + window
+    for earlier in range(int(view["epoch"]) + 1, epoch):  # one node: the roots agree (above)
+        before = epoch_at(live[:1], earlier)
+        if before["boundary_block"] >= seen:  # within its window: still live, still assigned
+            assert dead not in lowered(before), f"epoch {earlier} left it out too early"
+    assert dead in lowered(rehosted) and not rehosted["kept_all"]
+    assert dead not in hosts_of(rehosted)
+    assert hosts_of(rehosted) <= {n.address.lower() for n in live}
+    rehosted_paths = routed_paths(rehosted, user.address)
+    assert len(rehosted_paths) == 4  # every subsystem still served (each has a live member)
+    assert all(s["hosts"] for s in rehosted["slots"])
+    assert_every_role_answered(live, rehosted_paths, sessions, dead)
 
-    mark("next epoch answered")
+    mark("re-hosted roles answered")
     # restart: no manual step; it catches up on the chain index and the content store
     victim.restart()
     mark("restarted")
-    registry = devnet5.operator_registry()
 
     def caught_up() -> bool:
         anchors = registry.anchor_count()
@@ -165,7 +230,15 @@ def test_kill_9_one_of_five_nodes(devnet5: Devnet) -> None:
     for tx_id in ids[:3]:
         leaf = httpx.get(f"{writer.url}/api/v1/transactions/{tx_id}", timeout=10).json()["cid"]
         assert httpx.get(f"{victim.url}/ipfs/{leaf}?format=raw", timeout=10).status_code == 200
-    final = agreed_epoch(nodes)  # the restarted node follows the epochs with the others
-    mark("agreed again")
+    # it attested again on restart, so it is live: it comes back into the assignment by itself
+    back_after = registry.current_epoch()
+
+    def back() -> dict[str, Any] | None:
+        current = agreed_epoch(nodes, after=back_after)
+        assert dead not in lowered(current), f"epoch {current['epoch']}: still left out"
+        return current if dead in hosts_of(current) else None
+
+    final = wait_until(back, COME_BACK_TIMEOUT, f"node{victim.index} to hold a slot again")
+    mark(f"back in the assignment in epoch {final['epoch']}")
     sessions[victim.url] = login(victim.url, user)
     assert_every_role_answered([victim], routed_paths(final, user.address), sessions, dead="")

@@ -51,6 +51,14 @@ def test_epochs_over_http_and_in_status(tmp_path: Path) -> None:
         assert epoch >= first["epoch"] and table.root == bytes(32)
         assert table.slots and all(s.hosts == (me.lower(),) for s in table.slots)
         assert first["attestations"][0]["root"] is None
+        # no root, so no attestation: the node keeps itself live with heartbeats instead
+        registered_at = running.node.registry.get_node(me).registered_at
+        beating = _wait_for(
+            lambda: httpx.get(running.url + "/health", timeout=10).json()["epochs"],
+            lambda e: e.get("heartbeats_sent", 0) >= 1,
+        )
+        assert beating["last_seen"] > registered_at
+        assert beating["left_out"] == [] and beating["kept_all"] is False
 
         registry = running.node.registry
         registry.update_node(
@@ -65,6 +73,8 @@ def test_epochs_over_http_and_in_status(tmp_path: Path) -> None:
         assert all(s["mine"] and s["hosts"] == [me.lower()] for s in body["slots"])
         assert body["attestations"] == [{"node": me, "root": body["root"], "matches": True}]
         assert body["source_block"] == body["boundary_block"]
+        period = running.node.registry.epoch_period()
+        assert body["left_out"] == [] and body["liveness_window"] == 2 * period
 
         past = httpx.get(f"{base}/epochs/{body['epoch']}", timeout=10).json()
         assert past["root"] == body["root"] and past["seed"] == body["seed"]

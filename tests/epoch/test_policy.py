@@ -12,7 +12,7 @@ from node.assignment import (
     compute_assignment,
 )
 from node.epoch import DEFAULT_REPLICAS, Snapshot, SnapshotNode, compute_epoch_plan
-from node.epoch.policy import REDUCTION_ORDER, compute_assignment_nodes
+from node.epoch.policy import REDUCTION_ORDER, compute_assignment_nodes, compute_heartbeat_due
 
 SEED = bytes(range(32))
 EPOCH = 7
@@ -103,3 +103,13 @@ def test_plan_ignores_snapshot_order() -> None:
 def test_an_empty_home_is_its_own_failure_domain() -> None:
     (node,) = compute_assignment_nodes(_snapshot([_node(5, 1, "")], ()))
     assert node.home == node.id == "0x" + "0" * 39 + "5"
+
+
+def test_heartbeat_is_due_after_half_the_window() -> None:
+    window = 8
+    assert not compute_heartbeat_due(head=103, last_seen=100, window=window)
+    assert compute_heartbeat_due(head=104, last_seen=100, window=window)
+    assert compute_heartbeat_due(head=200, last_seen=100, window=window)
+    assert not compute_heartbeat_due(head=100, last_seen=101, window=window)  # seen later
+    assert compute_heartbeat_due(head=11, last_seen=10, window=1)  # never less than a block
+    assert not compute_heartbeat_due(head=11, last_seen=10, window=0)  # window unknown

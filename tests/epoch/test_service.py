@@ -72,10 +72,13 @@ def test_three_nodes_attest_identical_roots_for_several_epochs(network: Network)
         summary = describe_epoch(network.members[1].service)
         assert summary["epoch"] == epoch and summary["disagree"] == []
         assert len(summary["agree"]) == len(network.members)
+        assert summary["left_out"] == [] and summary["kept_all"] is False
     assert len(hosts_seen) > 1, "the assignment never rotated"
     # exactly one seed transaction per epoch across the three nodes
     assert sum(m.service.seeds_fixed for m in network.members) == EPOCHS
     assert all(m.service.attestations_sent == EPOCHS for m in network.members)
+    # nodes that attest every epoch stay live without a single heartbeat
+    assert all(m.service.heartbeats_sent == 0 for m in network.members)
 
 
 def test_tampered_snapshot_is_reported_as_divergent(network: Network) -> None:
@@ -208,3 +211,100 @@ def test_assignment_source_serves_the_router(network: Network) -> None:
     view = member.service.tick()
     assert source.current() == (view.epoch, view.assignment)
     assert member.service.peers()[member.address.lower()] == "http://main.invalid"
+
+
+# ---------------------------------------------------------------- liveness
+
+
+def test_a_silent_node_is_left_out_once_the_window_passed_and_comes_back(
+    network: Network,
+) -> None:
+    a, b, c = network.members
+    registry = a.registry
+    network.mine_to_next_epoch()
+    for member in network.members:
+        member.service.tick()
+    seen_c = registry.last_seen(c.address)  # c's attestation of that epoch; then it goes silent
+    window = registry.liveness_window(seen_c)
+    assert window == 2 * EPOCH_PERIOD
+    left_out_at = None
+    for _ in range(4):
+        epoch = network.mine_to_next_epoch()
+        views = [a.service.tick(), b.service.tick()]
+        assert views[0].root == views[1].root is not None
+        view = views[0]
+        hosted = {h for s in view.assignment.slots for h in s.hosts}  # type: ignore[union-attr]
+        if view.boundary_block < seen_c + window:  # still within its window: still assigned
+            assert view.snapshot.node(c.address) is not None and view.snapshot.left_out == ()
+        else:  # the bound: every boundary >= lastSeen + window leaves it out
+            left_out_at = left_out_at or epoch
+            assert view.snapshot.node(c.address) is None
+            assert view.snapshot.left_out == (c.account.address,)
+            assert c.address.lower() not in hosted
+            assert hosted <= {a.address.lower(), b.address.lower()}
+            assert view.plan.unserved == ("lab",)  # c's home had no other member node
+    assert left_out_at is not None
+    summary = describe_epoch(a.service)
+    assert summary["left_out"] == [c.address] and summary["kept_all"] is False
+    assert f"not live   {c.address} (left out)" in format_epoch_status(summary)
+    assert a.service.heartbeats_sent == b.service.heartbeats_sent == 0  # attesting suffices
+    # c comes back (a restart): it attests the current epoch, so the next one assigns it again
+    c.service = network.service_for(c)
+    c.service.tick()
+    assert registry.last_seen(c.address) > seen_c
+    network.mine_to_next_epoch()
+    back = [m.service.tick() for m in network.members]
+    assert len({v.root for v in back}) == 1
+    assert back[0].snapshot.left_out == () and back[0].snapshot.node(c.address) is not None
+    assert any(c.address.lower() in s.hosts for s in back[0].assignment.slots)  # type: ignore[union-attr]
+
+
+def test_with_no_node_live_every_active_node_is_kept(network: Network) -> None:
+    a = network.members[0]
+    registry = a.registry
+    latest = max(registry.last_seen(m.address) for m in network.members)
+    network.chain.mine(latest + registry.liveness_window(latest) - network.chain.block_number())
+    epoch = network.mine_to_next_epoch()  # nobody attested or beat for a whole window
+    view = a.service.tick()
+    assert view.epoch == epoch
+    assert view.snapshot.kept_all and view.snapshot.left_out == ()
+    assert len(view.snapshot.nodes) == 3 and view.root is not None
+    assert "no node was live" in " ".join(format_epoch_status(describe_epoch(a.service)))
+    # a attested that epoch; b and c stay silent: the next epoch has a alone
+    network.mine_to_next_epoch()
+    alone = a.service.tick()
+    assert not alone.snapshot.kept_all
+    assert [n.address for n in alone.snapshot.nodes] == [a.account.address]
+    assert set(alone.snapshot.left_out) == {m.account.address for m in network.members[1:]}
+
+
+def test_a_node_without_attestation_keeps_itself_live_with_heartbeats(network: Network) -> None:
+    member = network.members[0]
+    registry = member.registry
+
+    def no_assignment(reg: Registry, block: int) -> Snapshot:
+        # an impossible topology (no node at all): no root, so nothing to attest
+        return dataclasses.replace(read_snapshot(reg, block), nodes=())
+
+    service = network.service_for(member, snapshot_reader=no_assignment)
+    registered = registry.last_seen(member.address)
+    window = registry.liveness_window(registered)
+    beats = 0
+    for _ in range(5):
+        network.mine_to_next_epoch()
+        head = network.chain.block_number()
+        last = registry.last_seen(member.address)
+        view = service.tick()
+        assert view.root is None and service.attestations_sent == 0
+        if head - last >= window // 2:
+            beats += 1
+            seen = registry.last_seen(member.address)  # the heartbeat's block (after fixSeed's)
+            assert seen > head and service.last_seen() == seen
+        assert service.heartbeats_sent == beats
+        # whatever the schedule, it is live at every boundary
+        assert registry.is_live_at(member.address, view.boundary_block)
+    assert beats >= 2
+    nonce = network.chain.w3.eth.get_transaction_count(member.address)
+    service.tick()  # seen just now: no second heartbeat, not even a chain read of lastSeen
+    assert network.chain.w3.eth.get_transaction_count(member.address) == nonce
+    assert describe_epoch(service)["last_seen"] == registry.last_seen(member.address)

@@ -250,38 +250,48 @@ def node_epoch(url: str, epoch: int) -> dict[str, Any] | None:
     raise TimeoutError(f"the node's epoch API did not reach epoch {epoch}")
 
 
-def register_node(node: InProcessNode, capacity: int) -> str:
-    """Register one more node (a fresh, funded wallet) in the registry; return its address."""
+def register_node(node: InProcessNode, capacity: int) -> Registry:
+    """Register one more node (a fresh, funded wallet) in the registry; return its facade."""
     account = Account.create()
     node.node.chain.fund(account.address, FUNDING_WEI)
-    Registry(node.node.chain.w3, node.node.registry.address, account).register_node(
-        f"http://127.0.0.1:{free_port()}", capacity, OTHER_ROLES_MASK, "main"
-    )
-    return str(account.address)
+    registry = Registry(node.node.chain.w3, node.node.registry.address, account)
+    registry.register_node(f"http://127.0.0.1:{free_port()}", capacity, OTHER_ROLES_MASK, "main")
+    return registry
+
+
+def mine_into(node: InProcessNode, epoch: int) -> None:
+    """Mine until block ``epochStartBlock(epoch) + 1`` is mined; fix the epoch's seed."""
+    registry, chain = node.node.registry, node.node.chain
+    chain.mine(max(registry.epoch_start_block(epoch) - int(chain.w3.eth.block_number), 0) + 1)
+    if registry.seed(epoch) is None:
+        registry.fix_seed(epoch)
+
+
+def browser_assignment(context: Any, url: str, epoch: int) -> tuple[Any, dict[str, Any], str]:
+    """Open the assignment view of ``epoch``; return the page, its input and its root."""
+    page = context.new_page()
+    page.goto(f"{url}/#/assignment?epoch={epoch}")
+    root = page.get_by_test_id("assignment-root")
+    root.wait_for()
+    used = json.loads(page.get_by_test_id("assignment-input").text_content() or "")
+    return page, used, root.inner_text()
 
 
 def test_assignment_recomputed_in_browser_matches_python(
     node: InProcessNode, context: Any, screenshots: Path
 ) -> None:
     registry = node.node.registry
-    others = [register_node(node, capacity=4) for _ in range(2)]
+    extra = [register_node(node, capacity=4) for _ in range(2)]
+    others = [str(r.account.address) for r in extra]  # type: ignore[union-attr]
     admit(node, node.node.address, *others)
-    chain = node.node.chain
-    next_start = registry.epoch_start_block(registry.current_epoch() + 1)
-    chain.mine(max(next_start - int(chain.w3.eth.block_number), 0) + 1)
-    epoch = registry.current_epoch()
-    if registry.seed(epoch) is None:
-        registry.fix_seed(epoch)
+    epoch = registry.current_epoch() + 1
+    mine_into(node, epoch)
     served = node_epoch(node.url, epoch)
-    page = context.new_page()
-    page.goto(f"{node.url}/#/assignment")
-    root = page.get_by_test_id("assignment-root")
-    root.wait_for()
-    used = json.loads(page.get_by_test_id("assignment-input").text_content() or "")
+    page, used, root = browser_assignment(context, node.url, epoch)
     assert used["epoch"] == epoch
     assert {n["id"].lower() for n in used["nodes"]} >= {a.lower() for a in others}
     python = encode_assignment(compute_assignment_from_json(used))
-    assert root.inner_text() == python["root"]
+    assert root == python["root"]
     assert page.locator("table").first.locator("tbody tr").count() == len(python["slots"])
     verdict = page.get_by_test_id("assignment-verdict").inner_text()
     if served is not None:  # the node's epoch API: the browser must agree with it
@@ -289,7 +299,29 @@ def test_assignment_recomputed_in_browser_matches_python(
         assert verdict.startswith("Matches")
     else:
         assert "no node answer to compare" in verdict
+    assert "Every active node was live" in page.get_by_test_id("assignment-left-out").inner_text()
     page.screenshot(path=str(screenshots / "assignment.png"), full_page=True)
+
+    # Liveness: the first extra node sends a heartbeat in the next epoch, the second stays
+    # silent. Two epochs on, its window (two periods since it registered) has passed: the
+    # browser leaves it out as every node does, and still agrees with the node.
+    keeper, silent = extra
+    mine_into(node, epoch + 1)
+    keeper.heartbeat()
+    mine_into(node, epoch + 2)
+    boundary = registry.epoch_start_block(epoch + 2)
+    assert not registry.is_live_at(others[1], boundary) and registry.is_live_at(others[0], boundary)
+    served = node_epoch(node.url, epoch + 2)
+    page, used, root = browser_assignment(context, node.url, epoch + 2)
+    ids = {n["id"].lower() for n in used["nodes"]}
+    assert others[0].lower() in ids and others[1].lower() not in ids
+    assert root == encode_assignment(compute_assignment_from_json(used))["root"]
+    left_out = page.get_by_test_id("assignment-left-out").inner_text()
+    assert left_out.startswith("Left out as not live") and others[1][:8] in left_out
+    if served is not None:
+        assert served["left_out"] == [others[1]]
+        assert served["root"] == root
+        assert page.get_by_test_id("assignment-verdict").inner_text().startswith("Matches")
 
 
 def test_same_files_load_from_ipfs_after_publish(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -103,6 +104,48 @@ def test_hop_limit_stops_a_loop_between_disagreeing_nodes() -> None:
         # 0 -> 1 (hop 1) -> 0 (hop 2): refused there instead of a third hop
         assert c.members[0].counts.proxied == 1
         assert c.members[1].counts.proxied == 1
+
+
+@dataclass
+class SkewedSource:
+    """A node in epoch ``epoch`` that has also computed the other ``assignments``."""
+
+    epoch: int
+    assignments: dict[int, Assignment]
+
+    def current(self) -> tuple[int, Assignment]:
+        return self.epoch, self.assignments[self.epoch]
+
+    def cached(self, epoch: int) -> Assignment | None:
+        return self.assignments.get(epoch)
+
+
+def test_a_host_of_the_senders_epoch_serves_a_forwarded_request() -> None:
+    """Around a boundary: node 0 (epoch 8) forwards to node 1, the host of epoch 8; node 1
+    (still in epoch 7) forwards to node 2, the host of epoch 7; node 2 (already in epoch 8,
+    where it is no host) serves it, since the sender's epoch 7 names it: no 508."""
+
+    def views(accounts: list[Any]) -> dict[int, AssignmentSource]:
+        def only(epoch: int, host: Any) -> Assignment:
+            slot = Slot("be_subsystem", SUBSYSTEM, (host.address.lower(),))
+            return Assignment(epoch, bytes(32), (slot,), bytes(32))
+
+        e7, e8 = only(7, accounts[2]), only(8, accounts[1])
+        return {
+            0: SkewedSource(8, {8: e8}),
+            1: SkewedSource(7, {7: e7}),
+            2: SkewedSource(8, {7: e7, 8: e8}),
+        }
+
+    with cluster(views) as c:
+        r = get(c.members[0].url)
+        assert r.status_code == 200, r.text
+        assert r.headers["x-collegium-served-by"].lower() == c.members[2].address.lower()
+        assert r.json()["hops"] == "2"
+        assert [m.counts.proxied for m in c.members] == [1, 1, 0]
+        # an epoch two away from ours is not looked at: refused as before
+        r = get(c.members[2].url, headers={"x-collegium-hops": "2", "x-collegium-epoch": "6"})
+        assert r.status_code == 508
 
 
 def test_a_client_cannot_start_beyond_the_hop_limit() -> None:

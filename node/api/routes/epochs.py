@@ -1,8 +1,9 @@
 """Epochs, nodes and subsystems: the collegial decision of each epoch and its inputs.
 
 ``/epochs/current`` and ``/epochs/{epoch}`` show the seed (and the block it came from), the
-boundary block whose registry state was the input, the slots with their ranked hosts, the
-policy's adjustments, and every node's attested root next to ours.
+boundary block whose registry state was the input, the active nodes left out as not live at
+it, the slots with their ranked hosts, the policy's adjustments, and every node's attested
+root next to ours.
 """
 
 from __future__ import annotations
@@ -55,6 +56,12 @@ class EpochPublic(BaseModel):
     slots: list[SlotPublic]
     attestations: list[AttestationPublic]
     node: str
+    left_out: list[str] = []
+    """Active nodes not live at the boundary block (not seen within the liveness window)."""
+    kept_all: bool = False
+    """No active node was live at the boundary block, so all were kept."""
+    liveness_window: int = 0
+    """The liveness window, in blocks, in force at the boundary block."""
 
 
 class NodePublic(BaseModel):
@@ -115,6 +122,9 @@ def _public(service: EpochService, view: EpochView) -> EpochPublic:
             for a in service.attestations(view.epoch)
         ],
         node=view.node,
+        left_out=[str(a) for a in view.snapshot.left_out],
+        kept_all=view.snapshot.kept_all,
+        liveness_window=view.snapshot.liveness_window,
     )
 
 
