@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
@@ -39,6 +39,7 @@ from node.db.models import Anchor, BusinessTransaction, TransactionParty, Transa
 from node.errors import ChainError, CollegiumError, ValidationError
 from node.ledger.batch import Batch, decode_batch
 from node.ledger.bodies import store_bodies
+from node.ledger.bulk import insert_leaves
 from node.ledger.hasher import hash_leaf
 from node.ledger.participants import ParticipantCache
 from node.ledger.proof import CompactRange, consistency_proof, inclusion_proof
@@ -412,21 +413,11 @@ class LedgerService:
                 body = signed.encode()
                 fresh[position] = (signed, row_values(signed, body, compute_leaf_cid(body), now))
             try:
-                seqs: Sequence[int] = []
-                if fresh:
-                    seqs = session.scalars(
-                        insert(BusinessTransaction).returning(
-                            BusinessTransaction.seq, sort_by_parameter_order=True
-                        ),
-                        [values for _, values in fresh.values()],
-                    ).all()
-                    parties = [
-                        {"tx_seq": seq, "position": i, "address": address}
-                        for seq, (signed, _) in zip(seqs, fresh.values(), strict=True)
-                        for i, address in enumerate(signed.tx.parties)
-                    ]
-                    if parties:
-                        session.execute(insert(TransactionParty), parties)
+                seqs = insert_leaves(
+                    session,
+                    [values for _, values in fresh.values()],
+                    [signed.tx.parties for signed, _ in fresh.values()],
+                )
                 session.commit()
             except IntegrityError:  # a concurrent submit won a race: fall back to one by one
                 session.rollback()

@@ -31,6 +31,7 @@ when installed).
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -88,6 +89,7 @@ except ImportError:  # pragma: no cover - depends on the environment
 SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 
 
+@functools.lru_cache(maxsize=65536)  # signers and parties recur: most calls are hits
 def compute_checksum_address(address: bytes) -> str:
     """Return the EIP-55 checksum form of a 20-byte address."""
     lower = address.hex()
