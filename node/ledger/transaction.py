@@ -65,6 +65,7 @@ MAX_AMOUNT_DIGITS = 38
 MAX_AMOUNT_DECIMALS = 18
 MAX_UINT64 = 2**64 - 1
 SIGNATURE_LEN = 65
+ADDRESS_HEX_LEN = 40
 V_OFFSET = 27
 
 _KEYS = KeyAPI()  # the eth-keys default backend: coincurve when installed
@@ -259,6 +260,17 @@ def _word(value: int) -> bytes:
     return value.to_bytes(32, "big")
 
 
+def _address_bytes(address: str) -> bytes:
+    """Return the 20 bytes of a hex address (what ``to_bytes(hexstr=…)`` returns, faster)."""
+    digits = address[2:] if address[:2] in ("0x", "0X") else address
+    if len(digits) == ADDRESS_HEX_LEN:
+        try:
+            return bytes.fromhex(digits)
+        except ValueError:
+            pass
+    return bytes(to_bytes(hexstr=address))
+
+
 def compute_domain_separator(domain: Domain) -> bytes:
     """Return the EIP-712 ``hashStruct(EIP712Domain)`` of ``domain``."""
     return bytes(
@@ -287,7 +299,7 @@ def compute_struct_hash(tx: BusinessTx) -> bytes:
                 + _word(tx.timestamp)
             )
         )
-    parties = b"".join(bytes(12) + to_bytes(hexstr=p) for p in tx.parties)
+    parties = b"".join(bytes(12) + _address_bytes(p) for p in tx.parties)
     return bytes(
         _keccak(
             PUBLIC_TYPEHASH
@@ -457,14 +469,17 @@ def _rlp_length(length: int, offset: int) -> bytes:
 def compute_rlp(item: bytes | int | list[Any]) -> bytes:
     """Return the RLP encoding of bytes, non-negative ints (minimal big-endian) and lists
     of them; the same bytes as ``rlp.encode``, without its type inference (a test checks)."""
+    if isinstance(item, list):
+        payload = b"".join([compute_rlp(x) for x in item])
+        return _rlp_length(len(payload), RLP_LIST) + payload
     if isinstance(item, int):
         item = item.to_bytes((item.bit_length() + 7) // 8, "big")
-    if isinstance(item, bytes):
-        if len(item) == 1 and item[0] < RLP_STRING:
-            return item
-        return _rlp_length(len(item), RLP_STRING) + item
-    payload = b"".join(compute_rlp(x) for x in item)
-    return _rlp_length(len(payload), RLP_LIST) + payload
+    size = len(item)
+    if size == 1 and item[0] < RLP_STRING:
+        return item
+    if size < RLP_SHORT:
+        return bytes((RLP_STRING + size,)) + item
+    return _rlp_length(size, RLP_STRING) + item
 
 
 def encode_leaf(domain: Domain, tx: BusinessTx, signature: bytes) -> bytes:

@@ -542,6 +542,19 @@ class EmbeddedStore:
             with self._write() as db:
                 db.execute("INSERT OR IGNORE INTO pins (cid) VALUES (?)", (format_cid(root),))
 
+    def pin_many(self, cids: list[str]) -> None:
+        """Pin every CID of ``cids`` recursively, in one transaction; raises
+        ``NotFoundInStore`` (pinning none) if a block of one of their DAGs is missing."""
+        roots = [parse_cid(cid) for cid in cids]
+        with self._repo_lock(exclusive=False):
+            for root in roots:
+                self._walk(root, missing_ok=False)
+            with self._write() as db:
+                db.executemany(
+                    "INSERT OR IGNORE INTO pins (cid) VALUES (?)",
+                    [(format_cid(root),) for root in roots],
+                )
+
     def unpin(self, cid: str) -> None:
         """Remove the recursive pin of ``cid``; raises ``NotFoundInStore`` if it is not pinned."""
         name = format_cid(parse_cid(cid))

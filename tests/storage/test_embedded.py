@@ -310,3 +310,15 @@ def test_an_acknowledged_import_survives_kill_9(tmp_path: Path) -> None:
     assert store.pins() == [cid]
     assert store.cat(cid, "499") == b"leaf 499"
     assert store.gc().removed_blocks == 0
+
+
+def test_pin_many_pins_all_or_none(store: EmbeddedStore) -> None:
+    first = store.add_bytes(b"one", pin=False)
+    second = store.add_bytes(os.urandom(262145), pin=False)
+    absent = EmbeddedStore(store.root.parent / "other").add_bytes(b"elsewhere")
+    with pytest.raises(NotFoundInStore):
+        store.pin_many([first, absent])
+    assert store.pins() == []
+    store.pin_many([first, second])
+    assert store.pins() == sorted([first, second])
+    assert store.gc().removed_blocks == 0
