@@ -48,7 +48,7 @@ from multiformats import CID
 
 from node.errors import ChainError, CollegiumError, InvalidCID, NotFoundInStore, ValidationError
 from node.storage.base import BlockStore
-from node.storage.cids import check_block, compute_block_key, format_cid, parse_cid
+from node.storage.cids import check_block, compute_block_key, format_cid, is_cid, parse_cid
 from node.storage.errors import BlockCorrupted, BlockMismatch, StoreError, UnsupportedNode
 from node.storage.reader import get_child_cids
 
@@ -361,9 +361,7 @@ class Syncer:
             return True
         if cid in self._bad_roots:
             return False
-        try:
-            parse_cid(cid)
-        except InvalidCID:
+        if not is_cid(cid):
             log.warning("the chain references %r, which is not a CID; ignored", cid)
             self._bad_roots.add(cid)
             return False
