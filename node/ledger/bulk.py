@@ -13,11 +13,11 @@ import sqlite3
 from collections.abc import Callable, Sequence
 from typing import Any, cast
 
-from sqlalchemy import Table, insert
+from sqlalchemy import Table, bindparam, insert, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from node.db.models import BusinessTransaction, TransactionParty
+from node.db.models import BusinessTransaction, TransactionParty, TransactionStatus
 
 _TRANSACTIONS = cast(Table, BusinessTransaction.__table__)
 _PARTIES = cast(Table, TransactionParty.__table__)
@@ -98,3 +98,35 @@ def insert_leaves(
     finally:
         cursor.close()
     return seqs
+
+
+def mark_anchored(session: Session, seqs: Sequence[int], first: int, anchor_index: int) -> None:
+    """Set the rows ``seqs`` (in leaf order) anchored by ``anchor_index`` at leaf indexes
+    ``first``, ``first + 1``, … in the session's transaction (not committed).
+
+    Contiguous ``seqs`` (the usual case) take one ranged ``UPDATE``; others one
+    ``executemany``.
+    """
+    if not seqs:
+        return
+    if all(b == a + 1 for a, b in zip(seqs, seqs[1:], strict=False)):
+        session.execute(
+            update(_TRANSACTIONS)
+            .where(_TRANSACTIONS.c.seq.between(seqs[0], seqs[-1]))
+            .values(
+                leaf_index=_TRANSACTIONS.c.seq + (first - seqs[0]),
+                anchor_index=anchor_index,
+                status=TransactionStatus.ANCHORED,
+            )
+        )
+        return
+    session.execute(
+        update(_TRANSACTIONS)
+        .where(_TRANSACTIONS.c.seq == bindparam("b_seq"))
+        .values(
+            leaf_index=bindparam("b_leaf"),
+            anchor_index=anchor_index,
+            status=TransactionStatus.ANCHORED,
+        ),
+        [{"b_seq": seq, "b_leaf": first + offset} for offset, seq in enumerate(seqs)],
+    )

@@ -39,7 +39,7 @@ from node.db.models import Anchor, BusinessTransaction, TransactionParty, Transa
 from node.errors import ChainError, CollegiumError, ValidationError
 from node.ledger.batch import Batch, decode_batch
 from node.ledger.bodies import store_bodies
-from node.ledger.bulk import insert_leaves
+from node.ledger.bulk import insert_leaves, mark_anchored
 from node.ledger.hasher import hash_leaf
 from node.ledger.participants import ParticipantCache
 from node.ledger.proof import CompactRange, consistency_proof, inclusion_proof
@@ -559,18 +559,7 @@ class LedgerService:
                 chain_tx_hash=_hex(bytes(receipt.tx_hash)),
             )
             anchor = session.merge(anchor)  # the follower may have indexed it already
-            session.execute(  # bulk UPDATE by primary key (one executemany)
-                update(BusinessTransaction),
-                [
-                    {
-                        "seq": r.seq,
-                        "leaf_index": first + offset,
-                        "anchor_index": anchor.index,
-                        "status": TransactionStatus.ANCHORED,
-                    }
-                    for offset, r in enumerate(rows)
-                ],
-            )
+            mark_anchored(session, [r.seq for r in rows], first, anchor.index)
             session.commit()
             log_hashes.extend(new_hashes)
             self._frontier = (log_hashes, frontier)

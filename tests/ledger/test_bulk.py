@@ -13,8 +13,9 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from node.db.models import Anchor
 from node.db.session import create_db_engine, make_session_factory, upgrade_database
-from node.ledger.bulk import insert_leaves
+from node.ledger.bulk import insert_leaves, mark_anchored
 from node.ledger.service import compute_leaf_cid, new_row, row_values
 from node.ledger.transaction import (
     BusinessTx,
@@ -109,3 +110,33 @@ def test_a_duplicate_fails_the_whole_insert(tmp_path: Path) -> None:
         session.rollback()
     rows, _ = _dump(sessions)
     assert len(rows) == 1
+
+
+@pytest.mark.parametrize("chosen", [(0, 1, 2), (0, 2)])
+def test_mark_anchored_sets_leaf_indexes_in_order(tmp_path: Path, chosen: tuple[int, ...]) -> None:
+    sessions = _sessions(tmp_path / "db.sqlite")
+    signed = _signed()
+    now = datetime.now(UTC)
+    with sessions() as session:
+        seqs = insert_leaves(
+            session, [row_values(s, s.encode(), f"c{i}", now) for i, s in enumerate(signed)],
+            [s.tx.parties for s in signed],
+        )  # fmt: skip
+        session.add(
+            Anchor(
+                index=7, root="0x", tree_size=3, count=3, batch_cid="b", subsystem="",
+                node="n", block_number=1, chain_tx_hash="0x",
+            )
+        )  # fmt: skip
+        session.flush()
+        mark_anchored(session, [seqs[i] for i in chosen], 10, 7)
+        session.commit()
+        got = session.execute(
+            text("SELECT seq, leaf_index, anchor_index, status FROM transactions ORDER BY seq")
+        ).all()
+    expected = {seqs[i]: 10 + k for k, i in enumerate(chosen)}
+    for seq, leaf_index, anchor_index, status in got:
+        if seq in expected:
+            assert (leaf_index, anchor_index, status) == (expected[seq], 7, "anchored")
+        else:
+            assert (leaf_index, anchor_index, status) == (None, None, "pending")
