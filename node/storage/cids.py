@@ -7,6 +7,7 @@ form. Strings are canonical: CIDv0 in base58btc (``Qm…``), CIDv1 in base32 (``
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 from typing import Final
 
@@ -27,6 +28,7 @@ _V1_PREFIX: Final[dict[str, bytes]] = {
     CODEC_DAG_PB: varint.encode(1) + varint.encode(DAG_PB_CODE),
     CODEC_RAW: varint.encode(1) + varint.encode(RAW_CODE),
 }
+PARSED_CIDS_CACHED: Final = 16384  # parse_cid keeps this many recently parsed CID strings
 _SHA2_256_MH_PREFIX: Final[bytes] = varint.encode(SHA2_256_CODE) + varint.encode(32)
 
 
@@ -57,6 +59,18 @@ def parse_cid(value: str | bytes) -> CID:
         value = value.strip()
         if not value:
             raise InvalidCID("empty CID")
+        return _parse_cid_text(value)
+    return _decode_cid(value)
+
+
+@functools.lru_cache(maxsize=PARSED_CIDS_CACHED)
+def _parse_cid_text(value: str) -> CID:
+    # multiformats spends ~100-200 us validating types per CID, and a sync round or a leaf
+    # read parses the same CID several times; CID objects are immutable, so they are shared
+    return _decode_cid(value)
+
+
+def _decode_cid(value: str | bytes) -> CID:
     try:
         cid = CID.decode(value)
     except Exception as exc:  # multiformats raises several unrelated exception types

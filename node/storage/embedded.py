@@ -264,9 +264,11 @@ class EmbeddedStore:
 
     def _read_key(self, key: str) -> bytes | None:
         """Return the stored bytes of block ``key`` (packed first, then its file), or None."""
-        row = self._db().execute("SELECT data FROM blocks WHERE key = ?", (key,)).fetchone()
-        if row is not None:
-            return bytes(row[0])
+        # fetchall, not fetchone: a statement left unfinished keeps its read transaction
+        # open, which stops WAL checkpoints (the WAL then grows and every access slows down)
+        rows = self._db().execute("SELECT data FROM blocks WHERE key = ?", (key,)).fetchall()
+        if rows:
+            return bytes(rows[0][0])
         try:
             return self._key_path(key).read_bytes()
         except FileNotFoundError:
