@@ -524,6 +524,29 @@ def _int(item: Any) -> int:
     return int.from_bytes(item, "big")
 
 
+def decode_leaf_payload(body: bytes) -> str:
+    """Return the payload field (a CID or "") of the leaf ``body`` without re-verifying its
+    signature: what replication needs to follow a leaf to its payload (the leaf itself is
+    checked against its CID, which an anchored batch lists). ``decode_leaf`` checks all.
+
+    Raises ``ValidationError`` if ``body`` is not an RLP leaf of a known version.
+    """
+    try:
+        items = rlp.decode(body)
+    except Exception as exc:
+        raise ValidationError(f"leaf is not RLP: {exc}") from exc
+    if not isinstance(items, list) or not items:
+        raise ValidationError("leaf must be a non-empty RLP list")
+    version = _int(items[0])
+    position = {LEAF_VERSION: (13, 9), PRIVATE_LEAF_VERSION: (10, 5)}.get(version)
+    if position is None or len(items) != position[0]:
+        raise ValidationError(f"not a leaf of version 1 or 2 (version {version})")
+    try:
+        return str(items[position[1]].decode())
+    except (UnicodeDecodeError, AttributeError) as exc:
+        raise ValidationError(f"leaf has a malformed payload: {exc}") from exc
+
+
 def decode_leaf(body: bytes) -> SignedBusinessTx:
     """Return the signed transaction encoded in ``body``, signature re-verified.
 

@@ -484,10 +484,10 @@ class Syncer:
         """Return the payload CID named by the (complete, local) leaf ``leaf_cid``, or ""."""
         if leaf_cid in self._payloads:
             return self._payloads[leaf_cid]
-        from node.ledger.transaction import decode_leaf
+        from node.ledger.transaction import decode_leaf_payload
 
         try:
-            payload = decode_leaf(self.store.cat(leaf_cid)).tx.payload
+            payload = decode_leaf_payload(self.store.cat(leaf_cid))
         except (ValidationError, StoreError) as exc:
             log.warning("leaf %s cannot be decoded (%s); its payload is not synced", leaf_cid, exc)
             payload = ""
