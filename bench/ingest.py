@@ -1,18 +1,20 @@
 """Ingest throughput of one node: signed business transactions per second, end to end.
 
-Starts a real node in-process (embedded py-evm chain, embedded store, SQLite index,
-uvicorn on 127.0.0.1) and measures, side by side in one run:
+Starts one anvil and a real node in-process on it (``--chain embedded``: the node's py-evm
+chain instead; embedded store, SQLite index, uvicorn on 127.0.0.1) and measures, side by side
+in one run:
 
 * ``verify``: EIP-712 digest + signature recovery alone, with the node's fast digest and
   eth-keys (coincurve backend when installed), against eth-account's generic encoder;
 * ``ingest_single``: one HTTP POST per transaction (4 client threads), each verified
   and committed to SQL, until every one is anchored;
 * ``ingest_batch``: ``POST /api/v1/transactions/batch`` with ``--batch`` transactions per
-  request (2 client threads): accepted = durable in SQL; then until every one is
+  request (``--clients`` client processes, 2 by default, sending requests signed and
+  serialised before the clock starts): accepted = durable in SQL; then until every one is
   anchored in a Merkle batch on-chain (bodies in the store, batch document, anchor tx);
 * ``onchain_per_tx``: the baseline the ledger replaces, one registry ``anchor`` chain
-  transaction per business transaction, on anvil through web3.py (skipped, with the
-  reason, when the anvil binary is absent);
+  transaction per business transaction, on the same anvil through web3.py (skipped, with
+  the reason, when the anvil binary is absent; the node then uses its embedded chain);
 * ``anchor_gas_per_tx``: gas of the batch phase's anchor transactions / its transactions;
 * ``proof_verify``: one RFC 9162 inclusion-proof check.
 
