@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from eth_utils import is_hex_address, to_checksum_address
+from eth_utils import is_hex_address
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from node.db.models import BusinessTransaction
@@ -15,13 +15,17 @@ from node.ledger.transaction import (
     MAX_PAYLOAD_LEN,
     MAX_UINT64,
     BusinessTx,
+    compute_checksum_address,
 )
 
 
 def _checksum(value: str) -> str:
     if not isinstance(value, str) or not is_hex_address(value):
         raise ValueError(f"not an Ethereum address: {value!r}")
-    return str(to_checksum_address(value))
+    # what eth_utils.to_checksum_address returns, through a cached fast keccak
+    return compute_checksum_address(
+        bytes.fromhex(value[2:] if value[:2] in ("0x", "0X") else value)
+    )
 
 
 class BusinessTxBase(BaseModel):

@@ -7,9 +7,20 @@ Certificate Transparency, with Ethereum's hash function instead of SHA-256.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import NewType
 
-from eth_utils import keccak
+from eth_utils import keccak as _eth_keccak
+
+try:  # safe-pysha3: the same keccak256, ~10x faster than eth-hash's pycryptodome backend
+    import sha3 as _sha3
+
+    def keccak(data: bytes) -> bytes:
+        """Return keccak256 of ``data``."""
+        return bytes(_sha3.keccak_256(data).digest())
+
+except ImportError:  # pragma: no cover - depends on the environment
+    keccak: Callable[[bytes], bytes] = _eth_keccak  # type: ignore[no-redef]
 
 Hash32 = NewType("Hash32", bytes)
 

@@ -21,25 +21,25 @@ their batch documents) instead of anchoring the same leaves twice.
 from __future__ import annotations
 
 import base64
+import copy
 import hashlib
 import logging
-import os
-import tempfile
 import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, Protocol
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from node.db.models import Anchor, BusinessTransaction, TransactionParty, TransactionStatus
 from node.errors import ChainError, CollegiumError, ValidationError
 from node.ledger.batch import Batch, decode_batch
+from node.ledger.bodies import store_bodies
+from node.ledger.bulk import insert_leaves, mark_anchored
 from node.ledger.hasher import hash_leaf
 from node.ledger.participants import ParticipantCache
 from node.ledger.proof import CompactRange, consistency_proof, inclusion_proof
@@ -51,9 +51,6 @@ DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
 DEFAULT_BATCH_MAX = 256
 MAX_SUBMIT_BATCH = 1000  # transactions per call of the batch endpoint
-DIRECTORY_IMPORT_MIN = 8  # from this many missing bodies, import them as one directory
-LEAVES_PER_DIRECTORY = 1000
-RAM_SCRATCH_DIR = "/dev/shm"  # staging copies of leaves: RAM, when there is one
 UNIXFS_CHUNK_SIZE = 256 * 1024  # kubo's default chunker (size-262144)
 RAW_CIDV1_SHA256_PREFIX = bytes(
     [0x01, 0x55, 0x12, 0x20]
@@ -288,6 +285,7 @@ class LedgerService:
         self.changed = threading.Condition()  # notified on every new leaf and every anchor
         self.leaf_added = threading.Event()  # set by submit, cleared by the anchorer
         self._leaf_hashes: list[bytes] | None = None  # this node's log, by leaf index
+        self._frontier: tuple[list[bytes], CompactRange] | None = None  # (log, its frontier)
 
     @property
     def node_address(self) -> str:
@@ -415,21 +413,11 @@ class LedgerService:
                 body = signed.encode()
                 fresh[position] = (signed, row_values(signed, body, compute_leaf_cid(body), now))
             try:
-                seqs: Sequence[int] = []
-                if fresh:
-                    seqs = session.scalars(
-                        insert(BusinessTransaction).returning(
-                            BusinessTransaction.seq, sort_by_parameter_order=True
-                        ),
-                        [values for _, values in fresh.values()],
-                    ).all()
-                    parties = [
-                        {"tx_seq": seq, "position": i, "address": address}
-                        for seq, (signed, _) in zip(seqs, fresh.values(), strict=True)
-                        for i, address in enumerate(signed.tx.parties)
-                    ]
-                    if parties:
-                        session.execute(insert(TransactionParty), parties)
+                seqs = insert_leaves(
+                    session,
+                    [values for _, values in fresh.values()],
+                    [signed.tx.parties for signed, _ in fresh.values()],
+                )
                 session.commit()
             except IntegrityError:  # a concurrent submit won a race: fall back to one by one
                 session.rollback()
@@ -527,8 +515,16 @@ class LedgerService:
         leaves stay pending and are retried).
         """
         with self._anchor_lock, self._sessions() as session:
-            rows = session.scalars(
-                select(BusinessTransaction)
+            # plain rows, not ORM objects: a batch is thousands of leaves
+            rows: Sequence[Any] = session.execute(
+                select(
+                    BusinessTransaction.seq,
+                    BusinessTransaction.tx_id,
+                    BusinessTransaction.leaf_hash,
+                    BusinessTransaction.cid,
+                    BusinessTransaction.received_at,
+                    BusinessTransaction.body,
+                )
                 .where(BusinessTransaction.status == TransactionStatus.PENDING)
                 .order_by(BusinessTransaction.seq)
                 .limit(self.batch_max)
@@ -538,12 +534,11 @@ class LedgerService:
             self._check_last_anchor(session)
             log_hashes = self._log(session)
             first = len(log_hashes)
-            frontier = CompactRange()
-            for leaf_hash in log_hashes:
+            frontier = self._frontier_of(log_hashes)
+            store_bodies(self._store, rows, first)
+            new_hashes = [bytes.fromhex(r.leaf_hash[2:]) for r in rows]
+            for leaf_hash in new_hashes:
                 frontier.append(leaf_hash)
-            self._store_bodies(rows, first)
-            for row in rows:
-                frontier.append(bytes.fromhex(row.leaf_hash[2:]))
             batch = Batch(
                 first,
                 tuple(r.cid for r in rows),
@@ -564,15 +559,24 @@ class LedgerService:
                 chain_tx_hash=_hex(bytes(receipt.tx_hash)),
             )
             anchor = session.merge(anchor)  # the follower may have indexed it already
-            for offset, row in enumerate(rows):
-                row.leaf_index = first + offset
-                row.anchor_index = anchor.index
-                row.status = TransactionStatus.ANCHORED
+            mark_anchored(session, [r.seq for r in rows], first, anchor.index)
             session.commit()
-            log_hashes.extend(bytes.fromhex(r.leaf_hash[2:]) for r in rows)
+            log_hashes.extend(new_hashes)
+            self._frontier = (log_hashes, frontier)
         with self.changed:
             self.changed.notify_all()
         return anchor
+
+    def _frontier_of(self, log_hashes: list[bytes]) -> CompactRange:
+        """Return a frontier of ``log_hashes`` (a copy of the cached one when it is current,
+        so a failed anchor leaves the cache as it was)."""
+        cached = self._frontier
+        if cached is not None and cached[0] is log_hashes and cached[1].size == len(log_hashes):
+            return copy.deepcopy(cached[1])
+        frontier = CompactRange()
+        for leaf_hash in log_hashes:
+            frontier.append(leaf_hash)
+        return frontier
 
     def _check_last_anchor(self, session: Session) -> None:
         """Raise ``ChainError`` if this node's newest indexed anchor is no longer on-chain
@@ -598,37 +602,6 @@ class LedgerService:
                 f"anchor {last.index} (tree size {last.tree_size}) is not on-chain any more; "
                 "waiting for the chain follower to roll its leaves back"
             )
-
-    def _store_bodies(self, rows: Sequence[BusinessTransaction], first: int) -> None:
-        """Put the bodies of ``rows`` missing from the store into it, pinned.
-
-        Many bodies go in as one UnixFS directory (``<leaf index // 1000>/<leaf index>``):
-        one import, one pin of the directory (which pins every leaf recursively) instead
-        of one pin-file rewrite per leaf. A single-chunk file with raw leaves has the raw
-        CID of its bytes, so every leaf keeps the CID it was given at acceptance.
-
-        Raises ``StoreError`` if the store fails, and ``CollegiumError`` if a body did not
-        get its recorded CID.
-        """
-        add_path = getattr(self._store, "add_path", None)
-        if len(rows) < DIRECTORY_IMPORT_MIN or add_path is None:
-            for row in rows:
-                if not self._store.has(row.cid):
-                    self._store.add_bytes(row.body)
-            return
-        # blocks already present are verified and skipped by the import itself
-        missing = list(enumerate(rows, first))
-        scratch = RAM_SCRATCH_DIR if os.path.isdir(RAM_SCRATCH_DIR) else None
-        with tempfile.TemporaryDirectory(prefix="collegium-batch-", dir=scratch) as tmp:
-            root = Path(tmp) / "leaves"
-            for leaf_index, row in missing:
-                folder = root / str(leaf_index // LEAVES_PER_DIRECTORY)
-                folder.mkdir(parents=True, exist_ok=True)
-                (folder / str(leaf_index)).write_bytes(row.body)
-            add_path(root)
-        for row in (rows[0], rows[-1]):  # CIDs are equal by construction; spot-check it
-            if not self._store.has(row.cid):
-                raise CollegiumError(f"the store did not keep leaf {row.tx_id} as {row.cid}")
 
     def recover(self) -> int:
         """Adopt this node's on-chain anchors missing from SQL (a crash right after an

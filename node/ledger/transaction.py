@@ -31,6 +31,7 @@ when installed).
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -64,6 +65,7 @@ MAX_AMOUNT_DIGITS = 38
 MAX_AMOUNT_DECIMALS = 18
 MAX_UINT64 = 2**64 - 1
 SIGNATURE_LEN = 65
+ADDRESS_HEX_LEN = 40
 V_OFFSET = 27
 
 _KEYS = KeyAPI()  # the eth-keys default backend: coincurve when installed
@@ -88,6 +90,7 @@ except ImportError:  # pragma: no cover - depends on the environment
 SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 
 
+@functools.lru_cache(maxsize=65536)  # signers and parties recur: most calls are hits
 def compute_checksum_address(address: bytes) -> str:
     """Return the EIP-55 checksum form of a 20-byte address."""
     lower = address.hex()
@@ -257,6 +260,17 @@ def _word(value: int) -> bytes:
     return value.to_bytes(32, "big")
 
 
+def _address_bytes(address: str) -> bytes:
+    """Return the 20 bytes of a hex address (what ``to_bytes(hexstr=…)`` returns, faster)."""
+    digits = address[2:] if address[:2] in ("0x", "0X") else address
+    if len(digits) == ADDRESS_HEX_LEN:
+        try:
+            return bytes.fromhex(digits)
+        except ValueError:
+            pass
+    return bytes(to_bytes(hexstr=address))
+
+
 def compute_domain_separator(domain: Domain) -> bytes:
     """Return the EIP-712 ``hashStruct(EIP712Domain)`` of ``domain``."""
     return bytes(
@@ -285,7 +299,7 @@ def compute_struct_hash(tx: BusinessTx) -> bytes:
                 + _word(tx.timestamp)
             )
         )
-    parties = b"".join(bytes(12) + to_bytes(hexstr=p) for p in tx.parties)
+    parties = b"".join(bytes(12) + _address_bytes(p) for p in tx.parties)
     return bytes(
         _keccak(
             PUBLIC_TYPEHASH
@@ -455,14 +469,17 @@ def _rlp_length(length: int, offset: int) -> bytes:
 def compute_rlp(item: bytes | int | list[Any]) -> bytes:
     """Return the RLP encoding of bytes, non-negative ints (minimal big-endian) and lists
     of them; the same bytes as ``rlp.encode``, without its type inference (a test checks)."""
+    if isinstance(item, list):
+        payload = b"".join([compute_rlp(x) for x in item])
+        return _rlp_length(len(payload), RLP_LIST) + payload
     if isinstance(item, int):
         item = item.to_bytes((item.bit_length() + 7) // 8, "big")
-    if isinstance(item, bytes):
-        if len(item) == 1 and item[0] < RLP_STRING:
-            return item
-        return _rlp_length(len(item), RLP_STRING) + item
-    payload = b"".join(compute_rlp(x) for x in item)
-    return _rlp_length(len(payload), RLP_LIST) + payload
+    size = len(item)
+    if size == 1 and item[0] < RLP_STRING:
+        return item
+    if size < RLP_SHORT:
+        return bytes((RLP_STRING + size,)) + item
+    return _rlp_length(size, RLP_STRING) + item
 
 
 def encode_leaf(domain: Domain, tx: BusinessTx, signature: bytes) -> bytes:
@@ -505,6 +522,29 @@ def _int(item: Any) -> int:
     if not isinstance(item, bytes) or (item[:1] == b"\x00"):
         raise ValidationError("leaf integer is not canonical")
     return int.from_bytes(item, "big")
+
+
+def decode_leaf_payload(body: bytes) -> str:
+    """Return the payload field (a CID or "") of the leaf ``body`` without re-verifying its
+    signature: what replication needs to follow a leaf to its payload (the leaf itself is
+    checked against its CID, which an anchored batch lists). ``decode_leaf`` checks all.
+
+    Raises ``ValidationError`` if ``body`` is not an RLP leaf of a known version.
+    """
+    try:
+        items = rlp.decode(body)
+    except Exception as exc:
+        raise ValidationError(f"leaf is not RLP: {exc}") from exc
+    if not isinstance(items, list) or not items:
+        raise ValidationError("leaf must be a non-empty RLP list")
+    version = _int(items[0])
+    position = {LEAF_VERSION: (13, 9), PRIVATE_LEAF_VERSION: (10, 5)}.get(version)
+    if position is None or len(items) != position[0]:
+        raise ValidationError(f"not a leaf of version 1 or 2 (version {version})")
+    try:
+        return str(items[position[1]].decode())
+    except (UnicodeDecodeError, AttributeError) as exc:
+        raise ValidationError(f"leaf has a malformed payload: {exc}") from exc
 
 
 def decode_leaf(body: bytes) -> SignedBusinessTx:

@@ -1,22 +1,32 @@
-"""The embedded content store: one file per block in the data directory, pins in a JSON file.
+"""The embedded content store: small blocks packed in SQLite, large blocks one file each.
 
 On-disk layout (under ``root``, by default ``<data dir>/ipfs``):
 
 | path                       | what                                                         |
 |----------------------------|--------------------------------------------------------------|
-| ``blocks/<xy>/<key>.data`` | one block; ``key`` = multihash in base32, ``xy`` = its        |
+| ``blocks.sqlite``          | SQLite (WAL, ``synchronous=FULL``): table ``blocks(key,      |
+|                            | data)`` holds every block of at most ``PACKED_BLOCK_MAX``    |
+|                            | bytes, table ``pins(cid)`` the recursive pins                |
+| ``blocks/<xy>/<key>.data`` | one larger block; ``key`` = multihash in base32, ``xy`` = its |
 |                            | next-to-last two characters (kubo flatfs ``next-to-last/2``) |
 | ``tmp/``                   | blocks being written; emptied when a store is opened         |
-| ``pins.json``              | ``{"version": 1, "recursive": [cid, ...]}``                  |
 | ``repo.lock``              | flock: imports/pins shared, garbage collection exclusive     |
 
-Durability: a block is written to ``tmp/`` and made durable before it is renamed into ``blocks/``
-(the rename is atomic); an import syncs its staged blocks with one ``syncfs(2)`` per
-``STAGED_BLOCKS_PER_SYNC`` blocks instead of one ``fsync`` per block, and the directories are
-fsynced before the import's root is pinned. A crash therefore
-leaves either no block file or a complete one; never a partial block under its final name. A
-block's bytes are re-hashed on every read (``get_block``, ``cat``, ``has``): a tampered file
-raises ``BlockCorrupted``.
+Small blocks (UnixFS directory nodes, ledger leaves, batch documents) are packed like kubo's
+leveldb/pebble datastores pack them instead of flatfs: creating one file per 300-byte leaf was
+the ingest path's largest cost. Keys are the same (multihash in base32), so CIDs are unchanged,
+and reads look in both places, so a data directory written with one file per block (older
+versions) stays readable as it is; its ``pins.json`` is moved into the ``pins`` table when the
+store is opened.
+
+Durability: a packed block is durable once its SQLite transaction commits (an import writes its
+packed blocks and its pin in one transaction). A file block is written to ``tmp/`` and made
+durable before it is renamed into ``blocks/`` (the rename is atomic); an import syncs its staged
+files with one ``syncfs(2)`` per ``STAGED_BLOCKS_PER_SYNC`` blocks instead of one ``fsync`` per
+block, and the directories are fsynced before the import's packed blocks and pin are committed.
+A crash therefore leaves either no block or a complete one; never a partial block under its
+final name, never a pin of an incomplete DAG. A block's bytes are re-hashed on every read
+(``get_block``, ``cat``, ``has``): a tampered copy raises ``BlockCorrupted``.
 """
 
 from __future__ import annotations
@@ -26,6 +36,7 @@ import ctypes
 import fcntl
 import json
 import os
+import sqlite3
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
@@ -50,9 +61,11 @@ from node.storage.errors import BlockCorrupted, IsADirectory, NotFoundInStore, S
 from node.storage.importer import (
     BlockSink,
     DagLink,
+    FileTree,
     ImportParams,
     import_bytes,
     import_path,
+    import_tree,
 )
 from node.storage.reader import (
     decode_node,
@@ -64,7 +77,17 @@ from node.storage.reader import (
 
 BLOCKS_DIR: Final = "blocks"
 TMP_DIR: Final = "tmp"
-PINS_FILE: Final = "pins.json"
+PINS_FILE: Final = "pins.json"  # pins of older versions, moved into PACKED_DB on open
+PACKED_DB: Final = "blocks.sqlite"
+#: Blocks up to this size are packed in ``PACKED_DB``; larger ones (file chunks) get a file each.
+PACKED_BLOCK_MAX: Final = 64 * 1024
+#: An import commits its packed blocks in transactions of about this many bytes.
+PACKED_BYTES_PER_COMMIT: Final = 16 * 1024 * 1024
+SQLITE_BUSY_TIMEOUT_SECONDS: Final = 60.0
+_SCHEMA: Final = (
+    "CREATE TABLE IF NOT EXISTS blocks (key TEXT PRIMARY KEY, data BLOB NOT NULL) WITHOUT ROWID",
+    "CREATE TABLE IF NOT EXISTS pins (cid TEXT PRIMARY KEY) WITHOUT ROWID",
+)
 LOCK_FILE: Final = "repo.lock"
 BLOCK_SUFFIX: Final = ".data"
 PINS_FORMAT_VERSION: Final = 1
@@ -135,9 +158,75 @@ class EmbeddedStore:
         self._blocks.mkdir(parents=True, exist_ok=True)
         self._tmp.mkdir(parents=True, exist_ok=True)
         self._pins_path = self.root / PINS_FILE
-        self._pins_mutex = threading.Lock()
+        self._db_path = self.root / PACKED_DB
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._connections_mutex = threading.Lock()
         self._shards: set[Path] = set()
+        with self._write() as db:
+            for statement in _SCHEMA:
+                db.execute(statement)
+        self._migrate_pins_file()
         self._clean_tmp()
+
+    # -- the packed database -------------------------------------------------------------------
+
+    def _db(self) -> sqlite3.Connection:
+        """Return this thread's connection to the packed database (opened on first use)."""
+        db: sqlite3.Connection | None = getattr(self._local, "db", None)
+        if db is None:
+            db = sqlite3.connect(
+                self._db_path,
+                timeout=SQLITE_BUSY_TIMEOUT_SECONDS,
+                isolation_level=None,  # transactions are begun explicitly
+                check_same_thread=False,  # closed by close(), from any thread
+            )
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=FULL")
+            self._local.db = db
+            with self._connections_mutex:
+                self._connections.append(db)
+        return db
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """Yield this thread's connection inside ``BEGIN IMMEDIATE``; commit (durably) on exit."""
+        db = self._db()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+    def close(self) -> None:
+        """Close the connections to the packed database (the store reopens them if used)."""
+        with self._connections_mutex:
+            connections, self._connections = self._connections, []
+        for db in connections:
+            with contextlib.suppress(sqlite3.Error):
+                db.close()
+        self._local = threading.local()
+
+    def _migrate_pins_file(self) -> None:
+        """Move the pins of an older data directory (``pins.json``) into the ``pins`` table."""
+        if not self._pins_path.exists():
+            return
+        try:
+            document = json.loads(self._pins_path.read_text())
+        except FileNotFoundError:  # another process migrated it meanwhile
+            return
+        except ValueError as exc:
+            raise StoreError(f"{self._pins_path} is not valid JSON: {exc}") from None
+        with self._write() as db:
+            db.executemany(
+                "INSERT OR IGNORE INTO pins (cid) VALUES (?)",
+                [(str(cid),) for cid in document.get("recursive", [])],
+            )
+        with contextlib.suppress(FileNotFoundError):
+            self._pins_path.unlink()
+        _fsync_dir(self.root)
 
     # -- locking -------------------------------------------------------------------------------
 
@@ -173,16 +262,39 @@ class EmbeddedStore:
     def _key_path(self, key: str) -> Path:
         return self._blocks / key[-3:-1] / f"{key}{BLOCK_SUFFIX}"
 
-    def _read_verified(self, cid: CID) -> bytes:
+    def _read_key(self, key: str) -> bytes | None:
+        """Return the stored bytes of block ``key`` (packed first, then its file), or None."""
+        # fetchall, not fetchone: a statement left unfinished keeps its read transaction
+        # open, which stops WAL checkpoints (the WAL then grows and every access slows down)
+        rows = self._db().execute("SELECT data FROM blocks WHERE key = ?", (key,)).fetchall()
+        if rows:
+            return bytes(rows[0][0])
         try:
-            data = self._block_path(cid).read_bytes()
+            return self._key_path(key).read_bytes()
         except FileNotFoundError:
-            raise NotFoundInStore(f"block {format_cid(cid)} is not in the store") from None
+            return None
+
+    def _read_verified(self, cid: CID) -> bytes:
+        data = self._read_key(compute_block_key(cid))
+        if data is None:
+            raise NotFoundInStore(f"block {format_cid(cid)} is not in the store")
         check_block(cid, data, stored=True)
         return data
 
     def _get(self, cid: CID) -> bytes:
         return self._read_verified(cid)
+
+    def block_keys(self) -> list[tuple[str, int]]:
+        """Return ``(key, size)`` of every stored block copy (packed and file), sorted."""
+        found = [
+            (str(key), int(size))
+            for key, size in self._db().execute("SELECT key, length(data) FROM blocks")
+        ]
+        for shard in self._blocks.iterdir():
+            if shard.is_dir():
+                for block in shard.iterdir():
+                    found.append((block.name.removesuffix(BLOCK_SUFFIX), block.stat().st_size))
+        return sorted(found)
 
     def _write_block(
         self, path: Path, data: bytes, touched: set[Path], is_valid: Callable[[bytes], bool]
@@ -256,10 +368,26 @@ class EmbeddedStore:
         with self._repo_lock(exclusive=False):
             touched: set[Path] = set()
             staged: list[tuple[str, Path]] = []
+            packed: dict[str, bytes] = {}
+            packed_bytes = 0
 
             def sink(cid_bytes: bytes, data: bytes) -> None:
+                nonlocal packed_bytes
                 mh = compute_multihash_of_cid_bytes(cid_bytes)
-                path = self._key_path(compute_block_key_from_multihash(mh))
+                key = compute_block_key_from_multihash(mh)
+                if len(data) <= PACKED_BLOCK_MAX:
+                    packed[key] = data
+                    packed_bytes += len(data)
+                    if packed_bytes >= PACKED_BYTES_PER_COMMIT:
+                        with self._write() as db:
+                            db.executemany(
+                                "INSERT OR REPLACE INTO blocks (key, data) VALUES (?, ?)",
+                                packed.items(),
+                            )
+                        packed.clear()
+                        packed_bytes = 0
+                    return
+                path = self._key_path(key)
                 self._stage_block(path, data, staged, lambda old: _sha256_mh(old) == mh)
                 if len(staged) >= STAGED_BLOCKS_PER_SYNC:
                     self._commit_staged(staged, touched)
@@ -274,8 +402,14 @@ class EmbeddedStore:
                 raise
             for directory in touched:
                 _fsync_dir(directory)
-            if pin:
-                self._update_pins(add=root)
+            # the packed blocks are re-hashed by construction (their keys were computed from
+            # their bytes), so a stored copy is replaced: that also repairs a corrupted one
+            with self._write() as db:
+                db.executemany(
+                    "INSERT OR REPLACE INTO blocks (key, data) VALUES (?, ?)", packed.items()
+                )
+                if pin:
+                    db.execute("INSERT OR IGNORE INTO pins (cid) VALUES (?)", (root,))
         return root
 
     # -- BlockStore ----------------------------------------------------------------------------
@@ -324,6 +458,25 @@ class EmbeddedStore:
             lambda sink: import_path(path, params, sink), pin=pin, only_hash=only_hash
         )
 
+    def add_tree(
+        self,
+        tree: FileTree,
+        *,
+        cid_version: int = 1,
+        pin: bool = True,
+        only_hash: bool = False,
+        raw_leaves: bool | None = None,
+    ) -> str:
+        """Return the root CID of an in-memory directory tree (name -> bytes or sub-tree),
+        the CID ``add_path`` gives the same files on disk; stored and pinned the same way.
+
+        Raises ``DirectoryTooLarge`` for directories kubo would shard.
+        """
+        params = ImportParams(cid_version=cid_version, raw_leaves=raw_leaves)
+        return self._import(
+            lambda sink: import_tree(tree, params, sink), pin=pin, only_hash=only_hash
+        )
+
     def cat(self, cid: str, path: str = "") -> bytes:
         """Return the whole content of the file at ``cid``/``path``.
 
@@ -351,10 +504,19 @@ class EmbeddedStore:
         return self._read_verified(parse_cid(cid))
 
     def put_block(self, cid: str, data: bytes) -> None:
-        """Store ``data`` as block ``cid``; raises ``BlockMismatch`` if it does not hash to it."""
+        """Store ``data`` as block ``cid``; raises ``BlockMismatch`` if it does not hash to it.
+
+        A corrupted stored copy is replaced (that is how a block is repaired)."""
         parsed = parse_cid(cid)
         check_block(parsed, data, stored=False)
         with self._repo_lock(exclusive=False):
+            if len(data) <= PACKED_BLOCK_MAX:
+                with self._write() as db:
+                    db.execute(
+                        "INSERT OR REPLACE INTO blocks (key, data) VALUES (?, ?)",
+                        (compute_block_key(parsed), data),
+                    )
+                return
             touched: set[Path] = set()
             self._write_block(
                 self._block_path(parsed), data, touched, lambda old: is_block_valid(parsed, old)
@@ -379,14 +541,29 @@ class EmbeddedStore:
         root = parse_cid(cid)
         with self._repo_lock(exclusive=False):
             self._walk(root, missing_ok=False)
-            self._update_pins(add=format_cid(root))
+            with self._write() as db:
+                db.execute("INSERT OR IGNORE INTO pins (cid) VALUES (?)", (format_cid(root),))
+
+    def pin_many(self, cids: list[str]) -> None:
+        """Pin every CID of ``cids`` recursively, in one transaction; raises
+        ``NotFoundInStore`` (pinning none) if a block of one of their DAGs is missing."""
+        roots = [parse_cid(cid) for cid in cids]
+        with self._repo_lock(exclusive=False):
+            for root in roots:
+                self._walk(root, missing_ok=False)
+            with self._write() as db:
+                db.executemany(
+                    "INSERT OR IGNORE INTO pins (cid) VALUES (?)",
+                    [(format_cid(root),) for root in roots],
+                )
 
     def unpin(self, cid: str) -> None:
         """Remove the recursive pin of ``cid``; raises ``NotFoundInStore`` if it is not pinned."""
         name = format_cid(parse_cid(cid))
-        if name not in self.pins():
+        with self._write() as db:
+            removed = db.execute("DELETE FROM pins WHERE cid = ?", (name,)).rowcount
+        if not removed:
             raise NotFoundInStore(f"{name} is not pinned")
-        self._update_pins(remove=name)
 
     def pins(self) -> list[str]:
         """Return the recursively pinned CIDs, sorted."""
@@ -402,30 +579,7 @@ class EmbeddedStore:
     # -- pins and garbage collection --------------------------------------------------------
 
     def _read_pins(self) -> set[str]:
-        try:
-            document = json.loads(self._pins_path.read_text())
-        except FileNotFoundError:
-            return set()
-        except ValueError as exc:
-            raise StoreError(f"{self._pins_path} is not valid JSON: {exc}") from None
-        return set(document.get("recursive", []))
-
-    def _update_pins(self, *, add: str | None = None, remove: str | None = None) -> None:
-        with self._pins_mutex, open(self.root / (PINS_FILE + ".lock"), "a") as lock:
-            fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
-            pins = self._read_pins()
-            if add is not None:
-                pins.add(add)
-            if remove is not None:
-                pins.discard(remove)
-            document = {"version": PINS_FORMAT_VERSION, "recursive": sorted(pins)}
-            fd, tmp_name = tempfile.mkstemp(dir=self._tmp, suffix=".pins")
-            with os.fdopen(fd, "w") as stream:
-                json.dump(document, stream, indent=1)
-                stream.flush()
-                os.fsync(stream.fileno())
-            os.replace(tmp_name, self._pins_path)
-            _fsync_dir(self.root)
+        return {str(row[0]) for row in self._db().execute("SELECT cid FROM pins")}
 
     def _walk(self, root: CID, *, missing_ok: bool) -> set[str]:
         """Return the block keys of the DAG under ``root`` (missing blocks skipped if allowed)."""
@@ -459,6 +613,16 @@ class EmbeddedStore:
             for pinned in self._read_pins():
                 live |= self._walk(parse_cid(pinned), missing_ok=True)
             removed = freed = kept = 0
+            with self._write() as db:
+                dead: list[tuple[str]] = []
+                for key, size in db.execute("SELECT key, length(data) FROM blocks").fetchall():
+                    if key in live:
+                        kept += 1
+                        continue
+                    dead.append((key,))
+                    removed += 1
+                    freed += int(size)
+                db.executemany("DELETE FROM blocks WHERE key = ?", dead)
             for shard in self._blocks.iterdir():
                 if not shard.is_dir():
                     continue

@@ -23,10 +23,10 @@ from __future__ import annotations
 
 import os
 import stat as stat_mod
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Final
+from typing import BinaryIO, Final, Union
 
 from node.storage.cids import CODEC_DAG_PB, CODEC_RAW, compute_cid_bytes
 from node.storage.dagpb import PBLink, UnixFSData, UnixFSType, encode_pb_node, encode_unixfs
@@ -38,6 +38,8 @@ HAMT_SHARDING_SIZE: Final = 262144
 
 #: ``(binary_cid, block_bytes)`` consumer of the blocks an import produces.
 BlockSink = Callable[[bytes, bytes], None]
+#: An in-memory directory: name -> file bytes or sub-directory (see ``import_tree``).
+FileTree = Mapping[str, Union[bytes, "FileTree"]]
 
 
 @dataclass(frozen=True)
@@ -233,3 +235,18 @@ def import_path(path: Path, params: ImportParams, sink: BlockSink) -> DagLink:
             entries.append((name, import_path(path / name, params, sink)))
         return import_directory(entries, params, sink)
     raise StoreError(f"unrecognized file type for {path}: not a file, directory or symlink")
+
+
+def import_tree(tree: FileTree, params: ImportParams, sink: BlockSink) -> DagLink:
+    """Return the root of the in-memory directory ``tree`` imported as ``import_path`` imports
+    the same files from disk (no temporary files): the same blocks, so the same CIDs.
+
+    Raises ``DirectoryTooLarge`` where kubo would shard a directory.
+    """
+    entries: list[tuple[str, DagLink]] = []
+    for name, item in tree.items():
+        if isinstance(item, bytes):
+            entries.append((name, import_bytes(item, params, sink)))
+        else:
+            entries.append((name, import_tree(item, params, sink)))
+    return import_directory(entries, params, sink)

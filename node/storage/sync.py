@@ -48,7 +48,7 @@ from multiformats import CID
 
 from node.errors import ChainError, CollegiumError, InvalidCID, NotFoundInStore, ValidationError
 from node.storage.base import BlockStore
-from node.storage.cids import check_block, compute_block_key, format_cid, parse_cid
+from node.storage.cids import check_block, compute_block_key, format_cid, is_cid, parse_cid
 from node.storage.errors import BlockCorrupted, BlockMismatch, StoreError, UnsupportedNode
 from node.storage.reader import get_child_cids
 
@@ -61,6 +61,7 @@ MAX_BLOCK_BYTES: Final = 2 * 1024 * 1024
 BACKOFF_BASE_SECONDS: Final = 1.0
 BACKOFF_MAX_SECONDS: Final = 300.0
 FETCH_CONCURRENCY: Final = 8
+PINS_PER_CALL: Final = 1000  # complete roots pinned together (one store transaction)
 RAW_BLOCK_MEDIA_TYPE: Final = "application/vnd.ipld.raw"
 HTTP_OK: Final = 200
 HTTP_NOT_FOUND: Final = 404
@@ -250,6 +251,7 @@ class Syncer:
         self._leaf_cids: set[str] = set()
         self._payloads: dict[str, str] = {}
         self._bad_roots: set[str] = set()
+        self._good_roots: set[str] = set()  # parsed once: a round re-reads every root
         # what we know about the local replica and the peers
         self._complete: set[str] = set()
         self._missing: dict[str, tuple[int, float]] = {}  # block key -> (attempts, retry_at)
@@ -355,14 +357,15 @@ class Syncer:
         return [r for r in roots if self._is_valid_root(r)]
 
     def _is_valid_root(self, cid: str) -> bool:
+        if cid in self._good_roots:
+            return True
         if cid in self._bad_roots:
             return False
-        try:
-            parse_cid(cid)
-        except InvalidCID:
+        if not is_cid(cid):
             log.warning("the chain references %r, which is not a CID; ignored", cid)
             self._bad_roots.add(cid)
             return False
+        self._good_roots.add(cid)
         return True
 
     def _refresh_peers(self) -> None:
@@ -411,6 +414,7 @@ class Syncer:
         pinned = set(self.store.pins())
         have = 0
         missing: list[str] = []
+        to_pin: list[str] = []
         i = 0
         while i < len(roots):
             root = roots[i]
@@ -425,7 +429,9 @@ class Syncer:
             self._complete.add(root)
             have += 1
             if root not in pinned:
-                self._pin(root)
+                to_pin.append(root)
+                if len(to_pin) >= PINS_PER_CALL:
+                    self._pin_all(to_pin)
             if root in self._batch_cids:
                 for leaf in self._get_leaves(root):
                     self._leaf_cids.add(leaf)
@@ -442,12 +448,31 @@ class Syncer:
             with self._state_lock:  # show progress within a long round, never going backwards
                 self._have = max(self._have, have)
                 self._want = max(self._want, len(roots))
+        self._pin_all(to_pin)
         with self._state_lock:
             self._have, self._want = have, len(roots)
             self._missing_roots = tuple(missing)
             self._last_error = None
         if missing:
             log.info("sync: %d/%d referenced roots complete", have, len(roots))
+
+    def _pin_all(self, roots: list[str]) -> None:
+        """Pin the complete ``roots`` and empty the list: in one store transaction when the
+        store can (``pin_many``), else, or if that fails, one by one (each failure logged)."""
+        pin_many = getattr(self.store, "pin_many", None)
+        done = False
+        if pin_many is not None and len(roots) > 1:
+            try:
+                pin_many(roots)
+                done = True
+            except CollegiumError as exc:
+                log.info(
+                    "pinning %d roots together failed (%s); pinning one by one", len(roots), exc
+                )
+        if not done:
+            for root in roots:
+                self._pin(root)
+        roots.clear()
 
     def _pin(self, root: str) -> None:
         try:
@@ -459,10 +484,10 @@ class Syncer:
         """Return the payload CID named by the (complete, local) leaf ``leaf_cid``, or ""."""
         if leaf_cid in self._payloads:
             return self._payloads[leaf_cid]
-        from node.ledger.transaction import decode_leaf
+        from node.ledger.transaction import decode_leaf_payload
 
         try:
-            payload = decode_leaf(self.store.cat(leaf_cid)).tx.payload
+            payload = decode_leaf_payload(self.store.cat(leaf_cid))
         except (ValidationError, StoreError) as exc:
             log.warning("leaf %s cannot be decoded (%s); its payload is not synced", leaf_cid, exc)
             payload = ""

@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 from node.devnet import Devnet, DevnetNode
 from node.ledger.transaction import Domain
 from tests.auth.siwe_helpers import make_message, sign
+from tests.support.blocks import StoredBlock
 from tests.support.node import domain_of, make_submission
 
 T = TypeVar("T")
@@ -100,9 +101,6 @@ def health(node: DevnetNode) -> dict[str, Any]:
     return dict(httpx.get(node.url + "/health", timeout=10).json())
 
 
-def block_path(data_dir: Path, cid: str) -> Path:
-    """Return the file holding block ``cid`` in a node's embedded store."""
-    from node.storage.cids import compute_block_key, parse_cid
-
-    key = compute_block_key(parse_cid(cid))
-    return data_dir / "ipfs" / "blocks" / key[-3:-1] / f"{key}.data"
+def block_path(data_dir: Path, cid: str) -> StoredBlock:
+    """Return block ``cid`` of a node's embedded store (packed or a file), file-like."""
+    return StoredBlock(data_dir / "ipfs", cid)

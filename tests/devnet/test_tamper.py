@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
-from pathlib import Path
 
 import httpx
 
@@ -21,13 +20,14 @@ from tests.devnet.support import (
     wait_anchored,
     wait_until,
 )
+from tests.support.blocks import StoredBlock
 
 EXIT_MISMATCH = 3
 ATTEMPTS = 3
 REPAIR_TIMEOUT = 30.0
 
 
-def _flip(path: Path) -> bytes:
+def _flip(path: StoredBlock) -> bytes:
     """Flip the lowest bit of the middle byte of ``path``; return the original bytes."""
     original = path.read_bytes()
     data = bytearray(original)

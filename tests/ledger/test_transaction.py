@@ -16,6 +16,7 @@ from node.ledger.transaction import (
     compute_payload_hash,
     compute_tx_id,
     decode_leaf,
+    decode_leaf_payload,
     encode_leaf,
     sign_tx,
     typed_data,
@@ -247,3 +248,14 @@ def test_rlp_encoder_matches_pyrlp() -> None:
         value = item(0)
         assert compute_rlp(value) == rlp.encode(value)  # type: ignore[arg-type]
     assert compute_rlp([b"x" * 60] * 3) == rlp.encode([b"x" * 60] * 3)
+
+
+@pytest.mark.parametrize("private", [False, True])
+def test_decode_leaf_payload_reads_the_payload_field(wallet, domain, private) -> None:  # type: ignore[no-untyped-def]
+    cid = "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"
+    tx = make_private() if private else make_tx(payload=cid)
+    body = encode_leaf(domain, tx, sign_tx(domain, tx, wallet.key))
+    assert decode_leaf_payload(body) == decode_leaf(body).tx.payload == tx.payload
+    for bad in (b"", b"\x80", rlp.encode([3, b"x"]), rlp.encode([1, 2, 3])):
+        with pytest.raises(ValidationError):
+            decode_leaf_payload(bad)

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
+import signal
+import sqlite3
+import subprocess
+import sys
 import tracemalloc
 from pathlib import Path
 
@@ -30,8 +36,33 @@ def store(tmp_path: Path) -> EmbeddedStore:
     return opened
 
 
-def _blocks(store: EmbeddedStore) -> list[Path]:
+def _blocks(store: EmbeddedStore) -> list[tuple[str, int]]:
+    """Return (key, size) of every stored block, packed or in a file."""
+    return store.block_keys()
+
+
+def _block_files(store: EmbeddedStore) -> list[Path]:
     return sorted((store.root / "blocks").rglob("*.data"))
+
+
+def _packed(store: EmbeddedStore) -> sqlite3.Connection:
+    """Open the packed-block database directly (as an intruder or a disk fault would)."""
+    return sqlite3.connect(store.root / "blocks.sqlite", isolation_level=None)
+
+
+def _rewrite(store: EmbeddedStore, key: str, data: bytes | None) -> None:
+    """Overwrite (or with None delete) block ``key`` behind the store's back."""
+    with contextlib.closing(_packed(store)) as db:
+        if data is None:
+            db.execute("DELETE FROM blocks WHERE key = ?", (key,))
+        else:
+            db.execute("UPDATE blocks SET data = ? WHERE key = ?", (data, key))
+    path = store.root / "blocks" / key[-3:-1] / f"{key}.data"
+    if path.exists():
+        if data is None:
+            path.unlink()
+        else:
+            path.write_bytes(data)
 
 
 def test_multi_chunk_round_trip_and_ranges(store: EmbeddedStore) -> None:
@@ -85,8 +116,10 @@ def test_invalid_and_unknown_cids(store: EmbeddedStore) -> None:
 
 def test_tampered_block_is_detected(store: EmbeddedStore) -> None:
     cid = store.add_bytes(b"Hello Worlds!\n", cid_version=0)
-    (block,) = _blocks(store)
-    block.write_bytes(block.read_bytes().replace(b"Hello", b"Jello"))
+    ((key, _),) = _blocks(store)
+    with contextlib.closing(_packed(store)) as db:
+        (stored,) = db.execute("SELECT data FROM blocks WHERE key = ?", (key,)).fetchone()
+    _rewrite(store, key, stored.replace(b"Hello", b"Jello"))
     for read in (store.get_block, store.cat, store.has):
         with pytest.raises(BlockCorrupted) as caught:
             read(cid)
@@ -124,8 +157,8 @@ def test_crash_mid_import_leaves_no_partial_block(
     monkeypatch.setattr(os, "replace", real_replace)
     assert store.pins() == []
     assert len(_blocks(store)) == 2
-    for block in _blocks(store):  # every visible block is complete and valid
-        assert block.stat().st_size == 262144
+    for _key, size in _blocks(store):  # every visible block is complete and valid
+        assert size == 262144
     assert list((store.root / "tmp").iterdir()) == []
     cid = store.add_bytes(data)
     assert store.cat(cid) == data
@@ -152,7 +185,7 @@ def test_gc_keeps_pinned_content_only(store: EmbeddedStore) -> None:
 
 def test_pin_requires_the_whole_dag(store: EmbeddedStore) -> None:
     cid = store.add_bytes(os.urandom(262145), pin=False)
-    leaf = _blocks(store)[0]
+    (leaf,) = _block_files(store)  # the full 256 KiB chunk; the 1-byte one and the root are packed
     leaf.unlink()
     with pytest.raises(NotFoundInStore):
         store.pin(cid)
@@ -172,3 +205,120 @@ def test_large_file_is_streamed(store: EmbeddedStore, tmp_path: Path) -> None:
         tracemalloc.stop()
     assert peak < 8 * 1024 * 1024, peak
     assert cid == store.add_bytes(bytes(48 * 1024 * 1024), only_hash=True)
+
+
+def test_small_blocks_are_packed_and_large_ones_get_a_file(store: EmbeddedStore) -> None:
+    cid = store.add_bytes(os.urandom(262144 + 300))
+    files = _block_files(store)
+    assert [f.stat().st_size for f in files] == [262144]
+    with contextlib.closing(_packed(store)) as db:
+        sizes = sorted(n for (n,) in db.execute("SELECT length(data) FROM blocks"))
+        (pins,) = db.execute("SELECT count(*) FROM pins").fetchone()
+    assert 300 in sizes and len(sizes) == 2  # the small raw leaf and the root node
+    assert pins == 1 and store.pins() == [cid]
+    assert not (store.root / "pins.json").exists()
+
+
+def test_add_tree_gives_the_cids_of_add_path(store: EmbeddedStore, tmp_path: Path) -> None:
+    tree = {
+        "0": {str(i): f"leaf {i}".encode() * (i + 1) for i in range(40)},
+        "1": {"40": b"", "41": os.urandom(262144 + 5)},
+        "top": b"x",
+    }
+    disk = tmp_path / "tree"
+    for name, item in tree.items():
+        if isinstance(item, bytes):
+            (disk / name).parent.mkdir(parents=True, exist_ok=True)
+            (disk / name).write_bytes(item)
+            continue
+        for leaf, data in item.items():
+            (disk / name).mkdir(parents=True, exist_ok=True)
+            (disk / name / leaf).write_bytes(data)
+    expected = store.add_path(disk, only_hash=True)
+    cid = store.add_tree(tree)
+    assert cid == expected and store.pins() == [cid]
+    assert store.cat(cid, "0/7") == b"leaf 7" * 8
+    assert store.cat(cid, "1/41") == tree["1"]["41"]  # type: ignore[index]
+
+
+def test_a_data_dir_with_one_file_per_block_is_read_and_its_pins_moved(tmp_path: Path) -> None:
+    """Blocks and pins written by the older layout (every block a file, pins.json) are read
+    as they are; pins.json moves into the database; gc treats both kinds alike."""
+    data = b"written by an older version\n"
+    source = EmbeddedStore(tmp_path / "source")
+    pinned = source.add_tree({"a": data, "b": os.urandom(70_000)})
+    loose = source.add_bytes(b"not pinned", pin=False)
+    old = tmp_path / "old"
+    for key, _size in source.block_keys():  # lay every block out as a flatfs file
+        with contextlib.closing(_packed(source)) as db:
+            row = db.execute("SELECT data FROM blocks WHERE key = ?", (key,)).fetchone()
+        file = source.root / "blocks" / key[-3:-1] / f"{key}.data"
+        block = row[0] if row else file.read_bytes()
+        path = old / "blocks" / key[-3:-1] / f"{key}.data"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(block)
+    (old / "pins.json").write_text(json.dumps({"version": 1, "recursive": [pinned]}))
+    store = EmbeddedStore(old)
+    assert not (old / "pins.json").exists()
+    assert store.pins() == [pinned]
+    assert store.cat(pinned, "a") == data and store.cat(loose) == b"not pinned"
+    with contextlib.closing(_packed(store)) as db:
+        assert db.execute("SELECT count(*) FROM blocks").fetchone() == (0,)
+    report = store.gc()
+    assert report.removed_blocks == 1 and not store.has(loose)
+    assert store.cat(pinned, "b") and EmbeddedStore(old).pins() == [pinned]
+
+
+def test_a_corrupted_packed_block_is_repaired_by_put_block(store: EmbeddedStore) -> None:
+    cid = store.add_bytes(b"leaf body")
+    ((key, _),) = _blocks(store)
+    _rewrite(store, key, b"leaf b0dy")
+    with pytest.raises(BlockCorrupted):
+        store.get_block(cid)
+    with pytest.raises(BlockMismatch):
+        store.put_block(cid, b"leaf b0dy")
+    store.put_block(cid, b"leaf body")
+    assert store.cat(cid) == b"leaf body"
+    _rewrite(store, key, None)
+    assert not store.has(cid)
+    with pytest.raises(NotFoundInStore):
+        store.pin(cid)
+
+
+CRASH_CHILD = """
+import os, signal, sys
+from pathlib import Path
+from node.storage import EmbeddedStore
+store = EmbeddedStore(Path(sys.argv[1]))
+cid = store.add_tree({str(i): b"leaf %d" % i for i in range(500)})
+print(cid, flush=True)
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_an_acknowledged_import_survives_kill_9(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", CRASH_CHILD, str(tmp_path / "ipfs")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == -signal.SIGKILL, done.stderr
+    cid = done.stdout.strip()
+    store = EmbeddedStore(tmp_path / "ipfs")
+    assert store.pins() == [cid]
+    assert store.cat(cid, "499") == b"leaf 499"
+    assert store.gc().removed_blocks == 0
+
+
+def test_pin_many_pins_all_or_none(store: EmbeddedStore) -> None:
+    first = store.add_bytes(b"one", pin=False)
+    second = store.add_bytes(os.urandom(262145), pin=False)
+    absent = EmbeddedStore(store.root.parent / "other").add_bytes(b"elsewhere")
+    with pytest.raises(NotFoundInStore):
+        store.pin_many([first, absent])
+    assert store.pins() == []
+    store.pin_many([first, second])
+    assert store.pins() == sorted([first, second])
+    assert store.gc().removed_blocks == 0

@@ -19,7 +19,6 @@ from eth_account import Account
 from node.chain.registry import Registry, compute_roles_mask
 from node.ledger.batch import decode_batch
 from node.storage import BlockCorrupted
-from node.storage.cids import parse_cid
 from node.storage.sync import (
     PeerState,
     compute_backoff,
@@ -28,6 +27,7 @@ from node.storage.sync import (
 )
 from tests.chain.conftest import ChainUnderTest
 from tests.storage.conftest import TamperingGateway, peer_node
+from tests.support.blocks import read_stored_block, write_stored_block
 from tests.support.node import InProcessNode, domain_of, make_submission
 
 pytestmark = pytest.mark.anvil
@@ -147,8 +147,9 @@ def test_locally_corrupted_block_is_repaired_from_a_peer(cluster: Cluster) -> No
     a, b = cluster.a, cluster.b
     b.node.syncer.run_once()
     leaf = decode_batch(a.node.store.cat(a.node.registry.get_anchor(0).batch_cid)).leaf_cids[0]
-    block_file = b.node.store._block_path(parse_cid(leaf))
-    block_file.write_bytes(block_file.read_bytes()[:-1] + b"\x00")
+    stored = read_stored_block(b.node.store.root, leaf)
+    assert stored is not None
+    write_stored_block(b.node.store.root, leaf, stored[:-1] + b"\x00")
     with pytest.raises(BlockCorrupted):
         b.node.store.get_block(leaf)
     repaired = b.node.syncer.progress().repaired_blocks
@@ -164,8 +165,7 @@ def test_gateway_hit_on_a_corrupted_block_queues_its_repair(cluster: Cluster) ->
     a, b = cluster.a, cluster.b
     b.node.syncer.run_once()
     leaf = decode_batch(a.node.store.cat(a.node.registry.get_anchor(0).batch_cid)).leaf_cids[-1]
-    block_file = b.node.store._block_path(parse_cid(leaf))
-    block_file.write_bytes(b"rotten")
+    write_stored_block(b.node.store.root, leaf, b"rotten")
     assert httpx.get(f"{b.url}/ipfs/{leaf}?format=raw", timeout=10).status_code == 500
 
     b.node.syncer.run_once()  # an ordinary round: only the queued repair re-checks the block

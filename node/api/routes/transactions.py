@@ -39,6 +39,7 @@ CSV_COLUMNS = (
     "leaf_index", "anchor_index", "anchor_block", "received_at",
 )  # fmt: skip
 CSV_CHUNK_ROWS = 500
+_COMPACT_JSON = json.JSONEncoder(separators=(",", ":"))  # one encoder, not one per item
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": Problem, "description": "malformed or wrongly signed transaction"},
@@ -96,7 +97,7 @@ def submit_batch(body: BatchCreate, node: NodeDep) -> BatchResult:
     positions: list[int] = []
     limit = node.settings.max_tx_bytes
     for i, item in enumerate(body.items):
-        if len(json.dumps(item, separators=(",", ":"))) > limit:
+        if len(_COMPACT_JSON.encode(item)) > limit:
             results[i] = _item_problem(i, 413, "payload too large", f"item exceeds {limit} bytes")
             continue
         try:
