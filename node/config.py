@@ -22,6 +22,7 @@ DEFAULT_ANCHOR_WAIT = 30.0
 DEFAULT_PARTICIPANT_TTL = 10.0
 DEFAULT_FOLLOWER_POLL = 1.0
 DEFAULT_SYNC_INTERVAL = 15.0
+DEFAULT_VERIFY_WORKERS = 2
 DEFAULT_EPOCH_SECONDS = 60.0
 DEFAULT_EPOCH_POLL_SECONDS = 1.0
 DEFAULT_AUTH_NONCE_TTL = 300.0
@@ -57,6 +58,8 @@ class Settings(BaseSettings):
     anchor_wait: float = DEFAULT_ANCHOR_WAIT
     # ledger: only participants of a subsystem may sign its transactions
     require_participant: bool = True
+    # worker processes checking the signatures of large batch requests; 0: in-process only
+    verify_workers: int = DEFAULT_VERIFY_WORKERS
     participant_ttl: float = DEFAULT_PARTICIPANT_TTL
     # chain follower: confirmations before indexing (None: 0 embedded, 2 over RPC)
     follower: bool = True

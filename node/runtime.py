@@ -141,6 +141,8 @@ class NodeContext:
         if self.follower is not None:
             self.follower.stop()
         self.anchorer.stop()
+        if self.ledger.verifier is not None:
+            self.ledger.verifier.close()
         self.engine.dispose()
         close_store = getattr(self.store, "close", None)
         if callable(close_store):
@@ -217,6 +219,13 @@ def open_node(settings: Settings, password: str) -> NodeContext:
         upgrade_database(settings.sqlalchemy_url)
         engine = create_db_engine(settings.sqlalchemy_url)
         sessions = make_session_factory(engine)
+        verifier = None
+        if settings.verify_workers > 0:
+            from node.ledger.verifier import VerifierPool
+
+            verifier = VerifierPool(
+                Domain(chain.chain_id, record.registry), settings.verify_workers
+            )
         ledger = LedgerService(
             session_factory=sessions,
             store=store,
@@ -226,6 +235,7 @@ def open_node(settings: Settings, password: str) -> NodeContext:
             batch_max=settings.batch_max,
             participants=ParticipantCache(registry, settings.participant_ttl),
             require_participant=settings.require_participant,
+            verifier=verifier,
         )
         adopted = ledger.recover()
         if adopted:

@@ -44,6 +44,7 @@ from node.ledger.hasher import hash_leaf
 from node.ledger.participants import ParticipantCache
 from node.ledger.proof import CompactRange, consistency_proof, inclusion_proof
 from node.ledger.transaction import BusinessTx, Domain, SignedBusinessTx, verify_signed_tx
+from node.ledger.verifier import VerifierPool, verify_many
 
 log = logging.getLogger(__name__)
 
@@ -272,8 +273,10 @@ class LedgerService:
         batch_max: int = DEFAULT_BATCH_MAX,
         participants: ParticipantCache | None = None,
         require_participant: bool = True,
+        verifier: VerifierPool | None = None,
     ) -> None:
         self._sessions = session_factory
+        self.verifier = verifier  # checks large batch requests in worker processes
         self._store = store
         self._registry = registry
         self.participants = participants or ParticipantCache(registry)
@@ -311,7 +314,12 @@ class LedgerService:
     def _check_stateless(
         self, tx: BusinessTx, signature: bytes, claimed_signer: str | None
     ) -> SignedBusinessTx:
-        signed = verify_signed_tx(self.domain, tx, signature)
+        return self._check_signed(verify_signed_tx(self.domain, tx, signature), claimed_signer)
+
+    def _check_signed(
+        self, signed: SignedBusinessTx, claimed_signer: str | None
+    ) -> SignedBusinessTx:
+        tx = signed.tx
         if claimed_signer is not None and claimed_signer.lower() != signed.signer.lower():
             raise SignerMismatch(
                 f"signature recovers to {signed.signer}, not the claimed signer {claimed_signer}"
@@ -385,9 +393,17 @@ class LedgerService:
         accepted: dict[int, SignedBusinessTx] = {}
         seen_ids: set[str] = set()
         seen_nonces: set[tuple[str, int]] = set()
-        for position, item in enumerate(items):
+        pairs = [(item.tx, item.signature) for item in items]
+        verified = (
+            self.verifier.verify_many(pairs)
+            if self.verifier is not None
+            else verify_many(self.domain, pairs)
+        )
+        for position, (item, outcome) in enumerate(zip(items, verified, strict=True)):
             try:
-                signed = self._check_stateless(item.tx, item.signature, item.claimed_signer)
+                if isinstance(outcome, ValidationError):
+                    raise outcome
+                signed = self._check_signed(outcome, item.claimed_signer)
                 key = (signed.signer, signed.tx.nonce)
                 if signed.tx_id in seen_ids or key in seen_nonces:
                     raise ReplayedTransaction(

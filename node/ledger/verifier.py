@@ -1,0 +1,187 @@
+"""Signature checks of large batch requests in worker processes.
+
+Verifying a signed business transaction (field checks, EIP-712 digest, libsecp256k1 public-key
+recovery) is a pure function of the domain, the transaction and the signature, and it is most of
+the batch endpoint's time. :class:`VerifierPool` spreads the items of a large request over a
+small :class:`~concurrent.futures.ProcessPoolExecutor` so this work leaves the node's process
+(and its GIL); small requests are verified in-process, where a round trip would cost more
+than it saves.
+
+Results are exactly those of :func:`~node.ledger.transaction.verify_signed_tx`: per item the
+verified :class:`~node.ledger.transaction.SignedBusinessTx` or the ``ValidationError`` it raised
+(exceptions pickle with their message). Workers are started with ``spawn`` (the node is
+multi-threaded; forking it is unsafe), lazily by the first large request, ignore ``SIGINT``
+(the node handles it) and watch their parent: if the node dies, even by ``kill -9``, they exit
+within ``PARENT_POLL_SECONDS``. :meth:`VerifierPool.close` stops them with the node. A broken
+pool (a worker killed) is replaced; the request that found it is verified in-process.
+
+| constant              | value | meaning                                                   |
+|-----------------------|-------|-----------------------------------------------------------|
+| ``POOL_MIN_ITEMS``    | 64    | smaller requests are verified in-process                  |
+| ``CHUNK_MIN_ITEMS``   | 64    | a request is cut into one chunk per worker, at least this |
+| ``PARENT_POLL_SECONDS`` | 0.5 | how often a worker checks that the node is alive          |
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import multiprocessing
+import os
+import signal
+import threading
+import time
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from typing import Final, TypeAlias
+
+from node.errors import ValidationError
+from node.ledger.transaction import (
+    BusinessTx,
+    Domain,
+    SignedBusinessTx,
+    TxId,
+    compute_digest,
+    recover_digest_signer,
+    validate_tx,
+)
+
+log = logging.getLogger(__name__)
+
+POOL_MIN_ITEMS: Final = 64
+CHUNK_MIN_ITEMS: Final = 64
+PARENT_POLL_SECONDS: Final = 0.5
+
+Checked: TypeAlias = (
+    tuple[str, bytes] | ValidationError
+)  # (signer, digest) or why the item is invalid
+
+
+def check_items(domain: Domain, items: Sequence[tuple[BusinessTx, bytes]]) -> list[Checked]:
+    """Return, per ``(tx, signature)``, the recovered signer and the EIP-712 digest, or the
+    ``ValidationError`` :func:`~node.ledger.transaction.verify_signed_tx` raises for it.
+
+    Pure (runs in worker processes): the same inputs give the same outputs anywhere.
+    """
+    out: list[Checked] = []
+    for tx, signature in items:
+        try:
+            validate_tx(tx)
+            digest = compute_digest(domain, tx)
+            out.append((recover_digest_signer(digest, signature), digest))
+        except ValidationError as exc:
+            out.append(exc)
+    return out
+
+
+def to_signed(
+    domain: Domain, items: Sequence[tuple[BusinessTx, bytes]], checked: Sequence[Checked]
+) -> list[SignedBusinessTx | ValidationError]:
+    """Return the verified transactions (or errors) of ``items`` from their ``checked``."""
+    out: list[SignedBusinessTx | ValidationError] = []
+    for (tx, signature), result in zip(items, checked, strict=True):
+        if isinstance(result, ValidationError):
+            out.append(result)
+        else:
+            signer, digest = result
+            out.append(SignedBusinessTx(domain, tx, signature, signer, TxId("0x" + digest.hex())))
+    return out
+
+
+def verify_many(
+    domain: Domain, items: Sequence[tuple[BusinessTx, bytes]]
+) -> list[SignedBusinessTx | ValidationError]:
+    """Verify ``items`` in this process (what :class:`VerifierPool` does in its workers)."""
+    return to_signed(domain, items, check_items(domain, items))
+
+
+def _watch_parent(parent: int) -> None:
+    while True:
+        time.sleep(PARENT_POLL_SECONDS)
+        if os.getppid() != parent:  # re-parented: the node is gone
+            os._exit(0)
+
+
+def _init_worker(parent: int) -> None:
+    """Worker initialiser: leave SIGINT to the node, exit when the node is gone."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    threading.Thread(target=_watch_parent, args=(parent,), name="watch-parent", daemon=True).start()
+
+
+class VerifierPool:
+    """Verify the items of large requests in ``workers`` processes (see the module doc)."""
+
+    def __init__(self, domain: Domain, workers: int, *, min_items: int = POOL_MIN_ITEMS) -> None:
+        if workers < 1:
+            raise ValueError(f"workers must be at least 1, got {workers}")
+        self.domain = domain
+        self.workers = workers
+        self.min_items = min_items
+        self._lock = threading.Lock()
+        self._executor: ProcessPoolExecutor | None = None
+        self._closed = False
+        self.replaced = 0  # broken pools replaced
+
+    def _pool(self) -> ProcessPoolExecutor:
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the verifier pool is closed")
+            if self._executor is None:
+                self._executor = ProcessPoolExecutor(
+                    self.workers,
+                    mp_context=multiprocessing.get_context("spawn"),
+                    initializer=_init_worker,
+                    initargs=(os.getpid(),),
+                )
+            return self._executor
+
+    def warm(self) -> None:
+        """Start every worker now and wait until each has answered once."""
+        pool = self._pool()
+        futures = [pool.submit(check_items, self.domain, []) for _ in range(self.workers * 2)]
+        for future in futures:
+            future.result()
+
+    def pids(self) -> list[int]:
+        """Return the process ids of the running workers (for tests and diagnostics)."""
+        with self._lock:
+            executor = self._executor
+        processes = getattr(executor, "_processes", None) or {}
+        return sorted(int(pid) for pid in processes)
+
+    def verify_many(
+        self, items: Sequence[tuple[BusinessTx, bytes]]
+    ) -> list[SignedBusinessTx | ValidationError]:
+        """Return, per ``(tx, signature)``, the verified transaction or its ``ValidationError``
+        (in-process below ``min_items`` items or if the pool is closed or broke)."""
+        if len(items) < self.min_items or self._closed:
+            return verify_many(self.domain, items)
+        chunks = max(1, min(self.workers, len(items) // CHUNK_MIN_ITEMS))
+        size = math.ceil(len(items) / chunks)
+        parts = [list(items[i : i + size]) for i in range(0, len(items), size)]
+        try:
+            pool = self._pool()
+            futures = [pool.submit(check_items, self.domain, part) for part in parts]
+            checked = [result for future in futures for result in future.result()]
+        except (BrokenProcessPool, RuntimeError) as exc:
+            log.warning("verifier pool unusable (%s); verifying in-process", exc)
+            self._replace()
+            return verify_many(self.domain, items)
+        return to_signed(self.domain, items, checked)
+
+    def _replace(self) -> None:
+        with self._lock:
+            executor, self._executor = self._executor, None
+            if executor is not None and not self._closed:
+                self.replaced += 1
+        if executor is not None:
+            executor.shutdown(wait=False, cancel_futures=True)
+
+    def close(self) -> None:
+        """Stop the workers and wait for them (idempotent); later calls verify in-process."""
+        with self._lock:
+            self._closed = True
+            executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=True, cancel_futures=True)
