@@ -281,7 +281,14 @@ def main() -> None:
         default="anvil",
         help="the node's chain: the baseline's anvil (default) or its embedded py-evm chain",
     )
+    parser.add_argument(
+        "--verify-workers",
+        type=int,
+        default=None,
+        help="the node's signature-check worker processes (default: the node's; 0: in-process)",
+    )
     args = parser.parse_args()
+    workers = {} if args.verify_workers is None else {"verify_workers": args.verify_workers}
     batch_count = args.count or (BATCH_COUNT_FULL if args.full else BATCH_COUNT)
     single_count = SINGLE_COUNT_FULL if args.full else SINGLE_COUNT
 
@@ -298,10 +305,14 @@ def main() -> None:
                 init={"registry": None},
                 batch_max=max(args.batch, args.group),
                 rate_limit=0,
+                **workers,
                 **({"chain_url": node_chain} if node_chain else {}),
             )
         )
         node = running.node
+        if node.ledger.verifier is not None:  # spawn the workers before the clock starts
+            node.ledger.verifier.warm()
+        print(f"verify workers: {node.ledger.verifier.workers if node.ledger.verifier else 0}")
         domain = domain_of(running.url)
         wallet = Account.create()
         node.registry.add_participant("main", wallet.address)

@@ -256,6 +256,7 @@ def open_node(settings: Settings, password: str) -> NodeContext:
             self_endpoint=settings.endpoint,
             interval=settings.sync_interval,
         )
+        ledger.on_anchored = syncer.note_local  # its own anchors are in its store already
         syncer.start()
     epochs = _start_epochs(settings, chain, registry)
     return NodeContext(

@@ -26,7 +26,7 @@ import hashlib
 import logging
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -277,6 +277,9 @@ class LedgerService:
     ) -> None:
         self._sessions = session_factory
         self.verifier = verifier  # checks large batch requests in worker processes
+        # called after each own anchor with (batch CID, leaf CIDs, their payload CIDs), all in
+        # the local store and pinned (the syncer need not walk them again)
+        self.on_anchored: Callable[[str, list[str], list[str]], None] | None = None
         self._store = store
         self._registry = registry
         self.participants = participants or ParticipantCache(registry)
@@ -540,6 +543,7 @@ class LedgerService:
                     BusinessTransaction.cid,
                     BusinessTransaction.received_at,
                     BusinessTransaction.body,
+                    BusinessTransaction.payload,
                 )
                 .where(BusinessTransaction.status == TransactionStatus.PENDING)
                 .order_by(BusinessTransaction.seq)
@@ -579,6 +583,8 @@ class LedgerService:
             session.commit()
             log_hashes.extend(new_hashes)
             self._frontier = (log_hashes, frontier)
+        if self.on_anchored is not None:
+            self.on_anchored(batch_cid, list(batch.leaf_cids), [r.payload for r in rows])
         with self.changed:
             self.changed.notify_all()
         return anchor

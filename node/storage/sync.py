@@ -19,7 +19,10 @@ One round (:meth:`Syncer.run_once`):
 4. **Pin.** A root whose DAG is complete is pinned, so garbage collection never drops it.
 
 Roots known complete are not re-walked in ordinary rounds; a *scrub* round (the first one, then
-every ``scrub_every`` rounds) re-hashes everything and repairs what rotted. :meth:`request_repair`
+every ``scrub_every`` rounds) re-hashes everything and repairs what rotted. The batches and leaves
+this node anchored itself are already in its store and pinned (:meth:`Syncer.note_local`): ordinary
+rounds count them without walking, decoding or pinning them; scrub rounds check them too.
+:meth:`request_repair`
 queues a block another component found corrupted. Progress ``(have, want)`` counts referenced
 roots whose whole DAG is here against all referenced roots (:meth:`Syncer.progress`).
 
@@ -254,6 +257,10 @@ class Syncer:
         self._good_roots: set[str] = set()  # parsed once: a round re-reads every root
         # what we know about the local replica and the peers
         self._complete: set[str] = set()
+        # roots this node stored itself (its own anchors' batches and leaves), not walked or
+        # pinned again until a scrub round; ``note_local`` queues them for the next round
+        self._fresh: set[str] = set()
+        self._noted: list[tuple[str, tuple[str, ...], tuple[str, ...]]] = []
         self._missing: dict[str, tuple[int, float]] = {}  # block key -> (attempts, retry_at)
         self._repairs: set[str] = set()
         self._peers: dict[str, PeerState] = {}
@@ -336,6 +343,24 @@ class Syncer:
             self._repairs.add(cid)
         self.wake()
 
+    def note_local(self, batch_cid: str, leaf_cids: Sequence[str], payloads: Sequence[str]) -> None:
+        """Record that this node itself stored (and pinned) the batch document ``batch_cid`` and
+        the leaves it lists, whose payload CIDs are ``payloads`` ("" for none): ordinary rounds
+        count them complete without walking, decoding or pinning them again; the next scrub
+        round checks them like any other root."""
+        with self._state_lock:
+            self._noted.append((batch_cid, tuple(leaf_cids), tuple(payloads)))
+
+    def _take_noted(self) -> None:
+        with self._state_lock:
+            noted, self._noted = self._noted, []
+        for batch_cid, leaves, payloads in noted:
+            self._fresh.add(batch_cid)
+            self._leaves.setdefault(batch_cid, leaves)
+            self._fresh.update(leaves)
+            for leaf, payload in zip(leaves, payloads, strict=True):
+                self._payloads.setdefault(leaf, payload)
+
     # -- reading the chain ---------------------------------------------------------------------
 
     def get_referenced_roots(self) -> list[str]:
@@ -407,6 +432,7 @@ class Syncer:
 
     def _round(self, scrub: bool, repairs: set[str]) -> None:
         self._refresh_peers()
+        self._take_noted()
         for cid in sorted(repairs):
             self._repair_block(cid)
         roots = self.get_referenced_roots()
@@ -421,14 +447,15 @@ class Syncer:
             i += 1
             if self._stop.is_set():
                 break
-            done = (root in self._complete and not scrub) or self._sync_dag(root)
+            fresh = not scrub and root in self._fresh
+            done = fresh or (root in self._complete and not scrub) or self._sync_dag(root)
             if not done:
                 self._complete.discard(root)
                 missing.append(root)
                 continue
             self._complete.add(root)
             have += 1
-            if root not in pinned:
+            if root not in pinned and not fresh:
                 to_pin.append(root)
                 if len(to_pin) >= PINS_PER_CALL:
                     self._pin_all(to_pin)
@@ -449,6 +476,8 @@ class Syncer:
                 self._have = max(self._have, have)
                 self._want = max(self._want, len(roots))
         self._pin_all(to_pin)
+        if scrub and not self._stop.is_set():
+            self._fresh.clear()  # checked (and pinned) like every other root this round
         with self._state_lock:
             self._have, self._want = have, len(roots)
             self._missing_roots = tuple(missing)

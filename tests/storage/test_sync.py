@@ -161,6 +161,33 @@ def test_locally_corrupted_block_is_repaired_from_a_peer(cluster: Cluster) -> No
     assert progress.complete
 
 
+def test_own_anchors_are_not_walked_again_until_a_scrub_round(cluster: Cluster) -> None:
+    a, b = cluster.a, cluster.b
+    anchor_transactions(a, 1)  # A stores the batch and its leaf itself, then anchors them
+    b.node.syncer.run_once()  # B holds a copy to repair A from
+    batch_cid = a.node.registry.get_anchor(a.node.registry.anchor_count() - 1).batch_cid
+    leaf = decode_batch(a.node.store.cat(batch_cid)).leaf_cids[0]
+    stored = read_stored_block(a.node.store.root, leaf)
+    assert stored is not None
+    write_stored_block(a.node.store.root, leaf, stored[:-1] + b"\x00")
+    repaired = a.node.syncer.progress().repaired_blocks
+
+    ordinary = a.node.syncer.run_once()
+
+    assert ordinary.complete and ordinary.repaired_blocks == repaired  # counted, not read
+    with pytest.raises(BlockCorrupted):
+        a.node.store.get_block(leaf)
+
+    scrub = a.node.syncer.run_once(scrub=True)
+
+    assert scrub.complete and scrub.repaired_blocks == repaired + 1
+    assert a.node.store.get_block(leaf) == b.node.store.get_block(leaf)
+    assert scrub.want == len(referenced_cids(a))
+    for cid in referenced_cids(a):  # the scrub round pinned A's own roots one by one too
+        if cid != cluster.frontend:
+            assert cid in a.node.store.pins()
+
+
 def test_gateway_hit_on_a_corrupted_block_queues_its_repair(cluster: Cluster) -> None:
     a, b = cluster.a, cluster.b
     b.node.syncer.run_once()
