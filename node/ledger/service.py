@@ -20,9 +20,7 @@ their batch documents) instead of anchoring the same leaves twice.
 
 from __future__ import annotations
 
-import base64
 import copy
-import hashlib
 import logging
 import threading
 import time
@@ -44,7 +42,12 @@ from node.ledger.hasher import hash_leaf
 from node.ledger.participants import ParticipantCache
 from node.ledger.proof import CompactRange, consistency_proof, inclusion_proof
 from node.ledger.transaction import BusinessTx, Domain, SignedBusinessTx, verify_signed_tx
-from node.ledger.verifier import VerifierPool, verify_many
+from node.ledger.verifier import (  # noqa: F401 - compute_leaf_cid is imported from here too
+    VerifiedTx,
+    VerifierPool,
+    compute_leaf_cid,
+    verify_many,
+)
 
 log = logging.getLogger(__name__)
 
@@ -52,10 +55,6 @@ DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
 DEFAULT_BATCH_MAX = 256
 MAX_SUBMIT_BATCH = 1000  # transactions per call of the batch endpoint
-UNIXFS_CHUNK_SIZE = 256 * 1024  # kubo's default chunker (size-262144)
-RAW_CIDV1_SHA256_PREFIX = bytes(
-    [0x01, 0x55, 0x12, 0x20]
-)  # CIDv1, raw, sha2-256, 32 bytes  # keeps each UnixFS directory far below kubo's sharding size
 SYSTEM_LOG = ""  # the subsystem field of anchors of the node's (system-wide) log
 
 
@@ -194,20 +193,16 @@ def compute_micros(moment: datetime) -> int:
 _ACCEPTED = ValidationError("accepted")  # placeholder, replaced by the row before returning
 
 
-def compute_leaf_cid(body: bytes) -> str:
-    """Return the CID ``ipfs add --cid-version 1`` gives ``body``: a file of one chunk with
-    raw leaves is the raw block itself, so its CID is ``b`` + base32(0x01 0x55 0x12 0x20 ||
-    sha256(body)). Requires ``len(body) <= UNIXFS_CHUNK_SIZE`` (leaves are far smaller)."""
-    assert len(body) <= UNIXFS_CHUNK_SIZE, "a leaf fits in one UnixFS chunk"
-    digest = RAW_CIDV1_SHA256_PREFIX + hashlib.sha256(body).digest()
-    return "b" + base64.b32encode(digest).decode("ascii").lower().rstrip("=")
-
-
 def row_values(
-    signed: SignedBusinessTx, body: bytes, cid: str, received_at: datetime
+    signed: SignedBusinessTx,
+    body: bytes,
+    cid: str,
+    received_at: datetime,
+    leaf_hash: str | None = None,
 ) -> dict[str, Any]:
     """Return the column values of the (pending) index row of a verified transaction
-    (for bulk inserts; parties go to ``transaction_parties``)."""
+    (for bulk inserts; parties go to ``transaction_parties``); ``leaf_hash`` (0x-hex) is
+    computed from ``body`` unless given."""
     tx = signed.tx
     return {
         "tx_id": signed.tx_id,
@@ -224,7 +219,7 @@ def row_values(
         "timestamp": tx.timestamp,
         "signature": _hex(signed.signature),
         "body": body,
-        "leaf_hash": _hex(hash_leaf(body)),
+        "leaf_hash": leaf_hash or _hex(hash_leaf(body)),
         "cid": cid,
         "status": TransactionStatus.PENDING,
         "received_at": received_at,
@@ -393,7 +388,7 @@ class LedgerService:
         if len(items) > MAX_SUBMIT_BATCH:
             raise ValidationError(f"at most {MAX_SUBMIT_BATCH} transactions per batch")
         results: list[AcceptedTx | ValidationError] = []
-        accepted: dict[int, SignedBusinessTx] = {}
+        accepted: dict[int, VerifiedTx] = {}
         seen_ids: set[str] = set()
         seen_nonces: set[tuple[str, int]] = set()
         pairs = [(item.tx, item.signature) for item in items]
@@ -406,7 +401,7 @@ class LedgerService:
             try:
                 if isinstance(outcome, ValidationError):
                     raise outcome
-                signed = self._check_signed(outcome, item.claimed_signer)
+                signed = self._check_signed(outcome.signed, item.claimed_signer)
                 key = (signed.signer, signed.tx.nonce)
                 if signed.tx_id in seen_ids or key in seen_nonces:
                     raise ReplayedTransaction(
@@ -417,20 +412,25 @@ class LedgerService:
                 continue
             seen_ids.add(signed.tx_id)
             seen_nonces.add(key)
-            accepted[position] = signed
+            accepted[position] = outcome
             results.append(_ACCEPTED)
         now = datetime.now(UTC)
         with self._sessions() as session:
-            used = self._used(session, list(accepted.values()))
+            used = self._used(session, [v.signed for v in accepted.values()])
             fresh: dict[int, tuple[SignedBusinessTx, dict[str, Any]]] = {}
-            for position, signed in accepted.items():
+            for position, verified_tx in accepted.items():
+                signed = verified_tx.signed
                 if signed.tx_id in used[0] or (signed.signer, signed.tx.nonce) in used[1]:
                     results[position] = ReplayedTransaction(
                         f"nonce {signed.tx.nonce} of {signed.signer} was already used (replay)"
                     )
                     continue
-                body = signed.encode()
-                fresh[position] = (signed, row_values(signed, body, compute_leaf_cid(body), now))
+                fresh[position] = (
+                    signed,
+                    row_values(
+                        signed, verified_tx.body, verified_tx.cid, now, verified_tx.leaf_hash
+                    ),
+                )
             try:
                 seqs = insert_leaves(
                     session,

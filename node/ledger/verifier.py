@@ -1,14 +1,15 @@
-"""Signature checks of large batch requests in worker processes.
+"""Signature checks (and leaf encoding) of large batch requests in worker processes.
 
 Verifying a signed business transaction (field checks, EIP-712 digest, libsecp256k1 public-key
-recovery) is a pure function of the domain, the transaction and the signature, and it is most of
-the batch endpoint's time. :class:`VerifierPool` spreads the items of a large request over a
+recovery) and encoding its leaf (canonical RLP body, its CID, its RFC 6962 leaf hash) is a pure
+function of the domain, the transaction and the signature, and it is most of the batch
+endpoint's time. :class:`VerifierPool` spreads the items of a large request over a
 small :class:`~concurrent.futures.ProcessPoolExecutor` so this work leaves the node's process
 (and its GIL); small requests are verified in-process, where a round trip would cost more
 than it saves.
 
 Results are exactly those of :func:`~node.ledger.transaction.verify_signed_tx`: per item the
-verified :class:`~node.ledger.transaction.SignedBusinessTx` or the ``ValidationError`` it raised
+verified transaction with its leaf (:class:`VerifiedTx`) or the ``ValidationError`` it raised
 (exceptions pickle with their message). Workers are started with ``spawn`` (the node is
 multi-threaded; forking it is unsafe), lazily by the first large request, ignore ``SIGINT``
 (the node handles it) and watch their parent: if the node dies, even by ``kill -9``, they exit
@@ -24,6 +25,8 @@ pool (a worker killed) is replaced; the request that found it is verified in-pro
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import logging
 import math
 import multiprocessing
@@ -34,15 +37,18 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
 from typing import Final, TypeAlias
 
 from node.errors import ValidationError
+from node.ledger.hasher import hash_leaf
 from node.ledger.transaction import (
     BusinessTx,
     Domain,
     SignedBusinessTx,
     TxId,
     compute_digest,
+    encode_leaf,
     recover_digest_signer,
     validate_tx,
 )
@@ -52,15 +58,36 @@ log = logging.getLogger(__name__)
 POOL_MIN_ITEMS: Final = 64
 CHUNK_MIN_ITEMS: Final = 64
 PARENT_POLL_SECONDS: Final = 0.5
+UNIXFS_CHUNK_SIZE: Final = 256 * 1024  # kubo's default chunker (size-262144)
+RAW_CIDV1_SHA256_PREFIX: Final = bytes([0x01, 0x55, 0x12, 0x20])  # CIDv1, raw, sha2-256, 32 B
 
-Checked: TypeAlias = (
-    tuple[str, bytes] | ValidationError
-)  # (signer, digest) or why the item is invalid
+# per valid item: (signer, digest, leaf body, leaf CID, 0x-hex leaf hash); else why invalid
+Checked: TypeAlias = tuple[str, bytes, bytes, str, str] | ValidationError
+
+
+@dataclass(frozen=True)
+class VerifiedTx:
+    """A verified transaction with its leaf: canonical body, CID and 0x-hex leaf hash."""
+
+    signed: SignedBusinessTx
+    body: bytes
+    cid: str
+    leaf_hash: str
+
+
+def compute_leaf_cid(body: bytes) -> str:
+    """Return the CID ``ipfs add --cid-version 1`` gives ``body``: a file of one chunk with
+    raw leaves is the raw block itself, so its CID is ``b`` + base32(0x01 0x55 0x12 0x20 ||
+    sha256(body)). Requires ``len(body) <= UNIXFS_CHUNK_SIZE`` (leaves are far smaller)."""
+    assert len(body) <= UNIXFS_CHUNK_SIZE, "a leaf fits in one UnixFS chunk"
+    digest = RAW_CIDV1_SHA256_PREFIX + hashlib.sha256(body).digest()
+    return "b" + base64.b32encode(digest).decode("ascii").lower().rstrip("=")
 
 
 def check_items(domain: Domain, items: Sequence[tuple[BusinessTx, bytes]]) -> list[Checked]:
-    """Return, per ``(tx, signature)``, the recovered signer and the EIP-712 digest, or the
-    ``ValidationError`` :func:`~node.ledger.transaction.verify_signed_tx` raises for it.
+    """Return, per ``(tx, signature)``, the recovered signer, the EIP-712 digest and the leaf
+    (body, CID, leaf hash), or the ``ValidationError``
+    :func:`~node.ledger.transaction.verify_signed_tx` raises for it.
 
     Pure (runs in worker processes): the same inputs give the same outputs anywhere.
     """
@@ -69,31 +96,36 @@ def check_items(domain: Domain, items: Sequence[tuple[BusinessTx, bytes]]) -> li
         try:
             validate_tx(tx)
             digest = compute_digest(domain, tx)
-            out.append((recover_digest_signer(digest, signature), digest))
+            signer = recover_digest_signer(digest, signature)
         except ValidationError as exc:
             out.append(exc)
+            continue
+        body = encode_leaf(domain, tx, signature)
+        leaf_hash = "0x" + bytes(hash_leaf(body)).hex()
+        out.append((signer, digest, body, compute_leaf_cid(body), leaf_hash))
     return out
 
 
-def to_signed(
+def to_verified(
     domain: Domain, items: Sequence[tuple[BusinessTx, bytes]], checked: Sequence[Checked]
-) -> list[SignedBusinessTx | ValidationError]:
+) -> list[VerifiedTx | ValidationError]:
     """Return the verified transactions (or errors) of ``items`` from their ``checked``."""
-    out: list[SignedBusinessTx | ValidationError] = []
+    out: list[VerifiedTx | ValidationError] = []
     for (tx, signature), result in zip(items, checked, strict=True):
         if isinstance(result, ValidationError):
             out.append(result)
         else:
-            signer, digest = result
-            out.append(SignedBusinessTx(domain, tx, signature, signer, TxId("0x" + digest.hex())))
+            signer, digest, body, cid, leaf_hash = result
+            signed = SignedBusinessTx(domain, tx, signature, signer, TxId("0x" + digest.hex()))
+            out.append(VerifiedTx(signed, body, cid, leaf_hash))
     return out
 
 
 def verify_many(
     domain: Domain, items: Sequence[tuple[BusinessTx, bytes]]
-) -> list[SignedBusinessTx | ValidationError]:
+) -> list[VerifiedTx | ValidationError]:
     """Verify ``items`` in this process (what :class:`VerifierPool` does in its workers)."""
-    return to_signed(domain, items, check_items(domain, items))
+    return to_verified(domain, items, check_items(domain, items))
 
 
 def _watch_parent(parent: int) -> None:
@@ -152,8 +184,9 @@ class VerifierPool:
 
     def verify_many(
         self, items: Sequence[tuple[BusinessTx, bytes]]
-    ) -> list[SignedBusinessTx | ValidationError]:
-        """Return, per ``(tx, signature)``, the verified transaction or its ``ValidationError``
+    ) -> list[VerifiedTx | ValidationError]:
+        """Return, per ``(tx, signature)``, the verified transaction (with its leaf) or its
+        ``ValidationError``
         (in-process below ``min_items`` items or if the pool is closed or broke)."""
         if len(items) < self.min_items or self._closed:
             return verify_many(self.domain, items)
@@ -168,7 +201,7 @@ class VerifierPool:
             log.warning("verifier pool unusable (%s); verifying in-process", exc)
             self._replace()
             return verify_many(self.domain, items)
-        return to_signed(self.domain, items, checked)
+        return to_verified(self.domain, items, checked)
 
     def _replace(self) -> None:
         with self._lock:

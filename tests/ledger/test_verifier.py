@@ -19,8 +19,10 @@ import pytest
 from eth_account import Account
 
 from node.errors import ValidationError
+from node.ledger.hasher import hash_leaf
+from node.ledger.service import compute_leaf_cid
 from node.ledger.transaction import BusinessTx, Domain, sign_tx, verify_signed_tx
-from node.ledger.verifier import VerifierPool, verify_many
+from node.ledger.verifier import VerifiedTx, VerifierPool, verify_many
 from tests.support.node import domain_of, make_submission, node_process
 
 DOMAIN = Domain(31337, "0x5FbDB2315678afecb367f642d3e5e8B4c72Ed0D1")
@@ -64,18 +66,25 @@ def mixed_items(count: int) -> list[tuple[BusinessTx, bytes]]:
 
 
 def one_by_one(items: list[tuple[BusinessTx, bytes]]) -> list[Any]:
+    """What the single-transaction path computes, item by item."""
     out: list[Any] = []
     for tx, sig in items:
         try:
-            out.append(verify_signed_tx(DOMAIN, tx, sig))
+            signed = verify_signed_tx(DOMAIN, tx, sig)
         except ValidationError as exc:
             out.append(exc)
+            continue
+        body = signed.encode()
+        leaf_hash = "0x" + bytes(hash_leaf(body)).hex()
+        out.append(VerifiedTx(signed, body, compute_leaf_cid(body), leaf_hash))
     return out
 
 
-def summary(results: list[Any]) -> list[tuple[str, str]]:
+def summary(results: list[Any]) -> list[tuple[Any, ...]]:
     return [
-        (type(r).__name__, str(r)) if isinstance(r, Exception) else (r.signer, r.tx_id)
+        (type(r).__name__, str(r))
+        if isinstance(r, Exception)
+        else (r.signed.signer, r.signed.tx_id, r.body, r.cid, r.leaf_hash)
         for r in results
     ]
 
@@ -107,11 +116,12 @@ def test_pool_gives_the_in_process_results(pool: VerifierPool) -> None:
     mid = 150
     # the flipped byte still recovers, to another signer, and the tx signed with nonce n but
     # sent with nonce 7 too: the service turns both into SignerMismatch (claimed signer)
-    good_signer = got[0].signer
-    assert got[mid].signer != good_signer and got[mid + 6].signer != good_signer
+    signers = [r if isinstance(r, Exception) else r.signed.signer for r in got]
+    assert signers[mid] != signers[0] and signers[mid + 6] != signers[0]
     assert str(got[mid + 1]) == "signature must be 65 bytes, got 64"
-    assert got[mid + 5].signer == good_signer and got[mid + 5].tx.private
-    assert all(r.signature == sig for r, (_, sig) in zip(got, items, strict=True)
+    assert signers[mid + 5] == signers[0] and items[mid + 5][0].private
+    assert all(r.signed.signature == sig and r.signed.tx is tx
+               for r, (tx, sig) in zip(got, items, strict=True)
                if not isinstance(r, Exception))  # fmt: skip
 
 
