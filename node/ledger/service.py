@@ -39,10 +39,11 @@ from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from node.db.models import Anchor, BusinessTransaction, TransactionParty, TransactionStatus
 from node.errors import ChainError, CollegiumError, ValidationError
+from node.ledger import tree
 from node.ledger.batch import Batch, decode_batch
 from node.ledger.hasher import hash_leaf
 from node.ledger.participants import ParticipantCache
-from node.ledger.proof import CompactRange, consistency_proof, inclusion_proof
+from node.ledger.proof import CompactRange
 from node.ledger.transaction import BusinessTx, Domain, SignedBusinessTx, verify_signed_tx
 
 log = logging.getLogger(__name__)
@@ -59,6 +60,8 @@ RAW_CIDV1_SHA256_PREFIX = bytes(
     [0x01, 0x55, 0x12, 0x20]
 )  # CIDv1, raw, sha2-256, 32 bytes  # keeps each UnixFS directory far below kubo's sharding size
 SYSTEM_LOG = ""  # the subsystem field of anchors of the node's (system-wide) log
+OWN_LOG = ""  # ``transactions.origin`` of this node's own log (other logs: the node address)
+TREE_CATCH_UP_LAG = 1024  # a proof persists the tree first when this many leaves are not
 
 
 class UnknownSubsystem(ValidationError):
@@ -509,16 +512,19 @@ class LedgerService:
         if self._leaf_hashes is None:
             hashes = session.scalars(
                 select(BusinessTransaction.leaf_hash)
-                .where(BusinessTransaction.leaf_index.is_not(None))
+                .where(
+                    BusinessTransaction.origin == OWN_LOG,
+                    BusinessTransaction.leaf_index.is_not(None),
+                )
                 .order_by(BusinessTransaction.leaf_index)
             ).all()
             self._leaf_hashes = [bytes.fromhex(h[2:]) for h in hashes]
         return self._leaf_hashes
 
     def tree_size(self) -> int:
-        """Return the size of this node's anchored log."""
-        with self._anchor_lock, self._sessions() as session:
-            return len(self._log(session))
+        """Return the size of this node's anchored log (one index lookup)."""
+        with self._sessions() as session:
+            return tree.log_size(session, OWN_LOG)
 
     def anchor_pending(self) -> Anchor | None:
         """Anchor one batch of pending leaves; return its anchor, or None if none pending.
@@ -699,13 +705,13 @@ class LedgerService:
 
     def inclusion(self, tx_id: str) -> InclusionBundle | None:
         """Return the inclusion proof of ``tx_id`` in the tree head of its anchor, or None
-        if the transaction is unknown or not yet anchored."""
+        if the transaction is unknown or not yet anchored (O(log n) reads, any node's log)."""
         row = self.get(tx_id)
         if row is None or row.anchor is None or row.leaf_index is None:
             return None
-        with self._anchor_lock, self._sessions() as session:
-            leaves = self._log(session)[: row.anchor.tree_size]
-        path = inclusion_proof(row.leaf_index, leaves)
+        with self._sessions() as session:
+            self._catch_up_tree(session, row.origin, row.anchor.tree_size)
+            path = tree.inclusion_path(session, row.origin, row.leaf_index, row.anchor.tree_size)
         return InclusionBundle(
             tx_id=row.tx_id,
             leaf=row.body,
@@ -720,18 +726,25 @@ class LedgerService:
             node=row.anchor.node,
         )
 
+    @staticmethod
+    def _catch_up_tree(session: Session, origin: str, size: int) -> None:
+        """Persist the tree nodes of ``origin`` first if many leaves are not (normally the
+        chain follower keeps them current); proofs are right either way."""
+        if size - tree.persisted_size(session, origin) > TREE_CATCH_UP_LAG:
+            tree.catch_up(session, origin, size)
+            session.commit()
+
     def consistency(self, size1: int, size2: int) -> list[str]:
         """Return the consistency proof between two anchored sizes of this node's log.
 
         Raises ``ValidationError`` unless 0 < size1 <= size2 <= anchored size.
         """
-        with self._anchor_lock, self._sessions() as session:
-            leaves = self._log(session)
-            if not 0 < size1 <= size2 <= len(leaves):
-                raise ValidationError(
-                    f"need 0 < first <= second <= {len(leaves)}, got {size1}, {size2}"
-                )
-            return [_hex(p) for p in consistency_proof(size1, leaves[:size2])]
+        with self._sessions() as session:
+            size = tree.log_size(session, OWN_LOG)
+            if not 0 < size1 <= size2 <= size:
+                raise ValidationError(f"need 0 < first <= second <= {size}, got {size1}, {size2}")
+            self._catch_up_tree(session, OWN_LOG, size2)
+            return [_hex(p) for p in tree.consistency_path(session, OWN_LOG, size1, size2)]
 
     def anchors(self, *, before: int | None = None, limit: int = DEFAULT_PAGE_SIZE) -> list[Anchor]:
         """Return this node's anchors, newest first."""
@@ -755,6 +768,8 @@ class LedgerService:
                     selectinload(BusinessTransaction.anchor),
                 )
                 .where(BusinessTransaction.tx_id == tx_id.lower())
+                .order_by(BusinessTransaction.origin, BusinessTransaction.seq)
+                .limit(1)
             )
 
     def _query(self, where: TxFilter, before: int | None) -> Any:
@@ -854,6 +869,7 @@ class LedgerService:
                 .values(status=TransactionStatus.PENDING, leaf_index=None, anchor_index=None)
             )
             session.execute(delete(Anchor).where(Anchor.index.in_(indexes)))
+            tree.truncate(session, OWN_LOG, tree.log_size(session, OWN_LOG))
             session.commit()
             self._leaf_hashes = None
         self.leaf_added.set()

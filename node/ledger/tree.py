@@ -23,7 +23,7 @@ import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import and_, delete, func, or_, select
+from sqlalchemy import and_, delete, func, insert, or_, select
 from sqlalchemy.orm import Session
 
 from node.db.models import BusinessTransaction, MerkleHead, MerkleNode
@@ -81,13 +81,13 @@ class _Reader:
         self.planning = False
         if self.leaf_ranges:
             index = BusinessTransaction.leaf_index
-            rows = self.session.execute(
+            leaf_rows = self.session.execute(
                 select(index, BusinessTransaction.leaf_hash).where(
                     BusinessTransaction.origin == self.origin,
                     or_(*(and_(index >= lo, index < hi) for lo, hi in _merge(self.leaf_ranges))),
                 )
             ).all()
-            self.leaves = {int(i): bytes.fromhex(h[2:]) for i, h in rows}
+            self.leaves = {int(i or 0): bytes.fromhex(h[2:]) for i, h in leaf_rows}
         if self.node_ranges:
             clauses = [
                 and_(MerkleNode.level == level, MerkleNode.idx >= lo, MerkleNode.idx < hi)
@@ -267,7 +267,7 @@ def _extend(session: Session, origin: str, done: int, size: int) -> None:
         )
         .order_by(BusinessTransaction.leaf_index)
     ).all()
-    if len(rows) != size - base or (rows and int(rows[0][0]) != base):
+    if len(rows) != size - base or (rows and rows[0][0] != base):
         raise LookupError(f"log {origin!r}: leaves {base}..{size - 1} are not all indexed")
     below = [bytes.fromhex(h[2:]) for _, h in rows]  # level 0 from ``base``
     below_start = base
@@ -301,7 +301,7 @@ def _extend(session: Session, origin: str, done: int, size: int) -> None:
         below, below_start = made, first
         level += STRIDE
     if new:
-        session.execute(MerkleNode.__table__.insert(), new)
+        session.execute(insert(MerkleNode), new)
     head = session.get(MerkleHead, origin)
     if head is None:
         session.add(MerkleHead(origin=origin, size=size))
