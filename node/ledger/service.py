@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from sqlalchemy import delete, func, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from node.db.models import Anchor, BusinessTransaction, TransactionParty, TransactionStatus
@@ -731,8 +731,12 @@ class LedgerService:
         """Persist the tree nodes of ``origin`` first if many leaves are not (normally the
         chain follower keeps them current); proofs are right either way."""
         if size - tree.persisted_size(session, origin) > TREE_CATCH_UP_LAG:
-            tree.catch_up(session, origin, size)
-            session.commit()
+            try:
+                tree.catch_up(session, origin, size)
+                session.commit()
+            except OperationalError as exc:  # a concurrent writer (SQLite): next time
+                session.rollback()
+                log.debug("tree catch-up of %r postponed: %s", origin, exc)
 
     def consistency(self, size1: int, size2: int) -> list[str]:
         """Return the consistency proof between two anchored sizes of this node's log.

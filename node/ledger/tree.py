@@ -181,17 +181,13 @@ def consistency_ranges(size1: int, size2: int) -> list[tuple[int, int]]:
 
 def persisted_size(session: Session, origin: str) -> int:
     """Return how many leaves of log ``origin`` the persisted nodes cover."""
-    return int(
-        session.scalar(select(MerkleHead.size).where(MerkleHead.origin == origin)) or 0
-    )
+    return int(session.scalar(select(MerkleHead.size).where(MerkleHead.origin == origin)) or 0)
 
 
 def log_size(session: Session, origin: str) -> int:
     """Return the number of leaves of log ``origin`` in the index (max leaf index + 1)."""
     last = session.scalar(
-        select(func.max(BusinessTransaction.leaf_index)).where(
-            BusinessTransaction.origin == origin
-        )
+        select(func.max(BusinessTransaction.leaf_index)).where(BusinessTransaction.origin == origin)
     )
     return 0 if last is None else int(last) + 1
 

@@ -114,9 +114,7 @@ def test_incremental_catch_up_in_uneven_steps_stores_every_fourth_level(
         tree.catch_up(session, "")
         done = step
     levels = dict(
-        session.execute(
-            select(MerkleNode.level, func.count()).group_by(MerkleNode.level)
-        ).all()
+        session.execute(select(MerkleNode.level, func.count()).group_by(MerkleNode.level)).all()
     )
     assert levels == {4: 5000 // 16, 8: 5000 // 256, 12: 5000 // 4096}
     # every stored node is the reference root of its leaves
