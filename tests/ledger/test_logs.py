@@ -8,19 +8,24 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from eth_account import Account
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
 
 from node.chain.registry import Registry, compute_roles_mask
 from node.db.models import BusinessTransaction, MerkleHead
+from node.db.session import create_db_engine, make_session_factory, upgrade_database
+from node.ledger import tree
 from node.ledger.batch import Batch
 from node.ledger.bundle import verify_bundle
 from node.ledger.hasher import hash_leaf
 from node.ledger.proof import compute_root
+from node.ledger.reindex import reindex
 from node.ledger.transaction import BusinessTx, sign_tx, verify_signed_tx
 from tests.chain.conftest import ChainUnderTest, anvil_chain  # noqa: F401 (fixture)
 from tests.storage.conftest import peer_node
@@ -197,3 +202,58 @@ def test_reorg_of_another_nodes_anchor_drops_its_leaves_and_tree(pair: Pair) -> 
     assert rows_of(b, origin) == 0
     with b.node.sessions() as session:
         assert not session.scalar(select(MerkleHead.size).where(MerkleHead.origin == origin))
+
+
+def test_reindex_rebuilds_the_other_logs_identically(pair: Pair, tmp_path: Path) -> None:
+    b = pair.b
+    submit(pair.a, pair.a.node.registry, 2)
+    b.node.syncer.run_once()
+    a_address = pair.a.node.ledger.node_address
+    wait_for(
+        "B to index all of A's log",
+        lambda: rows_of(b, a_address) == pair.a.node.ledger.tree_size(),
+    )
+    url = f"sqlite:///{tmp_path / 'rebuilt.sqlite'}"
+    upgrade_database(url)
+    engine = create_db_engine(url)
+    try:
+        rebuilt = make_session_factory(engine)
+        report = reindex(
+            sessions=rebuilt,
+            store=b.node.store,
+            w3=pair.chain.w3,
+            registry_address=b.node.record.registry,
+            node_address=b.node.ledger.node_address,
+            start_block=b.node.record.deployed_block or 0,
+        )
+        assert report.other_transactions == rows_of(b, a_address)
+
+        def content(sessions: sessionmaker[Session]) -> set[tuple[Any, ...]]:
+            t = BusinessTransaction
+            with sessions() as session:
+                rows = session.execute(
+                    select(
+                        t.origin,
+                        t.leaf_index,
+                        t.tx_id,
+                        t.anchor_index,
+                        t.leaf_hash,
+                        t.received_at,
+                        t.status,
+                        t.signer,
+                        t.amount,
+                    )  # fmt: skip
+                ).all()
+            return {tuple(r) for r in rows}
+
+        assert content(rebuilt) == content(b.node.sessions)
+        with rebuilt() as session, b.node.sessions() as live:
+            for tx_id in {r[2] for r in content(rebuilt)}:
+                row = session.scalar(select(BusinessTransaction).where(
+                    BusinessTransaction.tx_id == tx_id))  # fmt: skip
+                assert row is not None and row.anchor is not None and row.leaf_index is not None
+                assert tree.inclusion_path(
+                    session, row.origin, row.leaf_index, row.anchor.tree_size
+                ) == tree.inclusion_path(live, row.origin, row.leaf_index, row.anchor.tree_size)
+    finally:
+        engine.dispose()
