@@ -240,11 +240,8 @@ def measure(url: str, samples: int, count: int, seed: int) -> list[tuple[str, fl
         return _party(_zipf_index(rng, PARTIES))
 
     def signer() -> str:
-        from eth_keys import KeyAPI
 
-        return str(
-            KeyAPI().PrivateKey(_key(rng.randrange(SIGNERS))).public_key.to_checksum_address()
-        )
+        return str(signers[rng.randrange(SIGNERS)])
 
     def deep() -> int:
         return rng.randrange(1, max_seq // 10)
