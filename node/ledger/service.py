@@ -880,11 +880,23 @@ class LedgerService:
         return int(getattr(result, "rowcount", 0) or 0)
 
     def count(self) -> dict[str, int]:
-        """Return the number of transactions per status."""
+        """Return the number of transactions per status: pending by the status index,
+        anchored as the sum of the sizes of every log (logs have no gaps; one index lookup
+        per log instead of counting a million rows)."""
         with self._sessions() as session:
-            rows = session.execute(
-                select(BusinessTransaction.status, func.count()).group_by(
-                    BusinessTransaction.status
-                )
+            pending = session.scalar(
+                select(func.count())
+                .select_from(BusinessTransaction)
+                .where(BusinessTransaction.status == TransactionStatus.PENDING)
+            )
+            others = session.scalars(
+                select(Anchor.node)
+                .where(func.lower(Anchor.node) != self._node_address.lower())
+                .group_by(Anchor.node)
             ).all()
-        return {str(status): int(n) for status, n in rows}
+            anchored = sum(tree.log_size(session, origin) for origin in (OWN_LOG, *others))
+        counts = {
+            TransactionStatus.PENDING: int(pending or 0),
+            TransactionStatus.ANCHORED: anchored,
+        }
+        return {status: n for status, n in counts.items() if n}
