@@ -39,6 +39,9 @@ def upgrade() -> None:
         )
         batch_op.create_unique_constraint("uq_transactions_tx_id_origin", ["tx_id", "origin"])
         batch_op.create_index("ix_transactions_signer_seq", ["signer", "seq"], unique=False)
+    with op.batch_alter_table("transaction_parties", schema=None) as batch_op:
+        batch_op.drop_index("ix_transaction_parties_address")
+        batch_op.create_index("ix_transaction_parties_address_seq", ["address", "tx_seq"])
     op.create_table(
         "merkle_nodes",
         sa.Column("origin", sa.String(length=42), nullable=False),
@@ -58,6 +61,9 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("merkle_heads")
     op.drop_table("merkle_nodes")
+    with op.batch_alter_table("transaction_parties", schema=None) as batch_op:
+        batch_op.drop_index("ix_transaction_parties_address_seq")
+        batch_op.create_index("ix_transaction_parties_address", ["address"])
     op.execute("DELETE FROM transaction_parties WHERE tx_seq IN "
                "(SELECT seq FROM transactions WHERE origin <> '')")  # fmt: skip
     op.execute("DELETE FROM transactions WHERE origin <> ''")

@@ -99,12 +99,13 @@ class TransactionParty(Base):
     """One party (address) named by a business transaction, for queries by party."""
 
     __tablename__ = "transaction_parties"
+    __table_args__ = (Index("ix_transaction_parties_address_seq", "address", "tx_seq"),)
 
     tx_seq: Mapped[int] = mapped_column(
         Integer, ForeignKey("transactions.seq", ondelete="CASCADE"), primary_key=True
     )
     position: Mapped[int] = mapped_column(Integer, primary_key=True)
-    address: Mapped[str] = mapped_column(String(ADDRESS_LEN), index=True)
+    address: Mapped[str] = mapped_column(String(ADDRESS_LEN))
 
     transaction: Mapped[BusinessTransaction] = relationship(back_populates="parties")
 

@@ -35,7 +35,7 @@ from typing import Any, Protocol
 
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
-from sqlalchemy.orm import Session, selectinload, sessionmaker
+from sqlalchemy.orm import Session, defer, selectinload, sessionmaker
 
 from node.db.models import Anchor, BusinessTransaction, TransactionParty, TransactionStatus
 from node.errors import ChainError, CollegiumError, ValidationError
@@ -44,6 +44,7 @@ from node.ledger.batch import Batch, decode_batch
 from node.ledger.hasher import hash_leaf
 from node.ledger.participants import ParticipantCache
 from node.ledger.proof import CompactRange
+from node.ledger.queries import page_query
 from node.ledger.transaction import BusinessTx, Domain, SignedBusinessTx, verify_signed_tx
 
 log = logging.getLogger(__name__)
@@ -776,30 +777,6 @@ class LedgerService:
                 .limit(1)
             )
 
-    def _query(self, where: TxFilter, before: int | None) -> Any:
-        query = select(BusinessTransaction)
-        if where.subsystem is not None:
-            query = query.where(BusinessTransaction.subsystem == where.subsystem)
-        if where.kind is not None:
-            query = query.where(BusinessTransaction.kind == where.kind)
-        if where.signer is not None:
-            query = query.where(BusinessTransaction.signer == where.signer)
-        if where.party is not None:
-            query = query.where(
-                BusinessTransaction.seq.in_(
-                    select(TransactionParty.tx_seq).where(TransactionParty.address == where.party)
-                )
-            )
-        if where.since is not None:
-            query = query.where(BusinessTransaction.timestamp >= where.since)
-        if where.until is not None:
-            query = query.where(BusinessTransaction.timestamp < where.until)
-        if where.anchor is not None:
-            query = query.where(BusinessTransaction.anchor_index == where.anchor)
-        if before is not None:
-            query = query.where(BusinessTransaction.seq < before)
-        return query.order_by(BusinessTransaction.seq.desc())
-
     def list(
         self,
         *,
@@ -823,15 +800,12 @@ class LedgerService:
     ) -> Page:
         """Return one page of transactions matching ``where``, newest first."""
         limit = max(1, min(limit, MAX_PAGE_SIZE))
-        query = (
-            self._query(where, before)
-            .options(
+        with self._sessions() as session:
+            query = page_query(session, where, before, limit).options(
+                defer(BusinessTransaction.body),
                 selectinload(BusinessTransaction.parties),
                 selectinload(BusinessTransaction.anchor),
             )
-            .limit(limit + 1)
-        )
-        with self._sessions() as session:
             rows: Sequence[BusinessTransaction] = session.scalars(query).all()
         items = list(rows[:limit])
         next_cursor = items[-1].seq if len(rows) > limit else None
