@@ -62,11 +62,11 @@ def page_query(session: Session, where: Any, before: int | None, limit: int) -> 
         plan = choose_time_plan(session, where, before)
     others = (where.subsystem, where.kind, where.signer, where.party, where.anchor)
     if plan == "range" and all(value is None for value in others):
-        inner = select(T.seq)
-        if where.since is not None:
-            inner = inner.where(T.timestamp >= where.since)
-        if where.until is not None:
-            inner = inner.where(T.timestamp < where.until)
+        # both bounds, so that SQLite takes the range on the index even for a one-sided filter
+        inner = select(T.seq).where(
+            T.timestamp >= (-(2**63) if where.since is None else where.since),
+            T.timestamp < (2**63 - 1 if where.until is None else where.until),
+        )
         if before is not None:
             inner = inner.where(T.seq < before)
         newest = inner.order_by(T.seq.desc()).limit(limit + 1)
