@@ -218,8 +218,19 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
 
 
-def measure(url: str, samples: int, count: int, seed: int) -> list[tuple[str, float, float]]:
-    """Return (query, p50 ms, p99 ms) for every explorer query."""
+def cpu_seconds(pid: int) -> float:
+    """Return the CPU time (user + system) the process ``pid`` has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def measure(
+    url: str, samples: int, count: int, seed: int, pid: int
+) -> list[tuple[str, float, float, float]]:
+    """Return (query, p50 ms, p99 ms, node CPU ms per request) for every explorer query.
+
+    The node's CPU time per request (from /proc, all its threads) is what the query costs
+    the node, whatever else runs on the machine; the latencies include the waits."""
     rng = random.Random(seed)
     client = httpx.Client(base_url=url, timeout=60)
     api = "/api/v1/transactions"
@@ -298,10 +309,15 @@ def measure(url: str, samples: int, count: int, seed: int) -> list[tuple[str, fl
         ("/explorer HTML page", lambda: client.get("/explorer")),
         ("anchors page", lambda: client.get("/api/v1/anchors")),
     ]
+    idle_before, idle_started = cpu_seconds(pid), time.perf_counter()
+    time.sleep(5)
+    idle = (cpu_seconds(pid) - idle_before) / (time.perf_counter() - idle_started)
+    print(f"node CPU while idle: {idle * 1000:.0f} ms/s (subtracted below)", flush=True)
     results = []
     for name, call in queries:
         call()  # warm
         times = []
+        cpu_before, started_all = cpu_seconds(pid), time.perf_counter()
         for _ in range(samples):
             started = time.perf_counter()
             answer = call()
@@ -309,8 +325,14 @@ def measure(url: str, samples: int, count: int, seed: int) -> list[tuple[str, fl
             for response in answer if isinstance(answer, tuple) else (answer,):
                 if isinstance(response, httpx.Response):
                     assert response.status_code == 200, (name, response.status_code, response.text)
-        results.append((name, statistics.median(times), percentile(times, 99)))
-        print(f"{name:40s} p50 {results[-1][1]:7.1f} ms  p99 {results[-1][2]:7.1f} ms", flush=True)
+        busy = cpu_seconds(pid) - cpu_before - idle * (time.perf_counter() - started_all)
+        cpu_ms = max(0.0, busy) * 1000 / samples
+        results.append((name, statistics.median(times), percentile(times, 99), cpu_ms))
+        print(
+            f"{name:40s} p50 {results[-1][1]:7.1f} ms  p99 {results[-1][2]:7.1f} ms  "
+            f"node CPU {cpu_ms:6.1f} ms/request  (load {os.getloadavg()[0]:.1f})",
+            flush=True,
+        )
     client.close()
     return results
 
@@ -361,7 +383,7 @@ def main() -> None:
     try:
         assert node.proc is not None
         print("node RSS after start:", rss(node.proc.pid), flush=True)
-        measure(node.url, args.samples, args.count, seed=1)
+        measure(node.url, args.samples, args.count, seed=1, pid=node.proc.pid)
         print("node RSS after the run:", rss(node.proc.pid), flush=True)
     finally:
         node.stop()
