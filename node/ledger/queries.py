@@ -18,8 +18,13 @@ statistics and gets the plain query):
 
 Signed timestamps follow acceptance order closely, so both costs are estimated from the
 ``seq`` of the first row at or after ``since`` and ``until`` (two O(log n) lookups in the
-timestamp index) and the cheaper plan is forced with SQLite's unary ``+`` (an expression
-that no index matches). The estimate only picks a plan; the answer is the same either way.
+timestamp index) and the cheaper plan is forced by writing the other columns as expressions
+no index matches (``x + 0``, ``x || ''``, SQLite's documented way). Combined with another
+filter, the range plan reads every row of the range from the table, so above
+``RANGE_WITH_FILTERS_MAX`` rows the query is left to SQLite, which walks the other filter's
+``(…, seq)`` index. The estimate only picks a plan; the answer is the same either way. The
+worst case left is a wide one-sided range in the middle of the log (``until`` half a log
+ago): both plans then read about half of the index.
 """
 
 from __future__ import annotations
@@ -41,8 +46,12 @@ def _seq_at(session: Session, moment: int) -> int | None:
     )
 
 
+RANGE_WITH_FILTERS_MAX = 5_000  # with other filters, the range plan reads each row: keep it small
+
+
 def choose_time_plan(session: Session, where: Any, before: int | None) -> str:
-    """Return ``"range"`` or ``"scan"`` for a query with a time range (see module doc)."""
+    """Return ``"range"`` or ``"scan"`` for a query with a time range (see module doc), or
+    ``""`` (no hint) for a wide range combined with other filters."""
     newest = session.scalar(select(func.max(T.seq))) or 0
     start = min(newest + 1, before) if before is not None else newest + 1
     low = 0 if where.since is None else _seq_at(session, where.since)
@@ -51,6 +60,9 @@ def choose_time_plan(session: Session, where: Any, before: int | None) -> str:
     high = newest + 1 if high is None else high
     in_range = abs(min(high, start) - low)
     newer = max(0, start - high)
+    others = (where.subsystem, where.kind, where.signer, where.party, where.anchor)
+    if any(value is not None for value in others) and in_range > RANGE_WITH_FILTERS_MAX:
+        return ""  # SQLite's own choice: the other filter's (…, seq) index, newest first
     return "range" if in_range <= newer else "scan"
 
 
