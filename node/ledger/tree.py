@@ -83,21 +83,28 @@ class _Reader:
             index = BusinessTransaction.leaf_index
             leaf_rows = self.session.execute(
                 select(index, BusinessTransaction.leaf_hash).where(
-                    BusinessTransaction.origin == self.origin,
-                    or_(*(and_(index >= lo, index < hi) for lo, hi in _merge(self.leaf_ranges))),
+                    or_(  # the log in every branch: SQLite then searches the index per range
+                        *(
+                            and_(BusinessTransaction.origin == self.origin, index >= lo, index < hi)
+                            for lo, hi in _merge(self.leaf_ranges)
+                        )
+                    )
                 )
             ).all()
             self.leaves = {int(i or 0): bytes.fromhex(h[2:]) for i, h in leaf_rows}
         if self.node_ranges:
             clauses = [
-                and_(MerkleNode.level == level, MerkleNode.idx >= lo, MerkleNode.idx < hi)
+                and_(
+                    MerkleNode.origin == self.origin,
+                    MerkleNode.level == level,
+                    MerkleNode.idx >= lo,
+                    MerkleNode.idx < hi,
+                )
                 for level, ranges in self.node_ranges.items()
                 for lo, hi in _merge(ranges)
             ]
             rows = self.session.execute(
-                select(MerkleNode.level, MerkleNode.idx, MerkleNode.hash).where(
-                    MerkleNode.origin == self.origin, or_(*clauses)
-                )
+                select(MerkleNode.level, MerkleNode.idx, MerkleNode.hash).where(or_(*clauses))
             ).all()
             self.nodes = {(int(lv), int(i)): bytes(h) for lv, i, h in rows}
 
