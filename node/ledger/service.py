@@ -812,13 +812,16 @@ class LedgerService:
         return Page(items, next_cursor)
 
     def iter_all(
-        self, where: TxFilter, *, chunk: int = MAX_PAGE_SIZE
+        self, where: TxFilter, *, chunk: int = MAX_PAGE_SIZE, first: int | None = None
     ) -> Iterator[BusinessTransaction]:
         """Yield every transaction matching ``where``, newest first, one page per query
-        (for streamed exports: memory stays bounded and no session is held open)."""
+        (for streamed exports: memory stays bounded and no session is held open); the first
+        page has ``first`` rows if given (a streamed export starts sooner)."""
         before: int | None = None
+        size = chunk if first is None else first
         while True:
-            page = self.page(where, before=before, limit=chunk)
+            page = self.page(where, before=before, limit=size)
+            size = chunk
             yield from page.items
             if page.next_cursor is None:
                 return
