@@ -134,6 +134,8 @@ def build(data_dir: Path, password: str, count: int, batch: int) -> dict[str, fl
     settings = Settings(data_dir=data_dir, port=free_port(), sync=False)
     init_node(settings, password)
     node = open_node(settings, password)
+    if node.follower is not None:  # not needed while bulk-loading (it would wait for locks)
+        node.follower.stop()
     started = time.perf_counter()
     frontier = CompactRange()
     try:
