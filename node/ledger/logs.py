@@ -30,6 +30,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, insert, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from node.db.models import Anchor, BusinessTransaction, TransactionParty, TransactionStatus
@@ -214,12 +215,16 @@ class LogIndexer:
             root = "0x" + frontier.root().hex()
             if root != anchor.root.lower():
                 raise BadBatch(f"{name}: the leaves hash to {root}, the chain has {anchor.root}")
-            seqs = session.scalars(
-                insert(BusinessTransaction).returning(
-                    BusinessTransaction.seq, sort_by_parameter_order=True
-                ),
-                rows,
-            ).all()
+            try:
+                seqs = session.scalars(
+                    insert(BusinessTransaction).returning(
+                        BusinessTransaction.seq, sort_by_parameter_order=True
+                    ),
+                    rows,
+                ).all()
+            except IntegrityError as exc:  # the same transaction or nonce twice in one log
+                session.rollback()
+                raise BadBatch(f"{name}: a transaction or signer nonce repeats in the log") from exc
             links = [
                 {"tx_seq": seq, "position": i, "address": address}
                 for seq, addresses in zip(seqs, parties, strict=True)

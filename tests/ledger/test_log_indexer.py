@@ -161,14 +161,17 @@ def test_a_transaction_in_two_logs_is_one_row_per_log_and_the_own_one_first(
     assert origin_rows(sessions, OTHER) == 2
 
 
-@pytest.mark.parametrize("defect", ["root", "domain"])
+@pytest.mark.parametrize("defect", ["root", "domain", "repeated"])
 def test_a_bad_batch_writes_nothing_and_blocks_that_log(
     env: tuple[sessionmaker[Session], BlockStore], defect: str
 ) -> None:
     sessions, store = env
     log = Log(sessions, store)
     domain = Domain(31337, "0x" + "cd" * 20) if defect == "domain" else DOMAIN
-    log.anchor(0, signed_txs(4, domain), bad_root=defect == "root")
+    leaves = signed_txs(4, domain)
+    if defect == "repeated":  # a node anchoring one signed transaction twice in its log
+        leaves = [*leaves, leaves[1]]
+    log.anchor(0, leaves, bad_root=defect == "root")
     log.anchor(1, signed_txs(2, first_nonce=50))
     indexer = LogIndexer(sessions=sessions, store=store, node_address=OWN, domain=DOMAIN)
     assert indexer.index() == []
