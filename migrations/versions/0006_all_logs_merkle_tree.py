@@ -39,6 +39,7 @@ def upgrade() -> None:
         )
         batch_op.create_unique_constraint("uq_transactions_tx_id_origin", ["tx_id", "origin"])
         batch_op.create_index("ix_transactions_signer_seq", ["signer", "seq"], unique=False)
+        batch_op.create_index("ix_transactions_seq_timestamp", ["seq", "timestamp"], unique=False)
     with op.batch_alter_table("transaction_parties", schema=None) as batch_op:
         batch_op.drop_index("ix_transaction_parties_address")
         batch_op.create_index("ix_transaction_parties_address_seq", ["address", "tx_seq"])
@@ -68,6 +69,7 @@ def downgrade() -> None:
                "(SELECT seq FROM transactions WHERE origin <> '')")  # fmt: skip
     op.execute("DELETE FROM transactions WHERE origin <> ''")
     with op.batch_alter_table("transactions", schema=None) as batch_op:
+        batch_op.drop_index("ix_transactions_seq_timestamp")
         batch_op.drop_index("ix_transactions_signer_seq")
         batch_op.drop_constraint("uq_transactions_tx_id_origin", type_="unique")
         batch_op.drop_constraint("uq_transactions_signer_nonce", type_="unique")

@@ -59,6 +59,7 @@ class BusinessTransaction(Base):
         Index("ix_transactions_kind_seq", "kind", "seq"),
         Index("ix_transactions_timestamp_seq", "timestamp", "seq"),
         Index("ix_transactions_signer_seq", "signer", "seq"),
+        Index("ix_transactions_seq_timestamp", "seq", "timestamp"),  # time ranges by seq
     )
 
     seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)

@@ -13,8 +13,10 @@ statistics and gets the plain query):
 * **range**: read the rows whose timestamp is in the range (index ``(timestamp, seq)``) and
   keep the newest ``limit + 1`` — cost ∝ rows in the range; with no other filter this runs
   on the index alone (a covering subquery), the table is read for the page only;
-* **scan**: walk ``seq`` downwards (the primary key, or the other filter's ``(…, seq)``
-  index) and test the timestamp — cost ∝ rows newer than the range (plus the page).
+* **scan**: walk ``seq`` downwards and test the timestamp — on the index ``(seq, timestamp)``
+  alone with no other filter, else on the other filter's ``(…, seq)`` index — cost ∝ rows
+  newer than the range (plus the page); an index entry of this walk is about
+  ``RANGE_ENTRY_COST`` times cheaper than one of the range plan, which must be sorted.
 
 Signed timestamps follow acceptance order closely, so both costs are estimated from the
 ``seq`` of the first row at or after ``since`` and ``until`` (two O(log n) lookups in the
@@ -47,6 +49,8 @@ def _seq_at(session: Session, moment: int) -> int | None:
 
 
 RANGE_WITH_FILTERS_MAX = 5_000  # with other filters, the range plan reads each row: keep it small
+#: an entry of the range plan (then sorted) costs about this many entries of the seq walk
+RANGE_ENTRY_COST = 8
 
 
 def choose_time_plan(session: Session, where: Any, before: int | None) -> str:
@@ -63,7 +67,7 @@ def choose_time_plan(session: Session, where: Any, before: int | None) -> str:
     others = (where.subsystem, where.kind, where.signer, where.party, where.anchor)
     if any(value is not None for value in others) and in_range > RANGE_WITH_FILTERS_MAX:
         return ""  # SQLite's own choice: the other filter's (…, seq) index, newest first
-    return "range" if in_range <= newer else "scan"
+    return "range" if in_range * RANGE_ENTRY_COST <= newer else "scan"
 
 
 def page_query(session: Session, where: Any, before: int | None, limit: int) -> Select[Any]:
@@ -73,12 +77,21 @@ def page_query(session: Session, where: Any, before: int | None, limit: int) -> 
     if timed and session.get_bind().dialect.name == "sqlite":
         plan = choose_time_plan(session, where, before)
     others = (where.subsystem, where.kind, where.signer, where.party, where.anchor)
-    if plan == "range" and all(value is None for value in others):
-        # both bounds, so that SQLite takes the range on the index even for a one-sided filter
-        inner = select(T.seq).where(
-            T.timestamp >= (-(2**63) if where.since is None else where.since),
-            T.timestamp < (2**63 - 1 if where.until is None else where.until),
-        )
+    if plan and all(value is None for value in others):
+        # the newest page's seqs from an index alone: (timestamp, seq) for "range", then
+        # sorted; (seq, timestamp) walked downwards for "scan" (16-byte entries, not rows)
+        stamp = T.timestamp if plan == "range" else T.timestamp + 0
+        inner = select(T.seq)
+        if plan == "range":  # both bounds: SQLite takes the range even for a one-sided filter
+            inner = inner.where(
+                stamp >= (-(2**63) if where.since is None else where.since),
+                stamp < (2**63 - 1 if where.until is None else where.until),
+            )
+        else:
+            if where.since is not None:
+                inner = inner.where(stamp >= where.since)
+            if where.until is not None:
+                inner = inner.where(stamp < where.until)
         if before is not None:
             inner = inner.where(T.seq < before)
         newest = inner.order_by(T.seq.desc()).limit(limit + 1)
