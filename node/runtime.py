@@ -261,14 +261,20 @@ def open_node(settings: Settings, password: str) -> NodeContext:
     epochs = _start_epochs(settings, chain, registry)
     return NodeContext(
         settings, record, account, chain, registry, store, engine, sessions, ledger, anchorer,
-        syncer, epochs, follower=_start_follower(settings, chain, record, sessions, ledger),
+        syncer, epochs, follower=_start_follower(settings, chain, record, sessions, ledger, store),
     )  # fmt: skip
 
 
 def _start_follower(
-    settings: Settings, chain: Any, record: NodeRecord, sessions: Any, ledger: LedgerService
+    settings: Settings,
+    chain: Any,
+    record: NodeRecord,
+    sessions: Any,
+    ledger: LedgerService,
+    store: Any,
 ) -> Any:
-    """Start the chain follower (registry events into SQL); None if disabled.
+    """Start the chain follower (registry events into SQL, other nodes' leaves from the
+    store); None if disabled.
 
     Confirmations default to 0 on the embedded chain (one producer: no reorgs) and to
     ``DEFAULT_CONFIRMATIONS`` over RPC.
@@ -276,6 +282,7 @@ def _start_follower(
     if not settings.follower or record.registry is None:
         return None
     from node.ledger.follower import DEFAULT_CONFIRMATIONS, ChainFollower
+    from node.ledger.logs import LogIndexer, block_time_of
 
     confirmations = settings.confirmations
     if confirmations is None:
@@ -290,6 +297,13 @@ def _start_follower(
         poll_seconds=settings.follower_poll,
         on_participants_changed=ledger.participants.invalidate,
         rollback_own_anchors=ledger.rollback_own_anchors_above,
+        log_indexer=LogIndexer(
+            sessions=sessions,
+            store=store,
+            node_address=str(ledger.node_address),
+            domain=ledger.domain,
+            block_time=block_time_of(chain.w3),
+        ),
     )
     follower.start()
     return follower

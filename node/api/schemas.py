@@ -100,6 +100,7 @@ class AnchorPublic(BaseModel):
     batch_cid: str
     block_number: int
     chain_tx_hash: str
+    node: str = Field(default="", description="the node whose log the tree head is of")
 
 
 class BusinessTxPublic(BusinessTxBase):
@@ -132,6 +133,7 @@ class BusinessTxPublic(BusinessTxBase):
                 batch_cid=a.batch_cid,
                 block_number=a.block_number,
                 chain_tx_hash=a.chain_tx_hash,
+                node=a.node,
             )
         return cls(
             id=row.tx_id,

@@ -105,7 +105,11 @@ def _copy_pending(old_url: str, new_sessions: Any) -> int:
                 .order_by(BusinessTransaction.seq)
             ).all()
         with new_sessions() as session:
-            known = set(session.scalars(select(BusinessTransaction.tx_id)).all())
+            known = set(
+                session.scalars(
+                    select(BusinessTransaction.tx_id).where(BusinessTransaction.origin == "")
+                ).all()
+            )
             copied = 0
             for row in pending:
                 if row.tx_id in known:
@@ -202,7 +206,8 @@ def reindex_command(
         raise typer.Exit(int(ExitStatus.ERROR)) from exc
     typer.echo(
         f"reindexed {report.transactions} transactions from {report.own_anchors} of this "
-        f"node's anchors ({report.anchors} anchors on-chain, {report.events} registry events"
+        f"node's anchors and {report.other_transactions} of other nodes' logs "
+        f"({report.anchors} anchors on-chain, {report.events} registry events"
         f"{f', {copied} pending leaves kept' if copied else ''}) "
         f"in {time.perf_counter() - started:.1f} s"
     )

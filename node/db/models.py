@@ -16,6 +16,7 @@ from sqlalchemy import (
     Index,
     Integer,
     LargeBinary,
+    SmallInteger,
     String,
     Text,
     UniqueConstraint,
@@ -42,23 +43,30 @@ class TransactionStatus:
 class BusinessTransaction(Base):
     """One accepted, EIP-712-signed business transaction: a leaf of the ledger log.
 
-    ``seq`` is the order of acceptance; ``leaf_index`` the position in this node's
-    append-only log, given when the leaf is put in a batch (``None`` while pending).
+    ``seq`` is the order in which the row entered this index; ``origin`` whose log holds
+    the leaf: ``""`` for this node's own log (everything it accepted), else the address of
+    the node that accepted and anchored it (indexed from its anchors by the chain follower);
+    ``leaf_index`` the position in that log, given when the leaf is put in a batch (``None``
+    while pending). A transaction submitted to two nodes is in both logs: one row per log.
     """
 
     __tablename__ = "transactions"
     __table_args__ = (
-        UniqueConstraint("signer", "nonce", name="uq_transactions_signer_nonce"),
-        UniqueConstraint("leaf_index", name="uq_transactions_leaf_index"),
+        UniqueConstraint("signer", "nonce", "origin", name="uq_transactions_signer_nonce"),
+        UniqueConstraint("origin", "leaf_index", name="uq_transactions_origin_leaf_index"),
+        UniqueConstraint("tx_id", "origin", name="uq_transactions_tx_id_origin"),
         Index("ix_transactions_subsystem_seq", "subsystem", "seq"),
         Index("ix_transactions_kind_seq", "kind", "seq"),
         Index("ix_transactions_timestamp_seq", "timestamp", "seq"),
+        Index("ix_transactions_signer_seq", "signer", "seq"),
+        Index("ix_transactions_seq_timestamp", "seq", "timestamp"),  # time ranges by seq
     )
 
     seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    origin: Mapped[str] = mapped_column(String(ADDRESS_LEN), default="", server_default="")
     leaf_index: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
-    tx_id: Mapped[str] = mapped_column(String(HASH_LEN), unique=True, index=True)
-    signer: Mapped[str] = mapped_column(String(ADDRESS_LEN), index=True)
+    tx_id: Mapped[str] = mapped_column(String(HASH_LEN))
+    signer: Mapped[str] = mapped_column(String(ADDRESS_LEN))
     nonce: Mapped[int] = mapped_column(BigInteger)
     subsystem: Mapped[str] = mapped_column(String(64))
     kind: Mapped[str] = mapped_column(String(32))
@@ -92,12 +100,13 @@ class TransactionParty(Base):
     """One party (address) named by a business transaction, for queries by party."""
 
     __tablename__ = "transaction_parties"
+    __table_args__ = (Index("ix_transaction_parties_address_seq", "address", "tx_seq"),)
 
     tx_seq: Mapped[int] = mapped_column(
         Integer, ForeignKey("transactions.seq", ondelete="CASCADE"), primary_key=True
     )
     position: Mapped[int] = mapped_column(Integer, primary_key=True)
-    address: Mapped[str] = mapped_column(String(ADDRESS_LEN), index=True)
+    address: Mapped[str] = mapped_column(String(ADDRESS_LEN))
 
     transaction: Mapped[BusinessTransaction] = relationship(back_populates="parties")
 
@@ -123,6 +132,31 @@ class Anchor(Base):
     chain_tx_hash: Mapped[str] = mapped_column(String(HASH_LEN))
 
     transactions: Mapped[list[BusinessTransaction]] = relationship(back_populates="anchor")
+
+
+class MerkleNode(Base):
+    """A persisted full-subtree hash of a log's RFC 9162 tree (``node.ledger.tree``).
+
+    Node ``(level, idx)`` of log ``origin`` is the Merkle tree hash of leaves
+    ``[idx * 2**level, (idx + 1) * 2**level)``; only levels that are positive multiples of
+    ``node.ledger.tree.STRIDE`` are stored, level 0 being the leaf hashes in ``transactions``.
+    """
+
+    __tablename__ = "merkle_nodes"
+
+    origin: Mapped[str] = mapped_column(String(ADDRESS_LEN), primary_key=True)
+    level: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
+    idx: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+
+
+class MerkleHead(Base):
+    """How many leaves of log ``origin`` the persisted ``merkle_nodes`` cover."""
+
+    __tablename__ = "merkle_heads"
+
+    origin: Mapped[str] = mapped_column(String(ADDRESS_LEN), primary_key=True)
+    size: Mapped[int] = mapped_column(BigInteger)
 
 
 class IndexedBlock(Base):

@@ -197,7 +197,7 @@ def audit(sessions: sessionmaker[Session], store: Any, registry: Any, node: str)
         else:
             report.pending += 1
         report.findings.extend(audit_transaction(row, store))
-        if row.leaf_index is not None:
+        if row.leaf_index is not None and row.origin == "":  # this node's own log
             leaves[row.leaf_index] = (row.tx_id, hash_leaf(row.body), row.cid)
     with sessions() as session:
         indexed = {a.index: a for a in session.scalars(select(Anchor))}

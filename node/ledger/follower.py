@@ -11,12 +11,17 @@ range stores
 * the derived tables ``subsystems``, ``participants`` and ``nodes``;
 * the hash and parent hash of the indexed blocks (``indexed_blocks``).
 
+After each pass, with a :class:`node.ledger.logs.LogIndexer`, it indexes the leaves of other
+nodes' new anchors (verified from the local store) and persists new nodes of the Merkle
+trees (``node.ledger.tree``).
+
 Reorgs: before each range the follower checks that the hash it stored for the last
 indexed block is still the chain's hash at that height, and that the first new block's
 parent hash equals it. On a mismatch it walks back through the stored hashes to the
 newest block still on the chain (the fork point), deletes every row indexed above it,
 returns this node's own anchors above it to ``pending`` (the anchorer anchors those
-leaves again), rebuilds the derived tables from the remaining events, and goes on from
+leaves again), deletes other nodes' leaves of the dropped anchors (and their tree nodes),
+rebuilds the derived tables from the remaining events, and goes on from
 the fork point. Hashes are kept for every block within ``REORG_WINDOW`` of the head;
 a reorg deeper than that is reported as an error instead of being guessed at.
 """
@@ -33,19 +38,25 @@ from typing import Any
 from eth_utils import to_checksum_address
 from hexbytes import HexBytes
 from sqlalchemy import delete, select
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from web3 import Web3
 
 from node.chain.registry import get_registry_artifact
 from node.db.models import (
     Anchor,
+    BusinessTransaction,
     IndexedBlock,
     Participant,
     RegisteredNode,
     RegistryEvent,
     Subsystem,
+    TransactionParty,
 )
 from node.errors import ChainError, CollegiumError
+from node.ledger import tree
+from node.ledger.logs import LogIndexer
+from node.ledger.service import OWN_LOG
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +119,7 @@ class ChainFollower:
         poll_seconds: float = DEFAULT_POLL_SECONDS,
         on_participants_changed: Callable[[str | None, str | None], None] | None = None,
         rollback_own_anchors: Callable[[int], int] | None = None,
+        log_indexer: LogIndexer | None = None,
     ) -> None:
         self.w3 = w3
         self.address = to_checksum_address(registry_address)
@@ -119,6 +131,7 @@ class ChainFollower:
         self.poll_seconds = poll_seconds
         self._on_participants = on_participants_changed
         self._rollback_own = rollback_own_anchors
+        self.log_indexer = log_indexer
         contract = w3.eth.contract(address=self.address, abi=list(get_registry_artifact().abi))
         self._events = {
             _hex(contract.events[name]().topic): contract.events[name]() for name in INDEXED_EVENTS
@@ -150,8 +163,9 @@ class ChainFollower:
         while not self._stop.is_set():
             try:
                 result = self.sync()
+                indexed = self.index_logs()
                 delay = self.poll_seconds
-                if result.events or result.rolled_back_to is not None:
+                if result.events or result.rolled_back_to is not None or indexed:
                     continue  # more may be waiting
             except CollegiumError as exc:
                 self.failures += 1
@@ -164,6 +178,24 @@ class ChainFollower:
             self._stop.wait(delay)
 
     # -- one step ---------------------------------------------------------------------------
+
+    def index_logs(self, max_batches: int = 64) -> int:
+        """Index the next verified batches of other nodes' logs (with ``log_indexer``) and
+        persist this node's new tree nodes; return how many leaves were indexed."""
+        if self.log_indexer is None:
+            return 0
+        leaves = sum(b.leaves for b in self.log_indexer.index(max_batches))
+        with self._sessions() as session:
+            try:
+                tree.catch_up(session, OWN_LOG)
+                session.commit()
+            except (LookupError, OperationalError) as exc:  # an anchor is being committed
+                session.rollback()
+                log.debug("own tree catch-up postponed: %s", exc)
+        if leaves:
+            with self.synced:
+                self.synced.notify_all()
+        return leaves
 
     def last_indexed(self) -> int:
         """Return the last indexed block number (``start_block - 1`` if none)."""
@@ -392,6 +424,7 @@ class ChainFollower:
         log.warning("reorg: rolling the index back to block %d", fork)
         with self._sessions() as session:
             session.execute(delete(RegistryEvent).where(RegistryEvent.block_number > fork))
+            self._drop_other_leaves_above(session, fork)
             session.execute(
                 delete(Anchor).where(
                     Anchor.block_number > fork, Anchor.node != self._own_checksum()
@@ -406,6 +439,29 @@ class ChainFollower:
                 log.warning("reorg: %d leaves of this node are pending again", moved)
         if self._on_participants is not None:
             self._on_participants(None, None)
+
+    def _drop_other_leaves_above(self, session: Session, fork: int) -> None:
+        """Delete other nodes' leaves of anchors mined above ``fork`` and their tree nodes."""
+        gone = session.execute(
+            select(Anchor.index, Anchor.node).where(
+                Anchor.block_number > fork, Anchor.node != self._own_checksum()
+            )
+        ).all()
+        if not gone:
+            return
+        indexes = [int(i) for i, _ in gone]
+        doomed = select(BusinessTransaction.seq).where(
+            BusinessTransaction.anchor_index.in_(indexes), BusinessTransaction.origin != OWN_LOG
+        )
+        session.execute(delete(TransactionParty).where(TransactionParty.tx_seq.in_(doomed)))
+        session.execute(
+            delete(BusinessTransaction).where(
+                BusinessTransaction.anchor_index.in_(indexes),
+                BusinessTransaction.origin != OWN_LOG,
+            )
+        )
+        for origin in {str(node) for _, node in gone}:
+            tree.truncate(session, origin, tree.log_size(session, origin))
 
     def _own_checksum(self) -> str:
         return to_checksum_address(self.node_address) if self.node_address else ""

@@ -1,7 +1,8 @@
 """Which hashes form a proof: RFC 6962 / RFC 9162 Merkle tree heads and proofs.
 
 All functions take the list of *leaf hashes* (``hash_leaf(leaf)``) of the log, in
-order. They are O(n) in the tree size; the log keeps its leaf hashes in SQL.
+order. They are O(n) in the tree size: the node answers proofs from the tree persisted in
+SQL (``node.ledger.tree``, O(log n) reads); these stay the reference its tests compare with.
 """
 
 from __future__ import annotations
@@ -62,6 +63,16 @@ class CompactRange:
     def __init__(self) -> None:
         self.size = 0
         self._stack: list[tuple[int, bytes]] = []
+
+    @classmethod
+    def of(cls, subtrees: Sequence[tuple[int, bytes]], size: int) -> CompactRange:
+        """Return the compact range of a log of ``size`` leaves from its full subtrees
+        ``(height, hash)``, left to right (one per set bit of ``size``, highest first)."""
+        assert sum(1 << h for h, _ in subtrees) == size
+        frontier = cls()
+        frontier._stack = [(h, bytes(node)) for h, node in subtrees]
+        frontier.size = size
+        return frontier
 
     def append(self, leaf_hash: bytes) -> None:
         """Add the next leaf hash to the log."""

@@ -7,6 +7,11 @@ version 2, when each leaf was accepted), each leaf body is read from the store a
 re-verified (canonical encoding, EIP-712 signature), the Merkle root recomputed from the
 bodies must equal the root on-chain, and the rows are written as anchored leaves.
 
+Then the leaves of every other node's log are indexed from their batch documents exactly as
+the running node's chain follower does (``node.ledger.logs.LogIndexer``: verified, a bad or
+missing batch skipped), and the Merkle tree of every log is persisted (``node.ledger.tree``).
+Rows are numbered (``seq``) this node's log first, then the other logs.
+
 Leaves accepted but not anchored yet are not on-chain, so they are not in a rebuilt
 index; ``collegium reindex`` copies them over from the old database when it can read it.
 """
@@ -18,18 +23,20 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session, sessionmaker
 from web3 import Web3
 
 from node.db.models import Anchor, BusinessTransaction, RegistryEvent, TransactionStatus
 from node.errors import CollegiumError
+from node.ledger import tree
 from node.ledger.batch import decode_batch
 from node.ledger.follower import ChainFollower
 from node.ledger.hasher import hash_leaf
+from node.ledger.logs import LogIndexer, block_time_of
 from node.ledger.proof import CompactRange
-from node.ledger.service import ContentStore, compute_leaf_cid, new_row
-from node.ledger.transaction import decode_leaf
+from node.ledger.service import OWN_LOG, ContentStore, compute_leaf_cid, new_row
+from node.ledger.transaction import Domain, decode_leaf
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -46,6 +53,7 @@ class ReindexReport:
     anchors: int
     own_anchors: int
     transactions: int
+    other_transactions: int = 0
 
 
 def _anchor_tx_hashes(sessions: sessionmaker[Session]) -> dict[int, str]:
@@ -117,7 +125,33 @@ def reindex(
             session.commit()
         own += 1
         transactions += len(rows)
-    return ReindexReport(events, count, own, transactions)
+    with sessions() as session:
+        _advance_seq(session)
+        tree.catch_up(session, OWN_LOG)
+        session.commit()
+    indexer = LogIndexer(
+        sessions=sessions,
+        store=store,
+        node_address=node_address,
+        domain=Domain(int(w3.eth.chain_id), registry_address),
+        block_time=block_time_of(w3),
+    )
+    others = 0
+    while batches := indexer.index():
+        others += sum(b.leaves for b in batches)
+    return ReindexReport(events, count, own, transactions, others)
+
+
+def _advance_seq(session: Session) -> None:
+    """After rows written with explicit ``seq`` values, move PostgreSQL's sequence past them
+    (SQLite's rowid already follows the largest value)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(
+            text(
+                "SELECT setval(pg_get_serial_sequence('transactions', 'seq'), "
+                "(SELECT COALESCE(MAX(seq), 0) + 1 FROM transactions), false)"
+            )
+        )
 
 
 def _rebuild_batch(

@@ -30,17 +30,19 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from sqlalchemy import delete, func, select, update
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, selectinload, sessionmaker
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.orm import Session, defer, selectinload, sessionmaker
 
 from node.db.models import Anchor, BusinessTransaction, TransactionParty, TransactionStatus
 from node.errors import ChainError, CollegiumError, ValidationError
+from node.ledger import tree
 from node.ledger.batch import Batch, decode_batch
 from node.ledger.bodies import store_bodies
 from node.ledger.bulk import insert_leaves, mark_anchored
 from node.ledger.hasher import hash_leaf
 from node.ledger.participants import ParticipantCache
-from node.ledger.proof import CompactRange, consistency_proof, inclusion_proof
+from node.ledger.proof import CompactRange
+from node.ledger.queries import page_query
 from node.ledger.transaction import BusinessTx, Domain, SignedBusinessTx, verify_signed_tx
 from node.ledger.verifier import (  # noqa: F401 - compute_leaf_cid is imported from here too
     VerifiedTx,
@@ -56,6 +58,8 @@ MAX_PAGE_SIZE = 500
 DEFAULT_BATCH_MAX = 256
 MAX_SUBMIT_BATCH = 1000  # transactions per call of the batch endpoint
 SYSTEM_LOG = ""  # the subsystem field of anchors of the node's (system-wide) log
+OWN_LOG = ""  # ``transactions.origin`` of this node's own log (other logs: the node address)
+TREE_CATCH_UP_LAG = 1024  # a proof persists the tree first when this many leaves are not
 
 
 class UnknownSubsystem(ValidationError):
@@ -516,16 +520,19 @@ class LedgerService:
         if self._leaf_hashes is None:
             hashes = session.scalars(
                 select(BusinessTransaction.leaf_hash)
-                .where(BusinessTransaction.leaf_index.is_not(None))
+                .where(
+                    BusinessTransaction.origin == OWN_LOG,
+                    BusinessTransaction.leaf_index.is_not(None),
+                )
                 .order_by(BusinessTransaction.leaf_index)
             ).all()
             self._leaf_hashes = [bytes.fromhex(h[2:]) for h in hashes]
         return self._leaf_hashes
 
     def tree_size(self) -> int:
-        """Return the size of this node's anchored log."""
-        with self._anchor_lock, self._sessions() as session:
-            return len(self._log(session))
+        """Return the size of this node's anchored log (one index lookup)."""
+        with self._sessions() as session:
+            return tree.log_size(session, OWN_LOG)
 
     def anchor_pending(self) -> Anchor | None:
         """Anchor one batch of pending leaves; return its anchor, or None if none pending.
@@ -694,13 +701,13 @@ class LedgerService:
 
     def inclusion(self, tx_id: str) -> InclusionBundle | None:
         """Return the inclusion proof of ``tx_id`` in the tree head of its anchor, or None
-        if the transaction is unknown or not yet anchored."""
+        if the transaction is unknown or not yet anchored (O(log n) reads, any node's log)."""
         row = self.get(tx_id)
         if row is None or row.anchor is None or row.leaf_index is None:
             return None
-        with self._anchor_lock, self._sessions() as session:
-            leaves = self._log(session)[: row.anchor.tree_size]
-        path = inclusion_proof(row.leaf_index, leaves)
+        with self._sessions() as session:
+            self._catch_up_tree(session, row.origin, row.anchor.tree_size)
+            path = tree.inclusion_path(session, row.origin, row.leaf_index, row.anchor.tree_size)
         return InclusionBundle(
             tx_id=row.tx_id,
             leaf=row.body,
@@ -715,18 +722,29 @@ class LedgerService:
             node=row.anchor.node,
         )
 
+    @staticmethod
+    def _catch_up_tree(session: Session, origin: str, size: int) -> None:
+        """Persist the tree nodes of ``origin`` first if many leaves are not (normally the
+        chain follower keeps them current); proofs are right either way."""
+        if size - tree.persisted_size(session, origin) > TREE_CATCH_UP_LAG:
+            try:
+                tree.catch_up(session, origin, size)
+                session.commit()
+            except OperationalError as exc:  # a concurrent writer (SQLite): next time
+                session.rollback()
+                log.debug("tree catch-up of %r postponed: %s", origin, exc)
+
     def consistency(self, size1: int, size2: int) -> list[str]:
         """Return the consistency proof between two anchored sizes of this node's log.
 
         Raises ``ValidationError`` unless 0 < size1 <= size2 <= anchored size.
         """
-        with self._anchor_lock, self._sessions() as session:
-            leaves = self._log(session)
-            if not 0 < size1 <= size2 <= len(leaves):
-                raise ValidationError(
-                    f"need 0 < first <= second <= {len(leaves)}, got {size1}, {size2}"
-                )
-            return [_hex(p) for p in consistency_proof(size1, leaves[:size2])]
+        with self._sessions() as session:
+            size = tree.log_size(session, OWN_LOG)
+            if not 0 < size1 <= size2 <= size:
+                raise ValidationError(f"need 0 < first <= second <= {size}, got {size1}, {size2}")
+            self._catch_up_tree(session, OWN_LOG, size2)
+            return [_hex(p) for p in tree.consistency_path(session, OWN_LOG, size1, size2)]
 
     def anchors(self, *, before: int | None = None, limit: int = DEFAULT_PAGE_SIZE) -> list[Anchor]:
         """Return this node's anchors, newest first."""
@@ -750,31 +768,9 @@ class LedgerService:
                     selectinload(BusinessTransaction.anchor),
                 )
                 .where(BusinessTransaction.tx_id == tx_id.lower())
+                .order_by(BusinessTransaction.origin, BusinessTransaction.seq)
+                .limit(1)
             )
-
-    def _query(self, where: TxFilter, before: int | None) -> Any:
-        query = select(BusinessTransaction)
-        if where.subsystem is not None:
-            query = query.where(BusinessTransaction.subsystem == where.subsystem)
-        if where.kind is not None:
-            query = query.where(BusinessTransaction.kind == where.kind)
-        if where.signer is not None:
-            query = query.where(BusinessTransaction.signer == where.signer)
-        if where.party is not None:
-            query = query.where(
-                BusinessTransaction.seq.in_(
-                    select(TransactionParty.tx_seq).where(TransactionParty.address == where.party)
-                )
-            )
-        if where.since is not None:
-            query = query.where(BusinessTransaction.timestamp >= where.since)
-        if where.until is not None:
-            query = query.where(BusinessTransaction.timestamp < where.until)
-        if where.anchor is not None:
-            query = query.where(BusinessTransaction.anchor_index == where.anchor)
-        if before is not None:
-            query = query.where(BusinessTransaction.seq < before)
-        return query.order_by(BusinessTransaction.seq.desc())
 
     def list(
         self,
@@ -799,28 +795,28 @@ class LedgerService:
     ) -> Page:
         """Return one page of transactions matching ``where``, newest first."""
         limit = max(1, min(limit, MAX_PAGE_SIZE))
-        query = (
-            self._query(where, before)
-            .options(
+        with self._sessions() as session:
+            query = page_query(session, where, before, limit).options(
+                defer(BusinessTransaction.body),
                 selectinload(BusinessTransaction.parties),
                 selectinload(BusinessTransaction.anchor),
             )
-            .limit(limit + 1)
-        )
-        with self._sessions() as session:
             rows: Sequence[BusinessTransaction] = session.scalars(query).all()
         items = list(rows[:limit])
         next_cursor = items[-1].seq if len(rows) > limit else None
         return Page(items, next_cursor)
 
     def iter_all(
-        self, where: TxFilter, *, chunk: int = MAX_PAGE_SIZE
+        self, where: TxFilter, *, chunk: int = MAX_PAGE_SIZE, first: int | None = None
     ) -> Iterator[BusinessTransaction]:
         """Yield every transaction matching ``where``, newest first, one page per query
-        (for streamed exports: memory stays bounded and no session is held open)."""
+        (for streamed exports: memory stays bounded and no session is held open); the first
+        page has ``first`` rows if given (a streamed export starts sooner)."""
         before: int | None = None
+        size = chunk if first is None else first
         while True:
-            page = self.page(where, before=before, limit=chunk)
+            page = self.page(where, before=before, limit=size)
+            size = chunk
             yield from page.items
             if page.next_cursor is None:
                 return
@@ -849,17 +845,30 @@ class LedgerService:
                 .values(status=TransactionStatus.PENDING, leaf_index=None, anchor_index=None)
             )
             session.execute(delete(Anchor).where(Anchor.index.in_(indexes)))
+            tree.truncate(session, OWN_LOG, tree.log_size(session, OWN_LOG))
             session.commit()
             self._leaf_hashes = None
         self.leaf_added.set()
         return int(getattr(result, "rowcount", 0) or 0)
 
     def count(self) -> dict[str, int]:
-        """Return the number of transactions per status."""
+        """Return the number of transactions per status: pending by the status index,
+        anchored as the sum of the sizes of every log (logs have no gaps; one index lookup
+        per log instead of counting a million rows)."""
         with self._sessions() as session:
-            rows = session.execute(
-                select(BusinessTransaction.status, func.count()).group_by(
-                    BusinessTransaction.status
-                )
+            pending = session.scalar(
+                select(func.count())
+                .select_from(BusinessTransaction)
+                .where(BusinessTransaction.status == TransactionStatus.PENDING)
+            )
+            others = session.scalars(
+                select(Anchor.node)
+                .where(func.lower(Anchor.node) != self._node_address.lower())
+                .group_by(Anchor.node)
             ).all()
-        return {str(status): int(n) for status, n in rows}
+            anchored = sum(tree.log_size(session, origin) for origin in (OWN_LOG, *others))
+        counts = {
+            TransactionStatus.PENDING: int(pending or 0),
+            TransactionStatus.ANCHORED: anchored,
+        }
+        return {status: n for status, n in counts.items() if n}
