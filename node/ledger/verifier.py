@@ -21,6 +21,7 @@ pool (a worker killed) is replaced; the request that found it is verified in-pro
 | ``POOL_MIN_ITEMS``    | 64    | smaller requests are verified in-process                  |
 | ``CHUNK_MIN_ITEMS``   | 64    | a request is cut into one chunk per worker, at least this |
 | ``PARENT_POLL_SECONDS`` | 0.5 | how often a worker checks that the node is alive          |
+| ``MAX_REPLACEMENTS``  | 5     | broken pools replaced; then verification stays in-process |
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ log = logging.getLogger(__name__)
 POOL_MIN_ITEMS: Final = 64
 CHUNK_MIN_ITEMS: Final = 64
 PARENT_POLL_SECONDS: Final = 0.5
+MAX_REPLACEMENTS: Final = 5  # broken pools replaced before the node verifies in-process for good
 UNIXFS_CHUNK_SIZE: Final = 256 * 1024  # kubo's default chunker (size-262144)
 RAW_CIDV1_SHA256_PREFIX: Final = bytes([0x01, 0x55, 0x12, 0x20])  # CIDv1, raw, sha2-256, 32 B
 
@@ -188,7 +190,7 @@ class VerifierPool:
         """Return, per ``(tx, signature)``, the verified transaction (with its leaf) or its
         ``ValidationError``
         (in-process below ``min_items`` items or if the pool is closed or broke)."""
-        if len(items) < self.min_items or self._closed:
+        if len(items) < self.min_items or self._closed or self.replaced >= MAX_REPLACEMENTS:
             return verify_many(self.domain, items)
         chunks = max(1, min(self.workers, len(items) // CHUNK_MIN_ITEMS))
         size = math.ceil(len(items) / chunks)
@@ -199,6 +201,8 @@ class VerifierPool:
             checked = [result for future in futures for result in future.result()]
         except (BrokenProcessPool, RuntimeError) as exc:
             log.warning("verifier pool unusable (%s); verifying in-process", exc)
+            if self.replaced + 1 >= MAX_REPLACEMENTS:
+                log.error("verifier workers keep failing; verifying in-process from now on")
             self._replace()
             return verify_many(self.domain, items)
         return to_verified(self.domain, items, checked)

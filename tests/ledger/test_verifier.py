@@ -22,7 +22,7 @@ from node.errors import ValidationError
 from node.ledger.hasher import hash_leaf
 from node.ledger.service import compute_leaf_cid
 from node.ledger.transaction import BusinessTx, Domain, sign_tx, verify_signed_tx
-from node.ledger.verifier import VerifiedTx, VerifierPool, verify_many
+from node.ledger.verifier import MAX_REPLACEMENTS, VerifiedTx, VerifierPool, verify_many
 from tests.support.node import domain_of, make_submission, node_process
 
 DOMAIN = Domain(31337, "0x5FbDB2315678afecb367f642d3e5e8B4c72Ed0D1")
@@ -222,3 +222,14 @@ def test_node_workers_stop_with_the_node(tmp_path: Path) -> None:
     finally:
         node.kill()
     assert wait_gone(pids) == []  # kill -9: the workers notice and exit
+
+
+def test_after_repeated_failures_verification_stays_in_process() -> None:
+    verifier = VerifierPool(DOMAIN, 2)
+    try:
+        verifier.replaced = MAX_REPLACEMENTS  # as after that many broken pools
+        items = mixed_items(200)
+        assert summary(verifier.verify_many(items)) == summary(one_by_one(items))
+        assert verifier.pids() == []  # no worker was started
+    finally:
+        verifier.close()
