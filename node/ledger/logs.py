@@ -29,14 +29,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from node.db.models import Anchor, BusinessTransaction, TransactionParty, TransactionStatus
+from node.db.models import Anchor, TransactionStatus
 from node.errors import CollegiumError, NotFoundInStore, StoreError, ValidationError
 from node.ledger import tree
 from node.ledger.batch import decode_batch
+from node.ledger.bulk import insert_leaves
 from node.ledger.hasher import hash_leaf
 from node.ledger.service import ContentStore, compute_leaf_cid, row_values
 from node.ledger.transaction import Domain, decode_leaf
@@ -216,22 +217,10 @@ class LogIndexer:
             if root != anchor.root.lower():
                 raise BadBatch(f"{name}: the leaves hash to {root}, the chain has {anchor.root}")
             try:
-                seqs = session.scalars(
-                    insert(BusinessTransaction).returning(
-                        BusinessTransaction.seq, sort_by_parameter_order=True
-                    ),
-                    rows,
-                ).all()
+                insert_leaves(session, rows, parties)
             except IntegrityError as exc:  # the same transaction or nonce twice in one log
                 session.rollback()
                 raise BadBatch(f"{name}: a transaction or signer nonce repeats in the log") from exc
-            links = [
-                {"tx_seq": seq, "position": i, "address": address}
-                for seq, addresses in zip(seqs, parties, strict=True)
-                for i, address in enumerate(addresses)
-            ]
-            if links:
-                session.execute(insert(TransactionParty), links)
             tree.catch_up(session, origin, anchor.tree_size)
             session.commit()
         return IndexedBatch(origin, anchor.index, len(rows))

@@ -524,6 +524,17 @@ def _int(item: Any) -> int:
     return int.from_bytes(item, "big")
 
 
+def _leaf_items(body: bytes) -> list[Any]:
+    """Return the top-level RLP items of a leaf; raise ``ValidationError`` if it is not one."""
+    try:
+        items = rlp.decode(body)
+    except Exception as exc:
+        raise ValidationError(f"leaf is not RLP: {exc}") from exc
+    if not isinstance(items, list) or not items:
+        raise ValidationError("leaf must be a non-empty RLP list")
+    return items
+
+
 def decode_leaf_payload(body: bytes) -> str:
     """Return the payload field (a CID or "") of the leaf ``body`` without re-verifying its
     signature: what replication needs to follow a leaf to its payload (the leaf itself is
@@ -531,12 +542,7 @@ def decode_leaf_payload(body: bytes) -> str:
 
     Raises ``ValidationError`` if ``body`` is not an RLP leaf of a known version.
     """
-    try:
-        items = rlp.decode(body)
-    except Exception as exc:
-        raise ValidationError(f"leaf is not RLP: {exc}") from exc
-    if not isinstance(items, list) or not items:
-        raise ValidationError("leaf must be a non-empty RLP list")
+    items = _leaf_items(body)
     version = _int(items[0])
     position = {LEAF_VERSION: (13, 9), PRIVATE_LEAF_VERSION: (10, 5)}.get(version)
     if position is None or len(items) != position[0]:
@@ -552,12 +558,7 @@ def decode_leaf(body: bytes) -> SignedBusinessTx:
 
     Raises ``ValidationError`` if the body is not a canonical leaf of a known version.
     """
-    try:
-        items = rlp.decode(body)
-    except Exception as exc:
-        raise ValidationError(f"leaf is not RLP: {exc}") from exc
-    if not isinstance(items, list) or not items:
-        raise ValidationError("leaf must be a non-empty RLP list")
+    items = _leaf_items(body)
     version = _int(items[0])
     if version == PRIVATE_LEAF_VERSION:
         return _decode_private_leaf(items, body)

@@ -16,6 +16,7 @@ from node.ledger.batch import decode_batch
 from node.ledger.hasher import hash_leaf
 from node.ledger.transaction import decode_leaf
 from node.ledger.verify import verify_consistency, verify_inclusion
+from tests.support.blocks import stored_block_keys
 from tests.support.node import InProcessNode, domain_of, in_process_node, make_submission
 
 TX_PATH = "/api/v1/transactions"
@@ -51,9 +52,7 @@ def client(node: InProcessNode) -> Iterator[httpx.Client]:
 
 def snapshot(node: InProcessNode) -> tuple[Any, ...]:
     """Return what a rejected request must not change: SQL rows, anchors, pins, blocks."""
-    blocks = sorted(
-        p.name for p in Path(node.node.settings.data_dir, "ipfs").rglob("*") if p.is_file()
-    )
+    blocks = stored_block_keys(Path(node.node.settings.data_dir, "ipfs"))
     return (
         node.node.ledger.count(),
         node.node.registry.anchor_count(),

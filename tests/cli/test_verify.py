@@ -11,6 +11,7 @@ from eth_account import Account
 from typer.testing import CliRunner
 
 from node.cli.main import ExitStatus, app
+from tests.support.blocks import StoredBlock
 from tests.support.node import domain_of, in_process_node, make_submission
 
 runner = CliRunner()
@@ -68,13 +69,10 @@ def test_verify_names_tampered_sql_column(
 def test_verify_names_tampered_block(stopped_node: tuple[Path, list[dict]]) -> None:  # type: ignore[type-arg]
     data_dir, created = stopped_node
     victim = created[2]
-    leaf_files = [
-        p for p in (data_dir / "ipfs").rglob("*") if p.is_file() and _holds(p, victim["leaf_hash"])
-    ]
-    # find the block file of the victim's body by content: it is the only one that decodes to it
-    assert leaf_files, "block file of the transaction body not found"
-    path = leaf_files[0]
+    # the block holding the victim's body, packed in blocks.sqlite or a file, by its CID
+    path = StoredBlock(data_dir / "ipfs", victim["cid"])
     original = path.read_bytes()
+    assert _holds(original, victim["leaf_hash"]), "the stored block is not the transaction body"
     tampered = bytearray(original)
     tampered[len(tampered) // 2] ^= 0x01
     path.write_bytes(bytes(tampered))
@@ -86,7 +84,7 @@ def test_verify_names_tampered_block(stopped_node: tuple[Path, list[dict]]) -> N
     assert f"MISMATCH {victim['id']}: content store" in out
 
 
-def _holds(path: Path, leaf_hash: str) -> bool:
+def _holds(body: bytes, leaf_hash: str) -> bool:
     from node.ledger.hasher import hash_leaf
 
-    return "0x" + hash_leaf(path.read_bytes()).hex() == leaf_hash
+    return "0x" + hash_leaf(body).hex() == leaf_hash

@@ -29,6 +29,15 @@ def read_stored_block(store_root: Path, cid: str) -> bytes | None:
     return path.read_bytes() if path.exists() else None
 
 
+def stored_block_keys(store_root: Path) -> list[str]:
+    """Return the keys of every block stored at ``store_root``, packed or in a file, sorted."""
+    keys = [p.name.removesuffix(".data") for p in (store_root / "blocks").rglob("*.data")]
+    if (store_root / "blocks.sqlite").exists():
+        with contextlib.closing(sqlite3.connect(store_root / "blocks.sqlite", timeout=30)) as db:
+            keys += [str(row[0]) for row in db.execute("SELECT key FROM blocks")]
+    return sorted(keys)
+
+
 def write_stored_block(store_root: Path, cid: str, data: bytes) -> None:
     """Overwrite the stored copy of ``cid`` with ``data`` (no hash check), wherever it is."""
     key = _key(cid)
