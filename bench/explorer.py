@@ -36,7 +36,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -227,7 +227,7 @@ def cpu_seconds(pid: int) -> float:
 
 
 def measure(
-    url: str, samples: int, count: int, seed: int, pid: int
+    url: str, samples: int, count: int, seed: int, pid: int, only: Sequence[str] = ()
 ) -> list[tuple[str, float, float, float]]:
     """Return (query, p50 ms, p99 ms, node CPU ms per request) for every explorer query.
 
@@ -317,6 +317,8 @@ def measure(
     print(f"node CPU while idle: {idle * 1000:.0f} ms/s (subtracted below)", flush=True)
     results = []
     for name, call in queries:
+        if only and not any(part in name for part in only):
+            continue
         call()  # warm
         times = []
         cpu_before, started_all = cpu_seconds(pid), time.perf_counter()
@@ -412,6 +414,13 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=200)
     parser.add_argument("--keep", type=Path, help="build into this directory and keep it")
     parser.add_argument("--reuse", action="store_true", help="measure the --keep directory")
+    parser.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        help="measure only the queries whose name contains this (repeatable)",
+    )
+    parser.add_argument("--no-proofs", action="store_true", help="skip the in-process proofs")
     args = parser.parse_args()
     workdir = args.keep or Path(tempfile.mkdtemp(prefix="collegium-explorer-"))
     data_dir = workdir / "node"
@@ -433,11 +442,12 @@ def main() -> None:
     try:
         assert node.proc is not None
         print("node RSS after start:", rss(node.proc.pid), flush=True)
-        measure(node.url, args.samples, args.count, seed=1, pid=node.proc.pid)
+        measure(node.url, args.samples, args.count, seed=1, pid=node.proc.pid, only=args.only)
         print("node RSS after the run:", rss(node.proc.pid), flush=True)
     finally:
         node.stop()
-    proofs_side_by_side(index, args.samples)
+    if not args.no_proofs:
+        proofs_side_by_side(index, args.samples)
 
 
 if __name__ == "__main__":

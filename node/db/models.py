@@ -60,6 +60,8 @@ class BusinessTransaction(Base):
         Index("ix_transactions_timestamp_seq", "timestamp", "seq"),
         Index("ix_transactions_signer_seq", "signer", "seq"),
         Index("ix_transactions_seq_timestamp", "seq", "timestamp"),  # time ranges by seq
+        # subsystem + kind + time range: the page's seqs from this index alone (then sorted)
+        Index("ix_transactions_subsystem_kind_time", "subsystem", "kind", "timestamp", "seq"),
     )
 
     seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)

@@ -24,7 +24,11 @@ timestamp index) and the cheaper plan is forced by writing the other columns as 
 no index matches (``x + 0``, ``x || ''``, SQLite's documented way). Combined with another
 filter, the range plan reads every row of the range from the table, so above
 ``RANGE_WITH_FILTERS_MAX`` rows the query is left to SQLite, which walks the other filter's
-``(…, seq)`` index. The estimate only picks a plan; the answer is the same either way. The
+``(…, seq)`` index. The estimate only picks a plan; the answer is the same either way.
+
+``subsystem`` + ``kind`` + a time range (no other filter) has its own index,
+``(subsystem, kind, timestamp, seq)``: the page's seqs are read from it alone and sorted
+(cost ∝ index entries of both filters in the range), on both databases. The
 worst case left is a wide one-sided range in the middle of the log (``until`` half a log
 ago): both plans then read about half of the index.
 """
@@ -54,8 +58,11 @@ RANGE_ENTRY_COST = 8
 
 
 def choose_time_plan(session: Session, where: Any, before: int | None) -> str:
-    """Return ``"range"`` or ``"scan"`` for a query with a time range (see module doc), or
-    ``""`` (no hint) for a wide range combined with other filters."""
+    """Return ``"range"`` or ``"scan"`` for a query with a time range (see module doc),
+    ``""`` (no hint) for a wide range combined with other filters, or ``"subsystem+kind"``
+    when ``(subsystem, kind, timestamp, seq)`` serves the query (on every database)."""
+    if has_subsystem_kind_index(where):
+        return "subsystem+kind"
     newest = session.scalar(select(func.max(T.seq))) or 0
     start = min(newest + 1, before) if before is not None else newest + 1
     low = 0 if where.since is None else _seq_at(session, where.since)
@@ -73,6 +80,8 @@ def choose_time_plan(session: Session, where: Any, before: int | None) -> str:
 def page_query(session: Session, where: Any, before: int | None, limit: int) -> Select[Any]:
     """Return the query of one page (``limit`` rows and one more) matching ``where``."""
     timed = where.since is not None or where.until is not None
+    if timed and has_subsystem_kind_index(where):
+        return _subsystem_kind_time(where, before, limit)
     plan = ""
     if timed and session.get_bind().dialect.name == "sqlite":
         plan = choose_time_plan(session, where, before)
@@ -132,3 +141,31 @@ def page_query(session: Session, where: Any, before: int | None, limit: int) -> 
     if before is not None:
         query = query.where(order < before)
     return query.order_by(order.desc()).limit(limit + 1)
+
+
+def has_subsystem_kind_index(where: Any) -> bool:
+    """Return whether ``where`` (with a time range) is ``subsystem`` + ``kind`` alone."""
+    others = (where.signer, where.party, where.anchor)
+    both = where.subsystem is not None and where.kind is not None
+    return both and all(value is None for value in others)
+
+
+def _subsystem_kind_time(where: Any, before: int | None, limit: int) -> Select[Any]:
+    """Return the page query of ``subsystem`` + ``kind`` + a time range: the seqs of the
+    rows of both filters in the range, from the ``(subsystem, kind, timestamp, seq)`` index
+    alone (index entries, no rows), sorted, the newest ``limit + 1`` kept, then those rows.
+
+    ``seq`` is written ``seq + 0`` in the cursor and the order so that no ``(…, seq)`` index
+    is walked instead (SQLite would walk ``(subsystem, seq)`` for a cursor page, reading
+    each row newer than the range). Cost: the index entries of both filters in the range
+    (at most ≈ 90,000 for the commonest pair over the whole 1,000,000 log, ≈ 10 ms)."""
+    seq = T.seq + 0
+    inner = select(T.seq).where(T.subsystem == where.subsystem, T.kind == where.kind)
+    if where.since is not None:
+        inner = inner.where(T.timestamp >= where.since)
+    if where.until is not None:
+        inner = inner.where(T.timestamp < where.until)
+    if before is not None:
+        inner = inner.where(seq < before)
+    newest = inner.order_by(seq.desc()).limit(limit + 1)
+    return select(T).where(T.seq.in_(newest)).order_by(T.seq.desc()).limit(limit + 1)

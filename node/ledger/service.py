@@ -812,15 +812,26 @@ class LedgerService:
         """Yield every transaction matching ``where``, newest first, one page per query
         (for streamed exports: memory stays bounded and no session is held open); the first
         page has ``first`` rows if given (a streamed export starts sooner)."""
+        for page in self.iter_pages(where, chunk=chunk, first=first):
+            yield from page
+
+    def iter_pages(
+        self, where: TxFilter, *, chunk: int = MAX_PAGE_SIZE, first: int | None = None
+    ) -> Iterator[Sequence[BusinessTransaction]]:
+        """Yield the pages of every transaction matching ``where``, newest first: ``first``
+        rows (if given), then twice as many each time up to ``chunk``. A client that stops
+        after the first rows (a download cancelled, a preview) leaves the server at most
+        one small page of work, not a whole chunk; a full export soon reads ``chunk``
+        rows per query."""
         before: int | None = None
-        size = chunk if first is None else first
+        size = chunk if first is None else min(first, chunk)
         while True:
             page = self.page(where, before=before, limit=size)
-            size = chunk
-            yield from page.items
+            yield page.items
             if page.next_cursor is None:
                 return
             before = page.next_cursor
+            size = min(chunk, size * 2)
 
     # -- reorgs -----------------------------------------------------------------------------
 

@@ -384,3 +384,23 @@ def test_filters_by_time_and_anchor_and_csv_export(
     assert len(everything) == total + 1
     bad = client.get("/api/v1/transactions.csv", params={"party": "0x12"})
     assert bad.status_code == 400
+
+
+def test_explorer_page_summary_is_read_at_most_once_a_second(
+    node: InProcessNode, client: httpx.Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from node.api.routes import explorer
+
+    health = node.node.health()  # /health itself: read fresh each time
+    first = explorer.summary(node.node)
+    assert first["chain"] == health["chain"] and first["epoch"] == health["epoch"]
+    assert (first["node"], first["registry"]) == (health["node"], health["registry"])
+    assert explorer.summary(node.node) is first  # within SUMMARY_TTL: the same reading
+    monkeypatch.setattr(explorer, "SUMMARY_TTL", 0.0)
+    again = explorer.summary(node.node)
+    assert again is not first and again["chain"]["block_number"] == int(
+        node.node.chain.w3.eth.block_number
+    )
+    page = client.get("/explorer")
+    assert page.status_code == 200
+    assert f"block {node.node.chain.w3.eth.block_number}" in page.text

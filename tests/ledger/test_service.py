@@ -319,6 +319,17 @@ def test_time_and_anchor_filters(parts: Any) -> None:
     assert [r.timestamp for r in service.iter_all(TxFilter(since=150), chunk=1)] == [300, 200]
 
 
+def test_export_pages_grow_from_the_first_page_to_the_chunk(parts: Any) -> None:
+    service, _, _, _ = parts
+    wallet = Account.create()
+    for n in range(8):
+        service.submit(*signed(service, wallet, nonce=n, timestamp=100 + n), wallet.address)
+    pages = list(service.iter_pages(TxFilter(), first=1, chunk=3))
+    assert [len(page) for page in pages] == [1, 2, 3, 2]  # doubling, capped at the chunk
+    assert [r.timestamp for page in pages for r in page] == list(range(107, 99, -1))
+    assert [len(page) for page in service.iter_pages(TxFilter(since=200), first=1)] == [0]
+
+
 def test_rollback_own_anchors_reanchors_the_same_leaves(parts: Any) -> None:
     service, registry, store, sessions = parts
     wallet = Account.create()

@@ -6,12 +6,17 @@ no-JavaScript fallback.
 
 from __future__ import annotations
 
+import threading
+import time
+import weakref
 from html import escape
+from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse
 
 from node.api.deps import NodeDep
+from node.runtime import NodeContext
 
 router = APIRouter(tags=["explorer"])
 
@@ -26,6 +31,40 @@ dl{display:grid;grid-template-columns:max-content auto;gap:.2rem 1rem}
 """
 
 
+SUMMARY_TTL = 1.0  # seconds: this page's summary is re-read at most once a second
+#: id(node) -> (the node, weakly; when read; the summary) (NodeContext is not hashable)
+_summaries: dict[int, tuple[weakref.ref[NodeContext], float, dict[str, Any]]] = {}
+_summary_lock = threading.Lock()
+
+
+def summary(node: NodeContext) -> dict[str, Any]:
+    """Return what this page shows of the node (not ``/health``: no counts, no sync or epoch
+    state), re-read from the chain at most once per ``SUMMARY_TTL`` (``/health`` itself is
+    never cached: clients poll it for fresh values)."""
+    now = time.monotonic()
+    with _summary_lock:
+        cached = _summaries.get(id(node))
+        if cached is not None and cached[0]() is node and now - cached[1] < SUMMARY_TTL:
+            return cached[2]
+    chain = node.chain
+    value = {
+        "node": node.address,
+        "chain": {
+            "kind": chain.kind,
+            "chain_id": chain.chain_id,
+            "block_number": int(chain.w3.eth.block_number),
+        },
+        "epoch": int(node.registry.current_epoch()),
+        "registry": node.record.registry,
+        "store": {"backend": node.store.backend},
+    }
+    with _summary_lock:
+        for key in [key for key, entry in _summaries.items() if entry[0]() is None]:
+            del _summaries[key]  # nodes closed and gone
+        _summaries[id(node)] = (weakref.ref(node), now, value)
+    return value
+
+
 def _short(value: str, keep: int = 10) -> str:
     return value if len(value) <= 2 * keep else f"{value[:keep]}…{value[-6:]}"
 
@@ -33,7 +72,7 @@ def _short(value: str, keep: int = 10) -> str:
 @router.get("/explorer", response_class=HTMLResponse, include_in_schema=False)
 def explorer(node: NodeDep) -> HTMLResponse:
     """Return the explorer: the node's summary and the most recent transactions."""
-    health = node.health()
+    health = summary(node)
     page = node.ledger.list(limit=PAGE_SIZE)
     rows = []
     for tx in page.items:
