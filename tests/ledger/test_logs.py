@@ -29,7 +29,7 @@ from node.ledger.reindex import reindex
 from node.ledger.transaction import BusinessTx, sign_tx, verify_signed_tx
 from tests.chain.conftest import ChainUnderTest, anvil_chain  # noqa: F401 (fixture)
 from tests.storage.conftest import peer_node
-from tests.support.node import InProcessNode, domain_of, make_submission
+from tests.support.node import InProcessNode, domain_of, submit_anchored
 
 pytestmark = pytest.mark.anvil
 
@@ -49,20 +49,7 @@ def wait_for(what: str, check: Callable[[], Any], timeout: float = WAIT_SECONDS)
 
 def submit(node: InProcessNode, admin: Registry, count: int) -> list[str]:
     """Submit ``count`` transactions of a new participant to ``node``; wait until anchored."""
-    domain = domain_of(node.url)
-    wallet = Account.create()
-    admin.add_participant("main", wallet.address)
-    ids = []
-    for _ in range(count):
-        response = httpx.post(
-            node.url + "/api/v1/transactions",
-            params={"wait": "true"},
-            json=make_submission(domain, wallet),
-            timeout=60,
-        )
-        assert response.status_code == 201, response.text
-        ids.append(response.json()["id"])
-    return ids
+    return submit_anchored(node, count, admin)
 
 
 def listed_ids(node: InProcessNode) -> set[str]:

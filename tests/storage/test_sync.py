@@ -28,7 +28,7 @@ from node.storage.sync import (
 from tests.chain.conftest import ChainUnderTest
 from tests.storage.conftest import TamperingGateway, peer_node
 from tests.support.blocks import read_stored_block, write_stored_block
-from tests.support.node import InProcessNode, domain_of, make_submission
+from tests.support.node import InProcessNode, domain_of, make_submission, submit_anchored
 
 pytestmark = pytest.mark.anvil
 
@@ -38,19 +38,8 @@ TEST_EPOCH_PERIOD = 50
 
 
 def anchor_transactions(node: InProcessNode, count: int, admin: Registry | None = None) -> None:
-    """Submit ``count`` transactions signed by a new participant of "main" (added by ``admin``,
-    default the node itself) to ``node`` and wait until each is anchored."""
-    domain = domain_of(node.url)
-    wallet = Account.create()
-    (admin or node.node.registry).add_participant("main", wallet.address)
-    for _ in range(count):
-        response = httpx.post(
-            node.url + "/api/v1/transactions",
-            params={"wait": "true"},
-            json=make_submission(domain, wallet),
-            timeout=60,
-        )
-        assert response.status_code == 201, response.text
+    """Submit ``count`` transactions of a new participant to ``node``; wait until anchored."""
+    submit_anchored(node, count, admin)
 
 
 def referenced_cids(node: InProcessNode) -> list[str]:

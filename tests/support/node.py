@@ -163,3 +163,23 @@ def make_submission(
     tx = BusinessTx(**{**values, "parties": tuple(values["parties"])})
     signature = sign_tx(domain, tx, (sign_with or wallet).key)
     return {"transaction": values, "signer": wallet.address, "signature": "0x" + signature.hex()}
+
+
+def submit_anchored(node: InProcessNode, count: int, admin: Any = None) -> list[str]:
+    """Submit ``count`` transactions signed by a new participant of "main" (added by the
+    ``admin`` registry binding, default the node's own) to ``node``; wait until each is
+    anchored (``?wait=true`` → 201); return their ids."""
+    domain = domain_of(node.url)
+    wallet = Account.create()
+    (admin or node.node.registry).add_participant("main", wallet.address)
+    ids = []
+    for _ in range(count):
+        response = httpx.post(
+            node.url + "/api/v1/transactions",
+            params={"wait": "true"},
+            json=make_submission(domain, wallet),
+            timeout=60,
+        )
+        assert response.status_code == 201, response.text
+        ids.append(str(response.json()["id"]))
+    return ids
