@@ -54,6 +54,8 @@ POLL_SECONDS: Final = 1.0
 """How often the thread looks for a new epoch."""
 DEFAULT_EPOCH_SECONDS: Final = 60.0
 """With autoadvance: wall-clock seconds after which a quiet epoch is ended by mining."""
+FALLBACK_TTL_SECONDS: Final = 1.0
+"""Before the first epoch is processed, how long the router's local fallback table is reused."""
 VIEW_CACHE_SIZE: Final = 32
 """How many computed epochs are kept in memory (past epochs are recomputed on demand)."""
 LOCAL_FALLBACK_ROOT: Final = bytes(32)
@@ -443,8 +445,10 @@ def compute_local_assignment(
 class EpochAssignmentSource:
     """The router's ``AssignmentSource`` over an :class:`EpochService`."""
 
-    def __init__(self, service: EpochService) -> None:
+    def __init__(self, service: EpochService, clock: Callable[[], float] = time.monotonic) -> None:
         self.service = service
+        self.clock = clock
+        self._fallback: tuple[float, int, Assignment] | None = None
 
     def cached(self, epoch: int) -> Assignment | None:
         """Return the assignment of ``epoch`` if this node has already computed it, or None."""
@@ -465,11 +469,17 @@ class EpochAssignmentSource:
                 view.epoch, view.seed, view.snapshot.subsystems, self.service.address
             )
             return view.epoch, fallback
+        # no epoch processed yet (starting, or the chain is failing): the fallback costs two
+        # registry reads, so it is computed at most once per FALLBACK_TTL_SECONDS, not per request
+        now = self.clock()
+        if self._fallback is not None and now - self._fallback[0] < FALLBACK_TTL_SECONDS:
+            return self._fallback[1], self._fallback[2]
         registry = self.service.registry
         epoch = registry.current_epoch()
         fallback = compute_local_assignment(
             epoch, bytes(32), registry.subsystems(), self.service.address
         )
+        self._fallback = (now, epoch, fallback)
         return epoch, fallback
 
 

@@ -16,6 +16,7 @@ from node.epoch import (
     read_snapshot,
 )
 from node.epoch.report import format_epoch_status
+from node.epoch.service import FALLBACK_TTL_SECONDS, EpochAssignmentSource
 from tests.epoch.conftest import EPOCH_PERIOD, Network
 
 EPOCHS = 6
@@ -211,6 +212,21 @@ def test_assignment_source_serves_the_router(network: Network) -> None:
     view = member.service.tick()
     assert source.current() == (view.epoch, view.assignment)
     assert member.service.peers()[member.address.lower()] == "http://main.invalid"
+
+
+def test_the_fallback_table_is_read_at_most_once_per_ttl(network: Network) -> None:
+    """Before any epoch is processed the router's table comes from two registry reads: it
+    is reused for FALLBACK_TTL_SECONDS instead of being read again on every request."""
+    member = network.members[0]
+    now = [0.0]
+    source = EpochAssignmentSource(member.service, clock=lambda: now[0])
+    _, before = source.current()
+    member.registry.create_subsystem("late")
+    now[0] += FALLBACK_TTL_SECONDS / 2
+    assert source.current()[1] is before  # within the TTL: not read again
+    now[0] += FALLBACK_TTL_SECONDS
+    _, after = source.current()
+    assert {s.subsystem for s in after.slots} - {s.subsystem for s in before.slots} == {"late"}
 
 
 # ---------------------------------------------------------------- liveness
