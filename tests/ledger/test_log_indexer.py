@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from eth_account import Account
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from node.db.models import Anchor, BusinessTransaction
@@ -24,6 +24,7 @@ from node.ledger.service import compute_leaf_cid, new_row
 from node.ledger.transaction import BusinessTx, Domain, SignedBusinessTx, sign_tx, verify_signed_tx
 from node.storage import open_store
 from node.storage.base import BlockStore
+from tests.support.ledger import count_log_rows
 
 DOMAIN = Domain(31337, "0x" + "ab" * 20)
 OTHER = Account.create().address
@@ -102,18 +103,6 @@ class Log:
             self.store.add_bytes(s.encode())
 
 
-def origin_rows(sessions: sessionmaker[Session], origin: str) -> int:
-    with sessions() as session:
-        return int(
-            session.scalar(
-                select(func.count())
-                .select_from(BusinessTransaction)
-                .where(BusinessTransaction.origin == origin)
-            )
-            or 0
-        )
-
-
 def test_batches_wait_for_the_store_then_are_indexed_in_order(
     env: tuple[sessionmaker[Session], BlockStore],
 ) -> None:
@@ -126,7 +115,7 @@ def test_batches_wait_for_the_store_then_are_indexed_in_order(
     log.anchor(0, first, stored=False)  # the syncer has not fetched it yet
     log.anchor(1, second)
     assert indexer.index() == []
-    assert origin_rows(sessions, OTHER) == 0 and indexer.bad_batches == 0
+    assert count_log_rows(sessions, OTHER) == 0 and indexer.bad_batches == 0
     # fetched now, but the log waits out its back-off before trying again
     log.store_all(first)
     store.add_bytes(Batch(0, tuple(compute_leaf_cid(s.encode()) for s in first),
@@ -158,7 +147,7 @@ def test_a_transaction_in_two_logs_is_one_row_per_log_and_the_own_one_first(
             select(BusinessTransaction).where(BusinessTransaction.tx_id == shared[0].tx_id)
         ).all()
     assert sorted(r.origin for r in rows) == ["", OTHER]
-    assert origin_rows(sessions, OTHER) == 2
+    assert count_log_rows(sessions, OTHER) == 2
 
 
 @pytest.mark.parametrize("defect", ["root", "domain", "repeated"])
@@ -176,6 +165,6 @@ def test_a_bad_batch_writes_nothing_and_blocks_that_log(
     indexer = LogIndexer(sessions=sessions, store=store, node_address=OWN, domain=DOMAIN)
     assert indexer.index() == []
     assert indexer.bad_batches == 1
-    assert origin_rows(sessions, OTHER) == 0
+    assert count_log_rows(sessions, OTHER) == 0
     with sessions() as session:
         assert tree.persisted_size(session, OTHER) == 0

@@ -29,6 +29,7 @@ from node.ledger.reindex import reindex
 from node.ledger.transaction import BusinessTx, sign_tx, verify_signed_tx
 from tests.chain.conftest import ChainUnderTest, anvil_chain  # noqa: F401 (fixture)
 from tests.storage.conftest import peer_node
+from tests.support.ledger import count_log_rows
 from tests.support.node import InProcessNode, domain_of, submit_anchored
 
 pytestmark = pytest.mark.anvil
@@ -146,15 +147,7 @@ def anchor_foreign_batch(pair: Pair, *, good_root: bool) -> tuple[str, list[str]
 
 
 def rows_of(node: InProcessNode, origin: str) -> int:
-    with node.node.sessions() as session:
-        return int(
-            session.scalar(
-                select(func.count())
-                .select_from(BusinessTransaction)
-                .where(BusinessTransaction.origin == origin)
-            )
-            or 0
-        )
+    return count_log_rows(node.node.sessions, origin)
 
 
 def test_a_batch_that_does_not_hash_to_its_root_is_skipped_whole(pair: Pair) -> None:
