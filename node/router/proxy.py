@@ -168,9 +168,8 @@ class RouterMiddleware:
             except UnknownSlot:
                 route = None
             if route is not None and not route.local and hops > 0:
-                route = await anyio.to_thread.run_sync(
-                    lambda: self._sender_route(route, headers.get(EPOCH_HEADER), peers)
-                )
+                # pure and lock-free (a cached epoch + compute_route): no worker thread
+                route = self._sender_route(route, headers.get(EPOCH_HEADER), peers)
             if route is not None and not route.local:
                 if hops >= MAX_HOPS:
                     await _problem(send, STATUS_LOOP_DETECTED, "loop detected",
