@@ -197,8 +197,13 @@ def test_kill_9_one_of_five_nodes(devnet5: Devnet) -> None:
     assert rehosted["boundary_block"] >= killed_at + window
     for earlier in range(int(view["epoch"]) + 1, epoch):  # one node: the roots agree (above)
         before = epoch_at(live[:1], earlier)
-        if before["boundary_block"] >= seen:  # within its window: still live, still assigned
-            assert dead not in lowered(before), f"epoch {earlier} left it out too early"
+        boundary = int(before["boundary_block"])
+        if boundary >= seen:  # its lastSeen at that boundary is ``seen``: the rule is exact
+            expected = boundary >= seen + window  # live iff lastSeen + window > boundary
+            assert (dead in lowered(before)) == expected, (
+                f"epoch {earlier} (boundary {boundary}, last seen {seen}, window {window}): "
+                f"left out {before['left_out']}"
+            )
     assert dead in lowered(rehosted) and not rehosted["kept_all"]
     assert dead not in hosts_of(rehosted)
     assert hosts_of(rehosted) <= {n.address.lower() for n in live}
