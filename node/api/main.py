@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -18,16 +19,26 @@ API_PREFIX = "/api/v1"
 TRANSACTIONS_PATH = API_PREFIX + "/transactions"
 
 
-def create_app(node: NodeContext, *, close_on_shutdown: bool = False) -> FastAPI:
+def create_app(
+    node: NodeContext, *, close_on_shutdown: bool = False, freeze_gc: bool = False
+) -> FastAPI:
     """Return the node's HTTP application bound to ``node``'s parts.
 
     With ``close_on_shutdown`` the node's parts are closed when the server shuts down
     (``collegium up``: uvicorn re-raises SIGTERM after its shutdown, so this is the
     last moment to stop the anchorer and release the chain cleanly).
+
+    With ``freeze_gc`` (a node process), every object alive once the server has started
+    (modules, the chain and ledger parts: ≈ 230,000 objects) is moved out of the cyclic
+    garbage collector's reach with ``gc.freeze()``: a full collection then walks only what
+    requests created since, instead of pausing a request for ≈ 100 ms now and then.
     """
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if freeze_gc:
+            gc.collect()
+            gc.freeze()
         yield
         if close_on_shutdown:
             node.close()

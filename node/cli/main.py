@@ -146,7 +146,7 @@ def up(
     )
     try:
         uvicorn.run(
-            create_app(node, close_on_shutdown=True),
+            create_app(node, close_on_shutdown=True, freeze_gc=True),
             host=host,
             port=port,
             log_level=log_level.lower(),

@@ -161,6 +161,20 @@ class MerkleHead(Base):
     size: Mapped[int] = mapped_column(BigInteger)
 
 
+class TimeZone(Base):
+    """The smallest and largest signed timestamp of the transactions whose ``seq`` is in
+    ``[zone << ZONE_BITS, (zone + 1) << ZONE_BITS)`` (a zone map; ``node.ledger.queries``).
+
+    Written only by the database's own trigger (migration 0008) on every insert into
+    ``transactions`` and every change of a timestamp; bounds never shrink."""
+
+    __tablename__ = "transaction_time_zones"
+
+    zone: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    min_timestamp: Mapped[int] = mapped_column(BigInteger)
+    max_timestamp: Mapped[int] = mapped_column(BigInteger)
+
+
 class IndexedBlock(Base):
     """A block the chain follower has indexed: its hash and parent hash detect reorgs."""
 

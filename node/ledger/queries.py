@@ -6,114 +6,99 @@ Every filter has an index that yields rows in ``seq`` order, so a page stops aft
 (joined, not an ``IN`` list that would be built whole).
 
 A time range (``since <= timestamp < until``, the signed timestamp) is the exception: no
-index orders both by time and by ``seq``. Two plans are possible, and which one is cheap
-depends on where the range lies, so it is chosen per query (SQLite; PostgreSQL's planner has
-statistics and gets the plain query):
+index orders both by time and by ``seq``. Signed timestamps follow acceptance order closely,
+though nothing forces them to, so the index keeps a **zone map** (``transaction_time_zones``,
+migration 0008): for every run of ``2**ZONE_BITS`` consecutive ``seq`` values, the smallest
+and largest timestamp, written by a database trigger on every insert. Two plans, chosen per
+query on both databases:
 
-* **range**: read the rows whose timestamp is in the range (index ``(timestamp, seq)``) and
-  keep the newest ``limit + 1`` — cost ∝ rows in the range; with no other filter this runs
-  on the index alone (a covering subquery), the table is read for the page only;
-* **scan**: walk ``seq`` downwards and test the timestamp — on the index ``(seq, timestamp)``
-  alone with no other filter, else on the other filter's ``(…, seq)`` index — cost ∝ rows
-  newer than the range (plus the page); an index entry of this walk is about
-  ``RANGE_ENTRY_COST`` times cheaper than one of the range plan, which must be sorted.
-
-Signed timestamps follow acceptance order closely, so both costs are estimated from the
-``seq`` of the first row at or after ``since`` and ``until`` (two O(log n) lookups in the
-timestamp index) and the cheaper plan is forced by writing the other columns as expressions
-no index matches (``x + 0``, ``x || ''``, SQLite's documented way). Combined with another
-filter, the range plan reads every row of the range from the table, so above
-``RANGE_WITH_FILTERS_MAX`` rows the query is left to SQLite, which walks the other filter's
-``(…, seq)`` index. The estimate only picks a plan; the answer is the same either way.
+* **zones** (a wide range): walk the zones whose bounds meet the range, newest first, and in
+  each run of them walk the usual ``seq``-ordered index (``(seq, timestamp)`` alone with no
+  other filter, else the other filter's ``(…, seq)`` index) restricted to that run's ``seq``
+  interval, testing the timestamp, until the page is full. Cost: the page plus at most the
+  zones at the range's edges, when timestamps follow acceptance order; a zone made wide by a
+  far back- or forward-dated transaction is only walked, never wrongly skipped.
+* **range** (a narrow range, fewer than ``RANGE_MAX`` rows, counted with that cap on the
+  ``(timestamp, seq)`` index): read the range's rows by timestamp and keep the newest
+  ``limit + 1`` — cost ∝ rows in the range, whatever the zones look like. With no other
+  filter it runs on the index alone (a covering subquery); other filters are tested on the
+  range's rows (written as expressions no index matches, ``x + 0`` / ``x || ''``, so that
+  the database does not walk their indexes instead).
 
 ``subsystem`` + ``kind`` + a time range (no other filter) has its own index,
 ``(subsystem, kind, timestamp, seq)``: the page's seqs are read from it alone and sorted
-(cost ∝ index entries of both filters in the range), on both databases. The
-worst case left is a wide one-sided range in the middle of the log (``until`` half a log
-ago): both plans then read about half of the index.
+(cost ∝ index entries of both filters in the range).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session, aliased
 
-from node.db.models import BusinessTransaction, TransactionParty
+from node.db.models import BusinessTransaction, TimeZone, TransactionParty
 
 T = BusinessTransaction
 
-
-def _seq_at(session: Session, moment: int) -> int | None:
-    """Return the ``seq`` of the first row (by timestamp) with ``timestamp >= moment``."""
-    return session.scalar(
-        select(T.seq).where(T.timestamp >= moment).order_by(T.timestamp, T.seq).limit(1)
-    )
-
-
-RANGE_WITH_FILTERS_MAX = 5_000  # with other filters, the range plan reads each row: keep it small
-#: an entry of the range plan (then sorted) costs about this many entries of the seq walk
-RANGE_ENTRY_COST = 8
-
-
-def choose_time_plan(session: Session, where: Any, before: int | None) -> str:
-    """Return ``"range"`` or ``"scan"`` for a query with a time range (see module doc),
-    ``""`` (no hint) for a wide range combined with other filters, or ``"subsystem+kind"``
-    when ``(subsystem, kind, timestamp, seq)`` serves the query (on every database)."""
-    if has_subsystem_kind_index(where):
-        return "subsystem+kind"
-    newest = session.scalar(select(func.max(T.seq))) or 0
-    start = min(newest + 1, before) if before is not None else newest + 1
-    low = 0 if where.since is None else _seq_at(session, where.since)
-    high = newest + 1 if where.until is None else _seq_at(session, where.until)
-    low = newest + 1 if low is None else low
-    high = newest + 1 if high is None else high
-    in_range = abs(min(high, start) - low)
-    newer = max(0, start - high)
-    others = (where.subsystem, where.kind, where.signer, where.party, where.anchor)
-    if any(value is not None for value in others) and in_range > RANGE_WITH_FILTERS_MAX:
-        return ""  # SQLite's own choice: the other filter's (…, seq) index, newest first
-    return "range" if in_range * RANGE_ENTRY_COST <= newer else "scan"
+#: a zone is the rows ``seq`` in ``[zone << ZONE_BITS, (zone + 1) << ZONE_BITS)``; the
+#: trigger of migration 0008 uses the same number
+ZONE_BITS = 10
+#: zones read per query while walking them newest first
+ZONE_BATCH = 256
+#: ranges with fewer rows than this are read by timestamp ("range"), wider ones by zones
+RANGE_MAX = 4096
+#: sentinels for a one-sided range: with both bounds the database takes the index range
+LOWEST, HIGHEST = -(2**63), 2**63 - 1
 
 
 def page_query(session: Session, where: Any, before: int | None, limit: int) -> Select[Any]:
     """Return the query of one page (``limit`` rows and one more) matching ``where``."""
-    timed = where.since is not None or where.until is not None
-    if timed and has_subsystem_kind_index(where):
-        return _subsystem_kind_time(where, before, limit)
-    plan = ""
-    if timed and session.get_bind().dialect.name == "sqlite":
-        plan = choose_time_plan(session, where, before)
-    others = (where.subsystem, where.kind, where.signer, where.party, where.anchor)
-    if plan and all(value is None for value in others):
-        # the newest page's seqs from an index alone: (timestamp, seq) for "range", then
-        # sorted; (seq, timestamp) walked downwards for "scan" (16-byte entries, not rows)
-        stamp = T.timestamp if plan == "range" else T.timestamp + 0
-        inner = select(T.seq)
-        if plan == "range":  # both bounds: SQLite takes the range even for a one-sided filter
-            inner = inner.where(
-                stamp >= (-(2**63) if where.since is None else where.since),
-                stamp < (2**63 - 1 if where.until is None else where.until),
-            )
-        else:
-            if where.since is not None:
-                inner = inner.where(stamp >= where.since)
-            if where.until is not None:
-                inner = inner.where(stamp < where.until)
+    if where.since is None and where.until is None:
+        query, order = _matching(where, plan="", seqs_only=False)
         if before is not None:
-            inner = inner.where(T.seq < before)
-        newest = inner.order_by(T.seq.desc()).limit(limit + 1)
-        return select(T).where(T.seq.in_(newest)).order_by(T.seq.desc()).limit(limit + 1)
+            query = query.where(order < before)
+        return query.order_by(order.desc()).limit(limit + 1)
+    plan = choose_time_plan(session, where)
+    if plan == "subsystem+kind":
+        return _subsystem_kind_time(where, before, limit)
+    if plan == "range":
+        return _range(where, before, limit)
+    seqs = newest_in_zones(session, where, before, limit + 1)
+    return select(T).where(T.seq.in_(seqs)).order_by(T.seq.desc())
 
-    def number(col: Any) -> Any:  # under "range", keep the other filters off their indexes
+
+def choose_time_plan(session: Session, where: Any) -> str:
+    """Return the plan of a query with a time range (module doc): ``"subsystem+kind"`` when
+    that index serves it, ``"range"`` when the range holds fewer than ``RANGE_MAX`` rows,
+    else ``"zones"``."""
+    if has_subsystem_kind_index(where):
+        return "subsystem+kind"
+    capped = (
+        select(T.seq)
+        .where(
+            T.timestamp >= (LOWEST if where.since is None else where.since),
+            T.timestamp < (HIGHEST if where.until is None else where.until),
+        )
+        .limit(RANGE_MAX)
+        .subquery()
+    )
+    in_range = session.scalar(select(func.count()).select_from(capped)) or 0
+    return "range" if in_range < RANGE_MAX else "zones"
+
+
+def _matching(where: Any, *, plan: str, seqs_only: bool) -> tuple[Select[Any], Any]:
+    """Return the rows (or, with ``seqs_only``, the seqs) matching every filter but the time
+    range, and the column they are ordered by (``seq``, or the party index's ``tx_seq``).
+    Under the ``"range"`` plan the filters are written so that no index matches them."""
+
+    def number(col: Any) -> Any:
         return col + 0 if plan == "range" else col
 
     def text(col: Any) -> Any:
         return col.concat("") if plan == "range" else col
 
-    query = select(T)
-    order: Any = T.seq
     if where.party is not None:
         party, twin = aliased(TransactionParty), aliased(TransactionParty)
         first_position = (
@@ -121,10 +106,16 @@ def page_query(session: Session, where: Any, before: int | None, limit: int) -> 
             .where(twin.tx_seq == party.tx_seq, twin.address == party.address)
             .scalar_subquery()
         )
-        query = query.join(party, party.tx_seq == T.seq).where(
-            party.address == where.party, party.position == first_position
+        order: Any = party.tx_seq
+        query = (
+            select(order if seqs_only else T)
+            .select_from(T)
+            .join(party, party.tx_seq == T.seq)
+            .where(party.address == where.party, party.position == first_position)
         )
-        order = party.tx_seq
+    else:
+        order = T.seq
+        query = select(T.seq if seqs_only else T)
     if where.subsystem is not None:
         query = query.where(text(T.subsystem) == where.subsystem)
     if where.kind is not None:
@@ -133,14 +124,92 @@ def page_query(session: Session, where: Any, before: int | None, limit: int) -> 
         query = query.where(text(T.signer) == where.signer)
     if where.anchor is not None:
         query = query.where(number(T.anchor_index) == where.anchor)
-    stamp = T.timestamp + 0 if plan == "scan" else T.timestamp
+    return query, order
+
+
+def _in_time(query: Select[Any], where: Any, stamp: Any) -> Select[Any]:
     if where.since is not None:
         query = query.where(stamp >= where.since)
     if where.until is not None:
         query = query.where(stamp < where.until)
+    return query
+
+
+def _range(where: Any, before: int | None, limit: int) -> Select[Any]:
+    """The ``"range"`` plan: the range's rows by ``(timestamp, seq)``, newest kept."""
+    others = (where.subsystem, where.kind, where.signer, where.party, where.anchor)
+    bounds = (
+        T.timestamp >= (LOWEST if where.since is None else where.since),
+        T.timestamp < (HIGHEST if where.until is None else where.until),
+    )
+    if all(value is None for value in others):
+        # the newest page's seqs from the index alone, then those rows
+        inner = select(T.seq).where(*bounds)
+        if before is not None:
+            inner = inner.where(T.seq < before)
+        newest = inner.order_by(T.seq.desc()).limit(limit + 1)
+        return select(T).where(T.seq.in_(newest)).order_by(T.seq.desc()).limit(limit + 1)
+    query, order = _matching(where, plan="range", seqs_only=False)
+    query = query.where(*bounds)
     if before is not None:
         query = query.where(order < before)
     return query.order_by(order.desc()).limit(limit + 1)
+
+
+def zone_intervals(session: Session, where: Any, below: int | None) -> Iterator[tuple[int, int]]:
+    """Yield the ``seq`` intervals ``[low, high)``, newest first and below ``below`` (if
+    given), of the zones whose timestamp bounds meet ``where``'s range: runs of consecutive
+    zones, read ``ZONE_BATCH`` zones per query."""
+    if below is None:
+        newest = session.scalar(select(func.max(TimeZone.zone)))
+        if newest is None:
+            return
+        top = int(newest)
+    elif below <= 0:
+        return
+    else:
+        top = (below - 1) >> ZONE_BITS
+    while top >= 0:
+        query = select(TimeZone.zone).where(TimeZone.zone <= top)
+        if where.since is not None:
+            query = query.where(TimeZone.max_timestamp >= where.since)
+        if where.until is not None:
+            query = query.where(TimeZone.min_timestamp < where.until)
+        zones = [
+            int(z) for z in session.scalars(query.order_by(TimeZone.zone.desc()).limit(ZONE_BATCH))
+        ]
+        low = high = None
+        for zone in zones:
+            if low is not None and zone == low - 1:
+                low = zone
+                continue
+            if low is not None and high is not None:
+                yield low << ZONE_BITS, _cap((high + 1) << ZONE_BITS, below)
+            low = high = zone
+        if low is not None and high is not None:
+            yield low << ZONE_BITS, _cap((high + 1) << ZONE_BITS, below)
+        if len(zones) < ZONE_BATCH:
+            return
+        top = zones[-1] - 1
+
+
+def _cap(high: int, below: int | None) -> int:
+    return high if below is None else min(high, below)
+
+
+def newest_in_zones(session: Session, where: Any, before: int | None, count: int) -> list[int]:
+    """The ``"zones"`` plan: return the seqs of the newest ``count`` rows matching ``where``
+    (below ``before``), walking the zones that meet its time range newest first."""
+    found: list[int] = []
+    for low, high in zone_intervals(session, where, before):
+        query, order = _matching(where, plan="", seqs_only=True)
+        # ``timestamp + 0``: the seq-ordered index is walked, not the timestamp index
+        query = _in_time(query.where(order >= low, order < high), where, T.timestamp + 0)
+        query = query.order_by(order.desc()).limit(count - len(found))
+        found.extend(int(seq) for seq in session.scalars(query))
+        if len(found) >= count:
+            break
+    return found
 
 
 def has_subsystem_kind_index(where: Any) -> bool:
@@ -161,10 +230,7 @@ def _subsystem_kind_time(where: Any, before: int | None, limit: int) -> Select[A
     (at most ≈ 90,000 for the commonest pair over the whole 1,000,000 log, ≈ 10 ms)."""
     seq = T.seq + 0
     inner = select(T.seq).where(T.subsystem == where.subsystem, T.kind == where.kind)
-    if where.since is not None:
-        inner = inner.where(T.timestamp >= where.since)
-    if where.until is not None:
-        inner = inner.where(T.timestamp < where.until)
+    inner = _in_time(inner, where, T.timestamp)
     if before is not None:
         inner = inner.where(seq < before)
     newest = inner.order_by(seq.desc()).limit(limit + 1)

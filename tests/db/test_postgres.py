@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -28,15 +29,23 @@ def test_upgrade_head_matches_models_on_postgres(postgres_url: str) -> None:  # 
     engine.dispose()
 
 
-def test_tree_proofs_and_list_queries_on_postgres(postgres_url: str) -> None:  # noqa: F811
-    """The SQL tree and the explorer's list query give the reference answers on PostgreSQL
-    (its planner gets the plain query; SQLite's plan hints are not used there)."""
+def test_tree_proofs_and_list_queries_on_postgres(  # noqa: F811
+    postgres_url: str,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The SQL tree and the explorer's list query (both time-range plans, the zone map kept
+    by the PL/pgSQL trigger) give the reference answers on PostgreSQL."""
     import random
 
     from node.db.session import make_session_factory
-    from node.ledger import tree
+    from node.ledger import queries, tree
     from node.ledger.reindex import _advance_seq
-    from tests.ledger.test_queries import compare_with_brute_force, fill
+    from tests.ledger.test_queries import (
+        compare_with_brute_force,
+        fill,
+        recomputed_zone_map,
+        zone_map,
+    )
     from tests.ledger.test_tree import add_leaves, check_all, leaf_hashes
 
     upgrade_database(postgres_url)
@@ -44,7 +53,11 @@ def test_tree_proofs_and_list_queries_on_postgres(postgres_url: str) -> None:  #
     try:
         sessions = make_session_factory(engine)
         rows = fill(sessions)  # the list query's data (origin "" leaf indexes 0..N-1)
-        compare_with_brute_force(sessions, rows, 40)
+        with sessions() as session:
+            assert zone_map(session) == recomputed_zone_map(session)
+        assert "range" in compare_with_brute_force(sessions, rows, 40)
+        monkeypatch.setattr(queries, "RANGE_MAX", 0)
+        assert "zones" in compare_with_brute_force(sessions, rows, 40)
         with sessions() as session:  # ``fill`` wrote explicit seqs: move the sequence on
             _advance_seq(session)
             session.commit()

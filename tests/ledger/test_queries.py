@@ -3,17 +3,25 @@ first, whichever time-range plan it picks (``node.ledger.queries``)."""
 
 from __future__ import annotations
 
+import importlib.util
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
-from sqlalchemy import insert
+from alembic import command
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from node.db.models import BusinessTransaction, TransactionParty
-from node.db.session import create_db_engine, make_session_factory, upgrade_database
+from node.db.models import BusinessTransaction, TimeZone, TransactionParty
+from node.db.session import (
+    alembic_config,
+    create_db_engine,
+    make_session_factory,
+    upgrade_database,
+)
 from node.ledger import queries
 from node.ledger.service import LedgerService, TxFilter
 
@@ -115,19 +123,21 @@ def random_filter(rng: random.Random) -> TxFilter:
     )
 
 
-@pytest.mark.parametrize("range_max", [queries.RANGE_WITH_FILTERS_MAX, 100])
+@pytest.mark.parametrize(("range_max", "expected"), [
+    (0, {"zones", "subsystem+kind"}),  # every range walked by zones
+    (10**9, {"range", "subsystem+kind"}),  # every range read by timestamp
+    (300, {"range", "zones", "subsystem+kind"}),  # chosen by the range's size
+])  # fmt: skip
 def test_every_page_equals_brute_force_whichever_plan(
     index: tuple[sessionmaker[Session], list[Row]],
     range_max: int,
+    expected: set[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(queries, "RANGE_WITH_FILTERS_MAX", range_max)
+    monkeypatch.setattr(queries, "RANGE_MAX", range_max)
+    monkeypatch.setattr(queries, "ZONE_BATCH", 2)  # runs split across zone reads too
     sessions, rows = index
-    plans = compare_with_brute_force(sessions, rows, 150)
-    # both plans were exercised (and SQLite's own choice for wide ranges with filters), and
-    # the (subsystem, kind, timestamp, seq) index for subsystem + kind + a time range
-    expected = {"range", "scan", "subsystem+kind"}
-    assert plans == (expected | {""} if range_max < N else expected)
+    assert compare_with_brute_force(sessions, rows, 150) == expected
 
 
 def compare_with_brute_force(
@@ -143,7 +153,7 @@ def compare_with_brute_force(
         expected = [r.seq for r in reversed(rows) if matches(r, where)]
         if where.since is not None or where.until is not None:
             with sessions() as session:
-                plans.add(queries.choose_time_plan(session, where, None))
+                plans.add(queries.choose_time_plan(session, where))
         got: list[int] = []
         before = None
         limit = rng.choice([1, 7, 50])
@@ -155,6 +165,90 @@ def compare_with_brute_force(
             before = page.next_cursor
         assert got == expected, where
     return plans
+
+
+def zone_map(session: Session) -> dict[int, tuple[int, int]]:
+    return {z.zone: (z.min_timestamp, z.max_timestamp) for z in session.scalars(select(TimeZone))}
+
+
+def recomputed_zone_map(session: Session) -> dict[int, tuple[int, int]]:
+    zone = BusinessTransaction.seq.op(">>")(queries.ZONE_BITS)
+    stamp = BusinessTransaction.timestamp
+    rows = session.execute(select(zone, func.min(stamp), func.max(stamp)).group_by(zone))
+    return {int(z): (int(low), int(high)) for z, low, high in rows}
+
+
+def test_the_trigger_keeps_the_zone_map(
+    index: tuple[sessionmaker[Session], list[Row]],
+) -> None:
+    """Every insert (here one executemany of N rows) is summarised by the database's own
+    trigger; a changed timestamp widens its zone; deleted rows leave bounds as they were."""
+    sessions, rows = index
+    with sessions() as session:
+        zones = zone_map(session)
+        assert zones == recomputed_zone_map(session)
+        assert len(zones) == N // 2**queries.ZONE_BITS + 1
+        seq = rows[1500].seq
+        session.execute(
+            update(BusinessTransaction).where(BusinessTransaction.seq == seq).values(timestamp=1)
+        )
+        session.execute(delete(TransactionParty).where(TransactionParty.tx_seq == seq + 1))
+        session.execute(delete(BusinessTransaction).where(BusinessTransaction.seq == seq + 1))
+        widened = zone_map(session)
+        zone = seq >> queries.ZONE_BITS
+        assert widened[zone] == (1, zones[zone][1])
+        assert {z: b for z, b in widened.items() if z != zone} == {
+            z: b for z, b in zones.items() if z != zone
+        }
+        session.rollback()  # the module's other tests keep the original rows
+
+
+def test_zone_bits_are_the_migrations() -> None:
+    path = Path(__file__).parents[2] / "migrations" / "versions" / "0008_time_zones.py"
+    spec = importlib.util.spec_from_file_location("migration_0008", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.ZONE_BITS == queries.ZONE_BITS
+
+
+def test_zones_in_acceptance_order_skip_what_cannot_match(tmp_path: Path) -> None:
+    """Timestamps in acceptance order (±10 minutes): a one-hour range, in the middle of 20
+    zones, walks only the zones at its edges, and the zone map migrated from existing rows
+    (0007 → 0008) equals the trigger's."""
+    url = f"sqlite:///{tmp_path / 'index.sqlite'}"
+    command.upgrade(alembic_config(url), "0007")
+    engine = create_db_engine(url)
+    sessions = make_session_factory(engine)
+    count = 20 * 2**queries.ZONE_BITS
+    rng = random.Random(3)
+    stamps = [T0 + seq * 30 + rng.randrange(-600, 600) for seq in range(1, count + 1)]
+    now = datetime.now(UTC)
+    with sessions() as session:
+        session.execute(
+            insert(BusinessTransaction),
+            [{"seq": seq, "tx_id": f"0x{seq:064x}", "signer": "0x1", "nonce": seq,
+              "subsystem": "a", "kind": "k", "amount": "1", "currency": "EUR", "memo": "",
+              "payload": "", "timestamp": stamp, "signature": "0x", "body": b"",
+              "leaf_hash": "0x", "cid": "c", "status": "pending", "received_at": now}
+             for seq, stamp in enumerate(stamps, start=1)],
+        )  # fmt: skip
+        session.commit()
+    upgrade_database(url)  # 0008 summarises the rows already there
+    with sessions() as session:
+        assert zone_map(session) == recomputed_zone_map(session)
+        since = T0 + 10_000 * 30
+        where = TxFilter(since=since, until=since + 3600)
+        assert queries.choose_time_plan(session, where) == "range"  # 120 rows
+        intervals = list(queries.zone_intervals(session, where, None))
+        assert len(intervals) == 1
+        low, high = intervals[0]
+        assert high - low <= 2 * 2**queries.ZONE_BITS  # the range's zone, or two
+        seqs = queries.newest_in_zones(session, where, None, 10**6)
+        expected = [s for s in range(count, 0, -1) if since <= stamps[s - 1] < since + 3600]
+        assert seqs == expected and len(expected) > 100
+        assert queries.newest_in_zones(session, where, expected[5], 3) == expected[6:9]
+    engine.dispose()
 
 
 def test_a_party_named_twice_is_listed_once(
