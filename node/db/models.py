@@ -163,10 +163,9 @@ class MerkleHead(Base):
 
 class TimeZone(Base):
     """The smallest and largest signed timestamp of the transactions whose ``seq`` is in
-    ``[zone << ZONE_BITS, (zone + 1) << ZONE_BITS)`` (a zone map; ``node.ledger.queries``).
-
-    Written only by the database's own trigger (migration 0008) on every insert into
-    ``transactions`` and every change of a timestamp; bounds never shrink."""
+    ``[zone << ZONE_BITS, (zone + 1) << ZONE_BITS)`` (a zone map, ``node.db.zones``; read by
+    ``node.ledger.queries``). Widened in the transaction of every write of ``transactions``;
+    bounds never shrink."""
 
     __tablename__ = "transaction_time_zones"
 

@@ -10,6 +10,8 @@ from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
+from node.db import zones
+
 MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
 
 
@@ -47,5 +49,8 @@ def upgrade_database(url: str) -> None:
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
-    """Return a session factory bound to ``engine`` (objects stay usable after commit)."""
-    return sessionmaker(bind=engine, expire_on_commit=False)
+    """Return a session factory bound to ``engine`` (objects stay usable after commit) whose
+    sessions keep the timestamp zone map of the transactions they add (``node.db.zones``)."""
+    factory = sessionmaker(bind=engine, expire_on_commit=False)
+    zones.track(factory)
+    return factory

@@ -17,6 +17,7 @@ from sqlalchemy import Table, bindparam, insert, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from node.db import zones
 from node.db.models import BusinessTransaction, TransactionParty, TransactionStatus
 
 _TRANSACTIONS = cast(Table, BusinessTransaction.__table__)
@@ -56,6 +57,7 @@ def insert_leaves(
         ]
         if links:
             session.execute(insert(TransactionParty), links)
+        zones.widen(session, zip(seqs, (row["timestamp"] for row in rows), strict=True))
         return seqs
     columns = list(rows[0])
     processors = _processors(session, columns)
@@ -97,6 +99,7 @@ def insert_leaves(
         raise IntegrityError(statement, None, exc) from exc
     finally:
         cursor.close()
+    zones.widen(session, zip(seqs, (row["timestamp"] for row in rows), strict=True))
     return seqs
 
 

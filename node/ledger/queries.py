@@ -9,7 +9,7 @@ A time range (``since <= timestamp < until``, the signed timestamp) is the excep
 index orders both by time and by ``seq``. Signed timestamps follow acceptance order closely,
 though nothing forces them to, so the index keeps a **zone map** (``transaction_time_zones``,
 migration 0008): for every run of ``2**ZONE_BITS`` consecutive ``seq`` values, the smallest
-and largest timestamp, written by a database trigger on every insert. Two plans, chosen per
+and largest timestamp, widened by every write (``node.db.zones``). Two plans, chosen per
 query on both databases:
 
 * **zones** (a wide range): walk the zones whose bounds meet the range, newest first, and in
@@ -39,12 +39,10 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session, aliased
 
 from node.db.models import BusinessTransaction, TimeZone, TransactionParty
+from node.db.zones import ZONE_BITS
 
 T = BusinessTransaction
 
-#: a zone is the rows ``seq`` in ``[zone << ZONE_BITS, (zone + 1) << ZONE_BITS)``; the
-#: trigger of migration 0008 uses the same number
-ZONE_BITS = 10
 #: zones read per query while walking them newest first
 ZONE_BATCH = 256
 #: ranges with fewer rows than this are read by timestamp ("range"), wider ones by zones

@@ -41,6 +41,7 @@ def test_tree_proofs_and_list_queries_on_postgres(  # noqa: F811
     from node.ledger import queries, tree
     from node.ledger.reindex import _advance_seq
     from tests.ledger.test_queries import (
+        check_write_paths,
         compare_with_brute_force,
         fill,
         recomputed_zone_map,
@@ -55,6 +56,7 @@ def test_tree_proofs_and_list_queries_on_postgres(  # noqa: F811
         rows = fill(sessions)  # the list query's data (origin "" leaf indexes 0..N-1)
         with sessions() as session:
             assert zone_map(session) == recomputed_zone_map(session)
+        check_write_paths(sessions)  # the bulk insert and the ORM's flush hook, on PostgreSQL
         assert "range" in compare_with_brute_force(sessions, rows, 40)
         monkeypatch.setattr(queries, "RANGE_MAX", 0)
         assert "zones" in compare_with_brute_force(sessions, rows, 40)

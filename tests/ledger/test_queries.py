@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from alembic import command
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from node.db.models import BusinessTransaction, TimeZone, TransactionParty
@@ -22,7 +22,10 @@ from node.db.session import (
     make_session_factory,
     upgrade_database,
 )
+from node.db.zones import ZONE_BITS, widen
 from node.ledger import queries
+from node.ledger.bulk import insert_leaves
+from node.ledger.reindex import _advance_seq
 from node.ledger.service import LedgerService, TxFilter
 
 N = 3000
@@ -79,6 +82,7 @@ def fill(sessions: sessionmaker[Session]) -> list[Row]:
             )
         session.execute(insert(BusinessTransaction), values)
         session.execute(insert(TransactionParty), links)
+        widen(session, ((v["seq"], v["timestamp"]) for v in values))  # as insert_leaves does
         session.commit()
     return rows
 
@@ -172,35 +176,74 @@ def zone_map(session: Session) -> dict[int, tuple[int, int]]:
 
 
 def recomputed_zone_map(session: Session) -> dict[int, tuple[int, int]]:
-    zone = BusinessTransaction.seq.op(">>")(queries.ZONE_BITS)
+    zone = BusinessTransaction.seq.op(">>")(ZONE_BITS)
     stamp = BusinessTransaction.timestamp
     rows = session.execute(select(zone, func.min(stamp), func.max(stamp)).group_by(zone))
     return {int(z): (int(low), int(high)) for z, low, high in rows}
 
 
-def test_the_trigger_keeps_the_zone_map(
-    index: tuple[sessionmaker[Session], list[Row]],
-) -> None:
-    """Every insert (here one executemany of N rows) is summarised by the database's own
-    trigger; a changed timestamp widens its zone; deleted rows leave bounds as they were."""
-    sessions, rows = index
+def test_fill_kept_the_zone_map(index: tuple[sessionmaker[Session], list[Row]]) -> None:
+    sessions, _ = index
     with sessions() as session:
         zones = zone_map(session)
         assert zones == recomputed_zone_map(session)
-        assert len(zones) == N // 2**queries.ZONE_BITS + 1
-        seq = rows[1500].seq
-        session.execute(
-            update(BusinessTransaction).where(BusinessTransaction.seq == seq).values(timestamp=1)
+        assert len(zones) == N // 2**ZONE_BITS + 1
+
+
+def check_write_paths(sessions: sessionmaker[Session]) -> None:
+    """Both ways rows are written keep the zone map in their own transaction: the bulk
+    insert (``insert_leaves``) and the ORM's unit of work (the factory's flush hook); a
+    rollback takes the zones' change back with the rows; deleted rows leave bounds as
+    they were."""
+    now = datetime.now(UTC)
+    base = 10 * 2**ZONE_BITS  # zones of their own, past any other rows
+
+    def values(seq: int, stamp: int) -> dict[str, object]:
+        return {"tx_id": f"0x{seq:064x}", "signer": "0x9", "nonce": seq, "subsystem": "w",
+                "kind": "k", "amount": "1", "currency": "EUR", "memo": "", "payload": "",
+                "timestamp": stamp, "signature": "0x", "body": b"", "leaf_hash": "0x",
+                "cid": "c", "status": "pending", "received_at": now, "origin": "w"}  # fmt: skip
+
+    with sessions() as session:
+        session.execute(insert(BusinessTransaction), [{"seq": base - 1, **values(base - 1, T0)}])
+        _advance_seq(session)  # PostgreSQL's sequence past it (SQLite's rowid follows)
+        widen(session, [(base - 1, T0)])
+        session.commit()
+        before = zone_map(session)
+    with sessions() as session:  # rolled back: the zones are as before
+        insert_leaves(session, [values(base + i, T0 + i) for i in range(5)], [[]] * 5)
+        session.add(BusinessTransaction(**values(base + 50, T0 - 9)))
+        session.flush()
+        assert zone_map(session) != before
+        session.rollback()
+        assert zone_map(session) == before == recomputed_zone_map(session)
+    with sessions() as session:
+        seqs = insert_leaves(
+            session, [values(base + i, T0 + 7 * i) for i in range(2000)], [["0x1"]] * 2000
         )
-        session.execute(delete(TransactionParty).where(TransactionParty.tx_seq == seq + 1))
-        session.execute(delete(BusinessTransaction).where(BusinessTransaction.seq == seq + 1))
-        widened = zone_map(session)
-        zone = seq >> queries.ZONE_BITS
-        assert widened[zone] == (1, zones[zone][1])
-        assert {z: b for z, b in widened.items() if z != zone} == {
-            z: b for z, b in zones.items() if z != zone
-        }
-        session.rollback()  # the module's other tests keep the original rows
+        assert len(set(seq >> ZONE_BITS for seq in seqs)) >= 2  # crosses a zone boundary
+        session.add_all(BusinessTransaction(**values(base + 3000 + i, T0 - i)) for i in range(3))
+        session.commit()
+        assert zone_map(session) == recomputed_zone_map(session)
+        zones = zone_map(session)
+        last = max(seqs)
+        session.execute(delete(TransactionParty).where(TransactionParty.tx_seq == last))
+        session.execute(delete(BusinessTransaction).where(BusinessTransaction.seq == last))
+        session.commit()
+        assert zone_map(session) == zones  # bounds kept (wider than the rows left: fine)
+        session.execute(delete(TransactionParty).where(TransactionParty.tx_seq.in_(seqs)))
+        session.execute(delete(BusinessTransaction).where(BusinessTransaction.origin == "w"))
+        session.commit()
+
+
+def test_every_write_path_keeps_the_zone_map(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'index.sqlite'}"
+    upgrade_database(url)
+    engine = create_db_engine(url)
+    try:
+        check_write_paths(make_session_factory(engine))
+    finally:
+        engine.dispose()
 
 
 def test_zone_bits_are_the_migrations() -> None:
@@ -209,7 +252,7 @@ def test_zone_bits_are_the_migrations() -> None:
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    assert module.ZONE_BITS == queries.ZONE_BITS
+    assert module.ZONE_BITS == ZONE_BITS
 
 
 def test_zones_in_acceptance_order_skip_what_cannot_match(tmp_path: Path) -> None:
@@ -220,7 +263,7 @@ def test_zones_in_acceptance_order_skip_what_cannot_match(tmp_path: Path) -> Non
     command.upgrade(alembic_config(url), "0007")
     engine = create_db_engine(url)
     sessions = make_session_factory(engine)
-    count = 20 * 2**queries.ZONE_BITS
+    count = 20 * 2**ZONE_BITS
     rng = random.Random(3)
     stamps = [T0 + seq * 30 + rng.randrange(-600, 600) for seq in range(1, count + 1)]
     now = datetime.now(UTC)
@@ -233,7 +276,7 @@ def test_zones_in_acceptance_order_skip_what_cannot_match(tmp_path: Path) -> Non
               "leaf_hash": "0x", "cid": "c", "status": "pending", "received_at": now}
              for seq, stamp in enumerate(stamps, start=1)],
         )  # fmt: skip
-        session.commit()
+        session.commit()  # no zone map yet (0007)
     upgrade_database(url)  # 0008 summarises the rows already there
     with sessions() as session:
         assert zone_map(session) == recomputed_zone_map(session)
@@ -243,7 +286,7 @@ def test_zones_in_acceptance_order_skip_what_cannot_match(tmp_path: Path) -> Non
         intervals = list(queries.zone_intervals(session, where, None))
         assert len(intervals) == 1
         low, high = intervals[0]
-        assert high - low <= 2 * 2**queries.ZONE_BITS  # the range's zone, or two
+        assert high - low <= 2 * 2**ZONE_BITS  # the range's zone, or two
         seqs = queries.newest_in_zones(session, where, None, 10**6)
         expected = [s for s in range(count, 0, -1) if since <= stamps[s - 1] < since + 3600]
         assert seqs == expected and len(expected) > 100
