@@ -287,6 +287,10 @@ class LedgerService:
         self._node_address = node_address
         self.batch_max = batch_max
         self._anchor_lock = threading.Lock()
+        # one writer of this process at a time: SQLite takes one anyway, and a writer that
+        # finds the database locked sleeps in SQLite's busy handler (1, 2, 5 … 100 ms steps)
+        # well past the moment the lock is free; a lock here hands over at once
+        self._write_lock = threading.Lock()
         self.changed = threading.Condition()  # notified on every new leaf and every anchor
         self.leaf_added = threading.Event()  # set by submit, cleared by the anchorer
         self._leaf_hashes: list[bytes] | None = None  # this node's log, by leaf index
@@ -363,7 +367,8 @@ class LedgerService:
         with self._sessions() as session:
             session.add(row)
             try:
-                session.commit()
+                with self._write_lock:
+                    session.commit()
             except IntegrityError as exc:  # a concurrent submit won the race for this nonce
                 session.rollback()
                 raise ReplayedTransaction(
@@ -436,12 +441,13 @@ class LedgerService:
                     ),
                 )
             try:
-                seqs = insert_leaves(
-                    session,
-                    [values for _, values in fresh.values()],
-                    [signed.tx.parties for signed, _ in fresh.values()],
-                )
-                session.commit()
+                with self._write_lock:
+                    seqs = insert_leaves(
+                        session,
+                        [values for _, values in fresh.values()],
+                        [signed.tx.parties for signed, _ in fresh.values()],
+                    )
+                    session.commit()
             except IntegrityError:  # a concurrent submit won a race: fall back to one by one
                 session.rollback()
                 return [
@@ -585,9 +591,10 @@ class LedgerService:
                 block_number=int(receipt.block_number),
                 chain_tx_hash=_hex(bytes(receipt.tx_hash)),
             )
-            anchor = session.merge(anchor)  # the follower may have indexed it already
-            mark_anchored(session, [r.seq for r in rows], first, anchor.index)
-            session.commit()
+            with self._write_lock:
+                anchor = session.merge(anchor)  # the follower may have indexed it already
+                mark_anchored(session, [r.seq for r in rows], first, anchor.index)
+                session.commit()
             log_hashes.extend(new_hashes)
             self._frontier = (log_hashes, frontier)
         if self.on_anchored is not None:
