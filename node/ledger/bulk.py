@@ -1,4 +1,4 @@
-"""Bulk insert of accepted leaves: one ``executemany`` per table on SQLite.
+"""Bulk insert of accepted leaves: multi-row ``INSERT``s on SQLite (``node.sqlrows``).
 
 SQLAlchemy's ORM bulk ``INSERT … RETURNING`` (insertmanyvalues) spends ~3x SQLite's own
 time per row in Python; on SQLite the rows go in through the DBAPI cursor of the session's
@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from node.db import zones
 from node.db.models import BusinessTransaction, TransactionParty, TransactionStatus
+from node.sqlrows import insert_rows
 
 _TRANSACTIONS = cast(Table, BusinessTransaction.__table__)
 _PARTIES = cast(Table, TransactionParty.__table__)
@@ -75,11 +76,8 @@ def insert_leaves(
         (before,) = cursor.execute(
             f"SELECT coalesce(max(seq), 0) FROM {_TRANSACTIONS.name}"
         ).fetchone()
-        statement = (
-            f"INSERT INTO {_TRANSACTIONS.name} ({', '.join(columns)}) "
-            f"VALUES ({', '.join('?' * len(columns))})"
-        )
-        cursor.executemany(statement, values)
+        statement = f"INSERT INTO {_TRANSACTIONS.name} ({', '.join(columns)})"
+        insert_rows(cursor, statement, values, len(columns))
         # rows of a concurrent writer may interleave: map ours by their unique tx_id
         seq_of = dict(
             cursor.execute(
@@ -93,8 +91,8 @@ def insert_leaves(
             for i, address in enumerate(addresses)
         ]
         if pairs:
-            statement = f"INSERT INTO {_PARTIES.name} (tx_seq, position, address) VALUES (?, ?, ?)"
-            cursor.executemany(statement, pairs)
+            statement = f"INSERT INTO {_PARTIES.name} (tx_seq, position, address)"
+            insert_rows(cursor, statement, pairs, 3)
     except sqlite3.IntegrityError as exc:  # as SQLAlchemy reports it, for the caller
         raise IntegrityError(statement, None, exc) from exc
     finally:

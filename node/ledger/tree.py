@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session
 from node.db.models import BusinessTransaction, MerkleHead, MerkleNode
 from node.ledger.hasher import Hash32, empty_root, hash_children
 from node.ledger.proof import CompactRange, compute_split
+from node.sqlrows import insert_rows
 
 STRIDE = 4  # persist levels 4, 8, 12, ...
 CATCH_UP_CHUNK = 1 << 16  # leaves hashed per step of a catch-up (bounded memory)
@@ -304,7 +305,7 @@ def _extend(session: Session, origin: str, done: int, size: int) -> None:
         below, below_start = made, first
         level += STRIDE
     if new:
-        session.execute(insert(MerkleNode), new)
+        _insert_nodes(session, new)
     head = session.get(MerkleHead, origin)
     if head is None:
         session.add(MerkleHead(origin=origin, size=size))
@@ -332,3 +333,21 @@ def truncate(session: Session, origin: str, size: int) -> None:
             )
         head.size = size
         session.flush()
+
+
+def _insert_nodes(session: Session, nodes: list[dict[str, object]]) -> None:
+    """Insert ``nodes`` (``merkle_nodes`` rows) in the session's transaction; on SQLite as
+    multi-row ``INSERT``s on its own connection (``node.sqlrows``: no GIL hand-off per row)."""
+    if session.get_bind().dialect.name != "sqlite":
+        session.execute(insert(MerkleNode), nodes)
+        return
+    cursor = session.connection().connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        insert_rows(
+            cursor,
+            f"INSERT INTO {MerkleNode.__tablename__} (origin, level, idx, hash)",
+            ((n["origin"], n["level"], n["idx"], n["hash"]) for n in nodes),
+            4,
+        )
+    finally:
+        cursor.close()

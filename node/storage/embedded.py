@@ -46,6 +46,7 @@ from typing import Final
 
 from multiformats import CID
 
+from node.sqlrows import insert_rows
 from node.storage.base import NodeStat
 from node.storage.cids import (
     check_block,
@@ -380,9 +381,8 @@ class EmbeddedStore:
                     packed_bytes += len(data)
                     if packed_bytes >= PACKED_BYTES_PER_COMMIT:
                         with self._write() as db:
-                            db.executemany(
-                                "INSERT OR REPLACE INTO blocks (key, data) VALUES (?, ?)",
-                                packed.items(),
+                            insert_rows(
+                                db, "INSERT OR REPLACE INTO blocks (key, data)", packed.items(), 2
                             )
                         packed.clear()
                         packed_bytes = 0
@@ -405,9 +405,7 @@ class EmbeddedStore:
             # the packed blocks are re-hashed by construction (their keys were computed from
             # their bytes), so a stored copy is replaced: that also repairs a corrupted one
             with self._write() as db:
-                db.executemany(
-                    "INSERT OR REPLACE INTO blocks (key, data) VALUES (?, ?)", packed.items()
-                )
+                insert_rows(db, "INSERT OR REPLACE INTO blocks (key, data)", packed.items(), 2)
                 if pin:
                     db.execute("INSERT OR IGNORE INTO pins (cid) VALUES (?)", (root,))
         return root
