@@ -154,6 +154,7 @@ class RouterMiddleware:
                            extra)  # fmt: skip
             return
         user = None
+        peers: Mapping[str, str] | None = None  # read at most once per request
         if hops > 0 and USER_HEADER in headers and current is not None:
             peers = await anyio.to_thread.run_sync(self.peers)
             user = await self._verified_user(scope, headers, peers)
@@ -162,7 +163,8 @@ class RouterMiddleware:
             state[STATE_USER] = user
         if slot is not None and current is not None:
             role, subsystem = slot
-            peers = await anyio.to_thread.run_sync(self.peers)
+            if peers is None:
+                peers = await anyio.to_thread.run_sync(self.peers)
             try:
                 route = compute_route(role, subsystem, current[1], self.me, peers)
             except UnknownSlot:
