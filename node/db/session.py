@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from alembic import command
 from alembic.config import Config
@@ -46,6 +49,18 @@ def alembic_config(url: str) -> Config:
 def upgrade_database(url: str) -> None:
     """Bring the database at ``url`` to the newest Alembic revision."""
     command.upgrade(alembic_config(url), "head")
+
+
+@contextmanager
+def sqlite_cursor(session: Session) -> Iterator[sqlite3.Cursor]:
+    """Yield a DBAPI cursor on ``session``'s own SQLite connection (the session's transaction
+    begun on it), closed afterwards: for bulk writes below the ORM (``node.sqlrows``)."""
+    driver = session.connection().connection.driver_connection
+    cursor = cast(sqlite3.Connection, driver).cursor()
+    try:
+        yield cursor
+    finally:
+        cursor.close()
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from node.db import zones
 from node.db.models import BusinessTransaction, TransactionParty, TransactionStatus
+from node.db.session import sqlite_cursor
 from node.sqlrows import insert_rows
 
 _TRANSACTIONS = cast(Table, BusinessTransaction.__table__)
@@ -36,30 +37,43 @@ def insert_leaves(
     session: Session, rows: Sequence[dict[str, Any]], parties: Sequence[Sequence[str]]
 ) -> list[int]:
     """Insert ``rows`` (column values of ``transactions``) and each row's ``parties`` in the
-    session's transaction (not committed); return the ``seq`` of each row, in order.
+    session's transaction (not committed), and widen their timestamp zones; return the
+    ``seq`` of each row, in order.
 
     Raises ``IntegrityError`` on a duplicate (the caller rolls back).
     """
     if not rows:
         return []
-    if session.get_bind().dialect.name != "sqlite":
-        seqs = list(
-            session.scalars(
-                insert(BusinessTransaction).returning(
-                    BusinessTransaction.seq, sort_by_parameter_order=True
-                ),
-                list(rows),
-            ).all()
-        )
-        links = [
-            {"tx_seq": seq, "position": i, "address": address}
-            for seq, addresses in zip(seqs, parties, strict=True)
-            for i, address in enumerate(addresses)
-        ]
-        if links:
-            session.execute(insert(TransactionParty), links)
-        zones.widen(session, zip(seqs, (row["timestamp"] for row in rows), strict=True))
-        return seqs
+    insert_all = _insert_sqlite if session.get_bind().dialect.name == "sqlite" else _insert_orm
+    seqs = insert_all(session, rows, parties)
+    zones.widen(session, zip(seqs, (row["timestamp"] for row in rows), strict=True))
+    return seqs
+
+
+def _insert_orm(
+    session: Session, rows: Sequence[dict[str, Any]], parties: Sequence[Sequence[str]]
+) -> list[int]:
+    seqs = list(
+        session.scalars(
+            insert(BusinessTransaction).returning(
+                BusinessTransaction.seq, sort_by_parameter_order=True
+            ),
+            list(rows),
+        ).all()
+    )
+    links = [
+        {"tx_seq": seq, "position": i, "address": address}
+        for seq, addresses in zip(seqs, parties, strict=True)
+        for i, address in enumerate(addresses)
+    ]
+    if links:
+        session.execute(insert(TransactionParty), links)
+    return seqs
+
+
+def _insert_sqlite(
+    session: Session, rows: Sequence[dict[str, Any]], parties: Sequence[Sequence[str]]
+) -> list[int]:
     columns = list(rows[0])
     processors = _processors(session, columns)
     converting = [(i, p) for i, p in enumerate(processors) if p is not None]
@@ -69,35 +83,31 @@ def insert_leaves(
         for i, process in converting:
             line[i] = process(line[i])
         values.append(line)
-    connection = session.connection()  # begins the session's transaction on its connection
-    cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
     statement = ""
-    try:
-        (before,) = cursor.execute(
-            f"SELECT coalesce(max(seq), 0) FROM {_TRANSACTIONS.name}"
-        ).fetchone()
-        statement = f"INSERT INTO {_TRANSACTIONS.name} ({', '.join(columns)})"
-        insert_rows(cursor, statement, values, len(columns))
-        # rows of a concurrent writer may interleave: map ours by their unique tx_id
-        seq_of = dict(
-            cursor.execute(
-                f"SELECT tx_id, seq FROM {_TRANSACTIONS.name} WHERE seq > ?", (before,)
-            ).fetchall()
-        )
-        seqs = [int(seq_of[row["tx_id"]]) for row in rows]
-        pairs = [
-            (seq, i, address)
-            for seq, addresses in zip(seqs, parties, strict=True)
-            for i, address in enumerate(addresses)
-        ]
-        if pairs:
-            statement = f"INSERT INTO {_PARTIES.name} (tx_seq, position, address)"
-            insert_rows(cursor, statement, pairs, 3)
-    except sqlite3.IntegrityError as exc:  # as SQLAlchemy reports it, for the caller
-        raise IntegrityError(statement, None, exc) from exc
-    finally:
-        cursor.close()
-    zones.widen(session, zip(seqs, (row["timestamp"] for row in rows), strict=True))
+    with sqlite_cursor(session) as cursor:
+        try:
+            (before,) = cursor.execute(
+                f"SELECT coalesce(max(seq), 0) FROM {_TRANSACTIONS.name}"
+            ).fetchone()
+            statement = f"INSERT INTO {_TRANSACTIONS.name} ({', '.join(columns)})"
+            insert_rows(cursor, statement, values, len(columns))
+            # rows of a concurrent writer may interleave: map ours by their unique tx_id
+            seq_of = dict(
+                cursor.execute(
+                    f"SELECT tx_id, seq FROM {_TRANSACTIONS.name} WHERE seq > ?", (before,)
+                ).fetchall()
+            )
+            seqs = [int(seq_of[row["tx_id"]]) for row in rows]
+            pairs = [
+                (seq, i, address)
+                for seq, addresses in zip(seqs, parties, strict=True)
+                for i, address in enumerate(addresses)
+            ]
+            if pairs:
+                statement = f"INSERT INTO {_PARTIES.name} (tx_seq, position, address)"
+                insert_rows(cursor, statement, pairs, 3)
+        except sqlite3.IntegrityError as exc:  # as SQLAlchemy reports it, for the caller
+            raise IntegrityError(statement, None, exc) from exc
     return seqs
 
 

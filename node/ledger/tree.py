@@ -27,6 +27,7 @@ from sqlalchemy import and_, delete, func, insert, or_, select
 from sqlalchemy.orm import Session
 
 from node.db.models import BusinessTransaction, MerkleHead, MerkleNode
+from node.db.session import sqlite_cursor
 from node.ledger.hasher import Hash32, empty_root, hash_children
 from node.ledger.proof import CompactRange, compute_split
 from node.sqlrows import insert_rows
@@ -341,13 +342,10 @@ def _insert_nodes(session: Session, nodes: list[dict[str, object]]) -> None:
     if session.get_bind().dialect.name != "sqlite":
         session.execute(insert(MerkleNode), nodes)
         return
-    cursor = session.connection().connection.driver_connection.cursor()  # type: ignore[union-attr]
-    try:
+    with sqlite_cursor(session) as cursor:
         insert_rows(
             cursor,
             f"INSERT INTO {MerkleNode.__tablename__} (origin, level, idx, hash)",
             ((n["origin"], n["level"], n["idx"], n["hash"]) for n in nodes),
             4,
         )
-    finally:
-        cursor.close()
