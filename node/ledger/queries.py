@@ -199,11 +199,11 @@ def newest_in_zones(session: Session, where: Any, before: int | None, count: int
     """The ``"zones"`` plan: return the seqs of the newest ``count`` rows matching ``where``
     (below ``before``), walking the zones that meet its time range newest first."""
     found: list[int] = []
+    matching, order = _matching(where, plan="", seqs_only=True)
+    # ``timestamp + 0``: the seq-ordered index is walked, not the timestamp index
+    matching = _in_time(matching, where, T.timestamp + 0).order_by(order.desc())
     for low, high in zone_intervals(session, where, before):
-        query, order = _matching(where, plan="", seqs_only=True)
-        # ``timestamp + 0``: the seq-ordered index is walked, not the timestamp index
-        query = _in_time(query.where(order >= low, order < high), where, T.timestamp + 0)
-        query = query.order_by(order.desc()).limit(count - len(found))
+        query = matching.where(order >= low, order < high).limit(count - len(found))
         found.extend(int(seq) for seq in session.scalars(query))
         if len(found) >= count:
             break
