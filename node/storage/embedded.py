@@ -84,6 +84,7 @@ PACKED_DB: Final = "blocks.sqlite"
 PACKED_BLOCK_MAX: Final = 64 * 1024
 #: An import commits its packed blocks in transactions of about this many bytes.
 PACKED_BYTES_PER_COMMIT: Final = 16 * 1024 * 1024
+_PUT_BLOCKS: Final = "INSERT OR REPLACE INTO blocks (key, data)"  # VALUES by insert_rows
 SQLITE_BUSY_TIMEOUT_SECONDS: Final = 60.0
 _SCHEMA: Final = (
     "CREATE TABLE IF NOT EXISTS blocks (key TEXT PRIMARY KEY, data BLOB NOT NULL) WITHOUT ROWID",
@@ -381,9 +382,7 @@ class EmbeddedStore:
                     packed_bytes += len(data)
                     if packed_bytes >= PACKED_BYTES_PER_COMMIT:
                         with self._write() as db:
-                            insert_rows(
-                                db, "INSERT OR REPLACE INTO blocks (key, data)", packed.items(), 2
-                            )
+                            insert_rows(db, _PUT_BLOCKS, packed.items(), 2)
                         packed.clear()
                         packed_bytes = 0
                     return
@@ -405,7 +404,7 @@ class EmbeddedStore:
             # the packed blocks are re-hashed by construction (their keys were computed from
             # their bytes), so a stored copy is replaced: that also repairs a corrupted one
             with self._write() as db:
-                insert_rows(db, "INSERT OR REPLACE INTO blocks (key, data)", packed.items(), 2)
+                insert_rows(db, _PUT_BLOCKS, packed.items(), 2)
                 if pin:
                     db.execute("INSERT OR IGNORE INTO pins (cid) VALUES (?)", (root,))
         return root
@@ -510,10 +509,7 @@ class EmbeddedStore:
         with self._repo_lock(exclusive=False):
             if len(data) <= PACKED_BLOCK_MAX:
                 with self._write() as db:
-                    db.execute(
-                        "INSERT OR REPLACE INTO blocks (key, data) VALUES (?, ?)",
-                        (compute_block_key(parsed), data),
-                    )
+                    insert_rows(db, _PUT_BLOCKS, [(compute_block_key(parsed), data)], 2)
                 return
             touched: set[Path] = set()
             self._write_block(
