@@ -76,8 +76,16 @@ class Settings(BaseSettings):
     auth_domains: list[str] = Field(default_factory=list)  # besides the endpoint's host:port
     auth_nonce_ttl: float = DEFAULT_AUTH_NONCE_TTL
     auth_session_ttl: float = DEFAULT_AUTH_SESSION_TTL
+    # session keys and signed requests (docs/security.md)
+    auth_clock_skew: float = 60.0
+    auth_signature_max_age: float = 300.0
+    auth_delegation_max_ttl: float = 24 * 3600.0
     rate_limit: float = DEFAULT_RATE_LIMIT  # requests/s per client; 0 disables
     rate_burst: int = DEFAULT_RATE_BURST
+    # requests/s per registered node that signs its requests (Collegium-Peer); 0: unlimited
+    peer_rate_limit: float = 2000.0
+    # clients whose X-Forwarded-For is believed (a reverse proxy in front of the node); none
+    trusted_proxies: list[str] = Field(default_factory=list)
     cors_origins: list[str] = Field(default_factory=lambda: list(DEFAULT_CORS_ORIGINS))
 
     @property

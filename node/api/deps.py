@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
+import anyio
 from fastapi import Depends, Request
 
+from node.auth.errors import NotAuthenticated
+from node.auth.requests import REASON_UNSIGNED_RELAY, RequestVerifier, SignedRequest, is_signed
 from node.auth.service import AuthService
 from node.auth.tokens import compute_request_token
 from node.ledger.service import LedgerService
@@ -29,15 +32,35 @@ def get_auth(request: Request) -> AuthService:
     return auth
 
 
-def get_current_user(request: Request) -> str:
-    """Return the logged-in address: a session (cookie/bearer) or a peer-verified forward.
+async def get_current_user(request: Request) -> str:
+    """Return the user who made this request.
 
-    Raises ``NotAuthenticated`` (401) without a live session.
+    A request signed with a session key (``docs/security.md``) is checked here, by the node
+    that serves it, whoever relayed it. Otherwise a session of this node (cookie or bearer)
+    counts, but only for a request that reached this node directly: a relaying node never
+    speaks for a user. Raises ``NotAuthenticated`` (401), ``Misdirected`` (421) or
+    ``ReplayedRequest`` (409).
     """
-    forwarded = getattr(request.state, "collegium_user", None)
-    if forwarded:
-        return str(forwarded)
-    return get_auth(request).address_for(compute_request_token(request.headers))
+    headers = {k.lower(): v for k, v in request.headers.items()}
+    if is_signed(headers):
+        verifier: RequestVerifier = request.app.state.request_verifier
+        body = await request.body()
+        signed = SignedRequest(
+            method=request.method,
+            path=request.scope.get("raw_path", request.url.path.encode()).decode("latin-1"),
+            query=request.scope.get("query_string", b"").decode("latin-1"),
+            headers=headers,
+            body=body,
+        )
+        return await anyio.to_thread.run_sync(verifier.verify, signed)
+    if request.scope.get("state", {}).get("collegium_relayed"):
+        raise NotAuthenticated(
+            REASON_UNSIGNED_RELAY,
+            "this request was relayed by another node: sign it with a session key "
+            "(docs/security.md); a node's session is never relayed",
+        )
+    token = compute_request_token(request.headers)
+    return await anyio.to_thread.run_sync(get_auth(request).address_for, token)
 
 
 NodeDep = Annotated[NodeContext, Depends(get_node)]

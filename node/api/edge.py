@@ -9,23 +9,43 @@ from __future__ import annotations
 from typing import Any, Final
 from urllib.parse import urlsplit
 
+import httpx
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from node.api.metrics import Metrics, MetricsMiddleware
 from node.api.ratelimit import RateLimitMiddleware, TokenBuckets
 from node.auth.databases import SubsystemDatabases
+from node.auth.delegation import compute_system_uri
+from node.auth.peer import PeerVerifier
+from node.auth.requests import RequestVerifier
 from node.auth.service import AuthService, SiweRules
+from node.auth.signatures import (
+    DELEGATION_HEADER,
+    DESTINATION_HEADER,
+    DIGEST_HEADER,
+    SIGNATURE_HEADER,
+    SIGNATURE_INPUT_HEADER,
+)
 from node.router.directory import PeerDirectory
-from node.router.proxy import EPOCH_HEADER, SERVED_BY_HEADER, RouterMiddleware
+from node.router.health import PeerHealth
+from node.router.locate import Locator
+from node.router.proxy import (
+    CONNECT_TIMEOUT,
+    EPOCH_HEADER,
+    READ_TIMEOUT,
+    SERVED_BY_HEADER,
+    RouterMiddleware,
+)
 from node.router.route import AssignmentSource
 
 DEFAULT_RATE: Final = 200.0
 DEFAULT_BURST: Final = 400
 
 
-def compute_siwe_rules(settings: Any, chain_id: int) -> SiweRules:
-    """Return the SIWE rules of a node: its public host[:port] (plus extra domains)."""
+def compute_siwe_rules(settings: Any, chain_id: int, registry: str = "") -> SiweRules:
+    """Return the SIWE rules of a node: its public host[:port] (plus extra domains), chain,
+    system (registry) and clock limits."""
     public = urlsplit(settings.endpoint)
     extra = tuple(getattr(settings, "auth_domains", ()) or ())
     domains = tuple(dict.fromkeys((public.netloc, *extra)))
@@ -35,6 +55,9 @@ def compute_siwe_rules(settings: Any, chain_id: int) -> SiweRules:
         chain_id=chain_id,
         nonce_ttl=float(getattr(settings, "auth_nonce_ttl", 300.0)),
         session_ttl=float(getattr(settings, "auth_session_ttl", 24 * 3600.0)),
+        system_uri=compute_system_uri(chain_id, registry) if registry else "",
+        clock_skew=float(getattr(settings, "auth_clock_skew", 60.0)),
+        delegation_max_ttl=float(getattr(settings, "auth_delegation_max_ttl", 24 * 3600.0)),
     )
 
 
@@ -48,36 +71,52 @@ def get_assignment_source(node: Any) -> AssignmentSource | None:
 
 
 def install_access(app: FastAPI, node: Any) -> None:
-    """Create login, subsystem databases and metrics on ``app.state``; add the middleware."""
+    """Create login, request verification, subsystem databases, routing and metrics on
+    ``app.state``; add the middleware."""
     settings = node.settings
-    auth = AuthService(node.sessions, compute_siwe_rules(settings, node.chain.chain_id),
-                       w3=node.chain.w3)  # fmt: skip
-    metrics = Metrics()
-    app.state.auth = auth
-    app.state.metrics = metrics
-    app.state.subsystem_databases = SubsystemDatabases(settings.data_dir)
     directory = PeerDirectory(node.registry)
 
-    def is_peer_host(host: str) -> bool:
-        return host in {urlsplit(endpoint).hostname for endpoint in directory().values()}
+    def peer_domains() -> list[str]:
+        return [urlsplit(endpoint).netloc for endpoint in directory().values()]
 
+    rules = compute_siwe_rules(settings, node.chain.chain_id, str(node.registry.address))
+    auth = AuthService(node.sessions, rules, w3=node.chain.w3, peer_domains=peer_domains)
+    metrics = Metrics()
+    app.state.auth = auth
+    app.state.request_verifier = RequestVerifier(
+        auth,
+        node.address,
+        max_age=float(getattr(settings, "auth_signature_max_age", 300.0)),
+        clock_skew=rules.clock_skew,
+    )
+    app.state.metrics = metrics
+    app.state.subsystem_databases = SubsystemDatabases(settings.data_dir)
+    peer_verifier = PeerVerifier(directory)
+    client = httpx.AsyncClient(timeout=httpx.Timeout(READ_TIMEOUT, connect=CONNECT_TIMEOUT))
+    health = PeerHealth(client)
+    source = get_assignment_source(node)
+    app.state.locator = Locator(node.address, settings.endpoint, source, directory, health)
     app.add_middleware(
         RouterMiddleware,
         my_address=node.address,
-        source=get_assignment_source(node),
+        source=source,
         peers=directory,
-        identify=auth.address_for,
+        client=client,
+        health=health,
         account=node.account,
+        peer_verifier=peer_verifier,
         observer=metrics,
     )
     rate = float(getattr(settings, "rate_limit", DEFAULT_RATE))
     if rate > 0:
         burst = int(getattr(settings, "rate_burst", DEFAULT_BURST))
+        peer_rate = float(getattr(settings, "peer_rate_limit", 0.0))
         app.add_middleware(
             RateLimitMiddleware,
             buckets=TokenBuckets(rate, burst),
             on_limited=metrics.rate_limited.inc,
-            is_peer_host=is_peer_host,
+            peer_verifier=peer_verifier,
+            peer_buckets=TokenBuckets(peer_rate, int(peer_rate * 2)) if peer_rate > 0 else None,
         )
     origins = list(getattr(settings, "cors_origins", ()) or ())
     if origins:
@@ -86,7 +125,15 @@ def install_access(app: FastAPI, node: Any) -> None:
             allow_origins=origins,
             allow_credentials=True,
             allow_methods=["GET", "POST", "PUT", "DELETE", "OPTIONS"],
-            allow_headers=["authorization", "content-type"],
+            allow_headers=[
+                "authorization",
+                "content-type",
+                SIGNATURE_HEADER,
+                SIGNATURE_INPUT_HEADER,
+                DIGEST_HEADER,
+                DESTINATION_HEADER,
+                DELEGATION_HEADER,
+            ],
             expose_headers=[SERVED_BY_HEADER, EPOCH_HEADER],
         )
     app.add_middleware(MetricsMiddleware, metrics=metrics)

@@ -78,9 +78,10 @@ def create_app(
 def _include_access(app: FastAPI, api: APIRouter, node: NodeContext) -> None:
     from node.api import metrics
     from node.api.edge import install_access
-    from node.api.routes import auth, subsystems
+    from node.api.routes import auth, route, subsystems
 
     api.include_router(auth.router)
+    api.include_router(route.router)
     api.include_router(subsystems.router)
     app.include_router(metrics.router)
     install_access(app, node)

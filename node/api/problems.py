@@ -7,7 +7,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from node.auth.errors import AuthError, Forbidden
+from node.auth.errors import AuthError, Forbidden, Misdirected, ReplayedRequest
 from node.errors import ChainError, CollegiumError, StoreError, ValidationError
 from node.ledger.service import (
     NotAParticipant,
@@ -26,6 +26,8 @@ STATUS_BY_ERROR: tuple[tuple[type[CollegiumError], int, str], ...] = (
     (NotAParticipant, 403, "not-a-participant"),
     (ReplayedTransaction, 409, "replayed"),
     (UnknownSubsystem, 422, "unknown-subsystem"),
+    (Misdirected, 421, "misdirected-request"),
+    (ReplayedRequest, 409, "replayed-request"),
     (AuthError, 401, "unauthorized"),
     (Forbidden, 403, "forbidden"),
     (UnknownSlot, 404, "no-such-slot"),

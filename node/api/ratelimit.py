@@ -9,13 +9,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
+import anyio
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from node.asgi import send_problem
+from node.auth.peer import PEER_HEADER, PeerVerifier
 
 EXEMPT_PATHS: Final = frozenset({"/health", "/livez", "/metrics"})
 MAX_BUCKETS: Final = 100_000
 HOPS_HEADER: Final = b"x-collegium-hops"
+PEER_HEADER_BYTES: Final = PEER_HEADER.encode()
+STATE_PEER: Final = "collegium_peer"  # read by the router (node/router/proxy.py)
 
 
 @dataclass
@@ -59,8 +63,11 @@ class TokenBuckets:
 class RateLimitMiddleware:
     """Refuse a client's requests beyond its bucket with 429 and ``Retry-After``.
 
-    A request relayed by a peer node (``X-Collegium-Hops`` > 0 from an address that
-    ``is_peer_host`` accepts) is not counted again: the entry node already limited it.
+    The bucket is the client's IP address (X-Forwarded-For counts only from proxies the
+    operator trusts: the server's ``proxy_headers``). A request whose ``Collegium-Peer``
+    signature recovers to a registered node (``peer_verifier``) is counted in that node's own,
+    larger bucket (``peer_buckets``; ``None``: not limited), since it carries many clients'
+    requests; a self-declared ``X-Collegium-Hops`` counts for nothing here.
     """
 
     def __init__(
@@ -68,31 +75,51 @@ class RateLimitMiddleware:
         app: ASGIApp,
         buckets: TokenBuckets,
         on_limited: Callable[[], None] | None = None,
-        is_peer_host: Callable[[str], bool] | None = None,
+        peer_verifier: PeerVerifier | None = None,
+        peer_buckets: TokenBuckets | None = None,
     ) -> None:
         self.app = app
         self.buckets = buckets
         self.on_limited = on_limited
-        self.is_peer_host = is_peer_host
+        self.peer_verifier = peer_verifier
+        self.peer_buckets = peer_buckets
 
-    def _is_relayed(self, scope: Scope, host: str) -> bool:
-        if self.is_peer_host is None:
-            return False
-        for name, value in scope.get("headers", []):
-            if name == HOPS_HEADER and value not in (b"", b"0"):
-                return self.is_peer_host(host)
-        return False
+    async def _peer(self, scope: Scope) -> str | None:
+        verifier = self.peer_verifier
+        state = scope.setdefault("state", {})
+        value, hops = "", 0
+        for name, raw in scope.get("headers", []):
+            if name == PEER_HEADER_BYTES:
+                value = raw.decode("latin-1")
+            elif name == HOPS_HEADER:
+                try:
+                    hops = int(raw)
+                except ValueError:
+                    hops = -1
+        if verifier is None or not value:
+            return None
+        target = scope.get("raw_path", scope["path"].encode()).decode("latin-1")
+        if scope.get("query_string"):
+            target += "?" + scope["query_string"].decode("latin-1")
+        method = scope["method"]
+        peer = await anyio.to_thread.run_sync(lambda: verifier.verify(method, target, hops, value))
+        state[STATE_PEER] = peer
+        return peer
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] in EXEMPT_PATHS:
             await self.app(scope, receive, send)
             return
-        client = scope.get("client")
-        key = str(client[0]) if client else "unknown"
-        if self._is_relayed(scope, key):
-            await self.app(scope, receive, send)
-            return
-        wait = self.buckets.take(key)
+        peer = await self._peer(scope)
+        if peer is not None:
+            if self.peer_buckets is None:
+                await self.app(scope, receive, send)
+                return
+            buckets, key = self.peer_buckets, "peer:" + peer
+        else:
+            client = scope.get("client")
+            buckets, key = self.buckets, str(client[0]) if client else "unknown"
+        wait = buckets.take(key)
         if wait <= 0:
             await self.app(scope, receive, send)
             return
@@ -102,6 +129,6 @@ class RateLimitMiddleware:
             send,
             429,
             "too many requests",
-            f"rate limit of {self.buckets.rate:g}/s exceeded; retry in {wait:.2f}s",
+            f"rate limit of {buckets.rate:g}/s exceeded; retry in {wait:.2f}s",
             [(b"retry-after", str(max(1, math.ceil(wait))).encode())],
         )

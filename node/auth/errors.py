@@ -23,3 +23,11 @@ class NotAuthenticated(AuthError):
 
 class Forbidden(CollegiumError):
     """The authenticated user may not do this (403)."""
+
+
+class Misdirected(AuthError):
+    """A signed request names another node as its destination (421)."""
+
+
+class ReplayedRequest(AuthError):
+    """A signed request's nonce was already used at this node (409)."""

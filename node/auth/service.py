@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
@@ -33,6 +33,12 @@ from siwe.siwe import SchemeMismatch, check_contract_wallet_signature
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from node.auth.delegation import (
+    DID_KEY_PREFIX,
+    compute_granted_abilities,
+    compute_public_key,
+    decode_delegation_header,
+)
 from node.auth.errors import LoginRejected, NotAuthenticated
 from node.auth.models import LoginNonce, LoginSession
 
@@ -41,6 +47,9 @@ TOKEN_BYTES: Final = 32
 DEFAULT_NONCE_TTL: Final = 300.0
 DEFAULT_SESSION_TTL: Final = 24 * 3600.0
 DEFAULT_SCHEME: Final = "https"  # EIP-4361: a message without a scheme means https
+DEFAULT_CLOCK_SKEW: Final = 60.0
+DEFAULT_DELEGATION_MAX_TTL: Final = 24 * 3600.0
+MAX_DELEGATIONS_CACHED: Final = 10_000
 
 # Reasons named in 401 responses (stable tokens; tests and clients match on them).
 REASON_MALFORMED: Final = "malformed-message"
@@ -55,6 +64,9 @@ REASON_NOT_YET_VALID: Final = "not-yet-valid"
 REASON_BAD_SIGNATURE: Final = "bad-signature"
 REASON_NO_SESSION: Final = "no-session"
 REASON_SESSION_EXPIRED: Final = "session-expired"
+REASON_WRONG_URI: Final = "wrong-uri"
+REASON_ISSUED_AHEAD: Final = "issued-in-the-future"
+REASON_BAD_DELEGATION: Final = "bad-delegation"
 
 
 @dataclass(frozen=True)
@@ -66,6 +78,24 @@ class SiweRules:
     chain_id: int
     nonce_ttl: float = DEFAULT_NONCE_TTL
     session_ttl: float = DEFAULT_SESSION_TTL
+    system_uri: str = ""  # the ReCap resource naming this system (collegium://chain/registry)
+    clock_skew: float = DEFAULT_CLOCK_SKEW
+    delegation_max_ttl: float = DEFAULT_DELEGATION_MAX_TTL
+
+    def origins(self) -> tuple[str, ...]:
+        """Return this node's origins (``scheme://host[:port]``), which a login ``URI`` names."""
+        return tuple(f"{self.scheme}://{domain}" for domain in self.domains)
+
+
+@dataclass(frozen=True)
+class Delegation:
+    """A wallet's verified delegation to a session key (``key_id`` is its ``did:key``)."""
+
+    address: str
+    key_id: str
+    public_key: Any = field(repr=False)
+    abilities: frozenset[str]
+    expires_at: datetime
 
 
 @dataclass(frozen=True)
@@ -104,11 +134,14 @@ class AuthService:
         *,
         w3: Any = None,
         clock: Callable[[], datetime] = _now,
+        peer_domains: Callable[[], Iterable[str]] | None = None,
     ) -> None:
         self.sessions = sessions
         self.rules = rules
         self.w3 = w3
         self.clock = clock
+        self.peer_domains = peer_domains
+        self._delegations: dict[str, Delegation] = {}
 
     # ------------------------------------------------------------------ nonces
 
@@ -140,11 +173,11 @@ class AuthService:
             raise LoginRejected(REASON_MALFORMED, first_line[:200]) from exc
         now = self.clock()
         self._check_nonce_usable(parsed.nonce, now)
-        self._verify_message(parsed, signature, now)
-        if parsed.chain_id != self.rules.chain_id:
-            raise LoginRejected(
-                REASON_WRONG_CHAIN, f"expected {self.rules.chain_id}, got {parsed.chain_id}"
-            )
+        self._verify_message(parsed, signature, now, domains=self.rules.domains)
+        if str(parsed.uri).startswith(DID_KEY_PREFIX):
+            self._read_delegation(parsed)
+        else:
+            self._check_origin_uri(str(parsed.uri))
         token = secrets.token_urlsafe(TOKEN_BYTES)
         expires_at = now + timedelta(seconds=self.rules.session_ttl)
         if parsed.expiration_time is not None:
@@ -179,11 +212,34 @@ class AuthService:
         if _utc(row.expires_at) <= now:
             raise LoginRejected(REASON_NONCE_EXPIRED, "request a new nonce")
 
-    def _verify_message(self, parsed: SiweMessage, signature: str, now: datetime) -> None:
+    def _check_origin_uri(self, uri: str) -> None:
+        """Refuse a login ``URI`` that is not this node's origin (or a path under it)."""
+        for origin in self.rules.origins():
+            if uri == origin or uri.startswith(origin + "/"):
+                return
+        raise LoginRejected(
+            REASON_WRONG_URI, f"expected this node's origin {list(self.rules.origins())}, got {uri}"
+        )
+
+    def _verify_message(
+        self, parsed: SiweMessage, signature: str, now: datetime, *, domains: Iterable[str]
+    ) -> None:
+        """Check domain, scheme, clock (expiry, not-before, issued-at), chain and signature."""
         rules = self.rules
-        if parsed.domain not in rules.domains:
+        accepted = tuple(domains)
+        if parsed.domain not in accepted:
             raise LoginRejected(
-                REASON_WRONG_DOMAIN, f"expected one of {list(rules.domains)}, got {parsed.domain}"
+                REASON_WRONG_DOMAIN, f"expected one of {list(accepted)}, got {parsed.domain}"
+            )
+        if parsed.chain_id != rules.chain_id:
+            raise LoginRejected(
+                REASON_WRONG_CHAIN, f"expected {rules.chain_id}, got {parsed.chain_id}"
+            )
+        issued_at = _utc(parsed.issued_at._datetime)
+        if issued_at > now + timedelta(seconds=rules.clock_skew):
+            raise LoginRejected(
+                REASON_ISSUED_AHEAD,
+                f"Issued At {parsed.issued_at} is more than {rules.clock_skew:g}s ahead",
             )
         # A message without a scheme means https (EIP-4361); otherwise siwe checks it.
         if parsed.scheme is None and rules.scheme != DEFAULT_SCHEME:
@@ -225,6 +281,63 @@ class AuthService:
             return bool(check_contract_wallet_signature(address, message, signature, self.w3))
         except Exception:  # an unreachable chain means "not verified", never "verified"
             return False
+
+    # ------------------------------------------------------------------ delegations
+
+    def verify_delegation(self, header: str) -> Delegation:
+        """Return the delegation in a ``Collegium-Delegation`` header value, verified.
+
+        Any node accepts a delegation without a login: the wallet's signature, the chain id,
+        the domain (this node's or a registered node's), the clock rules and the ReCap are
+        checked; the nonce is not (it was single-use at the node that issued it, if any).
+        Verified delegations are cached until they expire. Raises :class:`NotAuthenticated`.
+        """
+        now = self.clock()
+        cached = self._delegations.get(header)
+        if cached is not None:
+            if cached.expires_at <= now:
+                raise NotAuthenticated(REASON_BAD_DELEGATION, "the delegation has expired")
+            return cached
+        parts = decode_delegation_header(header)
+        try:
+            parsed = SiweMessage.from_message(parts.message)
+        except Exception as exc:  # the parser raises several types, all mean "malformed"
+            raise NotAuthenticated(REASON_BAD_DELEGATION, "the SIWE message is malformed") from exc
+        domains = (*self.rules.domains, *(self.peer_domains() if self.peer_domains else ()))
+        try:
+            self._verify_message(parsed, parts.signature, now, domains=domains)
+        except LoginRejected as exc:
+            raise NotAuthenticated(REASON_BAD_DELEGATION, str(exc)) from exc
+        delegation = self._read_delegation(parsed)
+        if len(self._delegations) >= MAX_DELEGATIONS_CACHED:
+            self._delegations.clear()  # bounded memory; a miss only costs a re-check
+        self._delegations[header] = delegation
+        return delegation
+
+    def _read_delegation(self, parsed: SiweMessage) -> Delegation:
+        """Return the delegation a (verified) SIWE message makes, checking its shape."""
+        uri = str(parsed.uri)
+        if not uri.startswith(DID_KEY_PREFIX):
+            raise NotAuthenticated(REASON_BAD_DELEGATION, "the URI is not a session key did:key")
+        if parsed.expiration_time is None:
+            raise NotAuthenticated(REASON_BAD_DELEGATION, "a delegation needs an Expiration Time")
+        issued_at = _utc(parsed.issued_at._datetime)
+        expires_at = _utc(parsed.expiration_time._datetime)
+        if (expires_at - issued_at).total_seconds() > self.rules.delegation_max_ttl:
+            raise NotAuthenticated(
+                REASON_BAD_DELEGATION,
+                f"a delegation may last at most {self.rules.delegation_max_ttl:g}s",
+            )
+        abilities = compute_granted_abilities(
+            parsed.resources, self.rules.system_uri, parsed.statement
+        )
+        return Delegation(
+            address=to_checksum_address(parsed.address),
+            key_id=uri,
+            public_key=compute_public_key(uri),
+            abilities=abilities,
+            expires_at=expires_at,
+        )
 
     # ------------------------------------------------------------------ sessions
 

@@ -150,6 +150,10 @@ def up(
             host=host,
             port=port,
             log_level=log_level.lower(),
+            # X-Forwarded-For only from proxies the operator lists (uvicorn trusts 127.0.0.1
+            # by default, which let any local client pick its own rate-limit bucket)
+            proxy_headers=bool(node.settings.trusted_proxies),
+            forwarded_allow_ips=",".join(node.settings.trusted_proxies) or None,
         )
     finally:
         node.close()

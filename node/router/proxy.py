@@ -22,19 +22,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from node.asgi import send_problem
 from node.assignment import Assignment
-from node.auth.forward import (
-    FORWARD_HEADERS,
-    USER_HEADER,
-    USER_PROOF_HEADER,
-    USER_TS_HEADER,
-    sign_forward,
-    verify_forward,
-)
-from node.auth.tokens import compute_request_token
-from node.errors import CollegiumError
+from node.auth.peer import PEER_HEADER, PeerVerifier, sign_peer_request
+from node.auth.signatures import DESTINATION_HEADER
 from node.router.health import PeerHealth
 from node.router.paths import compute_request_slot
-from node.router.route import AssignmentSource, Route, UnknownSlot, compute_route
+from node.router.route import AssignmentSource, Peer, Route, UnknownSlot, compute_route
 
 HOPS_HEADER: Final = "x-collegium-hops"
 SERVED_BY_HEADER: Final = "x-collegium-served-by"
@@ -43,7 +35,10 @@ MAX_HOPS: Final = 2
 CONNECT_TIMEOUT: Final = 1.0
 READ_TIMEOUT: Final = 15.0
 STATE_SLOT: Final = "collegium_slot"
-STATE_USER: Final = "collegium_user"
+STATE_PEER: Final = "collegium_peer"  # the registered node that signed this request, if any
+STATE_RELAYED: Final = "collegium_relayed"
+# Headers of the old node-signed identity forwarding: never trusted, dropped on entry.
+RETIRED_HEADERS: Final = ("x-collegium-user", "x-collegium-user-ts", "x-collegium-user-proof")
 STATE_EPOCH: Final = "collegium_epoch"
 IDEMPOTENT_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 HOP_BY_HOP: Final = frozenset(
@@ -59,8 +54,9 @@ HOP_BY_HOP: Final = frozenset(
         "host",
     }
 )
-# Never sent to peers: the session token stays with the node that issued it.
-PRIVATE_HEADERS: Final = frozenset({"authorization", "cookie"})
+# Never sent to peers: the session token stays with the node that issued it, and a relay
+# adds its own peer signature.
+PRIVATE_HEADERS: Final = frozenset({"authorization", "cookie", PEER_HEADER})
 STATUS_LOOP_DETECTED: Final = 508
 MAX_PROXY_BODY: Final = 1024 * 1024
 
@@ -85,9 +81,11 @@ class RouterMiddleware:
     """Serve the requests of roles this node hosts; proxy the others to their hosts.
 
     ``source`` gives the assignment (``None``: single-node mode, every role is local);
-    ``peers`` returns node address -> endpoint; ``identify`` returns the address of a
-    session token (raising a ``CollegiumError`` when it is not valid); ``account`` signs
-    forwarded identities.
+    ``peers`` returns node address -> endpoint; ``account`` (the node key) signs what this
+    node relays (``Collegium-Peer``), and ``peer_verifier`` checks what peers relay here. A
+    user's identity never crosses a hop as this node's word: a signed request
+    (``docs/security.md``) passes through untouched and goes only to its
+    ``Collegium-Destination``; a session cookie or bearer token is never relayed.
     """
 
     def __init__(
@@ -98,8 +96,8 @@ class RouterMiddleware:
         source: AssignmentSource | None,
         peers: Callable[[], Mapping[str, str]],
         client: httpx.AsyncClient | None = None,
-        identify: Callable[[str], str] | None = None,
         account: Any = None,
+        peer_verifier: PeerVerifier | None = None,
         observer: RouterObserver | None = None,
         health: PeerHealth | None = None,
     ) -> None:
@@ -112,8 +110,8 @@ class RouterMiddleware:
             timeout=httpx.Timeout(READ_TIMEOUT, connect=CONNECT_TIMEOUT)
         )
         self.health = health or PeerHealth(self.client)
-        self.identify = identify
         self.account = account
+        self.peer_verifier = peer_verifier
         self.observer = observer
         self._epoch: int | None = None
 
@@ -133,6 +131,7 @@ class RouterMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        _strip_headers(scope, RETIRED_HEADERS)
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
         try:
             hops = int(headers.get(HOPS_HEADER, "0"))
@@ -153,32 +152,38 @@ class RouterMiddleware:
                            f"{HOPS_HEADER} is {headers.get(HOPS_HEADER)!r}, limit {MAX_HOPS}",
                            extra)  # fmt: skip
             return
-        user = None
+        peer = await self._verified_peer(scope, headers, hops)
+        state[STATE_RELAYED] = hops > 0
+        destination = headers.get(DESTINATION_HEADER, "").strip().lower()
+        if destination and destination != self.me:
+            await self._to_destination(scope, receive, send, destination, headers, hops, extra)
+            return
         peers: Mapping[str, str] | None = None  # read at most once per request
-        if hops > 0 and USER_HEADER in headers and current is not None:
-            peers = await anyio.to_thread.run_sync(self.peers)
-            user = await self._verified_user(scope, headers, peers)
-        _strip_headers(scope, FORWARD_HEADERS)
-        if user is not None:
-            state[STATE_USER] = user
         if slot is not None and current is not None:
             role, subsystem = slot
-            if peers is None:
-                peers = await anyio.to_thread.run_sync(self.peers)
+            peers = await anyio.to_thread.run_sync(self.peers)
             try:
                 route = compute_route(role, subsystem, current[1], self.me, peers)
             except UnknownSlot:
                 route = None
-            if route is not None and not route.local and hops > 0:
+            if route is not None and not route.local and peer is not None:
                 # pure and lock-free (a cached epoch + compute_route): no worker thread
                 route = self._sender_route(route, headers.get(EPOCH_HEADER), peers)
+            if route is not None and not route.local and destination:
+                where = f"{role} of {subsystem!r}" if subsystem is not None else role
+                await _problem(send, 421, "misdirected request",
+                               f"this node does not host {where} in epoch {route.epoch}; "
+                               "ask GET /api/v1/route for the current host", extra)  # fmt: skip
+                return
             if route is not None and not route.local:
                 if hops >= MAX_HOPS:
                     await _problem(send, STATUS_LOOP_DETECTED, "loop detected",
                                    f"not a host of {role} and the request made {hops} hops",
                                    extra)  # fmt: skip
                     return
-                await self._proxy(scope, receive, send, route, headers, hops, user, extra)
+                await self._proxy(scope, receive, send, route.role, route.epoch,
+                                  self.health.compute_order(route.hosts), headers, hops,
+                                  extra)  # fmt: skip
                 return
             if route is not None:
                 state[STATE_SLOT] = slot
@@ -192,6 +197,53 @@ class RouterMiddleware:
 
         await self.app(scope, receive, tagged_send)
 
+    async def _verified_peer(
+        self, scope: Scope, headers: Mapping[str, str], hops: int
+    ) -> str | None:
+        """Return the registered node that signed this request (set by the rate limiter or
+        checked here), or ``None``; unsigned hop counts are never trusted beyond loop checks."""
+        state = scope.setdefault("state", {})
+        if STATE_PEER in state:
+            return state[STATE_PEER]  # type: ignore[no-any-return]
+        value = headers.get(PEER_HEADER, "")
+        verifier = self.peer_verifier
+        peer = None
+        if value and verifier is not None:
+            target = _target(scope)
+            peer = await anyio.to_thread.run_sync(
+                lambda: verifier.verify(scope["method"], target, hops, value)
+            )
+        state[STATE_PEER] = peer
+        return peer
+
+    async def _to_destination(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        destination: str,
+        headers: Mapping[str, str],
+        hops: int,
+        extra: list[tuple[bytes, bytes]],
+    ) -> None:
+        """Relay a request signed for another node to that node only (no failover)."""
+        peers = await anyio.to_thread.run_sync(self.peers)
+        endpoint = peers.get(destination)
+        if endpoint is None:
+            await _problem(send, 421, "misdirected request",
+                           f"{DESTINATION_HEADER} {destination} is not a registered node",
+                           extra)  # fmt: skip
+            return
+        if hops >= MAX_HOPS:
+            await _problem(send, STATUS_LOOP_DETECTED, "loop detected",
+                           f"the request made {hops} hops", extra)  # fmt: skip
+            return
+        slot = compute_request_slot(scope["path"])
+        role = slot[0] if slot is not None else "destination"
+        await self._proxy(scope, receive, send, role, self._epoch,
+                          [Peer(destination, endpoint)], headers, hops, extra,
+                          unreachable=421)  # fmt: skip
+
     def _sender_route(
         self, route: Route, sender_epoch: str | None, peers: Mapping[str, str]
     ) -> Route:
@@ -200,9 +252,10 @@ class RouterMiddleware:
         Around an epoch boundary two nodes may be one epoch apart: a peer still in epoch
         ``e`` forwards to a host of ``e`` that already routes by ``e + 1`` (or the reverse),
         which would forward again, and a single-replica slot can ping-pong into a 508. So a
-        forwarded request (its ``x-collegium-epoch`` is the sender's epoch) is served here
-        if the sender's epoch, one away from ours and already computed here, names this node
-        a host of the slot. Never computes an epoch (no chain read, no lock wait).
+        request relayed by a verified peer (its ``x-collegium-epoch`` is the sender's epoch)
+        is served here if the sender's epoch, one away from ours and already computed here,
+        names this node a host of the slot. Never computes an epoch (no chain read, no lock
+        wait).
         """
         cached = getattr(self.source, "cached", None)
         if sender_epoch is None or not callable(cached):
@@ -222,47 +275,26 @@ class RouterMiddleware:
             return route
         return theirs if theirs.local else route
 
-    async def _verified_user(
-        self, scope: Scope, headers: Mapping[str, str], peers: Mapping[str, str]
-    ) -> str | None:
-        known = {address.lower() for address in peers}
-        try:
-            verify_forward(
-                scope["method"],
-                scope["path"],
-                headers.get(USER_HEADER, ""),
-                headers.get(USER_TS_HEADER, ""),
-                headers.get(USER_PROOF_HEADER, ""),
-                now=int(time.time()),
-                is_peer=lambda address: address.lower() in known,
-            )
-        except CollegiumError:
-            return None
-        return headers[USER_HEADER]
-
-    async def _user_of(self, headers: Mapping[str, str], user: str | None) -> str | None:
-        if user is not None or self.identify is None:
-            return user
-        token = compute_request_token(headers)
-        if token is None:
-            return None
-        identify = self.identify
-        try:
-            return await anyio.to_thread.run_sync(lambda: identify(token))
-        except CollegiumError:
-            return None
-
     async def _proxy(
         self,
         scope: Scope,
         receive: Receive,
         send: Send,
-        route: Route,
+        role: str,
+        epoch: int | None,
+        ordered: list[Peer],
         headers: Mapping[str, str],
         hops: int,
-        user: str | None,
         extra: list[tuple[bytes, bytes]],
+        *,
+        unreachable: int = 503,
     ) -> None:
+        """Relay the request to the first of ``ordered`` that answers.
+
+        When none can be reached, answer ``unreachable``: 503, or 421 for a signed request
+        bound to one destination (it never reached that node, so the client may safely ask
+        ``GET /api/v1/route`` again and re-sign for the next host).
+        """
         body = await _read_body(receive)
         if body is None:
             detail = f"a proxied body is limited to {MAX_PROXY_BODY} bytes"
@@ -272,28 +304,23 @@ class RouterMiddleware:
         out = [
             (k, v)
             for k, v in headers.items()
-            if k not in HOP_BY_HOP and k not in PRIVATE_HEADERS and k not in FORWARD_HEADERS
-            and k != HOPS_HEADER
+            if k not in HOP_BY_HOP and k not in PRIVATE_HEADERS
+            and k not in (HOPS_HEADER, EPOCH_HEADER)
         ]  # fmt: skip
         out.append((HOPS_HEADER, str(hops + 1)))
-        out = [(k, v) for k, v in out if k != EPOCH_HEADER]
-        out.append((EPOCH_HEADER, str(route.epoch)))  # the epoch we routed by: _sender_route
-        user = await self._user_of(headers, user)
-        if user is not None and self.account is not None:
-            ts = int(time.time())
-            proof = sign_forward(self.account, method, scope["path"], user, ts)
-            out += [(USER_HEADER, user), (USER_TS_HEADER, str(ts)), (USER_PROOF_HEADER, proof)]
-        target = scope.get("raw_path", scope["path"].encode()).decode("latin-1")
-        if scope.get("query_string"):
-            target += "?" + scope["query_string"].decode("latin-1")
-        ordered = self.health.compute_order(route.hosts)
+        if epoch is not None:
+            out.append((EPOCH_HEADER, str(epoch)))  # the epoch we routed by: _sender_route
+        target = _target(scope)
+        if self.account is not None:
+            signed = sign_peer_request(self.account, method, target, hops + 1, int(time.time()))
+            out.append((PEER_HEADER, signed))
         idempotent = method in IDEMPOTENT_METHODS
         if self.observer is not None:
-            self.observer.on_proxied(route.role)
+            self.observer.on_proxied(role)
         for i, peer in enumerate(ordered):
             last = i == len(ordered) - 1
             if i > 0 and self.observer is not None:
-                self.observer.on_failover(route.role)
+                self.observer.on_failover(role)
             request = self.client.build_request(method, peer.endpoint + target, headers=out,
                                                 content=body)  # fmt: skip
             try:
@@ -314,9 +341,20 @@ class RouterMiddleware:
             self.health.mark(peer.endpoint, True)
             await _relay(send, response)
             return
-        await _problem(send, 503, "no live host",
-                       f"no host of {route.role} answered: {[p.address for p in ordered]}",
-                       extra)  # fmt: skip
+        title = "no live host" if unreachable == 503 else "misdirected request"
+        if unreachable != 503 and self.observer is not None:
+            self.observer.on_failover(role)  # the client re-routes to the next host
+        await _problem(send, unreachable, title,
+                       f"no host of {role} answered: {[p.address for p in ordered]}; "
+                       "ask GET /api/v1/route again", extra)  # fmt: skip
+
+
+def _target(scope: Scope) -> str:
+    """Return the request target as sent: raw path plus ``?query`` if any."""
+    target = scope.get("raw_path", scope["path"].encode()).decode("latin-1")
+    if scope.get("query_string"):
+        target += "?" + scope["query_string"].decode("latin-1")
+    return target
 
 
 def _is_peer_failure(status: int) -> bool:

@@ -11,9 +11,9 @@ from typing import Any, TypeVar
 import httpx
 from typer.testing import CliRunner
 
+from node.auth.client import SessionAuth, open_session
 from node.devnet import Devnet, DevnetNode
 from node.ledger.transaction import Domain
-from tests.auth.siwe_helpers import make_message, sign
 from tests.support.blocks import StoredBlock
 from tests.support.node import domain_of, make_submission
 
@@ -39,15 +39,9 @@ def wait_until(check: Callable[[], T | None], timeout: float, what: str) -> T:
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})")
 
 
-def login(url: str, wallet: Any) -> dict[str, str]:
-    """Return the bearer header of a SIWE session of ``wallet`` at the node ``url``."""
-    rules = httpx.get(url + "/api/v1/auth/nonce", timeout=10).json()
-    message = make_message(wallet, domain=rules["domain"], nonce=rules["nonce"],
-                           chain_id=rules["chain_id"], scheme=rules["scheme"])  # fmt: skip
-    body = {"message": message, "signature": sign(wallet, message)}
-    response = httpx.post(url + "/api/v1/auth/login", json=body, timeout=10)
-    assert response.status_code == 200, response.text
-    return {"Authorization": f"Bearer {response.json()['token']}"}
+def login(url: str, wallet: Any) -> SessionAuth:
+    """Return a session key of ``wallet`` delegated at the node ``url`` (signs each request)."""
+    return open_session(url, wallet)
 
 
 def submission(domain: Domain, wallet: Any, subsystem: str = "main") -> dict[str, Any]:

@@ -24,6 +24,7 @@ from typing import Any
 
 import httpx
 
+from node.auth.client import SessionAuth
 from node.devnet import Devnet, DevnetNode
 from tests.devnet.support import (
     ROUTED_TIMEOUT,
@@ -122,14 +123,14 @@ def pick_victim(view: dict[str, Any], nodes: list[DevnetNode]) -> DevnetNode:
 def assert_every_role_answered(
     live: list[DevnetNode],
     paths: dict[tuple[str, str | None], str],
-    sessions: dict[str, dict[str, str]],
+    sessions: dict[str, SessionAuth],
     dead: str,
 ) -> dict[tuple[str, str | None], set[str]]:
     """Ask every live node for every routed slot; return who served each slot."""
     served: dict[tuple[str, str | None], set[str]] = {}
     for node in live:
         for slot, path in paths.items():
-            r = httpx.get(node.url + path, headers=sessions[node.url], timeout=ROUTED_TIMEOUT)
+            r = httpx.get(node.url + path, auth=sessions[node.url], timeout=ROUTED_TIMEOUT)
             assert r.status_code == 200, f"{slot} at node{node.index}: {r.status_code} {r.text}"
             by = r.headers["x-collegium-served-by"].lower()
             assert by != dead

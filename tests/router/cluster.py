@@ -13,6 +13,7 @@ from eth_account import Account
 from fastapi import FastAPI, Request
 
 from node.assignment import Assignment, Node, compute_assignment
+from node.auth.peer import PeerVerifier
 from node.router import RouterMiddleware, StaticAssignmentSource
 from node.router.route import AssignmentSource
 from tests.support.node import free_port, wait_healthy
@@ -20,7 +21,6 @@ from tests.support.node import free_port, wait_healthy
 SEED = "0x" + "ab" * 32
 SUBSYSTEM = "alpha"
 REPLICAS = {"fe_system": 1, "be_system": 2, "fe_subsystem": 1, "be_subsystem": 2}
-TOKENS = {"t-alice": "0x00000000000000000000000000000000000A11CE"}
 
 
 class Counts:
@@ -41,14 +41,6 @@ class Counts:
         self.epoch = epoch
 
 
-def identify(token: str) -> str:
-    from node.auth.errors import NotAuthenticated
-
-    if token not in TOKENS:
-        raise NotAuthenticated("no-session")
-    return TOKENS[token]
-
-
 def make_app(account: Any, source: AssignmentSource, peers: dict[str, str], counts: Counts) -> Any:
     app = FastAPI()
 
@@ -62,7 +54,9 @@ def make_app(account: Any, source: AssignmentSource, peers: dict[str, str], coun
         return {
             "node": account.address.lower(),
             "hops": request.headers.get("x-collegium-hops", "0"),
-            "user": getattr(request.state, "collegium_user", None),
+            "peer": getattr(request.state, "collegium_peer", None),
+            "authorization": request.headers.get("authorization"),
+            "user_header": request.headers.get("x-collegium-user"),
             "slot": getattr(request.state, "collegium_slot", None),
             "body": (await request.body()).decode(),
             "query": str(request.url.query),
@@ -74,7 +68,7 @@ def make_app(account: Any, source: AssignmentSource, peers: dict[str, str], coun
 
     app.add_middleware(
         RouterMiddleware, my_address=account.address, source=source, peers=lambda: peers,
-        identify=identify, account=account, observer=counts,
+        account=account, peer_verifier=PeerVerifier(lambda: peers), observer=counts,
     )  # fmt: skip
     return app
 

@@ -14,9 +14,9 @@ import httpx
 import pytest
 from eth_account import Account
 
+from node.auth.client import SessionAuth, open_session
 from node.chain.keys import load_account
 from node.chain.registry import Registry
-from tests.auth.siwe_helpers import make_message, sign
 from tests.chain.conftest import ChainUnderTest, anvil_chain  # noqa: F401 - fixture
 from tests.support.node import NodeProcess, node_process
 
@@ -51,14 +51,8 @@ def current_epochs(procs: list[NodeProcess], epoch: int) -> list[dict[str, Any]]
     raise AssertionError(f"nodes did not agree on epoch {epoch}: {views}")
 
 
-def login(proc: NodeProcess, wallet: Any) -> dict[str, str]:
-    rules = httpx.get(proc.url + "/api/v1/auth/nonce", timeout=10).json()
-    message = make_message(wallet, domain=rules["domain"], nonce=rules["nonce"],
-                           chain_id=rules["chain_id"], scheme=rules["scheme"])  # fmt: skip
-    body = {"message": message, "signature": sign(wallet, message)}
-    response = httpx.post(proc.url + "/api/v1/auth/login", json=body, timeout=10)
-    assert response.status_code == 200, response.text
-    return {"Authorization": f"Bearer {response.json()['token']}"}
+def login(proc: NodeProcess, wallet: Any) -> SessionAuth:
+    return open_session(proc.url, wallet)
 
 
 @pytest.mark.anvil
@@ -97,16 +91,16 @@ def test_every_node_routes_to_the_assigned_host_and_fails_over_after_kill_9(
         # every node answers; the slot's first host serves
         sessions = {p.url: login(p, user) for p in procs}
         for proc, address in zip(procs, addresses, strict=True):
-            r = httpx.get(proc.url + RECORDS, headers=sessions[proc.url], timeout=10)
+            r = httpx.get(proc.url + RECORDS, auth=sessions[proc.url], timeout=10)
             assert r.status_code == 200, r.text
             expected = address if address in hosts else hosts[0]
             assert r.headers["x-collegium-served-by"].lower() == expected
             assert r.headers["x-collegium-epoch"] == str(target)
             system = httpx.get(f"{proc.url}/api/v1/system/users/{user.address}",
-                               headers=sessions[proc.url], timeout=10)  # fmt: skip
+                               auth=sessions[proc.url], timeout=10)  # fmt: skip
             assert system.status_code == 200, system.text
             assert system.json()["subsystems"] == [HOME]
-        written = httpx.post(outsider.url + RECORDS, headers=sessions[outsider.url],
+        written = httpx.post(outsider.url + RECORDS, auth=sessions[outsider.url],
                              json={"key": "k", "value": "written-through-the-router"})  # fmt: skip
         assert written.status_code == 201, written.text
         assert written.json()["author"] == user.address
@@ -114,7 +108,7 @@ def test_every_node_routes_to_the_assigned_host_and_fails_over_after_kill_9(
         # kill -9 the first host: the outsider's requests go to the second host
         by_address[hosts[0]].kill()
         start = time.monotonic()
-        r = httpx.get(outsider.url + RECORDS, headers=sessions[outsider.url], timeout=10)
+        r = httpx.get(outsider.url + RECORDS, auth=sessions[outsider.url], timeout=10)
         elapsed = time.monotonic() - start
         assert r.status_code == 200, r.text
         assert r.headers["x-collegium-served-by"].lower() == hosts[1]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,22 +42,27 @@ def test_host_serves_locally_and_outsider_proxies_to_first_host() -> None:
         assert posted.json()["body"] == "payload-123"
 
 
-def test_forwarded_identity_is_signed_by_the_relaying_node() -> None:
+def test_a_relay_signs_as_itself_and_never_passes_on_an_identity() -> None:
+    """A relaying node adds its own Collegium-Peer signature; it passes on no session (cookie,
+    bearer) and the retired X-Collegium-User headers are dropped, from clients and peers."""
     with cluster() as c:
         outsider = c.outsider("be_subsystem", SUBSYSTEM)
-        r = get(outsider.url, headers={"Authorization": "Bearer t-alice"})
-        assert r.json()["user"] == "0x00000000000000000000000000000000000A11CE"
-        # a client cannot claim an identity by sending the headers itself
         host = c.hosts("be_subsystem", SUBSYSTEM)[0]
-        forged = {
-            "x-collegium-hops": "1",
+        claimed = {
+            "Authorization": "Bearer t-alice",
             "x-collegium-user": "0x00000000000000000000000000000000000A11CE",
-            "x-collegium-user-ts": "0",
+            "x-collegium-user-ts": str(int(time.time())),
             "x-collegium-user-proof": "0x" + "11" * 65,
         }
-        assert get(host.url, headers=forged).json()["user"] is None
-        # no session: nothing forwarded
-        assert get(outsider.url, headers={"Authorization": "Bearer wrong"}).json()["user"] is None
+        relayed = get(outsider.url, headers=claimed).json()
+        assert relayed["node"] == host.address
+        assert relayed["peer"] == outsider.address
+        assert relayed["authorization"] is None and relayed["user_header"] is None
+        # a client posing as a relay: a hop count and a peer header it cannot sign
+        fake = f"{outsider.address};{int(time.time())};0x" + "11" * 65
+        direct = get(host.url, headers={"x-collegium-hops": "1", "collegium-peer": fake}).json()
+        assert direct["peer"] is None
+        assert get(host.url, headers=claimed).json()["user_header"] is None
 
 
 def test_failover_to_the_next_host_when_the_first_is_killed() -> None:

@@ -75,7 +75,9 @@ def in_process_node(
     init_node(cfg, password, **(init or {}))
     node = open_node(cfg, password)
     server = uvicorn.Server(
-        uvicorn.Config(create_app(node), host="127.0.0.1", port=port, log_level="warning")
+        uvicorn.Config(
+            create_app(node), host="127.0.0.1", port=port, log_level="warning", proxy_headers=False
+        )
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

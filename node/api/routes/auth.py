@@ -32,6 +32,7 @@ class NoncePublic(BaseModel):
     domain: str
     scheme: str
     chain_id: int
+    system: str  # the ReCap resource a session-key delegation names (docs/security.md)
 
 
 class LoginCreate(BaseModel):
@@ -76,6 +77,7 @@ def get_nonce(auth: AuthDep) -> NoncePublic:
         domain=rules.domains[0],
         scheme=rules.scheme,
         chain_id=rules.chain_id,
+        system=rules.system_uri,
     )
 
 
