@@ -136,11 +136,12 @@ export async function loadSession(): Promise<StoredSession | null> {
   return current ?? null;
 }
 
-/** Return the node that must serve `path` (no query), asking the entry node once per path. */
+/** Return the node that must serve `path` (no query), asking the entry node once per path (and
+ * again after a 421: the browser's HTTP cache is bypassed, the route may have just changed). */
 function routeOf(path: string): Promise<Route> {
   let route = routes.get(path);
   if (!route) {
-    route = getJson<Route>(`${API}/route?${new URLSearchParams({ path })}`);
+    route = getJson<Route>(`${API}/route?${new URLSearchParams({ path })}`, { cache: "no-store" });
     routes.set(path, route);
     route.catch(() => routes.delete(path));
   }
