@@ -35,7 +35,11 @@ async function problemText(res: Response): Promise<string> {
 
 /** Return the JSON of `GET path`; throw ApiError with the problem detail otherwise. */
 export async function getJson<T>(path: string, init?: RequestInit): Promise<T> {
-  const res = await fetch(nodeBase() + path, { credentials: "include", ...init });
+  return readJson<T>(await fetch(nodeBase() + path, { credentials: "include", ...init }));
+}
+
+/** Return the JSON of a successful answer; throw ApiError with the problem detail otherwise. */
+export async function readJson<T>(res: Response): Promise<T> {
   if (!res.ok) throw new ApiError(res.status, await problemText(res));
   return parseJson<T>(await res.text());
 }

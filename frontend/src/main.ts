@@ -23,6 +23,7 @@ import {
 } from "./api";
 import { chainClient, readRegistry, registryAdmins, registryLiveNodes, registryNodes, registrySubsystems, ZERO_HASH } from "./chain";
 import { h, type Raw, short } from "./html";
+import { getUserJson, postUserJson } from "./userapi";
 import { checkMerkle, checkOnChain, checkSignature, type CheckResult } from "./verify";
 import {
   WalletError,
@@ -31,6 +32,7 @@ import {
   sendWithWallet,
   signForRelay,
   signIn,
+  signOut,
   signTransaction,
   switchChain,
 } from "./wallet";
@@ -506,7 +508,8 @@ async function walletPage(): Promise<void> {
   <div id="wallet-status" aria-live="polite">${account ? message("ok", `Connected as ${account}.`) : ""}</div>
   <p><button id="connect" type="button">Connect wallet</button>
      <button id="switch" type="button" class="secondary">Switch network</button>
-     <button id="signin" type="button" class="secondary">Sign in (SIWE)</button></p>
+     <button id="signin" type="button" class="secondary">Sign in (SIWE)</button>
+     <button id="signout" type="button" class="secondary">Sign out</button></p>
   <h2>Submit a business transaction</h2>
   <form class="form" id="submit-form">
     <label>Subsystem<input name="subsystem" value="main" required /></label>
@@ -561,6 +564,13 @@ async function walletPage(): Promise<void> {
       ).html + (admin.length ? h`<p><a href="#/admin">Manage participants</a></p>`.html : "");
     }),
   );
+  document.getElementById("signout")!.addEventListener(
+    "click",
+    guard(status, async () => {
+      await signOut();
+      say(status, "ok", "Signed out: this browser's session key is deleted.");
+    }),
+  );
   const form = document.getElementById("submit-form") as HTMLFormElement;
   const out = document.getElementById("submit-status")!;
   form.addEventListener(
@@ -604,7 +614,7 @@ async function walletPage(): Promise<void> {
 /** Return the signed-in session, or null when there is none (401) or no sign-in API (404). */
 async function currentSession(): Promise<Me | null> {
   try {
-    return await getJson<Me>(`${API}/auth/me`);
+    return await getUserJson<Me>(`${API}/auth/me`);
   } catch (e) {
     if (e instanceof ApiError && (e.status === 401 || e.status === 404)) return null;
     throw e;
@@ -684,7 +694,7 @@ async function changeParticipant(
       `Your wallet's account ${account} is not the signed-in ${session.address}: switch accounts in your wallet or sign in again.`,
     );
   progress("Preparing the registry transaction…");
-  const unsigned = await postJson<UnsignedTx>(subsystemApi(name, "/participants"), { address, action });
+  const unsigned = await postUserJson<UnsignedTx>(subsystemApi(name, "/participants"), { address, action });
   if (unsigned.chain_id !== chainId)
     throw new WalletError(`The node prepared a transaction for chain ${unsigned.chain_id}, not ${chainId}.`);
   progress("Confirm the transaction in your wallet…");

@@ -1,15 +1,16 @@
 // EIP-1193 wallet: connect, check the chain, sign in with Ethereum (EIP-4361), sign EIP-712.
 
 import { type Hex, getAddress, numberToHex } from "viem";
-import { createSiweMessage } from "viem/siwe";
-import { API, ApiError, getJson, nodeUrl, postJson, type TypedDataDoc, type UnsignedTx } from "./api";
+import { API, ApiError, getJson, type Me, nodeUrl, postJson, type TypedDataDoc, type UnsignedTx } from "./api";
+import { DELEGATION_TTL_MS, delegationMessage } from "./protocol";
+import { clearSession, newSessionKey, saveSession } from "./session";
+import { getUserJson } from "./userapi";
 
 export const USER_REJECTED = 4001;
 export const UNAUTHORIZED = 4100;
 export const UNSUPPORTED_METHOD = 4200;
 export const JSONRPC_METHOD_NOT_FOUND = -32601;
 export const UNRECOGNIZED_CHAIN = 4902;
-export const SIWE_STATEMENT = "Sign in to the Collegium node.";
 
 interface Eip1193 {
   request(args: { method: string; params?: unknown[] }): Promise<unknown>;
@@ -97,7 +98,9 @@ export interface Session {
   [k: string]: unknown;
 }
 
-/** Sign in with Ethereum: nonce from the node, EIP-4361 message signed by the wallet, login. */
+/** Sign in with Ethereum: a new session key, the wallet's delegation to it (EIP-4361 + EIP-5573
+ * ReCap, nonce from the node), a login that also opens a local cookie session, then `/auth/me`
+ * signed with the session key. */
 export async function signIn(address: `0x${string}`, chainId: number): Promise<Session> {
   let nonce: string;
   try {
@@ -109,22 +112,33 @@ export async function signIn(address: `0x${string}`, chainId: number): Promise<S
       throw new WalletError("Sign-in is not available on this node yet (no /api/v1/auth endpoints).");
     else throw e;
   }
+  const { domain } = await getJson<TypedDataDoc>(`${API}/transactions/typed-data`);
+  const key = await newSessionKey();
   const url = new URL(nodeUrl("/"));
-  const message = createSiweMessage({
+  const issuedAt = new Date();
+  const expirationTime = new Date(issuedAt.getTime() + DELEGATION_TTL_MS);
+  const message = delegationMessage({
     scheme: url.protocol.replace(/:$/, ""),
     domain: url.host,
     address,
-    statement: SIWE_STATEMENT,
-    uri: url.origin,
-    version: "1",
     chainId,
+    registry: domain.verifyingContract,
     nonce,
-    issuedAt: new Date(),
-    expirationTime: new Date(Date.now() + 10 * 60 * 1000),
+    sessionDid: key.did,
+    issuedAt,
+    expirationTime,
   });
-  const signature = await friendly(provider().request({ method: "personal_sign", params: [message, address] }));
+  const signature = (await friendly(provider().request({ method: "personal_sign", params: [message, address] }))) as string;
+  await clearSession();
   await postJson(`${API}/auth/login`, { message, signature });
-  return getJson<Session>(`${API}/auth/me`);
+  await saveSession(key, address, message, signature, expirationTime);
+  return getUserJson<Session & Me>(`${API}/auth/me`);
+}
+
+/** Sign out: forget the session key and its delegation, and close the node's cookie session. */
+export async function signOut(): Promise<void> {
+  await clearSession();
+  await postJson(`${API}/auth/logout`, {}).catch(() => undefined);
 }
 
 /** Return the signature of a business transaction by `address` (eth_signTypedData_v4). */
