@@ -56,7 +56,7 @@ def install_access(app: FastAPI, node: Any) -> None:
     app.state.auth = auth
     app.state.metrics = metrics
     app.state.subsystem_databases = SubsystemDatabases(settings.data_dir)
-    directory = PeerDirectory(node.registry)
+    directory = PeerDirectory(node.registry, policy=getattr(node, "peer_policy", None))
 
     def is_peer_host(host: str) -> bool:
         return host in {urlsplit(endpoint).hostname for endpoint in directory().values()}
@@ -81,10 +81,11 @@ def install_access(app: FastAPI, node: Any) -> None:
         )
     origins = list(getattr(settings, "cors_origins", ()) or ())
     if origins:
+        # credentials only for origins the operator named: a wildcard never gets them
         app.add_middleware(
             CORSMiddleware,
             allow_origins=origins,
-            allow_credentials=True,
+            allow_credentials="*" not in origins,
             allow_methods=["GET", "POST", "PUT", "DELETE", "OPTIONS"],
             allow_headers=["authorization", "content-type"],
             expose_headers=[SERVED_BY_HEADER, EPOCH_HEADER],
