@@ -29,7 +29,9 @@ DEFAULT_AUTH_NONCE_TTL = 300.0
 DEFAULT_AUTH_SESSION_TTL = 24 * 3600.0
 DEFAULT_RATE_LIMIT = 200.0
 DEFAULT_RATE_BURST = 400
-DEFAULT_CORS_ORIGINS = ("http://localhost:5173", "http://127.0.0.1:5173")  # vite dev server
+#: No cross-origin caller by default; list origins (e.g. the vite dev server,
+#: ``["http://localhost:5173"]``) in ``COLLEGIUM_CORS_ORIGINS`` to allow them, with credentials.
+DEFAULT_CORS_ORIGINS: tuple[str, ...] = ()
 KEYSTORE_FILE = "keystore.json"
 NODE_FILE = "node.json"
 DB_FILE = "index.sqlite"
@@ -87,6 +89,10 @@ class Settings(BaseSettings):
     # clients whose X-Forwarded-For is believed (a reverse proxy in front of the node); none
     trusted_proxies: list[str] = Field(default_factory=list)
     cors_origins: list[str] = Field(default_factory=lambda: list(DEFAULT_CORS_ORIGINS))
+    # peers (node/chain/endpoints.py): None = dev mode (loopback/private endpoints allowed) only
+    # on the embedded chain or a JSON-RPC chain on a loopback host; hosts allowed anyway
+    allow_private_peers: bool | None = None
+    peer_allowed_hosts: list[str] = Field(default_factory=list)
 
     @property
     def keystore_path(self) -> Path:

@@ -19,6 +19,12 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from node import __version__
+from node.chain.endpoints import (
+    PeerPolicy,
+    UnsafeEndpoint,
+    check_endpoint_syntax,
+    compute_peer_policy,
+)
 from node.config import DEFAULT_HOME_SUBSYSTEM, Settings
 from node.db.session import create_db_engine, make_session_factory, upgrade_database
 from node.errors import CollegiumError, ConfigError
@@ -92,6 +98,8 @@ class NodeContext:
     syncer: Any = None
     epochs: Any = None
     follower: Any = None  # node.ledger.follower.ChainFollower
+    # which registered endpoints this node sends requests to (node/chain/endpoints.py)
+    peer_policy: PeerPolicy = field(default_factory=PeerPolicy)
     _closed: bool = False
 
     @property
@@ -193,6 +201,10 @@ def open_node(settings: Settings, password: str) -> NodeContext:
     from node.storage import open_store
 
     record = NodeRecord.load(settings.node_file)
+    try:
+        check_endpoint_syntax(settings.endpoint)
+    except UnsafeEndpoint as exc:
+        raise ConfigError(f"this node's public URL cannot be registered: {exc}") from exc
     account = load_account(settings.keystore_path, password)
     chain_url = settings.chain_url or record.chain_url
     chain = open_chain(settings.data_dir, chain_url, fund=[account.address])
@@ -243,6 +255,10 @@ def open_node(settings: Settings, password: str) -> NodeContext:
     except BaseException:
         chain.close()
         raise
+    policy = compute_peer_policy(
+        settings.allow_private_peers, settings.peer_allowed_hosts,
+        chain_kind=chain.kind, chain_url=chain_url,
+    )  # fmt: skip
     anchorer = Anchorer(ledger)
     anchorer.start()
     syncer = None
@@ -255,6 +271,7 @@ def open_node(settings: Settings, password: str) -> NodeContext:
             self_address=account.address,
             self_endpoint=settings.endpoint,
             interval=settings.sync_interval,
+            policy=policy,
         )
         ledger.on_anchored = syncer.note_local  # its own anchors are in its store already
         syncer.start()
@@ -262,6 +279,7 @@ def open_node(settings: Settings, password: str) -> NodeContext:
     return NodeContext(
         settings, record, account, chain, registry, store, engine, sessions, ledger, anchorer,
         syncer, epochs, follower=_start_follower(settings, chain, record, sessions, ledger, store),
+        peer_policy=policy,
     )  # fmt: skip
 
 

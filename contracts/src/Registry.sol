@@ -77,6 +77,10 @@ contract Registry {
     error InvalidCapacity(uint32 capacity);
     error InvalidRoles(uint8 rolesMask);
     error InvalidEndpoint(uint256 length);
+    /// @notice The endpoint is not `http://` or `https://` followed by a host, or byte `offset`
+    /// is whitespace, a control or non-ASCII byte, an at sign (credentials), `?` (query), `#`
+    /// (fragment) or a backslash.
+    error MalformedEndpoint(uint256 offset);
 
     error InvalidSubsystemName(uint256 length);
     error SubsystemAlreadyExists(string name);
@@ -799,11 +803,38 @@ contract Registry {
         private
         pure
     {
-        uint256 len = bytes(endpoint).length;
-        if (len == 0 || len > MAX_ENDPOINT_LENGTH) revert InvalidEndpoint(len);
+        _checkEndpoint(endpoint);
         if (capacity == 0) revert InvalidCapacity(capacity);
         if (rolesMask == 0 || rolesMask > ROLES_ALL) revert InvalidRoles(rolesMask);
         if (bytes(home).length > MAX_NAME_LENGTH) revert InvalidSubsystemName(bytes(home).length);
+    }
+
+    /// @dev Syntax only (nodes check addresses themselves): `http://` or `https://`, a non-empty
+    /// rest of at most MAX_ENDPOINT_LENGTH bytes in all, none of them whitespace, control,
+    /// non-ASCII, an at sign, `?`, `#` or a backslash.
+    function _checkEndpoint(string calldata endpoint) private pure {
+        bytes calldata b = bytes(endpoint);
+        uint256 len = b.length;
+        if (len == 0 || len > MAX_ENDPOINT_LENGTH) revert InvalidEndpoint(len);
+        uint256 start;
+        if (_startsWith(b, "http://")) start = 7;
+        else if (_startsWith(b, "https://")) start = 8;
+        else revert MalformedEndpoint(0);
+        if (start == len) revert MalformedEndpoint(len);
+        for (uint256 i = start; i < len; i++) {
+            bytes1 c = b[i];
+            if (c <= 0x20 || c >= 0x7f || c == "@" || c == "?" || c == "#" || c == "\\") {
+                revert MalformedEndpoint(i);
+            }
+        }
+    }
+
+    function _startsWith(bytes calldata b, bytes memory prefix) private pure returns (bool) {
+        if (b.length < prefix.length) return false;
+        for (uint256 i = 0; i < prefix.length; i++) {
+            if (b[i] != prefix[i]) return false;
+        }
+        return true;
     }
 
     function _existing(string calldata name) private view returns (Subsystem storage s) {

@@ -74,7 +74,7 @@ def install_access(app: FastAPI, node: Any) -> None:
     """Create login, request verification, subsystem databases, routing and metrics on
     ``app.state``; add the middleware."""
     settings = node.settings
-    directory = PeerDirectory(node.registry)
+    directory = PeerDirectory(node.registry, policy=getattr(node, "peer_policy", None))
 
     def peer_domains() -> list[str]:
         return [urlsplit(endpoint).netloc for endpoint in directory().values()]
@@ -120,10 +120,11 @@ def install_access(app: FastAPI, node: Any) -> None:
         )
     origins = list(getattr(settings, "cors_origins", ()) or ())
     if origins:
+        # credentials only for origins the operator named: a wildcard never gets them
         app.add_middleware(
             CORSMiddleware,
             allow_origins=origins,
-            allow_credentials=True,
+            allow_credentials="*" not in origins,
             allow_methods=["GET", "POST", "PUT", "DELETE", "OPTIONS"],
             allow_headers=[
                 "authorization",

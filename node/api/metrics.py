@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from http import HTTPStatus
 from typing import Final
 
 from fastapi import APIRouter, Request, Response
@@ -18,6 +19,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 METRICS_PATH: Final = "/metrics"
 LATENCY_BUCKETS: Final = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+#: Label values are bounded: any other method (a client may send any token) counts as ``other``,
+#: and so does a status outside the registered HTTP codes (a relayed peer answer may carry any).
+KNOWN_METHODS: Final = frozenset(
+    {"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE"}
+)
+KNOWN_STATUSES: Final = frozenset(str(int(s)) for s in HTTPStatus)
+OTHER: Final = "other"
 
 router = APIRouter(tags=["metrics"])
 
@@ -69,6 +77,11 @@ class Metrics:
         return bytes(generate_latest(self.registry))
 
 
+def compute_method_label(method: str) -> str:
+    """Return the ``method`` label of a request: the method if standard, else ``other``."""
+    return method if method in KNOWN_METHODS else OTHER
+
+
 class MetricsMiddleware:
     """Count every HTTP request and time it (outermost middleware)."""
 
@@ -92,8 +105,9 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, counting_send)
         finally:
-            method = scope["method"]
-            self.metrics.requests.labels(method=method, status=str(status)).inc()
+            method = compute_method_label(str(scope["method"]))
+            code = str(status) if str(status) in KNOWN_STATUSES else OTHER
+            self.metrics.requests.labels(method=method, status=code).inc()
             self.metrics.latency.labels(method=method).observe(time.perf_counter() - start)
 
 

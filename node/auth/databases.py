@@ -4,7 +4,7 @@ It holds no plaintext business data: records are sealed under the subsystem's co
 before they reach the content store (:mod:`node.crypto.private`); a row keeps the CID and
 the salted commitment, and ``key_envelopes`` the host's key envelopes (public CIDs).
 
-``SubsystemDatabases`` is the one way to reach ``<data>/subsystems/<name>.sqlite``. It
+``SubsystemDatabases`` is the one way to reach ``<data>/subsystems/<sha256(name)>.sqlite``. It
 takes the :class:`RoleContext` the router granted the request and refuses unless the
 context is ``be_subsystem`` of exactly that subsystem: the ``be_system`` code path (and
 ``be_subsystem`` of another subsystem) cannot open it.
@@ -12,7 +12,9 @@ context is ``be_subsystem`` of exactly that subsystem: the ``be_system`` code pa
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 import re
 import threading
 from dataclasses import dataclass
@@ -36,6 +38,8 @@ from sqlalchemy import (
 from node.assignment import ROLE_BE_SUBSYSTEM
 from node.auth.errors import Forbidden
 from node.db.session import create_db_engine
+
+log = logging.getLogger(__name__)
 
 SUBSYSTEMS_DIR: Final = "subsystems"
 DB_SUFFIX: Final = ".sqlite"
@@ -90,9 +94,35 @@ class RoleContext:
 
 
 def compute_db_filename(name: str) -> str:
-    """Return the file name of subsystem ``name``'s database (hex-escaped if not plain)."""
+    """Return the file name of subsystem ``name``'s database: the hex SHA-256 of its UTF-8
+    name (injective for any two names, whatever their characters)."""
+    return hashlib.sha256(name.encode("utf-8")).hexdigest() + DB_SUFFIX
+
+
+def compute_legacy_filename(name: str) -> str:
+    """Return the file name releases before the SHA-256 names gave ``name``'s database: the
+    name itself if plain, else ``x-`` + hex (so ``acme.corp`` and ``x-61636d652e636f7270``
+    shared one)."""
     stem = name if SAFE_NAME.match(name) else "x-" + name.encode("utf-8").hex()
     return stem + DB_SUFFIX
+
+
+def decode_legacy_filename(filename: str) -> str | None:
+    """Return the subsystem whose legacy database file is ``filename``, or None.
+
+    ``x-<hex>`` decodes to the non-plain name it escapes: the legacy scheme wrote that file for
+    it (a plain name spelled ``x-<hex>`` is the collision this module's SHA-256 names close, and
+    never adopts such a file). Any other plain stem is its own name.
+    """
+    stem = filename.removesuffix(DB_SUFFIX)
+    if stem.startswith("x-"):
+        try:
+            decoded = bytes.fromhex(stem[2:]).decode("utf-8")
+        except ValueError:
+            decoded = ""
+        if decoded and not SAFE_NAME.match(decoded):
+            return decoded
+    return stem if SAFE_NAME.match(stem) else None
 
 
 class SubsystemDatabase:
@@ -173,10 +203,31 @@ class SubsystemDatabases:
             db = self._open.get(name)
             if db is None:
                 self.root.mkdir(parents=True, exist_ok=True)
+                self._migrate_legacy(name)
                 engine = create_db_engine(f"sqlite:///{self.path_of(name)}")
                 subsystem_metadata.create_all(engine)
                 db = self._open[name] = SubsystemDatabase(name, engine)
             return db
+
+    def _migrate_legacy(self, name: str) -> None:
+        """Rename ``name``'s database from its legacy file name to the SHA-256 one, if only the
+        legacy file exists and that file name belongs to ``name`` alone."""
+        path = self.path_of(name)
+        legacy = self.root / compute_legacy_filename(name)
+        if path.exists() or not legacy.exists():
+            return
+        owner = decode_legacy_filename(legacy.name)
+        if owner != name:
+            log.warning(
+                "%s is the legacy database of %r: not adopted by %r (rename it by hand to %s)",
+                legacy, owner, name, path.name,
+            )  # fmt: skip
+            return
+        for suffix in ("", "-wal", "-shm", "-journal"):  # SQLite's side files move with it
+            side = legacy.with_name(legacy.name + suffix)
+            if side.exists():
+                side.replace(path.with_name(path.name + suffix))
+        log.info("subsystem %r: database %s renamed to %s", name, legacy.name, path.name)
 
     def close(self) -> None:
         """Dispose every opened engine."""

@@ -17,6 +17,7 @@ wrong key (it would need a keccak preimage); it can only withhold one.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -51,7 +52,9 @@ SOURCE_PEER: Final = "peer"
 SOURCE_SELF: Final = "self"
 SIWE_ADDRESS_LINE: Final = 1  # EIP-4361: the address is the message's second line
 KEYS_PATH: Final = "/api/v1/keys/"
-PEER_TIMEOUT: Final = 2.0
+PEER_TIMEOUT: Final = 2.0  # seconds per peer answer, in all (connect, each read, the whole body)
+#: A key answer is ~150 bytes of JSON; a longer one is not read past this.
+PEER_MAX_ANSWER_BYTES: Final = 4096
 MISS_TTL: Final = 60.0  # seconds before asking the peers again about an unknown key
 
 
@@ -181,7 +184,7 @@ class KeyDirectory:
             log.warning("cannot list peers to learn keys: %s", exc)
             return 0
         learned = 0
-        with httpx.Client(timeout=PEER_TIMEOUT) as client:
+        with httpx.Client(timeout=PEER_TIMEOUT, follow_redirects=False) as client:
             for address in missing:
                 if self._ask_peers(client, peers.values(), address):
                     learned += 1
@@ -191,14 +194,36 @@ class KeyDirectory:
         return learned
 
     def _ask_peers(self, client: httpx.Client, endpoints: Iterable[str], address: str) -> bool:
+        if not is_hex_address(address):
+            return False
+        path = KEYS_PATH + to_checksum_address(address)
         for endpoint in endpoints:
             try:
-                response = client.get(endpoint.rstrip("/") + KEYS_PATH + address)
-                if response.status_code != httpx.codes.OK:
+                answer = _fetch_small(client, endpoint.rstrip("/") + path)
+                if answer is None:
                     continue
-                key = bytes.fromhex(str(response.json()["public_key"]).removeprefix("0x"))
+                key = bytes.fromhex(str(json.loads(answer)["public_key"]).removeprefix("0x"))
                 self.record(address, key, SOURCE_PEER)
                 return True
             except (httpx.HTTPError, ValueError, KeyError, TypeError, InvalidSignature) as exc:
                 log.info("peer %s gave no valid key for %s: %s", endpoint, address, exc)
         return False
+
+
+def _fetch_small(client: httpx.Client, url: str) -> bytes | None:
+    """Return the body of a 200 answer to ``GET url``, or None for another status.
+
+    Raises ``ValueError`` if the body exceeds ``PEER_MAX_ANSWER_BYTES`` or the answer takes
+    longer than ``PEER_TIMEOUT`` in all (no redirect is followed)."""
+    deadline = time.monotonic() + PEER_TIMEOUT
+    with client.stream("GET", url) as response:
+        if response.status_code != httpx.codes.OK:
+            return None
+        body = bytearray()
+        for chunk in response.iter_bytes():
+            body += chunk
+            if len(body) > PEER_MAX_ANSWER_BYTES:
+                raise ValueError(f"answer longer than {PEER_MAX_ANSWER_BYTES} bytes")
+            if time.monotonic() > deadline:
+                raise ValueError(f"answer slower than {PEER_TIMEOUT}s")
+        return bytes(body)

@@ -21,6 +21,7 @@ import threading
 import time
 from pathlib import Path
 from typing import Any, Final
+from urllib.parse import quote
 
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
@@ -139,6 +140,12 @@ class SubsystemFrontends:
         return _is_servable(self.store, cid, self._pinned)
 
 
+def compute_header_value(text: str) -> str:
+    """Return ``text`` as a valid HTTP header value: visible ASCII and inner spaces only
+    (anything else percent-encoded), so a name from the URL can never break the response."""
+    return quote(text.strip(), safe="".join(chr(c) for c in range(0x20, 0x7F) if chr(c) != "%"))
+
+
 def get_source(request: Request) -> FrontendSource:
     """Return the app's front-end source (created on first use from ``app.state.node``)."""
     state = request.app.state
@@ -232,15 +239,15 @@ def serve_subsystem_frontend(request: Request, name: str, path: str) -> Response
     is_index = path in ("", INDEX_FILE)
     if cid and frontends.servable_cid(cid):
         response = serve(frontends.store, cid, path, request)
-        response.headers[SOURCE_HEADER] = f"ipfs {cid} subsystem {name}"
+        response.headers[SOURCE_HEADER] = compute_header_value(f"ipfs {cid} subsystem {name}")
         if response.status_code < 400:
             response.headers["Cache-Control"] = INDEX_CACHE if is_index else IMMUTABLE_CACHE
         return response
     response = serve_frontend(request, path)
     reason = "missing" if cid else "none published"
-    response.headers[SOURCE_HEADER] = (
-        f"system fallback ({reason}): {response.headers.get(SOURCE_HEADER, '')}"
-    )
+    source = response.headers.get(SOURCE_HEADER, "")  # absent on a problem (e.g. 404)
+    fallback = f"system fallback ({reason})" + (f": {source}" if source else "")
+    response.headers[SOURCE_HEADER] = compute_header_value(fallback)
     return response
 
 

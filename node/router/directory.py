@@ -1,4 +1,5 @@
-"""The peers' endpoints from the registry, cached (one chain read per TTL)."""
+"""The peers' endpoints from the registry, cached (one chain read per TTL); endpoints the
+node's :class:`~node.chain.endpoints.PeerPolicy` refuses are left out."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
+from node.chain.endpoints import PeerPolicy
+
 PEERS_TTL: Final = 10.0
 
 
@@ -14,9 +17,15 @@ class PeerDirectory:
     """Return node address (lowercase) -> endpoint of active nodes, refreshed every TTL."""
 
     def __init__(
-        self, registry: Any, *, ttl: float = PEERS_TTL, clock: Callable[[], float] = time.monotonic
+        self,
+        registry: Any,
+        *,
+        policy: PeerPolicy | None = None,
+        ttl: float = PEERS_TTL,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.registry = registry
+        self.policy = policy or PeerPolicy()
         self.ttl = ttl
         self.clock = clock
         self._peers: dict[str, str] = {}
@@ -32,10 +41,12 @@ class PeerDirectory:
         """Return the cached directory, reading ``registry.nodes()`` when it is stale."""
         with self._lock:
             if self.clock() >= self._until:
-                self._peers = {
-                    str(info.address).lower(): info.endpoint.rstrip("/")
-                    for info in self.registry.nodes()
-                    if info.active and info.endpoint
-                }
+                self._peers = self.policy.filter(
+                    {
+                        str(info.address).lower(): info.endpoint
+                        for info in self.registry.nodes()
+                        if info.active and info.endpoint
+                    }
+                )
                 self._until = self.clock() + self.ttl
             return self._peers

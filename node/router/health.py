@@ -12,7 +12,9 @@ import httpx
 from node.router.route import Peer
 
 HEALTH_PATH: Final = "/livez"
-PROBE_TIMEOUT: Final = 1.0
+PROBE_TIMEOUT: Final = 1.0  # seconds for the whole probe (connect, answer, body)
+#: ``/livez`` answers a few bytes; a probe reads at most this much of the body.
+PROBE_MAX_BYTES: Final = 1024
 UP_TTL: Final = 10.0
 DOWN_TTL: Final = 5.0
 
@@ -49,12 +51,25 @@ class PeerHealth:
     async def probe(self, endpoint: str) -> bool:
         """Return whether ``endpoint`` answers ``/livez`` with 200 now; cache the answer."""
         try:
-            response = await self.client.get(endpoint + HEALTH_PATH, timeout=PROBE_TIMEOUT)
-            up = response.status_code == httpx.codes.OK
-        except httpx.HTTPError:
+            up = await asyncio.wait_for(self._probe(endpoint), PROBE_TIMEOUT)
+        except (httpx.HTTPError, TimeoutError):
             up = False
         self.mark(endpoint, up)
         return up
+
+    async def _probe(self, endpoint: str) -> bool:
+        """GET ``endpoint/livez`` (no redirect followed); read at most ``PROBE_MAX_BYTES``."""
+        request = self.client.build_request("GET", endpoint + HEALTH_PATH, timeout=PROBE_TIMEOUT)
+        response = await self.client.send(request, stream=True, follow_redirects=False)
+        try:
+            read = 0
+            async for chunk in response.aiter_raw():
+                read += len(chunk)
+                if read > PROBE_MAX_BYTES:
+                    return False
+            return response.status_code == httpx.codes.OK
+        finally:
+            await response.aclose()
 
     def compute_order(self, hosts: Sequence[Peer]) -> list[Peer]:
         """Return ``hosts`` with recently failed ones moved last (rank kept otherwise).

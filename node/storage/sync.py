@@ -49,6 +49,7 @@ from typing import Any, Final, Protocol
 import httpx
 from multiformats import CID
 
+from node.chain.endpoints import PeerPolicy, UnsafeEndpoint
 from node.errors import ChainError, CollegiumError, InvalidCID, NotFoundInStore, ValidationError
 from node.storage.base import BlockStore
 from node.storage.cids import check_block, compute_block_key, format_cid, is_cid, parse_cid
@@ -60,6 +61,8 @@ log = logging.getLogger(__name__)
 SYNC_INTERVAL_SECONDS: Final = 15.0
 SCRUB_EVERY_ROUNDS: Final = 20
 FETCH_TIMEOUT_SECONDS: Final = 10.0
+#: A whole block download may take at most this many times the (per read) timeout.
+FETCH_DEADLINE_FACTOR: Final = 3
 MAX_BLOCK_BYTES: Final = 2 * 1024 * 1024
 BACKOFF_BASE_SECONDS: Final = 1.0
 BACKOFF_MAX_SECONDS: Final = 300.0
@@ -230,8 +233,11 @@ class Syncer:
         backoff_base: float = BACKOFF_BASE_SECONDS,
         clock: Callable[[], float] = time.monotonic,
         http: httpx.Client | None = None,
+        policy: PeerPolicy | None = None,
     ) -> None:
         self.store = store
+        self.policy = policy or PeerPolicy()
+        self.timeout = timeout
         self.registry = registry
         self.self_address = self_address.lower()
         self.self_endpoint = self_endpoint.rstrip("/")
@@ -401,8 +407,12 @@ class Syncer:
         order: list[str] = []
         with self._state_lock:
             for info in nodes:
-                endpoint = str(info.endpoint).rstrip("/")
                 if str(info.address).lower() == self.self_address:
+                    continue
+                try:  # a registered endpoint is a stranger's word (node/chain/endpoints.py)
+                    endpoint = self.policy.check(str(info.endpoint))
+                except UnsafeEndpoint as exc:
+                    log.debug("peer %s not asked: %s", info.address, exc)
                     continue
                 if not endpoint or endpoint == self.self_endpoint or endpoint in order:
                     continue
@@ -658,9 +668,11 @@ class Syncer:
         return data
 
     def _download(self, endpoint: str, name: str) -> bytes:
-        """Return the body of ``GET {endpoint}/ipfs/{name}?format=raw`` (at most one block)."""
+        """Return the body of ``GET {endpoint}/ipfs/{name}?format=raw`` (at most one block,
+        within ``FETCH_DEADLINE_FACTOR`` × the timeout in all: a peer that drips bytes fails)."""
         url = f"{endpoint}/ipfs/{name}"
         headers = {"Accept": RAW_BLOCK_MEDIA_TYPE}
+        deadline = time.monotonic() + FETCH_DEADLINE_FACTOR * self.timeout
         with self._http.stream("GET", url, params={"format": "raw"}, headers=headers) as resp:
             if resp.status_code in (HTTP_NOT_FOUND, HTTP_GONE):
                 raise _PeerLacks
@@ -672,6 +684,8 @@ class Syncer:
                 total += len(chunk)
                 if total > MAX_BLOCK_BYTES:
                     raise _PeerMisbehaved(f"answer larger than {MAX_BLOCK_BYTES} bytes")
+                if time.monotonic() > deadline:
+                    raise _PeerFailed(f"answer slower than {FETCH_DEADLINE_FACTOR * self.timeout}s")
                 chunks.append(chunk)
         return b"".join(chunks)
 

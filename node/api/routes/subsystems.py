@@ -194,7 +194,9 @@ def get_key_directory(request: Request) -> KeyDirectory:
         if directory is None:
             node = state.node
             directory = state.key_directory = KeyDirectory(
-                node.sessions, peers=PeerDirectory(node.registry), self_address=node.address
+                node.sessions,
+                peers=PeerDirectory(node.registry, policy=getattr(node, "peer_policy", None)),
+                self_address=node.address,
             )
     return directory
 

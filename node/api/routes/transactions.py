@@ -7,7 +7,7 @@ import csv
 import io
 import json
 from collections.abc import Iterator, Sequence
-from typing import Annotated, Any
+from typing import Annotated, Any, Final
 
 import pydantic
 from eth_utils import is_hex_address, to_checksum_address
@@ -195,8 +195,25 @@ def list_transactions(
     )
 
 
+#: A text cell starting with one of these is a formula to a spreadsheet (OWASP CSV injection).
+FORMULA_TRIGGERS: Final = ("=", "+", "-", "@", "\t", "\r")
+
+
+def escape_cell(value: Any) -> Any:
+    """Return ``value`` safe for a spreadsheet: a text cell starting with ``= + - @``, a tab or
+    a CR gets a leading ``'`` (OWASP); numbers and other text are unchanged."""
+    if isinstance(value, str) and value.startswith(FORMULA_TRIGGERS):
+        return "'" + value
+    return value
+
+
 def csv_line(row: BusinessTransaction) -> list[Any]:
-    """Return the CSV cells of one transaction, in ``CSV_COLUMNS`` order."""
+    """Return the CSV cells of one transaction, in ``CSV_COLUMNS`` order (text cells escaped
+    against formula injection: :func:`escape_cell`)."""
+    return [escape_cell(cell) for cell in _csv_cells(row)]
+
+
+def _csv_cells(row: BusinessTransaction) -> list[Any]:
     anchor = row.anchor
     return [
         row.tx_id, row.seq, row.status, row.subsystem, row.kind, row.signer,
