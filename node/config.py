@@ -29,6 +29,8 @@ DEFAULT_AUTH_NONCE_TTL = 300.0
 DEFAULT_AUTH_SESSION_TTL = 24 * 3600.0
 DEFAULT_RATE_LIMIT = 200.0
 DEFAULT_RATE_BURST = 400
+DEFAULT_MAX_BODY_BYTES = 1024 * 1024
+DEFAULT_JSON_MAX_DEPTH = 64  # every route's JSON nests < 10 levels
 DEFAULT_CORS_ORIGINS = ("http://localhost:5173", "http://127.0.0.1:5173")  # vite dev server
 KEYSTORE_FILE = "keystore.json"
 NODE_FILE = "node.json"
@@ -79,6 +81,10 @@ class Settings(BaseSettings):
     rate_limit: float = DEFAULT_RATE_LIMIT  # requests/s per client; 0 disables
     rate_burst: int = DEFAULT_RATE_BURST
     cors_origins: list[str] = Field(default_factory=lambda: list(DEFAULT_CORS_ORIGINS))
+    # request bodies (node/api/limits.py): bytes of any body but single/batch transactions
+    # (max_tx_bytes, batch_max × max_tx_bytes), and nesting depth of JSON, checked before parsing
+    max_body_bytes: int = Field(default=DEFAULT_MAX_BODY_BYTES, ge=1)
+    json_max_depth: int = Field(default=DEFAULT_JSON_MAX_DEPTH, ge=1)
 
     @property
     def keystore_path(self) -> Path:
