@@ -30,6 +30,11 @@ DEFAULT_AUTH_SESSION_TTL = 24 * 3600.0
 DEFAULT_RATE_LIMIT = 200.0
 DEFAULT_RATE_BURST = 400
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
+DEFAULT_RPC_GAS_CAP = 10_000_000  # a third of the embedded chain's block (30,029,122)
+DEFAULT_RPC_CALL_TIMEOUT = 3.0
+DEFAULT_RPC_RATE_LIMIT = 20.0
+DEFAULT_RPC_RATE_BURST = 40
+DEFAULT_RPC_MAX_BATCH = 20
 DEFAULT_JSON_MAX_DEPTH = 64  # every route's JSON nests < 10 levels
 DEFAULT_CORS_ORIGINS = ("http://localhost:5173", "http://127.0.0.1:5173")  # vite dev server
 KEYSTORE_FILE = "keystore.json"
@@ -85,6 +90,14 @@ class Settings(BaseSettings):
     # (max_tx_bytes, batch_max × max_tx_bytes), and nesting depth of JSON, checked before parsing
     max_body_bytes: int = Field(default=DEFAULT_MAX_BODY_BYTES, ge=1)
     json_max_depth: int = Field(default=DEFAULT_JSON_MAX_DEPTH, ge=1)
+    # POST /rpc (node/api/routes/rpc.py): gas and seconds of one eth_call/eth_estimateGas
+    # (embedded chain: stopped past the time), calls/s per client (its own bucket, besides
+    # rate_limit; 0 disables) and calls per JSON-RPC batch
+    rpc_gas_cap: int = Field(default=DEFAULT_RPC_GAS_CAP, ge=21_000)
+    rpc_call_timeout: float = Field(default=DEFAULT_RPC_CALL_TIMEOUT, gt=0)
+    rpc_rate_limit: float = Field(default=DEFAULT_RPC_RATE_LIMIT, ge=0)
+    rpc_rate_burst: int = Field(default=DEFAULT_RPC_RATE_BURST, ge=1)
+    rpc_max_batch: int = Field(default=DEFAULT_RPC_MAX_BATCH, ge=1)
 
     @property
     def keystore_path(self) -> Path:
