@@ -536,6 +536,8 @@ JSONRPC_EXECUTION_REVERTED: Final = 3
 JSONRPC_METHOD_NOT_FOUND: Final = -32601
 JSONRPC_INVALID_PARAMS: Final = -32602
 JSONRPC_LIMIT_EXCEEDED: Final = -32005  # EIP-1474 "limit exceeded"
+CALL_SLOT_WAIT: Final = 0.5
+"""Seconds an outside eth_call waits for the one running before it (short ones take ms)."""
 LOGS_BLOOM_BYTES: Final = 256
 
 
@@ -754,7 +756,9 @@ class EmbeddedChain:
 
         With ``call_time_cap`` (outside clients), ``eth_call`` and ``eth_estimateGas`` run one
         at a time and each is stopped once it has held the chain for that many seconds; one
-        waiting longer than that for its turn is refused (-32005) instead of queueing.
+        waiting more than :data:`CALL_SLOT_WAIT` for its turn is refused (-32005) instead of
+        queueing, so that a queue of long calls never holds the chain lock back to back
+        (Python's lock is not fair: a waiting ``/health`` could lose it to each next one).
         """
         self._ensure_open()
         if method == "eth_sendRawTransaction":
@@ -763,8 +767,8 @@ class EmbeddedChain:
                 return {"jsonrpc": "2.0", "id": request_id, "error": refusal}
         if call_time_cap is None or method not in ("eth_call", "eth_estimateGas"):
             return self._json_rpc(method, params, request_id, None)
-        if not self._call_slot.acquire(timeout=call_time_cap):
-            message = f"another eth_call is running; none waits more than {call_time_cap:g}s"
+        if not self._call_slot.acquire(timeout=min(CALL_SLOT_WAIT, call_time_cap)):
+            message = "the node is busy with another eth_call/eth_estimateGas; retry"
             error = {"code": JSONRPC_LIMIT_EXCEEDED, "message": message}
             return {"jsonrpc": "2.0", "id": request_id, "error": error}
         try:

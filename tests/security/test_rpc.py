@@ -74,10 +74,11 @@ def test_looping_calls_are_stopped_and_health_keeps_answering(node: NodeProcess)
         latencies = health.result()
     for answer in answers:
         assert answer["error"]["code"] == -32005, answer
-        assert "rpc_call_timeout" in answer["error"]["message"] or "eth_call" in str(answer)
+    messages = [answer["error"]["message"] for answer in answers]
+    assert any("rpc_call_timeout" in message for message in messages), messages
     # one call holds the chain at a time, for at most CALL_TIMEOUT; the others are refused
-    # after waiting that long for their turn (30M gas of this loop took ≈ 15 s before)
-    assert elapsed < 3 * CALL_TIMEOUT + 2, elapsed
+    # as busy (30M gas of this loop took ≈ 15 s before, and six calls queued on the lock)
+    assert elapsed < 2 * CALL_TIMEOUT + 2, elapsed
     assert latencies and max(latencies) < CALL_TIMEOUT + 1.5, latencies
     estimate = rpc(node, "eth_estimateGas", {"data": LOOP})
     assert estimate["error"]["code"] == -32005, estimate
