@@ -29,6 +29,13 @@ DEFAULT_AUTH_NONCE_TTL = 300.0
 DEFAULT_AUTH_SESSION_TTL = 24 * 3600.0
 DEFAULT_RATE_LIMIT = 200.0
 DEFAULT_RATE_BURST = 400
+DEFAULT_MAX_BODY_BYTES = 1024 * 1024
+DEFAULT_RPC_GAS_CAP = 10_000_000  # a third of the embedded chain's block (30,029,122)
+DEFAULT_RPC_CALL_TIMEOUT = 3.0
+DEFAULT_RPC_RATE_LIMIT = 20.0
+DEFAULT_RPC_RATE_BURST = 40
+DEFAULT_RPC_MAX_BATCH = 20
+DEFAULT_JSON_MAX_DEPTH = 64  # every route's JSON nests < 10 levels
 #: No cross-origin caller by default; list origins (e.g. the vite dev server,
 #: ``["http://localhost:5173"]``) in ``COLLEGIUM_CORS_ORIGINS`` to allow them, with credentials.
 DEFAULT_CORS_ORIGINS: tuple[str, ...] = ()
@@ -93,6 +100,18 @@ class Settings(BaseSettings):
     # on the embedded chain or a JSON-RPC chain on a loopback host; hosts allowed anyway
     allow_private_peers: bool | None = None
     peer_allowed_hosts: list[str] = Field(default_factory=list)
+    # request bodies (node/api/limits.py): bytes of any body but single/batch transactions
+    # (max_tx_bytes, batch_max × max_tx_bytes), and nesting depth of JSON, checked before parsing
+    max_body_bytes: int = Field(default=DEFAULT_MAX_BODY_BYTES, ge=1)
+    json_max_depth: int = Field(default=DEFAULT_JSON_MAX_DEPTH, ge=1)
+    # POST /rpc (node/api/routes/rpc.py): gas and seconds of one eth_call/eth_estimateGas
+    # (embedded chain: stopped past the time), calls/s per client (its own bucket, besides
+    # rate_limit; 0 disables) and calls per JSON-RPC batch
+    rpc_gas_cap: int = Field(default=DEFAULT_RPC_GAS_CAP, ge=21_000)
+    rpc_call_timeout: float = Field(default=DEFAULT_RPC_CALL_TIMEOUT, gt=0)
+    rpc_rate_limit: float = Field(default=DEFAULT_RPC_RATE_LIMIT, ge=0)
+    rpc_rate_burst: int = Field(default=DEFAULT_RPC_RATE_BURST, ge=1)
+    rpc_max_batch: int = Field(default=DEFAULT_RPC_MAX_BATCH, ge=1)
 
     @property
     def keystore_path(self) -> Path:

@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import APIRouter, FastAPI
 
 from node import __version__
-from node.api.limits import DEFAULT_BODY_LIMIT, BodyLimitMiddleware
+from node.api.limits import BodyLimitMiddleware, JsonDepthMiddleware, restore_recursion_limit
 from node.api.problems import install_problem_handlers
 from node.api.routes import anchors, epochs, explorer, health, rpc, transactions
 from node.ledger.service import MAX_SUBMIT_BATCH
@@ -52,13 +52,17 @@ def create_app(
     app.state.node = node
     app.state.store = node.store
     install_problem_handlers(app)
+    restore_recursion_limit()  # a dependency leaves it at 100,000: see node/api/limits.py
     tx_limit = node.settings.max_tx_bytes
+    body_limit = node.settings.max_body_bytes
 
     def limit_for(path: str) -> int:
         if path.rstrip("/") == TRANSACTIONS_PATH + "/batch":  # each item is checked alone too
             return MAX_SUBMIT_BATCH * tx_limit
-        return tx_limit if path.rstrip("/") == TRANSACTIONS_PATH else DEFAULT_BODY_LIMIT
+        return tx_limit if path.rstrip("/") == TRANSACTIONS_PATH else body_limit
 
+    # innermost first: the depth check reads a body the size limit has already bounded
+    app.add_middleware(JsonDepthMiddleware, max_depth=node.settings.json_max_depth)
     app.add_middleware(BodyLimitMiddleware, limit_for=limit_for)
 
     api = APIRouter(prefix=API_PREFIX)

@@ -129,16 +129,25 @@ class ChainBackend:
                 errors.append(f"{method}: {exc}")
         raise ChainError(f"{self._describe()} cannot fund accounts ({'; '.join(errors)})")
 
-    def json_rpc(self, method: str, params: Any, request_id: Any = None) -> dict[str, Any]:
+    def json_rpc(
+        self,
+        method: str,
+        params: Any,
+        request_id: Any = None,
+        *,
+        call_time_cap: float | None = None,
+    ) -> dict[str, Any]:
         """Return the standard JSON-RPC 2.0 response object for one request (serve it as is).
 
-        Embedded: translated from eth-tester's dialect (see ``EmbeddedChain.json_rpc``).
-        RPC: forwarded. Failures come back as JSON-RPC errors; nothing is filtered here --
-        the caller decides which methods it serves. Raise ChainError only if the chain is
-        closed.
+        Embedded: translated from eth-tester's dialect (see ``EmbeddedChain.json_rpc``, which
+        also refuses raw transactions not signed for its chain id and stops ``eth_call`` /
+        ``eth_estimateGas`` after ``call_time_cap`` seconds). RPC: forwarded (the endpoint
+        applies its own limits). Failures come back as JSON-RPC errors; nothing is filtered
+        here -- the caller decides which methods it serves. Raise ChainError only if the
+        chain is closed.
         """
         if self.embedded is not None:
-            return self.embedded.json_rpc(method, params, request_id)
+            return self.embedded.json_rpc(method, params, request_id, call_time_cap=call_time_cap)
         try:
             response = dict(self.w3.provider.make_request(method, params))  # type: ignore[arg-type]
         except Exception as exc:  # noqa: BLE001 -- transport failure as a JSON-RPC error

@@ -35,6 +35,7 @@ Chain directory layout (constants below): ``chain.sqlite3`` (+ ``-wal``/``-shm``
 
 from __future__ import annotations
 
+import ctypes
 import fcntl
 import json
 import os
@@ -407,11 +408,58 @@ class LockedEthereumTesterProvider(EthereumTesterProvider):
 
     def make_request(self, method: RPCEndpoint, params: Any) -> RPCResponse:
         """Run one JSON-RPC request under the lock; raise ChainError if the chain is closed."""
+        return self.make_timed_request(method, params, None)
+
+    def make_timed_request(
+        self, method: RPCEndpoint, params: Any, seconds: float | None
+    ) -> RPCResponse:
+        """Run one request under the lock, stopped with CallTimeout once it has held the lock
+        for ``seconds`` (None: no limit). Only for requests that change nothing (eth_call,
+        eth_estimateGas): they are interrupted at any Python instruction."""
         with self._lock:
             if not self._is_open():
                 raise ChainError("the embedded chain is closed")
             with self._db.hold():
-                return super().make_request(method, params)
+                if seconds is None:
+                    return super().make_request(method, params)
+                with interrupt_after(seconds):
+                    return super().make_request(method, params)
+
+
+class CallTimeout(Exception):  # noqa: N818 -- it is what the caller sees: the call timed out
+    """A read-only call ran past its time cap and was stopped (raised by interrupt_after)."""
+
+
+@contextmanager
+def interrupt_after(seconds: float) -> Iterator[None]:
+    """Raise CallTimeout in this thread if the block still runs after ``seconds``.
+
+    py-evm (and py_ecc behind its pairing precompiles) is pure Python and has no way to
+    stop a computation from outside; CPython can raise an exception in another thread at its
+    next bytecode boundary (``PyThreadState_SetAsyncExc``), which unwinds py-evm's frames
+    like any error. The caller catches CallTimeout around this block: the exception can
+    land anywhere inside it, or in its exit, never after (a pending one is withdrawn under
+    the same lock that guards raising it). Use it only around code that writes nothing.
+    """
+    thread_id = ctypes.c_ulong(threading.get_ident())
+    guard = threading.Lock()
+    armed = True
+
+    def fire() -> None:
+        with guard:
+            if armed:
+                ctypes.pythonapi.PyThreadState_SetAsyncExc(thread_id, ctypes.py_object(CallTimeout))
+
+    timer = threading.Timer(seconds, fire)
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    finally:
+        with guard:
+            armed = False
+            ctypes.pythonapi.PyThreadState_SetAsyncExc(thread_id, None)  # withdraw, if pending
+        timer.cancel()
 
 
 # --- Metadata and files ----------------------------------------------------------------------
@@ -486,6 +534,10 @@ def _load_or_create_dev_key(path: Path, create: bool) -> LocalAccount:
 
 JSONRPC_EXECUTION_REVERTED: Final = 3
 JSONRPC_METHOD_NOT_FOUND: Final = -32601
+JSONRPC_INVALID_PARAMS: Final = -32602
+JSONRPC_LIMIT_EXCEEDED: Final = -32005  # EIP-1474 "limit exceeded"
+CALL_SLOT_WAIT: Final = 0.5
+"""Seconds an outside eth_call waits for the one running before it (short ones take ms)."""
 LOGS_BLOOM_BYTES: Final = 256
 
 
@@ -548,6 +600,7 @@ class EmbeddedChain:
         self._lock_file: IO[str] | None = lock_file
         self._db = db
         self._lock = threading.RLock()
+        self._call_slot = threading.Semaphore(1)  # outside eth_call/eth_estimateGas, one at a time
         self._open = True
         self.backend = PersistentPyEVMBackend(chain, [PrivateKey(bytes(dev_account.key))])
         self.tester = EthereumTester(backend=self.backend, auto_mine_transactions=True)
@@ -684,18 +737,72 @@ class EmbeddedChain:
 
     # -- standard JSON-RPC (for serving the embedded chain to outside clients)
 
-    def json_rpc(self, method: str, params: Any, request_id: Any = None) -> dict[str, Any]:
+    def json_rpc(
+        self,
+        method: str,
+        params: Any,
+        request_id: Any = None,
+        *,
+        call_time_cap: float | None = None,
+    ) -> dict[str, Any]:
         """Return the standard JSON-RPC 2.0 response object for one request.
 
         Hex params are decoded and results encoded as a real node would (camelCase keys, 0x
         quantities) -- the provider's own ``make_request`` speaks eth-tester's dialect
         (snake_case, ints). Failures become JSON-RPC errors, never exceptions: code 3 for a
-        revert, -32601 for an unknown method, -32000 otherwise. Raise ChainError only if the
-        chain is closed.
+        revert, -32601 for an unknown method, -32602 for a raw transaction not signed for
+        this chain (EIP-155), -32005 for a call past ``call_time_cap``, -32000 otherwise.
+        Raise ChainError only if the chain is closed.
+
+        With ``call_time_cap`` (outside clients), ``eth_call`` and ``eth_estimateGas`` run one
+        at a time and each is stopped once it has held the chain for that many seconds; one
+        waiting more than :data:`CALL_SLOT_WAIT` for its turn is refused (-32005) instead of
+        queueing, so that a queue of long calls never holds the chain lock back to back
+        (Python's lock is not fair: a waiting ``/health`` could lose it to each next one).
         """
+        self._ensure_open()
+        if method == "eth_sendRawTransaction":
+            refusal = self._refuse_foreign_transaction(params)
+            if refusal is not None:
+                return {"jsonrpc": "2.0", "id": request_id, "error": refusal}
+        if call_time_cap is None or method not in ("eth_call", "eth_estimateGas"):
+            return self._json_rpc(method, params, request_id, None)
+        if not self._call_slot.acquire(timeout=min(CALL_SLOT_WAIT, call_time_cap)):
+            message = "the node is busy with another eth_call/eth_estimateGas; retry"
+            error = {"code": JSONRPC_LIMIT_EXCEEDED, "message": message}
+            return {"jsonrpc": "2.0", "id": request_id, "error": error}
+        try:
+            return self._json_rpc(method, params, request_id, call_time_cap)
+        finally:
+            self._call_slot.release()
+
+    def _refuse_foreign_transaction(self, params: Any) -> dict[str, Any] | None:
+        """Return the JSON-RPC error for a raw transaction not signed for this chain, or None.
+
+        py-evm mines a transaction signed for any chain id, and a legacy one signed without
+        any (pre-EIP-155): both could be replayed here from another chain.
+        """
+        from eth_utils import to_bytes
+
+        try:
+            raw = to_bytes(hexstr=str(params[0]))
+            chain_id = self.backend.chain.get_vm().get_transaction_builder().decode(raw).chain_id
+        except Exception as exc:  # noqa: BLE001 -- anything undecodable is refused
+            return {"code": JSONRPC_INVALID_PARAMS, "message": f"not a signed transaction: {exc}"}
+        if chain_id == self.chain_id:
+            return None
+        signed_for = "no chain id (pre-EIP-155)" if chain_id is None else f"chain id {chain_id}"
+        message = (
+            f"transaction signed for {signed_for}; this chain accepts only chain id "
+            f"{self.chain_id} (EIP-155)"
+        )
+        return {"code": JSONRPC_INVALID_PARAMS, "message": message}
+
+    def _json_rpc(
+        self, method: str, params: Any, request_id: Any, time_cap: float | None
+    ) -> dict[str, Any]:
         from web3.providers.eth_tester.middleware import request_formatters, result_formatters
 
-        self._ensure_open()
         envelope: dict[str, Any] = {"jsonrpc": "2.0", "id": request_id}
         try:
             args = list(params) if isinstance(params, list | tuple) else []
@@ -709,7 +816,7 @@ class EmbeddedChain:
             request_formatter = request_formatters.get(RPCEndpoint(method))
             if request_formatter is not None:
                 args = list(request_formatter(args))
-            response = self.provider.make_request(RPCEndpoint(method), args)
+            response = self.provider.make_timed_request(RPCEndpoint(method), args, time_cap)
             if "error" in response:
                 error = dict(response["error"])
                 if str(error.get("message", "")).startswith("Unknown RPC Endpoint"):
@@ -726,6 +833,9 @@ class EmbeddedChain:
             envelope["result"] = result
         except ChainError:
             raise
+        except CallTimeout:
+            message = f"{method} stopped after {time_cap:g}s, this node's limit (rpc_call_timeout)"
+            envelope["error"] = {"code": JSONRPC_LIMIT_EXCEEDED, "message": message}
         except Exception as exc:  # noqa: BLE001 -- every failure becomes a JSON-RPC error
             message = str(exc) or type(exc).__name__
             code = (

@@ -352,7 +352,7 @@ def test_json_rpc_speaks_the_standard_dialect(tmp_path: Path) -> None:
         )
         # Failures are JSON-RPC errors, not exceptions.
         bad = chain.json_rpc("eth_sendRawTransaction", ["0x1234"], 5)
-        assert bad["id"] == 5 and bad["error"]["code"] == -32000
+        assert bad["id"] == 5 and bad["error"]["code"] == -32602  # invalid params: not a tx
         unknown = chain.json_rpc("nope_nothing", [], 6)
         assert unknown["error"]["code"] == -32601
         missing = chain.json_rpc("eth_getTransactionReceipt", ["0x" + "00" * 32], 7)
