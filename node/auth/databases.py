@@ -43,7 +43,7 @@ log = logging.getLogger(__name__)
 
 SUBSYSTEMS_DIR: Final = "subsystems"
 DB_SUFFIX: Final = ".sqlite"
-SAFE_NAME: Final = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+SAFE_NAME: Final = re.compile(r"[A-Za-z0-9_-]{1,64}")
 CID_LEN: Final = 128
 COMMITMENT_LEN: Final = 64
 
@@ -103,7 +103,7 @@ def compute_legacy_filename(name: str) -> str:
     """Return the file name releases before the SHA-256 names gave ``name``'s database: the
     name itself if plain, else ``x-`` + hex (so ``acme.corp`` and ``x-61636d652e636f7270``
     shared one)."""
-    stem = name if SAFE_NAME.match(name) else "x-" + name.encode("utf-8").hex()
+    stem = name if SAFE_NAME.fullmatch(name) else "x-" + name.encode("utf-8").hex()
     return stem + DB_SUFFIX
 
 
@@ -120,9 +120,9 @@ def decode_legacy_filename(filename: str) -> str | None:
             decoded = bytes.fromhex(stem[2:]).decode("utf-8")
         except ValueError:
             decoded = ""
-        if decoded and not SAFE_NAME.match(decoded):
+        if decoded and not SAFE_NAME.fullmatch(decoded):
             return decoded
-    return stem if SAFE_NAME.match(stem) else None
+    return stem if SAFE_NAME.fullmatch(stem) else None
 
 
 class SubsystemDatabase:

@@ -61,7 +61,7 @@ def test_only_participants_read_and_write_private_data(
 
     # S's data is in S's own file, not in the shared index database
     settings = running.node.settings
-    assert (settings.data_dir / "subsystems" / f"{home}.sqlite").exists()
+    assert SubsystemDatabases(settings.data_dir).path_of(home).exists()
     assert b"secret-4242" not in (settings.data_dir / "index.sqlite").read_bytes()
 
 
