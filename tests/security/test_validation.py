@@ -342,3 +342,18 @@ def test_relaying_the_same_transaction_again_is_a_409(node: InProcessNode, admin
     stale = _add_participant(node, admin, Account.create().address, nonce=0)
     _problem(httpx.post(_relay_url(node), json={"raw_transaction": stale}, timeout=30), 409)
     assert _chain_state(node, admin) == before
+
+
+# -- the gateway's Range header --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("header", ["bytes=0-" + "9" * 5000, "bytes=" + "1" * 5000 + "-"])
+def test_a_range_with_an_absurd_number_is_ignored_not_a_500(
+    client: httpx.Client, node: InProcessNode, header: str
+) -> None:
+    cid = node.node.store.add_bytes(b"a public block of the gateway")
+    response = client.get(f"/ipfs/{cid}", headers={"Range": header})
+    assert response.status_code == 200, response.text  # RFC 9110: an unusable Range is ignored
+    assert response.content == b"a public block of the gateway"
+    ranged = client.get(f"/ipfs/{cid}", headers={"Range": "bytes=2-7"})
+    assert ranged.status_code == 206 and ranged.content == b"public"
