@@ -113,6 +113,40 @@ def test_invalid_fields_rejected(wallet, domain, change) -> None:  # type: ignor
         verify_signed_tx(domain, tx, b"\x00" * 65)
 
 
+_PARTY = Account.create().address
+
+
+@pytest.mark.parametrize(
+    "change, needle",
+    [
+        ({"amount": "1\n"}, "amount"),
+        ({"currency": "EUR\n"}, "currency"),
+        ({"kind": "invoice\n"}, "kind"),
+        ({"subsystem": "main\n"}, "subsystem"),
+        ({"parties": (_PARTY, _PARTY.lower())}, "more than once"),
+        ({"parties": ("0x" + "00" * 20,)}, "zero address"),
+        ({"nonce": 2**63}, "nonce"),
+        ({"timestamp": 2**64 - 1}, "timestamp"),
+    ],
+)
+def test_formats_are_exact(wallet, domain, change, needle) -> None:  # type: ignore[no-untyped-def]
+    tx = make_tx(**change)
+    with pytest.raises(ValidationError, match=needle):
+        verify_signed_tx(domain, tx, sign_tx(domain, tx, wallet.key))
+
+
+def test_private_payload_hash_is_matched_in_full(wallet, domain) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(ValidationError, match="payload_hash"):
+        verify_signed_tx(domain, make_private(payload_hash="0x" + "ab" * 32 + "\n"), b"\0" * 65)
+
+
+def test_the_largest_index_integer_is_accepted(wallet, domain) -> None:  # type: ignore[no-untyped-def]
+    from node.ledger.transaction import MAX_INDEX_INT
+
+    tx = make_tx(nonce=MAX_INDEX_INT, timestamp=MAX_INDEX_INT)
+    assert verify_signed_tx(domain, tx, sign_tx(domain, tx, wallet.key)).signer == wallet.address
+
+
 def test_bad_signatures(domain) -> None:  # type: ignore[no-untyped-def]
     tx = make_tx()
     with pytest.raises(ValidationError, match="65 bytes"):
