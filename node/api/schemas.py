@@ -256,8 +256,11 @@ class BatchCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    items: list[dict[str, Any]] = Field(
+    # ``Any``, not an object: an item that is not even an object (a number, null) gets its own
+    # 422 in ``results`` like any other bad item, instead of sinking the whole batch
+    items: list[Any] = Field(
         max_length=MAX_SUBMIT_BATCH,
+        json_schema_extra={"items": {"type": "object"}},
         description="each item is a BusinessTxCreate; a bad item rejects only itself",
     )
 

@@ -229,6 +229,21 @@ def test_a_bad_item_never_sinks_a_batch(client: httpx.Client, node: InProcessNod
         assert client.get(f"{TX_PATH}/{tx_id}").status_code == 200
 
 
+def test_an_item_that_is_not_an_object_rejects_only_itself(
+    client: httpx.Client, node: InProcessNode
+) -> None:
+    domain = domain_of(node.url)
+    alice = enrolled(node)
+    good = [make_submission(domain, alice, nonce=n) for n in range(2)]
+    count_before = node.node.ledger.count()
+    response = client.post(f"{TX_PATH}/batch", json={"items": [good[0], 42, None, "x", good[1]]})
+    assert response.status_code == 200, response.text
+    result = response.json()
+    assert [r["status"] for r in result["results"]] == [202, 422, 422, 422, 202]
+    assert "valid dictionary" in result["results"][1]["problem"]["detail"]
+    assert sum(node.node.ledger.count().values()) == sum(count_before.values()) + 2
+
+
 def test_a_large_batch_is_judged_item_by_item_in_the_verifier_pool(
     client: httpx.Client, node: InProcessNode
 ) -> None:
