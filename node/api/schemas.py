@@ -10,10 +10,11 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from node.db.models import BusinessTransaction
 from node.ledger.service import MAX_SUBMIT_BATCH
 from node.ledger.transaction import (
+    MAX_INDEX_INT,
     MAX_MEMO_LEN,
     MAX_PARTIES,
     MAX_PAYLOAD_LEN,
-    MAX_UINT64,
+    ZERO_ADDRESS,
     BusinessTx,
     compute_checksum_address,
 )
@@ -35,13 +36,29 @@ class BusinessTxBase(BaseModel):
 
     subsystem: str = Field(min_length=1, max_length=64, examples=["main"])
     kind: str = Field(min_length=1, max_length=32, examples=["invoice"])
-    parties: list[str] = Field(default_factory=list, max_length=MAX_PARTIES)
+    parties: list[str] = Field(
+        default_factory=list,
+        max_length=MAX_PARTIES,
+        json_schema_extra={"uniqueItems": True},
+        description="addresses the signer names as parties: distinct, not the zero address. "
+        "Listing a party does not mean it agreed: only the signer signed",
+    )
     amount: str = Field(default="", max_length=64, examples=["125.5"])
     currency: str = Field(default="", max_length=16, examples=["EUR"])
     memo: str = Field(default="", max_length=MAX_MEMO_LEN)
     payload: str = Field(default="", max_length=MAX_PAYLOAD_LEN)
-    nonce: int = Field(ge=0, le=MAX_UINT64)
-    timestamp: int = Field(ge=0, le=MAX_UINT64)
+    nonce: int = Field(
+        ge=0,
+        le=MAX_INDEX_INT,
+        description=f"per signer, never reused; signed as uint64, at most {MAX_INDEX_INT} "
+        "(the index keeps it as a signed 64-bit integer)",
+    )
+    timestamp: int = Field(
+        ge=0,
+        le=MAX_INDEX_INT,
+        description=f"the signer's Unix time; signed as uint64, at most {MAX_INDEX_INT} "
+        "(the index keeps it as a signed 64-bit integer)",
+    )
     private: bool = Field(
         default=False,
         description="signed as PrivateBusinessTransaction: only subsystem, kind, payload "
@@ -56,7 +73,15 @@ class BusinessTxBase(BaseModel):
     @field_validator("parties")
     @classmethod
     def _parties(cls, value: list[str]) -> list[str]:
-        return [_checksum(p) for p in value]
+        parties = [_checksum(p) for p in value]
+        seen: set[str] = set()
+        for party in parties:
+            if party.lower() == ZERO_ADDRESS:
+                raise ValueError("the zero address cannot be a party")
+            if party in seen:
+                raise ValueError(f"{party} is listed more than once")
+            seen.add(party)
+        return parties
 
     def to_domain(self) -> BusinessTx:
         """Return the ledger's value object."""
@@ -118,6 +143,12 @@ class BusinessTxPublic(BusinessTxBase):
     received_at: str
     leaf_index: int | None = None
     anchor: AnchorPublic | None = None
+
+    @field_validator("parties")
+    @classmethod
+    def _parties(cls, value: list[str]) -> list[str]:
+        """Stored parties are shown as stored (the submission rules were checked on input)."""
+        return value
 
     @classmethod
     def from_row(cls, row: BusinessTransaction) -> BusinessTxPublic:
@@ -225,8 +256,11 @@ class BatchCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    items: list[dict[str, Any]] = Field(
+    # ``Any``, not an object: an item that is not even an object (a number, null) gets its own
+    # 422 in ``results`` like any other bad item, instead of sinking the whole batch
+    items: list[Any] = Field(
         max_length=MAX_SUBMIT_BATCH,
+        json_schema_extra={"items": {"type": "object"}},
         description="each item is a BusinessTxCreate; a bad item rejects only itself",
     )
 

@@ -64,6 +64,10 @@ MAX_PAYLOAD_LEN = 128
 MAX_AMOUNT_DIGITS = 38
 MAX_AMOUNT_DECIMALS = 18
 MAX_UINT64 = 2**64 - 1
+#: the largest ``nonce`` / ``timestamp`` accepted: the index keeps them in signed 64-bit
+#: columns (SQLite INTEGER, PostgreSQL BIGINT), so the EIP-712 ``uint64`` is bounded to this
+MAX_INDEX_INT = 2**63 - 1
+ZERO_ADDRESS = "0x" + "00" * 20
 SIGNATURE_LEN = 65
 ADDRESS_HEX_LEN = 40
 V_OFFSET = 27
@@ -88,6 +92,8 @@ except ImportError:  # pragma: no cover - depends on the environment
     _coincurve = None  # type: ignore[assignment]
 
 SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+#: EIP-2: of the two valid ``s`` of a signature only the low one (``s <= n/2``) is accepted
+SECP256K1_HALF_N = SECP256K1_N // 2
 
 
 @functools.lru_cache(maxsize=65536)  # signers and parties recur: most calls are hits
@@ -100,11 +106,12 @@ def compute_checksum_address(address: bytes) -> str:
     )
 
 
-NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
-KIND_RE = re.compile(r"^[a-z][a-z0-9_]*$")
-CURRENCY_RE = re.compile(r"^[A-Z0-9]{1,16}$")
-AMOUNT_RE = re.compile(r"^(0|[1-9][0-9]*)(\.[0-9]*[1-9])?$")
-HASH_RE = re.compile(r"^0x[0-9a-f]{64}$")
+# used with ``fullmatch`` only: ``re.match(r"...$")`` would accept a trailing newline
+NAME_RE = re.compile(r"[a-z0-9][a-z0-9._-]*")
+KIND_RE = re.compile(r"[a-z][a-z0-9_]*")
+CURRENCY_RE = re.compile(r"[A-Z0-9]{1,16}")
+AMOUNT_RE = re.compile(r"(0|[1-9][0-9]*)(\.[0-9]*[1-9])?")
+HASH_RE = re.compile(r"0x[0-9a-f]{64}")
 
 #: Kinds every subsystem understands; others are allowed if they match ``KIND_RE``.
 KNOWN_KINDS = ("invoice", "payment", "order", "contract", "decision", "transfer", "note")
@@ -349,19 +356,26 @@ def recover_signer(domain: Domain, tx: BusinessTx, signature: bytes) -> str:
 def recover_digest_signer(digest: bytes, signature: bytes) -> str:
     """Return the checksum address whose key made the 65-byte ``signature`` of ``digest``.
 
-    ``v`` may be 27/28 (wallets) or 0/1. Raises ``ValidationError`` if the signature is
-    malformed or not recoverable.
+    Only the canonical form is accepted, so a signature has exactly one encoding: ``v`` is
+    27 or 28 (what wallets return for ``eth_signTypedData_v4``) and ``s`` is in the lower
+    half of the curve order (EIP-2; libsecp256k1, eth-account and wallets sign so). Raises
+    ``ValidationError`` if the signature is malformed, not canonical or not recoverable.
     """
     if len(signature) != SIGNATURE_LEN:
         raise ValidationError(f"signature must be {SIGNATURE_LEN} bytes, got {len(signature)}")
-    v = signature[64]
-    if v >= V_OFFSET:
-        v -= V_OFFSET
+    if signature[64] not in (V_OFFSET, V_OFFSET + 1):
+        raise ValidationError(f"signature is not valid: v must be 27 or 28, got {signature[64]}")
+    v = signature[64] - V_OFFSET
+    r = int.from_bytes(signature[:32], "big")
+    s = int.from_bytes(signature[32:64], "big")
+    if not (0 < r < SECP256K1_N and 0 < s < SECP256K1_N):
+        raise ValidationError("signature is not valid: r or s out of range")
+    if s > SECP256K1_HALF_N:
+        raise ValidationError(
+            "signature is not valid: s is in the upper half of the curve order "
+            "(EIP-2: only the low-s form is accepted)"
+        )
     if _coincurve is not None:
-        r = int.from_bytes(signature[:32], "big")
-        s = int.from_bytes(signature[32:64], "big")
-        if v not in (0, 1) or not (0 < r < SECP256K1_N and 0 < s < SECP256K1_N):
-            raise ValidationError("signature is not valid: r, s or v out of range")
         try:
             public = _coincurve.PublicKey.from_signature_and_message(
                 signature[:64] + bytes([v]), digest, hasher=None
@@ -370,9 +384,7 @@ def recover_digest_signer(digest: bytes, signature: bytes) -> str:
             raise ValidationError(f"signature is not valid: {exc}") from exc
         return compute_checksum_address(_keccak(public.format(compressed=False)[1:])[-20:])
     try:
-        sig = _KEYS.Signature(
-            vrs=(v, int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:64], "big"))
-        )
+        sig = _KEYS.Signature(vrs=(v, r, s))
         return str(sig.recover_public_key_from_msg_hash(digest).to_checksum_address())
     except Exception as exc:  # eth-keys raises several types for bad (r, s, v)
         raise ValidationError(f"signature is not valid: {exc}") from exc
@@ -380,22 +392,29 @@ def recover_digest_signer(digest: bytes, signature: bytes) -> str:
 
 def validate_tx(tx: BusinessTx) -> None:
     """Check every field's format and size; raise ``ValidationError`` naming the field."""
-    if not (1 <= len(tx.subsystem) <= MAX_SUBSYSTEM_LEN) or not NAME_RE.match(tx.subsystem):
+    if not (1 <= len(tx.subsystem) <= MAX_SUBSYSTEM_LEN) or not NAME_RE.fullmatch(tx.subsystem):
         raise ValidationError(
             f"subsystem must be 1..{MAX_SUBSYSTEM_LEN} chars of [a-z0-9._-], got {tx.subsystem!r}"
         )
-    if not (1 <= len(tx.kind) <= MAX_KIND_LEN) or not KIND_RE.match(tx.kind):
+    if not (1 <= len(tx.kind) <= MAX_KIND_LEN) or not KIND_RE.fullmatch(tx.kind):
         raise ValidationError(f"kind must be 1..{MAX_KIND_LEN} chars of [a-z0-9_], got {tx.kind!r}")
     if tx.private:
         _validate_private(tx)
     if len(tx.parties) > MAX_PARTIES:
         raise ValidationError(f"at most {MAX_PARTIES} parties, got {len(tx.parties)}")
+    seen: set[str] = set()
     for party in tx.parties:
         if not is_hex_address(party):
             raise ValidationError(f"party is not an address: {party!r}")
+        key = party.lower()
+        if key == ZERO_ADDRESS:
+            raise ValidationError("parties: the zero address cannot be a party")
+        if key in seen:
+            raise ValidationError(f"parties: {party} is listed more than once")
+        seen.add(key)
     if not tx.private:
         validate_amount(tx.amount)
-        if not CURRENCY_RE.match(tx.currency):
+        if not CURRENCY_RE.fullmatch(tx.currency):
             raise ValidationError(f"currency must be 1..16 chars of [A-Z0-9], got {tx.currency!r}")
         if tx.payload_hash:
             raise ValidationError("payload_hash is only for private transactions")
@@ -404,8 +423,11 @@ def validate_tx(tx: BusinessTx) -> None:
     if len(tx.payload) > MAX_PAYLOAD_LEN:
         raise ValidationError(f"payload CID is longer than {MAX_PAYLOAD_LEN} chars")
     for name, value in (("nonce", tx.nonce), ("timestamp", tx.timestamp)):
-        if not 0 <= value <= MAX_UINT64:
-            raise ValidationError(f"{name} must be a uint64, got {value}")
+        if not 0 <= value <= MAX_INDEX_INT:
+            raise ValidationError(
+                f"{name} must be an integer in 0..{MAX_INDEX_INT} (what the index stores), "
+                f"got {value}"
+            )
 
 
 def _validate_private(tx: BusinessTx) -> None:
@@ -416,7 +438,7 @@ def _validate_private(tx: BusinessTx) -> None:
         )
     if not tx.payload:
         raise ValidationError("a private transaction needs payload: the CID of its ciphertext")
-    if not HASH_RE.match(tx.payload_hash):
+    if not HASH_RE.fullmatch(tx.payload_hash):
         raise ValidationError(
             "payload_hash must be 0x + 64 lowercase hex: keccak256(salt || plaintext), "
             f"got {tx.payload_hash!r}"
@@ -430,7 +452,7 @@ def compute_payload_hash(salt: bytes, plaintext: bytes) -> str:
 
 def validate_amount(amount: str) -> Decimal:
     """Return ``amount`` as an exact ``Decimal``; it must be a canonical non-negative decimal."""
-    if not AMOUNT_RE.match(amount):
+    if not AMOUNT_RE.fullmatch(amount):
         raise ValidationError(
             f"amount must be a canonical non-negative decimal string like '12.5', got {amount!r}"
         )

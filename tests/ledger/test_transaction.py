@@ -113,6 +113,40 @@ def test_invalid_fields_rejected(wallet, domain, change) -> None:  # type: ignor
         verify_signed_tx(domain, tx, b"\x00" * 65)
 
 
+_PARTY = Account.create().address
+
+
+@pytest.mark.parametrize(
+    "change, needle",
+    [
+        ({"amount": "1\n"}, "amount"),
+        ({"currency": "EUR\n"}, "currency"),
+        ({"kind": "invoice\n"}, "kind"),
+        ({"subsystem": "main\n"}, "subsystem"),
+        ({"parties": (_PARTY, _PARTY.lower())}, "more than once"),
+        ({"parties": ("0x" + "00" * 20,)}, "zero address"),
+        ({"nonce": 2**63}, "nonce"),
+        ({"timestamp": 2**64 - 1}, "timestamp"),
+    ],
+)
+def test_formats_are_exact(wallet, domain, change, needle) -> None:  # type: ignore[no-untyped-def]
+    tx = make_tx(**change)
+    with pytest.raises(ValidationError, match=needle):
+        verify_signed_tx(domain, tx, sign_tx(domain, tx, wallet.key))
+
+
+def test_private_payload_hash_is_matched_in_full(wallet, domain) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(ValidationError, match="payload_hash"):
+        verify_signed_tx(domain, make_private(payload_hash="0x" + "ab" * 32 + "\n"), b"\0" * 65)
+
+
+def test_the_largest_index_integer_is_accepted(wallet, domain) -> None:  # type: ignore[no-untyped-def]
+    from node.ledger.transaction import MAX_INDEX_INT
+
+    tx = make_tx(nonce=MAX_INDEX_INT, timestamp=MAX_INDEX_INT)
+    assert verify_signed_tx(domain, tx, sign_tx(domain, tx, wallet.key)).signer == wallet.address
+
+
 def test_bad_signatures(domain) -> None:  # type: ignore[no-untyped-def]
     tx = make_tx()
     with pytest.raises(ValidationError, match="65 bytes"):
@@ -166,9 +200,10 @@ def test_fast_digest_equals_eth_account(wallet, domain, private) -> None:  # typ
         signed = Account.sign_typed_data(wallet.key, full_message=typed_data(domain, tx))
         assert compute_tx_id(domain, tx) == "0x" + bytes(signed.message_hash).hex()
         assert verify_signed_tx(domain, tx, bytes(signed.signature)).signer == wallet.address
-        # v as 0/1 is accepted too (some signers emit it)
+        # only the canonical form: v as 0/1 and the high-s twin are refused (one encoding)
         low_v = bytes(signed.signature[:64]) + bytes([signed.signature[64] - 27])
-        assert verify_signed_tx(domain, tx, low_v).signer == wallet.address
+        with pytest.raises(ValidationError, match="v must be 27 or 28"):
+            verify_signed_tx(domain, tx, low_v)
 
 
 def test_private_roundtrip_and_only_commitment_is_public(wallet, domain) -> None:  # type: ignore[no-untyped-def]
@@ -224,6 +259,11 @@ def test_direct_recovery_matches_eth_keys_and_rejects_out_of_range(domain) -> No
         n.to_bytes(32, "big") + sig[32:],  # r = n
         sig[:32] + bytes(32) + sig[64:],  # s = 0
         sig[:64] + bytes([29]),  # v = 2
+        sig[:64] + bytes([sig[64] - 27]),  # v = 0/1
+        # the high-s twin (r, n - s, other v) recovers the same key: refused (EIP-2)
+        sig[:32]
+        + (n - int.from_bytes(sig[32:64], "big")).to_bytes(32, "big")
+        + bytes([55 - sig[64]]),
     ):
         with pytest.raises(ValidationError, match="not valid"):
             recover_digest_signer(digest, bad)

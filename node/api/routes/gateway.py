@@ -49,7 +49,8 @@ _MAGIC: Final[tuple[tuple[bytes, str], ...]] = (
     (b"\x1f\x8b\x08", "application/gzip"),
     (b"\x00asm", "application/wasm"),
 )
-_RANGE_RE: Final = re.compile(r"^bytes=(\d*)-(\d*)$")
+#: a single ``bytes=first-last`` range (fullmatch); longer numbers than any size are ignored
+_RANGE_RE: Final = re.compile(r"bytes=([0-9]{0,20})-([0-9]{0,20})")
 
 router = APIRouter(tags=["ipfs"])
 
@@ -113,7 +114,7 @@ def compute_range(header: str | None, size: int) -> tuple[int, int] | None | str
     """
     if not header:
         return None
-    match = _RANGE_RE.match(header.strip())
+    match = _RANGE_RE.fullmatch(header.strip())
     if not match or match.group(1) == match.group(2) == "":
         return None
     first, last = match.group(1), match.group(2)

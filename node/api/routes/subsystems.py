@@ -21,10 +21,12 @@ from typing import Annotated, Any, Final, Literal
 from eth_account import Account
 from eth_account._utils.legacy_transactions import Transaction
 from eth_account.typed_transactions import TypedTransaction
-from eth_utils import is_address, to_checksum_address
+from eth_tester.exceptions import ValidationError as TesterValidationError
+from eth_utils import is_address, keccak, to_checksum_address
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from hexbytes import HexBytes
 from pydantic import BaseModel, Field
+from web3.exceptions import TimeExhausted, Web3RPCError
 
 from node.api.deps import CurrentUser, NodeDep
 from node.api.schemas import Problem
@@ -34,7 +36,8 @@ from node.auth.errors import Forbidden
 from node.crypto.directory import KeyDirectory
 from node.crypto.errors import CryptoError, InvalidSignature, MalformedObject, NotARecipient
 from node.crypto.private import OpenedPayload, PrivateData
-from node.errors import InvalidCID, NotFoundInStore, ValidationError
+from node.errors import ChainError, InvalidCID, NotFoundInStore, ValidationError
+from node.ledger.service import ReplayedTransaction
 from node.router.directory import PeerDirectory
 from node.router.proxy import STATE_SLOT
 
@@ -51,6 +54,8 @@ MAX_CID_CHARS: Final = 128
 SIGNATURE_PATTERN: Final = r"^0x[0-9a-fA-F]{130}$"
 RELAY_FUNCTIONS: Final = {"addParticipant": "add", "removeParticipant": "remove"}
 ADDRESS_PATTERN: Final = r"^0x[0-9a-fA-F]{40}$"
+EIP155_V_OFFSET: Final = 35
+RELAY_RECEIPT_TIMEOUT: Final = 120.0  # web3's default wait for a receipt, made explicit
 ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": Problem, "description": "not logged in"},
     403: {"model": Problem, "description": "not a participant / admin of the subsystem"},
@@ -430,7 +435,14 @@ def prepare_participant_change(
     )
 
 
-@router.post("/subsystems/{name}/participants/relay", responses=ERRORS)
+@router.post(
+    "/subsystems/{name}/participants/relay",
+    responses={
+        **ERRORS,
+        400: {"model": Problem, "description": "not a signed registry call for this chain"},
+        409: {"model": Problem, "description": "nonce already used (replay) or a nonce gap"},
+    },
+)
 def relay_participant_change(name: Name, body: RelayCreate, node: NodeDep) -> RelayPublic:
     """Relay an admin-signed add/removeParticipant transaction for ``name`` to the chain.
 
@@ -444,12 +456,21 @@ def relay_participant_change(name: Name, body: RelayCreate, node: NodeDep) -> Re
         if raw and raw[0] <= 0x7F:
             fields = TypedTransaction.from_bytes(HexBytes(raw)).as_dict()
             to, data = fields.get("to"), fields.get("data", b"")
+            chain_id: int | None = int(fields["chainId"])
+            nonce = int(fields["nonce"])
         else:
             legacy = Transaction.from_bytes(raw)
-            to, data = legacy.to, legacy.data
+            to, data, nonce = legacy.to, legacy.data, int(legacy.nonce)
+            chain_id = legacy_chain_id(int(legacy.v))
         sender = str(Account.recover_transaction(raw))
     except Exception as exc:
         raise ValidationError(f"not a signed transaction: {exc}") from exc
+    if chain_id != node.chain.chain_id:
+        signed_for = "no chain id (pre-EIP-155)" if chain_id is None else f"chain id {chain_id}"
+        raise ValidationError(
+            f"the transaction is signed for {signed_for}, not this node's chain "
+            f"{node.chain.chain_id}: sign it with chainId {node.chain.chain_id}"
+        )
     if not to or not is_address(to) or to_checksum_address(to) != registry.address:
         raise ValidationError("the transaction does not call this node's registry")
     try:
@@ -462,8 +483,20 @@ def relay_participant_change(name: Name, body: RelayCreate, node: NodeDep) -> Re
     if not registry.is_subsystem_admin(name, sender):
         raise Forbidden(f"{sender} is not an admin of {name!r}")
     w3 = node.chain.w3
-    tx_hash = w3.eth.send_raw_transaction(raw)
-    receipt = w3.eth.wait_for_transaction_receipt(tx_hash)
+    _check_relay_nonce(w3, raw, sender, nonce)
+    try:
+        tx_hash = w3.eth.send_raw_transaction(raw)
+    except (Web3RPCError, TesterValidationError, ValueError) as exc:  # the chain refused it
+        if "nonce" in str(exc).lower() or "known" in str(exc).lower():
+            raise HTTPException(409, f"the chain refused the transaction: {exc}") from exc
+        raise ValidationError(f"the chain refused the transaction: {exc}") from exc
+    try:
+        receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=RELAY_RECEIPT_TIMEOUT)
+    except TimeExhausted as exc:
+        raise ChainError(
+            f"the relayed transaction 0x{bytes(tx_hash).hex()} was not mined within "
+            f"{RELAY_RECEIPT_TIMEOUT:.0f} s"
+        ) from exc
     if int(receipt["status"]) != 1:
         raise ValidationError("the registry rejected the transaction")
     return RelayPublic(
@@ -472,3 +505,37 @@ def relay_participant_change(name: Name, body: RelayCreate, node: NodeDep) -> Re
         action=action,
         address=str(args.get("account", "")),
     )
+
+
+def legacy_chain_id(v: int) -> int | None:
+    """Return the chain id a legacy transaction's ``v`` commits to (EIP-155: ``v = 35 +
+    2 * chainId + parity``), or None if it commits to none (``v`` 27/28, replayable on any
+    chain)."""
+    return (v - EIP155_V_OFFSET) // 2 if v >= EIP155_V_OFFSET else None
+
+
+def _check_relay_nonce(w3: Any, raw: bytes, sender: str, nonce: int) -> None:
+    """Raise 409 unless ``nonce`` is the next one of ``sender``: a used nonce is a replay
+    (the same transaction again, or another one in its place), a later one would wait in the
+    pool (or be refused by the chain) and leave the request hanging."""
+    expected = int(w3.eth.get_transaction_count(sender, "pending"))
+    if nonce < expected:
+        tx_hash = keccak(raw)
+        try:
+            w3.eth.get_transaction(tx_hash)
+            known = True
+        except Exception:  # TransactionNotFound (the exception type varies by provider)
+            known = False
+        if known:
+            raise ReplayedTransaction(
+                f"this transaction (0x{tx_hash.hex()}) was already relayed: it is on the chain"
+            )
+        raise ReplayedTransaction(
+            f"nonce {nonce} of {sender} was already used (the next one is {expected})"
+        )
+    if nonce > expected:
+        raise HTTPException(
+            409,
+            f"nonce gap: the transaction has nonce {nonce} but the next nonce of {sender} is "
+            f"{expected}; sign it with nonce {expected}",
+        )
