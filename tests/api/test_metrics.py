@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from node.api.metrics import Metrics
 from node.api.ratelimit import TokenBuckets
+from node.auth.peer import PEER_HEADER, sign_peer_request
 from tests.support.node import InProcessNode, in_process_node
 
 RATE = 0.05  # one token per 20 s: the burst runs out during the test
@@ -49,8 +51,14 @@ def test_metrics_count_requests_latency_epoch_and_limits(running: InProcessNode)
     assert limited.status_code == 429
     assert limited.headers["content-type"].startswith("application/problem+json")
     assert int(limited.headers["retry-after"]) >= 1
-    # a request relayed by a registered node (here: this node's own host) is not limited twice
-    relayed = httpx.get(running.url + "/api/v1/subsystems", headers={"x-collegium-hops": "1"})
+    # a self-declared hop count is no way around the limit (issue 16)...
+    claimed = httpx.get(running.url + "/api/v1/subsystems", headers={"x-collegium-hops": "1"})
+    assert claimed.status_code == 429
+    # ...a request a registered node signed (here: this node itself) counts in its own bucket
+    peer = sign_peer_request(running.node.account, "GET", "/api/v1/subsystems", 1, int(time.time()))
+    relayed = httpx.get(
+        running.url + "/api/v1/subsystems", headers={"x-collegium-hops": "1", PEER_HEADER: peer}
+    )
     assert relayed.status_code == 200
 
     response = httpx.get(running.url + "/metrics", timeout=10)

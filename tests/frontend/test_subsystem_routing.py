@@ -62,8 +62,8 @@ def test_s_name_is_proxied_to_the_fe_subsystem_host_with_fallback(
     url = str(anvil_chain.w3.provider.endpoint_uri)  # type: ignore[attr-defined]
     common = {"chain_url": url, "epoch_period": EPOCH_PERIOD,
               "epoch_poll_seconds": EPOCH_POLL_SECONDS}  # fmt: skip
-    with in_process_node(
-        tmp_path / "a", init={"roles": NO_FE_SUBSYSTEM, "capacity": CAPACITY}, **common
+    with in_process_node(  # a never syncs the bundle: it must proxy /s/main/ to b
+        tmp_path / "a", init={"roles": NO_FE_SUBSYSTEM, "capacity": CAPACITY}, sync=False, **common
     ) as a:
         registry = a.node.registry  # a's wallet created "main": it is its admin
         with in_process_node(

@@ -37,7 +37,8 @@ from tests.support.node import in_process_node, node_process
 FUNDING_WEI = 10**20
 HOME = "main"
 RECORDS = f"/api/v1/subsystems/{HOME}/data/records"
-REFUSED = {401, 421}
+SELF_SIGNED = ("/api/v1/auth/login", "/api/v1/transactions")
+EXAMPLE_CID = "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"
 
 
 @dataclass
@@ -98,6 +99,26 @@ def attack(victim: Victim) -> None:
             headers = retired_forward_headers(victim.attacker, method, path, who)
             r = httpx.request(method, base + path, headers=headers, json=body, timeout=30)
             assert r.status_code == 401, (who, method, path, r.status_code, r.text)
+
+    # 1b. the same on every operation whose answer depends on who the user is (401 in OpenAPI)
+    spec = httpx.get(base + "/openapi.json", timeout=30).json()
+    fills = {"name": HOME, "address": victim.user.address, "cid": EXAMPLE_CID}
+    checked = 0
+    for template, operations in spec["paths"].items():
+        for method, operation in operations.items():
+            if "401" not in operation.get("responses", {}) or template.startswith(SELF_SIGNED):
+                continue  # login and business transactions carry the wallet's own signature
+            path = template.format(**fills)
+            anonymous = httpx.request(method.upper(), base + path, json={}, timeout=30)
+            if anonymous.status_code != 401:
+                continue  # public: the answer does not depend on who asks
+            for who in impersonated:
+                headers = retired_forward_headers(victim.attacker, method, path, who)
+                r = httpx.request(method.upper(), base + path, headers=headers, json={},
+                                  timeout=30)  # fmt: skip
+                assert r.status_code == 401, (who, method, path, r.status_code, r.text)
+                checked += 1
+    assert checked >= 14, checked  # 7+ user-dependent operations, two victims each
 
     # 2. a delegation naming the user but signed by the attacker's wallet
     forged_key = ECC.generate(curve="P-256")
