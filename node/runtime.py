@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from eth_account.signers.local import LocalAccount
-from eth_utils import to_checksum_address
+from eth_utils import is_address, to_checksum_address
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -70,15 +70,62 @@ class NodeRecord:
         if not path.exists():
             raise ConfigError(f"{path} not found: run `collegium init` first")
         try:
-            return cls(**json.loads(path.read_text()))
+            record = cls(**json.loads(path.read_text()))
         except (ValueError, TypeError) as exc:
             raise ConfigError(f"{path} is not a valid node record: {exc}") from exc
+        if record.registry is not None and not is_address(record.registry):
+            raise ConfigError(
+                f"{path} names registry {record.registry!r}, which is not an address: "
+                "fix it or delete the file and run `collegium init` again"
+            )
+        return record
 
     def save(self, path: Path) -> None:
         """Write the record to ``path`` atomically."""
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(asdict(self), indent=2, sort_keys=True) + "\n")
         tmp.replace(path)
+
+
+def checked_registry_address(value: str) -> str:
+    """Return ``value`` as a checksummed address; raise ``ConfigError`` for an empty or
+    malformed one (an empty ``--registry ""`` must never reach ``node.json``)."""
+    text = value.strip()
+    if not text:
+        raise ConfigError("--registry is empty: give the registry's 0x address")
+    if not is_address(text):
+        raise ConfigError(f"--registry {value!r} is not an address (0x and 40 hex digits)")
+    return str(to_checksum_address(text))
+
+
+def registry_of(node_url: str, *, timeout: float = 120.0, poll: float = 1.0) -> str:
+    """Return the registry address that the node at ``node_url`` names in ``GET /health``,
+    checked; retry while it does not answer (it may be starting) for ``timeout`` seconds.
+
+    Raises ``ConfigError`` when it never answers or names no valid address.
+    """
+    import time
+
+    import httpx
+
+    url = node_url.rstrip("/") + "/health"
+    deadline = time.monotonic() + timeout
+    last = "no answer"
+    while True:
+        try:
+            response = httpx.get(url, timeout=5.0)
+            if response.status_code == 200:
+                value = response.json().get("registry")
+                if isinstance(value, str) and value:
+                    return checked_registry_address(value)
+                last = f"it names no registry ({value!r})"
+            else:
+                last = f"HTTP {response.status_code}"
+        except (httpx.HTTPError, ValueError, AttributeError) as exc:
+            last = str(exc) or type(exc).__name__
+        if time.monotonic() >= deadline:
+            raise ConfigError(f"cannot read the registry from {url}: {last}")
+        time.sleep(poll)
 
 
 @dataclass
@@ -100,6 +147,8 @@ class NodeContext:
     follower: Any = None  # node.ledger.follower.ChainFollower
     # which registered endpoints this node sends requests to (node/chain/endpoints.py)
     peer_policy: PeerPolicy = field(default_factory=PeerPolicy)
+    # CID of the front-end this node ships (node.resources), None if it ships none
+    bundled_frontend: str | None = None
     _closed: bool = False
 
     @property
@@ -126,7 +175,8 @@ class NodeContext:
             },
             "registry": self.record.registry,
             "epoch": int(self.registry.current_epoch()),
-            "store": {"backend": self.store.backend},
+            "store": self.store_health(),
+            "frontend": self.frontend_health(),
             "sync": self.syncer.progress().as_dict() if self.syncer is not None else None,
             "epochs": _describe_epochs(self.epochs),
             "home": self.record.home,
@@ -135,6 +185,28 @@ class NodeContext:
                 "tree_size": self.ledger.tree_size(),
                 "anchors_made": self.anchorer.anchors_made,
             },
+        }
+
+    def store_health(self) -> dict[str, Any]:
+        """Return the content store's backend and, when it reports them, its use and quota."""
+        usage = getattr(self.store, "usage", None)
+        described: dict[str, Any] = {"backend": self.store.backend}
+        if callable(usage):
+            described.update(usage())
+        return described
+
+    def frontend_health(self) -> dict[str, Any]:
+        """Return the registry's front-end CID (what ``/`` serves), the CID of the front-end
+        this node ships, and whether they are the same."""
+        try:
+            published: str | None = str(self.registry.frontend_cid()) or None
+        except CollegiumError as exc:
+            log.warning("cannot read the front-end CID: %s", exc)
+            published = None
+        return {
+            "cid": published,
+            "bundled": self.bundled_frontend,
+            "up_to_date": published is not None and published == self.bundled_frontend,
         }
 
     def close(self) -> None:
@@ -175,6 +247,8 @@ def init_node(
     from node.chain.keys import create_keystore
 
     roles_to_mask(roles)
+    if registry is not None:
+        registry = checked_registry_address(registry)
     if capacity <= 0:
         raise ConfigError(f"capacity must be positive, got {capacity}")
     if settings.node_file.exists():
@@ -228,6 +302,8 @@ def open_node(settings: Settings, password: str) -> NodeContext:
         registry = Registry(chain.w3, record.registry, account)
         _ensure_registered(registry, settings, record)
         store = open_store(settings.data_dir, settings.ipfs_api)
+        bundled_frontend = _bundled_frontend_cid(store)
+        _publish_frontend_if_missing(registry, store)
         upgrade_database(settings.sqlalchemy_url)
         engine = create_db_engine(settings.sqlalchemy_url)
         sessions = make_session_factory(engine)
@@ -279,8 +355,36 @@ def open_node(settings: Settings, password: str) -> NodeContext:
     return NodeContext(
         settings, record, account, chain, registry, store, engine, sessions, ledger, anchorer,
         syncer, epochs, follower=_start_follower(settings, chain, record, sessions, ledger, store),
-        peer_policy=policy,
+        peer_policy=policy, bundled_frontend=bundled_frontend,
     )  # fmt: skip
+
+
+def _bundled_frontend_cid(store: Any) -> str | None:
+    """Return the CID the front-end shipped with this node would have (nothing stored)."""
+    from node.frontend import CID_VERSION, FrontendError, check_build_dir, default_build_dir
+
+    try:
+        directory = check_build_dir(default_build_dir())
+    except (FrontendError, ConfigError) as exc:
+        log.warning("no bundled front-end: %s", exc)
+        return None
+    return str(store.add_path(directory, cid_version=CID_VERSION, pin=False, only_hash=True))
+
+
+def _publish_frontend_if_missing(registry: Any, store: Any) -> None:
+    """Publish the bundled front-end (store + registry) when the registry has none and this
+    node's wallet may: the node that deploys a registry does so as part of the deploy, and
+    again at its next start if it stopped in between. Anything else only logs."""
+    from node.frontend import FrontendError, default_build_dir, publish
+
+    if registry.frontend_cid() or not registry.is_system_admin(registry.account.address):
+        return
+    try:
+        cid = publish(store, registry, default_build_dir())
+    except (FrontendError, ConfigError) as exc:
+        log.warning("the bundled front-end is not published: %s", exc)
+        return
+    log.info("published the bundled front-end: %s", cid)
 
 
 def _start_follower(

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
+from fastapi_offline import FastAPIOffline
 
 from node import __version__
 from node.api.limits import BodyLimitMiddleware, JsonDepthMiddleware, restore_recursion_limit
@@ -43,7 +44,7 @@ def create_app(
         if close_on_shutdown:
             node.close()
 
-    app = FastAPI(
+    app = FastAPIOffline(
         lifespan=lifespan,
         title="Collegium node",
         version=__version__,

@@ -57,6 +57,24 @@ def _fail(exc: Exception, status: ExitStatus = ExitStatus.ERROR) -> typer.Exit:
     return typer.Exit(int(status))
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"collegium {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="print the version and exit"
+        ),
+    ] = False,
+) -> None:
+    """Collegium node: open business ledger anchored on-chain, content on IPFS."""
+
+
 @app.command()
 def version() -> None:
     """Print the version."""
@@ -77,12 +95,26 @@ def init(
     registry: Annotated[
         str | None, typer.Option(help="join an existing registry at this address")
     ] = None,
+    registry_from: Annotated[
+        str | None,
+        typer.Option(
+            help="join the registry of the node at this URL (read from its /health; "
+            "retried while it starts)"
+        ),
+    ] = None,
+    wait: Annotated[
+        float, typer.Option(help="seconds to wait for --registry-from to answer")
+    ] = 120.0,
 ) -> None:
     """Create the node's data directory and wallet (keystore, password never stored)."""
-    from node.runtime import init_node
+    from node.runtime import init_node, registry_of
 
     settings = _settings(data_dir, chain_url=chain)
     try:
+        if registry is not None and registry_from is not None:
+            raise CollegiumError("give --registry or --registry-from, not both")
+        if registry_from is not None:
+            registry = registry_of(registry_from, timeout=wait)
         record = init_node(
             settings,
             _password(confirm=True),
@@ -191,7 +223,9 @@ def status(
     )
     typer.echo(f"epoch      {health.get('epoch')}")
     typer.echo(f"registry   {health.get('registry')}")
-    typer.echo(f"store      {health.get('store', {}).get('backend')}")
+    typer.echo(f"store      {format_store(health.get('store') or {})}")
+    for line in format_frontend(health.get("frontend")):
+        typer.echo(line)
     if health.get("sync"):
         from node.storage.sync import format_progress
 
@@ -202,6 +236,43 @@ def status(
 
         for line in format_epoch_status(health["epochs"]):
             typer.echo(line)
+
+
+def format_store(store: dict[str, Any]) -> str:
+    """Return the store line of ``collegium status``: backend, location, use against quota."""
+    text = str(store.get("backend"))
+    if store.get("path"):
+        text += f" at {store['path']}"
+    if "used_bytes" in store:
+        quota = store.get("quota_bytes")
+        text += f"  {_size(int(store['used_bytes']))} used"
+        text += f" of {_size(int(quota))}" if quota else " (no quota)"
+        if store.get("full"):
+            text += "  FULL: writes refused"
+    return text
+
+
+def _size(count: int) -> str:
+    value = float(count)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
+
+
+def format_frontend(frontend: dict[str, Any] | None) -> list[str]:
+    """Return the front-end lines of ``collegium status``."""
+    if not frontend:
+        return []
+    cid, bundled = frontend.get("cid"), frontend.get("bundled")
+    lines = [f"frontend   {cid or 'none published'}"]
+    if bundled and cid != bundled:
+        lines.append(
+            f"           this node's bundled front-end is {bundled}, not the registry's: a system "
+            "admin publishes it with `collegium frontend publish`"
+        )
+    return lines
 
 
 @app.command()
