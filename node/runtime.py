@@ -63,6 +63,11 @@ class NodeRecord:
     chain_id: int | None = None
     deployed_block: int | None = None
     endpoint: str | None = None
+    # where data lives, chosen at init (flags and COLLEGIUM_* variables of `up` override them)
+    database_url: str | None = None
+    blocks_dir: str | None = None
+    chain_dir: str | None = None
+    store_quota: int | None = None
 
     @classmethod
     def load(cls, path: Path) -> NodeRecord:
@@ -85,6 +90,25 @@ class NodeRecord:
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(asdict(self), indent=2, sort_keys=True) + "\n")
         tmp.replace(path)
+
+
+def with_record_locations(settings: Settings, record: NodeRecord | None = None) -> Settings:
+    """Return ``settings`` with the data locations chosen at ``collegium init`` (node.json)
+    filled in where the flags and the environment left them unset."""
+    if record is None:
+        if not settings.node_file.exists():
+            return settings
+        record = NodeRecord.load(settings.node_file)
+    update: dict[str, Any] = {}
+    if settings.database_url is None and record.database_url:
+        update["database_url"] = record.database_url
+    if settings.blocks_dir is None and record.blocks_dir:
+        update["blocks_dir"] = Path(record.blocks_dir)
+    if settings.chain_dir is None and record.chain_dir:
+        update["chain_dir"] = Path(record.chain_dir)
+    if settings.store_quota is None and record.store_quota:
+        update["store_quota"] = record.store_quota
+    return settings.model_copy(update=update) if update else settings
 
 
 def checked_registry_address(value: str) -> str:
@@ -262,6 +286,10 @@ def init_node(
         roles=list(roles),
         chain_url=settings.chain_url,
         registry=registry,
+        database_url=settings.database_url,
+        blocks_dir=str(settings.blocks_dir.expanduser()) if settings.blocks_dir else None,
+        chain_dir=str(settings.chain_dir.expanduser()) if settings.chain_dir else None,
+        store_quota=int(settings.store_quota) if settings.store_quota else None,
     )
     record.save(settings.node_file)
     return record
@@ -272,16 +300,19 @@ def open_node(settings: Settings, password: str) -> NodeContext:
     from node.chain.backend import open_chain
     from node.chain.keys import load_account
     from node.chain.registry import Registry
-    from node.storage import open_store
+    from node.storage import open_node_store
 
     record = NodeRecord.load(settings.node_file)
+    settings = with_record_locations(settings, record)
     try:
         check_endpoint_syntax(settings.endpoint)
     except UnsafeEndpoint as exc:
         raise ConfigError(f"this node's public URL cannot be registered: {exc}") from exc
     account = load_account(settings.keystore_path, password)
     chain_url = settings.chain_url or record.chain_url
-    chain = open_chain(settings.data_dir, chain_url, fund=[account.address])
+    chain = open_chain(
+        settings.data_dir, chain_url, fund=[account.address], directory=settings.chain_path
+    )
     try:
         if record.chain_id is not None and record.chain_id != chain.chain_id:
             raise ConfigError(
@@ -301,7 +332,7 @@ def open_node(settings: Settings, password: str) -> NodeContext:
         record.save(settings.node_file)
         registry = Registry(chain.w3, record.registry, account)
         _ensure_registered(registry, settings, record)
-        store = open_store(settings.data_dir, settings.ipfs_api)
+        store = open_node_store(settings)
         bundled_frontend = _bundled_frontend_cid(store)
         _publish_frontend_if_missing(registry, store)
         upgrade_database(settings.sqlalchemy_url)
