@@ -385,7 +385,8 @@ def open_node(settings: Settings, password: str) -> NodeContext:
     epochs = _start_epochs(settings, chain, registry)
     return NodeContext(
         settings, record, account, chain, registry, store, engine, sessions, ledger, anchorer,
-        syncer, epochs, follower=_start_follower(settings, chain, record, sessions, ledger, store),
+        syncer, epochs,
+        follower=_start_follower(settings, chain, record, sessions, ledger, store, syncer),
         peer_policy=policy, bundled_frontend=bundled_frontend,
     )  # fmt: skip
 
@@ -425,6 +426,7 @@ def _start_follower(
     sessions: Any,
     ledger: LedgerService,
     store: Any,
+    syncer: Any = None,
 ) -> Any:
     """Start the chain follower (registry events into SQL, other nodes' leaves from the
     store); None if disabled.
@@ -456,6 +458,7 @@ def _start_follower(
             node_address=str(ledger.node_address),
             domain=ledger.domain,
             block_time=block_time_of(chain.w3),
+            on_missing=None if syncer is None else syncer.wake,
         ),
     )
     follower.start()

@@ -94,8 +94,12 @@ class LogIndexer:
         domain: Domain | None = None,
         block_time: Callable[[int], datetime] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        on_missing: Callable[[], None] | None = None,
     ) -> None:
         self._sessions = sessions
+        # called when an anchor waits for blocks the store lacks (the syncer's wake-up): a peer's
+        # batch is then fetched at once, not at the syncer's next round
+        self._on_missing = on_missing
         self._store = store
         self.node_address = node_address.lower()
         self.domain = domain
@@ -154,6 +158,8 @@ class LogIndexer:
             log.warning("log of %s: anchor %d skipped: %s", origin, anchor, exc)
         else:
             log.info("log of %s: anchor %d waits for the store: %s", origin, anchor, exc)
+            if self._on_missing is not None:
+                self._on_missing()
 
     def _read(self, cid: str) -> bytes:
         """Return the bytes of ``cid`` from the local store only (the peer syncer fetches)."""
