@@ -180,6 +180,24 @@ def test_image_runs_the_wheel_as_a_non_root_user(stack: Stack) -> None:
     assert "/site-packages/node/" in listing[2], "not installed from the wheel"
 
 
+def test_build_context_is_small(stack: Stack, tmp_path: Path) -> None:
+    """Defect 5: the context the engine receives (after .dockerignore) is the package, the
+    migrations, the artifacts and the built front-end: no .git, no node_modules, a few MB."""
+    dockerfile = tmp_path / "context.Dockerfile"
+    dockerfile.write_text(f"FROM {stack.engine.env['COLLEGIUM_PYTHON_IMAGE']}\nCOPY . /ctx\n")
+    stack.engine.docker("build", "-q", "--network", "host", "-t", "collegium-context:test",
+                        "-f", str(dockerfile), str(ROOT))  # fmt: skip
+    listing = stack.engine.docker(
+        "run", "--rm", "--network", "none", "collegium-context:test", "sh", "-c",
+        "du -sk /ctx | cut -f1; find /ctx -name .git -o -name node_modules -o -name tests",
+    ).stdout.split()  # fmt: skip
+    stack.engine.docker("rmi", "collegium-context:test")
+    size_kib, strays = int(listing[0]), listing[1:]
+    assert not strays, strays
+    assert size_kib < 8 * 1024, f"build context is {size_kib} KiB"
+    stack.timings["context-kib"] = size_kib
+
+
 def test_three_nodes_healthy_on_one_registry(stack: Stack) -> None:
     healths = {name: stack.health(name) for name in NODES}
     registries = {h["registry"] for h in healths.values()}
