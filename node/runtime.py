@@ -461,6 +461,8 @@ def _start_follower(
             on_missing=None if syncer is None else syncer.wake,
         ),
     )
+    if syncer is not None and follower.log_indexer is not None:
+        syncer.on_fetched = follower.log_indexer.retry_now
     follower.start()
     return follower
 

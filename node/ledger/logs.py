@@ -109,6 +109,11 @@ class LogIndexer:
         self._lock = threading.Lock()
         self.bad_batches = 0
 
+    def retry_now(self) -> None:
+        """Forget the back-off of every waiting log: the store may hold their batches now
+        (the syncer calls this after a round that fetched blocks)."""
+        self._blocked.clear()
+
     def index(self, max_batches: int | None = None) -> list[IndexedBatch]:
         """Index the next verified batches of every other node's log; return them."""
         with self._lock:
