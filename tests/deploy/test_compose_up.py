@@ -114,6 +114,16 @@ def _override(chain_dir: Path, ports: dict[str, int]) -> str:
     return "\n".join(lines) + "\n"
 
 
+@pytest.fixture(autouse=True)
+def _logs_on_failure(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Append the services' last log lines to a failing test's report."""
+    yield
+    report = getattr(request.node, "rep_call", None)
+    if report is not None and report.failed and "stack" in request.fixturenames:
+        stack: Stack = request.getfixturevalue("stack")
+        report.sections.append(("docker compose logs", stack.logs()))
+
+
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     started = time.monotonic()
