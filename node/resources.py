@@ -47,6 +47,8 @@ def locate(name: str) -> Path:
 
     Raises ``ConfigError`` naming both places when neither exists.
     """
+    if name not in SOURCES:
+        raise KeyError(name)
     checkout = source_checkout()
     if checkout is not None:
         source = checkout / SOURCES[name]
