@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import ByteSize, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATA_DIR = Path("~/.collegium")
@@ -60,6 +60,11 @@ class Settings(BaseSettings):
     chain_url: str | None = None
     ipfs_api: str | None = None
     database_url: str | None = None
+    # where data lives (docs/operations.md): the block store's directory, the embedded chain's
+    # directory (defaults: <data_dir>/ipfs, <data_dir>/chain) and the space donated to the store
+    blocks_dir: Path | None = None
+    chain_dir: Path | None = None
+    store_quota: ByteSize | None = None
     epoch_period: int = DEFAULT_EPOCH_PERIOD
     max_tx_bytes: int = DEFAULT_MAX_TX_BYTES
     public_url: str | None = None
@@ -129,6 +134,16 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{self.data_dir / DB_FILE}"
+
+    @property
+    def store_path(self) -> Path:
+        """Return the embedded block store's directory."""
+        return (self.blocks_dir or self.data_dir / "ipfs").expanduser()
+
+    @property
+    def chain_path(self) -> Path:
+        """Return the embedded chain's directory."""
+        return (self.chain_dir or self.data_dir / "chain").expanduser()
 
     @property
     def endpoint(self) -> str:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from eth_account.signers.local import LocalAccount
-from eth_utils import to_checksum_address
+from eth_utils import is_address, to_checksum_address
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -63,6 +63,11 @@ class NodeRecord:
     chain_id: int | None = None
     deployed_block: int | None = None
     endpoint: str | None = None
+    # where data lives, chosen at init (flags and COLLEGIUM_* variables of `up` override them)
+    database_url: str | None = None
+    blocks_dir: str | None = None
+    chain_dir: str | None = None
+    store_quota: int | None = None
 
     @classmethod
     def load(cls, path: Path) -> NodeRecord:
@@ -70,15 +75,81 @@ class NodeRecord:
         if not path.exists():
             raise ConfigError(f"{path} not found: run `collegium init` first")
         try:
-            return cls(**json.loads(path.read_text()))
+            record = cls(**json.loads(path.read_text()))
         except (ValueError, TypeError) as exc:
             raise ConfigError(f"{path} is not a valid node record: {exc}") from exc
+        if record.registry is not None and not is_address(record.registry):
+            raise ConfigError(
+                f"{path} names registry {record.registry!r}, which is not an address: "
+                "fix it or delete the file and run `collegium init` again"
+            )
+        return record
 
     def save(self, path: Path) -> None:
         """Write the record to ``path`` atomically."""
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(asdict(self), indent=2, sort_keys=True) + "\n")
         tmp.replace(path)
+
+
+def with_record_locations(settings: Settings, record: NodeRecord | None = None) -> Settings:
+    """Return ``settings`` with the data locations chosen at ``collegium init`` (node.json)
+    filled in where the flags and the environment left them unset."""
+    if record is None:
+        if not settings.node_file.exists():
+            return settings
+        record = NodeRecord.load(settings.node_file)
+    update: dict[str, Any] = {}
+    if settings.database_url is None and record.database_url:
+        update["database_url"] = record.database_url
+    if settings.blocks_dir is None and record.blocks_dir:
+        update["blocks_dir"] = Path(record.blocks_dir)
+    if settings.chain_dir is None and record.chain_dir:
+        update["chain_dir"] = Path(record.chain_dir)
+    if settings.store_quota is None and record.store_quota:
+        update["store_quota"] = record.store_quota
+    return settings.model_copy(update=update) if update else settings
+
+
+def checked_registry_address(value: str) -> str:
+    """Return ``value`` as a checksummed address; raise ``ConfigError`` for an empty or
+    malformed one (an empty ``--registry ""`` must never reach ``node.json``)."""
+    text = value.strip()
+    if not text:
+        raise ConfigError("--registry is empty: give the registry's 0x address")
+    if not is_address(text):
+        raise ConfigError(f"--registry {value!r} is not an address (0x and 40 hex digits)")
+    return str(to_checksum_address(text))
+
+
+def registry_of(node_url: str, *, timeout: float = 120.0, poll: float = 1.0) -> str:
+    """Return the registry address that the node at ``node_url`` names in ``GET /health``,
+    checked; retry while it does not answer (it may be starting) for ``timeout`` seconds.
+
+    Raises ``ConfigError`` when it never answers or names no valid address.
+    """
+    import time
+
+    import httpx
+
+    url = node_url.rstrip("/") + "/health"
+    deadline = time.monotonic() + timeout
+    last = "no answer"
+    while True:
+        try:
+            response = httpx.get(url, timeout=5.0)
+            if response.status_code == 200:
+                value = response.json().get("registry")
+                if isinstance(value, str) and value:
+                    return checked_registry_address(value)
+                last = f"it names no registry ({value!r})"
+            else:
+                last = f"HTTP {response.status_code}"
+        except (httpx.HTTPError, ValueError, AttributeError) as exc:
+            last = str(exc) or type(exc).__name__
+        if time.monotonic() >= deadline:
+            raise ConfigError(f"cannot read the registry from {url}: {last}")
+        time.sleep(poll)
 
 
 @dataclass
@@ -100,6 +171,8 @@ class NodeContext:
     follower: Any = None  # node.ledger.follower.ChainFollower
     # which registered endpoints this node sends requests to (node/chain/endpoints.py)
     peer_policy: PeerPolicy = field(default_factory=PeerPolicy)
+    # CID of the front-end this node ships (node.resources), None if it ships none
+    bundled_frontend: str | None = None
     _closed: bool = False
 
     @property
@@ -126,7 +199,8 @@ class NodeContext:
             },
             "registry": self.record.registry,
             "epoch": int(self.registry.current_epoch()),
-            "store": {"backend": self.store.backend},
+            "store": self.store_health(),
+            "frontend": self.frontend_health(),
             "sync": self.syncer.progress().as_dict() if self.syncer is not None else None,
             "epochs": _describe_epochs(self.epochs),
             "home": self.record.home,
@@ -135,6 +209,28 @@ class NodeContext:
                 "tree_size": self.ledger.tree_size(),
                 "anchors_made": self.anchorer.anchors_made,
             },
+        }
+
+    def store_health(self) -> dict[str, Any]:
+        """Return the content store's backend and, when it reports them, its use and quota."""
+        usage = getattr(self.store, "usage", None)
+        described: dict[str, Any] = {"backend": self.store.backend}
+        if callable(usage):
+            described.update(usage())
+        return described
+
+    def frontend_health(self) -> dict[str, Any]:
+        """Return the registry's front-end CID (what ``/`` serves), the CID of the front-end
+        this node ships, and whether they are the same."""
+        try:
+            published: str | None = str(self.registry.frontend_cid()) or None
+        except CollegiumError as exc:
+            log.warning("cannot read the front-end CID: %s", exc)
+            published = None
+        return {
+            "cid": published,
+            "bundled": self.bundled_frontend,
+            "up_to_date": published is not None and published == self.bundled_frontend,
         }
 
     def close(self) -> None:
@@ -175,6 +271,8 @@ def init_node(
     from node.chain.keys import create_keystore
 
     roles_to_mask(roles)
+    if registry is not None:
+        registry = checked_registry_address(registry)
     if capacity <= 0:
         raise ConfigError(f"capacity must be positive, got {capacity}")
     if settings.node_file.exists():
@@ -188,6 +286,10 @@ def init_node(
         roles=list(roles),
         chain_url=settings.chain_url,
         registry=registry,
+        database_url=settings.database_url,
+        blocks_dir=str(settings.blocks_dir.expanduser()) if settings.blocks_dir else None,
+        chain_dir=str(settings.chain_dir.expanduser()) if settings.chain_dir else None,
+        store_quota=int(settings.store_quota) if settings.store_quota else None,
     )
     record.save(settings.node_file)
     return record
@@ -198,16 +300,19 @@ def open_node(settings: Settings, password: str) -> NodeContext:
     from node.chain.backend import open_chain
     from node.chain.keys import load_account
     from node.chain.registry import Registry
-    from node.storage import open_store
+    from node.storage import open_node_store
 
     record = NodeRecord.load(settings.node_file)
+    settings = with_record_locations(settings, record)
     try:
         check_endpoint_syntax(settings.endpoint)
     except UnsafeEndpoint as exc:
         raise ConfigError(f"this node's public URL cannot be registered: {exc}") from exc
     account = load_account(settings.keystore_path, password)
     chain_url = settings.chain_url or record.chain_url
-    chain = open_chain(settings.data_dir, chain_url, fund=[account.address])
+    chain = open_chain(
+        settings.data_dir, chain_url, fund=[account.address], directory=settings.chain_path
+    )
     try:
         if record.chain_id is not None and record.chain_id != chain.chain_id:
             raise ConfigError(
@@ -227,7 +332,9 @@ def open_node(settings: Settings, password: str) -> NodeContext:
         record.save(settings.node_file)
         registry = Registry(chain.w3, record.registry, account)
         _ensure_registered(registry, settings, record)
-        store = open_store(settings.data_dir, settings.ipfs_api)
+        store = open_node_store(settings)
+        bundled_frontend = _bundled_frontend_cid(store)
+        _publish_frontend_if_missing(registry, store)
         upgrade_database(settings.sqlalchemy_url)
         engine = create_db_engine(settings.sqlalchemy_url)
         sessions = make_session_factory(engine)
@@ -278,9 +385,38 @@ def open_node(settings: Settings, password: str) -> NodeContext:
     epochs = _start_epochs(settings, chain, registry)
     return NodeContext(
         settings, record, account, chain, registry, store, engine, sessions, ledger, anchorer,
-        syncer, epochs, follower=_start_follower(settings, chain, record, sessions, ledger, store),
-        peer_policy=policy,
+        syncer, epochs,
+        follower=_start_follower(settings, chain, record, sessions, ledger, store, syncer),
+        peer_policy=policy, bundled_frontend=bundled_frontend,
     )  # fmt: skip
+
+
+def _bundled_frontend_cid(store: Any) -> str | None:
+    """Return the CID the front-end shipped with this node would have (nothing stored)."""
+    from node.frontend import CID_VERSION, FrontendError, check_build_dir, default_build_dir
+
+    try:
+        directory = check_build_dir(default_build_dir())
+    except (FrontendError, ConfigError) as exc:
+        log.warning("no bundled front-end: %s", exc)
+        return None
+    return str(store.add_path(directory, cid_version=CID_VERSION, pin=False, only_hash=True))
+
+
+def _publish_frontend_if_missing(registry: Any, store: Any) -> None:
+    """Publish the bundled front-end (store + registry) when the registry has none and this
+    node's wallet may: the node that deploys a registry does so as part of the deploy, and
+    again at its next start if it stopped in between. Anything else only logs."""
+    from node.frontend import FrontendError, default_build_dir, publish
+
+    if registry.frontend_cid() or not registry.is_system_admin(registry.account.address):
+        return
+    try:
+        cid = publish(store, registry, default_build_dir())
+    except (FrontendError, ConfigError) as exc:
+        log.warning("the bundled front-end is not published: %s", exc)
+        return
+    log.info("published the bundled front-end: %s", cid)
 
 
 def _start_follower(
@@ -290,6 +426,7 @@ def _start_follower(
     sessions: Any,
     ledger: LedgerService,
     store: Any,
+    syncer: Any = None,
 ) -> Any:
     """Start the chain follower (registry events into SQL, other nodes' leaves from the
     store); None if disabled.
@@ -321,8 +458,11 @@ def _start_follower(
             node_address=str(ledger.node_address),
             domain=ledger.domain,
             block_time=block_time_of(chain.w3),
+            on_missing=None if syncer is None else syncer.wake,
         ),
     )
+    if syncer is not None and follower.log_indexer is not None:
+        syncer.on_fetched = follower.log_indexer.retry_now
     follower.start()
     return follower
 

@@ -15,13 +15,16 @@ for dir in contracts frontend/assignment frontend; do
 done
 
 # Debian packages the tests use: chromium for the browser tests (driven through
-# Playwright's executable_path, never `playwright install`) and a PostgreSQL server for
-# the index tests. Installed only when missing and apt-get exists; failure only warns
+# Playwright's executable_path, never `playwright install`), a PostgreSQL server for
+# the index tests, and for the Docker Compose bring-up (tests/deploy) the Docker engine
+# (docker.io: dockerd, started by the test itself) and debootstrap (the stand-in base image). Installed only when missing and apt-get exists; failure only warns
 # (the tests that need them then skip and say why).
 apt_wanted=()
 [ -x /usr/bin/chromium ] || apt_wanted+=(chromium)
 command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 \
     || apt_wanted+=(postgresql)
+command -v dockerd >/dev/null 2>&1 || apt_wanted+=(docker.io)
+command -v debootstrap >/dev/null 2>&1 || apt_wanted+=(debootstrap)
 if [ "${#apt_wanted[@]}" -gt 0 ] && command -v apt-get >/dev/null 2>&1; then
     { apt-get update -qq \
         && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${apt_wanted[@]}"; } \

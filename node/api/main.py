@@ -5,8 +5,10 @@ from __future__ import annotations
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, FastAPI, Request
+from fastapi_offline import FastAPIOffline
 
 from node import __version__
 from node.api.limits import BodyLimitMiddleware, JsonDepthMiddleware, restore_recursion_limit
@@ -43,12 +45,17 @@ def create_app(
         if close_on_shutdown:
             node.close()
 
-    app = FastAPI(
+    # /docs and /redoc: Swagger UI and ReDoc assets served by the node (fastapi-offline), and a
+    # Content-Security-Policy that keeps the pages on this origin (ReDoc's bundle still links a
+    # logo on a CDN: the browser never asks for it)
+    app = FastAPIOffline(
         lifespan=lifespan,
         title="Collegium node",
         version=__version__,
         description="Open business ledger: EIP-712 transactions, IPFS content, on-chain anchors.",
+        static_url=DOCS_ASSETS,
     )
+    _restrict_docs_to_self(app)
     app.state.node = node
     app.state.store = node.store
     install_problem_handlers(app)
@@ -89,6 +96,25 @@ def _include_access(app: FastAPI, api: APIRouter, node: NodeContext) -> None:
     api.include_router(subsystems.router)
     app.include_router(metrics.router)
     install_access(app, node)
+
+
+DOCS_ASSETS = "/static-offline-docs"
+DOCS_PAGES = frozenset({"/docs", "/redoc"})
+DOCS_CSP = (
+    "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; font-src 'self' data:; worker-src 'self' blob:; connect-src 'self'"
+)
+
+
+def _restrict_docs_to_self(app: FastAPI) -> None:
+    """Send ``DOCS_CSP`` with the API documentation pages."""
+
+    @app.middleware("http")
+    async def docs_csp(request: Request, call_next: Any) -> Any:
+        response = await call_next(request)
+        if request.url.path in DOCS_PAGES:
+            response.headers["Content-Security-Policy"] = DOCS_CSP
+        return response
 
 
 def _include_gateway(app: FastAPI) -> None:

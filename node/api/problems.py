@@ -16,6 +16,7 @@ from node.ledger.service import (
     UnknownSubsystem,
 )
 from node.router.route import NoLiveHost, UnknownSlot
+from node.storage.errors import StoreFull
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 PROBLEM_TYPE_BASE = "https://collegium.invalid/problems/"
@@ -33,6 +34,7 @@ STATUS_BY_ERROR: tuple[tuple[type[CollegiumError], int, str], ...] = (
     (UnknownSlot, 404, "no-such-slot"),
     (NoLiveHost, 503, "no-live-host"),
     (ValidationError, 400, "invalid-transaction"),
+    (StoreFull, 507, "store-full"),
     (StoreError, 502, "store-error"),
     (ChainError, 502, "chain-error"),
     (CollegiumError, 500, "internal"),

@@ -179,8 +179,10 @@ def open_embedded(
     fund: Sequence[ChecksumAddress] = (),
     *,
     synchronous: Synchronous = "FULL",
+    directory: Path | None = None,
 ) -> ChainBackend:
-    """Return the embedded chain kept in ``data_dir / "chain"``, created on first use.
+    """Return the embedded chain kept in ``directory`` (default ``data_dir / "chain"``),
+    created on first use.
 
     ``fund`` addresses get a generous dev balance (at genesis, or by transfer if they are
     empty when an existing chain is opened). Raise ConfigError if the directory is in use,
@@ -188,7 +190,8 @@ def open_embedded(
     """
     from node.chain.embedded import EmbeddedChain
 
-    embedded = EmbeddedChain.open(Path(data_dir) / CHAIN_SUBDIR, fund, synchronous=synchronous)
+    where = Path(directory) if directory else Path(data_dir) / CHAIN_SUBDIR
+    embedded = EmbeddedChain.open(where, fund, synchronous=synchronous)
     return ChainBackend(
         w3=embedded.w3, kind="embedded", chain_id=embedded.chain_id, embedded=embedded
     )
@@ -215,7 +218,11 @@ def open_rpc(url: str, timeout: float = DEFAULT_RPC_TIMEOUT) -> ChainBackend:
 
 
 def open_chain(
-    data_dir: Path, rpc_url: str | None, fund: Sequence[ChecksumAddress] = ()
+    data_dir: Path,
+    rpc_url: str | None,
+    fund: Sequence[ChecksumAddress] = (),
+    *,
+    directory: Path | None = None,
 ) -> ChainBackend:
     """Return the RPC backend if ``rpc_url`` is given, else the embedded chain in ``data_dir``.
 
@@ -224,7 +231,7 @@ def open_chain(
     """
     if rpc_url:
         return open_rpc(rpc_url)
-    return open_embedded(data_dir, fund)
+    return open_embedded(data_dir, fund, directory=directory)
 
 
 def redact_url(url: str) -> str:

@@ -29,10 +29,20 @@ from web3.contract.contract import ContractConstructor, ContractFunction
 from web3.exceptions import ContractLogicError, TimeExhausted
 from web3.types import BlockIdentifier, TxParams, TxReceipt, Wei
 
-from node.errors import ChainError
+from node.errors import ChainError, ConfigError
+from node.resources import bundled, contracts_dir
 
-ARTIFACTS_DIR: Path = Path(__file__).resolve().parents[2] / "contracts" / "build"
-"""Where ``contracts/compile.js`` writes ``<Contract>.json`` (repo checkout or editable install)."""
+
+def _artifacts_dir() -> Path:
+    try:
+        return contracts_dir()
+    except ConfigError:
+        return bundled("contracts")
+
+
+ARTIFACTS_DIR: Path = _artifacts_dir()
+"""Where ``<Contract>.json`` is: ``contracts/build`` in a checkout (``contracts/compile.js`` writes
+it), the wheel's package data otherwise (:mod:`node.resources`)."""
 
 TxHash = NewType("TxHash", HexBytes)
 """Hash of a transaction (32 bytes)."""

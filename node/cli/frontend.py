@@ -63,21 +63,26 @@ def open_publisher(
     from node.chain.registry import Registry
     from node.config import Settings
     from node.errors import ConfigError
-    from node.runtime import NodeRecord
-    from node.storage import open_store
+    from node.runtime import NodeRecord, with_record_locations
+    from node.storage import open_node_store
 
     settings = Settings(data_dir=data_dir.expanduser()) if data_dir else Settings()
+    settings = with_record_locations(settings)
     record = NodeRecord.load(settings.node_file)
     if record.registry is None:
         raise ConfigError("this node never started: no registry recorded (run `collegium up`)")
     account = load_account(settings.keystore_path, _password())
     node_rpc = None if chain_url or record.chain_url else running_node_rpc(record.endpoint)
     url = chain_url or record.chain_url or node_rpc
-    chain = open_rpc(url) if url else open_chain(settings.data_dir, None)
+    chain = (
+        open_rpc(url) if url else open_chain(settings.data_dir, None, directory=settings.chain_path)
+    )
     if node_rpc is not None:
         chain.w3.middleware_onion.add(LatestEstimateMiddleware)
     try:
-        store = open_store(settings.data_dir, ipfs_api or settings.ipfs_api)
+        store = open_node_store(
+            settings.model_copy(update={"ipfs_api": ipfs_api or settings.ipfs_api})
+        )
         try:
             yield store, Registry(chain.w3, record.registry, account)
         finally:

@@ -16,7 +16,7 @@ import typer
 
 from node.cli.status import ExitStatus
 from node.errors import InvalidCID, NotFoundInStore, StoreError
-from node.storage import open_store
+from node.storage import open_node_store, open_store
 from node.storage.base import BlockStore
 
 DATA_DIR_ENV: Final = "COLLEGIUM_DATA_DIR"
@@ -47,7 +47,13 @@ def get_data_dir(data_dir: Path | None) -> Path:
 
 
 def _open(data_dir: Path | None, ipfs_api: str | None) -> BlockStore:
-    return open_store(get_data_dir(data_dir), ipfs_api)
+    from node.config import Settings
+    from node.runtime import with_record_locations
+
+    settings = with_record_locations(Settings(data_dir=get_data_dir(data_dir)))
+    if not ipfs_api:
+        return open_node_store(settings.model_copy(update={"ipfs_api": None}))
+    return open_store(settings.data_dir, ipfs_api)
 
 
 def _fail(exc: StoreError) -> typer.Exit:

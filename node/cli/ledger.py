@@ -151,10 +151,12 @@ def reindex_command(
     from node.config import Settings, default_data_dir
     from node.db.session import create_db_engine, make_session_factory, upgrade_database
     from node.ledger.reindex import ReindexError, reindex
-    from node.runtime import NodeRecord
-    from node.storage import open_store
+    from node.runtime import NodeRecord, with_record_locations
+    from node.storage import open_node_store
 
-    settings = Settings(data_dir=(data_dir or default_data_dir()).expanduser())
+    settings = with_record_locations(
+        Settings(data_dir=(data_dir or default_data_dir()).expanduser())
+    )
     old_path: Path | None = None
     new_path: Path | None = None
     try:
@@ -174,8 +176,12 @@ def reindex_command(
             target = f"sqlite:///{new_path}"
         else:
             target = into
-        backend = open_rpc(url) if url else open_chain(settings.data_dir, None)
-        store = open_store(settings.data_dir, settings.ipfs_api)
+        backend = (
+            open_rpc(url)
+            if url
+            else open_chain(settings.data_dir, None, directory=settings.chain_path)
+        )
+        store = open_node_store(settings)
         upgrade_database(target)
         engine = create_db_engine(target)
         started = time.perf_counter()

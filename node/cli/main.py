@@ -32,6 +32,44 @@ ChainOpt = Annotated[
     str | None,
     typer.Option("--chain", help="Ethereum JSON-RPC URL instead of the embedded chain"),
 ]
+DatabaseOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--database-url",
+        help="index database: sqlite:///PATH or postgresql+psycopg://USER@HOST/DB "
+        "[default: sqlite in the data dir]",
+    ),
+]
+BlocksDirOpt = Annotated[
+    Path | None,
+    typer.Option("--blocks-dir", help="embedded block store directory [default: DATA_DIR/ipfs]"),
+]
+ChainDirOpt = Annotated[
+    Path | None,
+    typer.Option("--chain-dir", help="embedded chain directory [default: DATA_DIR/chain]"),
+]
+QuotaOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--store-quota",
+        help="space donated to the block store, e.g. 20GiB; writes past it are refused "
+        "[default: no limit]",
+    ),
+]
+
+
+def _locations(
+    database_url: str | None,
+    blocks_dir: Path | None,
+    chain_dir: Path | None,
+    store_quota: str | None,
+) -> dict[str, Any]:
+    values: dict[str, Any] = {"database_url": database_url, "store_quota": store_quota}
+    if blocks_dir is not None:
+        values["blocks_dir"] = blocks_dir.expanduser().resolve()
+    if chain_dir is not None:
+        values["chain_dir"] = chain_dir.expanduser().resolve()
+    return values
 
 
 def _settings(data_dir: Path | None, **overrides: Any) -> Settings:
@@ -39,6 +77,23 @@ def _settings(data_dir: Path | None, **overrides: Any) -> Settings:
     if data_dir is not None:
         values["data_dir"] = data_dir.expanduser()
     return Settings(**values)
+
+
+def _node_settings(data_dir: Path | None, **overrides: Any) -> Settings:
+    """Return ``_settings`` with the data locations ``collegium init`` recorded filled in."""
+    from node.runtime import with_record_locations
+
+    return with_record_locations(_settings(data_dir, **overrides))
+
+
+def _first_error(exc: ValueError) -> str:
+    """Return a one-line message for a settings validation error."""
+    errors = getattr(exc, "errors", None)
+    if callable(errors):
+        first = errors()[0]
+        where = ".".join(str(part) for part in first.get("loc", ()))
+        return f"--{where.replace('_', '-')}: {first.get('msg')} (got {first.get('input')!r})"
+    return str(exc)
 
 
 def _password(confirm: bool = False) -> str:
@@ -55,6 +110,24 @@ def _password(confirm: bool = False) -> str:
 def _fail(exc: Exception, status: ExitStatus = ExitStatus.ERROR) -> typer.Exit:
     typer.echo(f"error: {exc}", err=True)
     return typer.Exit(int(status))
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"collegium {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="print the version and exit"
+        ),
+    ] = False,
+) -> None:
+    """Collegium node: open business ledger anchored on-chain, content on IPFS."""
 
 
 @app.command()
@@ -77,12 +150,38 @@ def init(
     registry: Annotated[
         str | None, typer.Option(help="join an existing registry at this address")
     ] = None,
+    registry_from: Annotated[
+        str | None,
+        typer.Option(
+            help="join the registry of the node at this URL (read from its /health; "
+            "retried while it starts)"
+        ),
+    ] = None,
+    wait: Annotated[
+        float, typer.Option(help="seconds to wait for --registry-from to answer")
+    ] = 120.0,
+    database_url: DatabaseOpt = None,
+    blocks_dir: BlocksDirOpt = None,
+    chain_dir: ChainDirOpt = None,
+    store_quota: QuotaOpt = None,
 ) -> None:
-    """Create the node's data directory and wallet (keystore, password never stored)."""
-    from node.runtime import init_node
+    """Create the node's data directory and wallet (keystore, password never stored) and
+    record where its data lives."""
+    from node.runtime import init_node, registry_of
 
-    settings = _settings(data_dir, chain_url=chain)
     try:
+        settings = _settings(
+            data_dir,
+            chain_url=chain,
+            **_locations(database_url, blocks_dir, chain_dir, store_quota),
+        )
+    except ValueError as exc:
+        raise _fail(CollegiumError(_first_error(exc)), ExitStatus.INVALID_INPUT) from exc
+    try:
+        if registry is not None and registry_from is not None:
+            raise CollegiumError("give --registry or --registry-from, not both")
+        if registry_from is not None:
+            registry = registry_of(registry_from, timeout=wait)
         record = init_node(
             settings,
             _password(confirm=True),
@@ -112,6 +211,10 @@ def up(
         str | None, typer.Option(help="URL peers reach this node at (registered on-chain)")
     ] = None,
     log_level: Annotated[str, typer.Option(help="logging level")] = "info",
+    database_url: DatabaseOpt = None,
+    blocks_dir: BlocksDirOpt = None,
+    chain_dir: ChainDirOpt = None,
+    store_quota: QuotaOpt = None,
 ) -> None:
     """Run the node: embedded chain and store unless --chain/--ipfs, API on HOST:PORT."""
     import uvicorn
@@ -122,15 +225,19 @@ def up(
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    settings = _settings(
-        data_dir,
-        host=host,
-        port=port,
-        chain_url=chain,
-        ipfs_api=ipfs,
-        epoch_period=epoch_period,
-        public_url=public_url,
-    )
+    try:
+        settings = _settings(
+            data_dir,
+            host=host,
+            port=port,
+            chain_url=chain,
+            ipfs_api=ipfs,
+            epoch_period=epoch_period,
+            public_url=public_url,
+            **_locations(database_url, blocks_dir, chain_dir, store_quota),
+        )
+    except ValueError as exc:
+        raise _fail(CollegiumError(_first_error(exc)), ExitStatus.INVALID_INPUT) from exc
     try:
         password = _password(confirm=not settings.node_file.exists())
         if not settings.node_file.exists():
@@ -191,7 +298,9 @@ def status(
     )
     typer.echo(f"epoch      {health.get('epoch')}")
     typer.echo(f"registry   {health.get('registry')}")
-    typer.echo(f"store      {health.get('store', {}).get('backend')}")
+    typer.echo(f"store      {format_store(health.get('store') or {})}")
+    for line in format_frontend(health.get("frontend")):
+        typer.echo(line)
     if health.get("sync"):
         from node.storage.sync import format_progress
 
@@ -202,6 +311,43 @@ def status(
 
         for line in format_epoch_status(health["epochs"]):
             typer.echo(line)
+
+
+def format_store(store: dict[str, Any]) -> str:
+    """Return the store line of ``collegium status``: backend, location, use against quota."""
+    text = str(store.get("backend"))
+    if store.get("path"):
+        text += f" at {store['path']}"
+    if "used_bytes" in store:
+        quota = store.get("quota_bytes")
+        text += f"  {_size(int(store['used_bytes']))} used"
+        text += f" of {_size(int(quota))}" if quota else " (no quota)"
+        if store.get("full"):
+            text += "  FULL: writes refused"
+    return text
+
+
+def _size(count: int) -> str:
+    value = float(count)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
+
+
+def format_frontend(frontend: dict[str, Any] | None) -> list[str]:
+    """Return the front-end lines of ``collegium status``."""
+    if not frontend:
+        return []
+    cid, bundled = frontend.get("cid"), frontend.get("bundled")
+    lines = [f"frontend   {cid or 'none published'}"]
+    if bundled and cid != bundled:
+        lines.append(
+            f"           this node's bundled front-end is {bundled}, not the registry's: a system "
+            "admin publishes it with `collegium frontend publish`"
+        )
+    return lines
 
 
 @app.command()
@@ -215,7 +361,7 @@ def verify(
     """
     from node.ledger.audit import audit
 
-    settings = _settings(data_dir, chain_url=chain)
+    settings = _node_settings(data_dir, chain_url=chain)
     try:
         with _audit_parts(settings) as (sessions, store, registry, node):
             report = audit(sessions, store, registry, node)
@@ -245,16 +391,20 @@ class _audit_parts:  # noqa: N801 - used as a context manager
         from node.chain.registry import Registry
         from node.db.session import create_db_engine, make_session_factory
         from node.runtime import NodeRecord
-        from node.storage import open_store
+        from node.storage import open_node_store
 
         settings = self.settings
         record = NodeRecord.load(settings.node_file)
         if record.registry is None:
             raise CollegiumError("this node never started: no registry recorded")
         url = settings.chain_url or record.chain_url or running_node_rpc(record.endpoint)
-        self.chain = open_rpc(url) if url else open_chain(settings.data_dir, None)
+        self.chain = (
+            open_rpc(url)
+            if url
+            else open_chain(settings.data_dir, None, directory=settings.chain_path)
+        )
         registry = Registry(self.chain.w3, record.registry, None)
-        store = open_store(settings.data_dir, settings.ipfs_api)
+        store = open_node_store(settings)
         self.engine = create_db_engine(settings.sqlalchemy_url)
         return make_session_factory(self.engine), store, registry, record.address
 

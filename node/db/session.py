@@ -5,7 +5,6 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any, cast
 
 from alembic import command
@@ -14,8 +13,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 from node.db import zones
-
-MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
+from node.resources import migrations_dir
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -41,7 +39,7 @@ def create_db_engine(url: str) -> Engine:
 def alembic_config(url: str) -> Config:
     """Return an Alembic configuration pointing at ``migrations/`` and ``url``."""
     cfg = Config()
-    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.set_main_option("script_location", str(migrations_dir()))
     cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     return cfg
 

@@ -16,13 +16,12 @@ from pathlib import Path
 from typing import Any, Final
 
 from node.errors import CollegiumError
+from node.resources import frontend_dir
 from node.storage.base import BlockStore
 
 BUILD_DIR_ENV: Final = "COLLEGIUM_FRONTEND_DIR"
 INDEX_FILE: Final = "index.html"
 CID_VERSION: Final = 1
-#: ``frontend/dist`` of the source tree this package was imported from (``pip install -e .``).
-SOURCE_BUILD_DIR: Final = Path(__file__).resolve().parents[2] / "frontend" / "dist"
 
 
 class FrontendError(CollegiumError):
@@ -47,10 +46,10 @@ class NotSubsystemAdmin(FrontendError):
 
 
 def default_build_dir() -> Path:
-    """Return the build directory: ``$COLLEGIUM_FRONTEND_DIR``, else the source tree's
-    ``frontend/dist``."""
+    """Return the build directory: ``$COLLEGIUM_FRONTEND_DIR``, else the bundled front-end
+    (the checkout's ``frontend/dist``, or the wheel's copy: :mod:`node.resources`)."""
     from_env = os.environ.get(BUILD_DIR_ENV)
-    return Path(from_env).expanduser() if from_env else SOURCE_BUILD_DIR
+    return Path(from_env).expanduser() if from_env else frontend_dir()
 
 
 def check_build_dir(build_dir: Path) -> Path:

@@ -94,8 +94,12 @@ class LogIndexer:
         domain: Domain | None = None,
         block_time: Callable[[int], datetime] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        on_missing: Callable[[], None] | None = None,
     ) -> None:
         self._sessions = sessions
+        # called when an anchor waits for blocks the store lacks (the syncer's wake-up): a peer's
+        # batch is then fetched at once, not at the syncer's next round
+        self._on_missing = on_missing
         self._store = store
         self.node_address = node_address.lower()
         self.domain = domain
@@ -104,6 +108,11 @@ class LogIndexer:
         self._blocked: dict[str, _Blocked] = {}
         self._lock = threading.Lock()
         self.bad_batches = 0
+
+    def retry_now(self) -> None:
+        """Forget the back-off of every waiting log: the store may hold their batches now
+        (the syncer calls this after a round that fetched blocks)."""
+        self._blocked.clear()
 
     def index(self, max_batches: int | None = None) -> list[IndexedBatch]:
         """Index the next verified batches of every other node's log; return them."""
@@ -154,6 +163,8 @@ class LogIndexer:
             log.warning("log of %s: anchor %d skipped: %s", origin, anchor, exc)
         else:
             log.info("log of %s: anchor %d waits for the store: %s", origin, anchor, exc)
+            if self._on_missing is not None:
+                self._on_missing()
 
     def _read(self, cid: str) -> bytes:
         """Return the bytes of ``cid`` from the local store only (the peer syncer fetches)."""

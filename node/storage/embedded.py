@@ -42,7 +42,7 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 from multiformats import CID
 
@@ -58,7 +58,13 @@ from node.storage.cids import (
     is_block_valid,
     parse_cid,
 )
-from node.storage.errors import BlockCorrupted, IsADirectory, NotFoundInStore, StoreError
+from node.storage.errors import (
+    BlockCorrupted,
+    IsADirectory,
+    NotFoundInStore,
+    StoreError,
+    StoreFull,
+)
 from node.storage.importer import (
     BlockSink,
     DagLink,
@@ -153,8 +159,13 @@ class EmbeddedStore:
 
     backend = "embedded"
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, quota_bytes: int | None = None) -> None:
+        if quota_bytes is not None and quota_bytes <= 0:
+            raise ValueError(f"the store quota must be positive, got {quota_bytes}")
         self.root = Path(root)
+        self.quota_bytes = quota_bytes
+        self._used_lock = threading.Lock()
+        self._used: int | None = None
         self._blocks = self.root / BLOCKS_DIR
         self._tmp = self.root / TMP_DIR
         self._blocks.mkdir(parents=True, exist_ok=True)
@@ -298,6 +309,42 @@ class EmbeddedStore:
                     found.append((block.name.removesuffix(BLOCK_SUFFIX), block.stat().st_size))
         return sorted(found)
 
+    # -- space ---------------------------------------------------------------------------------
+
+    def used_bytes(self) -> int:
+        """Return the bytes of stored blocks (packed and files), counted once, then kept up to
+        date by writes (a block stored again may count twice until the next ``gc``)."""
+        with self._used_lock:
+            if self._used is None:
+                self._used = sum(size for _, size in self.block_keys())
+            return self._used
+
+    def _reserve(self, incoming: int) -> None:
+        """Count ``incoming`` bytes as used; raise ``StoreFull`` (counting nothing) if they do
+        not fit in the quota."""
+        self.used_bytes()  # counted once
+        with self._used_lock:
+            used = self._used or 0
+            if self.quota_bytes is not None and used + incoming > self.quota_bytes:
+                raise StoreFull(used, incoming, self.quota_bytes)
+            self._used = used + incoming
+
+    def _recount(self) -> None:
+        """Forget the running count: the next use counts the stored blocks again."""
+        with self._used_lock:
+            self._used = None
+
+    def usage(self) -> dict[str, Any]:
+        """Return where the blocks are, the bytes they use, the quota and whether it is reached."""
+        used = self.used_bytes()
+        quota = self.quota_bytes
+        return {
+            "path": str(self.root),
+            "used_bytes": used,
+            "quota_bytes": quota,
+            "full": quota is not None and used >= quota,
+        }
+
     def _write_block(
         self, path: Path, data: bytes, touched: set[Path], is_valid: Callable[[bytes], bool]
     ) -> None:
@@ -375,6 +422,7 @@ class EmbeddedStore:
 
             def sink(cid_bytes: bytes, data: bytes) -> None:
                 nonlocal packed_bytes
+                self._reserve(len(data))
                 mh = compute_multihash_of_cid_bytes(cid_bytes)
                 key = compute_block_key_from_multihash(mh)
                 if len(data) <= PACKED_BLOCK_MAX:
@@ -398,6 +446,8 @@ class EmbeddedStore:
                 for tmp_name, _ in staged:
                     with contextlib.suppress(OSError):
                         os.unlink(tmp_name)
+                # blocks committed before the failure stay (valid, unpinned: gc removes them)
+                self._recount()
                 raise
             for directory in touched:
                 _fsync_dir(directory)
@@ -506,6 +556,14 @@ class EmbeddedStore:
         A corrupted stored copy is replaced (that is how a block is repaired)."""
         parsed = parse_cid(cid)
         check_block(parsed, data, stored=False)
+        self._reserve(len(data))
+        try:
+            self._put_block(parsed, data)
+        except BaseException:
+            self._recount()
+            raise
+
+    def _put_block(self, parsed: CID, data: bytes) -> None:
         with self._repo_lock(exclusive=False):
             if len(data) <= PACKED_BLOCK_MAX:
                 with self._write() as db:
@@ -629,4 +687,5 @@ class EmbeddedStore:
                     block.unlink()
                     removed += 1
                     freed += size
+            self._recount()  # exact again on next use
             return GcReport(removed, freed, kept)

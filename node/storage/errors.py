@@ -19,8 +19,25 @@ __all__ = [
     "NotADirectory",
     "NotFoundInStore",
     "StoreError",
+    "StoreFull",
     "UnsupportedNode",
 ]
+
+
+class StoreFull(StoreError):
+    """A write would take the store past the space its node donates (``store_quota``).
+
+    Nothing of the refused write stays referenced; what was stored before is untouched.
+    """
+
+    def __init__(self, used: int, incoming: int, quota: int) -> None:
+        super().__init__(
+            f"the content store is full: {used} bytes used, {incoming} more would pass the "
+            f"quota of {quota} bytes (raise --store-quota, or `collegium ipfs gc`)"
+        )
+        self.used = used
+        self.incoming = incoming
+        self.quota = quota
 
 
 class BlockCorrupted(StoreError):

@@ -254,6 +254,8 @@ class Syncer:
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
+        #: called after a round that fetched blocks (the log indexer retries at once)
+        self.on_fetched: Callable[[], None] | None = None
         # what we learnt from the chain (anchors are append-only, so cached by index)
         self._batch_cids: list[str] = []
         self._leaves: dict[str, tuple[str, ...]] = {}
@@ -432,13 +434,17 @@ class Syncer:
             with self._state_lock:
                 self._running = True
                 repairs, self._repairs = self._repairs, set()
+            fetched_before = self.progress().blocks_fetched
             try:
                 self._round(scrub, repairs)
             finally:
                 with self._state_lock:
                     self._running = False
                     self._rounds += 1
-            return self.progress()
+            progress = self.progress()
+            if progress.blocks_fetched > fetched_before and self.on_fetched is not None:
+                self.on_fetched()
+            return progress
 
     def _round(self, scrub: bool, repairs: set[str]) -> None:
         self._refresh_peers()
