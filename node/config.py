@@ -70,6 +70,8 @@ class Settings(BaseSettings):
     # worker processes checking the signatures of large batch requests; 0: in-process only
     verify_workers: int = DEFAULT_VERIFY_WORKERS
     participant_ttl: float = DEFAULT_PARTICIPANT_TTL
+    # a signed transaction timestamp further than this past the node's clock is refused (422)
+    tx_max_future_seconds: float = Field(default=300.0, ge=0)
     # chain follower: confirmations before indexing (None: 0 embedded, 2 over RPC)
     follower: bool = True
     confirmations: int | None = None

@@ -296,6 +296,7 @@ def open_node(settings: Settings, password: str) -> NodeContext:
             participants=ParticipantCache(registry, settings.participant_ttl),
             require_participant=settings.require_participant,
             verifier=verifier,
+            max_future_seconds=settings.tx_max_future_seconds,
         )
         adopted = ledger.recover()
         if adopted:

@@ -34,7 +34,11 @@ def test_epochs_over_http_and_in_status(tmp_path: Path) -> None:
     """Also issue 13's degraded health: a node too small for its slots is assigned what fits,
     and ``/health`` and ``collegium status`` say which slots have no host until it grows."""
     with in_process_node(
-        tmp_path / "n", init={"capacity": 2}, epoch_period=4, epoch_poll_seconds=0.1
+        tmp_path / "n",
+        init={"capacity": 2},
+        epoch_period=4,
+        epoch_poll_seconds=0.1,
+        block_seconds=1,
     ) as running:
         base = running.url + "/api/v1"
         me = running.node.address
