@@ -179,6 +179,29 @@ def compute_drop_slot(served: Sequence[SlotKey]) -> SlotKey:
     raise AssertionError("no served slot")  # pragma: no cover -- callers check
 
 
+def compute_eligible_counts(
+    nodes: Sequence[Node], slot_keys: Sequence[SlotKey]
+) -> dict[SlotKey, int]:
+    """Return how many nodes are eligible for each slot (one pass over the nodes, not one per
+    slot: ``is_eligible`` counted per role, and per subsystem for members-only roles)."""
+    offering = {role: 0 for role in ROLES}
+    members: dict[tuple[str, str], int] = {}
+    for node in nodes:
+        for role in node.roles:
+            offering[role] += 1
+            if role in MEMBERS_ONLY_ROLES:
+                for name in node.members_of:
+                    members[(role, name)] = members.get((role, name), 0) + 1
+    return {
+        (role, subsystem): (
+            members.get((role, subsystem), 0)
+            if role in MEMBERS_ONLY_ROLES and subsystem is not None
+            else offering[role]
+        )
+        for role, subsystem in slot_keys
+    }
+
+
 def compute_reduced_slots(
     seed: bytes,
     epoch: int,
@@ -194,7 +217,7 @@ def compute_reduced_slots(
     counts = dict(counts)
     adjustments: list[Adjustment] = []
     # 1. a slot no node may host is unserved
-    eligible = {key: sum(1 for n in nodes if is_eligible(n, *key)) for key in slot_keys}
+    eligible = compute_eligible_counts(nodes, slot_keys)
     served = [key for key in slot_keys if eligible[key] > 0]
     for role, subsystem in slot_keys:
         if eligible[(role, subsystem)] == 0:
