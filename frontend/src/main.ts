@@ -380,7 +380,12 @@ async function assignment(query: string): Promise<void> {
     return bind();
   }
   // The registry as it was at the epoch's boundary block (as every node reads it), else now.
-  const boundary = await readRegistry<bigint>(client, hl.registry, "epochStartBlock", [epoch]).catch(() => undefined);
+  // (epoch 0 is read at its first registration: the node's snapshot_block, docs/assignment.md)
+  const snapshotBlock = apiEpoch?.snapshot_block as number | undefined;
+  const boundary =
+    snapshotBlock !== undefined
+      ? BigInt(snapshotBlock)
+      : await readRegistry<bigint>(client, hl.registry, "epochStartBlock", [epoch]).catch(() => undefined);
   const [nodes, subsystems, liveness] = await Promise.all([
     registryNodes(client, hl.registry, boundary),
     registrySubsystems(client, hl.registry, boundary),
