@@ -75,12 +75,19 @@ class Settings(BaseSettings):
     # worker processes checking the signatures of large batch requests; 0: in-process only
     verify_workers: int = DEFAULT_VERIFY_WORKERS
     participant_ttl: float = DEFAULT_PARTICIPANT_TTL
+    # a signed transaction timestamp further than this past the node's clock is refused (422)
+    tx_max_future_seconds: float = Field(default=300.0, ge=0)
     # chain follower: confirmations before indexing (None: 0 embedded, 2 over RPC)
     follower: bool = True
     confirmations: int | None = None
     follower_poll: float = DEFAULT_FOLLOWER_POLL
     epoch_service: bool = True
-    # None: mine empty blocks to end a quiet epoch on the embedded chain only (docs/assignment.md)
+    # embedded chain: one empty block each block_seconds unless the newest block is stamped this
+    # second (0: no block clock); a transaction waits rather than stamp its block more than
+    # chain_max_lead seconds ahead of the wall clock (docs/operations.md)
+    block_seconds: float = Field(default=1.0, ge=0)
+    chain_max_lead: float = Field(default=5.0, ge=1)
+    # mine empty blocks to end a quiet epoch (None: off; the embedded chain has its block clock)
     epoch_autoadvance: bool | None = None
     epoch_seconds: float = DEFAULT_EPOCH_SECONDS
     epoch_poll_seconds: float = DEFAULT_EPOCH_POLL_SECONDS

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -173,6 +174,7 @@ class NodeContext:
     peer_policy: PeerPolicy = field(default_factory=PeerPolicy)
     # CID of the front-end this node ships (node.resources), None if it ships none
     bundled_frontend: str | None = None
+    block_clock: Any = None  # node.chain.embedded.BlockClock (embedded chain only)
     _closed: bool = False
 
     @property
@@ -186,28 +188,70 @@ class NodeContext:
         return None if self.epochs is None else self.epochs.assignment_source()
 
     def health(self) -> dict[str, Any]:
-        """Return the node's health summary (served at ``GET /health``)."""
+        """Return the node's health summary (served at ``GET /health``): ``status`` is ``ok``
+        or ``degraded``, with ``reasons`` (``node.health``); a chain that does not answer
+        degrades the node instead of failing the request."""
+        from node.health import AnchoringState, compute_health_reasons
+
         w3 = self.chain.w3
+        chain: dict[str, Any] = {
+            "kind": self.chain.kind,
+            "chain_id": self.chain.chain_id,
+            "block_number": None,
+        }
+        chain_error: str | None = None
+        epoch: int | None = None
+        try:
+            chain["block_number"] = int(w3.eth.block_number)
+            epoch = int(self.registry.current_epoch())
+        except Exception as exc:  # noqa: BLE001 -- reported as a reason, never raised
+            chain_error = f"{type(exc).__name__}: {exc}"
+        clock_lead: float | None = None
+        max_lead: float | None = None
+        embedded = self.chain.embedded
+        if embedded is not None and embedded.is_open:
+            head = embedded.head_timestamp()
+            clock_lead = head - time.time()
+            max_lead = embedded.max_lead
+            chain["head_timestamp"] = head
+            chain["clock_lead_seconds"] = round(clock_lead, 3)
+            chain["max_lead_seconds"] = max_lead
+            chain["blocks_by_clock"] = (
+                self.block_clock.blocks_mined if self.block_clock is not None else None
+            )
+        sync = self.syncer.progress().as_dict() if self.syncer is not None else None
+        epochs = _describe_epochs(self.epochs)
+        pending = self.ledger.pending_count()
+        anchoring = AnchoringState(
+            self.anchorer.consecutive_failures, self.anchorer.last_error, pending
+        )
+        reasons = compute_health_reasons(
+            chain_error=chain_error,
+            epochs=epochs,
+            sync=sync,
+            anchoring=anchoring,
+            clock_lead=clock_lead,
+            max_lead=max_lead,
+        )
         return {
-            "status": "ok",
+            "status": "degraded" if reasons else "ok",
+            "reasons": reasons,
             "version": __version__,
             "node": self.address,
-            "chain": {
-                "kind": self.chain.kind,
-                "chain_id": self.chain.chain_id,
-                "block_number": int(w3.eth.block_number),
-            },
+            "chain": chain,
             "registry": self.record.registry,
-            "epoch": int(self.registry.current_epoch()),
+            "epoch": epoch,
             "store": self.store_health(),
             "frontend": self.frontend_health(),
-            "sync": self.syncer.progress().as_dict() if self.syncer is not None else None,
-            "epochs": _describe_epochs(self.epochs),
+            "sync": sync,
+            "epochs": epochs,
             "home": self.record.home,
             "transactions": self.ledger.count(),
             "log": {
                 "tree_size": self.ledger.tree_size(),
                 "anchors_made": self.anchorer.anchors_made,
+                "pending": pending,
+                "anchor_failures": self.anchorer.failures,
             },
         }
 
@@ -245,6 +289,8 @@ class NodeContext:
         if self.follower is not None:
             self.follower.stop()
         self.anchorer.stop()
+        if self.block_clock is not None:
+            self.block_clock.stop()
         if self.ledger.verifier is not None:
             self.ledger.verifier.close()
         self.engine.dispose()
@@ -313,6 +359,8 @@ def open_node(settings: Settings, password: str) -> NodeContext:
     chain = open_chain(
         settings.data_dir, chain_url, fund=[account.address], directory=settings.chain_path
     )
+    if chain.embedded is not None:
+        chain.embedded.max_lead = settings.chain_max_lead
     try:
         if record.chain_id is not None and record.chain_id != chain.chain_id:
             raise ConfigError(
@@ -355,6 +403,7 @@ def open_node(settings: Settings, password: str) -> NodeContext:
             participants=ParticipantCache(registry, settings.participant_ttl),
             require_participant=settings.require_participant,
             verifier=verifier,
+            max_future_seconds=settings.tx_max_future_seconds,
         )
         adopted = ledger.recover()
         if adopted:
@@ -382,12 +431,13 @@ def open_node(settings: Settings, password: str) -> NodeContext:
         )
         ledger.on_anchored = syncer.note_local  # its own anchors are in its store already
         syncer.start()
+    block_clock = _start_block_clock(settings, chain)
     epochs = _start_epochs(settings, chain, registry)
     return NodeContext(
         settings, record, account, chain, registry, store, engine, sessions, ledger, anchorer,
         syncer, epochs,
         follower=_start_follower(settings, chain, record, sessions, ledger, store, syncer),
-        peer_policy=policy, bundled_frontend=bundled_frontend,
+        peer_policy=policy, bundled_frontend=bundled_frontend, block_clock=block_clock,
     )  # fmt: skip
 
 
@@ -417,6 +467,18 @@ def _publish_frontend_if_missing(registry: Any, store: Any) -> None:
         log.warning("the bundled front-end is not published: %s", exc)
         return
     log.info("published the bundled front-end: %s", cid)
+
+
+def _start_block_clock(settings: Settings, chain: Any) -> Any:
+    """Start the embedded chain's block clock (one block per second, never ahead of the wall
+    clock); None on an external chain or with ``block_seconds = 0``."""
+    if chain.embedded is None or settings.block_seconds <= 0:
+        return None
+    from node.chain.embedded import BlockClock
+
+    clock = BlockClock(chain.embedded, settings.block_seconds)
+    clock.start()
+    return clock
 
 
 def _start_follower(
@@ -470,16 +532,15 @@ def _start_follower(
 def _start_epochs(settings: Settings, chain: Any, registry: Any) -> Any:
     """Start the epoch service (seed, assignment, attestation each epoch); None if disabled.
 
-    Autoadvance (mining empty blocks to end a quiet epoch) defaults to on for the embedded
-    chain only: on an external chain, block production is not this node's business.
+    Autoadvance (mining empty blocks in bulk to end a quiet epoch) is off unless set: the
+    embedded chain's block clock ends its epochs on time, and on an external chain block
+    production is not this node's business (a local anvil in tests may set it).
     """
     if not settings.epoch_service:
         return None
     from node.epoch import EpochService
 
-    autoadvance = settings.epoch_autoadvance
-    if autoadvance is None:
-        autoadvance = chain.kind == "embedded"
+    autoadvance = bool(settings.epoch_autoadvance)
     service = EpochService(
         registry,
         chain,

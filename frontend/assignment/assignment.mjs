@@ -20,6 +20,16 @@ export const DOMAIN_BE_SUBSYSTEM = hexToBytes("04000000");
 export const DOMAIN_SLOT = hexToBytes("05000000");
 export const DOMAIN_ASSIGNMENT = hexToBytes("06000000");
 export const DOMAIN_NODE = hexToBytes("07000000");
+export const DOMAIN_ADJUSTMENT = hexToBytes("08000000");
+// Reduction (docs/assignment.md, "Reduction")
+export const ADJUSTMENT_REASON_CODES = Object.freeze({
+  eligible_nodes: 1,
+  capacity: 2,
+  no_eligible_node: 3,
+  capacity_unserved: 4,
+});
+export const REDUCTION_ORDER = Object.freeze([ROLE_FE_SYSTEM, ROLE_FE_SUBSYSTEM, ROLE_BE_SYSTEM, ROLE_BE_SUBSYSTEM]);
+export const DROP_ORDER = Object.freeze([ROLE_FE_SUBSYSTEM, ROLE_BE_SUBSYSTEM, ROLE_FE_SYSTEM, ROLE_BE_SYSTEM]);
 export const ROLE_DOMAINS = Object.freeze({
   [ROLE_FE_SYSTEM]: DOMAIN_FE_SYSTEM,
   [ROLE_FE_SUBSYSTEM]: DOMAIN_FE_SUBSYSTEM,
@@ -444,8 +454,28 @@ export function computeSlotCommitment(slot) {
   );
 }
 
-/** Return keccak256(DOMAIN_ASSIGNMENT ++ uint64(epoch) ++ seed ++ uint32(n) ++ commitments). */
-export function computeAssignmentRoot(epoch, seed, slots) {
+/** Return keccak256(DOMAIN_ADJUSTMENT ++ uint8(reason code) ++ role domain ++ subsystem key ++ uint32(from) ++ uint32(to)). */
+export function computeAdjustmentCommitment(adjustment) {
+  return keccak256(
+    concatBytes(
+      DOMAIN_ADJUSTMENT,
+      uintToBytes(ADJUSTMENT_REASON_CODES[adjustment.reason], 1),
+      ROLE_DOMAINS[adjustment.role],
+      computeSubsystemKey(adjustment.subsystem),
+      uintToBytes(adjustment.from, COUNT_LENGTH),
+      uintToBytes(adjustment.to, COUNT_LENGTH),
+    ),
+  );
+}
+
+/**
+ * Return keccak256(DOMAIN_ASSIGNMENT ++ uint64(epoch) ++ seed ++ uint32(n) ++ commitments
+ * [++ uint32(k) ++ k adjustment commitments, only if k > 0]).
+ */
+export function computeAssignmentRoot(epoch, seed, slots, adjustments = []) {
+  const tail = adjustments.length
+    ? [uintToBytes(adjustments.length, COUNT_LENGTH), ...adjustments.map(computeAdjustmentCommitment)]
+    : [];
   return keccak256(
     concatBytes(
       DOMAIN_ASSIGNMENT,
@@ -453,22 +483,16 @@ export function computeAssignmentRoot(epoch, seed, slots) {
       seed,
       uintToBytes(slots.length, COUNT_LENGTH),
       ...slots.map(computeSlotCommitment),
+      ...tail,
     ),
   );
 }
 
 /**
- * Return the assignment of a JSON topology object, as the JSON object `collegium assign` prints:
- * {epoch, seed, slots: [{role, subsystem, hosts}], root}. Throws AssignmentError (see ``kind``).
+ * Return the slots of ``slotKeys`` filled from ``nodes`` (both canonical), strictly: throws
+ * AssignmentError not_enough_eligible_nodes, insufficient_capacity or capacity_exhausted.
  */
-export function computeAssignment(input) {
-  const topology = parseTopology(input);
-  const { seed, epoch } = topology;
-  const nodes = computeCanonicalNodes(topology.nodes);
-  const subsystems = computeCanonicalSubsystems(topology.subsystems);
-  const counts = computeReplicas(topology.replicas);
-  const slotKeys = computeSlotKeys(subsystems);
-
+export function fillSlots(seed, epoch, nodes, slotKeys, counts) {
   for (const [role, subsystem] of slotKeys) {
     const eligible = nodes.filter((n) => isEligible(n, role, subsystem)).length;
     if (eligible < counts[role]) {
@@ -517,10 +541,100 @@ export function computeAssignment(input) {
     }
     slots.push({ role, subsystem, hosts });
   }
+  return slots;
+}
+
+/** Return the role that loses one replica next: most replicas (> 1), ties in REDUCTION_ORDER; or null. */
+export function computeReductionRole(counts, roles) {
+  let best = null;
+  for (const role of REDUCTION_ORDER) {
+    if (!roles.has(role) || counts[role] <= 1) continue;
+    if (best === null || counts[role] > counts[best]) best = role;
+  }
+  return best;
+}
+
+/** Return the served slot left unserved next: first role of DROP_ORDER, its last subsystem. */
+export function computeDropSlot(served) {
+  for (const role of DROP_ORDER) {
+    const keys = served.filter(([r]) => r === role);
+    if (keys.length) return keys[keys.length - 1];
+  }
+  throw new Error("no served slot");
+}
+
+/** Return {slots, adjustments}: the slots filled under the reduction rule (docs/assignment.md). */
+export function computeReducedSlots(seed, epoch, nodes, slotKeys, requested) {
+  const counts = { ...requested };
+  const adjustments = [];
+  const eligible = new Map(slotKeys.map((key) => [key, nodes.filter((n) => isEligible(n, key[0], key[1])).length]));
+  let served = slotKeys.filter((key) => eligible.get(key) > 0);
+  for (const key of slotKeys) {
+    if (eligible.get(key) === 0) {
+      adjustments.push({ reason: "no_eligible_node", role: key[0], subsystem: key[1], from: counts[key[0]], to: 0 });
+    }
+  }
+  if (!served.length) {
+    const [role, subsystem] = slotKeys[0];
+    throw new AssignmentError(
+      "not_enough_eligible_nodes",
+      `no slot can be served: slot ${formatSlot(role, subsystem)} (and every other) has no eligible node`,
+      { role, subsystem, required: counts[role], eligible: 0 },
+    );
+  }
+  for (const role of ROLES) {
+    const own = served.filter(([r]) => r === role).map((key) => eligible.get(key));
+    if (!own.length) continue;
+    const fewest = Math.min(...own);
+    if (fewest < counts[role]) {
+      adjustments.push({ reason: "eligible_nodes", role, subsystem: null, from: counts[role], to: fewest });
+      counts[role] = fewest;
+    }
+  }
+  let filled;
+  for (;;) {
+    try {
+      filled = fillSlots(seed, epoch, nodes, served, counts);
+      break;
+    } catch (e) {
+      if (!(e instanceof AssignmentError) || !["insufficient_capacity", "capacity_exhausted"].includes(e.kind)) throw e;
+      const down = computeReductionRole(counts, new Set(served.map(([r]) => r)));
+      if (down !== null) {
+        adjustments.push({ reason: "capacity", role: down, subsystem: null, from: counts[down], to: counts[down] - 1 });
+        counts[down] -= 1;
+        continue;
+      }
+      const dropped =
+        e.kind === "capacity_exhausted" ? served.find(([r, s]) => r === e.role && s === e.subsystem) : computeDropSlot(served);
+      served = served.filter((key) => key !== dropped);
+      adjustments.push({ reason: "capacity_unserved", role: dropped[0], subsystem: dropped[1], from: counts[dropped[0]], to: 0 });
+    }
+  }
+  const slots = slotKeys.map(
+    ([role, subsystem]) => filled.find((s) => s.role === role && s.subsystem === subsystem) ?? { role, subsystem, hosts: [] },
+  );
+  return { slots, adjustments };
+}
+
+/**
+ * Return the assignment of a JSON topology object, as the JSON object `collegium assign` prints:
+ * {epoch, seed, slots: [{role, subsystem, hosts}], adjustments: [{reason, role, subsystem, from,
+ * to}], root}. Shortages are reduced (docs/assignment.md, "Reduction"); throws AssignmentError
+ * on invalid input or when no slot has an eligible node.
+ */
+export function computeAssignment(input) {
+  const topology = parseTopology(input);
+  const { seed, epoch } = topology;
+  const nodes = computeCanonicalNodes(topology.nodes);
+  const subsystems = computeCanonicalSubsystems(topology.subsystems);
+  const counts = computeReplicas(topology.replicas);
+  const slotKeys = computeSlotKeys(subsystems);
+  const { slots, adjustments } = computeReducedSlots(seed, epoch, nodes, slotKeys, counts);
   return {
     epoch: epoch <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(epoch) : epoch,
     seed: "0x" + bytesToHex(seed),
     slots,
-    root: "0x" + bytesToHex(computeAssignmentRoot(epoch, seed, slots)),
+    adjustments,
+    root: "0x" + bytesToHex(computeAssignmentRoot(epoch, seed, slots, adjustments)),
   };
 }

@@ -174,6 +174,7 @@ export interface RelayResult {
 
 export interface Health {
   status: string;
+  reasons?: { code: string; message: string }[];
   version: string;
   node: string;
   chain: { kind: string; chain_id: number; block_number: number };

@@ -24,6 +24,7 @@ import {
 import { chainClient, readRegistry, registryAdmins, registryLiveNodes, registryNodes, registrySubsystems, ZERO_HASH } from "./chain";
 import { h, type Raw, short } from "./html";
 import { getUserJson, postUserJson } from "./userapi";
+import { chainTrustNote, healthBanner } from "./truth";
 import { checkMerkle, checkOnChain, checkSignature, type CheckResult } from "./verify";
 import {
   WalletError,
@@ -122,7 +123,7 @@ async function overview(): Promise<void> {
   const perBatch = anchors.length ? (anchors.reduce((n, a) => n + a.count, 0) / anchors.length).toFixed(1) : "—";
   const card = (label: string, value: unknown, id: string) =>
     h`<div class="card"><div class="label">${label}</div><div class="value" data-testid="${id}">${value}</div></div>`;
-  render(id, h`<h1>Overview</h1>
+  render(id, h`<h1>Overview</h1>${healthBanner(await getJson<Health>("/health"))}
   <div class="cards">
     ${card("Chain height", height, "height")}
     ${card("Epoch", epoch, "epoch")}
@@ -280,7 +281,7 @@ async function runVerify(tx: Tx, out: HTMLElement): Promise<void> {
     (Object.values(results).every((r) => r?.ok)
       ? message("ok", "All three checks passed: this transaction is signed, included and anchored.")
       : message("bad", "Verification failed: see the checks above.")
-    ).html,
+    ).html + chainTrustNote((await health()).chain.kind, proof.chain_id, nodeUrl("/rpc")).html,
   );
 }
 
@@ -351,33 +352,8 @@ export function computePolicy(nodes: TopoNode[], subsystems: string[]): { served
   return { served, replicas };
 }
 
-/** Roles that give up a replica first when capacity runs short (node/epoch/policy.py). */
-export const REDUCTION_ORDER = ["fe_system", "fe_subsystem", "be_system", "be_subsystem"];
-const CAPACITY_ERRORS = ["insufficient_capacity", "capacity_exhausted"];
-
-/** Return the assignment of `input`, taking one replica at a time from the role with the most
- * (ties: REDUCTION_ORDER) while capacity is short, as the node's epoch policy does. */
-function computeWithReduction(
-  compute: (input: unknown) => unknown,
-  input: { replicas: Record<string, number> },
-  hasSubsystemSlots: boolean,
-): AssignmentOut {
-  for (;;) {
-    try {
-      return compute(input) as AssignmentOut;
-    } catch (e) {
-      if (!CAPACITY_ERRORS.includes((e as { kind?: string }).kind ?? "")) throw e;
-      const candidates = REDUCTION_ORDER.filter(
-        (r) => (hasSubsystemSlots || !r.endsWith("_subsystem")) && input.replicas[r] > 1,
-      );
-      if (!candidates.length) throw e;
-      const role = candidates.reduce((best, r) => (input.replicas[r] > input.replicas[best] ? r : best));
-      input.replicas[role] -= 1;
-    }
-  }
-}
-
 interface AssignmentOut {
+  adjustments?: { reason: string; role: string; subsystem: string | null; from: number; to: number }[];
   root: string;
   slots: { role: string; subsystem: string | null; hosts: string[] }[];
 }
@@ -404,7 +380,12 @@ async function assignment(query: string): Promise<void> {
     return bind();
   }
   // The registry as it was at the epoch's boundary block (as every node reads it), else now.
-  const boundary = await readRegistry<bigint>(client, hl.registry, "epochStartBlock", [epoch]).catch(() => undefined);
+  // (epoch 0 is read at its first registration: the node's snapshot_block, docs/assignment.md)
+  const snapshotBlock = apiEpoch?.snapshot_block as number | undefined;
+  const boundary =
+    snapshotBlock !== undefined
+      ? BigInt(snapshotBlock)
+      : await readRegistry<bigint>(client, hl.registry, "epochStartBlock", [epoch]).catch(() => undefined);
   const [nodes, subsystems, liveness] = await Promise.all([
     registryNodes(client, hl.registry, boundary),
     registrySubsystems(client, hl.registry, boundary),
@@ -425,15 +406,13 @@ async function assignment(query: string): Promise<void> {
       roles: n.roles,
     }));
   const policy = computePolicy(topoNodes, subsystems.map((s) => s.name));
-  const replicas = (apiEpoch?.replicas ?? policy.replicas) as Record<string, number>;
+  const replicas = (apiEpoch?.default_replicas ?? DEFAULT_REPLICAS) as Record<string, number>; // the function reduces
   const served = (apiEpoch?.subsystems ?? policy.served) as string[];
   const input = { seed, epoch: Number(epoch), nodes: topoNodes, subsystems: served, replicas };
   const { computeAssignment } = await import("../assignment/assignment.mjs");
   let computed: AssignmentOut;
   try {
-    computed = apiEpoch
-      ? (computeAssignment(input) as AssignmentOut)
-      : computeWithReduction(computeAssignment, input, served.length > 0);
+    computed = computeAssignment(input) as AssignmentOut;
   } catch (e) {
     render(id, h`<h1>Assignment</h1>${picker}${message("bad", `The browser cannot compute epoch ${epoch}'s assignment: ${errorText(e)}`)}`);
     return bind();
@@ -450,6 +429,7 @@ async function assignment(query: string): Promise<void> {
   render(id, h`<h1>Assignment — epoch ${epoch}</h1>${picker}
   <dl><dt>Seed</dt><dd><code>${seed}</code></dd><dt>Computed root</dt><dd><code data-testid="assignment-root">${computed.root}</code></dd></dl>
   <div data-testid="assignment-verdict">${verdict}</div>
+  ${computed.adjustments?.length ? message("warn", `Reduced to fit the nodes (docs/assignment.md, "Reduction"; the root commits to it): ${computed.adjustments.map((a) => (a.to ? `${a.role} ${a.from} → ${a.to} replicas (${a.reason})` : `${a.role}${a.subsystem === null ? "" : `[${a.subsystem}]`} unserved (${a.reason})`)).join("; ")}.`) : ""}
   <h2>Slots</h2>
   <div class="scroll"><table><thead><tr><th>Role</th><th>Subsystem</th><th>Hosts (ranked)</th></tr></thead><tbody>
   ${computed.slots.map((s) => h`<tr><td>${s.role}</td><td>${s.subsystem ?? "—"}</td><td>${s.hosts.map((x) => h`<code>${short(x, 8)}</code> `)}</td></tr>`)}

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import time
 from http import HTTPStatus
-from typing import Final
+from typing import Any, Final
 
 from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram
@@ -55,6 +55,17 @@ class Metrics:
         self.block = Gauge(
             "collegium_chain_block", "Chain head seen by the node (sync state)",
             registry=self.registry,
+        )  # fmt: skip
+        self.degraded = Gauge(
+            "collegium_health_degraded", "1 if /health says degraded", registry=self.registry
+        )
+        self.health_reason = Gauge(
+            "collegium_health_reason", "1 while /health lists this reason", ["reason"],
+            registry=self.registry,
+        )  # fmt: skip
+        self.clock_lead = Gauge(
+            "collegium_chain_clock_lead_seconds",
+            "Newest embedded block's timestamp minus the wall clock", registry=self.registry,
         )  # fmt: skip
         self.rate_limited = Counter(
             "collegium_rate_limited", "Requests refused with 429", registry=self.registry
@@ -111,6 +122,19 @@ class MetricsMiddleware:
             self.metrics.latency.labels(method=method).observe(time.perf_counter() - start)
 
 
+def record_health(metrics: Metrics, health: dict[str, Any]) -> None:
+    """Set the health gauges from a ``/health`` body: degraded, each reason, the clock lead."""
+    from node.health import HEALTH_REASONS
+
+    listed = {str(r.get("code")) for r in health.get("reasons") or []}
+    metrics.degraded.set(0 if health.get("status") == "ok" else 1)
+    for code in HEALTH_REASONS:
+        metrics.health_reason.labels(reason=code).set(1 if code in listed else 0)
+    lead = (health.get("chain") or {}).get("clock_lead_seconds")
+    if lead is not None:
+        metrics.clock_lead.set(float(lead))
+
+
 @router.get(METRICS_PATH, include_in_schema=False)
 def metrics(request: Request) -> Response:
     """Return the node's metrics in Prometheus text format."""
@@ -121,4 +145,6 @@ def metrics(request: Request) -> Response:
         with contextlib.suppress(Exception):
             collected.block.set(int(node.chain.w3.eth.block_number))
             collected.epoch.set(int(node.registry.current_epoch()))
+        with contextlib.suppress(Exception):
+            record_health(collected, node.health())
     return Response(collected.render(), media_type=CONTENT_TYPE_LATEST)

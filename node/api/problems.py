@@ -10,6 +10,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from node.auth.errors import AuthError, Forbidden, Misdirected, ReplayedRequest
 from node.errors import ChainError, CollegiumError, StoreError, ValidationError
 from node.ledger.service import (
+    FutureTimestamp,
     NotAParticipant,
     ReplayedTransaction,
     SignerMismatch,
@@ -27,6 +28,7 @@ STATUS_BY_ERROR: tuple[tuple[type[CollegiumError], int, str], ...] = (
     (NotAParticipant, 403, "not-a-participant"),
     (ReplayedTransaction, 409, "replayed"),
     (UnknownSubsystem, 422, "unknown-subsystem"),
+    (FutureTimestamp, 422, "future-timestamp"),
     (Misdirected, 421, "misdirected-request"),
     (ReplayedRequest, 409, "replayed-request"),
     (AuthError, 401, "unauthorized"),

@@ -15,7 +15,7 @@ from node.assignment.constants import (
     ROLE_FE_SYSTEM,
     ROLES,
 )
-from node.assignment.containers import Assignment, Node, Slot
+from node.assignment.containers import Adjustment, Assignment, Node, Slot
 from node.assignment.errors import (
     CapacityExhaustedError,
     InsufficientCapacityError,
@@ -31,6 +31,7 @@ __all__ = [
     "ROLE_BE_SYSTEM",
     "ROLE_FE_SUBSYSTEM",
     "ROLE_FE_SYSTEM",
+    "Adjustment",
     "Assignment",
     "CapacityExhaustedError",
     "InsufficientCapacityError",

@@ -96,6 +96,16 @@ def encode_assignment(assignment: Assignment) -> dict[str, Any]:
             {"role": slot.role, "subsystem": slot.subsystem, "hosts": list(slot.hosts)}
             for slot in assignment.slots
         ],
+        "adjustments": [
+            {
+                "reason": a.reason,
+                "role": a.role,
+                "subsystem": a.subsystem,
+                "from": a.before,
+                "to": a.to,
+            }
+            for a in assignment.adjustments
+        ],
         "root": "0x" + assignment.root.hex(),
     }
 

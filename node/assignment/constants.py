@@ -30,6 +30,7 @@ DOMAIN_BE_SUBSYSTEM: Final = bytes.fromhex("04000000")
 DOMAIN_SLOT: Final = bytes.fromhex("05000000")
 DOMAIN_ASSIGNMENT: Final = bytes.fromhex("06000000")
 DOMAIN_NODE: Final = bytes.fromhex("07000000")
+DOMAIN_ADJUSTMENT: Final = bytes.fromhex("08000000")
 ROLE_DOMAINS: Final[dict[str, bytes]] = {
     ROLE_FE_SYSTEM: DOMAIN_FE_SYSTEM,
     ROLE_FE_SUBSYSTEM: DOMAIN_FE_SUBSYSTEM,
@@ -73,3 +74,31 @@ LOAD_BOUND_MINIMUM: Final = 4  # below this load, balance is left to the hash al
 MAX_EPOCH: Final = 2**64 - 1
 MAX_CAPACITY: Final = 2**32 - 1
 MAX_REPLICAS: Final = 2**32 - 1
+
+# Reduction (docs/assignment.md, "Reduction"): how a topology short of eligible nodes or of
+# capacity is served with fewer replicas, each step recorded as an adjustment.
+REASON_ELIGIBLE_NODES: Final = "eligible_nodes"  # a role's count, clipped to its eligible nodes
+REASON_CAPACITY: Final = "capacity"  # a role's count, one less: capacity is short
+REASON_NO_ELIGIBLE_NODE: Final = "no_eligible_node"  # a slot unserved: nobody may host it
+REASON_CAPACITY_UNSERVED: Final = "capacity_unserved"  # a slot unserved: capacity is short
+ADJUSTMENT_REASON_CODES: Final[dict[str, int]] = {
+    REASON_ELIGIBLE_NODES: 1,
+    REASON_CAPACITY: 2,
+    REASON_NO_ELIGIBLE_NODE: 3,
+    REASON_CAPACITY_UNSERVED: 4,
+}
+REDUCTION_ORDER: Final[tuple[str, ...]] = (
+    ROLE_FE_SYSTEM,
+    ROLE_FE_SUBSYSTEM,
+    ROLE_BE_SYSTEM,
+    ROLE_BE_SUBSYSTEM,
+)
+"""Ties when a role loses a replica: front-ends first (public data, on IPFS anyway)."""
+DROP_ORDER: Final[tuple[str, ...]] = (
+    ROLE_FE_SUBSYSTEM,
+    ROLE_BE_SUBSYSTEM,
+    ROLE_FE_SYSTEM,
+    ROLE_BE_SYSTEM,
+)
+"""Roles whose slots are left unserved first when every count is 1 and capacity is short
+(within a role: the last subsystem in canonical order first); the system-wide back-end last."""

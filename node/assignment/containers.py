@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import NewType
 
@@ -59,10 +60,32 @@ class Slot:
 
 
 @dataclass(frozen=True)
+class Adjustment:
+    """One step of the reduction: a role's replica count lowered (``subsystem`` is None and
+    ``to >= 1``) or one slot left unserved (``to == 0``), and why (``REASON_*``)."""
+
+    reason: str
+    role: str
+    subsystem: str | None
+    before: int
+    to: int
+
+
+@dataclass(frozen=True)
 class Assignment:
-    """The assignment of one epoch: slots in canonical order and the root committing to them."""
+    """The assignment of one epoch: slots in canonical order (an unserved slot has no hosts),
+    the adjustments made to serve the topology, and the root committing to both."""
 
     epoch: int
     seed: bytes
     slots: tuple[Slot, ...]
     root: bytes
+    adjustments: tuple[Adjustment, ...] = ()
+
+    def replicas(self, requested: Mapping[str, int]) -> dict[str, int]:
+        """Return each role's effective replica count, given the ``requested`` counts."""
+        counts = dict(requested)
+        for adjustment in self.adjustments:
+            if adjustment.to > 0:
+                counts[adjustment.role] = adjustment.to
+        return counts

@@ -234,6 +234,34 @@ def open_chain(
     return open_embedded(data_dir, fund, directory=directory)
 
 
+EMBEDDED_CHAIN_ID: Final = 1337
+"""Chain id of every embedded Collegium chain (``node.chain.embedded.COLLEGIUM_DEV_CHAIN_ID``,
+repeated here so that this module does not load py-evm)."""
+
+INDEPENDENT_CHECK: Final = (
+    "for an independent check, run `collegium verify-tx BUNDLE --chain <an Ethereum RPC you "
+    "trust> --gateway <an IPFS gateway>` against the chain the registry lives on"
+)
+
+
+def describe_chain_trust(chain_id: int, rpc_url: str | None) -> tuple[str, str | None]:
+    """Return (which chain an audit checked, the trust caveat or None).
+
+    ``rpc_url`` None means this process's own embedded chain. A Collegium embedded chain
+    (chain id 1337), served by a node at ``/rpc``, is that node's own record: checking against
+    it trusts the node, so the caveat says so and how to check independently.
+    """
+    where = "the embedded chain in this data directory" if rpc_url is None else redact_url(rpc_url)
+    named = f"chain id {chain_id} at {where}"
+    if rpc_url is None or chain_id == EMBEDDED_CHAIN_ID:
+        return (
+            named,
+            "this is a Collegium node's own embedded chain: the check trusts that node; "
+            + INDEPENDENT_CHECK,
+        )
+    return named, None
+
+
 def redact_url(url: str) -> str:
     """Return ``url`` without the user:password part, for messages and logs."""
     parts = urlsplit(url)

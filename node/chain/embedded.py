@@ -103,6 +103,14 @@ READ_CACHE_ENTRIES: Final = 50_000
 """Key/value pairs kept in a dict in front of sqlite (write-through; cleared when full).
 Saves a SELECT per trie-node read (~70 per transfer); at most ~25 MB of trie nodes."""
 
+DEFAULT_BLOCK_SECONDS: Final = 1.0
+"""How often a node's block clock (:class:`BlockClock`) looks for a block to produce."""
+
+DEFAULT_MAX_LEAD: Final = 5
+"""Seconds a node's newest block may be stamped ahead of the wall clock (docs/operations.md):
+a transaction that would make a block further ahead waits (at most this lead in a burst of
+more than one transaction per second)."""
+
 Synchronous = Literal["FULL", "NORMAL"]
 
 
@@ -405,6 +413,8 @@ class LockedEthereumTesterProvider(EthereumTesterProvider):
         self._lock = lock
         self._db = db
         self._is_open = is_open
+        self.max_lead: float | None = None  # see EmbeddedChain.max_lead
+        self.lead_waits = 0  # transactions that waited for the wall clock
 
     def make_request(self, method: RPCEndpoint, params: Any) -> RPCResponse:
         """Run one JSON-RPC request under the lock; raise ChainError if the chain is closed."""
@@ -415,7 +425,12 @@ class LockedEthereumTesterProvider(EthereumTesterProvider):
     ) -> RPCResponse:
         """Run one request under the lock, stopped with CallTimeout once it has held the lock
         for ``seconds`` (None: no limit). Only for requests that change nothing (eth_call,
-        eth_estimateGas): they are interrupted at any Python instruction."""
+        eth_estimateGas): they are interrupted at any Python instruction.
+
+        With :attr:`max_lead`, a request that mines a block first waits (lock released) until
+        the block it makes is stamped at most ``max_lead`` seconds after the wall clock."""
+        if self.max_lead is not None and method in _MINING_METHODS:
+            self._wait_for_clock(self.max_lead)
         with self._lock:
             if not self._is_open():
                 raise ChainError("the embedded chain is closed")
@@ -424,6 +439,25 @@ class LockedEthereumTesterProvider(EthereumTesterProvider):
                     return super().make_request(method, params)
                 with interrupt_after(seconds):
                     return super().make_request(method, params)
+
+    def _wait_for_clock(self, max_lead: float) -> None:
+        # The lock is released while waiting: concurrent senders may each pass the check
+        # once, so the lead can exceed the bound by their number, briefly.
+        tester = self.ethereum_tester
+        assert tester is not None
+        while self._is_open():
+            with self._lock:
+                head = tester.backend.chain.get_canonical_head()
+            lead = int(head.timestamp) + 1 - time.time()
+            if lead <= max_lead:
+                return
+            self.lead_waits += 1
+            time.sleep(min(lead - max_lead, 1.0))
+
+
+_MINING_METHODS: Final = frozenset(
+    {"eth_sendRawTransaction", "eth_sendTransaction", "evm_mine", "eth_sendSignedTransaction"}
+)
 
 
 class CallTimeout(Exception):  # noqa: N818 -- it is what the caller sees: the call timed out
@@ -859,6 +893,40 @@ class EmbeddedChain:
                     self.tester.mine_blocks(blocks)
                 return int(self.backend.chain.get_canonical_head().block_number)
 
+    @property
+    def max_lead(self) -> float | None:
+        """Return how far ahead of the wall clock a new block may be stamped (None: no bound).
+
+        A transaction mines its block at once, stamped ``max(now, parent + 1)``; several per
+        second push stamps ahead, so past this lead a transaction waits for the clock. A node
+        sets it (``Settings.chain_max_lead``); a bare chain (tests, benchmarks) has no bound.
+        :meth:`mine` ignores it (a dev chore that moves time on by as many seconds).
+        """
+        return self.provider.max_lead
+
+    @max_lead.setter
+    def max_lead(self, seconds: float | None) -> None:
+        self.provider.max_lead = seconds
+
+    def head_timestamp(self) -> int:
+        """Return the timestamp of the newest block (unix seconds)."""
+        with self._lock:
+            self._ensure_open()
+            return int(self.backend.chain.get_canonical_head().timestamp)
+
+    def tick(self) -> bool:
+        """Mine one empty block stamped now if the newest block is older; return whether a
+        block was mined. Never stamps ahead of the wall clock."""
+        with self._lock:
+            self._ensure_open()
+            stamp = int(time.time())
+            if stamp <= int(self.backend.chain.get_canonical_head().timestamp):
+                return False
+            with self._db.hold():
+                self.backend.chain.set_header_timestamp(stamp)
+                self.tester.mine_blocks(1)
+            return True
+
     def fund(self, address: ChecksumAddress, wei: int) -> Hash32:
         """Send ``wei`` from the dev key to ``address``; return the mined transaction hash.
 
@@ -899,6 +967,49 @@ class EmbeddedChain:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+class BlockClock:
+    """A thread that produces the embedded chain's blocks on the wall clock.
+
+    Every ``interval`` seconds it mines one empty block stamped now, unless a block already
+    carries this second or a later one (:meth:`EmbeddedChain.tick`). With transactions mined
+    as they come, the chain has a block for every second the node runs: an epoch of ``N``
+    blocks lasts about ``N`` seconds, confirmations count seconds, and a restart resumes with
+    one block stamped now (no burst). Stop it before closing the chain.
+    """
+
+    def __init__(self, chain: EmbeddedChain, interval: float = DEFAULT_BLOCK_SECONDS) -> None:
+        if interval <= 0:
+            raise ConfigError(f"block interval must be positive, got {interval}")
+        self.chain = chain
+        self.interval = interval
+        self.blocks_mined = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="block-clock", daemon=True)
+
+    def start(self) -> None:
+        """Start producing blocks."""
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop the thread and wait for it (idempotent)."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                if self.chain.tick():
+                    self.blocks_mined += 1
+            except ChainError:
+                return  # closed under us
+            except Exception:  # noqa: BLE001 -- a failed tick is retried on the next one
+                import logging
+
+                logging.getLogger(__name__).exception("block clock tick failed")
+            self._stop.wait(self.interval)
 
 
 def _genesis_hash_hex(chain: CollegiumDevChain) -> str:

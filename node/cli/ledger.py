@@ -57,6 +57,7 @@ def verify_tx_command(
     the inclusion path and reads the anchored root from the registry. Exits 0 when every
     check passes, 3 on any mismatch, 4 when the chain or the gateway is unreachable.
     """
+    from node.chain.backend import describe_chain_trust
     from node.ledger.bundle import BundleError, Unreachable, verify_bundle
 
     try:
@@ -71,10 +72,17 @@ def verify_tx_command(
     except Exception as exc:  # httpx errors fetching a bundle URL
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(int(ExitStatus.UNREACHABLE)) from exc
+    chain_id = data.get("chain_id") if isinstance(data, dict) else None
+    named, caveat = describe_chain_trust(int(chain_id or 0), chain)
     if as_json:
-        typer.echo(json.dumps(report.as_dict(), indent=2))
+        typer.echo(
+            json.dumps({**report.as_dict(), "trust": {"chain": named, "caveat": caveat}}, indent=2)
+        )
     else:
         typer.echo(f"transaction {report.tx_id}")
+        typer.echo(f"checked against {named}")
+        if caveat:
+            typer.echo(f"note: {caveat}")
         for check in report.checks:
             typer.echo(f"  {'ok  ' if check.ok else 'FAIL'} {check.name:<10} {check.detail}")
         verdict = "VALID: included in an anchored tree head" if report.ok else "INVALID"

@@ -291,6 +291,10 @@ def status(
         typer.echo(json.dumps(health, indent=2))
         return
     chain = health.get("chain", {})
+    reasons = health.get("reasons") or []
+    typer.echo(f"status     {'ok' if health.get('status') == 'ok' else 'DEGRADED'}")
+    for reason in reasons:
+        typer.echo(f"  {reason.get('code')}: {reason.get('message')}")
     typer.echo(f"node       {health.get('node')}  (v{health.get('version')})")
     typer.echo(
         f"chain      {chain.get('kind')} id {chain.get('chain_id')}  "
@@ -365,10 +369,17 @@ def verify(
     try:
         with _audit_parts(settings) as (sessions, store, registry, node):
             report = audit(sessions, store, registry, node)
+            from node.chain.backend import describe_chain_trust
+
+            parts_chain = registry.w3.eth.chain_id
+            trust = describe_chain_trust(int(parts_chain), _audit_url(settings))
     except CollegiumError as exc:
         raise _fail(exc) from exc
     for finding in report.findings:
         typer.echo(f"MISMATCH {finding}")
+    typer.echo(f"checked against {trust[0]}")
+    if trust[1]:
+        typer.echo(f"note: {trust[1]}")
     typer.echo(
         f"checked {report.checked} transactions ({report.anchored} anchored, "
         f"{report.pending} pending): "
@@ -376,6 +387,14 @@ def verify(
     )
     if not report.ok:
         raise typer.Exit(int(ExitStatus.MISMATCH))
+
+
+def _audit_url(settings: Settings) -> str | None:
+    """Return the chain RPC URL an audit of ``settings`` uses (None: the embedded chain)."""
+    from node.runtime import NodeRecord
+
+    record = NodeRecord.load(settings.node_file)
+    return settings.chain_url or record.chain_url or running_node_rpc(record.endpoint)
 
 
 class _audit_parts:  # noqa: N801 - used as a context manager

@@ -7,12 +7,12 @@ this module fixes, for every peer alike, how the input is derived from the snaps
 1. A subsystem is *served* when every subsystem role has at least one eligible node for it
    (``be_subsystem`` needs a member node). Unserved subsystems are left out of the input and
    listed in :attr:`EpochPlan.unserved` (their roles have no host this epoch).
-2. Each role's replica count is ``min(default, fewest eligible nodes over its slots)``.
-3. If capacity still runs out (``InsufficientCapacityError``, ``CapacityExhaustedError``), one
-   replica is taken from the role with the most replicas (ties: ``REDUCTION_ORDER``), and the
-   assignment is computed again, until it fits or every role is down to one replica.
-4. What still fails is an error recorded in :attr:`EpochPlan.error`: no assignment, no
-   attestation, and ``collegium status`` says why.
+2. The assignment function reduces the rest itself (docs/assignment.md, "Reduction"): each
+   role's count clipped to its eligible nodes, then one replica less at a time while capacity
+   is short (ties: ``REDUCTION_ORDER``), then slots left unserved; its ``adjustments`` are in
+   the root every node attests.
+3. Only a topology in which no slot can be served is an error, recorded in
+   :attr:`EpochPlan.error`: no assignment, no attestation, and ``collegium status`` says why.
 
 Every step is recorded (:attr:`EpochPlan.adjustments`), so a reduced answer is never
 mistaken for the configured one. All of it is pure: same snapshot and seed, same plan.
@@ -33,16 +33,18 @@ from node.assignment import (
     ROLE_BE_SYSTEM,
     ROLE_FE_SUBSYSTEM,
     ROLE_FE_SYSTEM,
-    ROLES,
     Assignment,
-    CapacityExhaustedError,
-    InsufficientCapacityError,
     Node,
     compute_assignment,
     is_eligible,
 )
-from node.assignment.compute import compute_canonical_subsystems, compute_slot_keys
-from node.assignment.constants import SUBSYSTEM_ROLES
+from node.assignment.compute import compute_canonical_subsystems
+from node.assignment.constants import (
+    REASON_ELIGIBLE_NODES,
+    REASON_NO_ELIGIBLE_NODE,
+    SUBSYSTEM_ROLES,
+)
+from node.assignment.containers import Adjustment
 from node.epoch.snapshot import Snapshot
 from node.errors import CollegiumError
 
@@ -50,15 +52,6 @@ DEFAULT_REPLICAS: Final[Mapping[str, int]] = MappingProxyType(
     {ROLE_FE_SYSTEM: 3, ROLE_BE_SYSTEM: 3, ROLE_FE_SUBSYSTEM: 2, ROLE_BE_SUBSYSTEM: 2}
 )
 """Configured replicas per role, before the policy clips them to what the topology holds."""
-
-REDUCTION_ORDER: Final[tuple[str, ...]] = (
-    ROLE_FE_SYSTEM,
-    ROLE_FE_SUBSYSTEM,
-    ROLE_BE_SYSTEM,
-    ROLE_BE_SUBSYSTEM,
-)
-"""Tie-break when capacity is short: front-ends lose a replica first (they serve public data,
-which is on IPFS anyway); back-ends, which hold the databases, keep their redundancy longest."""
 
 
 HEARTBEAT_FRACTION: Final = 2
@@ -123,36 +116,18 @@ def compute_served_subsystems(
     return tuple(served), tuple(unserved)
 
 
-def compute_clipped_replicas(
-    nodes: Sequence[Node], subsystems: Sequence[str], defaults: Mapping[str, int]
-) -> tuple[dict[str, int], list[str]]:
-    """Return each role's ``min(default, fewest eligible nodes over its slots)``, and notes.
-
-    A role that no node offers keeps its default (the assignment then reports it).
-    """
-    fewest: dict[str, int] = {}
-    for role, subsystem in compute_slot_keys(subsystems):
-        eligible = sum(1 for n in nodes if is_eligible(n, role, subsystem))
-        fewest[role] = min(fewest.get(role, eligible), eligible)
-    replicas: dict[str, int] = {}
-    notes: list[str] = []
-    for role in ROLES:
-        default = defaults[role]
-        available = fewest.get(role, default)
-        if 0 < available < default:
-            replicas[role] = available
-            notes.append(f"{role}: {default} -> {available} replicas (eligible nodes)")
-        else:
-            replicas[role] = default
-    return replicas, notes
-
-
-def compute_reduction(replicas: Mapping[str, int], roles_with_slots: set[str]) -> str | None:
-    """Return the role that loses one replica next (most replicas, then REDUCTION_ORDER)."""
-    candidates = [r for r in REDUCTION_ORDER if r in roles_with_slots and replicas[r] > 1]
-    if not candidates:
-        return None
-    return max(candidates, key=lambda r: (replicas[r], -REDUCTION_ORDER.index(r)))
+def describe_adjustment(adjustment: Adjustment) -> str:
+    """Return one adjustment of the reduction in words (``/health``, ``collegium status``)."""
+    if adjustment.to == 0:
+        slot = (
+            adjustment.role
+            if adjustment.subsystem is None
+            else (f"{adjustment.role}[{adjustment.subsystem}]")
+        )
+        why = "no eligible node" if adjustment.reason == REASON_NO_ELIGIBLE_NODE else "capacity"
+        return f"{slot}: unserved ({why})"
+    why = "eligible nodes" if adjustment.reason == REASON_ELIGIBLE_NODES else "capacity"
+    return f"{adjustment.role}: {adjustment.before} -> {adjustment.to} replicas ({why})"
 
 
 def compute_epoch_plan(
@@ -168,25 +143,15 @@ def compute_epoch_plan(
     nodes = compute_assignment_nodes(snapshot)
     served, unserved = compute_served_subsystems(nodes, snapshot.subsystems)
     notes = [f"subsystem {name!r} unserved: no eligible node for a role" for name in unserved]
-    replicas, clip_notes = compute_clipped_replicas(nodes, served, defaults)
-    notes.extend(clip_notes)
-    roles_with_slots = {role for role, _ in compute_slot_keys(served)}
     error: CollegiumError | None = None
     assignment: Assignment | None = None
-    while True:
-        try:
-            assignment = compute_assignment(seed, epoch, nodes, served, replicas)
-            break
-        except (InsufficientCapacityError, CapacityExhaustedError) as exc:
-            role = compute_reduction(replicas, roles_with_slots)
-            if role is None:
-                error = exc
-                break
-            replicas[role] -= 1
-            notes.append(f"{role}: -> {replicas[role]} replicas (capacity: {exc.kind})")
-        except CollegiumError as exc:  # eligibility, or a malformed record
-            error = exc
-            break
+    replicas = dict(defaults)
+    try:  # steps 2-4: the function's own reduction (docs/assignment.md, "Reduction")
+        assignment = compute_assignment(seed, epoch, nodes, served, defaults)
+        replicas = assignment.replicas(defaults)
+        notes.extend(describe_adjustment(a) for a in assignment.adjustments)
+    except CollegiumError as exc:  # no slot servable at all, or a malformed record
+        error = exc
     return EpochPlan(
         epoch=epoch,
         seed=bytes(seed),

@@ -300,6 +300,19 @@ class EpochService:
             raise EpochUnavailable(f"the seed of epoch {epoch} is not fixed yet")
         return info
 
+    def _snapshot_block(self, epoch: int, boundary: int) -> int:
+        """Return the block whose registry state is the input of ``epoch``: its boundary, but
+        for epoch 0 the block where its first node registered (if within epoch 0), so that
+        the deploying node is assigned from the start (docs/assignment.md, "Snapshot")."""
+        if epoch != 0:
+            return boundary
+        end = self.registry.epoch_start_block(1)
+        first = min(
+            (n.registered_at for n in self.registry.nodes() if n.registered_at >= boundary),
+            default=None,
+        )
+        return first if first is not None and first < end else boundary
+
     def cached_view(self, epoch: int) -> EpochView | None:
         """Return epoch ``epoch`` if it is already computed, else None (no lock, no chain)."""
         return self._views.get(epoch)
@@ -320,7 +333,7 @@ class EpochService:
                 raise EpochUnavailable(f"epoch {epoch} has not started (latest block {head})")
             info = self._seed_info(epoch, fix_seed)
             boundary = self.registry.epoch_start_block(epoch)
-            snapshot = self._read_snapshot(self.registry, boundary)
+            snapshot = self._read_snapshot(self.registry, self._snapshot_block(epoch, boundary))
             plan = compute_epoch_plan(bytes(info.seed), epoch, snapshot, self.replicas)
             view = EpochView(epoch, boundary, info, snapshot, plan, self.address)
             self._views[epoch] = view
@@ -516,6 +529,7 @@ def describe_epoch(service: EpochService | None) -> dict[str, Any]:
     summary.update(
         epoch=view.epoch,
         boundary_block=view.boundary_block,
+        snapshot_block=view.snapshot.block,
         seed=_hex(view.seed),
         source_block=view.seed_info.source_block,
         root=_hex(view.root),

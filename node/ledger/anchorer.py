@@ -31,6 +31,8 @@ class Anchorer:
         self._thread: threading.Thread | None = None
         self.anchors_made = 0
         self.failures = 0
+        self.consecutive_failures = 0  # since the last successful attempt (/health)
+        self.last_error: str | None = None
 
     def start(self) -> None:
         """Start the background thread (idempotent)."""
@@ -54,17 +56,22 @@ class Anchorer:
                 anchor = self.ledger.anchor_pending()
             except CollegiumError as exc:
                 self.failures += 1
+                self.consecutive_failures += 1
+                self.last_error = str(exc)
                 log.warning("anchoring failed, retrying in %.1fs: %s", delay, exc)
                 self._stop.wait(delay)
                 delay = min(delay * 2, RETRY_MAX_SECONDS)
                 continue
-            except Exception:  # never let the thread die silently
+            except Exception as exc:  # never let the thread die silently
                 self.failures += 1
+                self.consecutive_failures += 1
+                self.last_error = f"{type(exc).__name__}: {exc}"
                 log.exception("anchoring crashed, retrying in %.1fs", delay)
                 self._stop.wait(delay)
                 delay = min(delay * 2, RETRY_MAX_SECONDS)
                 continue
             delay = RETRY_FIRST_SECONDS
+            self.consecutive_failures = 0
             if anchor is not None:
                 self.anchors_made += 1
                 if self.min_interval:

@@ -57,6 +57,9 @@ DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
 DEFAULT_BATCH_MAX = 256
 MAX_SUBMIT_BATCH = 1000  # transactions per call of the batch endpoint
+DEFAULT_MAX_FUTURE_SECONDS = 300.0
+"""How far past this node's clock a signed ``timestamp`` may lie (docs/security.md); older ones
+are accepted and shown as signed."""
 SYSTEM_LOG = ""  # the subsystem field of anchors of the node's (system-wide) log
 OWN_LOG = ""  # ``transactions.origin`` of this node's own log (other logs: the node address)
 TREE_CATCH_UP_LAG = 1024  # a proof persists the tree first when this many leaves are not
@@ -64,6 +67,10 @@ TREE_CATCH_UP_LAG = 1024  # a proof persists the tree first when this many leave
 
 class UnknownSubsystem(ValidationError):
     """The transaction names a subsystem the registry does not know."""
+
+
+class FutureTimestamp(ValidationError):
+    """The signed timestamp lies further in the future than the node's clock skew bound."""
 
 
 class SignerMismatch(ValidationError):
@@ -273,8 +280,10 @@ class LedgerService:
         participants: ParticipantCache | None = None,
         require_participant: bool = True,
         verifier: VerifierPool | None = None,
+        max_future_seconds: float = DEFAULT_MAX_FUTURE_SECONDS,
     ) -> None:
         self._sessions = session_factory
+        self.max_future_seconds = max_future_seconds
         self.verifier = verifier  # checks large batch requests in worker processes
         # called after each own anchor with (batch CID, leaf CIDs, their payload CIDs), all in
         # the local store and pinned (the syncer need not walk them again)
@@ -329,6 +338,11 @@ class LedgerService:
         if claimed_signer is not None and claimed_signer.lower() != signed.signer.lower():
             raise SignerMismatch(
                 f"signature recovers to {signed.signer}, not the claimed signer {claimed_signer}"
+            )
+        if tx.timestamp > time.time() + self.max_future_seconds:
+            raise FutureTimestamp(
+                f"timestamp {tx.timestamp} is more than {self.max_future_seconds:g} s ahead of "
+                "this node's clock (tx_max_future_seconds)"
             )
         if not self.participants.subsystem_exists(tx.subsystem):
             raise UnknownSubsystem(f"unknown subsystem {tx.subsystem!r}")

@@ -74,7 +74,7 @@ def compute_route(
     for slot in assignment.slots:
         if slot.role == role and slot.subsystem == subsystem:
             ranked = tuple(host.lower() for host in slot.hosts)
-            if me in ranked:
+            if me in ranked or not ranked:  # an unserved slot: whoever is asked serves it
                 return Route(role, subsystem, assignment.epoch, True, ())
             hosts = tuple(Peer(h, endpoints[h]) for h in ranked if endpoints.get(h))
             return Route(role, subsystem, assignment.epoch, False, hosts)

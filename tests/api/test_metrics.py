@@ -95,6 +95,27 @@ def test_router_events_are_exported() -> None:
     assert values["collegium_epoch{}"] == 12
 
 
+def test_health_reasons_are_exported() -> None:
+    from node.api.metrics import record_health
+
+    metrics = Metrics()
+    degraded = {
+        "status": "degraded",
+        "reasons": [{"code": "slot_unserved", "message": "fe_system"}],
+        "chain": {"clock_lead_seconds": -0.4},
+    }
+    record_health(metrics, degraded)
+    values = samples(metrics.render().decode())
+    assert values["collegium_health_degraded{}"] == 1
+    assert values["collegium_health_reason{reason=slot_unserved}"] == 1
+    assert values["collegium_health_reason{reason=clock_ahead}"] == 0
+    assert values["collegium_chain_clock_lead_seconds{}"] == -0.4
+    record_health(metrics, {"status": "ok", "reasons": [], "chain": {}})
+    values = samples(metrics.render().decode())
+    assert values["collegium_health_degraded{}"] == 0
+    assert values["collegium_health_reason{reason=slot_unserved}"] == 0
+
+
 def test_token_bucket_refills_at_the_rate() -> None:
     now = [0.0]
     buckets = TokenBuckets(rate=2.0, burst=2, clock=lambda: now[0])

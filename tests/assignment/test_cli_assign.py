@@ -32,13 +32,13 @@ def test_prints_the_assignment(tmp_path: Path) -> None:
 
 
 def test_impossible_topology_exits_2(tmp_path: Path) -> None:
-    vector = json.loads((VECTORS / "error-no-member-node.json").read_text())
+    vector = json.loads((VECTORS / "error-no-eligible-node.json").read_text())
     result = runner.invoke(
         app, ["--input", str(write_input(tmp_path, json.dumps(vector["input"])))]
     )
     assert result.exit_code == ExitStatus.INVALID_INPUT == 2
     assert result.stdout == ""
-    assert "error: not_enough_eligible_nodes: slot be_subsystem[orphan]" in result.stderr
+    assert "error: not_enough_eligible_nodes: slot be_subsystem[sub-00]" in result.stderr
 
 
 def test_malformed_topology_exits_2(tmp_path: Path) -> None:

@@ -92,7 +92,8 @@ def test_node_validates_on_construction() -> None:
 
 def test_encoding_matches_the_json_interface() -> None:
     out = encode_assignment(compute_assignment_from_json(BASE))
-    assert list(out) == ["epoch", "seed", "slots", "root"]
+    assert list(out) == ["epoch", "seed", "slots", "adjustments", "root"]
+    assert out["adjustments"] == []
     assert out["seed"] == BASE["seed"].lower()
     assert out["root"].startswith("0x") and len(out["root"]) == 66
     system = [s for s in out["slots"] if s["subsystem"] is None]

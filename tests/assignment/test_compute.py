@@ -160,7 +160,7 @@ def test_rules_hold_or_a_named_error(
 ) -> None:
     seed, epoch, nodes, subsystems, replicas = topology
     try:
-        assignment = compute_assignment(seed, epoch, nodes, subsystems, replicas)
+        assignment = compute_assignment(seed, epoch, nodes, subsystems, replicas, reduce=False)
     except NotEnoughEligibleNodesError as exc:
         eligible = [n for n in nodes if is_eligible(n, exc.role, exc.subsystem)]
         assert len(eligible) == exc.eligible < exc.required == replicas[exc.role]
@@ -181,6 +181,63 @@ def test_rules_hold_or_a_named_error(
             assert is_eligible(by_id[host], slot.role, slot.subsystem)  # offered, members-only
     keys = [(s.role, "" if s.subsystem is None else s.subsystem) for s in assignment.slots]
     assert keys == sorted(keys)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(topologies())
+def test_reduction_serves_what_it_can_and_says_so(
+    topology: tuple[bytes, int, list[Node], list[str], dict[str, int]],
+) -> None:
+    """docs/assignment.md, "Reduction": only a topology with no eligible node for any slot
+    fails; otherwise every served slot has its role's effective count, never over capacity,
+    and every shortfall is an adjustment."""
+    seed, epoch, nodes, subsystems, replicas = topology
+    try:
+        assignment = compute_assignment(seed, epoch, nodes, subsystems, replicas)
+    except NotEnoughEligibleNodesError:
+        assert not any(is_eligible(n, r, s) for n in nodes for r, s in slot_keys_of(subsystems))
+        return
+    by_id = {n.id: n for n in nodes}
+    load = compute_load(assignment)
+    assert all(load[i] <= by_id[i].capacity for i in load)
+    effective = assignment.replicas(replicas)
+    unserved = {(a.role, a.subsystem) for a in assignment.adjustments if a.to == 0}
+    assert any(slot.hosts for slot in assignment.slots)
+    for slot in assignment.slots:
+        if (slot.role, slot.subsystem) in unserved:
+            assert slot.hosts == ()
+            continue
+        assert len(slot.hosts) == effective[slot.role] <= replicas[slot.role]
+        assert len(set(slot.hosts)) == len(slot.hosts)
+        assert all(is_eligible(by_id[h], slot.role, slot.subsystem) for h in slot.hosts)
+    strict = None
+    try:
+        strict = compute_assignment(seed, epoch, nodes, subsystems, replicas, reduce=False)
+    except AssignmentError:
+        assert assignment.adjustments  # a shortage is never silent
+    if strict is not None:  # no shortage: the very same answer, root included
+        assert strict == assignment and not assignment.adjustments
+
+
+def slot_keys_of(subsystems: list[str]) -> list[tuple[str, str | None]]:
+    """Return every (role, subsystem) slot of ``subsystems``."""
+    roles = sorted(ALL_ROLES)
+    return [(r, s) for r in roles for s in (subsystems if r.endswith("_subsystem") else [None])]
+
+
+def test_one_node_with_two_and_five_subsystems_is_assigned() -> None:
+    """Issue 13: one node of capacity 4 with 2 or 5 subsystems gets an assignment (it was
+    ``insufficient_capacity``); the fe_subsystem slots go first, then be_subsystem ones."""
+    for count, unserved in ((2, 2), (5, 8)):
+        names = [f"s{i}" for i in range(count)]
+        lone = Node("0x" + "11" * 20, 4, "s0", frozenset(names), frozenset(ALL_ROLES))
+        a = compute_assignment(bytes(32), 1, [lone], names, REPLICAS)
+        served = [s for s in a.slots if s.hosts]
+        assert len(served) == 4 and all(s.hosts == (lone.id,) for s in served)
+        dropped = [(x.role, x.subsystem) for x in a.adjustments if x.to == 0]
+        assert len(dropped) == unserved and dropped[0] == ("fe_subsystem", names[-1])
+        assert ("be_system", None) in {(s.role, s.subsystem) for s in served}
+        assert a.replicas(REPLICAS) == dict.fromkeys(REPLICAS, 1)
 
 
 # --- 3. anti-affinity ----------------------------------------------------------------------------
@@ -296,7 +353,7 @@ def test_movement_is_bounded_when_budgets_bind(joining: bool) -> None:
     assert total_moved / total_minimum <= 2.0
 
 
-# --- 5. impossible constraints ------------------------------------------------------------------
+# --- 5. impossible constraints (the strict function, reduce=False) ------------------------------
 
 
 def test_subsystem_without_member_node() -> None:
@@ -305,7 +362,7 @@ def test_subsystem_without_member_node() -> None:
         NotEnoughEligibleNodesError,
         match=r"be_subsystem\[orphan\].*member nodes of subsystem 'orphan'",
     ) as info:
-        compute_assignment(bytes(32), 0, nodes, [*SUBSYSTEMS[:2], "orphan"], REPLICAS)
+        compute_assignment(bytes(32), 0, nodes, [*SUBSYSTEMS[:2], "orphan"], REPLICAS, reduce=False)
     assert (info.value.role, info.value.subsystem, info.value.required, info.value.eligible) == (
         "be_subsystem",
         "orphan",
@@ -320,14 +377,14 @@ def test_fewer_nodes_than_replicas() -> None:
         NotEnoughEligibleNodesError,
         match="slot be_system needs 3 replicas on distinct nodes, but only 2",
     ) as info:
-        compute_assignment(bytes(32), 0, nodes, [], REPLICAS)
+        compute_assignment(bytes(32), 0, nodes, [], REPLICAS, reduce=False)
     assert isinstance(info.value, AssignmentError)
 
 
 def test_total_capacity_too_small() -> None:
     nodes = make_nodes(random.Random(13), 4, SUBSYSTEMS[:1], capacities=[1], members_per_node=1)
     with pytest.raises(InsufficientCapacityError, match="need 10 replicas in total.*capacity is 4"):
-        compute_assignment(bytes(32), 0, nodes, SUBSYSTEMS[:1], REPLICAS)
+        compute_assignment(bytes(32), 0, nodes, SUBSYSTEMS[:1], REPLICAS, reduce=False)
 
 
 def test_capacity_used_by_earlier_slots() -> None:
@@ -349,7 +406,7 @@ def test_capacity_used_by_earlier_slots() -> None:
     with pytest.raises(
         CapacityExhaustedError, match=r"slot fe_system needs 1 replicas, but only 0"
     ):
-        compute_assignment(bytes(32), 0, [only_member, other], ["a"], ones)
+        compute_assignment(bytes(32), 0, [only_member, other], ["a"], ones, reduce=False)
 
 
 # --- 6. load bound (bounded loads, a preference) ------------------------------------------------

@@ -114,3 +114,17 @@ def test_rpc_mine_and_fund_on_anvil(anvil_backend: ChainBackend) -> None:
     assert backend.w3.eth.get_balance(who) == 10**18 + 5
     assert backend.json_rpc("eth_chainId", [], 9) == {"jsonrpc": "2.0", "id": 9, "result": "0x7a69"}
     assert backend.json_rpc("nope_nothing", [], 10)["error"]["code"] == -32601
+
+
+def test_an_audit_names_its_chain_and_what_it_trusts() -> None:
+    from node.chain.backend import describe_chain_trust
+
+    named, caveat = describe_chain_trust(1337, "http://user:pw@127.0.0.1:8000/rpc")
+    assert named == "chain id 1337 at http://127.0.0.1:8000/rpc"  # credentials never shown
+    assert caveat is not None and "trusts that node" in caveat and "verify-tx" in caveat
+    named, caveat = describe_chain_trust(1337, None)
+    assert "embedded chain in this data directory" in named and caveat is not None
+    assert describe_chain_trust(31337, "http://127.0.0.1:8545") == (
+        "chain id 31337 at http://127.0.0.1:8545",
+        None,
+    )

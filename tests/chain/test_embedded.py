@@ -10,6 +10,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 from pathlib import Path
 from typing import Any, cast
 
@@ -357,3 +358,34 @@ def test_json_rpc_speaks_the_standard_dialect(tmp_path: Path) -> None:
         assert unknown["error"]["code"] == -32601
         missing = chain.json_rpc("eth_getTransactionReceipt", ["0x" + "00" * 32], 7)
         assert missing["result"] is None
+
+
+def test_tick_stamps_the_wall_clock_and_never_ahead(tmp_path: Path) -> None:
+    from node.chain.embedded import BlockClock
+
+    with EmbeddedChain.open(tmp_path / "c") as chain:
+        head = chain.head_timestamp()
+        assert head <= time.time()
+        time.sleep(max(0.0, head + 1.05 - time.time()))
+        assert chain.tick()  # a second passed: one block, stamped now
+        assert not chain.tick()  # this second has its block
+        assert chain.head_timestamp() <= time.time()
+        clock = BlockClock(chain, 0.1)
+        clock.start()
+        time.sleep(2.2)
+        clock.stop()
+        assert 1 <= clock.blocks_mined <= 3  # one per second of wall time, not per tick
+        assert chain.head_timestamp() <= time.time()
+
+
+def test_a_burst_of_transactions_waits_for_the_clock_past_max_lead(tmp_path: Path) -> None:
+    with EmbeddedChain.open(tmp_path / "c") as chain:
+        chain.max_lead = 2
+        for _ in range(6):  # six blocks at once would be stamped ~6 s ahead
+            chain.fund(chain.dev_address, 1)
+            assert chain.head_timestamp() - time.time() <= 2 + 1  # bound, plus the 1 s stamp grain
+        assert chain.provider.lead_waits >= 1
+        chain.max_lead = None
+        for _ in range(6):
+            chain.fund(chain.dev_address, 1)
+        assert chain.head_timestamp() - time.time() > 2  # without the bound: ahead (a bare chain)

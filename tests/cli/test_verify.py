@@ -43,6 +43,9 @@ def test_verify_clean(stopped_node: tuple[Path, list[dict]]) -> None:  # type: i
     data_dir, _ = stopped_node
     code, out = run_verify(data_dir)
     assert code == ExitStatus.SUCCESS, out
+    # the node is stopped: the audit reads its own embedded chain, and says whom that trusts
+    assert "checked against chain id 1337 at the embedded chain in this data directory" in out
+    assert "the check trusts that node" in out
     assert "checked 3 transactions (3 anchored, 0 pending): all match" in out
 
 

@@ -7,12 +7,12 @@ import random
 from eth_utils import to_checksum_address
 
 from node.assignment import (
-    InsufficientCapacityError,
     NotEnoughEligibleNodesError,
     compute_assignment,
 )
+from node.assignment.constants import REDUCTION_ORDER
 from node.epoch import DEFAULT_REPLICAS, Snapshot, SnapshotNode, compute_epoch_plan
-from node.epoch.policy import REDUCTION_ORDER, compute_assignment_nodes, compute_heartbeat_due
+from node.epoch.policy import compute_assignment_nodes, compute_heartbeat_due
 
 SEED = bytes(range(32))
 EPOCH = 7
@@ -40,9 +40,14 @@ def test_replicas_are_clipped_to_eligible_nodes_and_recorded() -> None:
         assert len(slot.hosts) == plan.replicas[slot.role]
     expected = compute_assignment(
         SEED, EPOCH, compute_assignment_nodes(_snapshot(nodes, ())), ["lab", "main", "shop"],
-        plan.replicas,
+        DEFAULT_REPLICAS,
     )  # fmt: skip
-    assert expected.root == plan.root
+    assert expected.root == plan.root  # the function reduces; the root commits to it
+    strict = compute_assignment(
+        SEED, EPOCH, compute_assignment_nodes(_snapshot(nodes, ())), ["lab", "main", "shop"],
+        plan.replicas, reduce=False,
+    )  # fmt: skip
+    assert strict.slots == plan.assignment.slots and strict.root != plan.root
 
 
 def test_a_subsystem_without_member_node_is_unserved_not_fatal() -> None:
@@ -61,7 +66,7 @@ def test_short_capacity_takes_replicas_in_reduction_order() -> None:
     assert plan.error is None and plan.assignment is not None
     assert REDUCTION_ORDER[0] == "fe_system"
     assert plan.replicas == {**DEFAULT_REPLICAS, "fe_system": 2}
-    assert plan.adjustments[-1] == "fe_system: -> 2 replicas (capacity: insufficient_capacity)"
+    assert plan.adjustments[-1] == "fe_system: 3 -> 2 replicas (capacity)"
     loads: dict[str, int] = {}
     for slot in plan.assignment.slots:
         for host in slot.hosts:
@@ -69,21 +74,32 @@ def test_short_capacity_takes_replicas_in_reduction_order() -> None:
     assert max(loads.values()) <= 3
 
 
-def test_an_impossible_epoch_is_an_error_not_a_partial_answer() -> None:
+def test_short_capacity_leaves_slots_unserved_and_says_so() -> None:
     lonely = [_node(1, 2, "main", ("main",))]  # 4 slots, capacity 2
     plan = compute_epoch_plan(SEED, EPOCH, _snapshot(lonely, ("main",)))
-    assert plan.assignment is None and plan.root is None
-    assert isinstance(plan.error, InsufficientCapacityError)
+    assert plan.error is None and plan.assignment is not None and plan.root is not None
+    served = [s for s in plan.assignment.slots if s.hosts]
+    assert [(s.role, s.subsystem) for s in served] == [("be_system", None), ("fe_system", None)]
+    assert plan.adjustments[-2:] == (
+        "fe_subsystem[main]: unserved (capacity)",
+        "be_subsystem[main]: unserved (capacity)",
+    )
     assert set(plan.replicas.values()) == {1}
 
 
 def test_a_role_nobody_offers_is_reported() -> None:
     nodes = [_node(i, 8, "main", ("main",), roles=("be_system", "be_subsystem")) for i in (1, 2)]
     plan = compute_epoch_plan(SEED, EPOCH, _snapshot(nodes, ("main",)))
-    assert plan.assignment is None
-    assert isinstance(plan.error, NotEnoughEligibleNodesError)
-    assert plan.error.role == "fe_system"
+    assert plan.assignment is not None and plan.error is None
+    assert "fe_system: unserved (no eligible node)" in plan.adjustments
     assert plan.unserved == ("main",)  # no node offers fe_subsystem
+
+
+def test_nothing_servable_is_an_error() -> None:
+    nodes = [_node(i, 8, "main", ("main",), roles=("fe_subsystem",)) for i in (1, 2)]
+    plan = compute_epoch_plan(SEED, EPOCH, _snapshot(nodes, ("main",)))
+    assert plan.assignment is None and plan.root is None
+    assert isinstance(plan.error, NotEnoughEligibleNodesError)
 
 
 def test_plan_ignores_snapshot_order() -> None:

@@ -36,8 +36,9 @@ def _topology_now(registry: Registry, seed: bytes, epoch: int) -> dict[str, obje
                 "roles": list(info.roles),
             }
         )
-    # the policy clips be_subsystem to 1: each subsystem has exactly one member node here
-    replicas = dict(DEFAULT_REPLICAS, be_subsystem=1)
+    # the configured counts: the function itself clips be_subsystem to 1 (each subsystem has
+    # exactly one member node here), and the root commits to that adjustment
+    replicas = dict(DEFAULT_REPLICAS)
     return {
         "seed": "0x" + seed.hex(),
         "epoch": epoch,

@@ -119,7 +119,12 @@ def test_verify_tx_accepts_a_real_bundle(ledger_node: dict[str, Any], tmp_path: 
         result = run_verify(tmp_path, bundle, url)
         assert result.exit_code == ExitStatus.SUCCESS, result.output
         assert "VALID" in result.output and "FAIL" not in result.output
+        # issue 13: it names the chain it checked and, this being a node's embedded chain,
+        # that the check trusts that node
+        assert f"checked against chain id 1337 at {url}/rpc" in result.output
+        assert "note: this is a Collegium node's own embedded chain" in result.output
     report = json.loads(run_verify(tmp_path, bundle, url, "--json").output)
+    assert report["trust"]["chain"] == f"chain id 1337 at {url}/rpc" and report["trust"]["caveat"]
     assert report["ok"] and [c["name"] for c in report["checks"]] == [
         "leaf", "signature", "inclusion", "chain",
     ]  # fmt: skip

@@ -50,3 +50,20 @@ def test_unknown_slot_raises() -> None:
 )
 def test_request_slot(path: str, slot: tuple[str, str | None] | None) -> None:
     assert compute_request_slot(path) == slot
+
+
+def test_an_unserved_slot_is_served_by_whoever_is_asked() -> None:
+    """Issue 13: a reduced assignment may leave a slot without host; routing serves it locally
+    (as a lone node would) instead of failing; /health reports it as ``slot_unserved``."""
+    from node.assignment import Assignment, Slot
+    from node.router.route import compute_route
+
+    me, other = "0x" + "01" * 20, "0x" + "02" * 20
+    assignment = Assignment(
+        epoch=3,
+        seed=bytes(32),
+        slots=(Slot("fe_subsystem", "b", ()), Slot("fe_system", None, (other,))),
+        root=bytes(32),
+    )
+    assert compute_route("fe_subsystem", "b", assignment, me, {other: "http://o"}).local
+    assert not compute_route("fe_system", None, assignment, me, {other: "http://o"}).local

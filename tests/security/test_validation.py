@@ -174,13 +174,31 @@ def test_an_integer_the_index_cannot_hold_is_a_422(
 def test_the_largest_integer_the_index_holds_is_accepted(
     client: httpx.Client, node: InProcessNode
 ) -> None:
-    body = make_submission(
-        domain_of(node.url), enrolled(node), nonce=MAX_INDEX_INT, timestamp=MAX_INDEX_INT
-    )
+    # (a timestamp that large lies in the future: refused below, so the nonce carries it here)
+    body = make_submission(domain_of(node.url), enrolled(node), nonce=MAX_INDEX_INT)
     response = client.post(TX_PATH, json=body)
     assert response.status_code == 202, response.text
     got = client.get(f"{TX_PATH}/{response.json()['id']}").json()
-    assert got["nonce"] == MAX_INDEX_INT and got["timestamp"] == MAX_INDEX_INT
+    assert got["nonce"] == MAX_INDEX_INT
+
+
+def test_a_timestamp_far_in_the_future_is_refused_a_past_one_kept(
+    client: httpx.Client, node: InProcessNode
+) -> None:
+    """Issue 13: tx_max_future_seconds (300 s) past the node's clock is refused; the distant
+    past is accepted and shown as signed."""
+    wallet = enrolled(node)
+    for future in (int(time.time()) + 3600, MAX_INDEX_INT):
+        body = make_submission(domain_of(node.url), wallet, timestamp=future)
+        before = settled(node)
+        _problem(client.post(TX_PATH, json=body), 422, "timestamp", "ahead of this node's clock")
+        assert snapshot(node) == before
+    soon = make_submission(domain_of(node.url), wallet, timestamp=int(time.time()) + 60)
+    assert client.post(TX_PATH, json=soon).status_code == 202  # within the skew bound
+    past = make_submission(domain_of(node.url), wallet, timestamp=1)
+    response = client.post(TX_PATH, json=past)
+    assert response.status_code == 202, response.text
+    assert client.get(f"{TX_PATH}/{response.json()['id']}").json()["timestamp"] == 1
 
 
 def test_the_openapi_documents_the_integer_bounds(client: httpx.Client) -> None:

@@ -71,6 +71,10 @@ def in_process_node(
 
     port = free_port()
     password = secrets.token_hex(8)
+    # No block clock unless asked: many tests check that a refused request left the chain as it
+    # was (block number included). The clock itself: tests/cli/test_up_clock.py (a real
+    # `collegium up`) and tests/epoch/test_api.py (block_seconds=1).
+    settings.setdefault("block_seconds", 0)
     cfg = Settings(data_dir=data_dir, port=port, **settings)
     init_node(cfg, password, **(init or {}))
     node = open_node(cfg, password)

@@ -46,6 +46,7 @@ class EpochPublic(BaseModel):
     source_block: int
     seed_fixed_at: int
     boundary_block: int
+    snapshot_block: int  # the registry state assigned: the boundary (epoch 0: first registration)
     root: str | None
     error: str | None
     replicas: dict[str, int]
@@ -106,6 +107,7 @@ def _public(service: EpochService, view: EpochView) -> EpochPublic:
         source_block=view.seed_info.source_block,
         seed_fixed_at=view.seed_info.fixed_at,
         boundary_block=view.boundary_block,
+        snapshot_block=view.snapshot.block,
         root=_hex(view.root),
         error=None if view.plan.error is None else str(view.plan.error),
         replicas=dict(view.plan.replicas),

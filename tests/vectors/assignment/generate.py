@@ -155,17 +155,25 @@ def make_cases(rng: random.Random) -> list[tuple[str, str, dict[str, Any]]]:
 
     no_member = make_random_topology(rng, 6, 2, replicas=ones)
     no_member["subsystems"].append("orphan")
-    cases.append(("error-no-member-node", "be_subsystem of a subsystem without member", no_member))
+    cases.append(
+        (
+            "shortage-no-member-node",
+            "a subsystem without member: its be_subsystem slot is unserved",
+            no_member,
+        )
+    )
 
     few = make_random_topology(rng, 3, 1, replicas={**ones, "fe_system": 5})
-    cases.append(("error-too-few-nodes", "5 fe_system replicas, 3 nodes", few))
+    cases.append(("shortage-too-few-nodes", "5 fe_system replicas, 3 nodes: clipped to 3", few))
 
     small = make_random_topology(rng, 4, 3, replicas=ones)
     for node in small["nodes"]:
         node["capacity"] = 1
         node["members_of"] = small["subsystems"]
         node["roles"] = ALL_ROLES
-    cases.append(("error-insufficient-capacity", "8 slots, total capacity 4", small))
+    cases.append(
+        ("shortage-insufficient-capacity", "8 slots, total capacity 4: 4 slots unserved", small)
+    )
 
     exhausted = {
         "seed": make_seed(rng),
@@ -191,7 +199,13 @@ def make_cases(rng: random.Random) -> list[tuple[str, str, dict[str, Any]]]:
     }
     exhausted["nodes"][0]["roles"] = ["be_subsystem", "fe_system"]
     exhausted["nodes"][1]["roles"] = ["be_system", "fe_subsystem"]
-    cases.append(("error-capacity-exhausted", "the only fe_system node is full", exhausted))
+    cases.append(
+        (
+            "shortage-capacity-exhausted",
+            "the only fe_system node is full: fe_system unserved",
+            exhausted,
+        )
+    )
 
     base = make_random_topology(rng, 4, 2, replicas=ones)
 
@@ -250,6 +264,51 @@ def make_cases(rng: random.Random) -> list[tuple[str, str, dict[str, Any]]]:
     cases.append(
         ("load-bound", "54 replicas on 12 equal nodes: loads stay within the bound 5", bound)
     )
+    cases.extend(make_shortage_cases(random.Random(9012)))  # own generator, as load-bound
+    return cases
+
+
+def make_shortage_cases(rng: random.Random) -> list[tuple[str, str, dict[str, Any]]]:
+    """Return the capacity-shortage cases of the reduction rule (docs/assignment.md)."""
+    cases: list[tuple[str, str, dict[str, Any]]] = []
+    for count in (2, 5):
+        names = [f"s{i}" for i in range(count)]
+        lone = {
+            "seed": make_seed(rng),
+            "epoch": 3,
+            "nodes": [
+                {
+                    "id": make_address(rng),
+                    "capacity": 4,
+                    "home": "s0",
+                    "members_of": names,
+                    "roles": ALL_ROLES,
+                }
+            ],
+            "subsystems": names,
+            "replicas": dict(DEFAULT_REPLICAS),
+        }
+        cases.append(
+            (
+                f"shortage-one-node-{count}-subsystems",
+                f"one node of capacity 4, {count} subsystems, default replicas",
+                lone,
+            )
+        )
+    squeezed = make_random_topology(rng, 6, 4, replicas=dict(DEFAULT_REPLICAS))
+    for node in squeezed["nodes"]:
+        node["capacity"] = 3
+    cases.append(
+        ("shortage-replicas", "6 nodes of capacity 3, 4 subsystems: replicas reduced", squeezed)
+    )
+    tight = make_random_topology(rng, 5, 6, replicas=dict(DEFAULT_REPLICAS))
+    for node in tight["nodes"]:
+        node["capacity"] = rng.randint(1, 2)
+    cases.append(("shortage-mixed", "5 small nodes, 6 subsystems: fewer replicas and slots", tight))
+    nobody = make_random_topology(rng, 2, 1, replicas=dict(DEFAULT_REPLICAS))
+    for node in nobody["nodes"]:
+        node["roles"] = []
+    cases.append(("error-no-eligible-node", "no node offers any role: no slot served", nobody))
     return cases
 
 

@@ -1,0 +1,118 @@
+"""What ``/health`` calls wrong: the reasons a running node is ``degraded`` (docs/operations.md).
+
+A node that serves HTTP is alive (``/livez``); it is *healthy* only when it also does its job.
+:func:`compute_health_reasons` is pure: it reads the summaries the node already keeps (chain
+probe, epoch summary, sync progress, anchorer counters, embedded chain clock) and returns one
+reason per problem, each a stable ``code`` (a Prometheus label, a test's handle) and a sentence
+(the Overview page and ``collegium status`` print it as is). No reason: ``status`` is ``ok``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+REASON_CHAIN_UNREACHABLE: Final = "chain_unreachable"
+REASON_NO_ASSIGNMENT: Final = "no_assignment"
+REASON_SLOT_UNSERVED: Final = "slot_unserved"
+REASON_ATTESTATIONS_DISAGREE: Final = "attestations_disagree"
+REASON_SYNC_BEHIND: Final = "sync_behind"
+REASON_ANCHORING_STALLED: Final = "anchoring_stalled"
+REASON_CLOCK_AHEAD: Final = "clock_ahead"
+HEALTH_REASONS: Final[tuple[str, ...]] = (
+    REASON_CHAIN_UNREACHABLE,
+    REASON_NO_ASSIGNMENT,
+    REASON_SLOT_UNSERVED,
+    REASON_ATTESTATIONS_DISAGREE,
+    REASON_SYNC_BEHIND,
+    REASON_ANCHORING_STALLED,
+    REASON_CLOCK_AHEAD,
+)
+"""Every reason code, in the order reasons are listed (``collegium_health_reason`` labels)."""
+
+
+@dataclass(frozen=True)
+class AnchoringState:
+    """What the anchorer reports: failures since its last success, its last error, and how many
+    accepted leaves wait for an anchor."""
+
+    consecutive_failures: int
+    last_error: str | None
+    pending: int
+
+
+def compute_health_reasons(
+    *,
+    chain_error: str | None,
+    epochs: Mapping[str, Any] | None,
+    sync: Mapping[str, Any] | None,
+    anchoring: AnchoringState | None,
+    clock_lead: float | None,
+    max_lead: float | None,
+) -> list[dict[str, str]]:
+    """Return the reasons the node is degraded (``[]``: healthy), each ``{"code", "message"}``.
+
+    - ``chain_unreachable``: the chain did not answer (``chain_error``).
+    - ``no_assignment``: the epoch service has no assignment for the current epoch.
+    - ``slot_unserved``: the assignment leaves a subsystem or a slot without host.
+    - ``attestations_disagree``: a node attested another root for this epoch.
+    - ``sync_behind``: the replica lacks blocks it knows of and its last round failed.
+    - ``anchoring_stalled``: leaves wait while the anchorer keeps failing.
+    - ``clock_ahead``: the newest embedded block is stamped past the wall clock by more than
+      the bound (``clock_lead > max_lead``).
+    """
+    reasons: list[dict[str, str]] = []
+
+    def add(code: str, message: str) -> None:
+        reasons.append({"code": code, "message": message})
+
+    if chain_error is not None:
+        add(REASON_CHAIN_UNREACHABLE, f"the chain does not answer: {chain_error}")
+    if epochs is not None and epochs.get("enabled"):
+        if epochs.get("epoch") is None:
+            why = epochs.get("last_error") or "the epoch service has not finished a step yet"
+            add(REASON_NO_ASSIGNMENT, f"no epoch known yet: {why}")
+        elif epochs.get("root") is None:
+            why = epochs.get("error") or epochs.get("last_error") or "not computed yet"
+            add(REASON_NO_ASSIGNMENT, f"epoch {epochs['epoch']} has no assignment: {why}")
+        else:
+            unserved = _unserved(epochs.get("unserved", ()), epochs.get("adjustments", ()))
+            if unserved:
+                add(
+                    REASON_SLOT_UNSERVED,
+                    f"epoch {epochs['epoch']} leaves without host: {', '.join(unserved)}",
+                )
+        disagree = list(epochs.get("disagree") or ())
+        if disagree:
+            add(
+                REASON_ATTESTATIONS_DISAGREE,
+                f"{len(disagree)} node(s) attested another root for epoch {epochs.get('epoch')}: "
+                + ", ".join(disagree),
+            )
+    if sync is not None and sync.get("want", 0) > sync.get("have", 0) and sync.get("last_error"):
+        add(
+            REASON_SYNC_BEHIND,
+            f"the replica has {sync['have']} of {sync['want']} roots; last error: "
+            f"{sync['last_error']}",
+        )
+    if anchoring is not None and anchoring.consecutive_failures > 0 and anchoring.pending > 0:
+        add(
+            REASON_ANCHORING_STALLED,
+            f"{anchoring.pending} transaction(s) wait for an anchor; "
+            f"{anchoring.consecutive_failures} attempt(s) failed, last: {anchoring.last_error}",
+        )
+    if clock_lead is not None and max_lead is not None and clock_lead > max_lead:
+        add(
+            REASON_CLOCK_AHEAD,
+            f"the newest block is stamped {clock_lead:.0f} s ahead of this machine's clock "
+            f"(bound {max_lead:g} s)",
+        )
+    return reasons
+
+
+def _unserved(subsystems: Sequence[str], adjustments: Sequence[str]) -> list[str]:
+    """Return the unserved subsystems and slots named by the epoch summary."""
+    named = [f"subsystem {name!r}" for name in subsystems]
+    named.extend(note.split(":", 1)[0] for note in adjustments if "unserved (" in note)
+    return named
