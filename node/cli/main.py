@@ -33,6 +33,15 @@ ChainOpt = Annotated[
     typer.Option("--chain", help="Ethereum JSON-RPC URL instead of the embedded chain"),
 ]
 
+AdminOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--admin",
+        help="the operator's wallet address: system admin and admin of the home subsystem "
+        "when this node deploys the registry (the node key then is neither)",
+    ),
+]
+
 
 def _settings(data_dir: Path | None, **overrides: Any) -> Settings:
     values = {k: v for k, v in overrides.items() if v is not None}
@@ -77,6 +86,7 @@ def init(
     registry: Annotated[
         str | None, typer.Option(help="join an existing registry at this address")
     ] = None,
+    admin: AdminOpt = None,
 ) -> None:
     """Create the node's data directory and wallet (keystore, password never stored)."""
     from node.runtime import init_node
@@ -90,10 +100,13 @@ def init(
             capacity=capacity,
             roles=tuple(r.strip() for r in roles.split(",") if r.strip()),
             registry=registry,
+            operator=admin,
         )
     except CollegiumError as exc:
         raise _fail(exc) from exc
     typer.echo(f"node wallet {record.address} created in {settings.data_dir}")
+    if record.operator:
+        typer.echo(f"operator (system admin, admin of {record.home!r}): {record.operator}")
 
 
 @app.command()
@@ -112,6 +125,7 @@ def up(
         str | None, typer.Option(help="URL peers reach this node at (registered on-chain)")
     ] = None,
     log_level: Annotated[str, typer.Option(help="logging level")] = "info",
+    admin: AdminOpt = None,
 ) -> None:
     """Run the node: embedded chain and store unless --chain/--ipfs, API on HOST:PORT."""
     import uvicorn
@@ -134,7 +148,7 @@ def up(
     try:
         password = _password(confirm=not settings.node_file.exists())
         if not settings.node_file.exists():
-            record = init_node(settings, password)
+            record = init_node(settings, password, operator=admin)
             typer.echo(f"new node wallet {record.address} in {settings.data_dir}")
         node = open_node(settings, password)
     except CollegiumError as exc:
