@@ -171,6 +171,19 @@ class Client:
         """Return ``name``'s public record (participants, front-end CID)."""
         return dict(self._call("GET", f"/subsystems/{name}"))
 
+    def subsystems(self) -> list[str]:
+        """Return every subsystem name."""
+        return [str(s["name"]) for s in self._call("GET", "/subsystems")]
+
+    def admins(self, name: str | None = None) -> list[str]:
+        """Return the admins of ``name``, or the system admins when ``name`` is None."""
+        path = "/admins" if name is None else f"/subsystems/{name}/admins"
+        return list(self._call("GET", path)["admins"])
+
+    def fund(self, address: str, wei: int) -> dict[str, Any]:
+        """Have the node give ``address`` ``wei`` on a dev chain (403 on any other)."""
+        return dict(self._call("POST", "/dev/fund", json={"address": address, "wei": wei}))
+
     def join_requests(self, name: str) -> list[dict[str, Any]]:
         """Return the pending join requests of ``name``."""
         return list(self._call("GET", f"/subsystems/{name}/join-requests")["requests"])

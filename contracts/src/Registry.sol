@@ -205,6 +205,8 @@ contract Registry {
         address[] pendingList; // join requests waiting for an admin
         mapping(address => uint256) pendingSlot; // index + 1
         mapping(address => string) pendingMessage;
+        address[] adminList; // the admins, enumerable (`subsystemAdmins`)
+        mapping(address => uint256) adminSlot; // index + 1
     }
 
     /// @notice A person's on-chain action, signed as EIP-712 typed data and relayed by anyone.
@@ -520,6 +522,11 @@ contract Registry {
 
     function isSubsystemAdmin(string calldata name, address account) external view returns (bool) {
         return _subsystems[keccak256(bytes(name))].admins[account];
+    }
+
+    /// @notice The admins of `name` (contract order).
+    function subsystemAdmins(string calldata name) external view returns (address[] memory) {
+        return _existing(name).adminList;
     }
 
     function subsystemCount() external view returns (uint256) {
@@ -920,6 +927,8 @@ contract Registry {
         s.name = name;
         s.admins[actor] = true;
         s.adminCount = 1;
+        s.adminList.push(actor);
+        s.adminSlot[actor] = 1;
         s.participantList.push(actor);
         s.participantSlot[actor] = 1;
         _subsystemIds.push(id);
@@ -934,6 +943,8 @@ contract Registry {
         if (s.admins[account]) revert AlreadySubsystemAdmin(name, account);
         s.admins[account] = true;
         s.adminCount += 1;
+        s.adminList.push(account);
+        s.adminSlot[account] = s.adminList.length;
         emit SubsystemAdminAdded(keccak256(bytes(name)), account, actor);
     }
 
@@ -943,6 +954,7 @@ contract Registry {
         if (s.adminCount == 1) revert LastSubsystemAdmin(name, account);
         s.admins[account] = false;
         s.adminCount -= 1;
+        _removeAt(s.adminList, s.adminSlot, s.adminSlot[account]);
         emit SubsystemAdminRemoved(keccak256(bytes(name)), account, actor);
     }
 

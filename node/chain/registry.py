@@ -375,6 +375,10 @@ class Registry:
         """Return whether ``account`` is an admin of ``name``."""
         return bool(self._call(self._f.isSubsystemAdmin(name, to_checksum_address(account))))
 
+    def subsystem_admins(self, name: str) -> list[ChecksumAddress]:
+        """Return the admins of ``name``; rejects an unknown subsystem."""
+        return [to_checksum_address(a) for a in self._call(self._f.subsystemAdmins(name))]
+
     def subsystem_count(self) -> int:
         """Return the number of subsystems."""
         return int(self._call(self._f.subsystemCount()))

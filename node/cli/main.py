@@ -292,6 +292,9 @@ def _mount_subcommands() -> None:
 
     app.command("verify-tx")(ledger.verify_tx_command)
     app.command("reindex")(ledger.reindex_command)
+    from node.cli import people
+
+    people.mount(app)
 
 
 _mount_subcommands()

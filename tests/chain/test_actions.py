@@ -52,6 +52,7 @@ def test_a_wallet_with_no_ether_creates_joins_and_is_approved(deployment: Deploy
     assert relayer.w3.eth.get_balance(owner.address) == 0
     relayer.relay(*signed(relayer, owner, "createSubsystem", subsystem="shop"))
     assert relayer.is_subsystem_admin("shop", owner.address)
+    assert relayer.subsystem_admins("shop") == [owner.address]
     assert relayer.is_participant("shop", owner.address)
 
     relayer.relay(*signed(relayer, newcomer, "requestJoin", subsystem="shop", data="let me in"))
@@ -152,6 +153,7 @@ def test_system_admin_and_frontend_actions(deployment: Deployment) -> None:
     reg.relay(*signed(reg, helper, "removeSubsystemAdmin", subsystem="ui",
                       account=operator.address))  # fmt: skip
     assert not reg.is_subsystem_admin("ui", operator.address)
+    assert reg.subsystem_admins("ui") == [helper.address]
     reg.relay(*signed(reg, helper, "removeSystemAdmin", account=operator.address))
     assert not reg.is_system_admin(operator.address)
 

@@ -46,6 +46,7 @@ RELAYS_PER_SIGNER_PER_SECOND: Final = 0.2
 """Relayed actions per signer: one every 5 s on average, bursts of ``RELAY_BURST``."""
 RELAY_BURST: Final = 10
 MEMBERSHIP_ACTIONS: Final = frozenset({"createSubsystem", "addParticipant", "removeParticipant"})
+MAX_DEV_FUND_WEI: Final = 100 * 10**18
 MAX_DEADLINE_AHEAD: Final = 7 * 24 * 3600
 """A deadline more than a week ahead is refused: a signature should not live for ever."""
 
@@ -298,6 +299,60 @@ def get_join_request(
     pending, message = registry.join_request(name, address)
     return JoinRequestPublic(subsystem=name, address=address, pending=pending, message=message,
                              participant=registry.is_participant(name, address))  # fmt: skip
+
+
+class AdminList(BaseModel):
+    """The admins of a subsystem, or the system admins when ``subsystem`` is null."""
+
+    subsystem: str | None
+    admins: list[str]
+
+
+class FundCreate(BaseModel):
+    """Ether for ``address`` on a dev chain (at most 100 ETH a call)."""
+
+    address: str = Field(pattern=ADDRESS_PATTERN)
+    wei: int = Field(gt=0, le=MAX_DEV_FUND_WEI)
+
+
+class FundPublic(BaseModel):
+    """The balance of ``address`` after funding."""
+
+    address: str
+    balance: int
+
+
+@router.get("/subsystems/{name}/admins", responses=ERRORS)
+def list_subsystem_admins(
+    name: Annotated[str, Path(min_length=1, max_length=64)], node: NodeDep
+) -> AdminList:
+    """Return the admins of ``name`` (public registry data)."""
+    _require(node.registry, name)
+    return AdminList(subsystem=name, admins=node.registry.subsystem_admins(name))
+
+
+@router.get("/admins", responses=ERRORS)
+def list_system_admins(node: NodeDep) -> AdminList:
+    """Return the system admins (public registry data)."""
+    return AdminList(subsystem=None, admins=node.registry.system_admins())
+
+
+@router.post("/dev/fund", responses={**ERRORS, 403: {"model": Problem}})
+def fund(body: FundCreate, node: NodeDep) -> FundPublic:
+    """Give ``address`` ether on a dev chain (embedded, or anvil/hardhat); 403 on any other.
+    Nobody needs ether to act (actions are relayed); this serves wallets that pay their own."""
+    from eth_utils import to_checksum_address
+
+    from node.errors import ChainError
+
+    address = to_checksum_address(body.address)
+    try:
+        node.chain.fund(address, body.wei)
+    except ChainError as exc:
+        raise ActionRefused(
+            403, "not-a-dev-chain", f"this node's chain has no faucet: {exc}"
+        ) from exc
+    return FundPublic(address=address, balance=int(node.chain.w3.eth.get_balance(address)))
 
 
 def _require(registry: Any, name: str) -> None:
