@@ -30,6 +30,7 @@ import {
   connect,
   requireChain,
   sendWithWallet,
+  signAndRelay,
   signForRelay,
   signIn,
   signOut,
@@ -664,12 +665,77 @@ async function subsystemPage(name: string, landing = false): Promise<void> {
     <dt>You</dt><dd>${session ? (isAdmin ? "admin" : isMember ? "participant" : "not a participant") : h`not signed in (<a href="#/admin">sign in</a>)`}</dd>
   </dl>
   ${isAdmin ? h`<p><a href="#/admin/${encodeURIComponent(name)}">Add or remove participants</a></p>` : ""}
+  ${session && !isMember && !isAdmin ? joinForm(name) : ""}
   <h2>Participants</h2>
   <ul>${record.participants.map((p) => h`<li><a href="#/search/${p}"><code>${p}</code></a></li>`)}</ul>
   <h2>Recent transactions</h2>
   <div class="scroll"><table><thead><tr><th>#</th><th>Id</th><th>Subsystem</th><th>Kind</th><th>Amount</th><th>Signer</th><th>Status</th><th>Block</th></tr></thead>
   <tbody>${txRows(recent.items)}</tbody></table></div>
   <p><a href="#/txs?subsystem=${encodeURIComponent(name)}">All transactions of ${name}</a></p>`);
+  if (session && !isMember && !isAdmin) await wireJoin(name, session.address);
+}
+
+function joinForm(name: string): Raw {
+  return h`<section class="join" aria-labelledby="join-heading"><h2 id="join-heading">Join ${name}</h2>
+  <p id="join-state" data-testid="join-state" aria-live="polite"></p>
+  <form class="form" id="join-form" novalidate>
+    <label>Message to the admins (optional)<input name="message" maxlength="280" autocomplete="off" /></label>
+    <button type="submit">Ask to join</button>
+  </form>
+  <p class="muted">Your wallet signs the request; this node sends it and pays the gas, so you need no ether.</p></section>`;
+}
+
+/** Show the signed-in user's join request state for `name` and wire the "Ask to join" form. */
+async function wireJoin(name: string, me: string): Promise<void> {
+  const state = document.getElementById("join-state");
+  const form = document.getElementById("join-form") as HTMLFormElement | null;
+  if (!state || !form) return;
+  const show = async () => {
+    const st = await getJson<{ pending: boolean; message: string; participant: boolean }>(
+      `${API}/subsystems/${encodeURIComponent(name)}/join-requests/${me}`,
+    );
+    state.textContent = st.participant
+      ? `You are a participant of ${name}.`
+      : st.pending
+        ? `Your request to join ${name} is pending: an admin approves or denies it.`
+        : `You are not a participant of ${name}.`;
+    form.hidden = st.pending || st.participant;
+  };
+  await show();
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const text = String(new FormData(form).get("message") ?? "").trim();
+    if (new TextEncoder().encode(text).length > 280) {
+      state.innerHTML = message("bad", "The message is at most 280 bytes.").html;
+      return;
+    }
+    form.querySelector("button")!.disabled = true;
+    try {
+      account ??= await connect();
+      state.innerHTML = message("", "Sign the request in your wallet…").html;
+      await signAndRelay(account, { action: "requestJoin", subsystem: name, data: text });
+      await show();
+    } catch (e) {
+      state.innerHTML = message("bad", errorText(e)).html;
+      form.querySelector("button")!.disabled = false;
+    }
+  });
+}
+
+interface JoinRequest {
+  address: string;
+  message: string;
+}
+
+function joinSection(name: string, requests: JoinRequest[], index: number): Raw {
+  const heading = `joins-${index}`;
+  return h`<section class="joins" data-subsystem="${name}" aria-labelledby="${heading}">
+  <h2 id="${heading}">Join requests for ${name}</h2>
+  <div class="result" aria-live="polite"></div>
+  ${requests.length ? h`<div class="scroll"><table data-testid="join-requests"><thead><tr><th>Address</th><th>Message</th><th><span class="sr">Action</span></th></tr></thead><tbody>
+  ${requests.map((r) => h`<tr><td><code>${r.address}</code></td><td>${r.message}</td><td><button type="button" data-approve="${r.address}" aria-label="Approve ${r.address}">Approve</button> <button type="button" class="secondary" data-deny="${r.address}" aria-label="Deny ${r.address}">Deny</button></td></tr>`)}
+  </tbody></table></div>` : h`<p>No pending request.</p>`}
+  </section>`;
 }
 
 /** A result shown once after the admin page re-renders (which subsystem, what happened). */
@@ -770,12 +836,36 @@ async function adminPage(only: string): Promise<void> {
   }
   const names = only ? [only] : session.admin_of;
   const records = await Promise.all(names.map((n) => getJson<SubsystemRecord>(subsystemApi(n))));
+  const joins = await Promise.all(
+    names.map((n) => getJson<{ requests: JoinRequest[] }>(`${API}/subsystems/${encodeURIComponent(n)}/join-requests`)),
+  );
   const mine = [...new Set([...session.subsystems, ...session.admin_of])];
   render(id, h`<h1>Subsystem admin</h1>${who}
   ${only ? "" : h`<h2>Your subsystems</h2>
   ${mine.length ? h`<ul data-testid="my-subsystems">${mine.map((n) => h`<li><a href="#/subsystem/${encodeURIComponent(n)}">${n}</a> — ${session.admin_of.includes(n) ? "admin" : "participant"}</li>`)}</ul>` : h`<p>You are not a participant of any subsystem.</p>`}`}
   ${session.admin_of.length ? "" : message("bad", "You are not an admin of any subsystem, so there is nothing to manage here: only a subsystem's admins can add or remove its participants.")}
-  ${records.map((r, i) => manageSection(r, i, session.address))}`);
+  ${records.map((r, i) => h`${joinSection(r.name, joins[i].requests, i)}${manageSection(r, i, session.address)}`)}`);
+  for (const section of document.querySelectorAll<HTMLElement>("section.joins")) {
+    const name = section.dataset.subsystem!;
+    const out = section.querySelector<HTMLElement>(".result")!;
+    const decide = (address: string, approve: boolean) => async () => {
+      section.querySelectorAll("button").forEach((b) => (b.disabled = true));
+      try {
+        account ??= await connect();
+        out.innerHTML = message("", "Sign the decision in your wallet; this node relays it…").html;
+        const done = await signAndRelay(account, { action: approve ? "addParticipant" : "denyJoin", subsystem: name, account: address });
+        adminFlash = { subsystem: name, kind: "ok", text: `${approve ? "Approved" : "Denied"} ${address} for ${name} in block ${done.block_number} (transaction ${done.tx_hash}).` };
+        if (id === routeId) void route();
+      } catch (e) {
+        out.innerHTML = message("bad", errorText(e)).html;
+        section.querySelectorAll("button").forEach((b) => (b.disabled = false));
+      }
+    };
+    for (const b of section.querySelectorAll<HTMLButtonElement>("button[data-approve]"))
+      b.addEventListener("click", () => void decide(b.dataset.approve!, true)());
+    for (const b of section.querySelectorAll<HTMLButtonElement>("button[data-deny]"))
+      b.addEventListener("click", () => void decide(b.dataset.deny!, false)());
+  }
   for (const section of document.querySelectorAll<HTMLElement>("section.manage")) {
     const name = section.dataset.subsystem!;
     const out = section.querySelector<HTMLElement>(".result")!;

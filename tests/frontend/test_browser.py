@@ -409,6 +409,40 @@ def test_admin_adds_and_removes_a_participant_with_the_wallet(
     assert "eth_signTransaction" in wallet.calls
 
 
+def test_newcomer_asks_to_join_and_an_admin_without_ether_approves(
+    node: InProcessNode, context: Any, browser: Any, screenshots: Path
+) -> None:
+    w3 = node.node.chain.w3
+    page, newcomer = open_with_wallet(context, node)
+    sign_in_on_admin_page(page, node, newcomer)
+    page.goto(f"{node.url}/#/subsystem/main")
+    page.get_by_label("Message to the admins (optional)").fill("I run the bakery")
+    page.get_by_role("button", name="Ask to join").click()
+    page.get_by_text("Your request to join main is pending").wait_for()
+
+    admin_context = browser.new_context()
+    try:
+        admin_page, admin = open_with_wallet(admin_context, node)
+        node.node.registry.add_subsystem_admin("main", admin.address)  # no ether given
+        sign_in_on_admin_page(admin_page, node, admin)
+        requests = admin_page.get_by_test_id("join-requests")
+        assert "I run the bakery" in requests.inner_text()
+        admin_page.get_by_role("button", name=f"Approve {newcomer.address}").click()
+        admin_page.get_by_text(f"Approved {newcomer.address} for main in block").wait_for()
+        admin_page.screenshot(path=str(screenshots / "join-approved.png"), full_page=True)
+        assert node.node.registry.is_participant("main", newcomer.address)
+        assert w3.eth.get_balance(admin.address) == 0
+    finally:
+        admin_context.close()
+
+    tx_id = submit_through_ui(page, node, Account.create().address, "first as a participant")
+    wait_anchored(node.url, tx_id)
+    page.goto(f"{node.url}/#/tx/{tx_id}")
+    page.get_by_role("button", name="Verify").click()
+    page.get_by_text("All three checks passed").wait_for()
+    assert w3.eth.get_balance(newcomer.address) == 0
+
+
 def test_non_admin_is_refused_clearly_and_sees_the_subsystem_page(
     node: InProcessNode, context: Any, screenshots: Path
 ) -> None:
