@@ -759,12 +759,22 @@ async function changeParticipant(
     throw new WalletError(
       `Your wallet's account ${account} is not the signed-in ${session.address}: switch accounts in your wallet or sign in again.`,
     );
+  const client = chainClient(chainId);
+  if ((await client.getBalance({ address: account })) === 0n) {
+    // no ether: sign the change as an EIP-712 action and this node relays it, paying the gas
+    progress("Sign the change in your wallet; this node sends it and pays the gas…");
+    const done = await signAndRelay(account, {
+      action: action === "add" ? "addParticipant" : "removeParticipant",
+      subsystem: name,
+      account: address,
+    });
+    return { hash: done.tx_hash, block: BigInt(done.block_number) };
+  }
   progress("Preparing the registry transaction…");
   const unsigned = await postUserJson<UnsignedTx>(subsystemApi(name, "/participants"), { address, action });
   if (unsigned.chain_id !== chainId)
     throw new WalletError(`The node prepared a transaction for chain ${unsigned.chain_id}, not ${chainId}.`);
   progress("Confirm the transaction in your wallet…");
-  const client = chainClient(chainId);
   const sent = await sendWithWallet(unsigned);
   if (sent) {
     progress(`Sent ${sent}; waiting for it to be mined…`);
@@ -844,7 +854,37 @@ async function adminPage(only: string): Promise<void> {
   ${only ? "" : h`<h2>Your subsystems</h2>
   ${mine.length ? h`<ul data-testid="my-subsystems">${mine.map((n) => h`<li><a href="#/subsystem/${encodeURIComponent(n)}">${n}</a> — ${session.admin_of.includes(n) ? "admin" : "participant"}</li>`)}</ul>` : h`<p>You are not a participant of any subsystem.</p>`}`}
   ${session.admin_of.length ? "" : message("bad", "You are not an admin of any subsystem, so there is nothing to manage here: only a subsystem's admins can add or remove its participants.")}
+  ${only ? "" : h`<section class="create" aria-labelledby="create-heading"><h2 id="create-heading">Create a subsystem</h2>
+  <form class="form" id="create-form" novalidate>
+    <label>Name of the new subsystem<input name="name" maxlength="64" autocomplete="off" spellcheck="false" /></label>
+    <button type="submit">Create subsystem</button>
+  </form>
+  <div id="create-status" aria-live="polite"></div>
+  <p class="muted">You become its admin and first participant. Your wallet signs; this node sends it and pays the gas.</p></section>`}
   ${records.map((r, i) => h`${joinSection(r.name, joins[i].requests, i)}${manageSection(r, i, session.address)}`)}`);
+  const createForm = document.getElementById("create-form") as HTMLFormElement | null;
+  createForm?.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const status = document.getElementById("create-status")!;
+    const name = String(new FormData(createForm).get("name") ?? "").trim();
+    const bytes = new TextEncoder().encode(name).length;
+    if (bytes < 1 || bytes > 64) {
+      status.innerHTML = message("bad", "A subsystem name is 1 to 64 bytes.").html;
+      return;
+    }
+    createForm.querySelector("button")!.disabled = true;
+    try {
+      account ??= await connect();
+      await requireChain(hl.chain.chain_id);
+      status.innerHTML = message("", "Sign the creation in your wallet…").html;
+      const done = await signAndRelay(account, { action: "createSubsystem", subsystem: name });
+      adminFlash = { subsystem: name, kind: "ok", text: `Created ${name} in block ${done.block_number}; you are its admin.` };
+      if (id === routeId) location.hash = `#/admin/${encodeURIComponent(name)}`;
+    } catch (e) {
+      status.innerHTML = message("bad", errorText(e)).html;
+      createForm.querySelector("button")!.disabled = false;
+    }
+  });
   for (const section of document.querySelectorAll<HTMLElement>("section.joins")) {
     const name = section.dataset.subsystem!;
     const out = section.querySelector<HTMLElement>(".result")!;

@@ -443,6 +443,25 @@ def test_newcomer_asks_to_join_and_an_admin_without_ether_approves(
     assert w3.eth.get_balance(newcomer.address) == 0
 
 
+def test_a_person_without_ether_creates_a_subsystem_and_adds_a_participant(
+    node: InProcessNode, context: Any
+) -> None:
+    registry = node.node.registry
+    page, person = open_with_wallet(context, node)
+    sign_in_on_admin_page(page, node, person)
+    page.get_by_label("Name of the new subsystem").fill("atelier")
+    page.get_by_role("button", name="Create subsystem").click()
+    page.get_by_role("heading", name="Participants of atelier").wait_for()
+    assert registry.is_subsystem_admin("atelier", person.address)
+    member = Account.create().address
+    page.get_by_label("New participant of atelier").fill(member)
+    page.get_by_role("button", name="Add participant").click()
+    page.get_by_text(f"Added {member} to atelier in block").wait_for()
+    assert registry.is_participant("atelier", member)
+    assert "eth_sendTransaction" not in person.calls  # signed actions only, relayed
+    assert node.node.chain.w3.eth.get_balance(person.address) == 0
+
+
 def test_non_admin_is_refused_clearly_and_sees_the_subsystem_page(
     node: InProcessNode, context: Any, screenshots: Path
 ) -> None:
