@@ -1,7 +1,7 @@
 // The explorer: hash routes (#/...), so the same files work at /, /ipfs/<cid>/ and any gateway.
 
 import "./style.css";
-import { type Hex, isAddress, isHash } from "viem";
+import { type Hex, concat, hexToBytes, isAddress, isHash, keccak256, stringToBytes } from "viem";
 import {
   API,
   ApiError,
@@ -315,8 +315,10 @@ async function transaction(txId: string): Promise<void> {
     <dt>Anchor block</dt><dd>${a ? h`<a href="#/search/${a.block_number}">${a.block_number}</a>` : "—"}</dd>
     <dt>Chain tx</dt><dd>${a ? h`<code>${a.chain_tx_hash}</code>` : "—"}</dd>
   </dl>
+  ${tx.private ? h`<div id="private-out" aria-live="polite"></div>` : ""}
   <p><button id="verify" type="button">Verify</button> <span class="muted">checks the signature, the Merkle path and the on-chain root in your browser</span></p>
   <div id="verify-out" aria-live="polite"></div>`);
+  if (tx.private && tx.payload) void showPrivateContent(tx, document.getElementById("private-out")!);
   const btn = document.getElementById("verify") as HTMLButtonElement;
   btn.addEventListener("click", async () => {
     btn.disabled = true;
@@ -519,10 +521,13 @@ async function walletPage(): Promise<void> {
     <label>Amount<input name="amount" value="100" inputmode="decimal" required /></label>
     <label>Currency<input name="currency" value="EUR" required /></label>
     <label>Memo<input name="memo" value="" /></label>
+    <label class="check"><input type="checkbox" name="private" /> Private: encrypted for the subsystem's participants</label>
+    <label>Private content (amount, parties, terms…; only participants can read it)<textarea name="content" rows="3"></textarea></label>
     <button type="submit">Sign and submit</button>
   </form>
   <div id="submit-status" aria-live="polite"></div>
-  <p class="muted">Signed with EIP-712 for chain ${doc.domain.chainId}, registry <code>${doc.domain.verifyingContract}</code>.</p>`);
+  <p class="muted">Signed with EIP-712 for chain ${doc.domain.chainId}, registry <code>${doc.domain.verifyingContract}</code>.
+  A private transaction's content is sent over your signed session to the subsystem's back-end host, which encrypts it under the subsystem's key before storing it: that host sees the plaintext; the chain, IPFS and everyone else see only the ciphertext's CID and the payload hash.</p>`);
   const status = document.getElementById("wallet-status")!;
   const say = (el: HTMLElement, kind: "ok" | "bad" | "warn" | "", text: string) => (el.innerHTML = message(kind, text).html);
   const guard = (el: HTMLElement, fn: () => Promise<void>) => async () => {
@@ -581,6 +586,10 @@ async function walletPage(): Promise<void> {
       void guard(out, async () => {
         const addr = await ensure();
         const f = new FormData(form);
+        if (f.get("private")) {
+          await submitPrivate(addr, doc, f, out);
+          return;
+        }
         const parties = String(f.get("parties") ?? "").split(/[\s,]+/).filter(Boolean);
         const bad = parties.find((p) => !isAddress(p));
         if (bad) throw new WalletError(`Not an address: ${bad}`);
@@ -608,6 +617,67 @@ async function walletPage(): Promise<void> {
       })();
     },
   );
+}
+
+/** Seal `f`'s private content for its subsystem (over the signed session, at the subsystem's
+ * back-end host), sign the PrivateBusinessTransaction and submit it. */
+async function submitPrivate(addr: `0x${string}`, doc: TypedDataDoc, f: FormData, out: HTMLElement): Promise<void> {
+  const subsystem = String(f.get("subsystem")).trim();
+  const content = String(f.get("content") ?? "");
+  if (!content.trim()) throw new WalletError("Write the private content first: it is what gets encrypted.");
+  if (!doc.private) throw new WalletError("This node does not offer private transactions.");
+  const session = await currentSession();
+  if (!session) throw new WalletError("Sign in first (Sign in button above): only a signed-in participant can seal private content.");
+  if (!session.subsystems.includes(subsystem))
+    throw new WalletError(`You are not a participant of ${subsystem}: ask to join it on its page first.`);
+  out.innerHTML = message("", "Encrypting the content for the subsystem's participants…").html;
+  const sealed = await postUserJson<{ cid: string; payload_hash: Hex }>(subsystemApi(subsystem, "/data/payloads"), { content });
+  const transaction = {
+    subsystem,
+    kind: String(f.get("kind")).trim(),
+    parties: [] as string[],
+    amount: "",
+    currency: "",
+    memo: "",
+    payload: sealed.cid,
+    private: true,
+    payload_hash: sealed.payload_hash,
+    nonce: Math.floor(Math.random() * Number.MAX_SAFE_INTEGER),
+    timestamp: Math.floor(Date.now() / 1000),
+  };
+  const message_ = {
+    subsystem,
+    kind: transaction.kind,
+    payload: sealed.cid,
+    payloadHash: sealed.payload_hash,
+    nonce: transaction.nonce,
+    timestamp: transaction.timestamp,
+  };
+  out.innerHTML = message("", "Waiting for your wallet's signature…").html;
+  const signature = await signTransaction(addr, { ...doc, ...doc.private }, message_);
+  const body = await postJson<{ id: string; status: string }>(`${API}/transactions`, { transaction, signer: addr, signature });
+  out.innerHTML = h`<div class="msg ok" role="status" data-testid="submitted">Submitted privately (${body.status}): <a href="#/tx/${body.id}"><code>${body.id}</code></a></div>`.html;
+}
+
+/** For a participant, open a private transaction's payload (over the signed session) and check
+ * it against the signed payload hash; for anyone else say that only participants can read it. */
+async function showPrivateContent(tx: Tx, el: HTMLElement): Promise<void> {
+  const session = await currentSession().catch(() => null);
+  if (!session || !session.subsystems.includes(tx.subsystem)) {
+    el.innerHTML = h`<p class="muted" data-testid="private-note">The content is encrypted: only participants of ${tx.subsystem} can read it (sign in as one).</p>`.html;
+    return;
+  }
+  try {
+    const opened = await getUserJson<{ content: string; salt: Hex; payload_hash: Hex }>(
+      subsystemApi(tx.subsystem, `/data/payloads/${encodeURIComponent(tx.payload)}`),
+    );
+    const computed = keccak256(concat([hexToBytes(opened.salt), stringToBytes(opened.content)]));
+    const ok = computed.toLowerCase() === String(tx.payload_hash).toLowerCase();
+    el.innerHTML = h`<h2>Private content</h2><pre data-testid="private-content">${opened.content}</pre>
+    ${message(ok ? "ok" : "bad", ok ? "The content matches the signed payload hash (keccak256(salt ‖ content), checked in your browser)." : `The content does not match the signed payload hash (computed ${computed}).`)}`.html;
+  } catch (e) {
+    el.innerHTML = message("bad", `Could not open the private content: ${errorText(e)}`).html;
+  }
 }
 
 // ---------------------------------------------------------------- subsystems and their admins
