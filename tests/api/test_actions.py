@@ -134,3 +134,37 @@ def test_prepared_typed_data_signs_and_relays(running: InProcessNode) -> None:
     relayed = httpx.post(running.url + "/api/v1/actions", json=body, timeout=60)
     assert relayed.status_code == 200, relayed.text
     assert running.node.registry.is_subsystem_admin("bakery", who.address)
+
+
+def test_the_javascript_example_verifies_a_proof_with_chain_and_gateway_only(
+    running: InProcessNode, tmp_path: Path
+) -> None:
+    """docs/client.md's viem example (frontend/examples/verify-proof.mjs) accepts a real proof
+    and refuses one whose path was tampered with."""
+    import json
+    import shutil
+    import subprocess
+
+    node_bin = shutil.which("node")
+    example = Path(__file__).resolve().parents[2] / "frontend" / "examples" / "verify-proof.mjs"
+    if node_bin is None:
+        pytest.skip("node is not installed")
+    member: LocalAccount = Account.create()
+    Client(running.url, OPERATOR).add_participant("main", member.address)
+    tx = Client(running.url, member).send_tx(kind="invoice", amount="7", currency="EUR", wait=True)
+    assert tx["status"] == "anchored", tx
+    proof_url = f"{running.url}/api/v1/transactions/{tx['id']}/proof"
+
+    def run(source: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([node_bin, str(example), source, running.url + "/rpc", running.url],
+                              capture_output=True, text=True, timeout=120)  # fmt: skip
+
+    good = run(proof_url)
+    assert good.returncode == 0 and good.stdout.strip().endswith("VALID"), good.stdout + good.stderr
+    assert f"signed by {member.address}" in good.stdout
+    bundle = httpx.get(proof_url, timeout=30).json()
+    bundle["root"] = "0x" + "ab" * 32
+    tampered = tmp_path / "tampered.json"
+    tampered.write_text(json.dumps(bundle))
+    bad = run(str(tampered))
+    assert bad.returncode == 3 and "FAIL inclusion" in bad.stdout, bad.stdout + bad.stderr
