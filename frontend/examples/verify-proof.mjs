@@ -21,6 +21,10 @@ if (!gatewayUrl) {
 const bundle = source.startsWith("http")
   ? await (await fetch(source)).json()
   : JSON.parse(readFileSync(source, "utf8"));
+if ((bundle.hash ?? "keccak256") !== "keccak256") {
+  console.error(`unknown tree hash ${bundle.hash}: this verifier knows keccak256`);
+  process.exit(3);
+}
 const results = [];
 const check = (name, ok, detail) => results.push({ name, ok, detail });
 
