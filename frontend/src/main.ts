@@ -597,7 +597,7 @@ async function walletPage(): Promise<void> {
           subsystem: String(f.get("subsystem")).trim(),
           kind: String(f.get("kind")).trim(),
           parties,
-          amount: String(f.get("amount")).trim(),
+          amount: canonicalAmount(String(f.get("amount"))),
           currency: String(f.get("currency")).trim(),
           memo: String(f.get("memo") ?? ""),
           payload: "",
@@ -617,6 +617,16 @@ async function walletPage(): Promise<void> {
       })();
     },
   );
+}
+
+/** Return `text` as the canonical decimal the node accepts ("250.00" → "250", "0100" → "100"),
+ * or throw a WalletError before anything is signed. */
+export function canonicalAmount(text: string): string {
+  const m = /^(\d+)(?:\.(\d+))?$/.exec(text.trim());
+  if (!m) throw new WalletError(`The amount must be a non-negative decimal number like 12.5, not "${text.trim()}".`);
+  const whole = m[1].replace(/^0+(?=\d)/, "");
+  const fraction = (m[2] ?? "").replace(/0+$/, "");
+  return fraction ? `${whole}.${fraction}` : whole;
 }
 
 /** Seal `f`'s private content for its subsystem (over the signed session, at the subsystem's

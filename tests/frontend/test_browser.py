@@ -89,8 +89,12 @@ def open_with_wallet(context: Any, node: InProcessNode, **wallet: Any) -> tuple[
     return context.new_page(), test_wallet
 
 
-def submit_through_ui(page: Any, node: InProcessNode, party: str, memo: str) -> str:
+def submit_through_ui(
+    page: Any, node: InProcessNode, party: str, memo: str, amount: str | None = None
+) -> str:
     page.goto(f"{node.url}/#/wallet")
+    if amount is not None:
+        page.get_by_label("Amount", exact=True).fill(amount)
     page.get_by_label("Parties (comma-separated addresses)").fill(party)
     page.get_by_label("Memo").fill(memo)
     page.get_by_role("button", name="Sign and submit").click()
@@ -455,8 +459,10 @@ def test_newcomer_asks_to_join_and_an_admin_without_ether_approves(
     finally:
         admin_context.close()
 
-    tx_id = submit_through_ui(page, node, Account.create().address, "first as a participant")
-    wait_anchored(node.url, tx_id)
+    tx_id = submit_through_ui(
+        page, node, Account.create().address, "first as a participant", amount="0250.50"
+    )
+    assert wait_anchored(node.url, tx_id)["amount"] == "250.5"  # normalised before signing
     page.goto(f"{node.url}/#/tx/{tx_id}")
     page.get_by_role("button", name="Verify").click()
     page.get_by_text("All three checks passed").wait_for()
