@@ -530,6 +530,12 @@ async function walletPage(): Promise<void> {
   A private transaction's content is sent over your signed session to the subsystem's back-end host, which encrypts it under the subsystem's key before storing it: that host sees the plaintext; the chain, IPFS and everyone else see only the ciphertext's CID and the payload hash.</p>`);
   const status = document.getElementById("wallet-status")!;
   const say = (el: HTMLElement, kind: "ok" | "bad" | "warn" | "", text: string) => (el.innerHTML = message(kind, text).html);
+  void currentSession()
+    .then((me) => {
+      if (me && id === routeId && !status.textContent)
+        say(status, "ok", `Signed in as ${me.address} (your session in this browser is still valid).`);
+    })
+    .catch(() => undefined);
   const guard = (el: HTMLElement, fn: () => Promise<void>) => async () => {
     try {
       await fn();

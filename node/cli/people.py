@@ -323,12 +323,22 @@ def tx_send(
     key_env: KeyEnvOpt = KEY_ENV,
     as_json: JsonOpt = False,
 ) -> None:
-    """Sign a business transaction with your wallet and submit it; print its id and status."""
+    """Sign a business transaction with your wallet and submit it; print its id and status
+    and, once anchored (--wait), whether its proof holds against the chain and the gateway."""
     client = _acting(url, keystore, key_env)
     fields = {"subsystem": subsystem, "kind": kind, "amount": amount, "currency": currency,
               "memo": memo, "parties": party or []}  # fmt: skip
     tx = _run(lambda: client.send_tx(wait=wait, **fields))
-    _out(as_json, tx, f"{tx['id']} {tx['status']}")
+    line = f"{tx['id']} {tx['status']}"
+    if tx.get("status") == "anchored":  # check the proof at once: chain RPC + gateway only
+        report = _run(
+            lambda: client.verify(tx["id"], chain_url=client.url + "/rpc", gateway_url=client.url)
+        )
+        tx["proof"] = "valid" if report.ok else "invalid"
+        line += f", proof {tx['proof']}"
+    _out(as_json, tx, line)
+    if tx.get("proof") == "invalid":
+        raise typer.Exit(int(ExitStatus.MISMATCH))
 
 
 @tx_app.command("show")

@@ -68,7 +68,7 @@ def test_every_people_command(running: InProcessNode, tmp_path: Path) -> None:
                          "--currency", "EUR", "--wait", "--json", *mine)  # fmt: skip
     assert code == 0, err
     tx = json.loads(out)
-    assert tx["status"] == "anchored" and tx["signer"] == me
+    assert tx["status"] == "anchored" and tx["signer"] == me and tx["proof"] == "valid"
     code, out, err = cli(running, "tx", "show", tx["id"], "--verify")
     assert code == 0 and "VALID" in out, out + err
     assert cli(running, "tx", "show", "0x" + "00" * 32)[0] == ExitStatus.NOT_FOUND
@@ -100,3 +100,22 @@ def test_every_people_command(running: InProcessNode, tmp_path: Path) -> None:
     assert code == ExitStatus.INVALID_INPUT and "no wallet" in err
     result = CliRunner().invoke(app, ["subsystem", "list", "--url", "http://127.0.0.1:9"])
     assert result.exit_code == ExitStatus.UNREACHABLE
+
+
+def test_up_with_admin_hands_the_registry_to_the_operator(tmp_path: Path) -> None:
+    """A real `collegium up --admin 0x…` process: the operator's wallet is the only system
+    admin and admin of main; the node key keeps no admin right."""
+    import httpx
+
+    from tests.support.node import node_process
+
+    operator = Account.create().address
+    proc = node_process(tmp_path)
+    try:
+        health = proc.start("--admin", operator)
+        assert httpx.get(proc.url + "/api/v1/admins", timeout=10).json()["admins"] == [operator]
+        main = httpx.get(proc.url + "/api/v1/subsystems/main/admins", timeout=10).json()
+        assert main["admins"] == [operator]
+        assert health["node"] not in main["admins"]
+    finally:
+        proc.stop()
