@@ -69,6 +69,7 @@ class NodeRecord:
     blocks_dir: str | None = None
     chain_dir: str | None = None
     store_quota: int | None = None
+    operator: str | None = None  # the operator's wallet (`init --admin`), not the node key
 
     @classmethod
     def load(cls, path: Path) -> NodeRecord:
@@ -309,6 +310,7 @@ def init_node(
     capacity: int = DEFAULT_CAPACITY,
     roles: tuple[str, ...] = ALL_ROLES,
     registry: str | None = None,
+    operator: str | None = None,
 ) -> NodeRecord:
     """Create the data directory, the node wallet and ``node.json``; return the record.
 
@@ -319,6 +321,12 @@ def init_node(
     roles_to_mask(roles)
     if registry is not None:
         registry = checked_registry_address(registry)
+    if operator is not None:
+        from eth_utils import is_address, to_checksum_address
+
+        if not is_address(operator) or int(operator, 16) == 0:
+            raise ConfigError(f"--admin must be a wallet address (0x + 40 hex), not {operator!r}")
+        operator = str(to_checksum_address(operator))
     if capacity <= 0:
         raise ConfigError(f"capacity must be positive, got {capacity}")
     if settings.node_file.exists():
@@ -336,6 +344,7 @@ def init_node(
         blocks_dir=str(settings.blocks_dir.expanduser()) if settings.blocks_dir else None,
         chain_dir=str(settings.chain_dir.expanduser()) if settings.chain_dir else None,
         store_quota=int(settings.store_quota) if settings.store_quota else None,
+        operator=operator,
     )
     record.save(settings.node_file)
     return record
@@ -368,6 +377,7 @@ def open_node(settings: Settings, password: str) -> NodeContext:
             )
         if chain.kind == "rpc" and int(chain.w3.eth.get_balance(account.address)) == 0:
             _fund_on_dev_chain(chain, account.address)
+        deploying = record.registry is None
         if record.registry is None:
             log.info("deploying the registry (epoch period %d blocks)", settings.epoch_period)
             record.registry = str(Registry.deploy(chain.w3, account, settings.epoch_period).address)
@@ -382,7 +392,9 @@ def open_node(settings: Settings, password: str) -> NodeContext:
         _ensure_registered(registry, settings, record)
         store = open_node_store(settings)
         bundled_frontend = _bundled_frontend_cid(store)
-        _publish_frontend_if_missing(registry, store)
+        _publish_frontend_if_missing(registry, store)  # while the node key is still an admin
+        if deploying and record.operator is not None:
+            hand_over_to_operator(registry, record.home, record.operator)
         upgrade_database(settings.sqlalchemy_url)
         engine = create_db_engine(settings.sqlalchemy_url)
         sessions = make_session_factory(engine)
@@ -576,6 +588,24 @@ def _fund_on_dev_chain(chain: Any, address: str) -> None:
             f"node address {address} has no balance on this chain; send it some ether "
             f"(automatic funding works only on dev chains: {exc})"
         ) from exc
+
+
+def hand_over_to_operator(registry: Any, home: str, operator: str) -> None:
+    """Make ``operator`` a system admin and the admin (and a participant) of ``home``, then
+    drop the node key's admin rights: it keeps only what a node needs (registering, anchoring,
+    attesting, relaying). Each step is skipped if already done, so a retry completes it."""
+    node_address = registry.account.address
+    if not registry.is_system_admin(operator):
+        registry.add_system_admin(operator)
+    if not registry.is_subsystem_admin(home, operator):
+        registry.add_subsystem_admin(home, operator)
+    if not registry.is_participant(home, operator):
+        registry.add_participant(home, operator)
+    if registry.is_subsystem_admin(home, node_address):
+        registry.remove_subsystem_admin(home, node_address)
+    if registry.is_system_admin(node_address):
+        registry.remove_system_admin(node_address)
+    log.info("operator %s is system admin and admin of %r; the node key is not", operator, home)
 
 
 def _ensure_registered(registry: Any, settings: Settings, record: NodeRecord) -> None:

@@ -58,6 +58,23 @@ contract Registry {
     uint256 public constant SCORE_SHIFT = 26;
     bytes4 private constant DOMAIN_NODE = 0x07000000;
 
+    /// @notice EIP-712 signed actions (`relay`): the domain is
+    /// `EIP712Domain(name "Collegium Registry", version "1", chainId, verifyingContract this)`.
+    string public constant EIP712_NAME = "Collegium Registry";
+    string public constant EIP712_VERSION = "1";
+    bytes32 private constant DOMAIN_TYPEHASH =
+        keccak256("EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)");
+    bytes32 public constant ACTION_TYPEHASH = keccak256(
+        "Action(string action,string subsystem,address account,string data,address signer,uint256 nonce,uint256 deadline)"
+    );
+    /// @dev secp256k1n / 2: a signature with a larger `s` is malleable (EIP-2) and refused.
+    uint256 private constant HALF_CURVE_ORDER = 0x7fffffffffffffffffffffffffffffff5d576e7357a4501ddfe92f46681b20a0;
+
+    /// @notice A join request's message is at most 280 bytes; a subsystem keeps at most 1,000
+    /// pending requests (admins deny to make room).
+    uint256 public constant MAX_JOIN_MESSAGE_LENGTH = 280;
+    uint256 public constant MAX_PENDING_JOINS = 1000;
+
     /// @notice Role domains of the assignment (docs/assignment.md, "Domain types").
     bytes4 public constant DOMAIN_FE_SYSTEM = 0x01000000;
     bytes4 public constant DOMAIN_FE_SUBSYSTEM = 0x02000000;
@@ -93,6 +110,20 @@ contract Registry {
     error ParticipantNotFound(string name, address account);
     error InvalidCid(uint256 length);
 
+    error JoinAlreadyPending(string name, address account);
+    error NoJoinRequest(string name, address account);
+    error JoinMessageTooLong(uint256 length);
+    error TooManyJoinRequests(string name);
+
+    /// @notice A signed action (`relay`) whose deadline (unix seconds) has passed.
+    error SignatureExpired(uint256 deadline, uint256 timestamp);
+    /// @notice A signed action whose nonce is not the signer's next one (a replay, or a gap).
+    error InvalidNonce(address signer, uint256 expected, uint256 got);
+    /// @notice The signature of an action does not recover to its `signer` (`recovered` is
+    /// zero for a malformed signature: length, v or a high s).
+    error InvalidActionSignature(address signer, address recovered);
+    error UnknownAction(string action);
+
     error InvalidAnchor(bytes32 root, uint64 treeSize, uint64 count);
     error IndexOutOfRange(uint256 index, uint256 length);
 
@@ -127,6 +158,12 @@ contract Registry {
     event ParticipantAdded(bytes32 indexed id, address indexed account, address indexed by);
     event ParticipantRemoved(bytes32 indexed id, address indexed account, address indexed by);
     event SubsystemFrontendSet(bytes32 indexed id, string cid, address indexed by);
+    event JoinRequested(bytes32 indexed id, address indexed account, string message);
+    event JoinDenied(bytes32 indexed id, address indexed account, address indexed by);
+    event JoinCancelled(bytes32 indexed id, address indexed account);
+
+    /// @notice `signer`'s action number `nonce` was relayed by `relayer` (who paid the gas).
+    event ActionRelayed(address indexed signer, uint256 nonce, string action, address indexed relayer);
 
     event Anchored(
         uint256 indexed index,
@@ -165,6 +202,23 @@ contract Registry {
         address[] participantList;
         mapping(address => uint256) participantSlot; // index + 1; 0 = not a participant
         string frontendCid;
+        address[] pendingList; // join requests waiting for an admin
+        mapping(address => uint256) pendingSlot; // index + 1
+        mapping(address => string) pendingMessage;
+        address[] adminList; // the admins, enumerable (`subsystemAdmins`)
+        mapping(address => uint256) adminSlot; // index + 1
+    }
+
+    /// @notice A person's on-chain action, signed as EIP-712 typed data and relayed by anyone.
+    /// `action` names it; the fields it does not use must be empty (see `relay`).
+    struct Action {
+        string action;
+        string subsystem;
+        address account;
+        string data;
+        address signer;
+        uint256 nonce;
+        uint256 deadline;
     }
 
     struct AnchorRecord {
@@ -219,21 +273,17 @@ contract Registry {
 
     Proposal[] private _proposals;
 
+    mapping(address => uint256) private _nonces;
+
     // ------------------------------------------------------------------ modifiers
 
     modifier onlySystemAdmin() {
-        if (_systemAdminSlot[msg.sender] == 0) revert NotSystemAdmin(msg.sender);
+        _requireSystemAdmin(msg.sender);
         _;
     }
 
     modifier onlyNode() {
         if (_nodeSlot[msg.sender] == 0) revert NotRegisteredNode(msg.sender);
-        _;
-    }
-
-    modifier onlySubsystemAdmin(string calldata name) {
-        Subsystem storage s = _existing(name);
-        if (!s.admins[msg.sender]) revert NotSubsystemAdmin(name, msg.sender);
         _;
     }
 
@@ -251,20 +301,12 @@ contract Registry {
     // ------------------------------------------------------------------ system admins
 
     function addSystemAdmin(address account) external onlySystemAdmin {
-        if (account == address(0)) revert ZeroAddress();
-        if (_systemAdminSlot[account] != 0) revert AlreadySystemAdmin(account);
-        _systemAdmins.push(account);
-        _systemAdminSlot[account] = _systemAdmins.length;
-        emit SystemAdminAdded(account, msg.sender);
+        _addSystemAdmin(account, msg.sender);
     }
 
     /// @notice Remove a system admin (an admin may remove itself); the last admin stays.
     function removeSystemAdmin(address account) external onlySystemAdmin {
-        uint256 slot = _systemAdminSlot[account];
-        if (slot == 0) revert SystemAdminNotFound(account);
-        if (_systemAdmins.length == 1) revert LastSystemAdmin(account);
-        _removeAt(_systemAdmins, _systemAdminSlot, slot);
-        emit SystemAdminRemoved(account, msg.sender);
+        _removeSystemAdmin(account, msg.sender);
     }
 
     function isSystemAdmin(address account) external view returns (bool) {
@@ -276,9 +318,7 @@ contract Registry {
     }
 
     function setFrontend(string calldata cid) external onlySystemAdmin {
-        if (bytes(cid).length > MAX_CID_LENGTH) revert InvalidCid(bytes(cid).length);
-        _frontendCid = cid;
-        emit FrontendSet(cid, msg.sender);
+        _setFrontend(cid, msg.sender);
     }
 
     function frontendCid() external view returns (string memory) {
@@ -408,63 +448,64 @@ contract Registry {
 
     /// @notice Create subsystem `name` (1..64 bytes); the caller becomes its first admin and participant.
     function createSubsystem(string calldata name) external {
-        uint256 len = bytes(name).length;
-        if (len == 0 || len > MAX_NAME_LENGTH) revert InvalidSubsystemName(len);
-        bytes32 id = keccak256(bytes(name));
-        Subsystem storage s = _subsystems[id];
-        if (s.exists) revert SubsystemAlreadyExists(name);
-        s.exists = true;
-        s.name = name;
-        s.admins[msg.sender] = true;
-        s.adminCount = 1;
-        s.participantList.push(msg.sender);
-        s.participantSlot[msg.sender] = 1;
-        _subsystemIds.push(id);
-        emit SubsystemCreated(id, name, msg.sender);
-        emit SubsystemAdminAdded(id, msg.sender, msg.sender);
-        emit ParticipantAdded(id, msg.sender, msg.sender);
+        _createSubsystem(name, msg.sender);
     }
 
-    function addSubsystemAdmin(string calldata name, address account) external onlySubsystemAdmin(name) {
-        if (account == address(0)) revert ZeroAddress();
-        Subsystem storage s = _subsystems[keccak256(bytes(name))];
-        if (s.admins[account]) revert AlreadySubsystemAdmin(name, account);
-        s.admins[account] = true;
-        s.adminCount += 1;
-        emit SubsystemAdminAdded(keccak256(bytes(name)), account, msg.sender);
+    function addSubsystemAdmin(string calldata name, address account) external {
+        _addSubsystemAdmin(name, account, msg.sender);
     }
 
     /// @notice Remove a subsystem admin (an admin may remove itself); the last admin stays.
-    function removeSubsystemAdmin(string calldata name, address account) external onlySubsystemAdmin(name) {
-        Subsystem storage s = _subsystems[keccak256(bytes(name))];
-        if (!s.admins[account]) revert SubsystemAdminNotFound(name, account);
-        if (s.adminCount == 1) revert LastSubsystemAdmin(name, account);
-        s.admins[account] = false;
-        s.adminCount -= 1;
-        emit SubsystemAdminRemoved(keccak256(bytes(name)), account, msg.sender);
+    function removeSubsystemAdmin(string calldata name, address account) external {
+        _removeSubsystemAdmin(name, account, msg.sender);
     }
 
-    function addParticipant(string calldata name, address account) external onlySubsystemAdmin(name) {
-        if (account == address(0)) revert ZeroAddress();
-        Subsystem storage s = _subsystems[keccak256(bytes(name))];
-        if (s.participantSlot[account] != 0) revert AlreadyParticipant(name, account);
-        s.participantList.push(account);
-        s.participantSlot[account] = s.participantList.length;
-        emit ParticipantAdded(keccak256(bytes(name)), account, msg.sender);
+    /// @notice Add `account` as a participant (admins of `name`); a pending join request of
+    /// `account` is thereby approved and cleared.
+    function addParticipant(string calldata name, address account) external {
+        _addParticipant(name, account, msg.sender);
     }
 
-    function removeParticipant(string calldata name, address account) external onlySubsystemAdmin(name) {
-        Subsystem storage s = _subsystems[keccak256(bytes(name))];
-        uint256 slot = s.participantSlot[account];
-        if (slot == 0) revert ParticipantNotFound(name, account);
-        _removeAt(s.participantList, s.participantSlot, slot);
-        emit ParticipantRemoved(keccak256(bytes(name)), account, msg.sender);
+    function removeParticipant(string calldata name, address account) external {
+        _removeParticipant(name, account, msg.sender);
     }
 
-    function setSubsystemFrontend(string calldata name, string calldata cid) external onlySubsystemAdmin(name) {
-        if (bytes(cid).length > MAX_CID_LENGTH) revert InvalidCid(bytes(cid).length);
-        _subsystems[keccak256(bytes(name))].frontendCid = cid;
-        emit SubsystemFrontendSet(keccak256(bytes(name)), cid, msg.sender);
+    function setSubsystemFrontend(string calldata name, string calldata cid) external {
+        _setSubsystemFrontend(name, cid, msg.sender);
+    }
+
+    // ------------------------------------------------------------------ join requests
+
+    /// @notice The caller asks to become a participant of `name`, with a message (at most
+    /// `MAX_JOIN_MESSAGE_LENGTH` bytes) for its admins. One pending request per account;
+    /// an admin approves it with `addParticipant` or refuses it with `denyJoin`.
+    function requestJoin(string calldata name, string calldata message) external {
+        _requestJoin(name, message, msg.sender);
+    }
+
+    /// @notice The caller withdraws its pending request to join `name`.
+    function cancelJoin(string calldata name) external {
+        _cancelJoin(name, msg.sender);
+    }
+
+    /// @notice An admin of `name` refuses `account`'s pending join request (it may ask again).
+    function denyJoin(string calldata name, address account) external {
+        _denyJoin(name, account, msg.sender);
+    }
+
+    /// @notice The accounts whose join request to `name` is pending (contract order).
+    function joinRequests(string calldata name) external view returns (address[] memory) {
+        return _existing(name).pendingList;
+    }
+
+    /// @notice Whether `account` has a pending request to join `name`, and its message.
+    function joinRequest(string calldata name, address account)
+        external
+        view
+        returns (bool pending, string memory message)
+    {
+        Subsystem storage s = _existing(name);
+        return (s.pendingSlot[account] != 0, s.pendingMessage[account]);
     }
 
     function subsystemFrontend(string calldata name) external view returns (string memory) {
@@ -483,6 +524,11 @@ contract Registry {
         return _subsystems[keccak256(bytes(name))].admins[account];
     }
 
+    /// @notice The admins of `name` (contract order).
+    function subsystemAdmins(string calldata name) external view returns (address[] memory) {
+        return _existing(name).adminList;
+    }
+
     function subsystemCount() external view returns (uint256) {
         return _subsystemIds.length;
     }
@@ -494,6 +540,63 @@ contract Registry {
 
     function participants(string calldata name) external view returns (address[] memory) {
         return _existing(name).participantList;
+    }
+
+    // ------------------------------------------------------------------ signed actions (EIP-712)
+
+    /// @notice The next nonce `signer` must sign an action with.
+    function nonces(address signer) external view returns (uint256) {
+        return _nonces[signer];
+    }
+
+    /// @notice The EIP-712 domain separator of this registry on this chain.
+    function domainSeparator() public view returns (bytes32) {
+        return keccak256(
+            abi.encode(
+                DOMAIN_TYPEHASH,
+                keccak256(bytes(EIP712_NAME)),
+                keccak256(bytes(EIP712_VERSION)),
+                block.chainid,
+                address(this)
+            )
+        );
+    }
+
+    /// @notice The EIP-712 digest a wallet signs for `a` (`eth_signTypedData_v4`).
+    function actionDigest(Action calldata a) public view returns (bytes32) {
+        bytes32 structHash = keccak256(
+            abi.encode(
+                ACTION_TYPEHASH,
+                keccak256(bytes(a.action)),
+                keccak256(bytes(a.subsystem)),
+                a.account,
+                keccak256(bytes(a.data)),
+                a.signer,
+                a.nonce,
+                a.deadline
+            )
+        );
+        return keccak256(abi.encodePacked("\x19\x01", domainSeparator(), structHash));
+    }
+
+    /// @notice Perform `a` as `a.signer`, who signed it; anyone may send this (and pays the
+    /// gas). Checked in order: the deadline (`SignatureExpired`), the nonce is the signer's next
+    /// (`InvalidNonce`: a replay or a gap), the signature (`InvalidActionSignature`), then the
+    /// action itself exactly as if the signer had called it (e.g. `NotSubsystemAdmin`).
+    /// Actions and the fields they use (others must be empty or zero, else `UnknownAction`):
+    /// createSubsystem(subsystem), requestJoin(subsystem, data = message), cancelJoin(subsystem),
+    /// denyJoin(subsystem, account), addParticipant / removeParticipant / addSubsystemAdmin /
+    /// removeSubsystemAdmin(subsystem, account), setSubsystemFrontend(subsystem, data = CID),
+    /// addSystemAdmin / removeSystemAdmin(account), setFrontend(data = CID).
+    function relay(Action calldata a, bytes calldata signature) external {
+        if (block.timestamp > a.deadline) revert SignatureExpired(a.deadline, block.timestamp);
+        uint256 expected = _nonces[a.signer];
+        if (a.nonce != expected) revert InvalidNonce(a.signer, expected, a.nonce);
+        address recovered = _recover(actionDigest(a), signature);
+        if (recovered == address(0) || recovered != a.signer) revert InvalidActionSignature(a.signer, recovered);
+        _nonces[a.signer] = expected + 1;
+        emit ActionRelayed(a.signer, a.nonce, a.action, msg.sender);
+        _dispatch(a);
     }
 
     // ------------------------------------------------------------------ anchors
@@ -733,6 +836,185 @@ contract Registry {
     }
 
     // ------------------------------------------------------------------ internals
+
+    function _dispatch(Action calldata a) private {
+        bytes32 h = keccak256(bytes(a.action));
+        bool noSubsystem = bytes(a.subsystem).length == 0;
+        bool noAccount = a.account == address(0);
+        bool noData = bytes(a.data).length == 0;
+        if (h == keccak256("createSubsystem") && noAccount && noData) {
+            _createSubsystem(a.subsystem, a.signer);
+        } else if (h == keccak256("requestJoin") && noAccount) {
+            _requestJoin(a.subsystem, a.data, a.signer);
+        } else if (h == keccak256("cancelJoin") && noAccount && noData) {
+            _cancelJoin(a.subsystem, a.signer);
+        } else if (h == keccak256("denyJoin") && noData) {
+            _denyJoin(a.subsystem, a.account, a.signer);
+        } else if (h == keccak256("addParticipant") && noData) {
+            _addParticipant(a.subsystem, a.account, a.signer);
+        } else if (h == keccak256("removeParticipant") && noData) {
+            _removeParticipant(a.subsystem, a.account, a.signer);
+        } else if (h == keccak256("addSubsystemAdmin") && noData) {
+            _addSubsystemAdmin(a.subsystem, a.account, a.signer);
+        } else if (h == keccak256("removeSubsystemAdmin") && noData) {
+            _removeSubsystemAdmin(a.subsystem, a.account, a.signer);
+        } else if (h == keccak256("setSubsystemFrontend") && noAccount) {
+            _setSubsystemFrontend(a.subsystem, a.data, a.signer);
+        } else if (h == keccak256("addSystemAdmin") && noSubsystem && noData) {
+            _requireSystemAdmin(a.signer);
+            _addSystemAdmin(a.account, a.signer);
+        } else if (h == keccak256("removeSystemAdmin") && noSubsystem && noData) {
+            _requireSystemAdmin(a.signer);
+            _removeSystemAdmin(a.account, a.signer);
+        } else if (h == keccak256("setFrontend") && noSubsystem && noAccount) {
+            _requireSystemAdmin(a.signer);
+            _setFrontend(a.data, a.signer);
+        } else {
+            revert UnknownAction(a.action);
+        }
+    }
+
+    /// @dev ecrecover of a 65-byte r||s||v signature (v 27/28, or 0/1); zero if malformed or
+    /// if s is in the upper half of the curve order (EIP-2).
+    function _recover(bytes32 digest, bytes calldata signature) private pure returns (address) {
+        if (signature.length != 65) return address(0);
+        bytes32 r = bytes32(signature[0:32]);
+        bytes32 s = bytes32(signature[32:64]);
+        uint8 v = uint8(signature[64]);
+        if (v < 27) v += 27;
+        if ((v != 27 && v != 28) || uint256(s) > HALF_CURVE_ORDER) return address(0);
+        return ecrecover(digest, v, r, s);
+    }
+
+    function _requireSystemAdmin(address actor) private view {
+        if (_systemAdminSlot[actor] == 0) revert NotSystemAdmin(actor);
+    }
+
+    function _adminOf(string calldata name, address actor) private view returns (Subsystem storage s) {
+        s = _existing(name);
+        if (!s.admins[actor]) revert NotSubsystemAdmin(name, actor);
+    }
+
+    function _addSystemAdmin(address account, address actor) private {
+        if (account == address(0)) revert ZeroAddress();
+        if (_systemAdminSlot[account] != 0) revert AlreadySystemAdmin(account);
+        _systemAdmins.push(account);
+        _systemAdminSlot[account] = _systemAdmins.length;
+        emit SystemAdminAdded(account, actor);
+    }
+
+    function _removeSystemAdmin(address account, address actor) private {
+        uint256 slot = _systemAdminSlot[account];
+        if (slot == 0) revert SystemAdminNotFound(account);
+        if (_systemAdmins.length == 1) revert LastSystemAdmin(account);
+        _removeAt(_systemAdmins, _systemAdminSlot, slot);
+        emit SystemAdminRemoved(account, actor);
+    }
+
+    function _setFrontend(string calldata cid, address actor) private {
+        if (bytes(cid).length > MAX_CID_LENGTH) revert InvalidCid(bytes(cid).length);
+        _frontendCid = cid;
+        emit FrontendSet(cid, actor);
+    }
+
+    function _createSubsystem(string calldata name, address actor) private {
+        uint256 len = bytes(name).length;
+        if (len == 0 || len > MAX_NAME_LENGTH) revert InvalidSubsystemName(len);
+        bytes32 id = keccak256(bytes(name));
+        Subsystem storage s = _subsystems[id];
+        if (s.exists) revert SubsystemAlreadyExists(name);
+        s.exists = true;
+        s.name = name;
+        s.admins[actor] = true;
+        s.adminCount = 1;
+        s.adminList.push(actor);
+        s.adminSlot[actor] = 1;
+        s.participantList.push(actor);
+        s.participantSlot[actor] = 1;
+        _subsystemIds.push(id);
+        emit SubsystemCreated(id, name, actor);
+        emit SubsystemAdminAdded(id, actor, actor);
+        emit ParticipantAdded(id, actor, actor);
+    }
+
+    function _addSubsystemAdmin(string calldata name, address account, address actor) private {
+        Subsystem storage s = _adminOf(name, actor);
+        if (account == address(0)) revert ZeroAddress();
+        if (s.admins[account]) revert AlreadySubsystemAdmin(name, account);
+        s.admins[account] = true;
+        s.adminCount += 1;
+        s.adminList.push(account);
+        s.adminSlot[account] = s.adminList.length;
+        emit SubsystemAdminAdded(keccak256(bytes(name)), account, actor);
+    }
+
+    function _removeSubsystemAdmin(string calldata name, address account, address actor) private {
+        Subsystem storage s = _adminOf(name, actor);
+        if (!s.admins[account]) revert SubsystemAdminNotFound(name, account);
+        if (s.adminCount == 1) revert LastSubsystemAdmin(name, account);
+        s.admins[account] = false;
+        s.adminCount -= 1;
+        _removeAt(s.adminList, s.adminSlot, s.adminSlot[account]);
+        emit SubsystemAdminRemoved(keccak256(bytes(name)), account, actor);
+    }
+
+    function _addParticipant(string calldata name, address account, address actor) private {
+        Subsystem storage s = _adminOf(name, actor);
+        if (account == address(0)) revert ZeroAddress();
+        if (s.participantSlot[account] != 0) revert AlreadyParticipant(name, account);
+        _clearJoin(s, account);
+        s.participantList.push(account);
+        s.participantSlot[account] = s.participantList.length;
+        emit ParticipantAdded(keccak256(bytes(name)), account, actor);
+    }
+
+    function _removeParticipant(string calldata name, address account, address actor) private {
+        Subsystem storage s = _adminOf(name, actor);
+        uint256 slot = s.participantSlot[account];
+        if (slot == 0) revert ParticipantNotFound(name, account);
+        _removeAt(s.participantList, s.participantSlot, slot);
+        emit ParticipantRemoved(keccak256(bytes(name)), account, actor);
+    }
+
+    function _setSubsystemFrontend(string calldata name, string calldata cid, address actor) private {
+        Subsystem storage s = _adminOf(name, actor);
+        if (bytes(cid).length > MAX_CID_LENGTH) revert InvalidCid(bytes(cid).length);
+        s.frontendCid = cid;
+        emit SubsystemFrontendSet(keccak256(bytes(name)), cid, actor);
+    }
+
+    function _requestJoin(string calldata name, string calldata message, address actor) private {
+        Subsystem storage s = _existing(name);
+        if (bytes(message).length > MAX_JOIN_MESSAGE_LENGTH) revert JoinMessageTooLong(bytes(message).length);
+        if (s.participantSlot[actor] != 0) revert AlreadyParticipant(name, actor);
+        if (s.pendingSlot[actor] != 0) revert JoinAlreadyPending(name, actor);
+        if (s.pendingList.length >= MAX_PENDING_JOINS) revert TooManyJoinRequests(name);
+        s.pendingList.push(actor);
+        s.pendingSlot[actor] = s.pendingList.length;
+        s.pendingMessage[actor] = message;
+        emit JoinRequested(keccak256(bytes(name)), actor, message);
+    }
+
+    function _cancelJoin(string calldata name, address actor) private {
+        Subsystem storage s = _existing(name);
+        if (s.pendingSlot[actor] == 0) revert NoJoinRequest(name, actor);
+        _clearJoin(s, actor);
+        emit JoinCancelled(keccak256(bytes(name)), actor);
+    }
+
+    function _denyJoin(string calldata name, address account, address actor) private {
+        Subsystem storage s = _adminOf(name, actor);
+        if (s.pendingSlot[account] == 0) revert NoJoinRequest(name, account);
+        _clearJoin(s, account);
+        emit JoinDenied(keccak256(bytes(name)), account, actor);
+    }
+
+    function _clearJoin(Subsystem storage s, address account) private {
+        uint256 slot = s.pendingSlot[account];
+        if (slot == 0) return;
+        _removeAt(s.pendingList, s.pendingSlot, slot);
+        delete s.pendingMessage[account];
+    }
 
     /// @dev The domain of a role id; reverts `UnknownRole` for anything else.
     function _roleDomain(string calldata role) private pure returns (bytes4) {

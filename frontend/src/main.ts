@@ -1,7 +1,7 @@
 // The explorer: hash routes (#/...), so the same files work at /, /ipfs/<cid>/ and any gateway.
 
 import "./style.css";
-import { type Hex, isAddress, isHash } from "viem";
+import { type Hex, concat, hexToBytes, isAddress, isHash, keccak256, stringToBytes } from "viem";
 import {
   API,
   ApiError,
@@ -31,6 +31,7 @@ import {
   connect,
   requireChain,
   sendWithWallet,
+  signAndRelay,
   signForRelay,
   signIn,
   signOut,
@@ -315,8 +316,10 @@ async function transaction(txId: string): Promise<void> {
     <dt>Anchor block</dt><dd>${a ? h`<a href="#/search/${a.block_number}">${a.block_number}</a>` : "—"}</dd>
     <dt>Chain tx</dt><dd>${a ? h`<code>${a.chain_tx_hash}</code>` : "—"}</dd>
   </dl>
+  ${tx.private ? h`<div id="private-out" aria-live="polite"></div>` : ""}
   <p><button id="verify" type="button">Verify</button> <span class="muted">checks the signature, the Merkle path and the on-chain root in your browser</span></p>
   <div id="verify-out" aria-live="polite"></div>`);
+  if (tx.private && tx.payload) void showPrivateContent(tx, document.getElementById("private-out")!);
   const btn = document.getElementById("verify") as HTMLButtonElement;
   btn.addEventListener("click", async () => {
     btn.disabled = true;
@@ -498,12 +501,21 @@ async function walletPage(): Promise<void> {
     <label>Amount<input name="amount" value="100" inputmode="decimal" required /></label>
     <label>Currency<input name="currency" value="EUR" required /></label>
     <label>Memo<input name="memo" value="" /></label>
+    <label class="check"><input type="checkbox" name="private" /> Private: encrypted for the subsystem's participants</label>
+    <label>Private content (amount, parties, terms…; only participants can read it)<textarea name="content" rows="3"></textarea></label>
     <button type="submit">Sign and submit</button>
   </form>
   <div id="submit-status" aria-live="polite"></div>
-  <p class="muted">Signed with EIP-712 for chain ${doc.domain.chainId}, registry <code>${doc.domain.verifyingContract}</code>.</p>`);
+  <p class="muted">Signed with EIP-712 for chain ${doc.domain.chainId}, registry <code>${doc.domain.verifyingContract}</code>.
+  A private transaction's content is sent over your signed session to the subsystem's back-end host, which encrypts it under the subsystem's key before storing it: that host sees the plaintext; the chain, IPFS and everyone else see only the ciphertext's CID and the payload hash.</p>`);
   const status = document.getElementById("wallet-status")!;
   const say = (el: HTMLElement, kind: "ok" | "bad" | "warn" | "", text: string) => (el.innerHTML = message(kind, text).html);
+  void currentSession()
+    .then((me) => {
+      if (me && id === routeId && !status.textContent)
+        say(status, "ok", `Signed in as ${me.address} (your session in this browser is still valid).`);
+    })
+    .catch(() => undefined);
   const guard = (el: HTMLElement, fn: () => Promise<void>) => async () => {
     try {
       await fn();
@@ -560,6 +572,10 @@ async function walletPage(): Promise<void> {
       void guard(out, async () => {
         const addr = await ensure();
         const f = new FormData(form);
+        if (f.get("private")) {
+          await submitPrivate(addr, doc, f, out);
+          return;
+        }
         const parties = String(f.get("parties") ?? "").split(/[\s,]+/).filter(Boolean);
         const bad = parties.find((p) => !isAddress(p));
         if (bad) throw new WalletError(`Not an address: ${bad}`);
@@ -567,7 +583,7 @@ async function walletPage(): Promise<void> {
           subsystem: String(f.get("subsystem")).trim(),
           kind: String(f.get("kind")).trim(),
           parties,
-          amount: String(f.get("amount")).trim(),
+          amount: canonicalAmount(String(f.get("amount"))),
           currency: String(f.get("currency")).trim(),
           memo: String(f.get("memo") ?? ""),
           payload: "",
@@ -587,6 +603,77 @@ async function walletPage(): Promise<void> {
       })();
     },
   );
+}
+
+/** Return `text` as the canonical decimal the node accepts ("250.00" → "250", "0100" → "100"),
+ * or throw a WalletError before anything is signed. */
+export function canonicalAmount(text: string): string {
+  const m = /^(\d+)(?:\.(\d+))?$/.exec(text.trim());
+  if (!m) throw new WalletError(`The amount must be a non-negative decimal number like 12.5, not "${text.trim()}".`);
+  const whole = m[1].replace(/^0+(?=\d)/, "");
+  const fraction = (m[2] ?? "").replace(/0+$/, "");
+  return fraction ? `${whole}.${fraction}` : whole;
+}
+
+/** Seal `f`'s private content for its subsystem (over the signed session, at the subsystem's
+ * back-end host), sign the PrivateBusinessTransaction and submit it. */
+async function submitPrivate(addr: `0x${string}`, doc: TypedDataDoc, f: FormData, out: HTMLElement): Promise<void> {
+  const subsystem = String(f.get("subsystem")).trim();
+  const content = String(f.get("content") ?? "");
+  if (!content.trim()) throw new WalletError("Write the private content first: it is what gets encrypted.");
+  if (!doc.private) throw new WalletError("This node does not offer private transactions.");
+  const session = await currentSession();
+  if (!session) throw new WalletError("Sign in first (Sign in button above): only a signed-in participant can seal private content.");
+  if (!session.subsystems.includes(subsystem))
+    throw new WalletError(`You are not a participant of ${subsystem}: ask to join it on its page first.`);
+  out.innerHTML = message("", "Encrypting the content for the subsystem's participants…").html;
+  const sealed = await postUserJson<{ cid: string; payload_hash: Hex }>(subsystemApi(subsystem, "/data/payloads"), { content });
+  const transaction = {
+    subsystem,
+    kind: String(f.get("kind")).trim(),
+    parties: [] as string[],
+    amount: "",
+    currency: "",
+    memo: "",
+    payload: sealed.cid,
+    private: true,
+    payload_hash: sealed.payload_hash,
+    nonce: Math.floor(Math.random() * Number.MAX_SAFE_INTEGER),
+    timestamp: Math.floor(Date.now() / 1000),
+  };
+  const message_ = {
+    subsystem,
+    kind: transaction.kind,
+    payload: sealed.cid,
+    payloadHash: sealed.payload_hash,
+    nonce: transaction.nonce,
+    timestamp: transaction.timestamp,
+  };
+  out.innerHTML = message("", "Waiting for your wallet's signature…").html;
+  const signature = await signTransaction(addr, { ...doc, ...doc.private }, message_);
+  const body = await postJson<{ id: string; status: string }>(`${API}/transactions`, { transaction, signer: addr, signature });
+  out.innerHTML = h`<div class="msg ok" role="status" data-testid="submitted">Submitted privately (${body.status}): <a href="#/tx/${body.id}"><code>${body.id}</code></a></div>`.html;
+}
+
+/** For a participant, open a private transaction's payload (over the signed session) and check
+ * it against the signed payload hash; for anyone else say that only participants can read it. */
+async function showPrivateContent(tx: Tx, el: HTMLElement): Promise<void> {
+  const session = await currentSession().catch(() => null);
+  if (!session || !session.subsystems.includes(tx.subsystem)) {
+    el.innerHTML = h`<p class="muted" data-testid="private-note">The content is encrypted: only participants of ${tx.subsystem} can read it (sign in as one).</p>`.html;
+    return;
+  }
+  try {
+    const opened = await getUserJson<{ content: string; salt: Hex; payload_hash: Hex }>(
+      subsystemApi(tx.subsystem, `/data/payloads/${encodeURIComponent(tx.payload)}`),
+    );
+    const computed = keccak256(concat([hexToBytes(opened.salt), stringToBytes(opened.content)]));
+    const ok = computed.toLowerCase() === String(tx.payload_hash).toLowerCase();
+    el.innerHTML = h`<h2>Private content</h2><pre data-testid="private-content">${opened.content}</pre>
+    ${message(ok ? "ok" : "bad", ok ? "The content matches the signed payload hash (keccak256(salt ‖ content), checked in your browser)." : `The content does not match the signed payload hash (computed ${computed}).`)}`.html;
+  } catch (e) {
+    el.innerHTML = message("bad", `Could not open the private content: ${errorText(e)}`).html;
+  }
 }
 
 // ---------------------------------------------------------------- subsystems and their admins
@@ -644,12 +731,77 @@ async function subsystemPage(name: string, landing = false): Promise<void> {
     <dt>You</dt><dd>${session ? (isAdmin ? "admin" : isMember ? "participant" : "not a participant") : h`not signed in (<a href="#/admin">sign in</a>)`}</dd>
   </dl>
   ${isAdmin ? h`<p><a href="#/admin/${encodeURIComponent(name)}">Add or remove participants</a></p>` : ""}
+  ${session && !isMember && !isAdmin ? joinForm(name) : ""}
   <h2>Participants</h2>
   <ul>${record.participants.map((p) => h`<li><a href="#/search/${p}"><code>${p}</code></a></li>`)}</ul>
   <h2>Recent transactions</h2>
   <div class="scroll"><table><thead><tr><th>#</th><th>Id</th><th>Subsystem</th><th>Kind</th><th>Amount</th><th>Signer</th><th>Status</th><th>Block</th></tr></thead>
   <tbody>${txRows(recent.items)}</tbody></table></div>
   <p><a href="#/txs?subsystem=${encodeURIComponent(name)}">All transactions of ${name}</a></p>`);
+  if (session && !isMember && !isAdmin) await wireJoin(name, session.address);
+}
+
+function joinForm(name: string): Raw {
+  return h`<section class="join" aria-labelledby="join-heading"><h2 id="join-heading">Join ${name}</h2>
+  <p id="join-state" data-testid="join-state" aria-live="polite"></p>
+  <form class="form" id="join-form" novalidate>
+    <label>Message to the admins (optional)<input name="message" maxlength="280" autocomplete="off" /></label>
+    <button type="submit">Ask to join</button>
+  </form>
+  <p class="muted">Your wallet signs the request; this node sends it and pays the gas, so you need no ether.</p></section>`;
+}
+
+/** Show the signed-in user's join request state for `name` and wire the "Ask to join" form. */
+async function wireJoin(name: string, me: string): Promise<void> {
+  const state = document.getElementById("join-state");
+  const form = document.getElementById("join-form") as HTMLFormElement | null;
+  if (!state || !form) return;
+  const show = async () => {
+    const st = await getJson<{ pending: boolean; message: string; participant: boolean }>(
+      `${API}/subsystems/${encodeURIComponent(name)}/join-requests/${me}`,
+    );
+    state.textContent = st.participant
+      ? `You are a participant of ${name}.`
+      : st.pending
+        ? `Your request to join ${name} is pending: an admin approves or denies it.`
+        : `You are not a participant of ${name}.`;
+    form.hidden = st.pending || st.participant;
+  };
+  await show();
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const text = String(new FormData(form).get("message") ?? "").trim();
+    if (new TextEncoder().encode(text).length > 280) {
+      state.innerHTML = message("bad", "The message is at most 280 bytes.").html;
+      return;
+    }
+    form.querySelector("button")!.disabled = true;
+    try {
+      account ??= await connect();
+      state.innerHTML = message("", "Sign the request in your wallet…").html;
+      await signAndRelay(account, { action: "requestJoin", subsystem: name, data: text });
+      await show();
+    } catch (e) {
+      state.innerHTML = message("bad", errorText(e)).html;
+      form.querySelector("button")!.disabled = false;
+    }
+  });
+}
+
+interface JoinRequest {
+  address: string;
+  message: string;
+}
+
+function joinSection(name: string, requests: JoinRequest[], index: number): Raw {
+  const heading = `joins-${index}`;
+  return h`<section class="joins" data-subsystem="${name}" aria-labelledby="${heading}">
+  <h2 id="${heading}">Join requests for ${name}</h2>
+  <div class="result" aria-live="polite"></div>
+  ${requests.length ? h`<div class="scroll"><table data-testid="join-requests"><thead><tr><th>Address</th><th>Message</th><th><span class="sr">Action</span></th></tr></thead><tbody>
+  ${requests.map((r) => h`<tr><td><code>${r.address}</code></td><td>${r.message}</td><td><button type="button" data-approve="${r.address}" aria-label="Approve ${r.address}">Approve</button> <button type="button" class="secondary" data-deny="${r.address}" aria-label="Deny ${r.address}">Deny</button></td></tr>`)}
+  </tbody></table></div>` : h`<p>No pending request.</p>`}
+  </section>`;
 }
 
 /** A result shown once after the admin page re-renders (which subsystem, what happened). */
@@ -673,12 +825,22 @@ async function changeParticipant(
     throw new WalletError(
       `Your wallet's account ${account} is not the signed-in ${session.address}: switch accounts in your wallet or sign in again.`,
     );
+  const client = chainClient(chainId);
+  if ((await client.getBalance({ address: account })) === 0n) {
+    // no ether: sign the change as an EIP-712 action and this node relays it, paying the gas
+    progress("Sign the change in your wallet; this node sends it and pays the gas…");
+    const done = await signAndRelay(account, {
+      action: action === "add" ? "addParticipant" : "removeParticipant",
+      subsystem: name,
+      account: address,
+    });
+    return { hash: done.tx_hash, block: BigInt(done.block_number) };
+  }
   progress("Preparing the registry transaction…");
   const unsigned = await postUserJson<UnsignedTx>(subsystemApi(name, "/participants"), { address, action });
   if (unsigned.chain_id !== chainId)
     throw new WalletError(`The node prepared a transaction for chain ${unsigned.chain_id}, not ${chainId}.`);
   progress("Confirm the transaction in your wallet…");
-  const client = chainClient(chainId);
   const sent = await sendWithWallet(unsigned);
   if (sent) {
     progress(`Sent ${sent}; waiting for it to be mined…`);
@@ -750,12 +912,66 @@ async function adminPage(only: string): Promise<void> {
   }
   const names = only ? [only] : session.admin_of;
   const records = await Promise.all(names.map((n) => getJson<SubsystemRecord>(subsystemApi(n))));
+  const joins = await Promise.all(
+    names.map((n) => getJson<{ requests: JoinRequest[] }>(`${API}/subsystems/${encodeURIComponent(n)}/join-requests`)),
+  );
   const mine = [...new Set([...session.subsystems, ...session.admin_of])];
   render(id, h`<h1>Subsystem admin</h1>${who}
   ${only ? "" : h`<h2>Your subsystems</h2>
   ${mine.length ? h`<ul data-testid="my-subsystems">${mine.map((n) => h`<li><a href="#/subsystem/${encodeURIComponent(n)}">${n}</a> — ${session.admin_of.includes(n) ? "admin" : "participant"}</li>`)}</ul>` : h`<p>You are not a participant of any subsystem.</p>`}`}
   ${session.admin_of.length ? "" : message("bad", "You are not an admin of any subsystem, so there is nothing to manage here: only a subsystem's admins can add or remove its participants.")}
-  ${records.map((r, i) => manageSection(r, i, session.address))}`);
+  ${only ? "" : h`<section class="create" aria-labelledby="create-heading"><h2 id="create-heading">Create a subsystem</h2>
+  <form class="form" id="create-form" novalidate>
+    <label>Name of the new subsystem<input name="name" maxlength="64" autocomplete="off" spellcheck="false" /></label>
+    <button type="submit">Create subsystem</button>
+  </form>
+  <div id="create-status" aria-live="polite"></div>
+  <p class="muted">You become its admin and first participant. Your wallet signs; this node sends it and pays the gas.</p></section>`}
+  ${records.map((r, i) => h`${joinSection(r.name, joins[i].requests, i)}${manageSection(r, i, session.address)}`)}`);
+  const createForm = document.getElementById("create-form") as HTMLFormElement | null;
+  createForm?.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const status = document.getElementById("create-status")!;
+    const name = String(new FormData(createForm).get("name") ?? "").trim();
+    const bytes = new TextEncoder().encode(name).length;
+    if (bytes < 1 || bytes > 64) {
+      status.innerHTML = message("bad", "A subsystem name is 1 to 64 bytes.").html;
+      return;
+    }
+    createForm.querySelector("button")!.disabled = true;
+    try {
+      account ??= await connect();
+      await requireChain(hl.chain.chain_id);
+      status.innerHTML = message("", "Sign the creation in your wallet…").html;
+      const done = await signAndRelay(account, { action: "createSubsystem", subsystem: name });
+      adminFlash = { subsystem: name, kind: "ok", text: `Created ${name} in block ${done.block_number}; you are its admin.` };
+      if (id === routeId) location.hash = `#/admin/${encodeURIComponent(name)}`;
+    } catch (e) {
+      status.innerHTML = message("bad", errorText(e)).html;
+      createForm.querySelector("button")!.disabled = false;
+    }
+  });
+  for (const section of document.querySelectorAll<HTMLElement>("section.joins")) {
+    const name = section.dataset.subsystem!;
+    const out = section.querySelector<HTMLElement>(".result")!;
+    const decide = (address: string, approve: boolean) => async () => {
+      section.querySelectorAll("button").forEach((b) => (b.disabled = true));
+      try {
+        account ??= await connect();
+        out.innerHTML = message("", "Sign the decision in your wallet; this node relays it…").html;
+        const done = await signAndRelay(account, { action: approve ? "addParticipant" : "denyJoin", subsystem: name, account: address });
+        adminFlash = { subsystem: name, kind: "ok", text: `${approve ? "Approved" : "Denied"} ${address} for ${name} in block ${done.block_number} (transaction ${done.tx_hash}).` };
+        if (id === routeId) void route();
+      } catch (e) {
+        out.innerHTML = message("bad", errorText(e)).html;
+        section.querySelectorAll("button").forEach((b) => (b.disabled = false));
+      }
+    };
+    for (const b of section.querySelectorAll<HTMLButtonElement>("button[data-approve]"))
+      b.addEventListener("click", () => void decide(b.dataset.approve!, true)());
+    for (const b of section.querySelectorAll<HTMLButtonElement>("button[data-deny]"))
+      b.addEventListener("click", () => void decide(b.dataset.deny!, false)());
+  }
   for (const section of document.querySelectorAll<HTMLElement>("section.manage")) {
     const name = section.dataset.subsystem!;
     const out = section.querySelector<HTMLElement>(".result")!;

@@ -201,3 +201,38 @@ export async function signForRelay(
     return friendly(Promise.reject(e));
   }
 }
+
+/** The fields of a registry action a person signs (docs/client.md). */
+export interface ActionFields {
+  action: string;
+  subsystem?: string;
+  account?: string;
+  data?: string;
+}
+
+/** A relayed action once mined. */
+export interface RelayedAction {
+  action: string;
+  signer: string;
+  nonce: number;
+  tx_hash: Hex;
+  block_number: number;
+}
+
+const ZERO_ADDRESS = "0x0000000000000000000000000000000000000000";
+
+/** Have `signer`'s wallet sign `fields` as an EIP-712 registry action and the node relay it
+ * (the node pays the gas: the wallet needs no ether). The node prepares the typed data with the
+ * signer's next nonce; it is checked here against what was asked before the wallet signs. */
+export async function signAndRelay(signer: `0x${string}`, fields: ActionFields): Promise<RelayedAction> {
+  const asked = { subsystem: "", account: ZERO_ADDRESS, data: "", ...fields, signer };
+  const prepared = await postJson<{ action: Record<string, unknown>; typed_data: unknown }>(`${API}/actions/typed-data`, asked);
+  for (const key of ["action", "subsystem", "account", "data", "signer"] as const) {
+    if (String(prepared.action[key]).toLowerCase() !== String(asked[key]).toLowerCase())
+      throw new WalletError(`The node prepared a different action (${key}: ${String(prepared.action[key])}); nothing was signed.`);
+  }
+  const signature = await friendly(
+    provider().request({ method: "eth_signTypedData_v4", params: [signer, JSON.stringify(prepared.typed_data)] }),
+  );
+  return postJson<RelayedAction>(`${API}/actions`, { ...prepared.action, signature });
+}

@@ -13,7 +13,7 @@ from fastapi_offline import FastAPIOffline
 from node import __version__
 from node.api.limits import BodyLimitMiddleware, JsonDepthMiddleware, restore_recursion_limit
 from node.api.problems import install_problem_handlers
-from node.api.routes import anchors, epochs, explorer, health, rpc, transactions
+from node.api.routes import actions, anchors, epochs, explorer, health, rpc, transactions
 from node.ledger.service import MAX_SUBMIT_BATCH
 from node.runtime import NodeContext
 
@@ -76,6 +76,7 @@ def create_app(
     api.include_router(transactions.router)
     api.include_router(anchors.router)
     api.include_router(epochs.router)
+    api.include_router(actions.router)
     _include_access(app, api, node)
     app.include_router(api)
     app.include_router(health.router)

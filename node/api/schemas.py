@@ -195,6 +195,11 @@ class InclusionProofPublic(BaseModel):
     """A self-contained proof bundle: check ``leaf`` is in the tree head anchored on-chain."""
 
     version: int = 1
+    hash: str = Field(
+        default="keccak256",
+        description="the tree's hash: RFC 9162 with keccak256, leaf keccak256(0x00 || leaf), "
+        "interior node keccak256(0x01 || left || right); the CID is IPFS's SHA-256 of the leaf",
+    )
     chain_id: int
     registry: str
     tx_id: str

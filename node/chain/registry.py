@@ -23,6 +23,7 @@ from web3.contract.contract import ContractFunction
 from web3.logs import DISCARD
 from web3.types import TxReceipt
 
+from node.chain.actions import Action
 from node.chain.contracts import (
     Artifact,
     ContractRevert,
@@ -374,6 +375,10 @@ class Registry:
         """Return whether ``account`` is an admin of ``name``."""
         return bool(self._call(self._f.isSubsystemAdmin(name, to_checksum_address(account))))
 
+    def subsystem_admins(self, name: str) -> list[ChecksumAddress]:
+        """Return the admins of ``name``; rejects an unknown subsystem."""
+        return [to_checksum_address(a) for a in self._call(self._f.subsystemAdmins(name))]
+
     def subsystem_count(self) -> int:
         """Return the number of subsystems."""
         return int(self._call(self._f.subsystemCount()))
@@ -389,6 +394,49 @@ class Registry:
     def participants(self, name: str) -> list[ChecksumAddress]:
         """Return the participants of ``name``; rejects an unknown subsystem."""
         return [to_checksum_address(a) for a in self._call(self._f.participants(name))]
+
+    # ------------------------------------------------------------------ join requests
+
+    def request_join(self, name: str, message: str = "") -> TxResult:
+        """Ask, as the account, to become a participant of ``name`` (message <= 280 bytes)."""
+        return self._send(self._f.requestJoin(name, message))
+
+    def cancel_join(self, name: str) -> TxResult:
+        """Withdraw the account's pending request to join ``name``."""
+        return self._send(self._f.cancelJoin(name))
+
+    def deny_join(self, name: str, account: str) -> TxResult:
+        """Refuse ``account``'s pending request to join ``name`` (subsystem admin only)."""
+        return self._send(self._f.denyJoin(name, to_checksum_address(account)))
+
+    def join_requests(self, name: str) -> list[ChecksumAddress]:
+        """Return the accounts whose request to join ``name`` is pending (contract order)."""
+        return [to_checksum_address(a) for a in self._call(self._f.joinRequests(name))]
+
+    def join_request(self, name: str, account: str) -> tuple[bool, str]:
+        """Return whether ``account`` has a pending request to join ``name``, and its message."""
+        pending, message = self._call(self._f.joinRequest(name, to_checksum_address(account)))
+        return bool(pending), str(message)
+
+    # ------------------------------------------------------------------ signed actions
+
+    def nonce_of(self, signer: str) -> int:
+        """Return the next nonce ``signer`` must sign an action with."""
+        return int(self._call(self._f.nonces(to_checksum_address(signer))))
+
+    def action_digest(self, action: Action) -> Hash32:
+        """Return the EIP-712 digest the contract computes for ``action``."""
+        return Hash32(bytes(self._call(self._f.actionDigest(action.as_tuple()))))
+
+    def relay(self, action: Action, signature: str) -> TxResult:
+        """Send ``action``, signed by its signer, as the account (which pays the gas).
+
+        The contract's checks surface as :class:`RegistryRejected` before anything is sent
+        (``SignatureExpired``, ``InvalidNonce``, ``InvalidActionSignature``,
+        ``NotSubsystemAdmin``…).
+        """
+        raw = bytes.fromhex(signature.removeprefix("0x"))
+        return self._send(self._f.relay(action.as_tuple(), raw))
 
     # ------------------------------------------------------------------ anchors
 

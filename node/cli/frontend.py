@@ -52,6 +52,56 @@ class LatestEstimateMiddleware(Web3Middleware):
         return method, params
 
 
+def _publish_as_person(
+    build_dir: Path | None,
+    data_dir: Path | None,
+    ipfs: str | None,
+    subsystem: str | None,
+    keystore: Path | None,
+    key_env: str | None,
+    url: str | None,
+) -> str:
+    """Add the build to the node's store, then have the wallet sign ``setSubsystemFrontend``
+    (or ``setFrontend``) and the node relay it; return the CID. Exits 5 for a non-admin."""
+    from node.cli.people import KEY_ENV, load_wallet
+    from node.client import Client, ClientError
+    from node.config import Settings
+    from node.frontend import CID_VERSION, check_build_dir, default_build_dir
+    from node.runtime import NodeRecord
+    from node.storage import open_store
+
+    try:
+        wallet = load_wallet(keystore, key_env or KEY_ENV)
+        settings = Settings(data_dir=data_dir.expanduser()) if data_dir else Settings()
+        record = NodeRecord.load(settings.node_file)
+        client = Client(url or record.endpoint or settings.endpoint, wallet)
+        admins = client.admins(subsystem)
+        if wallet.address not in admins:
+            where = f"an admin of {subsystem!r}" if subsystem else "a system admin"
+            typer.echo(f"error: {wallet.address} is not {where}", err=True)
+            raise typer.Exit(int(ExitStatus.NOT_ADMIN))
+        directory = check_build_dir(build_dir or default_build_dir())
+        store = open_store(settings.data_dir, ipfs or settings.ipfs_api)
+        try:
+            cid = str(store.add_path(directory, cid_version=CID_VERSION, pin=True))
+        finally:
+            close = getattr(store, "close", None)
+            if callable(close):
+                close()
+        if subsystem is None:
+            client.act("setFrontend", data=cid)
+        elif client.subsystem(subsystem)["frontend_cid"] != cid:
+            client.set_subsystem_frontend(subsystem, cid)
+        return cid
+    except ClientError as exc:
+        typer.echo(f"error: {exc.detail}", err=True)
+        status = ExitStatus.NOT_ADMIN if exc.status == 403 else ExitStatus.ERROR
+        raise typer.Exit(int(status)) from exc
+    except CollegiumError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(int(ExitStatus.ERROR)) from exc
+
+
 @contextlib.contextmanager
 def open_publisher(
     data_dir: Path | None, chain_url: str | None, ipfs_api: str | None
@@ -116,8 +166,29 @@ def publish(
             "the node's wallet must be one of its admins)",
         ),
     ] = None,
+    keystore: Annotated[
+        Path | None,
+        typer.Option(
+            "--keystore",
+            help="sign with this wallet (an admin) instead of the node's; the node relays it",
+        ),
+    ] = None,
+    key_env: Annotated[
+        str | None,
+        typer.Option("--key-env", help="sign with the hex key in this environment variable"),
+    ] = None,
+    url: Annotated[
+        str | None, typer.Option("--url", help="node that relays [default: this node]")
+    ] = None,
 ) -> None:
-    """Add the build to the content store, record its CID in the registry, pin it; print it."""
+    """Add the build to the content store, record its CID in the registry, pin it; print it.
+
+    With ``--keystore`` or ``--key-env`` the registry entry is signed by that wallet (a system
+    admin, or an admin of ``--subsystem``) and relayed by the running node, which pays the gas;
+    otherwise the node's own wallet sends it."""
+    if keystore is not None or key_env is not None:
+        typer.echo(_publish_as_person(build_dir, data_dir, ipfs, subsystem, keystore, key_env, url))
+        return
     from node.frontend import (
         NotSubsystemAdmin,
         NotSystemAdmin,

@@ -72,6 +72,16 @@ def _locations(
     return values
 
 
+AdminOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--admin",
+        help="the operator's wallet address: system admin and admin of the home subsystem "
+        "when this node deploys the registry (the node key then is neither)",
+    ),
+]
+
+
 def _settings(data_dir: Path | None, **overrides: Any) -> Settings:
     values = {k: v for k, v in overrides.items() if v is not None}
     if data_dir is not None:
@@ -164,6 +174,7 @@ def init(
     blocks_dir: BlocksDirOpt = None,
     chain_dir: ChainDirOpt = None,
     store_quota: QuotaOpt = None,
+    admin: AdminOpt = None,
 ) -> None:
     """Create the node's data directory and wallet (keystore, password never stored) and
     record where its data lives."""
@@ -189,10 +200,13 @@ def init(
             capacity=capacity,
             roles=tuple(r.strip() for r in roles.split(",") if r.strip()),
             registry=registry,
+            operator=admin,
         )
     except CollegiumError as exc:
         raise _fail(exc) from exc
     typer.echo(f"node wallet {record.address} created in {settings.data_dir}")
+    if record.operator:
+        typer.echo(f"operator (system admin, admin of {record.home!r}): {record.operator}")
 
 
 @app.command()
@@ -215,6 +229,7 @@ def up(
     blocks_dir: BlocksDirOpt = None,
     chain_dir: ChainDirOpt = None,
     store_quota: QuotaOpt = None,
+    admin: AdminOpt = None,
 ) -> None:
     """Run the node: embedded chain and store unless --chain/--ipfs, API on HOST:PORT."""
     import uvicorn
@@ -241,7 +256,7 @@ def up(
     try:
         password = _password(confirm=not settings.node_file.exists())
         if not settings.node_file.exists():
-            record = init_node(settings, password)
+            record = init_node(settings, password, operator=admin)
             typer.echo(f"new node wallet {record.address} in {settings.data_dir}")
         node = open_node(settings, password)
     except CollegiumError as exc:
@@ -447,6 +462,9 @@ def _mount_subcommands() -> None:
 
     app.command("verify-tx")(ledger.verify_tx_command)
     app.command("reindex")(ledger.reindex_command)
+    from node.cli import people
+
+    people.mount(app)
 
 
 _mount_subcommands()

@@ -102,6 +102,8 @@ def parse_bundle(bundle: Any) -> dict[str, Any]:
         raise BundleError(f"bundle lacks {', '.join(missing)}")
     if bundle.get("version", BUNDLE_VERSION) != BUNDLE_VERSION:
         raise BundleError(f"unknown bundle version {bundle.get('version')!r}")
+    if bundle.get("hash", "keccak256") != "keccak256":
+        raise BundleError(f"unknown tree hash {bundle.get('hash')!r} (this verifier: keccak256)")
     for name in ("chain_id", "leaf_index", "tree_size", "anchor_index"):
         if not isinstance(bundle[name], int) or bundle[name] < 0:
             raise BundleError(f"bundle field {name} must be a non-negative integer")

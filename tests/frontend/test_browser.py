@@ -62,6 +62,26 @@ def submit(node: InProcessNode, wait: bool = False, **fields: Any) -> dict[str, 
     return {**response.json(), "signer": wallet.address}
 
 
+def wait_for_be_subsystem_host(node: InProcessNode, subsystem: str) -> None:
+    """Mine into a later epoch until this node serves ``subsystem``'s back-end: the assignment
+    of epoch 0 comes from the deployment block, before any node registered, so it has no slot
+    (``/api/v1/route`` still names this node then: see the report of issue 12)."""
+    from node.auth.client import open_session
+
+    probe = Account.create()
+    admit(node, probe.address, subsystem=subsystem)
+    auth = open_session(node.url, probe, login=False)
+    url = f"{node.url}/api/v1/subsystems/{subsystem}/data/payloads"
+    deadline = time.monotonic() + EPOCH_API_TIMEOUT
+    while time.monotonic() < deadline:
+        answer = httpx.post(url, json={"content": "probe"}, auth=auth, timeout=30)
+        if answer.status_code == 201:
+            return
+        node.node.chain.mine(node.node.settings.epoch_period)
+        time.sleep(0.5)
+    raise TimeoutError(f"no be_subsystem host for {subsystem!r}: {answer.text}")
+
+
 def open_with_wallet(context: Any, node: InProcessNode, **wallet: Any) -> tuple[Any, TestWallet]:
     chain_id = node.node.chain.chain_id
     test_wallet = TestWallet(chain_id=wallet.pop("chain_id", chain_id), **wallet)
@@ -69,8 +89,12 @@ def open_with_wallet(context: Any, node: InProcessNode, **wallet: Any) -> tuple[
     return context.new_page(), test_wallet
 
 
-def submit_through_ui(page: Any, node: InProcessNode, party: str, memo: str) -> str:
+def submit_through_ui(
+    page: Any, node: InProcessNode, party: str, memo: str, amount: str | None = None
+) -> str:
     page.goto(f"{node.url}/#/wallet")
+    if amount is not None:
+        page.get_by_label("Amount", exact=True).fill(amount)
     page.get_by_label("Parties (comma-separated addresses)").fill(party)
     page.get_by_label("Memo").fill(memo)
     page.get_by_role("button", name="Sign and submit").click()
@@ -414,6 +438,61 @@ def test_admin_adds_and_removes_a_participant_with_the_wallet(
     assert "eth_signTransaction" in wallet.calls
 
 
+def test_newcomer_asks_to_join_and_an_admin_without_ether_approves(
+    node: InProcessNode, context: Any, browser: Any, screenshots: Path
+) -> None:
+    w3 = node.node.chain.w3
+    page, newcomer = open_with_wallet(context, node)
+    sign_in_on_admin_page(page, node, newcomer)
+    page.goto(f"{node.url}/#/subsystem/main")
+    page.get_by_label("Message to the admins (optional)").fill("I run the bakery")
+    page.get_by_role("button", name="Ask to join").click()
+    page.get_by_text("Your request to join main is pending").wait_for()
+
+    admin_context = browser.new_context()
+    try:
+        admin_page, admin = open_with_wallet(admin_context, node)
+        node.node.registry.add_subsystem_admin("main", admin.address)  # no ether given
+        sign_in_on_admin_page(admin_page, node, admin)
+        requests = admin_page.get_by_test_id("join-requests")
+        assert "I run the bakery" in requests.inner_text()
+        admin_page.get_by_role("button", name=f"Approve {newcomer.address}").click()
+        admin_page.get_by_text(f"Approved {newcomer.address} for main in block").wait_for()
+        admin_page.screenshot(path=str(screenshots / "join-approved.png"), full_page=True)
+        assert node.node.registry.is_participant("main", newcomer.address)
+        assert w3.eth.get_balance(admin.address) == 0
+    finally:
+        admin_context.close()
+
+    tx_id = submit_through_ui(
+        page, node, Account.create().address, "first as a participant", amount="0250.50"
+    )
+    assert wait_anchored(node.url, tx_id)["amount"] == "250.5"  # normalised before signing
+    page.goto(f"{node.url}/#/tx/{tx_id}")
+    page.get_by_role("button", name="Verify").click()
+    page.get_by_text("All three checks passed").wait_for()
+    assert w3.eth.get_balance(newcomer.address) == 0
+
+
+def test_a_person_without_ether_creates_a_subsystem_and_adds_a_participant(
+    node: InProcessNode, context: Any
+) -> None:
+    registry = node.node.registry
+    page, person = open_with_wallet(context, node)
+    sign_in_on_admin_page(page, node, person)
+    page.get_by_label("Name of the new subsystem").fill("atelier")
+    page.get_by_role("button", name="Create subsystem").click()
+    page.get_by_role("heading", name="Participants of atelier").wait_for()
+    assert registry.is_subsystem_admin("atelier", person.address)
+    member = Account.create().address
+    page.get_by_label("New participant of atelier").fill(member)
+    page.get_by_role("button", name="Add participant").click()
+    page.get_by_text(f"Added {member} to atelier in block").wait_for()
+    assert registry.is_participant("atelier", member)
+    assert "eth_sendTransaction" not in person.calls  # signed actions only, relayed
+    assert node.node.chain.w3.eth.get_balance(person.address) == 0
+
+
 def test_non_admin_is_refused_clearly_and_sees_the_subsystem_page(
     node: InProcessNode, context: Any, screenshots: Path
 ) -> None:
@@ -439,6 +518,53 @@ def test_non_admin_is_refused_clearly_and_sees_the_subsystem_page(
     admins = page.get_by_test_id("admins").inner_text()  # from the registry's events, on-chain
     assert node.node.address in admins and wallet.address not in admins
     page.screenshot(path=str(screenshots / "subsystem-fallback.png"), full_page=True)
+
+
+def test_member_writes_a_private_transaction_and_reads_it_back(
+    node: InProcessNode, context: Any, browser: Any
+) -> None:
+    secret = "pay 9000 EUR to the mill by Friday"
+    wait_for_be_subsystem_host(node, "main")
+    page, member = open_with_wallet(context, node)
+    admit(node, member.address)
+    page.goto(f"{node.url}/#/wallet")
+    page.get_by_role("button", name="Sign in (SIWE)").click()
+    page.get_by_text(f"Signed in as {member.address}").wait_for()
+    page.get_by_label("Kind").fill("contract")
+    page.get_by_label("Private: encrypted for the subsystem's participants").check()
+    page.get_by_label(
+        "Private content (amount, parties, terms…; only participants can read it)"
+    ).fill(secret)
+    page.get_by_role("button", name="Sign and submit").click()
+    page.locator("#submit-status .msg.ok, #submit-status .msg.bad").wait_for()
+    assert page.get_by_test_id("submitted").count() == 1, page.locator(
+        "#submit-status"
+    ).inner_text()
+    tx_id = str(page.get_by_test_id("submitted").locator("a").inner_text())
+    tx = wait_anchored(node.url, tx_id)
+    assert tx["private"] and secret not in json.dumps(tx)
+    assert secret.encode() not in httpx.get(f"{node.url}/ipfs/{tx['payload']}", timeout=10).content
+
+    page.goto(f"{node.url}/#/tx/{tx_id}")
+    opened = page.locator("#private-out > *").first
+    opened.wait_for()
+    assert page.get_by_test_id("private-content").count() == 1, opened.inner_text()
+    assert page.get_by_test_id("private-content").inner_text() == secret
+    page.get_by_text("The content matches the signed payload hash").wait_for()
+
+    for wallet in (True, False):  # a signed-in non-member, then an anonymous visitor
+        other = browser.new_context()
+        try:
+            if wallet:
+                other_page, stranger = open_with_wallet(other, node)
+                sign_in_on_admin_page(other_page, node, stranger)
+            else:
+                other_page = other.new_page()
+            other_page.goto(f"{node.url}/#/tx/{tx_id}")
+            other_page.get_by_test_id("private-note").wait_for()
+            assert secret not in other_page.locator("main").inner_text()
+        finally:
+            other.close()
 
 
 def test_private_transaction_listed_shown_and_verified(

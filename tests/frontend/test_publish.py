@@ -199,3 +199,30 @@ def test_cli_publish_on_a_running_node_switches_root_to_the_cid(tmp_path: Path) 
         env=proc.env, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert cid in pins.stdout
+
+
+def test_cli_publish_with_a_subsystem_admins_own_key(node: InProcessNode, tmp_path: Path) -> None:
+    """`frontend publish --subsystem S --key-env K`: the admin's wallet (no ether) signs, the
+    node relays; a wallet that is not an admin of S is refused with exit 5 and nothing set."""
+    from typer.testing import CliRunner
+
+    from node.cli.main import app
+    from node.cli.status import ExitStatus
+    from node.client import Client
+
+    owner, stranger = Account.create(), Account.create()
+    Client(node.url, owner).create_subsystem("studio")
+    bundle = tiny_bundle(tmp_path, "studio")
+    args = ["frontend", "publish", "--subsystem", "studio", "--build-dir", str(bundle),
+            "--data-dir", str(node.node.settings.data_dir), "--key-env", "ADMIN_KEY",
+            "--url", node.url]  # fmt: skip
+    refused = CliRunner().invoke(app, args, env={"ADMIN_KEY": stranger.key.hex()})
+    assert refused.exit_code == ExitStatus.NOT_ADMIN, refused.output
+    assert node.node.registry.subsystem_frontend("studio") == ""
+    done = CliRunner().invoke(app, args, env={"ADMIN_KEY": owner.key.hex()})
+    assert done.exit_code == 0, done.output
+    cid = done.stdout.strip()
+    assert node.node.registry.subsystem_frontend("studio") == cid
+    index = httpx.get(node.url + "/s/studio/", timeout=10)
+    assert index.content == (bundle / "index.html").read_bytes()
+    assert node.node.chain.w3.eth.get_balance(owner.address) == 0

@@ -47,7 +47,9 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": Problem, "description": "signature does not match the signer"},
     409: {"model": Problem, "description": "replayed (signer nonce already used)"},
     413: {"model": Problem, "description": "request body too large"},
+    403: {"model": Problem, "description": "the signer is not a participant of the subsystem"},
     422: {"model": Problem, "description": "schema error or unknown subsystem"},
+    429: {"model": Problem, "description": "rate limit of this client exceeded (Retry-After)"},
 }
 
 
