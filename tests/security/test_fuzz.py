@@ -209,3 +209,19 @@ def test_a_failure_mid_export_is_seen_by_the_client(
     monkeypatch.undo()
     whole = httpx.get(target.node.url + "/api/v1/transactions.csv", timeout=30)
     assert whole.status_code == 200 and whole.text.count("\r\n") == SEEDED + 1
+
+
+@pytest.mark.parametrize(
+    "header",
+    ["bytes=0-" + "9" * 5000, "bytes=" + "9" * 4400 + "-", "bytes=-" + "1" * 30, "bytes=٣-٤"],
+    ids=["last-5000-digits", "first-4400-digits", "suffix-30-digits", "arabic-indic-digits"],
+)
+def test_a_range_header_too_large_is_ignored(target: FuzzTarget, header: str) -> None:
+    """``int()`` refuses 4,301 digits and more: such a ``Range`` is ignored (RFC 9110), not a
+    500; a merely huge one is too."""
+    url = f"{target.node.url}/ipfs/{target.known['cid']}"
+    whole = httpx.get(url, timeout=10)
+    assert whole.status_code == 200
+    response = httpx.get(url, headers={"Range": header.encode()}, timeout=10)  # type: ignore[dict-item]
+    assert response.status_code == 200, response.text
+    assert response.content == whole.content
