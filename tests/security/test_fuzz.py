@@ -3,10 +3,11 @@ a participant, and the bounds of the read API's query parameters.
 
 One in-process node (embedded chain and store, real HTTP on 127.0.0.1) in single-node mode
 (every role local, so the participant's private-data routes run), holding ``SEEDED``
-transactions. Each pass sends ``EXAMPLES`` cases per operation and generation mode
-(positive and negative), and as many again with known path values (the home subsystem, an
-anchored transaction and its CID, the participant's address); derandomized, so a run is
-repeatable. About 2,000 cases in all; the longer run is ``python bench/fuzz.py --full``.
+transactions. Each pass sends Schemathesis' coverage cases (every parameter's boundaries) and
+``EXAMPLES`` cases per operation and generation mode (positive and negative), and as many again
+with known path values (the home subsystem, an anchored transaction and its CID, the
+participant's address); derandomized, so a run is repeatable. About 2,000 cases in all (each
+pass prints its figures; ``-s``); the longer run is ``python bench/fuzz.py --full``.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from tests.support.fuzz import (
     run_fuzz,
 )
 
-EXAMPLES = 12
+EXAMPLES = 8
 MIN_CASES = 600  # per pass: about 690 are sent (Hypothesis drops duplicates), with margin
 #: tables a client's request could write to (the others are caches and the chain's mirror)
 WRITTEN_TABLES = (
@@ -76,23 +77,30 @@ def as_stranger(target: FuzzTarget) -> StrangerRun:
     data_dir = target.node.node.settings.data_dir
     before = row_counts(data_dir)
     report = run_fuzz(target.node.url, examples=EXAMPLES, known=target.known)
+    print(f"\nfuzz as a stranger: {_summary(report)}")
     return StrangerRun(report, before, row_counts(data_dir))
 
 
 @pytest.fixture(scope="module")
 def as_participant(target: FuzzTarget) -> FuzzReport:
     """Fuzz with a participant's SIWE bearer session (logout left out: it ends the session)."""
-    return run_fuzz(
+    report = run_fuzz(
         target.node.url,
         examples=EXAMPLES,
         headers=target.headers,
         known=target.known,
         skip=KEEP_SESSION,
     )
+    print(f"\nfuzz as a participant: {_summary(report)}")
+    return report
 
 
 def _summary(report: FuzzReport) -> str:
-    lines = [f"{report.cases} cases, {report.operations} operations, {dict(report.statuses)}"]
+    statuses = dict(sorted(report.statuses.items()))
+    lines = [
+        f"{report.cases} cases, {report.operations} operations, {report.seconds:.0f} s, "
+        f"{len(report.findings)} findings, {statuses}"
+    ]
     lines += [str(f) for f in report.findings[:20]]
     return "\n".join(lines)
 

@@ -1,12 +1,14 @@
 """Schemathesis over every operation of a real node's OpenAPI: shared by the in-suite fuzz test
 (tests/security/test_fuzz.py) and the longer run (bench/fuzz.py).
 
-Each operation gets ``examples`` cases in each generation mode (positive: valid by the schema;
-negative: violating it), drawn by Hypothesis from the public ``APIOperation.as_strategy`` and
-sent over real HTTP. A fixed seed (``derandomize`` by default) makes a run repeatable. Every
-response is checked: no status >= 500, the body conforms to the documented schema, and a
-CSV export arrives whole (the chunked body ends, the header row comes first, every record
-has every column).
+Each operation gets Schemathesis' coverage cases (the boundaries of every parameter: each
+``minimum``/``maximum`` and one past it, empty and over-long strings, wrong types; operations
+without a body: the coverage of a body schema can take minutes), then ``examples`` cases in
+each generation mode (positive: valid by the schema; negative: violating it), drawn by
+Hypothesis from the public ``APIOperation.as_strategy``, all sent over real HTTP. A fixed
+seed (``derandomize`` by default) makes a run repeatable. Every response is checked: no
+status >= 500, the body conforms to the documented schema, and a CSV export arrives whole
+(the chunked body ends, the header row comes first, every record has every column).
 """
 
 from __future__ import annotations
@@ -31,6 +33,9 @@ from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.core import NotSet
+from schemathesis.generation.drivers import CoverageGenerator  # not public: pinned 4.32
+from schemathesis.generation.feedback import FeedbackSources
+from schemathesis.generation.overrides import Override
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
 from node.api.routes.transactions import CSV_COLUMNS
@@ -205,6 +210,21 @@ def _one_case(
             )
 
 
+def _coverage_cases(
+    schema: Any, operation: Any, modes: tuple[GenerationMode, ...], path: dict[str, str]
+) -> Iterator[Any]:
+    """Yield the coverage-phase cases of ``operation`` (``path`` parameters fixed)."""
+    generator = CoverageGenerator(
+        operation=operation,
+        generation_modes=list(modes),
+        generation_config=schema.config.generation_for(operation=operation, phase="coverage"),
+        auth_storage=None,
+        override=Override(path_parameters=dict(path)),
+        feedback=FeedbackSources(),
+    )
+    yield from generator
+
+
 def run_fuzz(
     url: str,
     *,
@@ -214,6 +234,7 @@ def run_fuzz(
     modes: tuple[GenerationMode, ...] = MODES,
     skip: frozenset[str] = frozenset(),
     known: dict[str, str] | None = None,
+    coverage: bool = True,
 ) -> FuzzReport:
     """Fuzz every operation of the node at ``url`` but those labelled in ``skip`` (``"POST
     /rpc"``): ``examples`` cases per operation and mode, with ``headers`` on every request;
@@ -244,6 +265,10 @@ def run_fuzz(
             names = {p.name for p in operation.path_parameters}
             fixed_path = {k: v for k, v in (known or {}).items() if k in names}
             variants = [{}, fixed_path] if fixed_path else [{}]
+            if coverage and not operation.body:
+                for path_parameters in variants:
+                    for case in _coverage_cases(schema, operation, modes, path_parameters):
+                        _one_case(case, session, headers, report)
             for mode, path_parameters in itertools.product(modes, variants):
 
                 def draw(case: Any) -> None:
