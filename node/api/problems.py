@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -58,7 +60,8 @@ def problem(status: int, title: str, detail: str, kind: str = "") -> JSONRespons
 
 
 def install_problem_handlers(app: FastAPI) -> None:
-    """Register handlers turning errors into problem+json."""
+    """Register handlers turning errors into problem+json (and document them so)."""
+    document_problems(app)
 
     @app.exception_handler(CollegiumError)
     async def _collegium(_: Request, exc: CollegiumError) -> JSONResponse:
@@ -78,3 +81,30 @@ def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         return problem(exc.status_code, "error", str(exc.detail))
+
+
+def document_problems(app: FastAPI) -> None:
+    """Make the OpenAPI say what every error response is: a ``Problem`` as
+    ``application/problem+json`` (FastAPI would document its 422 as an ``HTTPValidationError``
+    and ``model=Problem`` as ``application/json``: a client, or a fuzzer checking that
+    answers conform, would be misled)."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = build()
+        from node.api.schemas import Problem
+
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        components.setdefault("Problem", Problem.model_json_schema())
+        content = {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+        for operations in schema.get("paths", {}).values():
+            for operation in operations.values():
+                for code, response in operation.get("responses", {}).items():
+                    if str(code).isdigit() and int(code) >= 400:
+                        response["content"] = content
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -1,6 +1,6 @@
 """Schemathesis against one node of the 3-node devnet over real HTTP: no 5xx.
 
-The same property as tests/api/test_schemathesis.py, but the node runs as a process among
+The same property as tests/security/test_fuzz.py, but the node runs as a process among
 peers on anvil, so routed paths (``/api/v1/system/…``, ``/api/v1/subsystems/{S}/data/…``)
 go through the router and the proxy, chain calls go to anvil, and the gateway is the
 node's real store. Bounded: ``EXAMPLES_PER_OPERATION`` cases per operation (about 200).
@@ -27,7 +27,7 @@ TARGET = 1  # node1: not the deployer's first node, a peer like any other
 def api_schema(devnet3: Devnet) -> Any:
     api = schemathesis.openapi.from_url(devnet3.nodes[TARGET].url + "/openapi.json")
     # explicit examples + fuzzing (valid and invalid input): ~200 cases; the coverage
-    # phase (~800 more boundary cases) runs in tests/api/test_schemathesis.py
+    # phase (boundary cases) runs in tests/security/test_fuzz.py
     api.config.phases.coverage.enabled = False
     return api
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter, Query
 
 from node.api.deps import LedgerDep
+from node.api.params import MAX_INDEX_INT
 from node.api.schemas import AnchorListItem, ConsistencyProofPublic, Problem
+from node.ledger.service import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 
 router = APIRouter(prefix="/anchors", tags=["anchors"])
 
@@ -13,8 +15,10 @@ router = APIRouter(prefix="/anchors", tags=["anchors"])
 @router.get("")
 def list_anchors(
     ledger: LedgerDep,
-    before: int | None = Query(default=None, description="cursor: anchors older than this"),
-    limit: int = Query(default=50, ge=1, le=500),
+    before: int | None = Query(
+        default=None, ge=0, le=MAX_INDEX_INT, description="cursor: anchors older than this"
+    ),
+    limit: int = Query(default=DEFAULT_PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE),
 ) -> list[AnchorListItem]:
     """Return anchors, newest first."""
     return [
@@ -36,8 +40,8 @@ def list_anchors(
 @router.get("/consistency", responses={400: {"model": Problem}})
 def get_consistency(
     ledger: LedgerDep,
-    first: int = Query(ge=1, description="older tree size"),
-    second: int = Query(ge=1, description="newer tree size"),
+    first: int = Query(ge=1, le=MAX_INDEX_INT, description="older tree size"),
+    second: int = Query(ge=1, le=MAX_INDEX_INT, description="newer tree size"),
 ) -> ConsistencyProofPublic:
     """Return the RFC 9162 consistency proof between two anchored sizes of the log."""
     return ConsistencyProofPublic(

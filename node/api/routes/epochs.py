@@ -84,10 +84,11 @@ class SubsystemPublic(BaseModel):
 
 
 def get_epochs(node: NodeDep) -> EpochService:
-    """Return the node's epoch service; 503 if it is disabled."""
+    """Return the node's epoch service; 404 if it is disabled (by its operator, for good: a
+    5xx would say the node failed)."""
     service = getattr(node, "epochs", None)
     if service is None:
-        raise HTTPException(503, "the epoch service is disabled on this node")
+        raise HTTPException(404, "the epoch service is disabled on this node")
     return service  # type: ignore[no-any-return]
 
 

@@ -16,7 +16,7 @@ from html import escape
 from typing import Annotated, Final
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from node.errors import InvalidCID, NotFoundInStore, StoreError
@@ -49,8 +49,10 @@ _MAGIC: Final[tuple[tuple[bytes, str], ...]] = (
     (b"\x1f\x8b\x08", "application/gzip"),
     (b"\x00asm", "application/wasm"),
 )
-#: a single ``bytes=first-last`` range (fullmatch); longer numbers than any size are ignored
-_RANGE_RE: Final = re.compile(r"bytes=([0-9]{0,20})-([0-9]{0,20})")
+#: a single ``bytes=first-last`` range (fullmatch), ASCII digits, at most 19 (more than any
+#: size): a longer number (``int()`` refuses 4,301 digits and more) does not match and the
+#: header is ignored, as RFC 9110 allows
+_RANGE_RE: Final = re.compile(r"bytes=([0-9]{0,19})-([0-9]{0,19})")
 
 router = APIRouter(tags=["ipfs"])
 
@@ -263,13 +265,41 @@ def problem_with_headers(status: int, detail: str, headers: dict[str, str]) -> J
     return response
 
 
+# Documented (in the OpenAPI, so clients and the fuzzer see them); ``serve`` reads them from
+# the request itself.
+FormatParam = Annotated[
+    str | None, Query(alias="format", description="raw: the block itself (trustless gateway)")
+]
+RangeHeader = Annotated[
+    str | None, Header(alias="range", description="one byte range: bytes=first-[last] or -count")
+]
+IfNoneMatchHeader = Annotated[
+    str | None, Header(alias="if-none-match", description="an ETag seen before: 304")
+]
+
+
 @router.api_route("/ipfs/{cid}", methods=["GET", "HEAD"], response_model=None)
-def get_ipfs_root(cid: str, request: Request, store: StoreDep) -> Response:
+def get_ipfs_root(
+    cid: str,
+    request: Request,
+    store: StoreDep,
+    format_: FormatParam = None,
+    range_: RangeHeader = None,
+    if_none_match: IfNoneMatchHeader = None,
+) -> Response:
     """Serve the content behind ``cid`` (file, directory listing/index, or raw block)."""
     return serve(store, cid, "", request)
 
 
 @router.api_route("/ipfs/{cid}/{path:path}", methods=["GET", "HEAD"], response_model=None)
-def get_ipfs_path(cid: str, path: str, request: Request, store: StoreDep) -> Response:
+def get_ipfs_path(
+    cid: str,
+    path: str,
+    request: Request,
+    store: StoreDep,
+    format_: FormatParam = None,
+    range_: RangeHeader = None,
+    if_none_match: IfNoneMatchHeader = None,
+) -> Response:
     """Serve ``path`` inside the directory ``cid``."""
     return serve(store, cid, path, request)

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
+import logging
 from collections.abc import Iterator, Sequence
 from typing import Annotated, Any, Final
 
@@ -15,6 +17,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Response, status
 from fastapi.responses import StreamingResponse
 
 from node.api.deps import LedgerDep, NodeDep
+from node.api.params import MAX_INDEX_INT
 from node.api.problems import STATUS_BY_ERROR
 from node.api.schemas import (
     BatchCreate,
@@ -28,10 +31,11 @@ from node.api.schemas import (
 )
 from node.db.models import BusinessTransaction, TransactionStatus
 from node.errors import ValidationError
-from node.ledger.service import Submission, TxFilter
+from node.ledger.service import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Submission, TxFilter
 from node.ledger.transaction import typed_data_schema
 
 router = APIRouter(prefix="/transactions", tags=["transactions"])
+log = logging.getLogger(__name__)
 
 CSV_COLUMNS = (
     "id", "seq", "status", "subsystem", "kind", "signer", "parties", "amount", "currency",
@@ -161,12 +165,20 @@ def tx_filter(
     signer: str | None = None,
     party: str | None = None,
     since: int | None = Query(
-        default=None, ge=0, description="signed timestamp >= since (unix seconds)"
+        default=None,
+        ge=0,
+        le=MAX_INDEX_INT,
+        description="signed timestamp >= since (unix seconds)",
     ),
     until: int | None = Query(
-        default=None, ge=0, description="signed timestamp < until (unix seconds)"
+        default=None,
+        ge=0,
+        le=MAX_INDEX_INT,
+        description="signed timestamp < until (unix seconds)",
     ),
-    anchor: int | None = Query(default=None, ge=0, description="only this anchor's leaves"),
+    anchor: int | None = Query(
+        default=None, ge=0, le=MAX_INDEX_INT, description="only this anchor's leaves"
+    ),
 ) -> TxFilter:
     """Return the query filters shared by the JSON list and the CSV export."""
     return TxFilter(
@@ -187,8 +199,13 @@ FilterDep = Annotated[TxFilter, Depends(tx_filter)]
 def list_transactions(
     ledger: LedgerDep,
     where: FilterDep,
-    before: int | None = Query(default=None, description="cursor: list rows older than this"),
-    limit: int = Query(default=50, ge=1, le=500),
+    before: int | None = Query(
+        default=None,
+        ge=0,
+        le=MAX_INDEX_INT,
+        description="cursor (a page's next_cursor): list rows older than this",
+    ),
+    limit: int = Query(default=DEFAULT_PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE),
 ) -> BusinessTxPage:
     """Return transactions, newest first, filtered; page with ``before=next_cursor``."""
     page = ledger.page(where, before=before, limit=limit)
@@ -228,16 +245,30 @@ def _csv_cells(row: BusinessTransaction) -> list[Any]:
     ]  # fmt: skip
 
 
-def _csv_stream(pages: Iterator[Sequence[BusinessTransaction]]) -> Iterator[str]:
-    """Yield the CSV text page by page (one query each, sent as soon as it is read)."""
+def _csv_stream(
+    first: Sequence[BusinessTransaction], rest: Iterator[Sequence[BusinessTransaction]]
+) -> Iterator[str]:
+    """Yield the CSV text page by page (one query each, sent as soon as it is read).
+
+    The first page was read before the response started, so a bad query fails with a
+    problem, not a 200. A later page that fails (the database gone, a bug) is logged and
+    re-raised: the server then closes the connection without the chunked encoding's last
+    chunk, which every HTTP client reports as an incomplete body, never as a complete CSV.
+    """
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow(CSV_COLUMNS)
-    for page in pages:
-        writer.writerows(csv_line(row) for row in page)
-        yield buffer.getvalue()
-        buffer.seek(0)
-        buffer.truncate()
+    rows = 0
+    try:
+        for page in itertools.chain((first,), rest):
+            writer.writerows(csv_line(row) for row in page)
+            rows += len(page)
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+    except Exception:
+        log.exception("CSV export failed after %d rows; closing the response unfinished", rows)
+        raise
 
 
 @router.get(
@@ -246,9 +277,16 @@ def _csv_stream(pages: Iterator[Sequence[BusinessTransaction]]) -> Iterator[str]
     responses={200: {"content": {"text/csv": {}}}},
 )
 def export_csv(ledger: LedgerDep, where: FilterDep) -> StreamingResponse:
-    """Stream every transaction matching the filters as CSV (RFC 4180), newest first."""
+    """Stream every transaction matching the filters as CSV (RFC 4180), newest first.
+
+    The parameters are validated and the first page is read before the response starts
+    (a bad query is a 4xx problem, never a 200); a failure later on cuts the stream without
+    its end, which clients report as an incomplete body (chunked transfer encoding).
+    """
+    pages = ledger.iter_pages(where, chunk=CSV_CHUNK_ROWS, first=CSV_FIRST_ROWS)
+    first = next(pages)  # iter_pages yields at least one (maybe empty) page
     return StreamingResponse(
-        _csv_stream(ledger.iter_pages(where, chunk=CSV_CHUNK_ROWS, first=CSV_FIRST_ROWS)),
+        _csv_stream(first, pages),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": 'attachment; filename="transactions.csv"'},
     )
