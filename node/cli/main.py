@@ -196,6 +196,11 @@ def status(
         from node.storage.sync import format_progress
 
         typer.echo(f"replica    {format_progress(health['sync'])}")
+    for log in health.get("replicas") or []:
+        if isinstance(log, dict) and "subsystem" in log:
+            state = "caught up" if log.get("ready") else "catching up"
+            typer.echo(f"log        {log['subsystem']}: {log.get('have')}/{log.get('entries')} "
+                       f"sealed objects here ({state})")  # fmt: skip
     typer.echo(f"ledger     {health.get('transactions')}")
     if "epochs" in health:
         from node.epoch.report import format_epoch_status
@@ -213,22 +218,30 @@ def verify(
 
     Exits 0 when everything matches and 3 with a report of each mismatch otherwise.
     """
+    from node.crypto.replica import audit_logs
     from node.ledger.audit import audit
 
     settings = _settings(data_dir, chain_url=chain)
     try:
         with _audit_parts(settings) as (sessions, store, registry, node):
             report = audit(sessions, store, registry, node)
+            entries, log_findings = audit_logs(sessions, store)
     except CollegiumError as exc:
         raise _fail(exc) from exc
     for finding in report.findings:
         typer.echo(f"MISMATCH {finding}")
+    for log_finding in log_findings:
+        typer.echo(f"MISMATCH {log_finding}")
     typer.echo(
         f"checked {report.checked} transactions ({report.anchored} anchored, "
         f"{report.pending} pending): "
         + ("all match" if report.ok else f"{len(report.findings)} mismatches")
     )
-    if not report.ok:
+    typer.echo(
+        f"checked {entries} entries of the subsystem logs (sealed objects and envelopes): "
+        + ("all match" if not log_findings else f"{len(log_findings)} mismatches")
+    )
+    if not report.ok or log_findings:
         raise typer.Exit(int(ExitStatus.MISMATCH))
 
 

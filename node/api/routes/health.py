@@ -11,14 +11,24 @@ from typing import Any
 from fastapi import APIRouter
 
 from node.api.deps import NodeDep
+from node.errors import CollegiumError
 
 router = APIRouter(tags=["health"])
 
 
 @router.get("/health")
 def health(node: NodeDep) -> dict[str, Any]:
-    """Return the node's health: chain id, block, epoch, node and registry address, store."""
-    return node.health()
+    """Return the node's health: chain id, block, epoch, node and registry address, store, and
+    ``replicas``: per subsystem with a private log, how many of its entries' sealed objects are
+    here and whether this node is caught up for it (``node.crypto.replica``)."""
+    from node.crypto.replica import get_subsystem_log
+
+    summary = node.health()
+    try:
+        summary["replicas"] = [s.as_dict() for s in get_subsystem_log(node).statuses()]
+    except CollegiumError as exc:
+        summary["replicas"] = {"error": str(exc)}
+    return summary
 
 
 @router.get("/livez")
