@@ -21,8 +21,8 @@ ciphertext and envelopes, none holds a key it is not a recipient of.
 **The index.** S's own database keeps ``log_entries``, rebuilt from the ledger index and the
 store by :meth:`SubsystemLog.catch_up` (idempotent: entries are keyed by transaction id;
 entries gone from the ledger after a reorg are dropped). A host answers for S only when it
-is caught up (:meth:`SubsystemLog.status`): the chain follower is near the head and every
-entry's sealed object and envelope is in the local store.
+is caught up (:meth:`SubsystemLog.status`): the chain follower has reached the head once since
+start, and every entry's sealed object and envelope is in the local store.
 """
 
 from __future__ import annotations
@@ -226,6 +226,7 @@ class SubsystemLog:
         self._clock = clock
         self._status: dict[str, tuple[float, ReplicaStatus]] = {}
         self._unready_since: dict[str, float] = {}
+        self._follower_caught_up = False  # once near the head, a brief lag is not "behind"
         self._lock = threading.Lock()
 
     def entries(self, name: str) -> list[LogEntry]:
@@ -251,8 +252,12 @@ class SubsystemLog:
             return cached[1]
         entries = self.entries(name)
         have = sum(1 for e in entries if not inspect_entry(self.store, e).missing)
-        lag = self.follower_lag() if self.follower_lag is not None else None
-        caught_up = have == len(entries) and (lag is None or lag <= MAX_FOLLOWER_LAG_BLOCKS)
+        lag = None
+        if self.follower_lag is not None and not self._follower_caught_up:
+            lag = self.follower_lag()  # until the follower first reaches the head after start
+            self._follower_caught_up = lag is not None and lag <= MAX_FOLLOWER_LAG_BLOCKS
+        following = lag is None or lag <= MAX_FOLLOWER_LAG_BLOCKS
+        caught_up = have == len(entries) and following
         with self._lock:
             if caught_up:
                 self._unready_since.pop(name, None)

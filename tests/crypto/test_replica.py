@@ -165,14 +165,28 @@ def test_status_waits_for_every_object_and_the_follower_then_a_grace(
     store.add_bytes(other.cat(json.loads(document)["envelope"]))
     clock.now += STATUS_TTL_SECONDS
     assert log.status(S).ready and log.status(S).have == 1
-    # a follower far behind the head is not caught up ...
+    # once the follower reached the head, a later lag does not make the host "behind"
     lag[0] = MAX_FOLLOWER_LAG_BLOCKS + 1
     clock.now += STATUS_TTL_SECONDS
-    assert not log.is_ready(S)
-    # ... until the grace has passed: then S is served, what lacks listed as missing
-    clock.now += CATCH_UP_GRACE_SECONDS
     assert log.is_ready(S)
     assert [s.subsystem for s in log.statuses()] == [S]
+
+
+def test_a_follower_behind_since_start_is_not_caught_up_until_the_grace(
+    sessions: sessionmaker[Session], store: EmbeddedStore
+) -> None:
+    clock = Clock()
+    lag = [MAX_FOLLOWER_LAG_BLOCKS + 1]
+    log = SubsystemLog(sessions, store, lambda: lag[0], clock=clock)
+    status = log.status(S)
+    assert not status.ready and status.follower_lag == MAX_FOLLOWER_LAG_BLOCKS + 1
+    clock.now += STATUS_TTL_SECONDS
+    assert log.status(S) is not status and not log.is_ready(S)  # recomputed, still behind
+    clock.now += CATCH_UP_GRACE_SECONDS  # never caught up: S is served, lacks listed missing
+    assert log.is_ready(S)
+    lag[0] = 0
+    other = SubsystemLog(sessions, store, lambda: lag[0], clock=clock)
+    assert other.is_ready(S)
 
 
 class Database:

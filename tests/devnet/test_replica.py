@@ -69,6 +69,17 @@ def sign_into_log(host: DevnetNode, wallet: Any, kind: str, sealed: dict[str, An
     return str(response.json()["id"])
 
 
+def post_routed(url: str, body: dict[str, Any], session: Any) -> httpx.Response:
+    """POST through the router; retried while the host is catching up (421 after the client's
+    own re-route, 503) — any other answer is returned."""
+
+    def attempt() -> httpx.Response | None:
+        response = httpx.post(url, json=body, auth=session, timeout=30)
+        return None if response.status_code in (421, 503) else response
+
+    return wait_until(attempt, LIST_TIMEOUT, f"POST {url} to reach a caught-up host")
+
+
 def listed(node: DevnetNode, session: Any, want: dict[str, str]) -> str | None:
     """Return who served beta's records through ``node`` if all of ``want`` (cid -> value)
     are listed and opened there, else None."""
@@ -100,8 +111,8 @@ def test_private_data_survives_rotation_and_the_writers_death(devnet5: Devnet) -
     by_address = {n.address.lower(): n for n in nodes}
     for i in range(RECORDS):
         value = f"{MARK}record-{i}-{secrets.token_hex(4)}"
-        response = httpx.post(data_url(entry, "records"), json={"key": f"k{i}", "value": value},
-                              auth=sessions[entry.url], timeout=30)  # fmt: skip
+        response = post_routed(data_url(entry, "records"), {"key": f"k{i}", "value": value},
+                               sessions[entry.url])  # fmt: skip
         assert response.status_code == 201, response.text
         record = response.json()
         assert record["status"] == "draft" and record["payload_hash"]
@@ -111,8 +122,7 @@ def test_private_data_survives_rotation_and_the_writers_death(devnet5: Devnet) -
         tx_ids.append(sign_into_log(host, member, "record", record))
         want[record["cid"]] = value
     content = f'{{"memo": "{MARK}payment", "amount": "9100"}}'
-    response = httpx.post(data_url(entry, "payloads"), json={"content": content},
-                          auth=sessions[entry.url], timeout=30)  # fmt: skip
+    response = post_routed(data_url(entry, "payloads"), {"content": content}, sessions[entry.url])
     assert response.status_code == 201, response.text
     payload = response.json()
     payload_host = by_address[response.headers[SERVED_BY].lower()]
