@@ -210,3 +210,61 @@ def test_catch_up_indexes_envelope_and_version_of_each_entry(
     assert entry.cid == cid and not objects.missing
     assert objects.envelope == json.loads(store.cat(cid))["envelope"]
     assert objects.key_version == 1 and objects.commitment
+
+
+class Participants:
+    """The registry's participants of S (what ``PrivateData`` reads from the contract)."""
+
+    def __init__(self, *addresses: str) -> None:
+        self.addresses = list(addresses)
+
+    def participants(self, name: str) -> list[str]:
+        return list(self.addresses)
+
+
+def test_any_host_lists_what_another_wrote_and_rotation_follows_the_log(
+    sessions: sessionmaker[Session], store: EmbeddedStore, tmp_path: Path
+) -> None:
+    from node.auth.databases import RoleContext, SubsystemDatabases
+    from node.crypto.directory import SOURCE_SELF, KeyDirectory
+    from node.crypto.errors import NotARecipient
+    from node.crypto.private import PrivateData
+    from node.crypto.sealed import read_sealed
+
+    a, b, member = Account.create(), Account.create(), Account.create()
+    registry = Participants(a.address, b.address, member.address)
+    directory = KeyDirectory(sessions)
+    for account in (a, b, member):
+        directory.record(account.address, compute_public_key(bytes(account.key)), SOURCE_SELF)
+    log = SubsystemLog(sessions, store)  # one store: what peer sync makes of the two stores
+    hosts = [PrivateData(SubsystemDatabases(tmp_path / name), store, registry, directory,
+                         account, log=log) for name, account in (("a", a), ("b", b))]  # fmt: skip
+    host_a, host_b = hosts
+    context = RoleContext("be_subsystem", S)
+
+    first = host_a.add_record(context, S, key="k", value="written on a", author=member.address)
+    assert first["status"] == "draft" and host_b.records(context, S, limit=10) == []
+    add_tx(sessions, tx(1), timestamp=1, payload=first["cid"], nonce=1)
+    with sessions.begin() as session:  # the author's signed payloadHash
+        row = session.query(BusinessTransaction).filter_by(tx_id=tx(1)).one()
+        row.payload_hash = first["payload_hash"]
+    (listed,) = host_b.records(context, S, limit=10)
+    assert listed["value"] == "written on a"
+    assert (listed["status"], listed["tx_id"]) == ("anchored", tx(1))
+    assert host_b.current_key(context, S).envelope_cid == first["envelope"]  # adopted
+
+    registry.addresses.remove(member.address)  # removed: the next write rotates, on b
+    second = host_b.add_record(context, S, key="k", value="after removal", author=b.address)
+    assert second["key_version"] == 2
+    add_tx(sessions, tx(2), timestamp=2, payload=second["cid"], nonce=2)
+    with sessions.begin() as session:
+        row = session.query(BusinessTransaction).filter_by(tx_id=tx(2)).one()
+        row.payload_hash = second["payload_hash"]
+    current = host_a.current_key(context, S)  # a follows b's rotation from the log
+    assert (current.key_version, current.envelope_cid) == (2, second["envelope"])
+    assert [r["value"] for r in host_a.records(context, S, limit=10)] == [
+        "after removal", "written on a",
+    ]  # fmt: skip
+    assert read_sealed(store, first["cid"], bytes(member.key))
+    with pytest.raises(NotARecipient):
+        read_sealed(store, second["cid"], bytes(member.key))
