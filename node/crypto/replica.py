@@ -31,7 +31,7 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 from sqlalchemy import select
@@ -191,23 +191,65 @@ class LogFinding:
         return f"log of {self.subsystem!r}: {self.tx_id}: {self.check}: {self.detail}"
 
 
-def audit_logs(sessions: sessionmaker[Session], store: Any) -> tuple[int, list[LogFinding]]:
-    """Check every subsystem's log against the local store, without any key: each anchored
-    entry's sealed object and envelope are here (blocks re-hashed against their CIDs by the
-    store), decode, name the entry's subsystem and agree on the key version. Return
-    (entries checked, findings). Pending entries of this node are checked the same way."""
-    checked = 0
-    findings: list[LogFinding] = []
+@dataclass
+class LogAudit:
+    """What :func:`audit_logs` checked and found."""
+
+    checked: int = 0
+    opened: int = 0  # entries a member's key opened and re-hashed
+    findings: list[LogFinding] = field(default_factory=list)
+
+
+def audit_logs(
+    sessions: sessionmaker[Session], store: Any, member_key: bytes | None = None
+) -> LogAudit:
+    """Check every subsystem's log against the local store, without any key: each entry's
+    sealed object and envelope are here (blocks re-hashed against their CIDs by the store),
+    decode, name the entry's subsystem and agree on the key version. With ``member_key`` (a
+    participant's wallet key), every entry whose envelope has a slot for it is also opened: the
+    plaintext must match the sealed object's SHA-256 commitment and the author's signed
+    ``payloadHash = keccak256(salt || plaintext)``."""
+    audit = LogAudit()
     for name in log_subsystems(sessions):
         for entry in read_log(sessions, name):
-            checked += 1
+            audit.checked += 1
             objects = inspect_entry(store, entry)
             if objects.missing:
-                findings.append(LogFinding(name, entry.tx_id, "sealed object and envelope here",
-                                           f"{entry.cid} or its envelope is absent"))  # fmt: skip
+                absent = f"{entry.cid} or its envelope is absent"
+                audit.findings.append(
+                    LogFinding(name, entry.tx_id, "sealed object and envelope here", absent)
+                )
             elif objects.problem:
-                findings.append(LogFinding(name, entry.tx_id, "sealed object", objects.problem))
-    return checked, findings
+                audit.findings.append(LogFinding(name, entry.tx_id, "sealed object",
+                                                 objects.problem))  # fmt: skip
+            elif member_key is not None:
+                problem = _open_and_rehash(store, entry, member_key)
+                if problem is None:
+                    audit.opened += 1
+                elif problem:
+                    audit.findings.append(LogFinding(name, entry.tx_id, "plaintext", problem))
+    return audit
+
+
+def _open_and_rehash(store: Any, entry: LogEntry, member_key: bytes) -> str | None:
+    """Return None if ``entry`` opens with ``member_key`` and matches both commitments, "" if
+    the key has no slot in its envelope, else what is wrong."""
+    from node.crypto.errors import NotARecipient
+    from node.crypto.sealed import open_envelope, unseal_salted
+    from node.ledger.transaction import compute_payload_hash
+
+    sealed = decode_sealed(store.cat(entry.cid))
+    try:
+        key = open_envelope(get_envelope(store, sealed.envelope), member_key)
+    except NotARecipient:
+        return ""
+    try:
+        salt, payload = unseal_salted(key, sealed)  # checks the SHA-256 commitment
+    except CryptoError as exc:
+        return str(exc)
+    if compute_payload_hash(salt, payload) != entry.payload_hash:
+        return "the plaintext does not hash to the signed payloadHash"
+    return None
 
 
 class SubsystemLog:

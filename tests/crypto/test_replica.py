@@ -121,11 +121,12 @@ def test_audit_names_absent_and_misfiled_objects_without_any_key(
     other = EmbeddedStore(tmp_path / "other")
     absent = sealed_object(other)
     add_tx(sessions, tx(1), timestamp=1, payload=good, nonce=1)
-    assert audit_logs(sessions, store) == (1, [])
+    assert (audit_logs(sessions, store).checked, audit_logs(sessions, store).findings) == (1, [])
 
     add_tx(sessions, tx(2), timestamp=2, payload=misfiled, nonce=2)
     add_tx(sessions, tx(3), timestamp=3, payload=absent, nonce=3)
-    checked, findings = audit_logs(sessions, store)
+    audit = audit_logs(sessions, store)
+    checked, findings = audit.checked, audit.findings
 
     assert checked == 3
     assert {(f.tx_id, f.check) for f in findings} == {
@@ -134,7 +135,7 @@ def test_audit_names_absent_and_misfiled_objects_without_any_key(
     # a sealed object whose envelope is absent is absent too
     only_object = other.cat(absent)
     store.add_bytes(only_object)
-    assert [f.tx_id for f in audit_logs(sessions, store)[1]] == [tx(2), tx(3)]
+    assert [f.tx_id for f in audit_logs(sessions, store).findings] == [tx(2), tx(3)]
 
 
 class Clock:
@@ -268,3 +269,13 @@ def test_any_host_lists_what_another_wrote_and_rotation_follows_the_log(
     assert read_sealed(store, first["cid"], bytes(member.key))
     with pytest.raises(NotARecipient):
         read_sealed(store, second["cid"], bytes(member.key))
+    # a member's audit opens what it has a slot for and re-hashes both commitments
+    member_audit = audit_logs(sessions, store, bytes(member.key))
+    assert (member_audit.checked, member_audit.opened, member_audit.findings) == (2, 1, [])
+    host_audit = audit_logs(sessions, store, bytes(a.key))
+    assert (host_audit.opened, host_audit.findings) == (2, [])
+    with sessions.begin() as session:  # a leaf whose signed payloadHash is not the plaintext's
+        row = session.query(BusinessTransaction).filter_by(tx_id=tx(2)).one()
+        row.payload_hash = "0x" + "33" * 32
+    (finding,) = audit_logs(sessions, store, bytes(a.key)).findings
+    assert (finding.tx_id, finding.check) == (tx(2), "plaintext")

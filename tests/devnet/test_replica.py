@@ -28,7 +28,9 @@ from typing import Any
 
 import httpx
 from eth_account import Account
+from typer.testing import CliRunner
 
+from node.cli.main import app
 from node.crypto.private import decode_record
 from node.crypto.sealed import read_sealed
 from node.devnet import Devnet, DevnetNode
@@ -186,4 +188,13 @@ def test_private_data_survives_rotation_and_the_writers_death(devnet5: Devnet) -
         code, output = run_verify(node, devnet5)
         assert code == 0, output
         assert "subsystem logs (sealed objects and envelopes): all match" in output, output
+    # a member's verify also opens every entry and re-hashes both commitments
+    key_file = live[0].data_dir.parent / "member.key"
+    key_file.write_text("0x" + bytes(member.key).hex())
+    arguments = ["verify", "--data-dir", str(live[0].data_dir), "--chain", devnet5.chain_url,
+                 "--member-key-file", str(key_file)]  # fmt: skip
+    result = CliRunner().invoke(app, arguments)
+    assert result.exit_code == 0, result.output
+    opened = int(result.output.split(" opened")[0].rsplit(" ", 1)[1])
+    assert opened >= len(tx_ids), result.output
     print(f"replica +{time.monotonic() - t0:.1f}s: done")
