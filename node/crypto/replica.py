@@ -269,20 +269,29 @@ class SubsystemLog:
         self._status: dict[str, tuple[float, ReplicaStatus]] = {}
         self._unready_since: dict[str, float] = {}
         self._follower_caught_up = False  # once near the head, a brief lag is not "behind"
+        self._inspected: dict[str, EntryObjects] = {}  # payload CID -> objects, once here
         self._lock = threading.Lock()
 
     def entries(self, name: str) -> list[LogEntry]:
         """Return S's log in order (from the ledger index)."""
         return read_log(self.sessions, name)
 
+    def inspect(self, entry: LogEntry) -> EntryObjects:
+        """Return :func:`inspect_entry` of ``entry``, remembered once its objects are here
+        (content-addressed: they do not change; the store re-hashes blocks when read)."""
+        known = self._inspected.get(entry.cid)
+        if known is not None:
+            return known
+        objects = inspect_entry(self.store, entry)
+        if not objects.missing:
+            with self._lock:
+                self._inspected[entry.cid] = objects
+        return objects
+
     def catch_up(self, database: Any, name: str) -> list[LogEntry]:
         """Rebuild S's ``log_entries`` from the ledger index and the store; return the log."""
         entries = self.entries(name)
-        rows = []
-        for entry in entries:
-            objects = inspect_entry(self.store, entry)
-            rows.append((entry, objects))
-        database.replace_log(rows)
+        database.replace_log([(entry, self.inspect(entry)) for entry in entries])
         return entries
 
     def status(self, name: str) -> ReplicaStatus:
@@ -293,7 +302,7 @@ class SubsystemLog:
         if cached is not None and now - cached[0] < STATUS_TTL_SECONDS:
             return cached[1]
         entries = self.entries(name)
-        have = sum(1 for e in entries if not inspect_entry(self.store, e).missing)
+        have = sum(1 for e in entries if not self.inspect(e).missing)
         lag = None
         if self.follower_lag is not None and not self._follower_caught_up:
             lag = self.follower_lag()  # until the follower first reaches the head after start
