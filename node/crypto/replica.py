@@ -47,6 +47,8 @@ RECORD_KIND: Final = "record"
 MAX_FOLLOWER_LAG_BLOCKS: Final = 16
 #: how long a computed :class:`ReplicaStatus` is reused
 STATUS_TTL_SECONDS: Final = 2.0
+#: how long the list of subsystems with a log (``/health``) is reused
+NAMES_TTL_SECONDS: Final = 10.0
 #: after this long not caught up, a host serves S anyway, listing what it lacks as missing
 CATCH_UP_GRACE_SECONDS: Final = 60.0
 #: a JSON document larger than this is not decoded for references by peer sync
@@ -270,6 +272,7 @@ class SubsystemLog:
         self._unready_since: dict[str, float] = {}
         self._follower_caught_up = False  # once near the head, a brief lag is not "behind"
         self._inspected: dict[str, EntryObjects] = {}  # payload CID -> objects, once here
+        self._names: tuple[float, list[str]] | None = None
         self._lock = threading.Lock()
 
     def entries(self, name: str) -> list[LogEntry]:
@@ -326,7 +329,13 @@ class SubsystemLog:
 
     def statuses(self, names: Iterable[str] | None = None) -> list[ReplicaStatus]:
         """Return the status of every subsystem with a log (or of ``names``)."""
-        chosen = log_subsystems(self.sessions) if names is None else list(names)
+        if names is None:
+            now = self._clock()
+            if self._names is None or now - self._names[0] >= NAMES_TTL_SECONDS:
+                self._names = (now, log_subsystems(self.sessions))
+            chosen = list(self._names[1])
+        else:
+            chosen = list(names)
         return [self.status(n) for n in chosen]
 
 
