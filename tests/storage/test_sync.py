@@ -8,6 +8,7 @@ gateway registered as a peer is detected and skipped; a block rotted on B's disk
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -275,7 +276,9 @@ def test_payload_named_by_a_leaf_is_synced(cluster: Cluster) -> None:
     assert progress.complete and progress.have == progress.want
 
 
-def test_a_sealed_payloads_envelope_and_its_previous_are_synced(cluster: Cluster) -> None:
+def test_a_sealed_payloads_envelope_and_its_previous_are_synced(
+    cluster: Cluster, anvil_chain: ChainUnderTest
+) -> None:
     from node.crypto.keys import compute_public_key
     from node.crypto.sealed import (
         Recipient,
@@ -312,3 +315,13 @@ def test_a_sealed_payloads_envelope_and_its_previous_are_synced(cluster: Cluster
     assert progress.complete and progress.have == progress.want
     assert read_sealed(b.node.store, payload, bytes(wallet.key)) == secret  # keys followed
     assert not any(secret in b.node.store.cat(c) for c in (payload, current, old))
+
+    def replica_of_main() -> dict[str, object] | None:
+        replicas = httpx.get(b.url + "/health", timeout=10).json()["replicas"]
+        return next((r for r in replicas if r["subsystem"] == "main"), None)
+
+    anvil_chain.mine(3)  # past the follower's confirmations: b indexes a's anchor and leaf
+    deadline = time.monotonic() + 30  # /health caches the list of logs 10 s
+    while (seen := replica_of_main()) is None and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert seen is not None and (seen["entries"], seen["have"]) == (1, 1), seen
