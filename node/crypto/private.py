@@ -30,6 +30,7 @@ reaches S's envelopes or key: the ``be_system`` code path gets ``AccessDenied``.
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from dataclasses import dataclass
 from typing import Any, Final
@@ -60,11 +61,14 @@ from node.crypto.sealed import (
 from node.errors import CollegiumError
 from node.ledger.transaction import compute_payload_hash
 
+logger = logging.getLogger(__name__)
+
 RECORD_FORMAT: Final = 1
 STATUS_DRAFT: Final = "draft"  # sealed on this host, not yet signed into S's log
 STATUS_PENDING: Final = "pending"  # in S's log, not yet anchored
 STATUS_ANCHORED: Final = "anchored"
 STATUS_MISSING: Final = "missing"  # in S's log; its sealed object is not on this host yet
+STATUS_UNREADABLE: Final = "unreadable"  # in S's log; this host cannot open or check it
 
 
 class HostNotParticipant(Forbidden):
@@ -279,10 +283,16 @@ class PrivateData:
             if entry["missing"]:
                 out.append({**row, "status": STATUS_MISSING})
                 continue
-            opened = self.open_payload(context, name, entry["cid"])
-            if opened.payload_hash != entry["payload_hash"]:
-                raise MalformedObject(f"{entry['cid']} does not match its signed payloadHash")
-            row["key"], row["value"] = decode_record(opened.payload)
+            try:
+                opened = self.open_payload(context, name, entry["cid"])
+                if opened.payload_hash != entry["payload_hash"]:
+                    raise MalformedObject(f"{entry['cid']} does not match its signed payloadHash")
+                row["key"], row["value"] = decode_record(opened.payload)
+            except (CryptoError, CollegiumError) as exc:
+                # one bad entry (another node anchored garbage, or a key this host lacks) is
+                # shown as such; it never hides the rest of S's log
+                logger.warning("record %s of %r cannot be opened here: %s", entry["cid"], name, exc)
+                row["status"] = STATUS_UNREADABLE
             out.append(row)
         for draft in database.records(limit=limit):
             if len(out) >= limit:

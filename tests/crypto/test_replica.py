@@ -269,6 +269,14 @@ def test_any_host_lists_what_another_wrote_and_rotation_follows_the_log(
     assert read_sealed(store, first["cid"], bytes(member.key))
     with pytest.raises(NotARecipient):
         read_sealed(store, second["cid"], bytes(member.key))
+    # an entry another node anchored with garbage for a payload is shown, never hides the rest
+    add_tx(sessions, tx(4), timestamp=4, payload=str(store.add_bytes(b"not sealed")), nonce=4)
+    listing = host_a.records(context, S, limit=10)
+    assert [(r["status"], r["value"]) for r in listing] == [
+        ("unreadable", None), ("anchored", "after removal"), ("anchored", "written on a"),
+    ]  # fmt: skip
+    with sessions.begin() as session:
+        session.query(BusinessTransaction).filter_by(tx_id=tx(4)).delete()
     # a member's audit opens what it has a slot for and re-hashes both commitments
     member_audit = audit_logs(sessions, store, bytes(member.key))
     assert (member_audit.checked, member_audit.opened, member_audit.findings) == (2, 1, [])
