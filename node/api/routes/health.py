@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter
+from sqlalchemy.exc import SQLAlchemyError
 
 from node.api.deps import NodeDep
 from node.errors import CollegiumError
@@ -26,7 +27,7 @@ def health(node: NodeDep) -> dict[str, Any]:
     summary = node.health()
     try:
         summary["replicas"] = [s.as_dict() for s in get_subsystem_log(node).statuses()]
-    except CollegiumError as exc:
+    except (CollegiumError, SQLAlchemyError) as exc:  # /health itself must still answer
         summary["replicas"] = {"error": str(exc)}
     return summary
 
