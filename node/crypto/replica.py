@@ -28,6 +28,7 @@ start, and every entry's sealed object and envelope is in the local store.
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -35,12 +36,15 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from node.crypto.errors import CryptoError
 from node.crypto.sealed import ENVELOPE_TYPE, SEALED_TYPE, decode_sealed, get_envelope
 from node.db.models import BusinessTransaction, TransactionStatus
 from node.errors import CollegiumError
+
+log = logging.getLogger(__name__)
 
 RECORD_KIND: Final = "record"
 #: a follower more than this many blocks behind the head is not caught up
@@ -324,8 +328,13 @@ class SubsystemLog:
         return status
 
     def is_ready(self, name: str) -> bool:
-        """Return whether this node may answer for S now (:meth:`status`)."""
-        return self.status(name).ready
+        """Return whether this node may answer for S now (:meth:`status`). An index or store
+        that cannot be read does not hold the request here: the handler reports that error."""
+        try:
+            return self.status(name).ready
+        except (CollegiumError, SQLAlchemyError) as exc:
+            log.warning("readiness of %r unknown (%s): answering", name, exc)
+            return True
 
     def statuses(self, names: Iterable[str] | None = None) -> list[ReplicaStatus]:
         """Return the status of every subsystem with a log (or of ``names``)."""
