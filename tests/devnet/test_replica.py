@@ -73,11 +73,12 @@ def sign_into_log(host: DevnetNode, wallet: Any, kind: str, sealed: dict[str, An
 
 def post_routed(url: str, body: dict[str, Any], session: Any) -> httpx.Response:
     """POST through the router; retried while the host is catching up (421 after the client's
-    own re-route, 503) — any other answer is returned."""
+    own re-route, 503) or was too slow for the relay (504, on a loaded machine: a repeated
+    seal only leaves an unsigned draft on the host) — any other answer is returned."""
 
     def attempt() -> httpx.Response | None:
         response = httpx.post(url, json=body, auth=session, timeout=30)
-        return None if response.status_code in (421, 503) else response
+        return None if response.status_code in (421, 503, 504) else response
 
     return wait_until(attempt, LIST_TIMEOUT, f"POST {url} to reach a caught-up host")
 
