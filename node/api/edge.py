@@ -27,6 +27,7 @@ from node.auth.signatures import (
     SIGNATURE_HEADER,
     SIGNATURE_INPUT_HEADER,
 )
+from node.crypto.replica import get_subsystem_log
 from node.router.directory import PeerDirectory
 from node.router.health import PeerHealth
 from node.router.locate import Locator
@@ -95,7 +96,10 @@ def install_access(app: FastAPI, node: Any) -> None:
     client = httpx.AsyncClient(timeout=httpx.Timeout(READ_TIMEOUT, connect=CONNECT_TIMEOUT))
     health = PeerHealth(client)
     source = get_assignment_source(node)
-    app.state.locator = Locator(node.address, settings.endpoint, source, directory, health)
+    readiness = get_subsystem_log(node).is_ready
+    app.state.locator = Locator(
+        node.address, settings.endpoint, source, directory, health, readiness=readiness
+    )
     app.add_middleware(
         RouterMiddleware,
         my_address=node.address,
@@ -106,6 +110,7 @@ def install_access(app: FastAPI, node: Any) -> None:
         account=node.account,
         peer_verifier=peer_verifier,
         observer=metrics,
+        readiness=readiness,
     )
     rate = float(getattr(settings, "rate_limit", DEFAULT_RATE))
     if rate > 0:

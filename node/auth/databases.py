@@ -70,6 +70,24 @@ envelopes_table = Table(
     Column("recipients", Text, nullable=False),  # JSON list of checksummed addresses
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
+#: S's log as this host indexed it (``node.crypto.replica``): one row per private transaction
+#: of S, rebuilt from the ledger index and the content store; nothing here is plaintext.
+log_table = Table(
+    "log_entries",
+    subsystem_metadata,
+    Column("position", Integer, primary_key=True, autoincrement=False),
+    Column("tx_id", String(66), nullable=False, unique=True),
+    Column("kind", String(32), nullable=False),
+    Column("author", String(42), nullable=False),
+    Column("timestamp", Integer, nullable=False),
+    Column("cid", String(CID_LEN), nullable=False),
+    Column("payload_hash", String(66), nullable=False),
+    Column("anchored", Integer, nullable=False),
+    Column("envelope", String(CID_LEN), nullable=True),
+    Column("key_version", Integer, nullable=True),
+    Column("commitment", String(COMMITMENT_LEN), nullable=True),
+    Column("missing", Integer, nullable=False),
+)
 
 
 @dataclass(frozen=True)
@@ -151,6 +169,31 @@ class SubsystemDatabase:
                 select(records_table).order_by(records_table.c.id.desc()).limit(limit)
             ).mappings()
             return [dict(row) for row in rows]
+
+    def replace_log(self, rows: list[tuple[Any, Any]]) -> None:
+        """Replace S's indexed log with ``rows`` of ``(LogEntry, EntryObjects)`` in log order
+        (one SQL transaction: a reader sees the old index or the new one)."""
+        values = [
+            {"position": i, "tx_id": e.tx_id, "kind": e.kind, "author": e.author,
+             "timestamp": e.timestamp, "cid": e.cid, "payload_hash": e.payload_hash,
+             "anchored": int(e.anchored), "envelope": o.envelope, "key_version": o.key_version,
+             "commitment": o.commitment, "missing": int(o.missing)}
+            for i, (e, o) in enumerate(rows)
+        ]  # fmt: skip
+        with self.engine.begin() as conn:
+            conn.execute(log_table.delete())
+            if values:
+                conn.execute(insert(log_table), values)
+
+    def log(self, *, kind: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
+        """Return S's indexed log entries (of ``kind`` if given), newest first."""
+        query = select(log_table).order_by(log_table.c.position.desc())
+        if kind is not None:
+            query = query.where(log_table.c.kind == kind)
+        if limit is not None:
+            query = query.limit(limit)
+        with self.engine.connect() as conn:
+            return [dict(row) for row in conn.execute(query).mappings()]
 
     def current_envelope(self) -> EnvelopeRow | None:
         """Return the newest key envelope this host made for the subsystem, or None."""

@@ -15,7 +15,7 @@ from node import __version__
 from node.cli.probe import running_node_rpc
 from node.cli.status import ExitStatus
 from node.config import DEFAULT_HOME_SUBSYSTEM, DEFAULT_PORT, Settings, default_data_dir
-from node.errors import CollegiumError
+from node.errors import CollegiumError, ConfigError
 
 app = typer.Typer(
     help="Collegium node: open business ledger anchored on-chain, content on IPFS.",
@@ -324,6 +324,11 @@ def status(
         from node.storage.sync import format_progress
 
         typer.echo(f"replica    {format_progress(health['sync'])}")
+    for log in health.get("replicas") or []:
+        if isinstance(log, dict) and "subsystem" in log:
+            state = "caught up" if log.get("ready") else "catching up"
+            typer.echo(f"log        {log['subsystem']}: {log.get('have')}/{log.get('entries')} "
+                       f"sealed objects here ({state})")  # fmt: skip
     typer.echo(f"ledger     {health.get('transactions')}")
     if "epochs" in health:
         from node.epoch.report import format_epoch_status
@@ -373,25 +378,41 @@ def format_frontend(frontend: dict[str, Any] | None) -> list[str]:
 def verify(
     data_dir: DataDirOpt = None,
     chain: ChainOpt = None,
-) -> None:
-    """Re-check every stored transaction against the content store and the chain.
+    member_key_file: Annotated[
+        Path | None,
+        typer.Option(help="a participant's wallet key (0x hex in a file): also open and "
+                     "re-hash every subsystem-log entry it has a slot for"),
+    ] = None,
+) -> None:  # fmt: skip
+    """Re-check every stored transaction against the content store and the chain, and every
+    subsystem's log of sealed objects against the store (without keys, or opening them with
+    ``--member-key-file``).
 
     Exits 0 when everything matches and 3 with a report of each mismatch otherwise.
     """
+    from node.crypto.replica import audit_logs
     from node.ledger.audit import audit
 
+    try:
+        member_key = _read_member_key(member_key_file)
+    except ConfigError as exc:
+        raise _fail(exc, ExitStatus.INVALID_INPUT) from exc
     settings = _node_settings(data_dir, chain_url=chain)
     try:
         with _audit_parts(settings) as (sessions, store, registry, node):
             report = audit(sessions, store, registry, node)
+            log_audit = audit_logs(sessions, store, member_key)
             from node.chain.backend import describe_chain_trust
 
             parts_chain = registry.w3.eth.chain_id
             trust = describe_chain_trust(int(parts_chain), _audit_url(settings))
     except CollegiumError as exc:
         raise _fail(exc) from exc
+    log_findings = log_audit.findings
     for finding in report.findings:
         typer.echo(f"MISMATCH {finding}")
+    for log_finding in log_findings:
+        typer.echo(f"MISMATCH {log_finding}")
     typer.echo(f"checked against {trust[0]}")
     if trust[1]:
         typer.echo(f"note: {trust[1]}")
@@ -400,7 +421,13 @@ def verify(
         f"{report.pending} pending): "
         + ("all match" if report.ok else f"{len(report.findings)} mismatches")
     )
-    if not report.ok:
+    opened = f", {log_audit.opened} opened" if member_key_file is not None else ""
+    typer.echo(
+        f"checked {log_audit.checked} entries of the subsystem logs{opened} "
+        "(sealed objects and envelopes): "
+        + ("all match" if not log_findings else f"{len(log_findings)} mismatches")
+    )
+    if not report.ok or log_findings:
         raise typer.Exit(int(ExitStatus.MISMATCH))
 
 
@@ -410,6 +437,19 @@ def _audit_url(settings: Settings) -> str | None:
 
     record = NodeRecord.load(settings.node_file)
     return settings.chain_url or record.chain_url or running_node_rpc(record.endpoint)
+
+
+def _read_member_key(path: Path | None) -> bytes | None:
+    """Return the wallet key in ``path`` (0x hex), or None; raises ``ConfigError``."""
+    if path is None:
+        return None
+    try:
+        key = bytes.fromhex(path.read_text().strip().removeprefix("0x"))
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot read a wallet key from {path}: {exc}") from exc
+    if len(key) != 32:
+        raise ConfigError(f"{path} does not hold a 32-byte wallet key")
+    return key
 
 
 class _audit_parts:  # noqa: N801 - used as a context manager

@@ -30,6 +30,7 @@ reaches S's envelopes or key: the ``be_system`` code path gets ``AccessDenied``.
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from dataclasses import dataclass
 from typing import Any, Final
@@ -40,8 +41,9 @@ from eth_utils import to_checksum_address
 from node.auth.databases import EnvelopeRow, RoleContext, SubsystemDatabase, SubsystemDatabases
 from node.auth.errors import Forbidden
 from node.crypto.directory import SOURCE_SELF, KeyDirectory
-from node.crypto.errors import MalformedObject
+from node.crypto.errors import CryptoError, MalformedObject
 from node.crypto.keys import compute_public_key
+from node.crypto.replica import RECORD_KIND, SubsystemLog
 from node.crypto.sealed import (
     FIRST_KEY_VERSION,
     SALT_BYTES,
@@ -56,9 +58,17 @@ from node.crypto.sealed import (
     seal,
     unseal_salted,
 )
+from node.errors import CollegiumError
 from node.ledger.transaction import compute_payload_hash
 
+logger = logging.getLogger(__name__)
+
 RECORD_FORMAT: Final = 1
+STATUS_DRAFT: Final = "draft"  # sealed on this host, not yet signed into S's log
+STATUS_PENDING: Final = "pending"  # in S's log, not yet anchored
+STATUS_ANCHORED: Final = "anchored"
+STATUS_MISSING: Final = "missing"  # in S's log; its sealed object is not on this host yet
+STATUS_UNREADABLE: Final = "unreadable"  # in S's log; this host cannot open or check it
 
 
 class HostNotParticipant(Forbidden):
@@ -106,8 +116,10 @@ class PrivateData:
         registry: Any,
         directory: KeyDirectory,
         account: Any,
+        log: SubsystemLog | None = None,
     ) -> None:
         self.databases = databases
+        self.log = log
         self.store = store
         self.registry = registry
         self.directory = directory
@@ -139,12 +151,14 @@ class PrivateData:
         wanted = {r.address: r for r in self.directory.recipients(participants)}
         wanted[self.address] = self._self
         with self._lock:
-            row = database.current_envelope()
+            row = self._adopt_logged_envelope(database, name)
             if row is None:
                 key, version, previous = new_content_key(), FIRST_KEY_VERSION, None
             else:
                 removed = {a.lower() for a in row.recipients} - {a.lower() for a in participants}
                 added = {a.lower() for a in wanted} - {a.lower() for a in row.recipients}
+                if self.address.lower() not in {a.lower() for a in row.recipients}:
+                    removed = removed or {"(this host has no slot: a fresh key)"}
                 if removed:
                     key, version = new_content_key(), row.key_version + 1
                 elif added:
@@ -159,6 +173,33 @@ class PrivateData:
             database.add_envelope(EnvelopeRow(version, cid, envelope.addresses))
             self._keys[cid] = key
             return CurrentKey(database, key, cid, envelope)
+
+    def _adopt_logged_envelope(self, database: SubsystemDatabase, name: str) -> EnvelopeRow | None:
+        """Return this host's current envelope of ``name``, first adopting the newest envelope
+        S's log names (another host's, replicated here) when its key version is newer: keys
+        follow the data, whichever host wrote it."""
+        row = database.current_envelope()
+        if self.log is None:
+            return row
+        self.log.catch_up(database, name)
+        best: tuple[int, str] | None = None
+        for entry in database.log():
+            if entry["envelope"] and entry["key_version"] is not None and not entry["missing"]:
+                candidate = (int(entry["key_version"]), str(entry["envelope"]))
+                if best is None or candidate[0] > best[0]:
+                    best = candidate  # newest first: the latest entry of the top version
+        if best is None or (row is not None and best[0] <= row.key_version):
+            return row
+        try:
+            envelope = get_envelope(self.store, best[1])
+        except (CollegiumError, CryptoError):
+            return row
+        if envelope.subsystem != name:
+            return row
+        adopted = EnvelopeRow(envelope.key_version, best[1], envelope.addresses)
+        if row is None or row.envelope_cid != adopted.envelope_cid:
+            database.add_envelope(adopted)
+        return adopted
 
     def _content_key(self, envelope_cid: str, name: str) -> bytes:
         """Return the content key of the envelope at ``envelope_cid`` (cached), unwrapped with
@@ -215,16 +256,52 @@ class PrivateData:
             cid=cid, commitment=opened.commitment.hex(), key_version=current.key_version,
             author=author,
         )  # fmt: skip
-        return {**row, "key": key, "value": value, "envelope": current.envelope_cid}
+        return {**row, "key": key, "value": value, "envelope": current.envelope_cid,
+                "payload_hash": opened.payload_hash, "salt": "0x" + opened.salt.hex(),
+                "tx_id": None, "status": STATUS_DRAFT}  # fmt: skip
 
     def records(self, context: RoleContext, name: str, *, limit: int) -> list[dict[str, Any]]:
-        """Return the newest ``limit`` records of ``name``, opened. Raises as
+        """Return the newest ``limit`` records of ``name``, opened: the entries of kind
+        ``record`` in S's log (signed by their authors, replicated, whichever host wrote
+        them), then this host's drafts not yet signed into the log. An entry whose sealed
+        object is not here yet is listed with ``status`` ``missing`` and no value. Raises as
         :meth:`open_payload`."""
         database = self.databases.open(context, name)
-        out = []
-        for row in database.records(limit=limit):
-            key, value = decode_record(self.open_payload(context, name, row["cid"]).payload)
-            out.append({**row, "key": key, "value": value})
+        if self.log is not None:
+            self.log.catch_up(database, name)
+        out: list[dict[str, Any]] = []
+        logged: set[str] = set()
+        for entry in database.log(kind=RECORD_KIND):
+            logged.add(entry["cid"])
+            if len(out) >= limit:
+                continue
+            row = {"id": entry["position"], "author": entry["author"], "cid": entry["cid"],
+                   "commitment": entry["commitment"] or "", "tx_id": entry["tx_id"],
+                   "key_version": entry["key_version"] or 0, "key": None, "value": None,
+                   "status": STATUS_ANCHORED if entry["anchored"] else STATUS_PENDING,
+                   "payload_hash": entry["payload_hash"]}  # fmt: skip
+            if entry["missing"]:
+                out.append({**row, "status": STATUS_MISSING})
+                continue
+            try:
+                opened = self.open_payload(context, name, entry["cid"])
+                if opened.payload_hash != entry["payload_hash"]:
+                    raise MalformedObject(f"{entry['cid']} does not match its signed payloadHash")
+                row["key"], row["value"] = decode_record(opened.payload)
+            except (CryptoError, CollegiumError) as exc:
+                # one bad entry (another node anchored garbage, or a key this host lacks) is
+                # shown as such; it never hides the rest of S's log
+                logger.warning("record %s of %r cannot be opened here: %s", entry["cid"], name, exc)
+                row["status"] = STATUS_UNREADABLE
+            out.append(row)
+        for draft in database.records(limit=limit):
+            if len(out) >= limit:
+                break
+            if draft["cid"] in logged:
+                continue
+            key, value = decode_record(self.open_payload(context, name, draft["cid"]).payload)
+            out.append({**draft, "key": key, "value": value, "tx_id": None,
+                        "status": STATUS_DRAFT})  # fmt: skip
         return out
 
 

@@ -10,9 +10,10 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from node.assignment import ROLE_BE_SUBSYSTEM
 from node.router.health import PeerHealth
 from node.router.paths import compute_request_slot
-from node.router.route import AssignmentSource, UnknownSlot, compute_route
+from node.router.route import AssignmentSource, UnknownSlot, compute_other_hosts, compute_route
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,8 @@ class Locator:
     source: AssignmentSource | None
     peers: Callable[[], Mapping[str, str]]
     health: PeerHealth | None = None
+    #: whether this node is caught up for a subsystem (``node.crypto.replica``); None: always
+    readiness: Callable[[str], bool] | None = None
 
     def locate(self, path: str) -> Destination:
         """Return the first live host of ``path``'s slot, or this node if it serves the path.
@@ -52,8 +55,15 @@ class Locator:
             route = compute_route(role, subsystem, assignment, self.my_address, self.peers())
         except UnknownSlot:
             return Destination(me.node, me.endpoint, epoch, role, subsystem)
-        if route.local or not route.hosts:
+        candidates = route.hosts
+        if route.local and role == ROLE_BE_SUBSYSTEM and subsystem and self.readiness is not None:
+            if not self.readiness(subsystem):  # catching up: another host answers meanwhile
+                peers = self.peers()
+                candidates = compute_other_hosts(role, subsystem, assignment, me.node, peers)
+        elif route.local:
+            candidates = ()
+        if not candidates:
             return Destination(me.node, me.endpoint, epoch, role, subsystem)
-        hosts = self.health.compute_order(route.hosts) if self.health else list(route.hosts)
+        hosts = self.health.compute_order(candidates) if self.health else list(candidates)
         first = hosts[0]
         return Destination(first.address, first.endpoint, epoch, role, subsystem)

@@ -21,12 +21,19 @@ import httpx
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from node.asgi import send_problem
-from node.assignment import Assignment
+from node.assignment import ROLE_BE_SUBSYSTEM, Assignment
 from node.auth.peer import PEER_HEADER, PeerVerifier, sign_peer_request
 from node.auth.signatures import DESTINATION_HEADER
 from node.router.health import PeerHealth
 from node.router.paths import compute_request_slot
-from node.router.route import AssignmentSource, Peer, Route, UnknownSlot, compute_route
+from node.router.route import (
+    AssignmentSource,
+    Peer,
+    Route,
+    UnknownSlot,
+    compute_other_hosts,
+    compute_route,
+)
 
 HOPS_HEADER: Final = "x-collegium-hops"
 SERVED_BY_HEADER: Final = "x-collegium-served-by"
@@ -58,6 +65,8 @@ HOP_BY_HOP: Final = frozenset(
 # adds its own peer signature.
 PRIVATE_HEADERS: Final = frozenset({"authorization", "cookie", PEER_HEADER})
 STATUS_LOOP_DETECTED: Final = 508
+#: a host not caught up for a subsystem answers 503 with this Retry-After (seconds)
+CATCHING_UP_RETRY_SECONDS: Final = 5
 MAX_PROXY_BODY: Final = 1024 * 1024
 
 
@@ -100,8 +109,10 @@ class RouterMiddleware:
         peer_verifier: PeerVerifier | None = None,
         observer: RouterObserver | None = None,
         health: PeerHealth | None = None,
+        readiness: Callable[[str], bool] | None = None,
     ) -> None:
         self.app = app
+        self.readiness = readiness
         self.me = my_address.lower()
         self.served_by = my_address.encode()
         self.source = source
@@ -185,6 +196,13 @@ class RouterMiddleware:
                                   self.health.compute_order(route.hosts), headers, hops,
                                   extra)  # fmt: skip
                 return
+            if route is not None and role == ROLE_BE_SUBSYSTEM and self.readiness is not None:
+                ready = await anyio.to_thread.run_sync(self.readiness, str(subsystem))
+                if not ready:
+                    others = compute_other_hosts(role, subsystem, current[1], self.me, peers)
+                    await self._not_caught_up(scope, receive, send, route, others, headers,
+                                              hops, destination, extra)  # fmt: skip
+                    return
             if route is not None:
                 state[STATE_SLOT] = slot
         elif slot is not None:
@@ -196,6 +214,39 @@ class RouterMiddleware:
             await send(message)
 
         await self.app(scope, receive, tagged_send)
+
+    async def _not_caught_up(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        route: Route,
+        others: tuple[Peer, ...],
+        headers: Mapping[str, str],
+        hops: int,
+        destination: str,
+        extra: list[tuple[bytes, bytes]],
+    ) -> None:
+        """Answer for a subsystem this node hosts but has not caught up with (its log's sealed
+        objects are not all here yet): relay to another host of the slot, tell a signed request
+        to re-route (421: ``GET /api/v1/route`` then names another host), or, with no other
+        host (or after a hop), 503 with ``Retry-After`` — never an empty answer as if S had no
+        data."""
+        where = f"{route.role} of {route.subsystem!r}"
+        if others and destination:
+            await _problem(send, 421, "misdirected request",
+                           f"this node is catching up with {where}; ask GET /api/v1/route "
+                           "for another host", extra)  # fmt: skip
+            return
+        if others and hops == 0:
+            await self._proxy(scope, receive, send, route.role, route.epoch,
+                              self.health.compute_order(others), headers, hops,
+                              extra)  # fmt: skip
+            return
+        retry = (b"retry-after", str(CATCHING_UP_RETRY_SECONDS).encode())
+        await _problem(send, 503, "catching up",
+                       f"this node hosts {where} but has not replicated its log yet",
+                       [*extra, retry])  # fmt: skip
 
     async def _verified_peer(
         self, scope: Scope, headers: Mapping[str, str], hops: int

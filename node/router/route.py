@@ -80,3 +80,21 @@ def compute_route(
             return Route(role, subsystem, assignment.epoch, False, hosts)
     where = f"{role}/{subsystem}" if subsystem is not None else role
     raise UnknownSlot(f"no slot {where} in the assignment of epoch {assignment.epoch}")
+
+
+def compute_other_hosts(
+    role: str,
+    subsystem: str | None,
+    assignment: Assignment,
+    my_address: str,
+    peers: Mapping[str, str],
+) -> tuple[Peer, ...]:
+    """Return the hosts of the slot (role, subsystem) other than ``my_address``, in rank order
+    (those with a known endpoint): where a host that is not caught up sends the request."""
+    me = my_address.lower()
+    endpoints = {address.lower(): endpoint for address, endpoint in peers.items()}
+    for slot in assignment.slots:
+        if slot.role == role and slot.subsystem == subsystem:
+            ranked = [host.lower() for host in slot.hosts]
+            return tuple(Peer(h, endpoints[h]) for h in ranked if h != me and endpoints.get(h))
+    return ()

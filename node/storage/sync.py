@@ -6,7 +6,10 @@ One round (:meth:`Syncer.run_once`):
 1. **Want.** Read the roots the chain references (:meth:`Syncer.get_referenced_roots`): the
    batch CID of every anchor, the system front-end CID and each subsystem's front-end CID. Once a
    batch document is complete locally, the leaf CIDs it lists (``decode_batch``) are wanted too,
-   and once a leaf is complete, the payload CID it names (a private transaction's ciphertext).
+   and once a leaf is complete, the payload CID it names (a private transaction's ciphertext);
+   once that is complete, the key envelope a sealed object names, and each envelope's
+   ``previous`` (``node.crypto.replica.compute_references``): a subsystem's ciphertext and
+   wrapped keys reach every node, its plaintext none.
 2. **Walk.** For each root not yet known complete, walk its DAG (dag-pb links) through the local
    store. A block we lack, or whose stored copy no longer hashes to its CID (``BlockCorrupted``),
    is fetched from a peer.
@@ -261,6 +264,8 @@ class Syncer:
         self._leaves: dict[str, tuple[str, ...]] = {}
         self._leaf_cids: set[str] = set()
         self._payloads: dict[str, str] = {}
+        self._followed: set[str] = set()  # payloads and envelopes: their references are wanted
+        self._references: dict[str, tuple[str, ...]] = {}
         self._bad_roots: set[str] = set()
         self._good_roots: set[str] = set()  # parsed once: a round re-reads every root
         # what we know about the local replica and the peers
@@ -486,8 +491,17 @@ class Syncer:
                 # document): referenced by the chain through the leaf, so wanted too
                 payload = self._get_payload(root)
                 if payload and payload not in wanted and self._is_valid_root(payload):
+                    self._followed.add(payload)
                     wanted.add(payload)
                     roots.append(payload)
+            elif root in self._followed:
+                # a sealed object names its key envelope, an envelope its previous one: a
+                # subsystem's keys follow its data to every node (ciphertext and wrapped keys)
+                for ref in self._get_references(root):
+                    if ref not in wanted and self._is_valid_root(ref):
+                        self._followed.add(ref)
+                        wanted.add(ref)
+                        roots.append(ref)
             with self._state_lock:  # show progress within a long round, never going backwards
                 self._have = max(self._have, have)
                 self._want = max(self._want, len(roots))
@@ -538,6 +552,24 @@ class Syncer:
             payload = ""
         self._payloads[leaf_cid] = payload
         return payload
+
+    def _get_references(self, cid: str) -> tuple[str, ...]:
+        """Return the CIDs the (complete, local) document ``cid`` refers to: a sealed object's
+        envelope, an envelope's previous one (``node.crypto.replica.compute_references``)."""
+        if cid in self._references:
+            return self._references[cid]
+        from node.crypto.replica import compute_references
+
+        try:
+            data = self.store.get_block(cid)
+            if not data.startswith(b"{") and not get_child_cids(parse_cid(cid), data):
+                data = self.store.cat(cid)  # one dag-pb block: a small file (never a big one)
+            refs = compute_references(data)
+        except (ValidationError, StoreError, InvalidCID) as exc:
+            log.debug("%s cannot be read for references (%s)", cid, exc)
+            refs = ()
+        self._references[cid] = refs
+        return refs
 
     def _get_leaves(self, batch_cid: str) -> tuple[str, ...]:
         """Return the leaf CIDs listed by the (complete, local) batch document ``batch_cid``."""

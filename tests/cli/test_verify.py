@@ -91,3 +91,14 @@ def _holds(body: bytes, leaf_hash: str) -> bool:
     from node.ledger.hasher import hash_leaf
 
     return "0x" + hash_leaf(body).hex() == leaf_hash
+
+
+@pytest.mark.parametrize("content", [None, "0x1234", "not hex"])
+def test_an_unreadable_member_key_is_a_usage_error(tmp_path: Path, content: str | None) -> None:
+    key_file = tmp_path / "member.key"
+    if content is not None:
+        key_file.write_text(content)
+    result = CliRunner().invoke(app, ["verify", "--data-dir", str(tmp_path / "none"),
+                                      "--member-key-file", str(key_file)])  # fmt: skip
+    assert result.exit_code == ExitStatus.INVALID_INPUT, result.output
+    assert "wallet key" in result.output

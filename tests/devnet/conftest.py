@@ -28,6 +28,7 @@ SETTINGS = {
 THREE = "three"
 FIVE = "five"
 AGREEMENT_TEST = "test_every_epoch_has_one_root_attested_by_all"
+FOR_GOOD_TEST = "test_private_data_survives"  # kills a node for good: last of its devnet
 DEVNET_DIR = Path(__file__).resolve().parent
 
 
@@ -108,7 +109,7 @@ def devnet5(devnet_pool: DevnetPool) -> Devnet:
 
 def _group(item: pytest.Item) -> tuple[int, int]:
     names = getattr(item, "fixturenames", ())
-    last = 1 if item.name.startswith(AGREEMENT_TEST) else 0
+    last = 1 if item.name.startswith((AGREEMENT_TEST, FOR_GOOD_TEST)) else 0
     if "devnet3" in names:
         return 0, last
     if "devnet5" in names:

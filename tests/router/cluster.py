@@ -41,7 +41,10 @@ class Counts:
         self.epoch = epoch
 
 
-def make_app(account: Any, source: AssignmentSource, peers: dict[str, str], counts: Counts) -> Any:
+def make_app(
+    account: Any, source: AssignmentSource, peers: dict[str, str], counts: Counts,
+    readiness: Callable[[str], bool] | None = None,
+) -> Any:  # fmt: skip
     app = FastAPI()
 
     @app.get("/health")  # what the test harness waits for
@@ -69,6 +72,7 @@ def make_app(account: Any, source: AssignmentSource, peers: dict[str, str], coun
     app.add_middleware(
         RouterMiddleware, my_address=account.address, source=source, peers=lambda: peers,
         account=account, peer_verifier=PeerVerifier(lambda: peers), observer=counts,
+        readiness=readiness,
     )  # fmt: skip
     return app
 
@@ -123,9 +127,13 @@ def compute_cluster_assignment(accounts: list[Any], epoch: int = 7) -> Assignmen
 
 @contextlib.contextmanager
 def cluster(
-    views: Callable[[list[Any]], dict[int, AssignmentSource]] | None = None, size: int = 3
+    views: Callable[[list[Any]], dict[int, AssignmentSource]] | None = None,
+    size: int = 3,
+    catching_up: set[str] | None = None,
 ) -> Iterator[Cluster]:
-    """Yield ``size`` running nodes; ``views(accounts)`` may give some their own assignment."""
+    """Yield ``size`` running nodes; ``views(accounts)`` may give some their own assignment;
+    with ``catching_up``, a node whose address is in that (mutable) set is not caught up for
+    any subsystem (the router's readiness)."""
     accounts = [Account.create() for _ in range(size)]
     assignment = compute_cluster_assignment(accounts)
     sources = views(accounts) if views is not None else {}
@@ -138,7 +146,14 @@ def cluster(
         for i, (account, port) in enumerate(zip(accounts, ports, strict=True)):
             counts = Counts()
             source = sources.get(i, StaticAssignmentSource(assignment))
-            app = make_app(account, source, peers, counts)
+            readiness = None
+            if catching_up is not None:
+                me = account.address.lower()
+
+                def readiness(_: str, me: str = me) -> bool:
+                    return me not in catching_up
+
+            app = make_app(account, source, peers, counts, readiness)
             server = uvicorn.Server(
                 uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
             )

@@ -160,3 +160,32 @@ def test_a_client_cannot_start_beyond_the_hop_limit() -> None:
         assert r.status_code == 508
         r = get(c.members[0].url, headers={"x-collegium-hops": "junk"})
         assert r.status_code == 508
+
+
+def test_a_host_catching_up_relays_to_a_caught_up_host_and_never_answers_empty() -> None:
+    catching_up: set[str] = set()
+    with cluster(catching_up=catching_up) as c:
+        first, second = c.hosts("be_subsystem", SUBSYSTEM)[:2]
+        outsider = c.outsider("be_subsystem", SUBSYSTEM)
+        catching_up.add(first.address)
+        # the host that is behind relays to the other host of the slot
+        r = get(first.url)
+        assert r.status_code == 200 and r.json()["node"] == second.address
+        assert r.json()["hops"] == "1"
+        # an outsider's relay reaches it, gets 503 (no second hop), fails over to the other
+        r = get(outsider.url)
+        assert r.status_code == 200 and r.json()["node"] == second.address
+        # a request signed for the host that is behind: 421, the client re-routes
+        r = get(first.url, headers={"collegium-destination": first.address})
+        assert r.status_code == 421 and "catching up" in r.json()["detail"]
+        # every host behind: 503 with Retry-After, a problem — never an empty answer
+        catching_up.add(second.address)
+        for member in (first, outsider):
+            r = get(member.url)
+            assert r.status_code == 503, r.text
+            assert r.headers["retry-after"] == "5"
+            assert r.headers["content-type"].startswith("application/problem+json")
+        # caught up again: served locally
+        catching_up.clear()
+        r = get(first.url)
+        assert r.status_code == 200 and r.json()["node"] == first.address

@@ -8,6 +8,7 @@ gateway registered as a peer is detected and skipped; a block rotted on B's disk
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -273,3 +274,54 @@ def test_payload_named_by_a_leaf_is_synced(cluster: Cluster) -> None:
     assert b.node.store.cat(payload) == document
     assert payload in b.node.store.pins()
     assert progress.complete and progress.have == progress.want
+
+
+def test_a_sealed_payloads_envelope_and_its_previous_are_synced(
+    cluster: Cluster, anvil_chain: ChainUnderTest
+) -> None:
+    from node.crypto.keys import compute_public_key
+    from node.crypto.sealed import (
+        Recipient,
+        make_envelope,
+        new_content_key,
+        put_envelope,
+        put_sealed,
+        read_sealed,
+    )
+    from node.ledger.transaction import compute_payload_hash
+
+    a, b = cluster.a, cluster.b
+    wallet = Account.create()
+    me = Recipient(wallet.address, compute_public_key(bytes(wallet.key)))
+    old = put_envelope(a.node.store, make_envelope("main", 1, new_content_key(), [me]))
+    key = new_content_key()
+    envelope = make_envelope("main", 2, key, [me], previous=old)
+    current = put_envelope(a.node.store, envelope)
+    secret = b"sealed-for-main-only"
+    payload = put_sealed(a.node.store, key, current, envelope, secret)
+    a.node.registry.add_participant("main", wallet.address)
+    body = make_submission(domain_of(a.url), wallet, parties=[], amount="", currency="", memo="",
+                           private=True, payload=payload,
+                           payload_hash=compute_payload_hash(b"\0" * 32, secret))  # fmt: skip
+    response = httpx.post(a.url + "/api/v1/transactions", params={"wait": "true"}, json=body,
+                          timeout=60)  # fmt: skip
+    assert response.status_code == 201, response.text
+    assert not any(b.node.store.has(c) for c in (payload, current, old))
+
+    progress = b.node.syncer.run_once()
+
+    assert all(b.node.store.has(c) for c in (payload, current, old))
+    assert {payload, current, old} <= set(b.node.store.pins())
+    assert progress.complete and progress.have == progress.want
+    assert read_sealed(b.node.store, payload, bytes(wallet.key)) == secret  # keys followed
+    assert not any(secret in b.node.store.cat(c) for c in (payload, current, old))
+
+    def replica_of_main() -> dict[str, object] | None:
+        replicas = httpx.get(b.url + "/health", timeout=10).json()["replicas"]
+        return next((r for r in replicas if r["subsystem"] == "main"), None)
+
+    anvil_chain.mine(3)  # past the follower's confirmations: b indexes a's anchor and leaf
+    deadline = time.monotonic() + 30  # /health caches the list of logs 10 s
+    while (seen := replica_of_main()) is None and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert seen is not None and (seen["entries"], seen["have"]) == (1, 1), seen

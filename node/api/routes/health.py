@@ -9,16 +9,27 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter
+from sqlalchemy.exc import SQLAlchemyError
 
 from node.api.deps import NodeDep
+from node.errors import CollegiumError
 
 router = APIRouter(tags=["health"])
 
 
 @router.get("/health")
 def health(node: NodeDep) -> dict[str, Any]:
-    """Return the node's health: chain id, block, epoch, node and registry address, store."""
-    return node.health()
+    """Return the node's health: chain id, block, epoch, node and registry address, store, and
+    ``replicas``: per subsystem with a private log, how many of its entries' sealed objects are
+    here and whether this node is caught up for it (``node.crypto.replica``)."""
+    from node.crypto.replica import get_subsystem_log
+
+    summary = node.health()
+    try:
+        summary["replicas"] = [s.as_dict() for s in get_subsystem_log(node).statuses()]
+    except (CollegiumError, SQLAlchemyError) as exc:  # /health itself must still answer
+        summary["replicas"] = {"error": str(exc)}
+    return summary
 
 
 @router.get("/livez")

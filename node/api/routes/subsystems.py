@@ -33,9 +33,11 @@ from node.api.schemas import Problem
 from node.assignment import ROLE_BE_SUBSYSTEM, ROLE_BE_SYSTEM
 from node.auth.databases import RoleContext, SubsystemDatabases
 from node.auth.errors import Forbidden
-from node.crypto.directory import KeyDirectory
+from node.crypto.directory import SOURCE_SELF, KeyDirectory
 from node.crypto.errors import CryptoError, InvalidSignature, MalformedObject, NotARecipient
+from node.crypto.keys import compute_public_key
 from node.crypto.private import OpenedPayload, PrivateData
+from node.crypto.replica import get_subsystem_log
 from node.errors import ChainError, InvalidCID, NotFoundInStore, ValidationError
 from node.ledger.service import ReplayedTransaction
 from node.router.directory import PeerDirectory
@@ -82,15 +84,24 @@ class RecordCreate(BaseModel):
 
 class RecordPublic(BaseModel):
     """A private record, opened for a participant; ``cid`` and ``commitment`` are all that
-    is public about it (the sealed object in the content store)."""
+    is public about it (the sealed object in the content store).
+
+    ``status``: ``draft`` (sealed on this host; the author signs a ``PrivateBusinessTransaction``
+    of kind ``record`` with ``payload`` = ``cid`` and ``payloadHash`` = ``payload_hash`` to put it
+    in S's replicated log), ``pending`` / ``anchored`` (in S's log, ``tx_id``), or ``missing``
+    (in S's log, its sealed object not on this host yet: ``key`` and ``value`` are null)."""
 
     id: int
-    key: str
-    value: str
+    key: str | None
+    value: str | None
     author: str
     cid: str
     commitment: str
     key_version: int
+    status: str = "draft"
+    tx_id: str | None = None
+    payload_hash: str | None = None
+    salt: str | None = None
 
 
 class RecordPage(BaseModel):
@@ -203,6 +214,9 @@ def get_key_directory(request: Request) -> KeyDirectory:
                 peers=PeerDirectory(node.registry, policy=getattr(node, "peer_policy", None)),
                 self_address=node.address,
             )
+            # this node's own key first: other hosts of its subsystems wrap keys for it
+            directory.record(node.address, compute_public_key(bytes(node.account.key)),
+                             SOURCE_SELF)  # fmt: skip
     return directory
 
 
@@ -215,7 +229,12 @@ def get_private_data(request: Request) -> PrivateData:
         if private is None:
             node = state.node
             private = state.private_data = PrivateData(
-                get_databases(request), node.store, node.registry, directory, node.account
+                get_databases(request),
+                node.store,
+                node.registry,
+                directory,
+                node.account,
+                log=get_subsystem_log(node),
             )
     return private
 
