@@ -278,7 +278,9 @@ IfNoneMatchHeader = Annotated[
 ]
 
 
-@router.api_route("/ipfs/{cid}", methods=["GET", "HEAD"], response_model=None)
+# GET and HEAD registered apart: one route with both gave two operations one operation id
+@router.api_route("/ipfs/{cid}", methods=["HEAD"], response_model=None, operation_id="head_ipfs")
+@router.api_route("/ipfs/{cid}", methods=["GET"], response_model=None, operation_id="get_ipfs")
 def get_ipfs_root(
     cid: str,
     request: Request,
@@ -291,7 +293,12 @@ def get_ipfs_root(
     return serve(store, cid, "", request)
 
 
-@router.api_route("/ipfs/{cid}/{path:path}", methods=["GET", "HEAD"], response_model=None)
+@router.api_route(
+    "/ipfs/{cid}/{path:path}", methods=["HEAD"], response_model=None, operation_id="head_ipfs_path"
+)
+@router.api_route(
+    "/ipfs/{cid}/{path:path}", methods=["GET"], response_model=None, operation_id="get_ipfs_path"
+)
 def get_ipfs_path(
     cid: str,
     path: str,
