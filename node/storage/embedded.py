@@ -39,7 +39,7 @@ import os
 import sqlite3
 import tempfile
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -365,8 +365,15 @@ class EmbeddedStore:
             touched.add(path.parent)
 
     def _import(self, run: Callable[[BlockSink], DagLink], *, pin: bool, only_hash: bool) -> str:
+        return self._import_many([run], pin=pin, only_hash=only_hash)[0]
+
+    def _import_many(
+        self, runs: Sequence[Callable[[BlockSink], DagLink]], *, pin: bool, only_hash: bool
+    ) -> list[str]:
+        """Import every ``run`` (one root each); their small blocks and pins are committed
+        together in one SQLite transaction at the end (one fsync for all)."""
         if only_hash:
-            return format_cid(parse_cid(run(lambda cid, data: None).cid))
+            return [format_cid(parse_cid(run(lambda cid, data: None).cid)) for run in runs]
         with self._repo_lock(exclusive=False):
             touched: set[Path] = set()
             staged: list[tuple[str, Path]] = []
@@ -392,7 +399,7 @@ class EmbeddedStore:
                     self._commit_staged(staged, touched)
 
             try:
-                root = format_cid(parse_cid(run(sink).cid))
+                roots = [format_cid(parse_cid(run(sink).cid)) for run in runs]
                 self._commit_staged(staged, touched)
             except BaseException:
                 for tmp_name, _ in staged:
@@ -406,8 +413,10 @@ class EmbeddedStore:
             with self._write() as db:
                 insert_rows(db, _PUT_BLOCKS, packed.items(), 2)
                 if pin:
-                    db.execute("INSERT OR IGNORE INTO pins (cid) VALUES (?)", (root,))
-        return root
+                    db.executemany(
+                        "INSERT OR IGNORE INTO pins (cid) VALUES (?)", [(r,) for r in roots]
+                    )
+        return roots
 
     # -- BlockStore ----------------------------------------------------------------------------
 
@@ -429,6 +438,24 @@ class EmbeddedStore:
         return self._import(
             lambda sink: import_bytes(data, params, sink), pin=pin, only_hash=only_hash
         )
+
+    def add_many(
+        self,
+        datas: Sequence[bytes],
+        *,
+        cid_version: int = 1,
+        pin: bool = True,
+        raw_leaves: bool | None = None,
+    ) -> list[str]:
+        """Return the CIDs of ``datas``, each imported as ``add_bytes`` would, stored (and
+        pinned) in one durable write: one SQLite commit for all their small blocks and pins.
+        """
+        params = ImportParams(cid_version=cid_version, raw_leaves=raw_leaves)
+        runs = [
+            (lambda sink, data=data: import_bytes(data, params, sink))  # type: ignore[misc]
+            for data in datas
+        ]
+        return self._import_many(runs, pin=pin, only_hash=False)
 
     def add_path(
         self,
