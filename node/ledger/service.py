@@ -304,7 +304,9 @@ class LedgerService:
         self._frontier: tuple[list[bytes], CompactRange] | None = None  # (log, its frontier)
         # single submissions are committed in groups (node.ledger.intake)
         self._intake: GroupCommit[tuple[Submission, VerifiedTx], AcceptedTx | ValidationError]
-        self._intake = GroupCommit(self._commit_group, max_items=group_max)
+        self._intake = GroupCommit(
+            self._commit_group, max_items=group_max, after=self._store_group_bodies
+        )
         bind = session_factory.kw.get("bind")
         self._naive_times = bind is not None and bind.dialect.name == "sqlite"
 
@@ -426,7 +428,17 @@ class LedgerService:
     def _commit_group(
         self, group: list[tuple[Submission, VerifiedTx]]
     ) -> list[AcceptedTx | ValidationError]:
-        return self._commit_verified(group, store=True)
+        return self._commit_verified(group)
+
+    def _store_group_bodies(
+        self,
+        group: list[tuple[Submission, VerifiedTx]],
+        results: list[AcceptedTx | ValidationError],
+    ) -> None:
+        """Put a committed group's accepted bodies into the content store (one write)."""
+        bodies = [r.body for r in results if isinstance(r, AcceptedTx)]
+        if bodies:
+            self._store_new_bodies(bodies)
 
     def submit_many(self, items: Sequence[Submission]) -> list[AcceptedTx | ValidationError]:
         """Accept a batch of signed transactions; return, per item, the accepted leaf or the
@@ -455,19 +467,19 @@ class LedgerService:
                 continue
             candidates[position] = (item, outcome)
             results.append(_ACCEPTED)
-        committed = self._commit_verified(list(candidates.values()), store=False)
+        committed = self._commit_verified(list(candidates.values()))
         for position, result in zip(candidates, committed, strict=True):
             results[position] = result
         return results
 
     def _commit_verified(
-        self, group: Sequence[tuple[Submission, VerifiedTx]], *, store: bool
+        self, group: Sequence[tuple[Submission, VerifiedTx]]
     ) -> list[AcceptedTx | ValidationError]:
         """Commit the verified, checked items of ``group`` that are not replays, in one SQL
         transaction; return per item its accepted leaf or its ``ReplayedTransaction``.
 
-        With ``store``, the accepted bodies then go to the content store in one write (else
-        the anchorer stores them).
+        The bodies are not stored here: the group commit's ``after`` step or the anchorer
+        stores them.
         """
         results: list[AcceptedTx | ValidationError] = [_ACCEPTED] * len(group)
         seen_ids: set[str] = set()
@@ -524,8 +536,6 @@ class LedgerService:
                 tx=group[position][1].signed.tx,
             )
         if fresh:
-            if store:
-                self._store_new_bodies([values["body"] for values in fresh.values()])
             self.leaf_added.set()
             with self.changed:
                 self.changed.notify_all()

@@ -55,6 +55,7 @@ from node.storage.cids import (
     compute_multihash_of_cid_bytes,
     compute_sha256_multihash,
     format_cid,
+    format_cid_bytes,
     is_block_valid,
     parse_cid,
 )
@@ -373,7 +374,7 @@ class EmbeddedStore:
         """Import every ``run`` (one root each); their small blocks and pins are committed
         together in one SQLite transaction at the end (one fsync for all)."""
         if only_hash:
-            return [format_cid(parse_cid(run(lambda cid, data: None).cid)) for run in runs]
+            return [format_cid_bytes(run(lambda cid, data: None).cid) for run in runs]
         with self._repo_lock(exclusive=False):
             touched: set[Path] = set()
             staged: list[tuple[str, Path]] = []
@@ -399,7 +400,7 @@ class EmbeddedStore:
                     self._commit_staged(staged, touched)
 
             try:
-                roots = [format_cid(parse_cid(run(sink).cid)) for run in runs]
+                roots = [format_cid_bytes(run(sink).cid) for run in runs]
                 self._commit_staged(staged, touched)
             except BaseException:
                 for tmp_name, _ in staged:

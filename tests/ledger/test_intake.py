@@ -59,3 +59,30 @@ def test_a_failing_commit_fails_its_whole_group_and_not_the_next() -> None:
     with pytest.raises(RuntimeError, match="database gone"):
         intake.submit(1)
     assert intake.submit(2) == 2
+
+
+def test_the_next_group_commits_while_the_after_step_of_the_previous_runs() -> None:
+    in_after = threading.Event()
+    release = threading.Event()
+    log: list[str] = []
+
+    def commit(group: list[int]) -> list[int]:
+        log.append(f"commit {group}")
+        return group
+
+    def after(group: list[int], results: list[int]) -> None:
+        log.append(f"after {group}")
+        if group == [1]:
+            in_after.set()
+            release.wait(10)
+
+    intake: GroupCommit[int, int] = GroupCommit(commit, after=after)
+    with ThreadPoolExecutor(2) as pool:
+        first = pool.submit(intake.submit, 1)
+        assert in_after.wait(10)
+        assert intake.submit(2) == 2  # committed and answered while group [1] is in ``after``
+        assert not first.done()
+        release.set()
+        assert first.result() == 1
+    assert log == ["commit [1]", "after [1]", "commit [2]", "after [2]"]
+    assert intake.groups == 2 and intake.items == 2  # no empty group was committed
