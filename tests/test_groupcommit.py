@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from node.ledger.intake import GroupCommit
+from node.groupcommit import GroupCommit
 
 
 def test_a_lone_item_is_committed_at_once_in_a_group_of_one() -> None:
