@@ -6,8 +6,10 @@ in one run:
 
 * ``verify``: EIP-712 digest + signature recovery alone, with the node's fast digest and
   eth-keys (coincurve backend when installed), against eth-account's generic encoder;
-* ``ingest_single``: one HTTP POST per transaction (4 client threads), each verified
-  and committed to SQL, until every one is anchored;
+* ``ingest_single_durable`` / ``ingest_single_anchored``: one HTTP POST per transaction from
+  64 concurrent clients, each from its own 127.0.0.x address and wallet (``bench/single.py``
+  phase: group commit), acknowledged = durable in SQL; then until every one is anchored;
+  p50/p99 per request (``bench/single.py`` compares with the code before group commit);
 * ``ingest_batch``: ``POST /api/v1/transactions/batch`` with ``--batch`` transactions per
   request (``--clients`` client processes, 2 by default, sending requests signed and
   serialised before the clock starts): accepted = durable in SQL; then until every one is
@@ -26,13 +28,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -58,7 +60,8 @@ ANVIL_BIN = (
     Path(__file__).resolve().parents[1]
     / "contracts/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil"
 )
-SINGLE_COUNT, SINGLE_COUNT_FULL = 200, 1_000
+SINGLE_CLIENTS = 64
+SINGLE_SECONDS, SINGLE_SECONDS_FULL = 4.0, 10.0
 BATCH_COUNT, BATCH_COUNT_FULL = 10_000, 100_000
 ONCHAIN_SECONDS = 5.0
 V_OFFSET = 27
@@ -125,23 +128,15 @@ def wait_all_anchored(node: Any, timeout: float = 600) -> float:
     return time.perf_counter()
 
 
-def bench_single(url: str, node: Any, bodies: list[dict[str, Any]]) -> tuple[float, int]:
-    """Return (tx/s until all anchored, errors) for one POST per transaction."""
+def bench_single(url: str, node: Any, clients: int, seconds: float) -> dict[str, float]:
+    """Return the figures of one single-POST phase (``bench/single.py``): ``clients``
+    concurrent clients, each from its own 127.0.0.x and wallet (made participants here)."""
+    from bench.single import phase
 
-    def post(chunk: list[dict[str, Any]]) -> int:
-        bad = 0
-        with httpx.Client(base_url=url, timeout=120) as client:
-            for body in chunk:
-                # 202 pending, or 201 when the anchorer was faster than the response
-                bad += client.post("/api/v1/transactions", json=body).status_code not in (201, 202)
-        return bad
-
-    chunks = [bodies[i::4] for i in range(4)]
-    start = time.perf_counter()
-    with ThreadPoolExecutor(4) as pool:
-        errors = sum(pool.map(post, chunks))
-    end = wait_all_anchored(node)
-    return len(bodies) / (end - start), errors
+    wallets = [Account.create() for _ in range(clients)]
+    for wallet in wallets:
+        node.registry.add_participant("main", wallet.address)
+    return phase(url, os.getpid(), wallets, [0] * clients, clients, seconds)
 
 
 def _batch_client(url: str, payloads: list[bytes], ready: Any, go: Any, out: Any) -> None:
@@ -290,7 +285,7 @@ def main() -> None:
     args = parser.parse_args()
     workers = {} if args.verify_workers is None else {"verify_workers": args.verify_workers}
     batch_count = args.count or (BATCH_COUNT_FULL if args.full else BATCH_COUNT)
-    single_count = SINGLE_COUNT_FULL if args.full else SINGLE_COUNT
+    single_seconds = SINGLE_SECONDS_FULL if args.full else SINGLE_SECONDS
 
     print(f"eth-keys backend: {type(KEYS.backend).__name__}")
     with contextlib.ExitStack() as stack:
@@ -317,11 +312,11 @@ def main() -> None:
         wallet = Account.create()
         node.registry.add_participant("main", wallet.address)
         t0 = time.perf_counter()
-        single = submissions(domain, wallet, single_count, 0)
-        batch = submissions(domain, wallet, batch_count, single_count)
-        sign_rate = (single_count + batch_count) / (time.perf_counter() - t0)
+        batch = submissions(domain, wallet, batch_count, 0)
+        sign_rate = batch_count / (time.perf_counter() - t0)
         verify_fast, verify_slow = bench_verify(domain, batch[:2_000])
-        single_rate, single_errors = bench_single(running.url, node, single)
+        single = bench_single(running.url, node, SINGLE_CLIENTS, single_seconds)
+        single_errors = int(single["errors"])
         anchors_before = node.registry.anchor_count()
         accepted, anchored, batch_errors, latencies = bench_batch(
             running.url, node, batch, args.batch, args.clients
@@ -337,12 +332,17 @@ def main() -> None:
     p50 = statistics.median(latencies)
     p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
     print(f"signing (bench clients): {sign_rate:.0f} tx/s")
-    print(f"single: {single_count} tx, 4 clients; batch: {batch_count} tx in requests of "
+    print(f"single: {single['ok']:.0f} tx in {single_seconds:.0f} s, {SINGLE_CLIENTS} clients, "
+          f"p50 {single['p50']:.0f} ms, p99 {single['p99']:.0f} ms; "
+          f"batch: {batch_count} tx in requests of "
           f"{args.batch}, {args.clients} client processes, {anchors_made} anchors; "
           f"batch request p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms")  # fmt: skip
     print(f"verify_eth_account: {verify_slow:.0f} tx/s")
     print(f"verify: {verify_fast:.0f} tx/s")
-    print(f"ingest_single_anchored: {single_rate:.1f} tx/s")
+    print(f"load average: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+    print(f"ingest_single_durable: {single['durable']:.0f} tx/s")
+    print(f"ingest_single_anchored: {single['anchored']:.0f} tx/s")
+    print(f"ingest_single_p99: {single['p99']:.0f} ms")
     print(f"ingest_batch_durable: {accepted:.0f} tx/s")
     print(f"ingest_batch_anchored: {anchored:.0f} tx/s")
     if onchain is not None:

@@ -190,6 +190,33 @@ class BusinessTxPublic(BusinessTxBase):
             anchor=anchor,
         )
 
+    @classmethod
+    def from_accepted(cls, accepted: Any) -> BusinessTxPublic:
+        """Return the public view of a just-accepted (pending) transaction, as the index row
+        reads (``node.ledger.service.AcceptedTx``, with its ``tx`` and ``received_at``)."""
+        tx = accepted.tx
+        return cls(
+            id=accepted.tx_id,
+            seq=accepted.seq,
+            subsystem=tx.subsystem,
+            kind=tx.kind,
+            parties=list(tx.parties),
+            amount=tx.amount,
+            currency=tx.currency,
+            memo=tx.memo,
+            payload=tx.payload,
+            nonce=tx.nonce,
+            timestamp=tx.timestamp,
+            private=tx.private,
+            payload_hash=tx.payload_hash,
+            signer=accepted.signer,
+            signature=accepted.signature,
+            cid=accepted.cid,
+            leaf_hash=accepted.leaf_hash,
+            status=accepted.status,
+            received_at=accepted.received_at.isoformat(),
+        )
+
 
 class InclusionProofPublic(BaseModel):
     """A self-contained proof bundle: check ``leaf`` is in the tree head anchored on-chain."""

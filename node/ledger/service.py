@@ -40,6 +40,7 @@ from node.ledger.batch import Batch, decode_batch
 from node.ledger.bodies import store_bodies
 from node.ledger.bulk import insert_leaves, mark_anchored
 from node.ledger.hasher import hash_leaf
+from node.ledger.intake import GROUP_MAX_ITEMS, GroupCommit
 from node.ledger.participants import ParticipantCache
 from node.ledger.proof import CompactRange
 from node.ledger.queries import page_query
@@ -177,6 +178,10 @@ class AcceptedTx:
     cid: str
     body: bytes
     status: str = TransactionStatus.PENDING
+    leaf_hash: str = ""
+    signature: str = ""  # 0x-hex
+    received_at: datetime | None = None  # as the index returns it (naive UTC on SQLite)
+    tx: BusinessTx | None = None  # the signed fields, as stored
 
 
 @dataclass(frozen=True)
@@ -281,6 +286,7 @@ class LedgerService:
         require_participant: bool = True,
         verifier: VerifierPool | None = None,
         max_future_seconds: float = DEFAULT_MAX_FUTURE_SECONDS,
+        group_max: int = GROUP_MAX_ITEMS,
     ) -> None:
         self._sessions = session_factory
         self.max_future_seconds = max_future_seconds
@@ -302,8 +308,16 @@ class LedgerService:
         self._write_lock = threading.Lock()
         self.changed = threading.Condition()  # notified on every new leaf and every anchor
         self.leaf_added = threading.Event()  # set by submit, cleared by the anchorer
+        self.anchor_generation = 0  # anchors made by this service (under ``changed``)
         self._leaf_hashes: list[bytes] | None = None  # this node's log, by leaf index
         self._frontier: tuple[list[bytes], CompactRange] | None = None  # (log, its frontier)
+        # single submissions are committed in groups (node.ledger.intake)
+        self._intake: GroupCommit[tuple[Submission, VerifiedTx], AcceptedTx | ValidationError]
+        self._intake = GroupCommit(
+            self._commit_group, max_items=group_max, after=self._store_group_bodies
+        )
+        bind = session_factory.kw.get("bind")
+        self._naive_times = bind is not None and bind.dialect.name == "sqlite"
 
     @property
     def node_address(self) -> str:
@@ -401,6 +415,45 @@ class LedgerService:
         body = signed.encode()
         return new_row(signed, body, compute_leaf_cid(body), received_at)
 
+    def submit_one(self, item: Submission) -> AcceptedTx:
+        """Accept one signed transaction by group commit; return it once durable (pending).
+
+        The signature is checked in the calling thread; the commit is shared with whatever
+        other single submissions are queued (:mod:`node.ledger.intake`): one SQL transaction
+        and one store write for the group, each caller getting its own result. Raises the
+        item's own ``ValidationError`` (nothing is written for it then).
+        """
+        outcome = self.verify_one(item)
+        accepted = self._intake.submit((item, outcome))
+        if isinstance(accepted, ValidationError):
+            raise accepted
+        return accepted
+
+    def verify_one(self, item: Submission) -> VerifiedTx:
+        """Return ``item`` verified (signature, claimed signer, subsystem, participant), with
+        its leaf; raise its ``ValidationError``. Writes nothing; the replay check is the
+        commit's."""
+        outcome = verify_many(self.domain, [(item.tx, item.signature)])[0]
+        if isinstance(outcome, ValidationError):
+            raise outcome
+        self._check_signed(outcome.signed, item.claimed_signer)
+        return outcome
+
+    def _commit_group(
+        self, group: list[tuple[Submission, VerifiedTx]]
+    ) -> list[AcceptedTx | ValidationError]:
+        return self._commit_verified(group)
+
+    def _store_group_bodies(
+        self,
+        group: list[tuple[Submission, VerifiedTx]],
+        results: list[AcceptedTx | ValidationError],
+    ) -> None:
+        """Put a committed group's accepted bodies into the content store (one write)."""
+        bodies = [r.body for r in results if isinstance(r, AcceptedTx)]
+        if bodies:
+            self._store_new_bodies(bodies)
+
     def submit_many(self, items: Sequence[Submission]) -> list[AcceptedTx | ValidationError]:
         """Accept a batch of signed transactions; return, per item, the accepted leaf or the
         ``ValidationError`` that rejected it (rejected items write nothing).
@@ -411,9 +464,7 @@ class LedgerService:
         if len(items) > MAX_SUBMIT_BATCH:
             raise ValidationError(f"at most {MAX_SUBMIT_BATCH} transactions per batch")
         results: list[AcceptedTx | ValidationError] = []
-        accepted: dict[int, VerifiedTx] = {}
-        seen_ids: set[str] = set()
-        seen_nonces: set[tuple[str, int]] = set()
+        candidates: dict[int, tuple[Submission, VerifiedTx]] = {}
         pairs = [(item.tx, item.signature) for item in items]
         verified = (
             self.verifier.verify_many(pairs)
@@ -424,63 +475,98 @@ class LedgerService:
             try:
                 if isinstance(outcome, ValidationError):
                     raise outcome
-                signed = self._check_signed(outcome.signed, item.claimed_signer)
-                key = (signed.signer, signed.tx.nonce)
-                if signed.tx_id in seen_ids or key in seen_nonces:
-                    raise ReplayedTransaction(
-                        f"nonce {signed.tx.nonce} of {signed.signer} appears twice in the batch"
-                    )
+                self._check_signed(outcome.signed, item.claimed_signer)
             except ValidationError as exc:
                 results.append(exc)
                 continue
+            candidates[position] = (item, outcome)
+            results.append(_ACCEPTED)
+        committed = self._commit_verified(list(candidates.values()))
+        for position, result in zip(candidates, committed, strict=True):
+            results[position] = result
+        return results
+
+    def _commit_verified(
+        self, group: Sequence[tuple[Submission, VerifiedTx]]
+    ) -> list[AcceptedTx | ValidationError]:
+        """Commit the verified, checked items of ``group`` that are not replays, in one SQL
+        transaction; return per item its accepted leaf or its ``ReplayedTransaction``.
+
+        The bodies are not stored here: the group commit's ``after`` step or the anchorer
+        stores them.
+        """
+        results: list[AcceptedTx | ValidationError] = [_ACCEPTED] * len(group)
+        seen_ids: set[str] = set()
+        seen_nonces: set[tuple[str, int]] = set()
+        unique: dict[int, VerifiedTx] = {}
+        for position, (_, verified_tx) in enumerate(group):
+            signed = verified_tx.signed
+            key = (signed.signer, signed.tx.nonce)
+            if signed.tx_id in seen_ids or key in seen_nonces:
+                results[position] = ReplayedTransaction(
+                    f"nonce {signed.tx.nonce} of {signed.signer} was already used (replay)"
+                )
+                continue
             seen_ids.add(signed.tx_id)
             seen_nonces.add(key)
-            accepted[position] = outcome
-            results.append(_ACCEPTED)
+            unique[position] = verified_tx
         now = datetime.now(UTC)
         with self._sessions() as session:
-            used = self._used(session, [v.signed for v in accepted.values()])
-            fresh: dict[int, tuple[SignedBusinessTx, dict[str, Any]]] = {}
-            for position, verified_tx in accepted.items():
+            used = self._used(session, [v.signed for v in unique.values()])
+            fresh: dict[int, dict[str, Any]] = {}
+            parties: list[Sequence[str]] = []
+            for position, verified_tx in unique.items():
                 signed = verified_tx.signed
                 if signed.tx_id in used[0] or (signed.signer, signed.tx.nonce) in used[1]:
                     results[position] = ReplayedTransaction(
                         f"nonce {signed.tx.nonce} of {signed.signer} was already used (replay)"
                     )
                     continue
-                fresh[position] = (
-                    signed,
-                    row_values(
-                        signed, verified_tx.body, verified_tx.cid, now, verified_tx.leaf_hash
-                    ),
+                fresh[position] = row_values(
+                    signed, verified_tx.body, verified_tx.cid, now, verified_tx.leaf_hash
                 )
+                parties.append(signed.tx.parties)
             try:
                 with self._write_lock:
-                    seqs = insert_leaves(
-                        session,
-                        [values for _, values in fresh.values()],
-                        [signed.tx.parties for signed, _ in fresh.values()],
-                    )
+                    seqs = insert_leaves(session, list(fresh.values()), parties)
                     session.commit()
             except IntegrityError:  # a concurrent submit won a race: fall back to one by one
                 session.rollback()
                 return [
-                    r if isinstance(r, ValidationError) else self._submit_or_error(items[i])
+                    r if isinstance(r, ValidationError) else self._submit_or_error(group[i][0])
                     for i, r in enumerate(results)
                 ]
-        for seq, (position, (_, values)) in zip(seqs, fresh.items(), strict=True):
+        received_at = now.replace(tzinfo=None) if self._naive_times else now
+        for seq, (position, values) in zip(seqs, fresh.items(), strict=True):
             results[position] = AcceptedTx(
                 tx_id=values["tx_id"],
                 seq=int(seq),
                 signer=values["signer"],
                 cid=values["cid"],
                 body=values["body"],
+                leaf_hash=values["leaf_hash"],
+                signature=values["signature"],
+                received_at=received_at,
+                tx=group[position][1].signed.tx,
             )
         if fresh:
             self.leaf_added.set()
             with self.changed:
                 self.changed.notify_all()
         return results
+
+    def _store_new_bodies(self, bodies: list[bytes]) -> None:
+        """Put just-accepted bodies into the content store, pinned, in one write if the store
+        can (``add_many``); a failure is logged (the anchorer stores missing bodies)."""
+        add_many = getattr(self._store, "add_many", None)
+        try:
+            if add_many is not None:
+                add_many(bodies)
+            else:
+                for body in bodies:
+                    self._store.add_bytes(body)
+        except CollegiumError as exc:
+            log.warning("storing %d bodies failed, the anchorer will retry: %s", len(bodies), exc)
 
     def _submit_or_error(self, item: Submission) -> AcceptedTx | ValidationError:
         try:
@@ -511,15 +597,25 @@ class LedgerService:
         return {r[0] for r in found}, {(r[1], int(r[2])) for r in found}
 
     def wait_anchored(self, tx_id: str, timeout: float) -> BusinessTransaction | None:
-        """Return the row of ``tx_id`` once anchored, or as it is after ``timeout`` s."""
+        """Return the row of ``tx_id`` once anchored, or as it is after ``timeout`` s.
+
+        The row is read again after each anchor this service makes (and every 0.5 s, for
+        anchors adopted otherwise), not on every new leaf."""
         deadline = time.monotonic() + timeout
         while True:
+            with self.changed:
+                generation = self.anchor_generation
             row = self.get(tx_id)
             remaining = deadline - time.monotonic()
             if row is None or row.status == TransactionStatus.ANCHORED or remaining <= 0:
                 return row
+            until = time.monotonic() + min(remaining, 0.5)
             with self.changed:
-                self.changed.wait(min(remaining, 0.5))
+                while self.anchor_generation == generation:
+                    left = until - time.monotonic()
+                    if left <= 0:
+                        break
+                    self.changed.wait(left)
 
     def pending_count(self) -> int:
         """Return how many accepted leaves wait for an anchor."""
@@ -614,6 +710,7 @@ class LedgerService:
         if self.on_anchored is not None:
             self.on_anchored(batch_cid, list(batch.leaf_cids), [r.payload for r in rows])
         with self.changed:
+            self.anchor_generation += 1
             self.changed.notify_all()
         return anchor
 

@@ -34,18 +34,20 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import fcntl
+import functools
 import json
 import os
 import sqlite3
 import tempfile
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
 from multiformats import CID
 
+from node.groupcommit import GroupCommit
 from node.sqlrows import insert_rows
 from node.storage.base import NodeStat
 from node.storage.cids import (
@@ -55,6 +57,7 @@ from node.storage.cids import (
     compute_multihash_of_cid_bytes,
     compute_sha256_multihash,
     format_cid,
+    format_cid_bytes,
     is_block_valid,
     parse_cid,
 )
@@ -88,6 +91,8 @@ PINS_FILE: Final = "pins.json"  # pins of older versions, moved into PACKED_DB o
 PACKED_DB: Final = "blocks.sqlite"
 #: Blocks up to this size are packed in ``PACKED_DB``; larger ones (file chunks) get a file each.
 PACKED_BLOCK_MAX: Final = 64 * 1024
+GROUPED_ADD_MAX: Final = 64 * 1024  # add_bytes of at most this joins concurrent adds' commit
+GROUPED_ADDS_PER_COMMIT: Final = 256
 #: An import commits its packed blocks in transactions of about this many bytes.
 PACKED_BYTES_PER_COMMIT: Final = 16 * 1024 * 1024
 _PUT_BLOCKS: Final = "INSERT OR REPLACE INTO blocks (key, data)"  # VALUES by insert_rows
@@ -176,6 +181,9 @@ class EmbeddedStore:
         self._connections: list[sqlite3.Connection] = []
         self._connections_mutex = threading.Lock()
         self._shards: set[Path] = set()
+        # concurrent small add_bytes calls share one commit (node.groupcommit)
+        self._small_adds: GroupCommit[tuple[bytes, ImportParams, bool], str]
+        self._small_adds = GroupCommit(self._add_group, max_items=GROUPED_ADDS_PER_COMMIT)
         with self._write() as db:
             for statement in _SCHEMA:
                 db.execute(statement)
@@ -412,8 +420,19 @@ class EmbeddedStore:
             touched.add(path.parent)
 
     def _import(self, run: Callable[[BlockSink], DagLink], *, pin: bool, only_hash: bool) -> str:
+        return self._import_many([run], pin=pin, only_hash=only_hash)[0]
+
+    def _import_many(
+        self,
+        runs: Sequence[Callable[[BlockSink], DagLink]],
+        *,
+        pin: bool | Sequence[bool],
+        only_hash: bool,
+    ) -> list[str]:
+        """Import every ``run`` (one root each; ``pin``: all, or per run); their small blocks
+        and pins are committed together in one SQLite transaction at the end (one fsync)."""
         if only_hash:
-            return format_cid(parse_cid(run(lambda cid, data: None).cid))
+            return [format_cid_bytes(run(lambda cid, data: None).cid) for run in runs]
         with self._repo_lock(exclusive=False):
             touched: set[Path] = set()
             staged: list[tuple[str, Path]] = []
@@ -440,7 +459,7 @@ class EmbeddedStore:
                     self._commit_staged(staged, touched)
 
             try:
-                root = format_cid(parse_cid(run(sink).cid))
+                roots = [format_cid_bytes(run(sink).cid) for run in runs]
                 self._commit_staged(staged, touched)
             except BaseException:
                 for tmp_name, _ in staged:
@@ -455,9 +474,12 @@ class EmbeddedStore:
             # their bytes), so a stored copy is replaced: that also repairs a corrupted one
             with self._write() as db:
                 insert_rows(db, _PUT_BLOCKS, packed.items(), 2)
-                if pin:
-                    db.execute("INSERT OR IGNORE INTO pins (cid) VALUES (?)", (root,))
-        return root
+                pins = [pin] * len(roots) if isinstance(pin, bool) else list(pin)
+                db.executemany(
+                    "INSERT OR IGNORE INTO pins (cid) VALUES (?)",
+                    [(r,) for r, p in zip(roots, pins, strict=True) if p],
+                )
+        return roots
 
     # -- BlockStore ----------------------------------------------------------------------------
 
@@ -476,9 +498,34 @@ class EmbeddedStore:
         Raises ``StoreError`` for an unknown ``cid_version``.
         """
         params = ImportParams(cid_version=cid_version, raw_leaves=raw_leaves)
+        if not only_hash and len(data) <= GROUPED_ADD_MAX:  # one commit with concurrent adds
+            return self._small_adds.submit((data, params, pin))
         return self._import(
             lambda sink: import_bytes(data, params, sink), pin=pin, only_hash=only_hash
         )
+
+    def _add_group(self, group: list[tuple[bytes, ImportParams, bool]]) -> list[str]:
+        """Import a group of small ``add_bytes`` calls: one SQLite commit for all of them."""
+        runs = [functools.partial(import_bytes, data, params) for data, params, _ in group]
+        return self._import_many(runs, pin=[pin for _, _, pin in group], only_hash=False)
+
+    def add_many(
+        self,
+        datas: Sequence[bytes],
+        *,
+        cid_version: int = 1,
+        pin: bool = True,
+        raw_leaves: bool | None = None,
+    ) -> list[str]:
+        """Return the CIDs of ``datas``, each imported as ``add_bytes`` would, stored (and
+        pinned) in one durable write: one SQLite commit for all their small blocks and pins.
+        """
+        params = ImportParams(cid_version=cid_version, raw_leaves=raw_leaves)
+        runs = [
+            (lambda sink, data=data: import_bytes(data, params, sink))  # type: ignore[misc]
+            for data in datas
+        ]
+        return self._import_many(runs, pin=pin, only_hash=False)
 
     def add_path(
         self,

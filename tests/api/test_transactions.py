@@ -319,6 +319,75 @@ def test_batch_submit_reports_each_item(client: httpx.Client, node: InProcessNod
     assert too_many.status_code in (413, 422)
 
 
+def test_group_committed_singles_each_get_their_own_result(
+    client: httpx.Client, node: InProcessNode
+) -> None:
+    """Single POSTs that queue behind one commit are committed as one group; a bad, replayed
+    or outsider's request among them gets its own 4xx and the others are stored."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    domain = domain_of(node.url)
+    alice, bob = enrolled(node), enrolled(node)
+    outsider = Account.create()
+    existing = make_submission(domain, alice, nonce=11)
+    assert client.post(TX_PATH, json=existing).status_code == 202
+    bodies: list[dict[str, Any]] = [
+        make_submission(domain, bob, nonce=100),  # 202
+        _garbled(make_submission(domain, alice)),  # 400: unrecoverable signature
+        make_submission(domain, outsider),  # 403: not a participant
+        make_submission(domain, bob, nonce=101),  # 202
+        existing,  # 409: stored before the window
+        {**make_submission(domain, alice), "signer": bob.address},  # 401: another signer
+        make_submission(domain, bob, nonce=102),  # 202
+        make_submission(domain, alice, subsystem="nowhere"),  # 422: unknown subsystem
+        make_submission(domain, bob, nonce=103),  # 202
+    ]
+    twins = [make_submission(domain, alice, nonce=200, amount=a) for a in ("1", "2")]
+    intake = node.node.ledger._intake
+    groups_before, count_before = intake.groups, node.node.ledger.count()
+    blocker = make_submission(domain, bob, nonce=99)
+    write_lock = node.node.ledger._write_lock
+
+    def post(body: dict[str, Any]) -> httpx.Response:
+        with httpx.Client(base_url=node.url, timeout=60) as c:
+            return c.post(TX_PATH, json=body)
+
+    with ThreadPoolExecutor(len(bodies) + 3) as pool:
+        with write_lock:  # the first commit waits here: the rest queue behind it
+            first = pool.submit(post, blocker)
+            deadline = time.monotonic() + 30
+            while not intake._busy and time.monotonic() < deadline:
+                time.sleep(0.01)
+            futures = [pool.submit(post, b) for b in [*bodies, *twins]]
+            # 4 good, the stored replay and the twins reach the queue; the others fail first
+            while len(intake._queue) < 7 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            queued = len(intake._queue)
+            time.sleep(0.05)
+        responses = [f.result() for f in futures]
+        assert first.result().status_code == 202
+    statuses = [r.status_code for r in responses[: len(bodies)]]
+    assert statuses == [202, 400, 403, 202, 409, 401, 202, 422, 202], [r.text for r in responses]
+    # signer mismatches and outsiders fail in their own thread; the rest shared one group
+    assert queued == 7 and intake.largest >= 7 and intake.groups - groups_before == 2
+    assert sorted(r.status_code for r in responses[len(bodies) :]) == [202, 409]
+    assert "not a participant" in responses[2].json()["detail"]
+    count_after = node.node.ledger.count()
+    assert sum(count_after.values()) == sum(count_before.values()) + 1 + 4 + 1
+    for response in responses:
+        if response.status_code == 202:
+            created = response.json()
+            got = client.get(f"{TX_PATH}/{created['id']}").json()
+            volatile = ("status", "anchor", "leaf_index")
+            assert {k: v for k, v in got.items() if k not in volatile} == {
+                k: v for k, v in created.items() if k not in volatile
+            }
+            raw = client.get(f"/ipfs/{created['cid']}", params={"format": "raw"})
+            assert (
+                raw.status_code == 200 and hash_leaf(raw.content).hex() == created["leaf_hash"][2:]
+            )
+
+
 def test_private_transaction_publishes_only_cid_and_commitment(
     client: httpx.Client, node: InProcessNode
 ) -> None:

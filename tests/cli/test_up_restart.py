@@ -6,7 +6,9 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 from eth_account import Account
@@ -14,6 +16,9 @@ from eth_account import Account
 from tests.support.node import domain_of, make_submission, node_process
 
 TX_PATH = "/api/v1/transactions"
+STORM_CLIENTS = 16  # concurrent single-POST clients while the node is killed
+STORM_PER_CLIENT = 20
+STORM_KILL_AFTER = 40  # acknowledged transactions before SIGKILL
 
 
 def test_restart_keeps_everything(tmp_path: Path) -> None:
@@ -64,23 +69,61 @@ def test_restart_keeps_everything(tmp_path: Path) -> None:
 
 
 def test_acknowledged_transaction_survives_kill_9(tmp_path: Path) -> None:
+    """Three sequential submissions, then a storm of concurrent single POSTs (group
+    committed) during which the node is killed with SIGKILL: every acknowledged transaction
+    is there after the restart, and anchored."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
     node = node_process(tmp_path)
     node.env["COLLEGIUM_REQUIRE_PARTICIPANT"] = "false"  # random wallets sign here
     node.start()
+    acked: list[str] = []
+    lock = threading.Lock()
+    killed = threading.Event()
+
+    def storm(bodies: list[dict[str, Any]]) -> None:
+        with httpx.Client(base_url=node.url, timeout=60) as client:
+            for body in bodies:
+                try:
+                    response = client.post(TX_PATH, json=body)
+                except httpx.TransportError:
+                    assert killed.is_set()  # only the kill ends the storm
+                    return
+                assert response.status_code in (201, 202), response.text
+                with lock:
+                    acked.append(response.json()["id"])
+
     try:
         domain = domain_of(node.url)
-        acked = []
         for _ in range(3):
             response = httpx.post(
                 node.url + TX_PATH, json=make_submission(domain, Account.create()), timeout=60
             )
             assert response.status_code in (201, 202)
             acked.append(response.json()["id"])
+        wallets = [Account.create() for _ in range(STORM_CLIENTS)]
+        bodies = [
+            [make_submission(domain, w, nonce=n) for n in range(STORM_PER_CLIENT)] for w in wallets
+        ]
+        with ThreadPoolExecutor(STORM_CLIENTS) as pool:
+            futures = [pool.submit(storm, b) for b in bodies]
+            while len(acked) < STORM_KILL_AFTER and not any(f.done() for f in futures):
+                time.sleep(0.005)
+            killed.set()
+            node.kill()  # SIGKILL mid-storm: requests in flight get no answer
+            for future in futures:
+                future.result()
     finally:
-        node.kill()
+        if not killed.is_set():
+            node.kill()
+    assert STORM_KILL_AFTER <= len(acked) < 3 + STORM_CLIENTS * STORM_PER_CLIENT
     node.start()
     try:
         for tx_id in acked:
+            got = httpx.get(f"{node.url}{TX_PATH}/{tx_id}", timeout=10)
+            assert got.status_code == 200, f"acknowledged {tx_id} lost: {got.text}"
+        for tx_id in acked[:3] + acked[-1:]:
             assert wait_status(node.url, tx_id) == "anchored"
     finally:
         node.stop()

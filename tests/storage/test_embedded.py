@@ -23,7 +23,7 @@ from node.storage import (
     NotADirectory,
     open_store,
 )
-from node.storage.errors import InvalidPath
+from node.storage.errors import InvalidPath, StoreError
 
 HELLO_V0 = "QmVr26fY1tKyspEJBniVhqxQeEjhF78XerGiqWAwraVLQH"
 
@@ -217,6 +217,33 @@ def test_small_blocks_are_packed_and_large_ones_get_a_file(store: EmbeddedStore)
     assert 300 in sizes and len(sizes) == 2  # the small raw leaf and the root node
     assert pins == 1 and store.pins() == [cid]
     assert not (store.root / "pins.json").exists()
+
+
+def test_concurrent_small_adds_and_add_many_give_add_bytes_cids_pinned_durably(
+    tmp_path: Path,
+) -> None:
+    """Small add_bytes from many threads share commits; add_many is one commit; each caller
+    gets its own CID (kubo's), pinned as asked, and all survive reopening the store."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    store = EmbeddedStore(tmp_path / "s")
+    payloads = [os.urandom(300 + i) for i in range(64)]
+    expected = [store.add_bytes(p, only_hash=True) for p in payloads]
+    with ThreadPoolExecutor(16) as pool:
+        got = list(pool.map(lambda i: store.add_bytes(payloads[i], pin=i % 2 == 0), range(64)))
+    assert got == expected
+    assert store.add_many([b"Hello Worlds!\n", b""], cid_version=0)[0] == (
+        "QmVr26fY1tKyspEJBniVhqxQeEjhF78XerGiqWAwraVLQH"
+    )
+    assert store.add_many([b""]) == ["bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"]
+    with pytest.raises(StoreError):  # a bad call fails alone, not a neighbour's add
+        store.add_bytes(b"x", cid_version=3)
+    store.close()
+    reopened = EmbeddedStore(tmp_path / "s")
+    assert [reopened.cat(c) for c in expected] == payloads
+    pins = set(reopened.pins())
+    assert {c for i, c in enumerate(expected) if i % 2 == 0} <= pins
+    assert not {c for i, c in enumerate(expected) if i % 2} & pins
 
 
 def test_add_tree_gives_the_cids_of_add_path(store: EmbeddedStore, tmp_path: Path) -> None:

@@ -78,14 +78,17 @@ def submit_transaction(
     on-chain (202 if that takes longer than the node's anchor wait).
     """
     ledger = node.ledger
-    signature = bytes.fromhex(body.signature[2:])
-    row = ledger.submit(body.transaction.to_domain(), signature, body.signer)
+    item = Submission(body.transaction.to_domain(), bytes.fromhex(body.signature[2:]), body.signer)
+    accepted = ledger.submit_one(item)  # group commit: durable when it returns
+    response.headers["Location"] = f"/api/v1/transactions/{accepted.tx_id}"
     if wait:
-        row = ledger.wait_anchored(row.tx_id, node.settings.anchor_wait) or row
-    if row.status != TransactionStatus.ANCHORED:
-        response.status_code = status.HTTP_202_ACCEPTED
-    response.headers["Location"] = f"/api/v1/transactions/{row.tx_id}"
-    return BusinessTxPublic.from_row(row)
+        row = ledger.wait_anchored(accepted.tx_id, node.settings.anchor_wait)
+        if row is not None:
+            if row.status != TransactionStatus.ANCHORED:
+                response.status_code = status.HTTP_202_ACCEPTED
+            return BusinessTxPublic.from_row(row)
+    response.status_code = status.HTTP_202_ACCEPTED
+    return BusinessTxPublic.from_accepted(accepted)
 
 
 @router.post(

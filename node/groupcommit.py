@@ -1,0 +1,125 @@
+"""Group commit: items handed in by concurrent threads made durable together.
+
+Each request thread verifies its own transaction (signature recovery runs in parallel in the
+request threads; libsecp256k1 releases the GIL), then hands the verified item to
+:class:`GroupCommit` and blocks until its own result is known. Whichever waiting thread finds
+no commit in flight becomes the **leader**: it takes every item queued so far (at most
+``max_items``), commits them with one call of ``commit`` (one SQL transaction, one fsync, one
+store write) and hands each thread its own result. Items that arrive while a commit is in
+flight wait for it and form the next group. There is no timer: a lone request is committed
+at once (a group of one), and under load a group is whatever arrived during the previous
+commit — the same rule as the anchorer's batches.
+
+An optional ``after`` step (the store write of the group's bodies) runs once the group is
+committed, before its requests are answered, while the next group already commits: the two
+fsyncs of consecutive groups overlap.
+
+``commit`` returns one result per item (an accepted leaf or the item's own
+``ValidationError``), so a bad item gets its own 4xx and never its neighbour's. If ``commit``
+itself raises (the database is gone), every item of that group gets that exception, as a lone
+request would have.
+
+| constant | value | meaning |
+|---|---|---|
+| ``GROUP_MAX_ITEMS`` | 1,000 | most items per group (as the batch endpoint's request bound) |
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from typing import Final, Generic, TypeVar
+
+GROUP_MAX_ITEMS: Final = 1_000
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+class _Slot(Generic[T, R]):
+    __slots__ = ("item", "result", "error", "done", "taken")
+
+    def __init__(self, item: T) -> None:
+        self.item = item
+        self.result: R | None = None
+        self.error: BaseException | None = None
+        self.done = False
+        self.taken = False  # in a group being committed
+
+
+class GroupCommit(Generic[T, R]):
+    """Commit items handed in by concurrent threads in groups (see the module doc)."""
+
+    def __init__(
+        self,
+        commit: Callable[[list[T]], Sequence[R]],
+        *,
+        max_items: int = GROUP_MAX_ITEMS,
+        after: Callable[[list[T], list[R]], None] | None = None,
+    ) -> None:
+        if max_items < 1:
+            raise ValueError(f"max_items must be at least 1, got {max_items}")
+        self._commit = commit
+        self._after = after
+        self.max_items = max_items
+        self._cond = threading.Condition()
+        self._queue: list[_Slot[T, R]] = []
+        self._busy = False
+        self.groups = 0  # groups committed (for metrics and tests)
+        self.items = 0  # items committed in them
+        self.largest = 0  # largest group so far
+
+    def submit(self, item: T) -> R:
+        """Return ``item``'s own result once its group is committed (or raise what the
+        commit of its group raised)."""
+        slot: _Slot[T, R] = _Slot(item)
+        with self._cond:
+            self._queue.append(slot)
+        while True:
+            with self._cond:
+                while not slot.done and (self._busy or slot.taken):
+                    self._cond.wait()
+                if slot.done:
+                    return self._outcome(slot)
+                self._busy = True  # lead: commit what is queued (this slot among it, or later)
+                group = self._queue[: self.max_items]
+                del self._queue[: self.max_items]
+                for s in group:
+                    s.taken = True
+            try:
+                results = list(self._commit([s.item for s in group]))
+                if len(results) != len(group):
+                    raise RuntimeError(f"commit gave {len(results)} results for {len(group)}")
+            except BaseException as exc:  # every item of the group learns it
+                with self._cond:
+                    for s in group:
+                        s.error, s.done = exc, True
+                    self._busy = False
+                    self._cond.notify_all()
+                continue
+            if self._after is not None:
+                with self._cond:  # the next group may commit while this one runs ``after``
+                    self._busy = False
+                    self._cond.notify_all()
+                try:
+                    self._after([s.item for s in group], results)
+                except Exception:  # ``after`` is best effort: the group is committed
+                    log.exception("after-commit step failed for a group of %d", len(group))
+            with self._cond:
+                for s, result in zip(group, results, strict=True):
+                    s.result, s.done = result, True
+                self.groups += 1
+                self.items += len(group)
+                self.largest = max(self.largest, len(group))
+                if self._after is None:
+                    self._busy = False
+                self._cond.notify_all()
+
+    @staticmethod
+    def _outcome(slot: _Slot[T, R]) -> R:
+        if slot.error is not None:
+            raise slot.error
+        return slot.result  # type: ignore[return-value]
