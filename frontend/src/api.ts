@@ -203,3 +203,28 @@ export function listTxs(filter: TxFilter, before?: number | null, limit = 25): P
   q.set("limit", String(limit));
   return getJson<TxPage>(`${API}/transactions?${q}`);
 }
+
+/** Return the path of subsystem `name`'s API, with `rest` appended. */
+export function subsystemApi(name: string, rest = ""): string {
+  return `${API}/subsystems/${encodeURIComponent(name)}${rest}`;
+}
+
+let healthCache: Health | null = null;
+
+/** Return the node's /health, fetched once per page load. */
+export async function health(): Promise<Health> {
+  healthCache ??= await getJson<Health>("/health");
+  return healthCache;
+}
+
+/** Return the node's answer to a signed business transaction `body` POSTed to /transactions. */
+export async function submitTransaction(body: unknown): Promise<{ id: string; status: string }> {
+  const res = await fetch(`${nodeUrl(`${API}/transactions`)}`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify(body),
+  });
+  const answer = await res.json();
+  if (!res.ok) throw new ApiError(res.status, answer.detail ?? res.statusText);
+  return answer;
+}

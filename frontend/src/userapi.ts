@@ -1,6 +1,6 @@
 // The API calls that depend on who the user is: signed with the session key (session.ts).
 
-import { readJson } from "./api";
+import { API, ApiError, type Me, readJson } from "./api";
 import { signedFetch } from "./session";
 
 /** Return the JSON of a signed `GET path`; throw ApiError (401 when not signed in) otherwise. */
@@ -17,4 +17,14 @@ export async function postUserJson<T>(path: string, body: unknown): Promise<T> {
       body: JSON.stringify(body),
     }),
   );
+}
+
+/** Return the signed-in session, or null when there is none (401) or no sign-in API (404). */
+export async function currentSession(): Promise<Me | null> {
+  try {
+    return await getUserJson<Me>(`${API}/auth/me`);
+  } catch (e) {
+    if (e instanceof ApiError && (e.status === 401 || e.status === 404)) return null;
+    throw e;
+  }
 }

@@ -56,6 +56,26 @@ export async function connect(): Promise<`0x${string}`> {
   return getAddress(accounts[0]);
 }
 
+/** The account this tab connected (shared by the pages), null until one connects. */
+let account: `0x${string}` | null = null;
+
+/** Return the account this tab connected, or null. */
+export function connectedAccount(): `0x${string}` | null {
+  return account;
+}
+
+/** Return the account this tab connected, connecting the wallet first when there is none. */
+export async function ensureAccount(): Promise<`0x${string}`> {
+  account ??= await connect();
+  return account;
+}
+
+/** Connect the wallet again (the user may have switched accounts) and keep its account. */
+export async function reconnect(): Promise<`0x${string}`> {
+  account = await connect();
+  return account;
+}
+
 /** Return the wallet's chain id. */
 export async function walletChainId(): Promise<number> {
   return Number(await friendly(provider().request({ method: "eth_chainId" })));
