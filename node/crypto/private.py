@@ -40,7 +40,6 @@ from eth_utils import to_checksum_address
 
 from node.auth.databases import EnvelopeRow, RoleContext, SubsystemDatabase, SubsystemDatabases
 from node.auth.errors import Forbidden
-from node.crypto.directory import SOURCE_SELF, KeyDirectory
 from node.crypto.errors import CryptoError, MalformedObject
 from node.crypto.keys import compute_public_key
 from node.crypto.replica import RECORD_KIND, SubsystemLog
@@ -59,6 +58,7 @@ from node.crypto.sealed import (
     unseal_salted,
 )
 from node.errors import CollegiumError
+from node.keys.directory import SOURCE_SELF, KeyDirectory
 from node.ledger.transaction import compute_payload_hash
 
 logger = logging.getLogger(__name__)

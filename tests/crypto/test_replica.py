@@ -227,10 +227,10 @@ def test_any_host_lists_what_another_wrote_and_rotation_follows_the_log(
     sessions: sessionmaker[Session], store: EmbeddedStore, tmp_path: Path
 ) -> None:
     from node.auth.databases import RoleContext, SubsystemDatabases
-    from node.crypto.directory import SOURCE_SELF, KeyDirectory
     from node.crypto.errors import NotARecipient
     from node.crypto.private import PrivateData
     from node.crypto.sealed import read_sealed
+    from node.keys.directory import SOURCE_SELF, KeyDirectory
 
     a, b, member = Account.create(), Account.create(), Account.create()
     registry = Participants(a.address, b.address, member.address)

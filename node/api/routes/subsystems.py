@@ -33,12 +33,12 @@ from node.api.schemas import Problem
 from node.assignment import ROLE_BE_SUBSYSTEM, ROLE_BE_SYSTEM
 from node.auth.databases import RoleContext, SubsystemDatabases
 from node.auth.errors import Forbidden
-from node.crypto.directory import SOURCE_SELF, KeyDirectory
 from node.crypto.errors import CryptoError, InvalidSignature, MalformedObject, NotARecipient
 from node.crypto.keys import compute_public_key
 from node.crypto.private import OpenedPayload, PrivateData
 from node.crypto.replica import get_subsystem_log
 from node.errors import ChainError, InvalidCID, NotFoundInStore, ValidationError
+from node.keys.directory import SOURCE_SELF, KeyDirectory
 from node.ledger.service import ReplayedTransaction
 from node.router.directory import PeerDirectory
 from node.router.proxy import STATE_SLOT
