@@ -390,8 +390,8 @@ def verify(
 
     Exits 0 when everything matches and 3 with a report of each mismatch otherwise.
     """
-    from node.crypto.replica import audit_logs
     from node.ledger.audit import audit
+    from node.replication.replica import audit_logs
 
     try:
         member_key = _read_member_key(member_key_file)

@@ -15,8 +15,8 @@ rewritten.
 
 **Replication.** Every node indexes every anchored leaf (chain follower + peer sync), and
 peer sync follows a leaf's payload CID (the sealed object), the sealed object's key envelope
-and each envelope's ``previous`` (:func:`compute_references`): every node keeps S's
-ciphertext and envelopes, none holds a key it is not a recipient of.
+and each envelope's ``previous`` (:func:`node.crypto.sealed.compute_references`): every node
+keeps S's ciphertext and envelopes, none holds a key it is not a recipient of.
 
 **The index.** S's own database keeps ``log_entries``, rebuilt from the ledger index and the
 store by :meth:`SubsystemLog.catch_up` (idempotent: entries are keyed by transaction id;
@@ -27,7 +27,6 @@ start, and every entry's sealed object and envelope is in the local store.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -40,7 +39,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from node.crypto.errors import CryptoError
-from node.crypto.sealed import ENVELOPE_TYPE, SEALED_TYPE, decode_sealed, get_envelope
+from node.crypto.sealed import decode_sealed, get_envelope
 from node.db.models import BusinessTransaction, TransactionStatus
 from node.errors import CollegiumError
 
@@ -55,8 +54,6 @@ STATUS_TTL_SECONDS: Final = 2.0
 NAMES_TTL_SECONDS: Final = 10.0
 #: after this long not caught up, a host serves S anyway, listing what it lacks as missing
 CATCH_UP_GRACE_SECONDS: Final = 60.0
-#: a JSON document larger than this is not decoded for references by peer sync
-MAX_REFERENCE_DOC_BYTES: Final = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -129,23 +126,6 @@ def log_subsystems(sessions: sessionmaker[Session]) -> list[str]:
             .distinct()
         ).all()
     return sorted(str(n) for n in names)
-
-
-def compute_references(data: bytes) -> tuple[str, ...]:
-    """Return the CIDs a sealed object or key envelope refers to (peer sync wants them): a
-    sealed object's envelope, an envelope's previous envelope. Anything else: none."""
-    if len(data) > MAX_REFERENCE_DOC_BYTES or not data.startswith(b"{"):
-        return ()
-    try:
-        document = json.loads(data)
-    except (ValueError, RecursionError):
-        return ()
-    if not isinstance(document, dict):
-        return ()
-    kind = document.get("type")
-    field = "envelope" if kind == SEALED_TYPE else "previous" if kind == ENVELOPE_TYPE else None
-    value = document.get(field) if field else None
-    return (value,) if isinstance(value, str) and value else ()
 
 
 @dataclass(frozen=True)

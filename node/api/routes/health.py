@@ -21,8 +21,8 @@ router = APIRouter(tags=["health"])
 def health(node: NodeDep) -> dict[str, Any]:
     """Return the node's health: chain id, block, epoch, node and registry address, store, and
     ``replicas``: per subsystem with a private log, how many of its entries' sealed objects are
-    here and whether this node is caught up for it (``node.crypto.replica``)."""
-    from node.crypto.replica import get_subsystem_log
+    here and whether this node is caught up for it (``node.replication.replica``)."""
+    from node.replication.replica import get_subsystem_log
 
     summary = node.health()
     try:

@@ -4,7 +4,7 @@ and participant management by subsystem admins.
 Private data of S lives in S's own database, reached only through
 :class:`node.auth.databases.SubsystemDatabases` with the role context the router granted
 this request; only participants of S may read or write it. It is sealed under S's content
-key before it reaches the content store (:mod:`node.crypto.private`, ``docs/encryption.md``):
+key before it reaches the content store (:mod:`node.keys.private`, ``docs/encryption.md``):
 the store, the gateway and peers only ever hold ciphertext; rows keep CIDs and commitments.
 
 Public keys of participants (``/keys``) are served by every node: they are public and
@@ -35,11 +35,11 @@ from node.auth.databases import RoleContext, SubsystemDatabases
 from node.auth.errors import Forbidden
 from node.crypto.errors import CryptoError, InvalidSignature, MalformedObject, NotARecipient
 from node.crypto.keys import compute_public_key
-from node.crypto.private import OpenedPayload, PrivateData
-from node.crypto.replica import get_subsystem_log
 from node.errors import ChainError, InvalidCID, NotFoundInStore, ValidationError
 from node.keys.directory import SOURCE_SELF, KeyDirectory
+from node.keys.private import OpenedPayload, PrivateData
 from node.ledger.service import ReplayedTransaction
+from node.replication.replica import get_subsystem_log
 from node.router.directory import PeerDirectory
 from node.router.proxy import STATE_SLOT
 
