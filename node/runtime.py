@@ -33,6 +33,7 @@ from node.ledger.anchorer import Anchorer
 from node.ledger.participants import ParticipantCache
 from node.ledger.service import LedgerService
 from node.ledger.transaction import Domain
+from node.storage.base import BlockStore
 
 log = logging.getLogger(__name__)
 
@@ -163,7 +164,7 @@ class NodeContext:
     account: LocalAccount
     chain: Any
     registry: Any
-    store: Any
+    store: BlockStore
     engine: Engine
     sessions: sessionmaker[Session]
     ledger: LedgerService
@@ -258,10 +259,8 @@ class NodeContext:
 
     def store_health(self) -> dict[str, Any]:
         """Return the content store's backend and, when it reports them, its use and quota."""
-        usage = getattr(self.store, "usage", None)
         described: dict[str, Any] = {"backend": self.store.backend}
-        if callable(usage):
-            described.update(usage())
+        described.update(self.store.usage())
         return described
 
     def frontend_health(self) -> dict[str, Any]:
@@ -295,9 +294,7 @@ class NodeContext:
         if self.ledger.verifier is not None:
             self.ledger.verifier.close()
         self.engine.dispose()
-        close_store = getattr(self.store, "close", None)
-        if callable(close_store):
-            close_store()
+        self.store.close()
         self.chain.close()
         log.info("node %s stopped cleanly", self.address)
 

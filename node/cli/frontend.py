@@ -85,9 +85,7 @@ def _publish_as_person(
         try:
             cid = str(store.add_path(directory, cid_version=CID_VERSION, pin=True))
         finally:
-            close = getattr(store, "close", None)
-            if callable(close):
-                close()
+            store.close()
         if subsystem is None:
             client.act("setFrontend", data=cid)
         elif client.subsystem(subsystem)["frontend_cid"] != cid:
@@ -136,9 +134,7 @@ def open_publisher(
         try:
             yield store, Registry(chain.w3, record.registry, account)
         finally:
-            close = getattr(store, "close", None)
-            if callable(close):
-                close()
+            store.close()
     finally:
         chain.close()
 

@@ -206,9 +206,7 @@ def reindex_command(
             copied = _copy_pending(settings.sqlalchemy_url, sessions) if into is None else 0
         finally:
             engine.dispose()
-            close = getattr(store, "close", None)
-            if callable(close):
-                close()
+            store.close()
             backend.close()
         if old_path is not None and new_path is not None:
             _swap(old_path, new_path)
