@@ -24,6 +24,10 @@ from node.cli.probe import running_node_rpc
 from node.cli.status import ExitStatus
 from node.errors import CollegiumError
 
+# Commands import the node's modules inside their functions: those pull in web3, py-evm,
+# SQLAlchemy and FastAPI (seconds of import), which `collegium --help` and the light
+# commands must not wait for.
+
 app = typer.Typer(help="System front-end (IPFS-hosted web app)", no_args_is_help=True)
 
 PASSWORD_ENV = "COLLEGIUM_PASSWORD"

@@ -25,6 +25,10 @@ from node.cli.probe import is_node_running
 from node.cli.status import ExitStatus
 from node.errors import CollegiumError
 
+# Commands import the node's modules inside their functions: those pull in web3, py-evm,
+# SQLAlchemy and FastAPI (seconds of import), which `collegium --help` and the light
+# commands must not wait for.
+
 REINDEX_SUFFIX = ".reindex"
 BACKUP_SUFFIX = ".bak"
 SQLITE_SIDE_FILES = ("-wal", "-shm")

@@ -17,6 +17,10 @@ from node.cli.status import ExitStatus
 from node.config import DEFAULT_HOME_SUBSYSTEM, DEFAULT_PORT, Settings, default_data_dir
 from node.errors import CollegiumError, ConfigError
 
+# Commands import the node's modules inside their functions: those pull in web3, py-evm,
+# SQLAlchemy and FastAPI (seconds of import), which `collegium --help` and the light
+# commands must not wait for.
+
 app = typer.Typer(
     help="Collegium node: open business ledger anchored on-chain, content on IPFS.",
     no_args_is_help=True,

@@ -38,10 +38,11 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from node.crypto.errors import CryptoError
-from node.crypto.sealed import decode_sealed, get_envelope
+from node.crypto.errors import CryptoError, NotARecipient
+from node.crypto.sealed import decode_sealed, get_envelope, open_envelope, unseal_salted
 from node.db.models import BusinessTransaction, TransactionStatus
 from node.errors import CollegiumError
+from node.ledger.transaction import compute_payload_hash
 
 log = logging.getLogger(__name__)
 
@@ -220,10 +221,6 @@ def audit_logs(
 def _open_and_rehash(store: Any, entry: LogEntry, member_key: bytes) -> str | None:
     """Return None if ``entry`` opens with ``member_key`` and matches both commitments, "" if
     the key has no slot in its envelope, else what is wrong."""
-    from node.crypto.errors import NotARecipient
-    from node.crypto.sealed import open_envelope, unseal_salted
-    from node.ledger.transaction import compute_payload_hash
-
     sealed = decode_sealed(store.cat(entry.cid))
     try:
         key = open_envelope(get_envelope(store, sealed.envelope), member_key)
