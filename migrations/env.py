@@ -6,7 +6,7 @@ from alembic import context
 from sqlalchemy import engine_from_config, pool
 
 import node.auth.models  # noqa: F401  (registers the login tables on Base.metadata)
-import node.crypto.directory  # noqa: F401  (registers participant_keys on Base.metadata)
+import node.keys.directory  # noqa: F401  (registers participant_keys on Base.metadata)
 from node.db.models import Base
 
 config = context.config

@@ -28,6 +28,7 @@ from eth_account.signers.local import LocalAccount
 
 from node.chain.actions import ZERO_ADDRESS, Action, check_action, default_deadline, sign_action
 from node.errors import CollegiumError
+from node.ledger.bundle import verify_bundle
 from node.ledger.transaction import BusinessTx, Domain, sign_tx
 
 DEFAULT_TIMEOUT: Final = 60.0
@@ -241,6 +242,4 @@ class Client:
     def verify(self, tx_id: str, *, chain_url: str, gateway_url: str) -> Any:
         """Fetch ``tx_id``'s proof bundle and check it with only ``chain_url`` (JSON-RPC) and
         ``gateway_url`` (IPFS): returns a ``node.ledger.bundle.BundleReport`` (``.ok``)."""
-        from node.ledger.bundle import verify_bundle
-
         return verify_bundle(self.proof(tx_id), chain_url=chain_url, gateway_url=gateway_url)

@@ -189,13 +189,13 @@ class Devnet:
 
     def w3(self) -> Any:
         """Return a ``Web3`` connected to anvil."""
-        from web3 import Web3
+        from web3 import Web3  # lazily: web3 is heavy and only the deploy step needs it
 
         return Web3(Web3.HTTPProvider(self.chain_url, request_kwargs={"timeout": 30}))
 
     def operator_registry(self) -> Any:
         """Return the registry facade signing with the operator's key."""
-        from node.chain.registry import Registry
+        from node.chain.registry import Registry  # lazily: it imports web3 (heavy)
 
         if self.registry is None:
             raise ConfigError("the devnet has no registry yet")
@@ -286,6 +286,7 @@ def start_anvil(port: int, block_time: float | None = None) -> subprocess.Popen[
 
 def _deploy(devnet: Devnet, homes: Sequence[str]) -> None:
     """Fund the operator, deploy the registry and create the home subsystems."""
+    # lazily: eth_account and the registry (web3) are heavy; only this deploy step needs them
     from eth_account import Account
 
     from node.chain.registry import Registry

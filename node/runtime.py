@@ -14,25 +14,38 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 from eth_account.signers.local import LocalAccount
 from eth_utils import is_address, to_checksum_address
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from node import __version__
+from node.chain.backend import open_chain
 from node.chain.endpoints import (
     PeerPolicy,
     UnsafeEndpoint,
     check_endpoint_syntax,
     compute_peer_policy,
 )
+from node.chain.keys import create_keystore, load_account
+from node.chain.registry import Registry, RegistryError, compute_roles_mask
 from node.config import DEFAULT_HOME_SUBSYSTEM, Settings
 from node.db.session import create_db_engine, make_session_factory, upgrade_database
-from node.errors import CollegiumError, ConfigError
+from node.epoch import EpochService, describe_epoch
+from node.errors import ChainError, CollegiumError, ConfigError
+from node.frontend import CID_VERSION, FrontendError, check_build_dir, default_build_dir, publish
+from node.health import AnchoringState, compute_health_reasons
 from node.ledger.anchorer import Anchorer
+from node.ledger.follower import DEFAULT_CONFIRMATIONS, ChainFollower
+from node.ledger.logs import LogIndexer, block_time_of
 from node.ledger.participants import ParticipantCache
 from node.ledger.service import LedgerService
 from node.ledger.transaction import Domain
+from node.ledger.verifier import VerifierPool
+from node.storage import open_node_store
+from node.storage.base import BlockStore
+from node.storage.sync import Syncer
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +56,6 @@ DEV_FUNDING_WEI = 10**21
 
 def roles_to_mask(roles: list[str] | tuple[str, ...]) -> int:
     """Return the registry bit mask of ``roles``; raise ``ConfigError`` for unknown ones."""
-    from node.chain.registry import RegistryError, compute_roles_mask
-
     try:
         return compute_roles_mask(roles)
     except RegistryError as exc:
@@ -130,10 +141,6 @@ def registry_of(node_url: str, *, timeout: float = 120.0, poll: float = 1.0) -> 
 
     Raises ``ConfigError`` when it never answers or names no valid address.
     """
-    import time
-
-    import httpx
-
     url = node_url.rstrip("/") + "/health"
     deadline = time.monotonic() + timeout
     last = "no answer"
@@ -163,7 +170,7 @@ class NodeContext:
     account: LocalAccount
     chain: Any
     registry: Any
-    store: Any
+    store: BlockStore
     engine: Engine
     sessions: sessionmaker[Session]
     ledger: LedgerService
@@ -192,8 +199,6 @@ class NodeContext:
         """Return the node's health summary (served at ``GET /health``): ``status`` is ``ok``
         or ``degraded``, with ``reasons`` (``node.health``); a chain that does not answer
         degrades the node instead of failing the request."""
-        from node.health import AnchoringState, compute_health_reasons
-
         w3 = self.chain.w3
         chain: dict[str, Any] = {
             "kind": self.chain.kind,
@@ -258,10 +263,8 @@ class NodeContext:
 
     def store_health(self) -> dict[str, Any]:
         """Return the content store's backend and, when it reports them, its use and quota."""
-        usage = getattr(self.store, "usage", None)
         described: dict[str, Any] = {"backend": self.store.backend}
-        if callable(usage):
-            described.update(usage())
+        described.update(self.store.usage())
         return described
 
     def frontend_health(self) -> dict[str, Any]:
@@ -295,9 +298,7 @@ class NodeContext:
         if self.ledger.verifier is not None:
             self.ledger.verifier.close()
         self.engine.dispose()
-        close_store = getattr(self.store, "close", None)
-        if callable(close_store):
-            close_store()
+        self.store.close()
         self.chain.close()
         log.info("node %s stopped cleanly", self.address)
 
@@ -316,14 +317,10 @@ def init_node(
 
     Raises ``ConfigError`` if the directory already holds a node.
     """
-    from node.chain.keys import create_keystore
-
     roles_to_mask(roles)
     if registry is not None:
         registry = checked_registry_address(registry)
     if operator is not None:
-        from eth_utils import is_address, to_checksum_address
-
         if not is_address(operator) or int(operator, 16) == 0:
             raise ConfigError(f"--admin must be a wallet address (0x + 40 hex), not {operator!r}")
         operator = str(to_checksum_address(operator))
@@ -352,11 +349,6 @@ def init_node(
 
 def open_node(settings: Settings, password: str) -> NodeContext:
     """Open (and on first start deploy and register) the node in ``settings.data_dir``."""
-    from node.chain.backend import open_chain
-    from node.chain.keys import load_account
-    from node.chain.registry import Registry
-    from node.storage import open_node_store
-
     record = NodeRecord.load(settings.node_file)
     settings = with_record_locations(settings, record)
     try:
@@ -400,8 +392,6 @@ def open_node(settings: Settings, password: str) -> NodeContext:
         sessions = make_session_factory(engine)
         verifier = None
         if settings.verify_workers > 0:
-            from node.ledger.verifier import VerifierPool
-
             verifier = VerifierPool(
                 Domain(chain.chain_id, record.registry), settings.verify_workers
             )
@@ -431,8 +421,6 @@ def open_node(settings: Settings, password: str) -> NodeContext:
     anchorer.start()
     syncer = None
     if settings.sync:
-        from node.storage.sync import Syncer
-
         syncer = Syncer(
             store,
             registry,
@@ -455,8 +443,6 @@ def open_node(settings: Settings, password: str) -> NodeContext:
 
 def _bundled_frontend_cid(store: Any) -> str | None:
     """Return the CID the front-end shipped with this node would have (nothing stored)."""
-    from node.frontend import CID_VERSION, FrontendError, check_build_dir, default_build_dir
-
     try:
         directory = check_build_dir(default_build_dir())
     except (FrontendError, ConfigError) as exc:
@@ -469,8 +455,6 @@ def _publish_frontend_if_missing(registry: Any, store: Any) -> None:
     """Publish the bundled front-end (store + registry) when the registry has none and this
     node's wallet may: the node that deploys a registry does so as part of the deploy, and
     again at its next start if it stopped in between. Anything else only logs."""
-    from node.frontend import FrontendError, default_build_dir, publish
-
     if registry.frontend_cid() or not registry.is_system_admin(registry.account.address):
         return
     try:
@@ -486,7 +470,7 @@ def _start_block_clock(settings: Settings, chain: Any) -> Any:
     clock); None on an external chain or with ``block_seconds = 0``."""
     if chain.embedded is None or settings.block_seconds <= 0:
         return None
-    from node.chain.embedded import BlockClock
+    from node.chain.embedded import BlockClock  # lazily: py-evm, only for an embedded chain
 
     clock = BlockClock(chain.embedded, settings.block_seconds)
     clock.start()
@@ -510,8 +494,6 @@ def _start_follower(
     """
     if not settings.follower or record.registry is None:
         return None
-    from node.ledger.follower import DEFAULT_CONFIRMATIONS, ChainFollower
-    from node.ledger.logs import LogIndexer, block_time_of
 
     confirmations = settings.confirmations
     if confirmations is None:
@@ -550,7 +532,6 @@ def _start_epochs(settings: Settings, chain: Any, registry: Any) -> Any:
     """
     if not settings.epoch_service:
         return None
-    from node.epoch import EpochService
 
     autoadvance = bool(settings.epoch_autoadvance)
     service = EpochService(
@@ -572,15 +553,12 @@ def _describe_epochs(service: Any) -> dict[str, Any] | None:
     """Return the epoch summary for ``/health`` (see ``node.epoch.describe_epoch``)."""
     if service is None:
         return None
-    from node.epoch import describe_epoch
 
     return describe_epoch(service)
 
 
 def _fund_on_dev_chain(chain: Any, address: str) -> None:
     """Give ``address`` gas money on a dev chain (anvil); raise ``ConfigError`` elsewhere."""
-    from node.errors import ChainError
-
     try:
         chain.fund(address, DEV_FUNDING_WEI)
     except ChainError as exc:

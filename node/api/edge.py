@@ -27,7 +27,7 @@ from node.auth.signatures import (
     SIGNATURE_HEADER,
     SIGNATURE_INPUT_HEADER,
 )
-from node.crypto.replica import get_subsystem_log
+from node.replication.replica import get_subsystem_log
 from node.router.directory import PeerDirectory
 from node.router.health import PeerHealth
 from node.router.locate import Locator

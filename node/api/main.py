@@ -11,9 +11,24 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi_offline import FastAPIOffline
 
 from node import __version__
+from node.api import metrics
+from node.api.edge import install_access
 from node.api.limits import BodyLimitMiddleware, JsonDepthMiddleware, restore_recursion_limit
 from node.api.problems import install_problem_handlers
-from node.api.routes import actions, anchors, epochs, explorer, health, rpc, transactions
+from node.api.routes import (
+    actions,
+    anchors,
+    auth,
+    epochs,
+    explorer,
+    gateway,
+    health,
+    route,
+    rpc,
+    subsystems,
+    transactions,
+)
+from node.frontend import routes as frontend
 from node.ledger.service import MAX_SUBMIT_BATCH
 from node.runtime import NodeContext
 
@@ -88,9 +103,6 @@ def create_app(
 
 
 def _include_access(app: FastAPI, api: APIRouter, node: NodeContext) -> None:
-    from node.api import metrics
-    from node.api.edge import install_access
-    from node.api.routes import auth, route, subsystems
 
     api.include_router(auth.router)
     api.include_router(route.router)
@@ -119,12 +131,10 @@ def _restrict_docs_to_self(app: FastAPI) -> None:
 
 
 def _include_gateway(app: FastAPI) -> None:
-    from node.api.routes import gateway
 
     app.include_router(gateway.router)
 
 
 def _include_frontend(app: FastAPI) -> None:
-    from node.frontend import routes as frontend
 
     app.include_router(frontend.router)

@@ -17,6 +17,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, G
 from prometheus_client.exposition import generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from node.health import HEALTH_REASONS
+
 METRICS_PATH: Final = "/metrics"
 LATENCY_BUCKETS: Final = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 #: Label values are bounded: any other method (a client may send any token) counts as ``other``,
@@ -124,8 +126,6 @@ class MetricsMiddleware:
 
 def record_health(metrics: Metrics, health: dict[str, Any]) -> None:
     """Set the health gauges from a ``/health`` body: degraded, each reason, the clock lead."""
-    from node.health import HEALTH_REASONS
-
     listed = {str(r.get("code")) for r in health.get("reasons") or []}
     metrics.degraded.set(0 if health.get("status") == "ok" else 1)
     for code in HEALTH_REASONS:

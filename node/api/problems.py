@@ -9,6 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from node.api.schemas import Problem
 from node.auth.errors import AuthError, Forbidden, Misdirected, ReplayedRequest
 from node.errors import ChainError, CollegiumError, StoreError, ValidationError
 from node.ledger.service import (
@@ -94,7 +95,6 @@ def document_problems(app: FastAPI) -> None:
         if app.openapi_schema is not None:
             return app.openapi_schema
         schema = build()
-        from node.api.schemas import Problem
 
         components = schema.setdefault("components", {}).setdefault("schemas", {})
         components.setdefault("Problem", Problem.model_json_schema())

@@ -1,7 +1,7 @@
 """Each subsystem's private database is its own SQLite file, opened only by its back-end.
 
 It holds no plaintext business data: records are sealed under the subsystem's content key
-before they reach the content store (:mod:`node.crypto.private`); a row keeps the CID and
+before they reach the content store (:mod:`node.keys.private`); a row keeps the CID and
 the salted commitment, and ``key_envelopes`` the host's key envelopes (public CIDs).
 
 ``SubsystemDatabases`` is the one way to reach ``<data>/subsystems/<sha256(name)>.sqlite``. It
@@ -70,7 +70,7 @@ envelopes_table = Table(
     Column("recipients", Text, nullable=False),  # JSON list of checksummed addresses
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
-#: S's log as this host indexed it (``node.crypto.replica``): one row per private transaction
+#: S's log as this host indexed it (``node.replication.replica``): one row per private transaction
 #: of S, rebuilt from the ledger index and the content store; nothing here is plaintext.
 log_table = Table(
     "log_entries",

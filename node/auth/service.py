@@ -29,7 +29,7 @@ from siwe import (
     SiweMessage,
     VerificationError,
 )
-from siwe.siwe import SchemeMismatch, check_contract_wallet_signature
+from siwe.siwe import SchemeMismatch, check_contract_wallet_signature, datetime_from_iso8601_string
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -181,7 +181,7 @@ class AuthService:
         token = secrets.token_urlsafe(TOKEN_BYTES)
         expires_at = now + timedelta(seconds=self.rules.session_ttl)
         if parsed.expiration_time is not None:
-            expires_at = min(expires_at, _utc(parsed.expiration_time._datetime))
+            expires_at = min(expires_at, _utc(datetime_from_iso8601_string(parsed.expiration_time)))
         address = to_checksum_address(parsed.address)
         with self.sessions.begin() as db:
             consumed = db.execute(
@@ -235,7 +235,7 @@ class AuthService:
             raise LoginRejected(
                 REASON_WRONG_CHAIN, f"expected {rules.chain_id}, got {parsed.chain_id}"
             )
-        issued_at = _utc(parsed.issued_at._datetime)
+        issued_at = _utc(datetime_from_iso8601_string(parsed.issued_at))
         if issued_at > now + timedelta(seconds=rules.clock_skew):
             raise LoginRejected(
                 REASON_ISSUED_AHEAD,
@@ -321,8 +321,8 @@ class AuthService:
             raise NotAuthenticated(REASON_BAD_DELEGATION, "the URI is not a session key did:key")
         if parsed.expiration_time is None:
             raise NotAuthenticated(REASON_BAD_DELEGATION, "a delegation needs an Expiration Time")
-        issued_at = _utc(parsed.issued_at._datetime)
-        expires_at = _utc(parsed.expiration_time._datetime)
+        issued_at = _utc(datetime_from_iso8601_string(parsed.issued_at))
+        expires_at = _utc(datetime_from_iso8601_string(parsed.expiration_time))
         if (expires_at - issued_at).total_seconds() > self.rules.delegation_max_ttl:
             raise NotAuthenticated(
                 REASON_BAD_DELEGATION,

@@ -13,6 +13,10 @@ import typer
 
 from node.errors import CollegiumError
 
+# Commands import the node's modules inside their functions: those pull in web3, py-evm,
+# SQLAlchemy and FastAPI (seconds of import), which `collegium --help` and the light
+# commands must not wait for.
+
 app = typer.Typer(help="Loopback devnet: anvil and several nodes on 127.0.0.1.")
 
 DEFAULT_HOMES = "main,acme,beta"

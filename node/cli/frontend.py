@@ -24,6 +24,10 @@ from node.cli.probe import running_node_rpc
 from node.cli.status import ExitStatus
 from node.errors import CollegiumError
 
+# Commands import the node's modules inside their functions: those pull in web3, py-evm,
+# SQLAlchemy and FastAPI (seconds of import), which `collegium --help` and the light
+# commands must not wait for.
+
 app = typer.Typer(help="System front-end (IPFS-hosted web app)", no_args_is_help=True)
 
 PASSWORD_ENV = "COLLEGIUM_PASSWORD"
@@ -85,9 +89,7 @@ def _publish_as_person(
         try:
             cid = str(store.add_path(directory, cid_version=CID_VERSION, pin=True))
         finally:
-            close = getattr(store, "close", None)
-            if callable(close):
-                close()
+            store.close()
         if subsystem is None:
             client.act("setFrontend", data=cid)
         elif client.subsystem(subsystem)["frontend_cid"] != cid:
@@ -136,9 +138,7 @@ def open_publisher(
         try:
             yield store, Registry(chain.w3, record.registry, account)
         finally:
-            close = getattr(store, "close", None)
-            if callable(close):
-                close()
+            store.close()
     finally:
         chain.close()
 

@@ -19,6 +19,10 @@ from node.errors import InvalidCID, NotFoundInStore, StoreError
 from node.storage import open_node_store, open_store
 from node.storage.base import BlockStore
 
+# Commands import the node's modules inside their functions: those pull in web3, py-evm,
+# SQLAlchemy and FastAPI (seconds of import), which `collegium --help` and the light
+# commands must not wait for.
+
 DATA_DIR_ENV: Final = "COLLEGIUM_DATA_DIR"
 DEFAULT_DATA_DIR: Final = Path("~/.collegium")
 

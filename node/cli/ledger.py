@@ -25,6 +25,10 @@ from node.cli.probe import is_node_running
 from node.cli.status import ExitStatus
 from node.errors import CollegiumError
 
+# Commands import the node's modules inside their functions: those pull in web3, py-evm,
+# SQLAlchemy and FastAPI (seconds of import), which `collegium --help` and the light
+# commands must not wait for.
+
 REINDEX_SUFFIX = ".reindex"
 BACKUP_SUFFIX = ".bak"
 SQLITE_SIDE_FILES = ("-wal", "-shm")
@@ -206,9 +210,7 @@ def reindex_command(
             copied = _copy_pending(settings.sqlalchemy_url, sessions) if into is None else 0
         finally:
             engine.dispose()
-            close = getattr(store, "close", None)
-            if callable(close):
-                close()
+            store.close()
             backend.close()
         if old_path is not None and new_path is not None:
             _swap(old_path, new_path)

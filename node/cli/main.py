@@ -17,6 +17,10 @@ from node.cli.status import ExitStatus
 from node.config import DEFAULT_HOME_SUBSYSTEM, DEFAULT_PORT, Settings, default_data_dir
 from node.errors import CollegiumError, ConfigError
 
+# Commands import the node's modules inside their functions: those pull in web3, py-evm,
+# SQLAlchemy and FastAPI (seconds of import), which `collegium --help` and the light
+# commands must not wait for.
+
 app = typer.Typer(
     help="Collegium node: open business ledger anchored on-chain, content on IPFS.",
     no_args_is_help=True,
@@ -390,8 +394,8 @@ def verify(
 
     Exits 0 when everything matches and 3 with a report of each mismatch otherwise.
     """
-    from node.crypto.replica import audit_logs
     from node.ledger.audit import audit
+    from node.replication.replica import audit_logs
 
     try:
         member_key = _read_member_key(member_key_file)

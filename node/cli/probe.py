@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+# httpx is imported where it is used: `collegium --help` must not wait for it.
+
 HEALTH_TIMEOUT_SECONDS = 2.0
 
 

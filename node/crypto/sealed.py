@@ -43,6 +43,8 @@ KEY_VERSION_BYTES: Final = 8
 DOMAIN_SEALED: Final = b"collegium/sealed/v1"
 DOMAIN_KEY_WRAP: Final = b"collegium/key-wrap/v1"
 FIRST_KEY_VERSION: Final = 1
+#: a JSON document larger than this is not decoded for references by peer sync
+MAX_REFERENCE_DOC_BYTES: Final = 1024 * 1024
 
 
 class ContentStore(Protocol):
@@ -403,3 +405,20 @@ def read_sealed(store: ContentStore, cid: str, private_key: bytes) -> bytes:
             f"not {sealed.subsystem!r} v{sealed.key_version}"
         )
     return unseal(open_envelope(envelope, private_key), sealed)
+
+
+def compute_references(data: bytes) -> tuple[str, ...]:
+    """Return the CIDs a sealed object or key envelope refers to (peer sync wants them): a
+    sealed object's envelope, an envelope's previous envelope. Anything else: none."""
+    if len(data) > MAX_REFERENCE_DOC_BYTES or not data.startswith(b"{"):
+        return ()
+    try:
+        document = json.loads(data)
+    except (ValueError, RecursionError):
+        return ()
+    if not isinstance(document, dict):
+        return ()
+    kind = document.get("type")
+    field = "envelope" if kind == SEALED_TYPE else "previous" if kind == ENVELOPE_TYPE else None
+    value = document.get(field) if field else None
+    return (value,) if isinstance(value, str) and value else ()

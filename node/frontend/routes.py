@@ -26,9 +26,9 @@ from urllib.parse import quote
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
 
-from node.api.routes.gateway import problem, serve
 from node.errors import CollegiumError, InvalidCID, NotFoundInStore
 from node.frontend import INDEX_FILE, default_build_dir
+from node.storage.gateway import problem, serve
 from node.storage.reader import compute_path_segments
 
 log = logging.getLogger(__name__)

@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
-from node.db.models import BusinessTransaction, TransactionStatus
+from node.db.models import Anchor, BusinessTransaction, TransactionStatus
 from node.errors import CollegiumError
 from node.ledger.batch import decode_batch
 from node.ledger.hasher import hash_leaf
@@ -186,8 +186,6 @@ def audit_anchors(
 def audit(sessions: sessionmaker[Session], store: Any, registry: Any, node: str) -> AuditReport:
     """Return the audit report over every transaction in the index and every anchor
     ``node`` made on-chain."""
-    from node.db.models import Anchor
-
     report = AuditReport()
     leaves: dict[int, tuple[str, bytes, str]] = {}
     for row in _rows(sessions):

@@ -27,6 +27,7 @@ from node.errors import CollegiumError
 from node.ledger.hasher import hash_leaf
 from node.ledger.transaction import decode_leaf
 from node.ledger.verify import ProofError, verify_inclusion
+from node.storage.cids import CODEC_RAW, is_block_valid, parse_cid
 
 BUNDLE_VERSION = 1
 GATEWAY_TIMEOUT_SECONDS = 30.0
@@ -134,7 +135,6 @@ def fetch_leaf(gateway: str, cid: str) -> bytes:
 
 
 def _check_leaf(report: BundleReport, bundle: dict[str, Any], gateway: str) -> bytes | None:
-    from node.storage.cids import CODEC_RAW, is_block_valid, parse_cid
 
     try:
         cid = parse_cid(str(bundle["cid"]))
@@ -195,6 +195,7 @@ def _check_inclusion(report: BundleReport, bundle: dict[str, Any], leaf: bytes) 
 
 
 def _check_chain(report: BundleReport, bundle: dict[str, Any], chain_url: str) -> None:
+    # lazily: web3 is heavy; importing node.ledger.bundle (node.client) must stay light
     from web3 import HTTPProvider, Web3
 
     from node.chain.registry import Registry

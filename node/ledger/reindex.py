@@ -27,6 +27,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session, sessionmaker
 from web3 import Web3
 
+from node.chain.registry import Registry
 from node.db.models import Anchor, BusinessTransaction, RegistryEvent, TransactionStatus
 from node.errors import CollegiumError
 from node.ledger import tree
@@ -81,8 +82,6 @@ def reindex(
     / ``StoreError`` if either cannot be read, and ``ReindexError`` if the target index is
     not empty.
     """
-    from node.chain.registry import Registry
-
     with sessions() as session:
         if session.scalar(select(func.count()).select_from(BusinessTransaction)):
             raise ReindexError("the target index is not empty")

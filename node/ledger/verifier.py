@@ -39,6 +39,7 @@ from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
+from multiprocessing.queues import SimpleQueue
 from typing import Final, TypeAlias
 
 from node.errors import ValidationError
@@ -137,8 +138,10 @@ def _watch_parent(parent: int) -> None:
             os._exit(0)
 
 
-def _init_worker(parent: int) -> None:
-    """Worker initialiser: leave SIGINT to the node, exit when the node is gone."""
+def _init_worker(parent: int, started: SimpleQueue[int]) -> None:
+    """Worker initialiser: report this worker's pid on ``started``, leave SIGINT to the node,
+    exit when the node is gone."""
+    started.put(os.getpid())
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     threading.Thread(target=_watch_parent, args=(parent,), name="watch-parent", daemon=True).start()
 
@@ -154,6 +157,9 @@ class VerifierPool:
         self.min_items = min_items
         self._lock = threading.Lock()
         self._executor: ProcessPoolExecutor | None = None
+        # the current executor's workers report their pids here (no private pool attributes)
+        self._started: SimpleQueue[int] | None = None
+        self._pids: list[int] = []
         self._closed = False
         self.replaced = 0  # broken pools replaced
 
@@ -162,11 +168,13 @@ class VerifierPool:
             if self._closed:
                 raise RuntimeError("the verifier pool is closed")
             if self._executor is None:
+                context = multiprocessing.get_context("spawn")
+                self._started, self._pids = context.SimpleQueue(), []
                 self._executor = ProcessPoolExecutor(
                     self.workers,
-                    mp_context=multiprocessing.get_context("spawn"),
+                    mp_context=context,
                     initializer=_init_worker,
-                    initargs=(os.getpid(),),
+                    initargs=(os.getpid(), self._started),
                 )
             return self._executor
 
@@ -178,11 +186,12 @@ class VerifierPool:
             future.result()
 
     def pids(self) -> list[int]:
-        """Return the process ids of the running workers (for tests and diagnostics)."""
+        """Return the process ids of the current pool's started workers (for tests and
+        diagnostics)."""
         with self._lock:
-            executor = self._executor
-        processes = getattr(executor, "_processes", None) or {}
-        return sorted(int(pid) for pid in processes)
+            while self._started is not None and not self._started.empty():
+                self._pids.append(self._started.get())
+            return sorted(self._pids)
 
     def verify_many(
         self, items: Sequence[tuple[BusinessTx, bytes]]
@@ -210,6 +219,7 @@ class VerifierPool:
     def _replace(self) -> None:
         with self._lock:
             executor, self._executor = self._executor, None
+            self._started, self._pids = None, []
             if executor is not None and not self._closed:
                 self.replaced += 1
         if executor is not None:
@@ -220,5 +230,6 @@ class VerifierPool:
         with self._lock:
             self._closed = True
             executor, self._executor = self._executor, None
+            self._started, self._pids = None, []
         if executor is not None:
             executor.shutdown(wait=True, cancel_futures=True)

@@ -36,7 +36,7 @@ class Locator:
     source: AssignmentSource | None
     peers: Callable[[], Mapping[str, str]]
     health: PeerHealth | None = None
-    #: whether this node is caught up for a subsystem (``node.crypto.replica``); None: always
+    #: whether this node is caught up for a subsystem (``node.replication.replica``); None: always
     readiness: Callable[[str], bool] | None = None
 
     def locate(self, path: str) -> Destination:

@@ -9,7 +9,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from node.storage.importer import FileTree
 
 #: What a CID points at: a UnixFS file, directory or symlink, or a bare ``raw`` block (a file of
 #: one chunk added with raw leaves); ``unknown`` for a directory entry whose block we lack.
@@ -65,6 +68,13 @@ class BlockStore(Protocol):
         """Return the root CID of a file or directory (recursive) added as ``ipfs add -r``."""
         ...
 
+    def add_tree(
+        self, tree: FileTree, *, cid_version: int = 1, pin: bool = True, only_hash: bool = False
+    ) -> str:
+        """Return the root CID of an in-memory directory tree (name -> bytes or sub-tree): the
+        CID ``add_path`` gives the same files on disk, stored and pinned the same way."""
+        ...
+
     def cat(self, cid: str, path: str = "") -> bytes:
         """Return the bytes of the file at ``cid`` (or ``path`` inside the directory ``cid``)."""
         ...
@@ -91,10 +101,24 @@ class BlockStore(Protocol):
         """Pin ``cid`` recursively: it and every block it links to survive garbage collection."""
         ...
 
+    def pin_many(self, cids: list[str]) -> None:
+        """Pin every CID of ``cids`` recursively; raises ``NotFoundInStore`` if a block of one
+        of their DAGs is missing (the embedded store then pins none of them)."""
+        ...
+
     def pins(self) -> list[str]:
         """Return the recursively pinned CIDs, sorted."""
         ...
 
     def stat(self, cid: str, path: str = "") -> NodeStat:
         """Return what ``cid`` (or ``path`` under it) is; directories list their entries."""
+        ...
+
+    def usage(self) -> dict[str, Any]:
+        """Return where the blocks are, the bytes they use and the quota (what ``/health``
+        shows of the store); empty when the backend keeps its own accounts (kubo)."""
+        ...
+
+    def close(self) -> None:
+        """Release the store's connections (it reopens them if used again)."""
         ...

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import io
 import ipaddress
+import os
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Final
@@ -36,10 +38,12 @@ from node.storage.errors import (
     NotFoundInStore,
     StoreError,
 )
+from node.storage.importer import FileTree
 from node.storage.reader import compute_path_segments
 
 DEFAULT_API_BASE: Final = "api/v0"
 DEFAULT_TIMEOUT_S: Final = 120.0
+RAM_SCRATCH_DIR: Final = "/dev/shm"  # staging copies for add_tree: RAM, when there is one
 #: UnixFS ``Type`` numbers as kubo's ``ls`` reports them.
 _LS_TYPES: Final[dict[int, NodeKind]] = {0: "file", 1: "dir", 2: "file", 4: "symlink"}
 
@@ -161,6 +165,17 @@ class KuboStore:
         root = next((e for e in entries if e["Name"] == path.name), entries[-1])
         return format_cid(parse_cid(str(root["Hash"])))
 
+    def add_tree(
+        self, tree: FileTree, *, cid_version: int = 1, pin: bool = True, only_hash: bool = False
+    ) -> str:
+        """Return the root CID kubo gives the in-memory directory ``tree`` (name -> bytes or
+        sub-tree), imported from a staging copy on disk (in RAM when there is one)."""
+        scratch = RAM_SCRATCH_DIR if os.path.isdir(RAM_SCRATCH_DIR) else None
+        with tempfile.TemporaryDirectory(prefix="collegium-tree-", dir=scratch) as tmp:
+            root = Path(tmp) / "tree"
+            write_tree(root, tree)
+            return self.add_path(root, cid_version=cid_version, pin=pin, only_hash=only_hash)
+
     def cat(self, cid: str, path: str = "") -> bytes:
         """Return the bytes of the file ``cid``/``path``.
 
@@ -240,6 +255,16 @@ class KuboStore:
         except ipfs_exc.Error as exc:
             raise _translate(exc, f"pin/add {cid}") from None
 
+    def pin_many(self, cids: list[str]) -> None:
+        """Pin every CID of ``cids`` recursively, one after the other (kubo has no transaction
+        around several pins); ``NotFoundInStore`` or ``KuboError`` at the first failure."""
+        for cid in cids:
+            self.pin(cid)
+
+    def usage(self) -> dict[str, Any]:
+        """Return nothing: kubo keeps its own repository accounts (``ipfs repo stat``)."""
+        return {}
+
     def pins(self) -> list[str]:
         """Return kubo's recursive pins, sorted, in canonical CID form; raises ``KuboError``."""
         try:
@@ -290,4 +315,14 @@ class KuboStore:
         return NodeStat(format_cid(resolved), "dir", int(info["CumulativeSize"]), tuple(entries))
 
 
-__all__ = ["KuboStore", "compute_multiaddr"]
+def write_tree(root: Path, tree: FileTree) -> None:
+    """Write the in-memory directory ``tree`` (name -> bytes or sub-tree) under ``root``."""
+    root.mkdir(parents=True, exist_ok=True)
+    for name, value in tree.items():
+        if isinstance(value, bytes):
+            (root / name).write_bytes(value)
+        else:
+            write_tree(root / name, value)
+
+
+__all__ = ["KuboStore", "compute_multiaddr", "write_tree"]

@@ -20,9 +20,9 @@ from eth_account.signers.local import LocalAccount
 
 from node.auth.databases import AccessDenied, RoleContext
 from node.crypto import NotARecipient, compute_public_key, get_envelope, open_envelope, read_sealed
-from node.crypto.directory import KeyDirectory, compute_announcement
-from node.crypto.private import HostNotParticipant, PrivateData
 from node.crypto.sealed import decode_envelope, decode_sealed
+from node.keys.directory import KeyDirectory, compute_announcement
+from node.keys.private import HostNotParticipant, PrivateData
 from node.ledger.transaction import compute_payload_hash
 from tests.auth.siwe_helpers import make_message, sign
 from tests.support.node import InProcessNode, domain_of, in_process_node, make_submission

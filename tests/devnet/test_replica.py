@@ -31,9 +31,9 @@ from eth_account import Account
 from typer.testing import CliRunner
 
 from node.cli.main import app
-from node.crypto.private import decode_record
 from node.crypto.sealed import read_sealed
 from node.devnet import Devnet, DevnetNode
+from node.keys.private import decode_record
 from tests.devnet.support import health, login, run_verify, wait_anchored, wait_until
 from tests.support.node import domain_of, make_submission
 

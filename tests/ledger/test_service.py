@@ -8,6 +8,7 @@ after a crash). The real chain and store are exercised in tests/api and tests/cl
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -96,6 +97,19 @@ class FakeStore:
         if not only_hash:
             self.blocks[cid] = data
         return cid
+
+    def add_tree(
+        self,
+        tree: Mapping[str, Any],
+        *,
+        cid_version: int = 1,
+        pin: bool = True,
+        only_hash: bool = False,
+    ) -> str:
+        for folder in tree.values():
+            for body in folder.values():
+                self.add_bytes(body, only_hash=only_hash)
+        return ""
 
     def cat(self, cid: str, path: str = "") -> bytes:
         return self.blocks[cid]

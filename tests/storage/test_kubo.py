@@ -10,6 +10,7 @@ import pytest
 
 from node.errors import InvalidCID, NotFoundInStore
 from node.storage import BlockMismatch, EmbeddedStore, IsADirectory, open_store
+from node.storage.base import BlockStore
 from node.storage.kubo import KuboStore, compute_multiaddr
 from tests.storage.kubo_rpc import serve_kubo_rpc
 
@@ -41,6 +42,18 @@ def test_add_bytes_gives_kubo_cids(kubo: KuboStore) -> None:
             continue
         got = kubo.add_bytes(case["input"]["utf8"].encode(), cid_version=case["cid_version"])
         assert got == case["cid"], case["name"]
+
+
+def test_the_whole_block_store_protocol(kubo: KuboStore, backing: EmbeddedStore) -> None:
+    assert isinstance(kubo, BlockStore) and isinstance(backing, BlockStore)
+    tree = {"planets": {"mars.txt": b"Hello Mars!\n", "venus.txt": b"Hello Venus!\n"}}
+    cid = kubo.add_tree(tree)
+    assert cid == backing.add_tree(tree, only_hash=True)  # the CID the embedded store gives
+    assert kubo.cat(cid, "planets/venus.txt") == b"Hello Venus!\n"
+    leaf = kubo.add_bytes(b"pinned together", pin=False)
+    kubo.pin_many([cid, leaf])
+    assert {cid, leaf} <= set(kubo.pins())
+    assert kubo.usage() == {}
 
 
 def test_add_directory_and_read_back(kubo: KuboStore, tmp_path: Path) -> None:

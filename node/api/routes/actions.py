@@ -20,6 +20,7 @@ import threading
 import time
 from typing import Annotated, Any, Final
 
+from eth_utils import to_checksum_address
 from fastapi import APIRouter, HTTPException, Path, Request
 from pydantic import BaseModel, Field
 
@@ -37,6 +38,7 @@ from node.chain.actions import (
     typed_data,
 )
 from node.chain.registry import RegistryRejected
+from node.errors import ChainError
 
 router = APIRouter(tags=["actions"])
 
@@ -341,10 +343,6 @@ def list_system_admins(node: NodeDep) -> AdminList:
 def fund(body: FundCreate, node: NodeDep) -> FundPublic:
     """Give ``address`` ether on a dev chain (embedded, or anvil/hardhat); 403 on any other.
     Nobody needs ether to act (actions are relayed); this serves wallets that pay their own."""
-    from eth_utils import to_checksum_address
-
-    from node.errors import ChainError
-
     address = to_checksum_address(body.address)
     try:
         node.chain.fund(address, body.wei)

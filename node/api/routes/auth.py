@@ -10,8 +10,10 @@ from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field
 
 from node.api.deps import AuthDep, CurrentUser, NodeDep
+from node.api.routes.subsystems import get_key_directory
 from node.api.schemas import Problem
 from node.auth.tokens import SESSION_COOKIE, compute_request_token
+from node.errors import CollegiumError
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 log = logging.getLogger(__name__)
@@ -105,9 +107,6 @@ def login(body: LoginCreate, auth: AuthDep, request: Request, response: Response
 
 def _record_public_key(request: Request, message: str, signature: str) -> None:
     """Keep the key the verified login signature recovers (subsystem data is wrapped for it)."""
-    from node.api.routes.subsystems import get_key_directory
-    from node.errors import CollegiumError
-
     try:
         get_key_directory(request).record_login(message, signature)
     except CollegiumError as exc:  # the login stands; the key can be announced later

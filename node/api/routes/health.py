@@ -13,6 +13,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from node.api.deps import NodeDep
 from node.errors import CollegiumError
+from node.replication.replica import get_subsystem_log
 
 router = APIRouter(tags=["health"])
 
@@ -21,9 +22,7 @@ router = APIRouter(tags=["health"])
 def health(node: NodeDep) -> dict[str, Any]:
     """Return the node's health: chain id, block, epoch, node and registry address, store, and
     ``replicas``: per subsystem with a private log, how many of its entries' sealed objects are
-    here and whether this node is caught up for it (``node.crypto.replica``)."""
-    from node.crypto.replica import get_subsystem_log
-
+    here and whether this node is caught up for it (``node.replication.replica``)."""
     summary = node.health()
     try:
         summary["replicas"] = [s.as_dict() for s in get_subsystem_log(node).statuses()]

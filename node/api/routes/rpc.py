@@ -18,6 +18,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 
 from node.api.deps import NodeDep
 from node.api.problems import problem
@@ -133,8 +134,6 @@ def _over_rate(request: Request, settings: Any, calls: int) -> JSONResponse | No
 @router.post("/rpc", summary="Ethereum JSON-RPC of the node's chain (read + raw transactions)")
 async def rpc(request: Request, node: NodeDep) -> JSONResponse:
     """Forward a JSON-RPC request (or batch) to the node's chain."""
-    from starlette.concurrency import run_in_threadpool
-
     try:
         payload = await request.json()
     except ValueError:

@@ -4,7 +4,7 @@ and participant management by subsystem admins.
 Private data of S lives in S's own database, reached only through
 :class:`node.auth.databases.SubsystemDatabases` with the role context the router granted
 this request; only participants of S may read or write it. It is sealed under S's content
-key before it reaches the content store (:mod:`node.crypto.private`, ``docs/encryption.md``):
+key before it reaches the content store (:mod:`node.keys.private`, ``docs/encryption.md``):
 the store, the gateway and peers only ever hold ciphertext; rows keep CIDs and commitments.
 
 Public keys of participants (``/keys``) are served by every node: they are public and
@@ -18,14 +18,15 @@ import threading
 from collections.abc import Iterator
 from typing import Annotated, Any, Final, Literal
 
+import rlp
 from eth_account import Account
-from eth_account._utils.legacy_transactions import Transaction
 from eth_account.typed_transactions import TypedTransaction
 from eth_tester.exceptions import ValidationError as TesterValidationError
 from eth_utils import is_address, keccak, to_checksum_address
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from hexbytes import HexBytes
 from pydantic import BaseModel, Field
+from rlp.sedes import Binary, big_endian_int, binary
 from web3.exceptions import TimeExhausted, Web3RPCError
 
 from node.api.deps import CurrentUser, NodeDep
@@ -33,13 +34,13 @@ from node.api.schemas import Problem
 from node.assignment import ROLE_BE_SUBSYSTEM, ROLE_BE_SYSTEM
 from node.auth.databases import RoleContext, SubsystemDatabases
 from node.auth.errors import Forbidden
-from node.crypto.directory import SOURCE_SELF, KeyDirectory
 from node.crypto.errors import CryptoError, InvalidSignature, MalformedObject, NotARecipient
 from node.crypto.keys import compute_public_key
-from node.crypto.private import OpenedPayload, PrivateData
-from node.crypto.replica import get_subsystem_log
 from node.errors import ChainError, InvalidCID, NotFoundInStore, ValidationError
+from node.keys.directory import SOURCE_SELF, KeyDirectory
+from node.keys.private import OpenedPayload, PrivateData
 from node.ledger.service import ReplayedTransaction
+from node.replication.replica import get_subsystem_log
 from node.router.directory import PeerDirectory
 from node.router.proxy import STATE_SLOT
 
@@ -58,6 +59,25 @@ RELAY_FUNCTIONS: Final = {"addParticipant": "add", "removeParticipant": "remove"
 ADDRESS_PATTERN: Final = r"^0x[0-9a-fA-F]{40}$"
 EIP155_V_OFFSET: Final = 35
 RELAY_RECEIPT_TIMEOUT: Final = 120.0  # web3's default wait for a receipt, made explicit
+
+
+class LegacyTransaction(rlp.Serializable):
+    """A signed pre-EIP-2718 transaction, as RLP (the fields of eth-account's private
+    ``_utils.legacy_transactions.Transaction``, declared here rather than imported from it)."""
+
+    fields = [
+        ("nonce", big_endian_int),
+        ("gasPrice", big_endian_int),
+        ("gas", big_endian_int),
+        ("to", Binary.fixed_length(20, allow_empty=True)),
+        ("value", big_endian_int),
+        ("data", binary),
+        ("v", big_endian_int),
+        ("r", big_endian_int),
+        ("s", big_endian_int),
+    ]
+
+
 ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": Problem, "description": "not logged in"},
     403: {"model": Problem, "description": "not a participant / admin of the subsystem"},
@@ -478,7 +498,7 @@ def relay_participant_change(name: Name, body: RelayCreate, node: NodeDep) -> Re
             chain_id: int | None = int(fields["chainId"])
             nonce = int(fields["nonce"])
         else:
-            legacy = Transaction.from_bytes(raw)
+            legacy = rlp.decode(raw, LegacyTransaction)
             to, data, nonce = legacy.to, legacy.data, int(legacy.nonce)
             chain_id = legacy_chain_id(int(legacy.v))
         sender = str(Account.recover_transaction(raw))

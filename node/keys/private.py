@@ -40,10 +40,8 @@ from eth_utils import to_checksum_address
 
 from node.auth.databases import EnvelopeRow, RoleContext, SubsystemDatabase, SubsystemDatabases
 from node.auth.errors import Forbidden
-from node.crypto.directory import SOURCE_SELF, KeyDirectory
 from node.crypto.errors import CryptoError, MalformedObject
 from node.crypto.keys import compute_public_key
-from node.crypto.replica import RECORD_KIND, SubsystemLog
 from node.crypto.sealed import (
     FIRST_KEY_VERSION,
     SALT_BYTES,
@@ -59,7 +57,9 @@ from node.crypto.sealed import (
     unseal_salted,
 )
 from node.errors import CollegiumError
+from node.keys.directory import SOURCE_SELF, KeyDirectory
 from node.ledger.transaction import compute_payload_hash
+from node.replication.replica import RECORD_KIND, SubsystemLog
 
 logger = logging.getLogger(__name__)
 

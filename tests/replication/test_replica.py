@@ -1,4 +1,4 @@
-"""S's log (``node.crypto.replica``): order and dedupe over the ledger index, references peer
+"""S's log (``node.replication.replica``): order and dedupe over the ledger index, references peer
 sync follows, the keyless audit of sealed objects and envelopes, and the caught-up status.
 
 A real SQLite index (Alembic migrations) and a real embedded content store; the ledger rows are
@@ -17,17 +17,9 @@ from eth_account import Account
 from sqlalchemy.orm import Session, sessionmaker
 
 from node.crypto.keys import compute_public_key
-from node.crypto.replica import (
-    CATCH_UP_GRACE_SECONDS,
-    MAX_FOLLOWER_LAG_BLOCKS,
-    STATUS_TTL_SECONDS,
-    SubsystemLog,
-    audit_logs,
-    compute_references,
-    read_log,
-)
 from node.crypto.sealed import (
     Recipient,
+    compute_references,
     make_envelope,
     new_content_key,
     put_envelope,
@@ -35,6 +27,14 @@ from node.crypto.sealed import (
 )
 from node.db.models import BusinessTransaction, TransactionStatus
 from node.db.session import create_db_engine, make_session_factory, upgrade_database
+from node.replication.replica import (
+    CATCH_UP_GRACE_SECONDS,
+    MAX_FOLLOWER_LAG_BLOCKS,
+    STATUS_TTL_SECONDS,
+    SubsystemLog,
+    audit_logs,
+    read_log,
+)
 from node.storage import EmbeddedStore
 
 S = "atelier"
@@ -227,10 +227,10 @@ def test_any_host_lists_what_another_wrote_and_rotation_follows_the_log(
     sessions: sessionmaker[Session], store: EmbeddedStore, tmp_path: Path
 ) -> None:
     from node.auth.databases import RoleContext, SubsystemDatabases
-    from node.crypto.directory import SOURCE_SELF, KeyDirectory
     from node.crypto.errors import NotARecipient
-    from node.crypto.private import PrivateData
     from node.crypto.sealed import read_sealed
+    from node.keys.directory import SOURCE_SELF, KeyDirectory
+    from node.keys.private import PrivateData
 
     a, b, member = Account.create(), Account.create(), Account.create()
     registry = Participants(a.address, b.address, member.address)

@@ -16,8 +16,8 @@ from eth_account.signers.local import LocalAccount
 from sqlalchemy.orm import Session, sessionmaker
 
 from node.crypto import InvalidSignature, compute_public_key
-from node.crypto.directory import KeyDirectory, compute_announcement
 from node.db.session import create_db_engine, make_session_factory, upgrade_database
+from node.keys.directory import KeyDirectory, compute_announcement
 from tests.auth.siwe_helpers import make_message, sign
 
 
