@@ -23,7 +23,7 @@ from node.ledger.transaction import (
 def _checksum(value: str) -> str:
     if not isinstance(value, str) or not is_hex_address(value):
         raise ValueError(f"not an Ethereum address: {value!r}")
-    # what eth_utils.to_checksum_address returns, through a cached fast keccak
+    # eth_utils.to_checksum_address, cached: signers and parties recur
     return compute_checksum_address(
         bytes.fromhex(value[2:] if value[:2] in ("0x", "0X") else value)
     )
