@@ -18,6 +18,7 @@ from node.assignment.validation import (
 Address = NewType("Address", str)  # lowercase "0x" + 40 hex digits
 Bytes32 = NewType("Bytes32", bytes)
 Root = NewType("Root", bytes)
+SlotKey = tuple[str, str | None]  # (role, subsystem); subsystem is None for system roles
 
 
 @dataclass(frozen=True)
