@@ -21,6 +21,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from node import __version__
+from node.assignment.constants import ROLES_BY_BIT
 from node.chain.backend import open_chain
 from node.chain.endpoints import (
     PeerPolicy,
@@ -49,7 +50,7 @@ from node.storage.sync import Syncer
 
 log = logging.getLogger(__name__)
 
-ALL_ROLES = ("fe_system", "fe_subsystem", "be_system", "be_subsystem")
+ALL_ROLES: tuple[str, ...] = ROLES_BY_BIT  # a node offers every role unless told otherwise
 DEFAULT_CAPACITY = 4
 DEV_FUNDING_WEI = 10**21
 

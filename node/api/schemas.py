@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Self
 
 from eth_utils import is_hex_address
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from node.db.models import BusinessTransaction
+from node.db.models import Anchor, BusinessTransaction
 from node.ledger.service import MAX_SUBMIT_BATCH
 from node.ledger.transaction import (
     MAX_INDEX_INT,
@@ -23,7 +23,7 @@ from node.ledger.transaction import (
 def _checksum(value: str) -> str:
     if not isinstance(value, str) or not is_hex_address(value):
         raise ValueError(f"not an Ethereum address: {value!r}")
-    # what eth_utils.to_checksum_address returns, through a cached fast keccak
+    # eth_utils.to_checksum_address, cached: signers and parties recur
     return compute_checksum_address(
         bytes.fromhex(value[2:] if value[:2] in ("0x", "0X") else value)
     )
@@ -127,6 +127,11 @@ class AnchorPublic(BaseModel):
     chain_tx_hash: str
     node: str = Field(default="", description="the node whose log the tree head is of")
 
+    @classmethod
+    def from_row(cls, row: Anchor) -> Self:
+        """Return the public view of an anchor row (every field of ``cls``, read by name)."""
+        return cls.model_validate(row, from_attributes=True)
+
 
 class BusinessTxPublic(BusinessTxBase):
     """A stored transaction as the API returns it."""
@@ -153,19 +158,7 @@ class BusinessTxPublic(BusinessTxBase):
     @classmethod
     def from_row(cls, row: BusinessTransaction) -> BusinessTxPublic:
         """Return the public view of an index row."""
-        anchor = None
-        if row.anchor is not None:
-            a = row.anchor
-            anchor = AnchorPublic(
-                index=a.index,
-                root=a.root,
-                tree_size=a.tree_size,
-                count=a.count,
-                batch_cid=a.batch_cid,
-                block_number=a.block_number,
-                chain_tx_hash=a.chain_tx_hash,
-                node=a.node,
-            )
+        anchor = None if row.anchor is None else AnchorPublic.from_row(row.anchor)
         return cls(
             id=row.tx_id,
             seq=row.seq,

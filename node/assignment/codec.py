@@ -7,12 +7,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from node.assignment.compute import compute_assignment
-from node.assignment.constants import MAX_CAPACITY, MAX_EPOCH
+from node.assignment.constants import MAX_EPOCH
 from node.assignment.containers import Assignment, Node
 from node.assignment.errors import InvalidTopologyError
 from node.assignment.validation import (
-    parse_address,
-    parse_role,
     parse_seed,
     parse_string_list,
     parse_subsystem_name,
@@ -46,18 +44,15 @@ def parse_object(value: object, path: str, keys: frozenset[str]) -> Mapping[str,
 
 
 def parse_node(value: object, path: str) -> Node:
-    """Return the ``Node`` described by a JSON object."""
+    """Return the ``Node`` described by a JSON object (``Node`` validates the fields)."""
     obj = parse_object(value, path, NODE_KEYS)
-    members = parse_string_list(obj["members_of"], f"{path}.members_of")
-    roles = parse_string_list(obj["roles"], f"{path}.roles")
     return Node(
-        id=parse_address(obj["id"], f"{path}.id"),
-        capacity=parse_uint(obj["capacity"], f"{path}.capacity", 1, MAX_CAPACITY),
-        home=parse_subsystem_name(obj["home"], f"{path}.home"),
-        members_of=frozenset(
-            parse_subsystem_name(name, f"{path}.members_of[{i}]") for i, name in enumerate(members)
-        ),
-        roles=frozenset(parse_role(role, f"{path}.roles[{i}]") for i, role in enumerate(roles)),
+        id=obj["id"],
+        capacity=obj["capacity"],
+        home=obj["home"],
+        members_of=obj["members_of"],
+        roles=obj["roles"],
+        path=path,
     )
 
 

@@ -17,7 +17,7 @@ from node.assignment.constants import (
     ROLES,
     SUBSYSTEM_ROLES,
 )
-from node.assignment.containers import Adjustment, Assignment, Node, Slot
+from node.assignment.containers import Adjustment, Assignment, Node, Slot, SlotKey
 from node.assignment.errors import (
     CapacityExhaustedError,
     InsufficientCapacityError,
@@ -34,8 +34,6 @@ from node.assignment.hashing import (
 )
 from node.assignment.root import compute_assignment_root
 from node.assignment.validation import parse_seed, parse_subsystem_name, parse_uint
-
-SlotKey = tuple[str, str | None]
 
 
 def compute_canonical_nodes(nodes: Iterable[Node]) -> tuple[Node, ...]:

@@ -18,6 +18,13 @@ ROLES: Final[tuple[str, ...]] = (
     ROLE_FE_SYSTEM,
 )
 # Roles with one slot per subsystem; the others have a single system-wide slot.
+ROLES_BY_BIT: Final[tuple[str, ...]] = (
+    ROLE_FE_SYSTEM,
+    ROLE_FE_SUBSYSTEM,
+    ROLE_BE_SYSTEM,
+    ROLE_BE_SUBSYSTEM,
+)
+"""Every role in the registry's bit order (role ``ROLES_BY_BIT[i]`` is bit ``i`` of a mask)."""
 SUBSYSTEM_ROLES: Final[frozenset[str]] = frozenset({ROLE_BE_SUBSYSTEM, ROLE_FE_SUBSYSTEM})
 # Roles whose hosts must be members (participants' nodes) of the slot's subsystem.
 MEMBERS_ONLY_ROLES: Final[frozenset[str]] = frozenset({ROLE_BE_SUBSYSTEM})

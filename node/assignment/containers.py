@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import InitVar, dataclass
 from typing import NewType
 
 from node.assignment.constants import MAX_CAPACITY
@@ -18,14 +18,16 @@ from node.assignment.validation import (
 Address = NewType("Address", str)  # lowercase "0x" + 40 hex digits
 Bytes32 = NewType("Bytes32", bytes)
 Root = NewType("Root", bytes)
+SlotKey = tuple[str, str | None]  # (role, subsystem); subsystem is None for system roles
 
 
 @dataclass(frozen=True)
 class Node:
     """A registered node: identity, capacity in slots, home subsystem, memberships, roles.
 
-    Construction validates and normalizes: ``id`` becomes lowercase, ``members_of`` and
-    ``roles`` become frozensets; bad values raise ``InvalidTopologyError``.
+    Construction validates and normalizes (the one place a node is validated): ``id`` becomes
+    lowercase, ``members_of`` and ``roles`` become frozensets; bad values raise
+    ``InvalidTopologyError`` naming the field under ``path`` (default ``node '<id>'``).
     """
 
     id: str
@@ -33,10 +35,11 @@ class Node:
     home: str
     members_of: frozenset[str]
     roles: frozenset[str]
+    path: InitVar[str | None] = None
 
-    def __post_init__(self) -> None:
+    def __post_init__(self, path: str | None) -> None:
         """Validate the fields and normalize ``id``, ``members_of`` and ``roles``."""
-        path = f"node {self.id!r}"
+        path = f"node {self.id!r}" if path is None else path
         object.__setattr__(self, "id", parse_address(self.id, f"{path}.id"))
         parse_uint(self.capacity, f"{path}.capacity", 1, MAX_CAPACITY)
         parse_subsystem_name(self.home, f"{path}.home")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from node.assignment.constants import ROLE_BE_SUBSYSTEM
 from node.errors import AssignmentError, ValidationError
 
 
@@ -31,7 +32,7 @@ class NotEnoughEligibleNodesError(AssignmentError):
         self.required = required
         self.eligible = eligible
         who = "nodes offering the role"
-        if subsystem is not None and role == "be_subsystem":
+        if subsystem is not None and role == ROLE_BE_SUBSYSTEM:
             who = f"member nodes of subsystem {subsystem!r} offering the role"
         super().__init__(
             f"slot {format_slot(role, subsystem)} needs {required} replicas on distinct nodes, "

@@ -34,7 +34,7 @@ from node.assignment.constants import (
     ROLES,
     SCORE_SHIFT,
 )
-from node.assignment.containers import Node, Slot
+from node.assignment.containers import Node, Slot, SlotKey
 from node.assignment.errors import (
     CapacityExhaustedError,
     InsufficientCapacityError,
@@ -53,7 +53,6 @@ from node.assignment.vectorized import (
     compute_scores,
 )
 
-SlotKey = tuple[str, str | None]
 Indices = npt.NDArray[np.intp]
 
 PRUNE_MIN_NODES = 512

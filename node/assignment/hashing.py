@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from node.assignment.constants import (
     ADDRESS_LENGTH,
     COUNT_LENGTH,
@@ -28,24 +26,7 @@ from node.assignment.constants import (
     SEED_LENGTH,
     ZERO_SUBSYSTEM_KEY,
 )
-
-
-def _load_keccak() -> Callable[[bytes], bytes]:
-    """Return keccak256, preferring eth-hash's fast pysha3 backend when it is installed."""
-    try:
-        from eth_hash.backends import pysha3
-        from eth_hash.main import Keccak256
-
-        fast = Keccak256(pysha3)  # type: ignore[arg-type]
-        fast(b"")
-        return fast
-    except ImportError:  # pragma: no cover - depends on the environment
-        from eth_hash.auto import keccak as auto_keccak
-
-        return auto_keccak
-
-
-keccak256: Callable[[bytes], bytes] = _load_keccak()
+from node.hashing import keccak256 as keccak256  # re-exported: the spec reads it from here
 
 
 def uint_to_bytes(value: int, length: int) -> bytes:

@@ -5,22 +5,13 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 
+from eth_utils import is_checksum_address
+
 from node.assignment.constants import ADDRESS_LENGTH, ROLES, SEED_LENGTH
 from node.assignment.errors import InvalidTopologyError
-from node.assignment.hashing import keccak256
 
 _HEX_ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
 _HEX_SEED = re.compile(r"0x[0-9a-fA-F]{64}")
-
-
-def is_checksum_address(address: str) -> bool:
-    """Return whether the mixed-case hex ``address`` carries a valid EIP-55 checksum."""
-    body = address[2:]
-    digest = keccak256(body.lower().encode("ascii")).hex()
-    for char, nibble in zip(body, digest[: len(body)], strict=True):
-        if char.isalpha() and char.isupper() != (int(nibble, 16) >= 8):
-            return False
-    return True
 
 
 def parse_address(value: object, path: str) -> str:

@@ -1,9 +1,9 @@
 """The score of docs/assignment.md on numpy ``uint64`` arrays: the same integers, many at once.
 
 Every function here equals its scalar twin in ``node.assignment.hashing`` element by element
-(``tests/assignment/test_vectorized.py``); arithmetic wraps modulo ``2**64`` exactly as the
-spec's ``& HASH_MASK``. No floating point reaches a result: ``np.frexp`` only reads the exponent
-of an integer below ``2**53``, which a float64 holds exactly.
+(``test_vectorized_score_equals_scalar`` in ``tests/assignment/test_fill.py``); arithmetic wraps
+modulo ``2**64`` exactly as the spec's ``& HASH_MASK``. No floating point reaches a result:
+``np.frexp`` only reads the exponent of an integer below ``2**53``, which a float64 holds exactly.
 """
 
 from __future__ import annotations

@@ -240,7 +240,8 @@ class SubsystemDatabases:
             raise AccessDenied(f"role {context.role} may not open subsystem databases")
         if context.subsystem != name:
             raise AccessDenied(
-                f"be_subsystem of {context.subsystem!r} may not open the database of {name!r}"
+                f"{ROLE_BE_SUBSYSTEM} of {context.subsystem!r} "
+                f"may not open the database of {name!r}"
             )
         with self._lock:
             db = self._open.get(name)

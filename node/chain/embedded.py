@@ -561,9 +561,6 @@ def _load_or_create_dev_key(path: Path, create: bool) -> LocalAccount:
     return account
 
 
-# --- The embedded chain ----------------------------------------------------------------------
-
-
 # --- Standard JSON-RPC answers ----------------------------------------------------------------
 
 JSONRPC_EXECUTION_REVERTED: Final = 3

@@ -5,7 +5,6 @@ Private keys and passwords never reach a log, a message or an exception text her
 
 from __future__ import annotations
 
-import getpass
 import json
 import os
 from pathlib import Path
@@ -19,7 +18,7 @@ from eth_utils import to_checksum_address
 from node.errors import ConfigError
 
 PASSWORD_ENV: Final = "COLLEGIUM_PASSWORD"
-"""Environment variable read by :func:`password_from_env_or_prompt`."""
+"""Environment variable the CLI reads the wallet password from (else it prompts)."""
 
 KEYSTORE_FILE_MODE: Final = 0o600
 
@@ -101,20 +100,6 @@ def load_account(path: Path, password: str) -> LocalAccount:
     ):
         raise ConfigError(f"keystore {path} decrypts to another address than it records")
     return account
-
-
-def password_from_env_or_prompt(prompt: str = "Wallet password: ") -> str:
-    """Return the wallet password from ``$COLLEGIUM_PASSWORD``, else ask on the terminal.
-
-    Raise ConfigError if neither is available (no variable and no terminal to ask on).
-    """
-    password = os.environ.get(PASSWORD_ENV)
-    if password is not None:
-        return password
-    try:
-        return getpass.getpass(prompt)
-    except (EOFError, OSError) as exc:
-        raise ConfigError(f"no wallet password: set {PASSWORD_ENV} or run on a terminal") from exc
 
 
 def _read_keystore(path: Path) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from typing import Annotated, Any
 import typer
 from web3.middleware import Web3Middleware
 
+from node.chain.keys import PASSWORD_ENV
 from node.cli.probe import running_node_rpc
 from node.cli.status import ExitStatus
 from node.errors import CollegiumError
@@ -29,8 +30,6 @@ from node.errors import CollegiumError
 # commands must not wait for.
 
 app = typer.Typer(help="System front-end (IPFS-hosted web app)", no_args_is_help=True)
-
-PASSWORD_ENV = "COLLEGIUM_PASSWORD"
 
 
 def _password() -> str:

@@ -12,6 +12,7 @@ from typing import Annotated, Any
 import typer
 
 from node import __version__
+from node.assignment.constants import ROLES_BY_BIT
 from node.cli.probe import running_node_rpc
 from node.cli.status import ExitStatus
 from node.config import DEFAULT_HOME_SUBSYSTEM, DEFAULT_PORT, Settings, default_data_dir
@@ -157,9 +158,9 @@ def init(
         DEFAULT_HOME_SUBSYSTEM
     ),
     capacity: Annotated[int, typer.Option(help="role slots this node can carry")] = 4,
-    roles: Annotated[
-        str, typer.Option(help="comma-separated roles offered")
-    ] = "fe_system,fe_subsystem,be_system,be_subsystem",
+    roles: Annotated[str, typer.Option(help="comma-separated roles offered")] = ",".join(
+        ROLES_BY_BIT
+    ),
     chain: ChainOpt = None,
     registry: Annotated[
         str | None, typer.Option(help="join an existing registry at this address")

@@ -24,13 +24,13 @@ import typer
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
+from node.chain.keys import PASSWORD_ENV
 from node.cli.status import ExitStatus
 from node.client import Client, ClientError
 from node.errors import CollegiumError
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 KEY_ENV = "COLLEGIUM_KEY"
-PASSWORD_ENV = "COLLEGIUM_PASSWORD"
 WEI_PER_ETH = 10**18
 
 UrlOpt = Annotated[str | None, typer.Option("--url", help="node URL [env COLLEGIUM_URL]")]

@@ -10,10 +10,12 @@ from __future__ import annotations
 from typing import Final, NewType
 
 import coincurve
+from eth_account.messages import encode_defunct
 from eth_keys import keys
-from eth_utils import keccak, to_checksum_address
+from eth_utils import to_checksum_address
 
 from node.crypto.errors import InvalidSignature
+from node.hashing import keccak256
 
 PublicKey = NewType("PublicKey", bytes)
 """A secp256k1 public key, SEC1 compressed (33 bytes)."""
@@ -23,7 +25,7 @@ UNCOMPRESSED_KEY_BYTES: Final = 65
 RAW_KEY_BYTES: Final = 64  # eth-keys form: x || y without the 0x04 prefix
 PRIVATE_KEY_BYTES: Final = 32
 SIGNATURE_BYTES: Final = 65
-EIP191_PREFIX: Final = b"\x19Ethereum Signed Message:\n"
+EIP191_MARKER: Final = b"\x19"  # every EIP-191 signed-data envelope starts with this byte
 ETH_V_OFFSET: Final = 27
 
 KEY_ANNOUNCEMENT_TEMPLATE: Final = (
@@ -33,10 +35,11 @@ KEY_ANNOUNCEMENT_TEMPLATE: Final = (
 
 
 def compute_eip191_hash(message: str | bytes) -> bytes:
-    """Return the EIP-191 (``personal_sign``) hash of ``message``: keccak256 of
-    ``"\\x19Ethereum Signed Message:\\n" + len + message``."""
+    """Return the EIP-191 (``personal_sign``, version ``E``) hash of ``message``: keccak256 of
+    the envelope ``eth_account.messages.encode_defunct`` builds."""
     data = message.encode("utf-8") if isinstance(message, str) else bytes(message)
-    return keccak(EIP191_PREFIX + str(len(data)).encode("ascii") + data)
+    signable = encode_defunct(primitive=data)
+    return keccak256(EIP191_MARKER + signable.version + signable.header + signable.body)
 
 
 def normalize_public_key(public_key: bytes) -> PublicKey:
@@ -62,7 +65,7 @@ def compute_public_key(private_key: bytes) -> PublicKey:
 def compute_address(public_key: bytes) -> str:
     """Return the checksummed Ethereum address of ``public_key``."""
     raw = coincurve.PublicKey(normalize_public_key(public_key)).format(compressed=False)[1:]
-    return str(to_checksum_address(keccak(raw)[-20:]))
+    return str(to_checksum_address(keccak256(raw)[-20:]))
 
 
 def recover_public_key(message: str | bytes, signature: bytes | str) -> PublicKey:

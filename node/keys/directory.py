@@ -27,6 +27,7 @@ from typing import Final
 
 import httpx
 from eth_utils import is_hex_address, to_checksum_address
+from siwe import SiweMessage
 from sqlalchemy import DateTime, String, select
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
@@ -50,7 +51,6 @@ SOURCE_SIWE: Final = "siwe"
 SOURCE_ANNOUNCEMENT: Final = "announcement"
 SOURCE_PEER: Final = "peer"
 SOURCE_SELF: Final = "self"
-SIWE_ADDRESS_LINE: Final = 1  # EIP-4361: the address is the message's second line
 KEYS_PATH: Final = "/api/v1/keys/"
 PEER_TIMEOUT: Final = 2.0  # seconds per peer answer, in all (connect, each read, the whole body)
 #: A key answer is ~150 bytes of JSON; a longer one is not read past this.
@@ -77,12 +77,12 @@ def compute_announcement(address: str, subsystem: str) -> str:
 
 
 def compute_siwe_address(message: str) -> str | None:
-    """Return the address line of an EIP-4361 message, or None if it has none."""
-    lines = message.splitlines()
-    if len(lines) <= SIWE_ADDRESS_LINE:
+    """Return the checksummed address of an EIP-4361 message, or None if it does not parse."""
+    try:
+        parsed = SiweMessage.from_message(message)
+    except Exception:  # the siwe parser raises several types, all mean "malformed"
         return None
-    candidate = lines[SIWE_ADDRESS_LINE].strip()
-    return to_checksum_address(candidate) if is_hex_address(candidate) else None
+    return str(to_checksum_address(parsed.address))
 
 
 class KeyDirectory:

@@ -39,11 +39,11 @@ from typing import Any, NewType
 
 import rlp
 from eth_account import Account
-from eth_account.messages import SignableMessage
 from eth_keys import KeyAPI
-from eth_utils import is_hex_address, keccak, to_bytes, to_checksum_address
+from eth_utils import is_hex_address, to_bytes, to_checksum_address
 
 from node.errors import ValidationError
+from node.hashing import keccak256
 
 TxId = NewType("TxId", str)
 
@@ -74,18 +74,6 @@ V_OFFSET = 27
 
 _KEYS = KeyAPI()  # the eth-keys default backend: coincurve when installed
 
-try:  # safe-pysha3: ~10x faster than eth-hash's pycryptodome backend for short inputs
-    import sha3 as _sha3
-
-    def _keccak(data: bytes) -> bytes:
-        return bytes(_sha3.keccak_256(data).digest())
-
-except ImportError:  # pragma: no cover - depends on the environment
-
-    def _keccak(data: bytes) -> bytes:
-        return bytes(keccak(data))
-
-
 try:  # direct libsecp256k1 recovery; eth-keys adds ~100 us of checks and conversions
     import coincurve as _coincurve
 except ImportError:  # pragma: no cover - depends on the environment
@@ -99,11 +87,7 @@ SECP256K1_HALF_N = SECP256K1_N // 2
 @functools.lru_cache(maxsize=65536)  # signers and parties recur: most calls are hits
 def compute_checksum_address(address: bytes) -> str:
     """Return the EIP-55 checksum form of a 20-byte address."""
-    lower = address.hex()
-    digest = _keccak(lower.encode()).hex()
-    return "0x" + "".join(
-        c.upper() if int(h, 16) >= 8 else c for c, h in zip(lower, digest[:40], strict=True)
-    )
+    return str(to_checksum_address(address))
 
 
 # used with ``fullmatch`` only: ``re.match(r"...$")`` would accept a trailing newline
@@ -154,10 +138,12 @@ def compute_type_string(name: str, fields: list[dict[str, str]]) -> str:
     return f"{name}(" + ",".join(f"{f['type']} {f['name']}" for f in fields) + ")"
 
 
-DOMAIN_TYPEHASH = keccak(text=compute_type_string("EIP712Domain", EIP712_TYPES["EIP712Domain"]))
-PUBLIC_TYPEHASH = keccak(text=compute_type_string(PRIMARY_TYPE, EIP712_TYPES[PRIMARY_TYPE]))
-PRIVATE_TYPEHASH = keccak(
-    text=compute_type_string(PRIVATE_TYPE, PRIVATE_EIP712_TYPES[PRIVATE_TYPE])
+DOMAIN_TYPEHASH = keccak256(
+    compute_type_string("EIP712Domain", EIP712_TYPES["EIP712Domain"]).encode()
+)
+PUBLIC_TYPEHASH = keccak256(compute_type_string(PRIMARY_TYPE, EIP712_TYPES[PRIMARY_TYPE]).encode())
+PRIVATE_TYPEHASH = keccak256(
+    compute_type_string(PRIVATE_TYPE, PRIVATE_EIP712_TYPES[PRIVATE_TYPE]).encode()
 )
 
 
@@ -281,10 +267,10 @@ def _address_bytes(address: str) -> bytes:
 def compute_domain_separator(domain: Domain) -> bytes:
     """Return the EIP-712 ``hashStruct(EIP712Domain)`` of ``domain``."""
     return bytes(
-        _keccak(
+        keccak256(
             DOMAIN_TYPEHASH
-            + _keccak(EIP712_DOMAIN_NAME.encode())
-            + _keccak(EIP712_DOMAIN_VERSION.encode())
+            + keccak256(EIP712_DOMAIN_NAME.encode())
+            + keccak256(EIP712_DOMAIN_VERSION.encode())
             + _word(domain.chain_id)
             + bytes(12)
             + to_bytes(hexstr=domain.verifying_contract)
@@ -296,11 +282,11 @@ def compute_struct_hash(tx: BusinessTx) -> bytes:
     """Return the EIP-712 ``hashStruct`` of ``tx`` (public or private type)."""
     if tx.private:
         return bytes(
-            _keccak(
+            keccak256(
                 PRIVATE_TYPEHASH
-                + _keccak(tx.subsystem.encode())
-                + _keccak(tx.kind.encode())
-                + _keccak(tx.payload.encode())
+                + keccak256(tx.subsystem.encode())
+                + keccak256(tx.kind.encode())
+                + keccak256(tx.payload.encode())
                 + to_bytes(hexstr=tx.payload_hash).rjust(32, b"\0")
                 + _word(tx.nonce)
                 + _word(tx.timestamp)
@@ -308,15 +294,15 @@ def compute_struct_hash(tx: BusinessTx) -> bytes:
         )
     parties = b"".join(bytes(12) + _address_bytes(p) for p in tx.parties)
     return bytes(
-        _keccak(
+        keccak256(
             PUBLIC_TYPEHASH
-            + _keccak(tx.subsystem.encode())
-            + _keccak(tx.kind.encode())
-            + _keccak(parties)
-            + _keccak(tx.amount.encode())
-            + _keccak(tx.currency.encode())
-            + _keccak(tx.memo.encode())
-            + _keccak(tx.payload.encode())
+            + keccak256(tx.subsystem.encode())
+            + keccak256(tx.kind.encode())
+            + keccak256(parties)
+            + keccak256(tx.amount.encode())
+            + keccak256(tx.currency.encode())
+            + keccak256(tx.memo.encode())
+            + keccak256(tx.payload.encode())
             + _word(tx.nonce)
             + _word(tx.timestamp)
         )
@@ -326,17 +312,12 @@ def compute_struct_hash(tx: BusinessTx) -> bytes:
 def compute_digest(domain: Domain, tx: BusinessTx) -> bytes:
     """Return the EIP-712 digest ``keccak256(0x19 0x01 || domainSeparator || hashStruct)``."""
     separator: bytes = getattr(domain, "separator")  # noqa: B009 - set in __post_init__
-    return bytes(_keccak(b"\x19\x01" + separator + compute_struct_hash(tx)))
+    return bytes(keccak256(b"\x19\x01" + separator + compute_struct_hash(tx)))
 
 
 def compute_tx_id(domain: Domain, tx: BusinessTx) -> TxId:
     """Return the transaction id: the EIP-712 signing digest, 0x-hex."""
     return TxId("0x" + compute_digest(domain, tx).hex())
-
-
-def compute_signing_digest(signable: SignableMessage) -> bytes:
-    """Return the EIP-191 digest a wallet signs: ``keccak256(0x19 || 0x01 || domain || struct)``."""
-    return bytes(keccak(b"\x19" + signable.version + signable.header + signable.body))
 
 
 def sign_tx(domain: Domain, tx: BusinessTx, private_key: bytes | str) -> bytes:
@@ -382,7 +363,7 @@ def recover_digest_signer(digest: bytes, signature: bytes) -> str:
             )
         except Exception as exc:  # libsecp256k1 rejects unrecoverable signatures
             raise ValidationError(f"signature is not valid: {exc}") from exc
-        return compute_checksum_address(_keccak(public.format(compressed=False)[1:])[-20:])
+        return compute_checksum_address(keccak256(public.format(compressed=False)[1:])[-20:])
     try:
         sig = _KEYS.Signature(vrs=(v, r, s))
         return str(sig.recover_public_key_from_msg_hash(digest).to_checksum_address())
@@ -447,7 +428,7 @@ def _validate_private(tx: BusinessTx) -> None:
 
 def compute_payload_hash(salt: bytes, plaintext: bytes) -> str:
     """Return the payload commitment of a private transaction: keccak256(salt || plaintext)."""
-    return "0x" + bytes(keccak(salt + plaintext)).hex()
+    return "0x" + keccak256(salt + plaintext).hex()
 
 
 def validate_amount(amount: str) -> Decimal:

@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Final
 
+from multiformats import varint
+
 from node.storage.errors import UnsupportedNode
 
 WIRE_VARINT: Final = 0
@@ -74,14 +76,12 @@ class UnixFSData:
 
 
 def compute_varint(value: int) -> bytes:
-    """Return ``value`` as a protobuf (LEB128) varint. Requires ``value >= 0``."""
+    """Return ``value`` as an unsigned LEB128 varint (protobuf's, for ``value < 2**63``).
+
+    Requires ``0 <= value < 2**63`` (the multiformats unsigned-varint bound).
+    """
     assert value >= 0
-    out = bytearray()
-    while value >= 0x80:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
+    return bytes(varint.encode(value))
 
 
 def _key(number: int, wire: int) -> bytes:
@@ -127,17 +127,15 @@ def encode_unixfs(message: UnixFSData) -> bytes:
 
 
 def _read_varint(buf: bytes, pos: int) -> tuple[int, int]:
-    result = 0
-    shift = 0
-    while True:
-        if pos >= len(buf) or shift > 63:
-            raise UnsupportedNode("truncated or overlong protobuf varint")
-        byte = buf[pos]
-        pos += 1
-        result |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            return result, pos
-        shift += 7
+    """Return the varint at ``buf[pos:]`` and the position after it.
+
+    Raises ``UnsupportedNode`` if it is truncated, not minimal or longer than 9 bytes.
+    """
+    try:
+        value, length, _rest = varint.decode_raw(memoryview(buf)[pos:])
+    except ValueError as exc:
+        raise UnsupportedNode(f"malformed protobuf varint: {exc}") from None
+    return value, pos + length
 
 
 def _iter_fields(buf: bytes) -> Iterable[tuple[int, int, int | bytes]]:

@@ -12,10 +12,10 @@ from node.chain.keys import (
     PASSWORD_ENV,
     create_keystore,
     load_account,
-    password_from_env_or_prompt,
     read_keystore_address,
 )
 from node.errors import ConfigError
+from tests.support.keys import password_from_env_or_prompt
 
 # Cheap KDF for tests only; production uses eth-account's default scrypt parameters.
 FAST = {"kdf": "pbkdf2", "iterations": 2}

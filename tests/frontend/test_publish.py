@@ -6,6 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Final
 
@@ -23,7 +24,7 @@ from node.frontend import (
 )
 from node.storage import open_store
 from tests.frontend.conftest import BUILD_DIR
-from tests.support.node import InProcessNode, node_process
+from tests.support.node import InProcessNode, in_process_node, node_process
 
 SOURCE_HEADER: Final = "x-collegium-frontend"
 SWITCH_TIMEOUT: Final = 30.0
@@ -50,9 +51,20 @@ def system_index(url: str) -> bytes:
     return httpx.get(url + "/", timeout=10).content
 
 
-def test_root_serves_the_committed_build_before_any_publish(node: InProcessNode) -> None:
-    if node.node.registry.frontend_cid():
-        pytest.skip("a front-end is already published on this module's node")
+@pytest.fixture
+def unpublished_node(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[InProcessNode]:
+    """Yield a node of its own whose registry has no front-end: the deploying node's own
+    publish of the bundled build is turned off, so no earlier test or start-up can publish."""
+    monkeypatch.setattr("node.runtime._publish_frontend_if_missing", lambda registry, store: None)
+    with in_process_node(tmp_path / "node") as running:
+        yield running
+
+
+def test_root_serves_the_committed_build_before_any_publish(
+    unpublished_node: InProcessNode,
+) -> None:
+    node = unpublished_node
+    assert not node.node.registry.frontend_cid()
     index = httpx.get(node.url + "/")
     assert index.status_code == 200
     assert index.headers[SOURCE_HEADER] == "build-dir"

@@ -21,20 +21,7 @@ def list_anchors(
     limit: int = Query(default=DEFAULT_PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE),
 ) -> list[AnchorListItem]:
     """Return anchors, newest first."""
-    return [
-        AnchorListItem(
-            index=a.index,
-            root=a.root,
-            tree_size=a.tree_size,
-            count=a.count,
-            batch_cid=a.batch_cid,
-            block_number=a.block_number,
-            chain_tx_hash=a.chain_tx_hash,
-            node=a.node,
-            subsystem=a.subsystem,
-        )
-        for a in ledger.anchors(before=before, limit=limit)
-    ]
+    return [AnchorListItem.from_row(a) for a in ledger.anchors(before=before, limit=limit)]
 
 
 @router.get("/consistency", responses={400: {"model": Problem}})
