@@ -42,6 +42,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from web3 import Web3
 
+from node.chain.logpager import LogPager
 from node.chain.registry import get_registry_artifact
 from node.db.models import (
     Anchor,
@@ -132,6 +133,8 @@ class ChainFollower:
         self._on_participants = on_participants_changed
         self._rollback_own = rollback_own_anchors
         self.log_indexer = log_indexer
+        # ranges start at range_blocks and adapt to the provider's eth_getLogs limits
+        self.pager = LogPager(w3, self.address, max(range_blocks, 1))
         contract = w3.eth.contract(address=self.address, abi=list(get_registry_artifact().abi))
         self._events = {
             _hex(contract.events[name]().topic): contract.events[name]() for name in INDEXED_EVENTS
@@ -222,7 +225,7 @@ class ChainFollower:
             first = self.last_indexed() + 1
             if first > target:
                 break
-            last = min(target, first + self.range_blocks - 1)
+            last = min(target, first + self.pager.span - 1)
             fork = self._index_range(first, last, head)
             if fork is not None:
                 self._rollback(fork)
@@ -248,9 +251,12 @@ class ChainFollower:
             return None
         try:
             block = self.w3.eth.get_block(last.number)
-        except Exception:  # the chain got shorter than what we indexed
-            block = None
-        if block is not None and _hex(block["hash"]) == last.hash:
+        except Exception as exc:
+            # a backend that lags behind what we indexed, or a chain that got shorter: a
+            # real reorg shows as another hash at this height once the chain grows again,
+            # so wait rather than roll back (and re-anchor) what may well be final
+            raise ChainError(f"block {last.number} is not available (lagging RPC?): {exc}") from exc
+        if _hex(block["hash"]) == last.hash:
             return None
         return self._find_fork(last.number - 1)
 
@@ -291,12 +297,9 @@ class ChainFollower:
         ):
             log.warning("reorg: block %d does not extend the indexed block %d", first, first - 1)
             return self._find_fork(first - 1)
-        try:
-            logs = self.w3.eth.get_logs(
-                {"address": self.address, "fromBlock": first, "toBlock": last}
-            )
-        except Exception as exc:
-            raise ChainError(f"cannot read registry logs {first}..{last}: {exc}") from exc
+        logs = self.pager.fetch(first, last)  # adaptive pages, no block skipped
+        # a lagging backend answers short: blocks whose bloom names the registry are re-read
+        logs = self.pager.check_blooms(logs, blocks)
         # the logs must come from the blocks whose hashes we store (no reorg in between)
         for entry in logs:
             number = int(entry["blockNumber"])

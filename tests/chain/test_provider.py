@@ -57,7 +57,7 @@ def test_honours_retry_after_on_its_only_endpoint(upstream: str) -> None:
         w3 = Web3(provider)
         started = time.monotonic()
         for _ in range(3):  # requests 1, 2 (429), 3 (the retry), 4 (429), 5
-            w3.eth.block_number
+            assert w3.eth.block_number >= 0
         elapsed = time.monotonic() - started
         assert limited.counts["429"] == 2
         assert elapsed >= 2.0  # waited out both Retry-After: 1
@@ -74,7 +74,7 @@ def test_uses_another_endpoint_while_one_is_rate_limited(upstream: str) -> None:
         w3 = Web3(provider)
         started = time.monotonic()
         for _ in range(4):
-            w3.eth.block_number
+            assert w3.eth.block_number >= 0
         assert time.monotonic() - started < 5  # did not sit out the 30 s
         assert limited.counts["429"] == 1  # and did not ask it again before its Retry-After
         provider.close()
@@ -86,12 +86,13 @@ def test_survives_timeouts_and_gives_up_within_its_budget(upstream: str) -> None
         provider = FailoverProvider([slow.url], timeout=0.3, backoff_base=0.05)
         w3 = Web3(provider)
         for _ in range(3):
-            w3.eth.block_number
+            assert w3.eth.block_number >= 0
         assert slow.counts["timeout"] >= 1
         faults.down = True
         started = time.monotonic()
+        give_up = Web3(FailoverProvider([slow.url], max_attempts=3, backoff_base=0.05))
         with pytest.raises(ChainUnavailable):
-            Web3(FailoverProvider([slow.url], max_attempts=3, backoff_base=0.05)).eth.block_number
+            _ = give_up.eth.block_number
         assert time.monotonic() - started < 2
         provider.close()
 
