@@ -187,6 +187,8 @@ class RpcProxy:
                         request, -32005, f"block range too large: max {faults.max_logs_range}"
                     )
                 if lag_head is not None:
+                    if last < first:  # all of it above the lagging head: nothing (as geth)
+                        return _result(request, [])
                     query["toBlock"] = hex(last)
                     query["fromBlock"] = hex(first)
                 params[0] = query
