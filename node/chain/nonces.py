@@ -277,14 +277,24 @@ class NonceManager:
     # -- pieces -----------------------------------------------------------------------------
 
     def _take_nonce(self) -> int:
-        if self._next is None:
-            try:
-                self._next = int(self.w3.eth.get_transaction_count(self.account.address, "pending"))
-            except ChainError:
-                raise
-            except Exception as exc:
-                raise ChainError(f"cannot read the nonce of {self.account.address}: {exc}") from exc
-        return self._next
+        """Return the chain's ``pending`` nonce. Every earlier transaction of ours was mined
+        before ``send`` returned, so it equals the local count -- unless a reorg dropped some
+        (the chain's is lower: reusing it leaves no gap) or a lagging backend answered (a
+        "nonce too low" then ends in :class:`NonceConsumed` and a fresh read)."""
+        try:
+            chain = int(self.w3.eth.get_transaction_count(self.account.address, "pending"))
+        except ChainError:
+            raise
+        except Exception as exc:
+            raise ChainError(f"cannot read the nonce of {self.account.address}: {exc}") from exc
+        if self._next is not None and chain < self._next:
+            log.warning(
+                "nonce %d expected, the chain says %d (a reorg dropped transactions?)",
+                self._next,
+                chain,
+            )
+        self._next = chain
+        return chain
 
     def _mined_nonce(self) -> int:
         try:
