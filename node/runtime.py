@@ -249,6 +249,12 @@ def open_node(settings: Settings, password: str) -> NodeContext:
             require_participant=settings.require_participant,
             verifier=verifier,
         )
+        if chain.kind == "rpc":  # settle what a previous run left in the pool first
+            from node.chain.nonces import NonceManager
+
+            cancelled = NonceManager.of(chain.w3, account).recover()
+            if cancelled:
+                log.warning("cancelled %d transactions left pending by the last run", cancelled)
         adopted = ledger.recover()
         if adopted:
             log.info("adopted %d leaves anchored just before the last stop", adopted)
