@@ -220,6 +220,7 @@ def open_rpc(url: str, timeout: float = DEFAULT_RPC_TIMEOUT) -> ChainBackend:
             raise ChainError(f"chain RPC URL must be http:// or https://, got {name!r}")
     provider = FailoverProvider(urls, timeout=timeout, shown=shown_urls)
     w3 = Web3(provider)
+    attempts, provider.max_attempts = provider.max_attempts, 2 * len(urls)  # fail fast at start
     try:
         chain_id = int(w3.eth.chain_id)
     except Exception as exc:
@@ -228,6 +229,7 @@ def open_rpc(url: str, timeout: float = DEFAULT_RPC_TIMEOUT) -> ChainBackend:
             f"chain RPC at {shown} is unreachable or not an Ethereum node "
             f"(eth_chainId failed: {type(exc).__name__}: {exc})"
         ) from exc
+    provider.max_attempts = attempts
     if len(urls) > 1:
         _check_same_chain(urls, shown_urls, chain_id, timeout)
     return ChainBackend(w3=w3, kind="rpc", chain_id=chain_id, rpc_url=shown)
