@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -73,6 +74,8 @@ class Settings(BaseSettings):
     # chain follower: confirmations before indexing (None: 0 embedded, 2 over RPC)
     follower: bool = True
     confirmations: int | None = None
+    # also wait for the chain's "safe" or "finalized" block where it has that tag (issue 15)
+    finality: Literal["confirmations", "safe", "finalized"] = "confirmations"
     follower_poll: float = DEFAULT_FOLLOWER_POLL
     epoch_service: bool = True
     # None: mine empty blocks to end a quiet epoch on the embedded chain only (docs/assignment.md)

@@ -317,6 +317,7 @@ def _start_follower(
         sessions=sessions,
         node_address=str(ledger.node_address),
         confirmations=confirmations,
+        finality=settings.finality,
         start_block=record.deployed_block or 0,
         poll_seconds=settings.follower_poll,
         on_participants_changed=ledger.participants.invalidate,

@@ -65,6 +65,9 @@ DEFAULT_CONFIRMATIONS = 2
 DEFAULT_RANGE_BLOCKS = 64
 DEFAULT_POLL_SECONDS = 1.0
 REORG_WINDOW = 256
+#: ``confirmations``: index up to head - confirmations; ``safe``/``finalized``: and no further
+#: than the block with that tag (where the chain has none, confirmations alone)
+FINALITY_TAGS = ("confirmations", "safe", "finalized")
 RETRY_MAX_SECONDS = 30.0
 
 #: Events the follower indexes (every other registry event is ignored).
@@ -115,6 +118,7 @@ class ChainFollower:
         sessions: sessionmaker[Session],
         node_address: str = "",
         confirmations: int = DEFAULT_CONFIRMATIONS,
+        finality: str = "confirmations",
         start_block: int = 0,
         range_blocks: int = DEFAULT_RANGE_BLOCKS,
         poll_seconds: float = DEFAULT_POLL_SECONDS,
@@ -127,6 +131,10 @@ class ChainFollower:
         self._sessions = sessions
         self.node_address = node_address.lower()
         self.confirmations = confirmations
+        if finality not in FINALITY_TAGS:
+            raise ValueError(f"finality must be one of {FINALITY_TAGS}, got {finality!r}")
+        self.finality = finality
+        self.finality_supported: bool | None = None  # None: not asked yet
         self.start_block = start_block
         self.range_blocks = range_blocks
         self.poll_seconds = poll_seconds
@@ -217,7 +225,7 @@ class ChainFollower:
                 head = int(self.w3.eth.block_number)
             except Exception as exc:
                 raise ChainError(f"cannot read the chain head: {exc}") from exc
-            target = head - self.confirmations
+            target = min(head - self.confirmations, self._tagged_block(head))
             fork = self._check_reorg()
             if fork is not None:
                 self._rollback(fork)
@@ -236,6 +244,29 @@ class ChainFollower:
             with self.synced:
                 self.synced.notify_all()
         return SyncResult(self.last_indexed(), events)
+
+    def _tagged_block(self, head: int) -> int:
+        """Return the number of the chain's ``safe``/``finalized`` block (``head`` when
+        following by confirmations only, or when the chain has no such tag)."""
+        if self.finality == "confirmations" or self.finality_supported is False:
+            return head
+        try:
+            block = self.w3.eth.get_block(self.finality)  # type: ignore[arg-type]
+        except ChainError:
+            raise
+        except Exception as exc:  # noqa: BLE001 -- pre-merge chains, old clients
+            if self.finality_supported is None:
+                self.finality_supported = False
+                log.warning(
+                    "the chain has no %r block (%s): following by %d confirmations",
+                    self.finality,
+                    exc,
+                    self.confirmations,
+                )
+                return head
+            raise ChainError(f"cannot read the {self.finality} block: {exc}") from exc
+        self.finality_supported = True
+        return int(block["number"])
 
     def _block(self, number: int) -> Any:
         try:

@@ -123,3 +123,51 @@ def test_pager_repairs_a_short_answer_from_a_lagging_backend(
         (e["blockNumber"], e["logIndex"]) for e in direct
     ]
     assert pager.bloom_repairs == 2
+
+
+def test_follows_the_finalized_tag_and_falls_back_to_confirmations_without_it(
+    anvil_chain: ChainUnderTest,  # noqa: F811
+    sessions: sessionmaker[Session],
+) -> None:
+    chain = anvil_chain
+    admin = chain.new_account()
+    registry = Registry.deploy(chain.w3, admin, 8)
+    start = int(chain.w3.eth.block_number) + 1
+    registry.create_subsystem("final")
+    created = int(chain.w3.eth.block_number)
+    chain.mine(10)
+    follower = ChainFollower(
+        w3=chain.w3,
+        registry_address=registry.address,
+        sessions=sessions,
+        confirmations=2,
+        finality="finalized",
+        start_block=start,
+    )
+    follower.sync()
+    assert follower.finality_supported is True
+    assert follower.last_indexed() < created  # 10 confirmations, but not finalized yet
+    finalized = int(chain.w3.eth.get_block("finalized")["number"])
+    assert follower.last_indexed() == finalized or follower.last_indexed() == start - 1
+    chain.mine(64)  # anvil finalizes latest - 64
+    follower.sync()
+    assert follower.last_indexed() >= created
+    with sessions() as s:
+        assert "SubsystemCreated" in s.scalars(select(RegistryEvent.name)).all()
+
+    upstream = str(chain.w3.provider.endpoint_uri)  # type: ignore[attr-defined]
+    with RpcProxy(upstream, Faults(no_finality_tags=True)) as proxy:
+        provider = FailoverProvider([proxy.url])
+        fallback = ChainFollower(
+            w3=Web3(provider),
+            registry_address=registry.address,
+            sessions=sessions,
+            confirmations=2,
+            finality="safe",
+            start_block=start,
+        )
+        fallback.sync()
+        assert proxy.counts["tag_refused"] == 1  # asked once, then confirmations only
+        assert fallback.finality_supported is False
+        assert fallback.last_indexed() == int(chain.w3.eth.block_number) - 2
+        provider.close()

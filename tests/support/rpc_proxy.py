@@ -13,7 +13,8 @@ what public providers do:
 * a lagging backend every ``lag_every``-th request: ``latest`` is ``lag_blocks`` behind,
   blocks and receipts above it are null and ``eth_getLogs`` is clamped to it (a load
   balancer in front of a backend that has not caught up: it answers, it does not fail);
-* ``down``: every request answers 503.
+* ``down``: every request answers 503;
+* ``no_finality_tags``: ``safe``/``finalized`` blocks are refused (a pre-merge chain).
 
 Counters (``counts``) say what was injected, so a test can check the faults happened.
 """
@@ -46,6 +47,8 @@ class Faults:
     lag_every: int | None = None
     lag_blocks: int = 0
     down: bool = False
+    #: answer "safe"/"finalized" block tags with an error (a pre-merge chain or old client)
+    no_finality_tags: bool = False
     #: requests that are never faulted (test setup through the proxy)
     exempt_methods: frozenset[str] = frozenset()
 
@@ -173,6 +176,14 @@ class RpcProxy:
                 if receipt and int(receipt["blockNumber"], 16) > lag_head:
                     return _result(request, None)
                 return answer
+        if (
+            faults.no_finality_tags
+            and method == "eth_getBlockByNumber"
+            and params
+            and params[0] in ("safe", "finalized")
+        ):
+            self.counts["tag_refused"] += 1
+            return _error(request, -32602, f"unknown block tag {params[0]}")
         if method == "eth_getLogs" and params and isinstance(params[0], dict):
             query = dict(params[0])
             if "blockHash" not in query:
