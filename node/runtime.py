@@ -25,6 +25,7 @@ from node.chain.endpoints import (
     check_endpoint_syntax,
     compute_peer_policy,
 )
+from node.chain.nonces import wallet_status
 from node.config import DEFAULT_HOME_SUBSYSTEM, Settings
 from node.db.session import create_db_engine, make_session_factory, upgrade_database
 from node.errors import CollegiumError, ConfigError
@@ -123,6 +124,7 @@ class NodeContext:
                 "kind": self.chain.kind,
                 "chain_id": self.chain.chain_id,
                 "block_number": int(w3.eth.block_number),
+                "wallet": wallet_status(w3, self.registry.account),
             },
             "registry": self.record.registry,
             "epoch": int(self.registry.current_epoch()),

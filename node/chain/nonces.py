@@ -412,3 +412,25 @@ def classify_send_error(message: str) -> str:
     if "base fee" in text or "basefee" in text or "fee cap" in text:
         return "basefee"
     return "refused:" + message
+
+
+def wallet_status(w3: Web3, account: LocalAccount | None) -> dict[str, Any] | None:
+    """Return the node wallet's state for ``/health``: balance, nonces, and ``error`` (e.g.
+    "cannot pay": anchoring waits, accepted transactions stay pending, until it is funded)."""
+    if account is None:
+        return None
+    with _MANAGERS_GUARD:
+        manager = _MANAGERS.get((id(w3), account.address.lower()))
+    try:
+        balance: int | None = int(w3.eth.get_balance(account.address))
+    except Exception:  # noqa: BLE001 -- health must answer even when the chain does not
+        balance = None
+    error = manager.last_error if manager is not None else None
+    return {
+        "address": account.address,
+        "balance_wei": balance,
+        "insufficient_funds": bool(error and "cannot pay" in error) or balance == 0,
+        "error": error,
+        "sent": manager.stats.sent if manager is not None else 0,
+        "replacements": manager.stats.replacements if manager is not None else 0,
+    }

@@ -7,8 +7,10 @@ a body that is not JSON-RPC), puts that endpoint in a cooldown -- the ``Retry-Af
 sent (capped at :data:`RETRY_AFTER_MAX_SECONDS`) or an exponential backoff -- and tries the
 next endpoint that is not cooling down; when every endpoint is cooling down it sleeps until
 the first one is ready again. It stays on the endpoint that last answered (no flapping
-between load-balanced backends whose ``latest`` differ). After :data:`MAX_ATTEMPTS`
-attempts or :data:`REQUEST_BUDGET_SECONDS` it raises :class:`ChainUnavailable`.
+between load-balanced backends whose ``latest`` differ), and asks again for a block that came
+back null although an endpoint already reported a head at or above it (a lagging backend).
+After :data:`MAX_ATTEMPTS` attempts or :data:`REQUEST_BUDGET_SECONDS` it raises
+:class:`ChainUnavailable`.
 
 A JSON-RPC *error answer* is an answer: it is returned as is (the caller decides; a
 range-limited ``eth_getLogs`` is paged by :mod:`node.chain.logs`). Every JSON-RPC method the
@@ -50,6 +52,10 @@ RETRY_AFTER_MAX_SECONDS: Final = 30.0
 """The longest ``Retry-After`` honoured (a longer one is cut to this)."""
 
 DEFAULT_TIMEOUT_SECONDS: Final = 10.0
+
+LAGGING_RETRIES: Final = 3
+"""Times a null ``eth_getBlockByNumber`` at or below the highest head seen is asked again
+(a load-balanced backend that lags answers null for blocks it has not got yet)."""
 
 
 class ChainUnavailable(ChainError):
@@ -118,14 +124,33 @@ class FailoverProvider(JSONBaseProvider):
         self._sessions: list[requests.Session] = []
         self._ids = itertools.count(1)
         self.failovers = 0
+        self.highest_head = -1  # the highest eth_blockNumber any endpoint answered
+        self.lagging_retries = 0
         self.waited_seconds = 0.0
 
     # -- web3 provider interface ------------------------------------------------------------
 
     def make_request(self, method: RPCEndpoint, params: Any) -> RPCResponse:
         body = self.encode_rpc_request(method, params)
-        raw = self.request_bytes(method, body)
-        return self.decode_rpc_response(raw)
+        response = self.decode_rpc_response(self.request_bytes(method, body))
+        if method == "eth_blockNumber" and isinstance(response.get("result"), str):
+            self.highest_head = max(self.highest_head, int(response["result"], 16))
+        elif method == "eth_getBlockByNumber" and self._below_head(params):
+            # a null block we know exists: a lagging backend behind a load balancer answered
+            for _ in range(LAGGING_RETRIES):
+                if response.get("result") is not None or "error" in response:
+                    break
+                self.lagging_retries += 1
+                response = self.decode_rpc_response(self.request_bytes(method, body))
+        return response
+
+    def _below_head(self, params: Any) -> bool:
+        number = params[0] if isinstance(params, list | tuple) and params else None
+        return (
+            isinstance(number, str)
+            and number.startswith("0x")
+            and (int(number, 16) <= self.highest_head)
+        )
 
     def is_connected(self, show_traceback: bool = False) -> bool:
         try:

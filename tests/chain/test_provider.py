@@ -106,3 +106,19 @@ def test_open_rpc_takes_several_urls(upstream: str) -> None:
             assert backend.block_number() >= 0
         finally:
             backend.close()
+
+
+def test_asks_again_for_a_block_a_lagging_backend_has_not_got(
+    anvil: ChainUnderTest, upstream: str
+) -> None:
+    anvil.mine(5)
+    with RpcProxy(upstream, Faults(lag_every=2, lag_blocks=3)) as lagging:
+        provider = FailoverProvider([lagging.url])
+        w3 = Web3(provider)
+        heads = [int(w3.eth.block_number) for _ in range(2)]  # one lagging answer, one not
+        head = max(heads)
+        assert min(heads) == head - 3
+        for number in range(head - 4, head + 1):
+            assert w3.eth.get_block(number)["number"] == number  # never a null for these
+        assert provider.lagging_retries > 0
+        provider.close()
