@@ -29,7 +29,7 @@ from web3.contract.contract import ContractConstructor, ContractFunction
 from web3.exceptions import ContractLogicError
 from web3.types import BlockIdentifier, Nonce, TxParams, TxReceipt, Wei
 
-from node.chain.nonces import InsufficientFunds, NonceManager
+from node.chain.nonces import InsufficientFunds, NonceManager, classify_send_error
 from node.errors import ChainError
 
 ARTIFACTS_DIR: Path = Path(__file__).resolve().parents[2] / "contracts" / "build"
@@ -266,6 +266,10 @@ def send_transaction(
                 revert = _revert_of_call(call, params, contract, abi, error_type) or revert
             if revert is not None:
                 raise revert from exc
+            if classify_send_error(str(exc)) == "funds":  # an empty wallet fails the estimate
+                manager = NonceManager.of(w3, account)
+                manager.last_error = f"wallet {account.address} cannot pay for gas: {exc}"
+                raise InsufficientFunds(manager.last_error) from exc
             raise TransactionError(f"cannot estimate gas for {contract}: {exc}") from exc
         params["gas"] = estimate * GAS_MARGIN_NUMERATOR // GAS_MARGIN_DENOMINATOR
         # placeholders: the nonce manager sets nonce and fees (build_transaction would ask)

@@ -18,13 +18,21 @@ from __future__ import annotations
 import signal
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
 from node.devnet import Devnet, start_devnet
 from tests.devnet.conftest import BLOCK_TIME, EPOCH_PERIOD, SETTINGS, DevnetPool
-from tests.devnet.support import run_verify, submit_batch, wait_anchored, wait_until
+from tests.devnet.support import (
+    health,
+    run_verify,
+    submit_batch,
+    tx_status,
+    wait_anchored,
+    wait_until,
+)
 from tests.support.rpc_proxy import Faults, RpcProxy
 
 BATCH = 8
@@ -109,3 +117,31 @@ def test_promises_hold_behind_a_faulty_rpc(faulty: tuple[Devnet, RpcProxy, RpcPr
     for node in devnet.nodes:
         code, output = run_verify(node, devnet)
         assert code == 0, output
+
+
+def test_a_dry_wallet_shows_in_health_and_anchoring_resumes_when_funded(
+    faulty: tuple[Devnet, RpcProxy, RpcProxy],
+) -> None:
+    devnet, _a, _b = faulty
+    node = devnet.nodes[1]
+    balance = int(devnet.w3().eth.get_balance(node.address))
+    devnet.fund(node.address, 0)  # anvil_setBalance: the wallet is empty from now on
+    try:
+        ids = submit_batch(node.url, devnet.operator, 4)  # acknowledged all the same
+
+        def reports_dry() -> dict[str, Any] | None:
+            wallet = health(node)["chain"]["wallet"]
+            return wallet if wallet["insufficient_funds"] and wallet["error"] else None
+
+        wallet = wait_until(reports_dry, 30, "/health reporting the empty wallet")
+        assert "cannot pay" in wallet["error"]
+        assert all(tx_status(node.url, tx_id) == "pending" for tx_id in ids)
+    finally:
+        devnet.fund(node.address, balance)
+    for tx_id in ids:
+        wait_anchored(node.url, tx_id, timeout=90)
+    assert health(node)["chain"]["wallet"]["insufficient_funds"] is False
+    w3 = devnet.w3()
+    assert w3.eth.get_transaction_count(node.address, "latest") == w3.eth.get_transaction_count(
+        node.address, "pending"
+    )
