@@ -23,7 +23,7 @@ from typing import Any
 import httpx
 import pytest
 
-from node.devnet import Devnet, start_devnet
+from node.devnet import Devnet, DevnetNode, start_devnet
 from tests.devnet.conftest import BLOCK_TIME, EPOCH_PERIOD, SETTINGS, DevnetPool
 from tests.devnet.support import (
     health,
@@ -63,12 +63,27 @@ def faulty(
         for node in devnet.nodes:
             node.launch(f"{a.url},{b.url}")
         for node in devnet.nodes:
-            node.wait_healthy()
+            answering(node)
         yield devnet, a, b
     finally:
         devnet.stop()
         a.close()
         b.close()
+
+
+def answering(node: DevnetNode, timeout: float = 180) -> dict[str, Any]:
+    """Wait for ``/health``: behind these proxies one takes seconds (several chain reads,
+    each maybe a 429 or a lagging answer away), more than ``wait_healthy``'s 3 s per try."""
+
+    def probe() -> dict[str, Any] | None:
+        if not node.running:
+            raise AssertionError(f"node{node.index} exited")
+        try:
+            return health(node)
+        except httpx.HTTPError:
+            return None
+
+    return wait_until(probe, timeout, f"node{node.index} /health")
 
 
 def test_promises_hold_behind_a_faulty_rpc(faulty: tuple[Devnet, RpcProxy, RpcProxy]) -> None:
@@ -80,7 +95,8 @@ def test_promises_hold_behind_a_faulty_rpc(faulty: tuple[Devnet, RpcProxy, RpcPr
         if round_ == 0:  # crash one node right after it acknowledged, mid-anchor
             victim = devnet.nodes[0]
             victim.stop(signal.SIGKILL)
-            victim.start()
+            victim.launch()
+            answering(victim)
     for url, ids in acked.items():
         for tx_id in ids:
             wait_anchored(url, tx_id, timeout=180)
