@@ -146,7 +146,7 @@ def test_a_dry_wallet_shows_in_health_and_anchoring_resumes_when_funded(
         ids = submit_batch(node.url, devnet.operator, 4)  # acknowledged all the same
 
         def reports_dry() -> dict[str, Any] | None:
-            wallet = health(node)["wallet"]
+            wallet = answering(node)["wallet"]
             return wallet if wallet["insufficient_funds"] and wallet["error"] else None
 
         wallet = wait_until(reports_dry, 30, "/health reporting the empty wallet")
@@ -156,7 +156,7 @@ def test_a_dry_wallet_shows_in_health_and_anchoring_resumes_when_funded(
         devnet.fund(node.address, balance)
     for tx_id in ids:
         wait_anchored(node.url, tx_id, timeout=90)
-    assert health(node)["wallet"]["insufficient_funds"] is False
+    assert answering(node)["wallet"]["insufficient_funds"] is False
     w3 = devnet.w3()
     assert w3.eth.get_transaction_count(node.address, "latest") == w3.eth.get_transaction_count(
         node.address, "pending"
