@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 from pydantic import ByteSize, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -80,6 +81,8 @@ class Settings(BaseSettings):
     # chain follower: confirmations before indexing (None: 0 embedded, 2 over RPC)
     follower: bool = True
     confirmations: int | None = None
+    # also wait for the chain's "safe" or "finalized" block where it has that tag (issue 15)
+    finality: Literal["confirmations", "safe", "finalized"] = "confirmations"
     follower_poll: float = DEFAULT_FOLLOWER_POLL
     epoch_service: bool = True
     # embedded chain: one empty block each block_seconds unless the newest block is stamped this

@@ -30,6 +30,7 @@ from node.chain.endpoints import (
     compute_peer_policy,
 )
 from node.chain.keys import create_keystore, load_account
+from node.chain.nonces import wallet_status
 from node.chain.registry import Registry, RegistryError, compute_roles_mask
 from node.config import DEFAULT_HOME_SUBSYSTEM, Settings
 from node.db.session import create_db_engine, make_session_factory, upgrade_database
@@ -246,6 +247,7 @@ class NodeContext:
             "version": __version__,
             "node": self.address,
             "chain": chain,
+            "wallet": wallet_status(w3, self.registry.account),
             "registry": self.record.registry,
             "epoch": epoch,
             "store": self.store_health(),
@@ -408,6 +410,12 @@ def open_node(settings: Settings, password: str) -> NodeContext:
             verifier=verifier,
             max_future_seconds=settings.tx_max_future_seconds,
         )
+        if chain.kind == "rpc":  # settle what a previous run left in the pool first
+            from node.chain.nonces import NonceManager
+
+            cancelled = NonceManager.of(chain.w3, account).recover()
+            if cancelled:
+                log.warning("cancelled %d transactions left pending by the last run", cancelled)
         adopted = ledger.recover()
         if adopted:
             log.info("adopted %d leaves anchored just before the last stop", adopted)
@@ -505,6 +513,7 @@ def _start_follower(
         sessions=sessions,
         node_address=str(ledger.node_address),
         confirmations=confirmations,
+        finality=settings.finality,
         start_block=record.deployed_block or 0,
         poll_seconds=settings.follower_poll,
         on_participants_changed=ledger.participants.invalidate,

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit, urlunsplit
 from eth_typing import ChecksumAddress
 from web3 import HTTPProvider, Web3
 
+from node.chain.provider import FailoverProvider
 from node.errors import ChainError
 
 if TYPE_CHECKING:  # py-evm and eth-tester load only when the embedded chain is opened
@@ -49,6 +50,8 @@ class ChainBackend:
         """Release the transport (commit and unlock an embedded chain); idempotent."""
         if self.embedded is not None:
             self.embedded.close()
+        elif isinstance(self.w3.provider, FailoverProvider):
+            self.w3.provider.close()
         elif isinstance(self.w3.provider, HTTPProvider):
             session_manager = getattr(self.w3.provider, "_request_session_manager", None)
             cache = getattr(session_manager, "session_cache", None)
@@ -197,24 +200,57 @@ def open_embedded(
     )
 
 
+def split_rpc_urls(url: str) -> list[str]:
+    """Return the URLs of a ``--chain`` value: one URL, or several separated by commas."""
+    return [part.strip() for part in url.split(",") if part.strip()]
+
+
 def open_rpc(url: str, timeout: float = DEFAULT_RPC_TIMEOUT) -> ChainBackend:
     """Return a backend over the Ethereum JSON-RPC endpoint ``url`` (HTTP/HTTPS).
 
-    Raise ChainError with the URL (credentials removed) if it is not HTTP(S), unreachable,
-    or does not answer ``eth_chainId``.
+    ``url`` may list several endpoints of the same chain separated by commas: requests fail
+    over between them (:class:`~node.chain.provider.FailoverProvider`). Raise ChainError
+    with the URLs (credentials removed) if one is not HTTP(S), if they are unreachable or do
+    not answer ``eth_chainId``, or if two of them serve different chains.
     """
-    shown = redact_url(url)
-    if urlsplit(url).scheme not in ("http", "https"):
-        raise ChainError(f"chain RPC URL must be http:// or https://, got {shown!r}")
-    w3 = Web3(HTTPProvider(url, request_kwargs={"timeout": timeout}))
+    urls = split_rpc_urls(url)
+    shown_urls = [redact_url(u) for u in urls]
+    shown = ",".join(shown_urls)
+    if not urls:
+        raise ChainError("no chain RPC URL given")
+    for raw, name in zip(urls, shown_urls, strict=True):
+        if urlsplit(raw).scheme not in ("http", "https"):
+            raise ChainError(f"chain RPC URL must be http:// or https://, got {name!r}")
+    provider = FailoverProvider(urls, timeout=timeout, shown=shown_urls)
+    w3 = Web3(provider)
+    attempts, provider.max_attempts = provider.max_attempts, 2 * len(urls)  # fail fast at start
     try:
         chain_id = int(w3.eth.chain_id)
     except Exception as exc:
+        provider.close()
         raise ChainError(
             f"chain RPC at {shown} is unreachable or not an Ethereum node "
             f"(eth_chainId failed: {type(exc).__name__}: {exc})"
         ) from exc
+    provider.max_attempts = attempts
+    if len(urls) > 1:
+        _check_same_chain(urls, shown_urls, chain_id, timeout)
     return ChainBackend(w3=w3, kind="rpc", chain_id=chain_id, rpc_url=shown)
+
+
+def _check_same_chain(urls: list[str], shown: list[str], chain_id: int, timeout: float) -> None:
+    """Raise ChainError if a reachable endpoint serves another chain id (an unreachable one
+    is left to failover: it may come back)."""
+    for raw, name in zip(urls, shown, strict=True):
+        single = FailoverProvider([raw], timeout=timeout, max_attempts=1, shown=[name])
+        try:
+            other = int(Web3(single).eth.chain_id)
+        except Exception:  # noqa: BLE001 -- down now; failover copes
+            continue
+        finally:
+            single.close()
+        if other != chain_id:
+            raise ChainError(f"chain RPC {name} serves chain id {other}, not {chain_id}")
 
 
 def open_chain(

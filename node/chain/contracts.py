@@ -26,9 +26,10 @@ from eth_utils.abi import collapse_if_tuple
 from hexbytes import HexBytes
 from web3 import EthereumTesterProvider, Web3
 from web3.contract.contract import ContractConstructor, ContractFunction
-from web3.exceptions import ContractLogicError, TimeExhausted
-from web3.types import BlockIdentifier, TxParams, TxReceipt, Wei
+from web3.exceptions import ContractLogicError
+from web3.types import BlockIdentifier, Nonce, TxParams, TxReceipt, Wei
 
+from node.chain.nonces import InsufficientFunds, NonceManager, classify_send_error
 from node.errors import ChainError, ConfigError
 from node.resources import bundled, contracts_dir
 
@@ -256,17 +257,15 @@ def send_transaction(
 ) -> TxReceipt:
     """Sign ``call`` with ``account``, send it raw and return its successful receipt.
 
-    Nonce, send and wait happen under :func:`account_lock`, so threads sharing an account are
-    safe. Raises ``error_type`` (a :class:`ContractRevert`) if the contract rejects the call
+    Nonce, fees, replacement and the wait are the account's
+    :class:`~node.chain.nonces.NonceManager`'s (threads sharing an account are safe). An empty
+    wallet raises :class:`~node.chain.nonces.InsufficientFunds`. Raises ``error_type`` (a
+    :class:`ContractRevert`) if the contract rejects the call
     (found by gas estimation, or by replaying a failed transaction), :class:`TransactionError`
     for any other failure.
     """
     with account_lock(account.address):
-        params: TxParams = {
-            "from": account.address,
-            "nonce": w3.eth.get_transaction_count(account.address, "pending"),
-            "value": Wei(value),
-        }
+        params: TxParams = {"from": account.address, "value": Wei(value)}
         try:
             estimate = call.estimate_gas(params, block_identifier=_estimate_block(w3))
         except Exception as exc:
@@ -277,15 +276,19 @@ def send_transaction(
                 revert = _revert_of_call(call, params, contract, abi, error_type) or revert
             if revert is not None:
                 raise revert from exc
+            if classify_send_error(str(exc)) == "funds":  # an empty wallet fails the estimate
+                manager = NonceManager.of(w3, account)
+                manager.last_error = f"wallet {account.address} cannot pay for gas: {exc}"
+                raise InsufficientFunds(manager.last_error) from exc
             raise TransactionError(f"cannot estimate gas for {contract}: {exc}") from exc
         params["gas"] = estimate * GAS_MARGIN_NUMERATOR // GAS_MARGIN_DENOMINATOR
+        # placeholders: the nonce manager sets nonce and fees (build_transaction would ask)
+        params.update({"nonce": Nonce(0), "maxFeePerGas": Wei(1), "maxPriorityFeePerGas": Wei(1)})
         try:
             tx = call.build_transaction(params)
-            signed = account.sign_transaction(cast(dict[str, Any], tx))
-            tx_hash = w3.eth.send_raw_transaction(signed.raw_transaction)
-            receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=RECEIPT_TIMEOUT_SECONDS)
-        except TimeExhausted as exc:
-            raise TransactionError(f"{contract} transaction not mined in time: {exc}") from exc
+            receipt = NonceManager.of(w3, account).send(tx)
+        except InsufficientFunds:
+            raise
         except Exception as exc:
             revert = revert_from_exception(contract, abi, exc, error_type)
             if revert is not None:

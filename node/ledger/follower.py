@@ -42,6 +42,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from web3 import Web3
 
+from node.chain.logpager import LogPager
 from node.chain.registry import get_registry_artifact
 from node.db.models import (
     Anchor,
@@ -64,6 +65,9 @@ DEFAULT_CONFIRMATIONS = 2
 DEFAULT_RANGE_BLOCKS = 64
 DEFAULT_POLL_SECONDS = 1.0
 REORG_WINDOW = 256
+#: ``confirmations``: index up to head - confirmations; ``safe``/``finalized``: and no further
+#: than the block with that tag (where the chain has none, confirmations alone)
+FINALITY_TAGS = ("confirmations", "safe", "finalized")
 RETRY_MAX_SECONDS = 30.0
 
 #: Events the follower indexes (every other registry event is ignored).
@@ -114,6 +118,7 @@ class ChainFollower:
         sessions: sessionmaker[Session],
         node_address: str = "",
         confirmations: int = DEFAULT_CONFIRMATIONS,
+        finality: str = "confirmations",
         start_block: int = 0,
         range_blocks: int = DEFAULT_RANGE_BLOCKS,
         poll_seconds: float = DEFAULT_POLL_SECONDS,
@@ -126,12 +131,18 @@ class ChainFollower:
         self._sessions = sessions
         self.node_address = node_address.lower()
         self.confirmations = confirmations
+        if finality not in FINALITY_TAGS:
+            raise ValueError(f"finality must be one of {FINALITY_TAGS}, got {finality!r}")
+        self.finality = finality
+        self.finality_supported: bool | None = None  # None: not asked yet
         self.start_block = start_block
         self.range_blocks = range_blocks
         self.poll_seconds = poll_seconds
         self._on_participants = on_participants_changed
         self._rollback_own = rollback_own_anchors
         self.log_indexer = log_indexer
+        # ranges start at range_blocks and adapt to the provider's eth_getLogs limits
+        self.pager = LogPager(w3, self.address, max(range_blocks, 1))
         contract = w3.eth.contract(address=self.address, abi=list(get_registry_artifact().abi))
         self._events = {
             _hex(contract.events[name]().topic): contract.events[name]() for name in INDEXED_EVENTS
@@ -214,7 +225,7 @@ class ChainFollower:
                 head = int(self.w3.eth.block_number)
             except Exception as exc:
                 raise ChainError(f"cannot read the chain head: {exc}") from exc
-            target = head - self.confirmations
+            target = min(head - self.confirmations, self._tagged_block(head))
             fork = self._check_reorg()
             if fork is not None:
                 self._rollback(fork)
@@ -222,7 +233,7 @@ class ChainFollower:
             first = self.last_indexed() + 1
             if first > target:
                 break
-            last = min(target, first + self.range_blocks - 1)
+            last = min(target, first + self.pager.span - 1)
             fork = self._index_range(first, last, head)
             if fork is not None:
                 self._rollback(fork)
@@ -233,6 +244,29 @@ class ChainFollower:
             with self.synced:
                 self.synced.notify_all()
         return SyncResult(self.last_indexed(), events)
+
+    def _tagged_block(self, head: int) -> int:
+        """Return the number of the chain's ``safe``/``finalized`` block (``head`` when
+        following by confirmations only, or when the chain has no such tag)."""
+        if self.finality == "confirmations" or self.finality_supported is False:
+            return head
+        try:
+            block = self.w3.eth.get_block(self.finality)  # type: ignore[arg-type]
+        except ChainError:
+            raise
+        except Exception as exc:  # noqa: BLE001 -- pre-merge chains, old clients
+            if self.finality_supported is None:
+                self.finality_supported = False
+                log.warning(
+                    "the chain has no %r block (%s): following by %d confirmations",
+                    self.finality,
+                    exc,
+                    self.confirmations,
+                )
+                return head
+            raise ChainError(f"cannot read the {self.finality} block: {exc}") from exc
+        self.finality_supported = True
+        return int(block["number"])
 
     def _block(self, number: int) -> Any:
         try:
@@ -248,9 +282,12 @@ class ChainFollower:
             return None
         try:
             block = self.w3.eth.get_block(last.number)
-        except Exception:  # the chain got shorter than what we indexed
-            block = None
-        if block is not None and _hex(block["hash"]) == last.hash:
+        except Exception as exc:
+            # a backend that lags behind what we indexed, or a chain that got shorter: a
+            # real reorg shows as another hash at this height once the chain grows again,
+            # so wait rather than roll back (and re-anchor) what may well be final
+            raise ChainError(f"block {last.number} is not available (lagging RPC?): {exc}") from exc
+        if _hex(block["hash"]) == last.hash:
             return None
         return self._find_fork(last.number - 1)
 
@@ -291,12 +328,9 @@ class ChainFollower:
         ):
             log.warning("reorg: block %d does not extend the indexed block %d", first, first - 1)
             return self._find_fork(first - 1)
-        try:
-            logs = self.w3.eth.get_logs(
-                {"address": self.address, "fromBlock": first, "toBlock": last}
-            )
-        except Exception as exc:
-            raise ChainError(f"cannot read registry logs {first}..{last}: {exc}") from exc
+        logs = self.pager.fetch(first, last)  # adaptive pages, no block skipped
+        # a lagging backend answers short: blocks whose bloom names the registry are re-read
+        logs = self.pager.check_blooms(logs, blocks)
         # the logs must come from the blocks whose hashes we store (no reorg in between)
         for entry in logs:
             number = int(entry["blockNumber"])

@@ -12,6 +12,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -84,11 +85,27 @@ def eth_tester_chain() -> ChainUnderTest:
 @pytest.fixture(scope="session")
 def anvil_chain() -> Iterator[ChainUnderTest]:
     """An anvil subprocess on a free 127.0.0.1 port, killed at the end of the session."""
+    with spawn_anvil() as chain:
+        yield chain
+
+
+@contextmanager
+def spawn_anvil(*extra_args: str) -> Iterator[ChainUnderTest]:
+    """Run an anvil of its own (for a module whose tests change fees, mining or history)."""
     if not ANVIL_BIN.exists():
         pytest.skip(f"anvil binary absent at {ANVIL_BIN}: run `npm ci` in contracts/")
     port = _free_port()
     proc = subprocess.Popen(
-        [str(ANVIL_BIN), "--host", "127.0.0.1", "--port", str(port), "--accounts", "1"],
+        [
+            str(ANVIL_BIN),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--accounts",
+            "1",
+            *extra_args,
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )

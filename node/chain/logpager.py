@@ -1,0 +1,136 @@
+"""``eth_getLogs`` paging that adapts to a provider's limits and never skips a block.
+
+Providers cap ``eth_getLogs`` by block range ("block range too large: max 500") or by result
+count ("query returned more than 10000 results"), with messages that differ from one
+provider to the next. :class:`LogPager` asks for a page of ``span`` blocks; on a JSON-RPC
+error answer it halves the span and asks again *for the same first block*; after
+:data:`GROW_AFTER` pages in a row that succeeded it doubles the span again (up to
+``max_span``). A page is only ever advanced past after it was answered, so no block is
+skipped; a single block that still fails raises :class:`ChainError`.
+
+A load-balanced backend that lags answers a range past its head with the logs it has (geth
+clamps ``toBlock``) -- silently short. :func:`check_blooms` closes that hole: for every block
+whose header (read separately) has the address in its ``logsBloom`` but which returned no
+log, it asks again by ``blockHash`` (EIP-234), which a backend without the block refuses.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any, Final
+
+from eth_utils import keccak
+from hexbytes import HexBytes
+from web3 import Web3
+from web3.exceptions import Web3RPCError
+
+from node.errors import ChainError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_SPAN: Final = 2_000
+"""The largest page, in blocks (grown back to after a provider refused larger ones)."""
+
+GROW_AFTER: Final = 8
+"""Pages answered in a row before the span doubles again."""
+
+BLOOM_BYTES: Final = 256
+
+
+class LogPager:
+    """Adaptive ``eth_getLogs`` over one contract address (see the module docstring)."""
+
+    def __init__(self, w3: Web3, address: str, max_span: int = DEFAULT_MAX_SPAN) -> None:
+        if max_span < 1:
+            raise ValueError("max_span must be at least 1")
+        self.w3 = w3
+        self.address = Web3.to_checksum_address(address)
+        self.max_span = max_span
+        self.span = max_span
+        self._streak = 0
+        self.shrinks = 0
+        self.pages = 0
+        self.bloom_repairs = 0
+
+    def fetch(self, first: int, last: int) -> list[Any]:
+        """Return every log of the address in blocks ``first..last``, in chain order.
+
+        Raises :class:`ChainError` if a one-block page is refused or the chain is unreachable.
+        """
+        logs: list[Any] = []
+        start = first
+        while start <= last:
+            end = min(last, start + self.span - 1)
+            try:
+                page = self.w3.eth.get_logs(
+                    {"address": self.address, "fromBlock": start, "toBlock": end}
+                )
+            except (Web3RPCError, ValueError) as exc:
+                if end == start:
+                    raise ChainError(f"cannot read logs of block {start}: {exc}") from exc
+                self.span = max(1, (end - start + 1) // 2)
+                self.shrinks += 1
+                self._streak = 0
+                log.info("eth_getLogs %d..%d refused (%s); span now %d", start, end, exc, self.span)
+                continue
+            except ChainError:
+                raise
+            except Exception as exc:
+                raise ChainError(f"cannot read logs {start}..{end}: {exc}") from exc
+            logs.extend(page)
+            self.pages += 1
+            start = end + 1
+            self._streak += 1
+            if self._streak >= GROW_AFTER and self.span < self.max_span:
+                self.span = min(self.max_span, self.span * 2)
+                self._streak = 0
+        return logs
+
+    def check_blooms(self, logs: list[Any], blocks: Mapping[int, Any]) -> list[Any]:
+        """Return ``logs`` completed from the blocks whose bloom names the address but that
+        gave no log (asked again by hash); raise ChainError if such a block is unknown."""
+        have = {int(entry["blockNumber"]) for entry in logs}
+        extra: list[Any] = []
+        for number, block in sorted(blocks.items()):
+            if number in have:
+                continue
+            bloom = block.get("logsBloom")
+            if not bloom or not bloom_may_contain(bytes(HexBytes(bloom)), self._address_bytes):
+                continue
+            try:
+                page = self.w3.eth.get_logs({"address": self.address, "blockHash": block["hash"]})
+            except Exception as exc:
+                raise ChainError(f"cannot read logs of block {number} by hash: {exc}") from exc
+            if page:
+                log.warning(
+                    "eth_getLogs missed %d logs of block %d (lagging backend)", len(page), number
+                )
+                self.bloom_repairs += 1
+                extra.extend(page)
+        if not extra:
+            return logs
+        merged = list(logs) + extra
+        merged.sort(key=lambda e: (int(e["blockNumber"]), int(e["logIndex"])))
+        return merged
+
+    @property
+    def _address_bytes(self) -> bytes:
+        return bytes(HexBytes(self.address))
+
+
+def bloom_may_contain(bloom: bytes, item: bytes) -> bool:
+    """Return whether a 2048-bit log bloom may contain ``item`` (yellow paper, M3:2048)."""
+    if len(bloom) != BLOOM_BYTES:
+        return True  # unknown format: assume it may
+    digest = keccak(item)
+    for i in (0, 2, 4):
+        bit = ((digest[i] << 8) | digest[i + 1]) & 2047
+        if not bloom[BLOOM_BYTES - 1 - bit // 8] & (1 << (bit % 8)):
+            return False
+    return True
+
+
+def sorted_logs(logs: Sequence[Any]) -> list[Any]:
+    """Return ``logs`` in chain order (block number, log index)."""
+    return sorted(logs, key=lambda e: (int(e["blockNumber"]), int(e["logIndex"])))

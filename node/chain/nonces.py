@@ -1,0 +1,436 @@
+"""The nonce manager: the one way every transaction of a node's wallet reaches the chain.
+
+``NonceManager.of(w3, account).send(tx) -> receipt`` signs ``tx`` (to, data, value, gas) with
+the account's next nonce and EIP-1559 fees, broadcasts it and waits for its receipt, one
+transaction at a time per account (a lock; anchors, attestations, heartbeats and relays queue
+behind each other). It keeps every promise a flaky provider threatens:
+
+* **No lost or doubled transaction.** Its hash is computed locally before it is sent; a
+  send whose answer was lost (timeout, dropped connection) is simply repeated with the same
+  bytes, and "already known" / "nonce too low" answers are resolved by looking for the
+  receipt of one of *our* hashes for that nonce. Once signed, a nonce is never given to
+  another payload while its transaction may still be mined.
+* **No stuck nonce.** A transaction not mined after ``bump_after`` seconds is replaced
+  (same nonce, same payload) with both fees raised by ``bump_percent`` (at least the 10 %
+  nodes require) and ``maxFeePerGas`` at least twice the latest base fee plus the tip, up to
+  ``max_fee_per_gas``; at the cap it is re-broadcast as is. Any of the replacements' receipts
+  ends the wait.
+* **Restart.** :meth:`NonceManager.recover` (the runtime calls it before the ledger adopts its
+  on-chain anchors) waits for transactions a previous process left in the pool
+  (``pending`` nonce above ``latest``) and cancels those still stuck with a zero-value
+  transfer to self at a higher fee: afterwards no earlier transaction can land behind the
+  ledger's back.
+* **Empty wallet.** "insufficient funds" at the first broadcast raises
+  :class:`InsufficientFunds` (the nonce is not used; :attr:`NonceManager.last_error` says so
+  for ``/health``); the caller's retry succeeds once the wallet is funded.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Final, cast
+
+from eth_account.signers.local import LocalAccount
+from hexbytes import HexBytes
+from web3 import Web3
+from web3.exceptions import TransactionNotFound
+from web3.types import TxParams, TxReceipt
+
+from node.errors import ChainError
+
+log = logging.getLogger(__name__)
+
+GWEI: Final = 10**9
+DEFAULT_BUMP_AFTER_SECONDS: Final = 15.0
+"""A transaction not mined after this long is replaced with higher fees."""
+DEFAULT_BUMP_PERCENT: Final = 25
+"""Fee increase of a replacement (nodes refuse a replacement under +10 %)."""
+DEFAULT_MAX_FEE_PER_GAS: Final = 1_000 * GWEI
+"""The highest ``maxFeePerGas`` the node ever offers (operators raise it on expensive chains)."""
+DEFAULT_PRIORITY_FEE: Final = 1 * GWEI
+"""Tip when the endpoint has no ``eth_maxPriorityFeePerGas``."""
+POLL_SECONDS: Final = 0.2
+RECOVER_WAIT_SECONDS: Final = 5.0
+"""How long :meth:`NonceManager.recover` lets a previous process's transactions land before
+cancelling them."""
+CANCEL_GAS: Final = 21_000
+NONCE_RETRIES: Final = 3
+"""Fresh nonces tried when another transaction took ours."""
+
+
+class InsufficientFunds(ChainError):
+    """The node's wallet cannot pay for the transaction (fund it; nothing was used up)."""
+
+
+class NonceConsumed(ChainError):
+    """Another transaction (not sent by this manager) used the nonce; retry the call."""
+
+
+class SendAborted(ChainError):
+    """The manager was closed while a transaction was still pending."""
+
+
+@dataclass
+class SendStats:
+    """Counters for ``/health`` and tests."""
+
+    sent: int = 0
+    replacements: int = 0
+    rebroadcasts: int = 0
+    send_errors: int = 0
+    cancelled: int = 0
+    hashes: list[str] = field(default_factory=list)
+
+
+_MANAGERS_GUARD = threading.Lock()
+_MANAGERS: dict[tuple[int, str], NonceManager] = {}
+
+
+class NonceManager:
+    """Nonces, fees and replacement for one account on one chain (see the module docstring)."""
+
+    def __init__(
+        self,
+        w3: Web3,
+        account: LocalAccount,
+        *,
+        bump_after: float = DEFAULT_BUMP_AFTER_SECONDS,
+        bump_percent: int = DEFAULT_BUMP_PERCENT,
+        max_fee_per_gas: int = DEFAULT_MAX_FEE_PER_GAS,
+        poll: float = POLL_SECONDS,
+        sleep: Callable[[float], None] | None = None,
+    ) -> None:
+        self.w3 = w3
+        self.account = account
+        self.bump_after = bump_after
+        self.bump_percent = max(bump_percent, 10)
+        self.max_fee_per_gas = max_fee_per_gas
+        self.poll = poll
+        self._lock = threading.RLock()
+        self._closed = threading.Event()
+        self._sleep = sleep
+        self._next: int | None = None
+        self._chain_id: int | None = None
+        self.stats = SendStats()
+        self.last_error: str | None = None
+
+    @classmethod
+    def of(cls, w3: Web3, account: LocalAccount) -> NonceManager:
+        """Return the process's manager of ``account`` on ``w3`` (created on first use)."""
+        key = (id(w3), account.address.lower())
+        with _MANAGERS_GUARD:
+            manager = _MANAGERS.get(key)
+            if manager is None or manager.w3 is not w3:
+                manager = cls(w3, account)
+                _MANAGERS[key] = manager
+            return manager
+
+    def close(self) -> None:
+        """Abort a wait in progress (:class:`SendAborted`); the transaction stays in the pool
+        and :meth:`recover` settles it at the next start."""
+        self._closed.set()
+
+    # -- sending ----------------------------------------------------------------------------
+
+    def send(self, tx: TxParams) -> TxReceipt:
+        """Sign ``tx`` with the next nonce and EIP-1559 fees, send it and return its receipt
+        (whatever its status). ``tx`` needs ``to`` (or ``data`` for a deployment) and ``gas``.
+
+        Raises :class:`InsufficientFunds`, :class:`NonceConsumed`, :class:`SendAborted`, or
+        :class:`ChainError` if the first broadcast is refused for another reason.
+        """
+        with self._lock:
+            for attempt in range(NONCE_RETRIES):
+                nonce = self._take_nonce()
+                try:
+                    receipt = self._send_at(tx, nonce)
+                except NonceConsumed as exc:
+                    # none of our signatures of this payload can be mined any more: a
+                    # fresh nonce is safe
+                    self._next = None
+                    self.last_error = str(exc)
+                    if attempt + 1 == NONCE_RETRIES:
+                        raise
+                    continue
+                except (InsufficientFunds, _Refused) as exc:
+                    self._next = None  # re-read from the chain next time: nothing was used
+                    self.last_error = str(exc)
+                    if isinstance(exc, _Refused):
+                        raise ChainError(str(exc)) from exc
+                    raise
+                self._next = nonce + 1
+                self.last_error = None
+                return receipt
+            raise NonceConsumed("unreachable")  # pragma: no cover
+
+    def _send_at(self, tx: TxParams, nonce: int) -> TxReceipt:
+        base = dict(tx)
+        for key in ("nonce", "gasPrice", "maxFeePerGas", "maxPriorityFeePerGas", "from"):
+            base.pop(key, None)
+        base["nonce"] = nonce
+        base["chainId"] = self._get_chain_id()
+        base["type"] = 2
+        tip, max_fee = self._fees()
+        hashes: list[HexBytes] = []
+        raw = self._sign(base, tip, max_fee)
+        hashes.append(HexBytes(raw[1]))
+        first_outcome = self._broadcast(raw[0])
+        if first_outcome == "funds":
+            raise InsufficientFunds(
+                f"wallet {self.account.address} cannot pay for a transaction "
+                f"(max fee {max_fee} wei/gas x {base.get('gas')} gas)"
+            )
+        if first_outcome.startswith("refused:") and not self._is_known(hashes[0]):
+            raise _Refused(first_outcome[len("refused:") :])
+        self.stats.sent += 1
+        last_broadcast = time.monotonic()
+        consumed_seen = 0
+        while True:
+            receipt = self._find_receipt(hashes)
+            if receipt is not None:
+                return receipt
+            if self._closed.is_set():
+                raise SendAborted(f"stopped while nonce {nonce} was pending")
+            if self._mined_nonce() > nonce:
+                consumed_seen += 1  # a receipt may lag a backend's nonce: look twice
+                if consumed_seen >= 3:
+                    raise NonceConsumed(f"nonce {nonce} was used by another transaction")
+            elif time.monotonic() - last_broadcast >= self.bump_after or first_outcome in (
+                "underpriced",
+                "basefee",
+            ):
+                new_tip, new_fee = self._bumped(tip, max_fee)
+                if (new_tip, new_fee) != (tip, max_fee):
+                    tip, max_fee = new_tip, new_fee
+                    raw = self._sign(base, tip, max_fee)
+                    hashes.append(HexBytes(raw[1]))
+                    self.stats.replacements += 1
+                    log.info("nonce %d: replacing with max fee %d, tip %d", nonce, max_fee, tip)
+                else:
+                    self.stats.rebroadcasts += 1
+                first_outcome = self._broadcast(raw[0])
+                last_broadcast = time.monotonic()
+            self._wait(self.poll)
+
+    # -- restart ----------------------------------------------------------------------------
+
+    def recover(self, wait: float = RECOVER_WAIT_SECONDS) -> int:
+        """Settle transactions a previous process left pending; return how many were
+        cancelled. Raise ChainError if the chain cannot be read."""
+        with self._lock:
+            try:
+                latest = self._mined_nonce()
+                pending = int(self.w3.eth.get_transaction_count(self.account.address, "pending"))
+            except ChainError:
+                raise
+            except Exception as exc:
+                raise ChainError(
+                    f"cannot read the nonces of {self.account.address}: {exc}"
+                ) from exc
+            deadline = time.monotonic() + wait
+            while latest < pending and time.monotonic() < deadline:
+                self._wait(self.poll)
+                latest = self._mined_nonce()
+            cancelled = 0
+            for nonce in range(latest, pending):
+                if self._mined_nonce() > nonce:
+                    continue
+                self._cancel(nonce)
+                cancelled += 1
+            self._next = None
+            self.stats.cancelled += cancelled
+            return cancelled
+
+    def _cancel(self, nonce: int) -> None:
+        tip, max_fee = self._fees()
+        tip, max_fee = tip * 2, max_fee * 2
+        base: dict[str, Any] = {
+            "to": self.account.address,
+            "value": 0,
+            "gas": CANCEL_GAS,
+            "nonce": nonce,
+            "chainId": self._get_chain_id(),
+            "type": 2,
+        }
+        hashes: list[HexBytes] = []
+        while True:
+            raw, tx_hash = self._sign(base, min(tip, max_fee), max_fee)
+            hashes.append(HexBytes(tx_hash))
+            outcome = self._broadcast(raw)
+            if outcome in ("ok", "known", "nonce"):
+                break
+            if outcome.startswith("refused:") or outcome == "funds":
+                raise ChainError(f"cannot cancel pending nonce {nonce}: {outcome}")
+            if max_fee >= self.max_fee_per_gas:
+                raise ChainError(f"cannot cancel pending nonce {nonce} under the fee cap")
+            tip, max_fee = self._bumped(tip, max_fee)
+        log.warning("cancelled the transaction a previous run left at nonce %d", nonce)
+        while self._mined_nonce() <= nonce:
+            if self._closed.is_set():
+                raise SendAborted(f"stopped while cancelling nonce {nonce}")
+            self._wait(self.poll)
+
+    # -- pieces -----------------------------------------------------------------------------
+
+    def _take_nonce(self) -> int:
+        """Return the chain's ``pending`` nonce. Every earlier transaction of ours was mined
+        before ``send`` returned, so it equals the local count -- unless a reorg dropped some
+        (the chain's is lower: reusing it leaves no gap) or a lagging backend answered (a
+        "nonce too low" then ends in :class:`NonceConsumed` and a fresh read)."""
+        try:
+            chain = int(self.w3.eth.get_transaction_count(self.account.address, "pending"))
+        except ChainError:
+            raise
+        except Exception as exc:
+            raise ChainError(f"cannot read the nonce of {self.account.address}: {exc}") from exc
+        if self._next is not None and chain < self._next:
+            log.warning(
+                "nonce %d expected, the chain says %d (a reorg dropped transactions?)",
+                self._next,
+                chain,
+            )
+        self._next = chain
+        return chain
+
+    def _mined_nonce(self) -> int:
+        try:
+            return int(self.w3.eth.get_transaction_count(self.account.address, "latest"))
+        except ChainError:
+            raise
+        except Exception as exc:
+            raise ChainError(f"cannot read the nonce of {self.account.address}: {exc}") from exc
+
+    def _get_chain_id(self) -> int:
+        if self._chain_id is None:
+            self._chain_id = int(self.w3.eth.chain_id)
+        return self._chain_id
+
+    def _fees(self) -> tuple[int, int]:
+        """Return (tip, max fee): the endpoint's tip, and twice the latest base fee plus it."""
+        try:
+            tip = int(self.w3.eth.max_priority_fee)
+        except ChainError:
+            raise
+        except Exception:  # noqa: BLE001 -- endpoints without eth_maxPriorityFeePerGas
+            tip = DEFAULT_PRIORITY_FEE
+        base_fee = self._base_fee()
+        max_fee = min(2 * base_fee + tip, self.max_fee_per_gas)
+        return min(tip, max_fee), max_fee
+
+    def _base_fee(self) -> int:
+        try:
+            block = self.w3.eth.get_block("latest")
+        except ChainError:
+            raise
+        except Exception as exc:
+            raise ChainError(f"cannot read the latest block: {exc}") from exc
+        return int(block.get("baseFeePerGas", 0) or 0)
+
+    def _bumped(self, tip: int, max_fee: int) -> tuple[int, int]:
+        """Return fees for a replacement: +bump_percent, and at least twice the latest base
+        fee plus the tip; capped at ``max_fee_per_gas``."""
+        factor = 100 + self.bump_percent
+        new_tip = -(-tip * factor // 100) + 1
+        new_fee = max(-(-max_fee * factor // 100) + 1, 2 * self._base_fee() + new_tip)
+        new_fee = min(new_fee, self.max_fee_per_gas)
+        new_tip = min(new_tip, new_fee)
+        if new_fee <= max_fee:
+            return tip, max_fee
+        return new_tip, new_fee
+
+    def _sign(self, base: dict[str, Any], tip: int, max_fee: int) -> tuple[bytes, bytes]:
+        tx = {**base, "maxPriorityFeePerGas": tip, "maxFeePerGas": max_fee}
+        signed = self.account.sign_transaction(cast(dict[str, Any], tx))
+        self.stats.hashes.append("0x" + bytes(signed.hash).hex())
+        return bytes(signed.raw_transaction), bytes(signed.hash)
+
+    def _broadcast(self, raw: bytes) -> str:
+        """Send ``raw``; return "ok", "known", "nonce", "underpriced", "basefee", "funds",
+        "lost" (no answer: it may or may not have arrived) or "refused:<message>"."""
+        try:
+            self.w3.eth.send_raw_transaction(raw)
+            return "ok"
+        except ChainError as exc:  # transport: the request may have been applied
+            self.stats.send_errors += 1
+            log.info("broadcast got no answer (%s); will look for the receipt", exc)
+            return "lost"
+        except Exception as exc:  # noqa: BLE001 -- classify the node's refusal
+            self.stats.send_errors += 1
+            return classify_send_error(str(exc))
+
+    def _is_known(self, tx_hash: HexBytes) -> bool:
+        """Return whether the endpoint knows ``tx_hash`` (a refusal worded as we do not
+        expect may hide a transaction that did arrive: never lose track of it)."""
+        try:
+            return self.w3.eth.get_transaction(tx_hash) is not None
+        except Exception:  # noqa: BLE001 -- unknown, or unreadable: refused it is
+            return False
+
+    def _find_receipt(self, hashes: list[HexBytes]) -> TxReceipt | None:
+        for tx_hash in reversed(hashes):
+            try:
+                receipt = self.w3.eth.get_transaction_receipt(tx_hash)
+            except TransactionNotFound:
+                continue
+            except ChainError:
+                return None  # unreachable now; the loop asks again
+            except Exception:  # noqa: BLE001 -- some nodes answer errors for unknown hashes
+                continue
+            if receipt is not None and receipt.get("blockNumber") is not None:
+                return receipt
+        return None
+
+    def _wait(self, seconds: float) -> None:
+        if self._sleep is not None:
+            self._sleep(seconds)
+        else:
+            self._closed.wait(seconds)
+
+
+class _Refused(Exception):
+    """The first broadcast was refused for a reason that is not about nonce or fees."""
+
+
+def classify_send_error(message: str) -> str:
+    """Return the kind of an ``eth_sendRawTransaction`` refusal (geth, anvil, besu wording)."""
+    text = message.lower()
+    if any(
+        m in text
+        for m in ("already known", "known transaction", "alreadyknown", "already imported")
+    ):
+        return "known"
+    if "nonce too low" in text or "nonce has already been used" in text or "oldnonce" in text:
+        return "nonce"
+    if "insufficient funds" in text or "insufficient balance" in text:
+        return "funds"
+    if "underpriced" in text or "replacement" in text:
+        return "underpriced"
+    if "base fee" in text or "basefee" in text or "fee cap" in text:
+        return "basefee"
+    return "refused:" + message
+
+
+def wallet_status(w3: Web3, account: LocalAccount | None) -> dict[str, Any] | None:
+    """Return the node wallet's state for ``/health``: balance, nonces, and ``error`` (e.g.
+    "cannot pay": anchoring waits, accepted transactions stay pending, until it is funded)."""
+    if account is None:
+        return None
+    with _MANAGERS_GUARD:
+        manager = _MANAGERS.get((id(w3), account.address.lower()))
+    try:
+        balance: int | None = int(w3.eth.get_balance(account.address))
+    except Exception:  # noqa: BLE001 -- health must answer even when the chain does not
+        balance = None
+    error = manager.last_error if manager is not None else None
+    return {
+        "address": account.address,
+        "balance_wei": balance,
+        "insufficient_funds": bool(error and "cannot pay" in error) or balance == 0,
+        "error": error,
+        "sent": manager.stats.sent if manager is not None else 0,
+        "replacements": manager.stats.replacements if manager is not None else 0,
+    }

@@ -1,0 +1,161 @@
+"""The nonce manager on a real anvil: fee spikes, lost answers, restarts, an empty wallet.
+
+anvil runs with automine off and a block every second (interval mining), like a real chain,
+so a transaction can really sit in the pool; fee spikes are ``anvil_setNextBlockBaseFeePerGas``.
+Every test ends with the promise checked on-chain: ``latest`` nonce == ``pending`` nonce (no
+stuck nonce) and each payload mined exactly once.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from web3 import Web3
+
+from node.chain.nonces import GWEI, InsufficientFunds, NonceManager
+from node.chain.provider import FailoverProvider
+from tests.chain.conftest import ChainUnderTest, spawn_anvil
+from tests.support.rpc_proxy import Faults, RpcProxy
+
+pytestmark = pytest.mark.anvil
+
+ETH = 10**18
+
+
+@pytest.fixture(scope="module")
+def anvil() -> Iterator[ChainUnderTest]:
+    with spawn_anvil("--block-time", "1") as chain:
+        yield chain
+
+
+def rpc(w3: Web3, method: str, *params: Any) -> Any:
+    answer = w3.provider.make_request(method, list(params))  # type: ignore[arg-type]
+    assert "error" not in answer, answer
+    return answer["result"]
+
+
+def funded(anvil: ChainUnderTest, wei: int = ETH) -> LocalAccount:
+    account: LocalAccount = Account.create()
+    if wei:
+        anvil.fund(account.address, wei)
+    return account
+
+
+def payload(i: int) -> dict[str, Any]:
+    """A transfer to a fresh address: its arrival is the proof it was mined (once)."""
+    return {"to": Account.create().address, "value": 1000 + i, "gas": 21_000}
+
+
+def assert_settled(w3: Web3, address: str) -> None:
+    latest = w3.eth.get_transaction_count(address, "latest")  # type: ignore[arg-type]
+    pending = w3.eth.get_transaction_count(address, "pending")  # type: ignore[arg-type]
+    assert latest == pending, f"stuck nonce: latest {latest}, pending {pending}"
+
+
+def test_a_fee_spike_is_outbid_by_replacement(anvil: ChainUnderTest) -> None:
+    w3 = anvil.w3
+    account = funded(anvil)
+    manager = NonceManager(w3, account, bump_after=1.5, poll=0.1)
+    tx = payload(0)
+    spike = 200 * GWEI
+    rpc(w3, "anvil_setNextBlockBaseFeePerGas", hex(spike))
+    receipt = manager.send(tx)  # priced for the base fee before the spike
+    assert receipt["status"] == 1
+    assert manager.stats.replacements >= 1
+    mined = w3.eth.get_transaction(receipt["transactionHash"])
+    assert mined["maxFeePerGas"] >= spike
+    assert w3.eth.get_balance(tx["to"]) == tx["value"]  # mined once
+    assert_settled(w3, account.address)
+
+
+def test_lost_answers_and_rate_limits_neither_lose_nor_double(anvil: ChainUnderTest) -> None:
+    upstream = str(anvil.w3.provider.endpoint_uri)  # type: ignore[attr-defined]
+    faults = Faults(drop_every=2, rate_limit_every=7, retry_after="0.2")
+    with RpcProxy(upstream, faults) as proxy:
+        provider = FailoverProvider([proxy.url], backoff_base=0.05)
+        w3 = Web3(provider)
+        account = funded(anvil)
+        manager = NonceManager(w3, account, poll=0.1)
+        txs = [payload(i) for i in range(6)]
+        receipts: list[Any] = []
+        lock = threading.Lock()
+
+        errors: list[BaseException] = []
+
+        def worker(chunk: list[dict[str, Any]]) -> None:
+            for tx in chunk:
+                try:
+                    receipt = manager.send(tx)
+                except Exception as exc:  # noqa: BLE001 -- reported below
+                    errors.append(exc)
+                    continue
+                with lock:
+                    receipts.append(receipt)
+
+        threads = [threading.Thread(target=worker, args=(txs[i::3],)) for i in range(3)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        assert proxy.counts["dropped"] >= 3  # answers lost after the send was applied
+        assert proxy.counts["429"] >= 1
+        provider.close()
+    assert not errors
+    assert len(receipts) == 6 and all(r["status"] == 1 for r in receipts)
+    nonces = sorted(anvil.w3.eth.get_transaction(r["transactionHash"])["nonce"] for r in receipts)
+    assert nonces == list(range(6))  # contiguous, none reused
+    for tx in txs:
+        assert anvil.w3.eth.get_balance(tx["to"]) == tx["value"]  # each exactly once
+    assert_settled(anvil.w3, account.address)
+
+
+def test_restart_settles_what_a_previous_process_left_pending(anvil: ChainUnderTest) -> None:
+    w3 = anvil.w3
+    account = funded(anvil)
+    # the previous process: a transaction sent at the going price, then a fee spike it
+    # cannot pay for, then the process died
+    rpc(w3, "evm_setIntervalMining", 0)  # hold the next block until the spike is set
+    try:
+        base_fee = int(w3.eth.get_block("latest")["baseFeePerGas"])
+        stuck_tx = {
+            **payload(0),
+            "nonce": 0,
+            "chainId": w3.eth.chain_id,
+            "maxFeePerGas": 2 * base_fee + 1,
+            "maxPriorityFeePerGas": 1,
+        }
+        w3.eth.send_raw_transaction(account.sign_transaction(stuck_tx).raw_transaction)
+        rpc(w3, "anvil_setNextBlockBaseFeePerGas", hex(max(50 * GWEI, 8 * base_fee)))
+    finally:
+        rpc(w3, "evm_setIntervalMining", 1)
+    assert w3.eth.get_transaction_count(account.address, "pending") == 1
+    # the new process
+    manager = NonceManager(w3, account, poll=0.1)
+    assert manager.recover(wait=1.0) == 1
+    assert w3.eth.get_transaction_count(account.address, "latest") == 1
+    assert w3.eth.get_balance(stuck_tx["to"]) == 0  # the cancel took the nonce
+    tx = payload(1)
+    assert manager.send(tx)["status"] == 1
+    assert w3.eth.get_balance(tx["to"]) == tx["value"]
+    assert_settled(w3, account.address)
+
+
+def test_an_empty_wallet_fails_cleanly_and_resumes_when_funded(anvil: ChainUnderTest) -> None:
+    w3 = anvil.w3
+    account = funded(anvil, 0)
+    manager = NonceManager(w3, account, poll=0.1)
+    with pytest.raises(InsufficientFunds):
+        manager.send(payload(0))
+    assert manager.last_error is not None and "cannot pay" in manager.last_error
+    anvil.fund(account.address, ETH)
+    tx = payload(1)
+    receipt = manager.send(tx)
+    assert receipt["status"] == 1
+    assert w3.eth.get_transaction(receipt["transactionHash"])["nonce"] == 0  # no gap
+    assert manager.last_error is None
+    assert_settled(w3, account.address)

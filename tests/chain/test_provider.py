@@ -1,0 +1,124 @@
+"""FailoverProvider against real anvil behind the fault-injecting proxy (tests/support/rpc_proxy).
+
+Each fault is switched on at the proxy and must be survived -- and must have happened (the
+proxy's counters), so a test cannot pass by never meeting its fault.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+from web3 import Web3
+
+from node.chain.backend import open_rpc
+from node.chain.provider import ChainUnavailable, FailoverProvider, parse_retry_after
+from tests.chain.conftest import ChainUnderTest, spawn_anvil
+from tests.support.rpc_proxy import Faults, RpcProxy
+
+pytestmark = pytest.mark.anvil
+
+
+@pytest.fixture(scope="module")
+def anvil() -> Iterator[ChainUnderTest]:
+    with spawn_anvil() as chain:
+        yield chain
+
+
+@pytest.fixture
+def upstream(anvil: ChainUnderTest) -> str:
+    return str(anvil.w3.provider.endpoint_uri)  # type: ignore[attr-defined]
+
+
+def test_parse_retry_after() -> None:
+    assert parse_retry_after("2") == 2.0
+    assert parse_retry_after("0.5") == 0.5
+    assert parse_retry_after(None) is None
+    assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now=1445412480.0) == 0.0
+    assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now=1445412470.0) == 10.0
+
+
+def test_fails_over_from_a_down_endpoint_and_stays(upstream: str) -> None:
+    with RpcProxy(upstream, Faults(down=True)) as down, RpcProxy(upstream) as good:
+        provider = FailoverProvider([down.url, good.url], backoff_base=0.05)
+        w3 = Web3(provider)
+        numbers = [w3.eth.block_number for _ in range(5)]
+        assert numbers == sorted(numbers)
+        assert down.counts["down"] == 1  # asked once, then the good one is kept
+        assert good.counts["requests"] == 5
+        assert provider.failovers == 1
+        provider.close()
+
+
+def test_honours_retry_after_on_its_only_endpoint(upstream: str) -> None:
+    with RpcProxy(upstream, Faults(rate_limit_every=2, retry_after="1")) as limited:
+        provider = FailoverProvider([limited.url])
+        w3 = Web3(provider)
+        started = time.monotonic()
+        for _ in range(3):  # requests 1, 2 (429), 3 (the retry), 4 (429), 5
+            assert w3.eth.block_number >= 0
+        elapsed = time.monotonic() - started
+        assert limited.counts["429"] == 2
+        assert elapsed >= 2.0  # waited out both Retry-After: 1
+        assert provider.waited_seconds >= 1.9  # measured from the 429, not from the request
+        provider.close()
+
+
+def test_uses_another_endpoint_while_one_is_rate_limited(upstream: str) -> None:
+    with (
+        RpcProxy(upstream, Faults(rate_limit_every=1, retry_after="30")) as limited,
+        RpcProxy(upstream) as good,
+    ):
+        provider = FailoverProvider([limited.url, good.url])
+        w3 = Web3(provider)
+        started = time.monotonic()
+        for _ in range(4):
+            assert w3.eth.block_number >= 0
+        assert time.monotonic() - started < 5  # did not sit out the 30 s
+        assert limited.counts["429"] == 1  # and did not ask it again before its Retry-After
+        provider.close()
+
+
+def test_survives_timeouts_and_gives_up_within_its_budget(upstream: str) -> None:
+    faults = Faults(timeout_every=2, timeout_seconds=0.6)
+    with RpcProxy(upstream, faults) as slow:
+        provider = FailoverProvider([slow.url], timeout=0.3, backoff_base=0.05)
+        w3 = Web3(provider)
+        for _ in range(3):
+            assert w3.eth.block_number >= 0
+        assert slow.counts["timeout"] >= 1
+        faults.down = True
+        started = time.monotonic()
+        give_up = Web3(FailoverProvider([slow.url], max_attempts=3, backoff_base=0.05))
+        with pytest.raises(ChainUnavailable):
+            _ = give_up.eth.block_number
+        assert time.monotonic() - started < 2
+        provider.close()
+
+
+def test_open_rpc_takes_several_urls(upstream: str) -> None:
+    with RpcProxy(upstream, Faults(down=True)) as down:
+        backend = open_rpc(f"{down.url}, {upstream}")
+        try:
+            assert backend.chain_id == 31337
+            assert backend.rpc_url == f"{down.url},{upstream}"
+            assert backend.block_number() >= 0
+        finally:
+            backend.close()
+
+
+def test_asks_again_for_a_block_a_lagging_backend_has_not_got(
+    anvil: ChainUnderTest, upstream: str
+) -> None:
+    anvil.mine(5)
+    with RpcProxy(upstream, Faults(lag_every=2, lag_blocks=3)) as lagging:
+        provider = FailoverProvider([lagging.url])
+        w3 = Web3(provider)
+        heads = [int(w3.eth.block_number) for _ in range(2)]  # one lagging answer, one not
+        head = max(heads)
+        assert min(heads) == head - 3
+        for number in range(head - 4, head + 1):
+            assert w3.eth.get_block(number)["number"] == number  # never a null for these
+        assert provider.lagging_retries > 0
+        provider.close()

@@ -1,0 +1,173 @@
+"""The chain follower behind the fault proxy: capped and refused ``eth_getLogs``, 429s and a
+lagging load-balanced backend -- and no gap in the index.
+
+The reference is anvil itself, asked directly: every registry log it has up to the
+follower's target must be in ``registry_events``, no more, no less.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+from web3 import Web3
+
+from node.chain.logpager import LogPager
+from node.chain.provider import FailoverProvider
+from node.chain.registry import Registry
+from node.db.models import RegistryEvent
+from node.db.session import create_db_engine, make_session_factory, upgrade_database
+from node.errors import ChainError
+from node.ledger.follower import INDEXED_EVENTS, ChainFollower
+from tests.chain.conftest import ChainUnderTest, anvil_chain  # noqa: F401
+from tests.support.rpc_proxy import Faults, RpcProxy
+
+pytestmark = pytest.mark.anvil
+
+
+@pytest.fixture
+def sessions(tmp_path: Path) -> Iterator[sessionmaker[Session]]:
+    url = f"sqlite:///{tmp_path / 'index.sqlite'}"
+    upgrade_database(url)
+    engine = create_db_engine(url)
+    yield make_session_factory(engine)
+    engine.dispose()
+
+
+def test_no_gap_behind_capped_rate_limited_and_lagging_rpc(
+    anvil_chain: ChainUnderTest,  # noqa: F811
+    sessions: sessionmaker[Session],
+) -> None:
+    chain = anvil_chain
+    admin = chain.new_account()
+    registry = Registry.deploy(chain.w3, admin, 8)
+    start = int(chain.w3.eth.block_number) + 1  # after the deploy block (several logs)
+    for i in range(10):  # 10 events, several per block range, with empty blocks between
+        registry.create_subsystem(f"shop{i}")
+        chain.mine(1 + i % 3)
+    upstream = str(chain.w3.provider.endpoint_uri)  # type: ignore[attr-defined]
+    faults = Faults(
+        max_logs_range=6,
+        max_logs_results=4,  # createSubsystem logs 3 events: one block fits, two do not
+        rate_limit_every=9,
+        retry_after="0.1",
+        lag_every=3,
+        lag_blocks=5,
+    )
+    with RpcProxy(upstream, faults) as proxy:
+        provider = FailoverProvider([proxy.url], backoff_base=0.02)
+        follower = ChainFollower(
+            w3=Web3(provider),
+            registry_address=registry.address,
+            sessions=sessions,
+            confirmations=2,
+            start_block=start,
+            range_blocks=16,
+        )
+        head = int(chain.w3.eth.block_number)
+        retries = 0
+        while follower.last_indexed() < head - 2:
+            try:
+                follower.sync()
+            except ChainError:
+                retries += 1  # a lagging backend had not the block yet: the loop retries
+                assert retries < 100
+        assert proxy.counts["logs_range_refused"] > 0
+        assert proxy.counts["logs_results_refused"] > 0
+        assert proxy.counts["429"] > 0
+        assert proxy.counts["lagged"] > 0
+        assert follower.pager.shrinks > 0
+        provider.close()
+    assert follower.reorgs == 0
+    direct = chain.w3.eth.get_logs(
+        {"address": registry.address, "fromBlock": start, "toBlock": follower.last_indexed()}
+    )
+    with sessions() as s:
+        indexed = {(e.block_number, e.log_index) for e in s.scalars(select(RegistryEvent))}
+    topics = {str(registry.contract.events[n]().topic).lower() for n in INDEXED_EVENTS}
+    expected = {
+        (int(e["blockNumber"]), int(e["logIndex"]))
+        for e in direct
+        if "0x" + bytes(e["topics"][0]).hex() in topics
+    }
+    assert len(expected) >= 10  # SubsystemCreated, ParticipantAdded (the creator) ...
+    assert indexed == expected  # no gap, nothing extra
+
+
+def test_pager_repairs_a_short_answer_from_a_lagging_backend(
+    anvil_chain: ChainUnderTest,  # noqa: F811
+) -> None:
+    chain = anvil_chain
+    admin = chain.new_account()
+    registry = Registry.deploy(chain.w3, admin, 8)
+    first = int(chain.w3.eth.block_number)
+    for i in range(3):
+        registry.create_subsystem(f"lag{i}")
+    last = int(chain.w3.eth.block_number)
+    upstream = str(chain.w3.provider.endpoint_uri)  # type: ignore[attr-defined]
+    with RpcProxy(upstream, Faults(lag_every=1, lag_blocks=2)) as proxy:
+        provider = FailoverProvider([proxy.url])
+        pager = LogPager(Web3(provider), registry.address)
+        short = pager.fetch(first, last)  # clamped to last - 2 by the lagging backend
+        blocks = {n: chain.w3.eth.get_block(n) for n in range(first, last + 1)}
+        repaired = pager.check_blooms(short, blocks)
+        provider.close()
+    direct = chain.w3.eth.get_logs(
+        {"address": registry.address, "fromBlock": first, "toBlock": last}
+    )
+    assert len(short) < len(direct)
+    assert [(e["blockNumber"], e["logIndex"]) for e in repaired] == [
+        (e["blockNumber"], e["logIndex"]) for e in direct
+    ]
+    assert pager.bloom_repairs == 2
+
+
+def test_follows_the_finalized_tag_and_falls_back_to_confirmations_without_it(
+    anvil_chain: ChainUnderTest,  # noqa: F811
+    sessions: sessionmaker[Session],
+) -> None:
+    chain = anvil_chain
+    admin = chain.new_account()
+    registry = Registry.deploy(chain.w3, admin, 8)
+    start = int(chain.w3.eth.block_number) + 1
+    registry.create_subsystem("final")
+    created = int(chain.w3.eth.block_number)
+    chain.mine(10)
+    follower = ChainFollower(
+        w3=chain.w3,
+        registry_address=registry.address,
+        sessions=sessions,
+        confirmations=2,
+        finality="finalized",
+        start_block=start,
+    )
+    follower.sync()
+    assert follower.finality_supported is True
+    assert follower.last_indexed() < created  # 10 confirmations, but not finalized yet
+    finalized = int(chain.w3.eth.get_block("finalized")["number"])
+    assert follower.last_indexed() == finalized or follower.last_indexed() == start - 1
+    chain.mine(64)  # anvil finalizes latest - 64
+    follower.sync()
+    assert follower.last_indexed() >= created
+    with sessions() as s:
+        assert "SubsystemCreated" in s.scalars(select(RegistryEvent.name)).all()
+
+    upstream = str(chain.w3.provider.endpoint_uri)  # type: ignore[attr-defined]
+    with RpcProxy(upstream, Faults(no_finality_tags=True)) as proxy:
+        provider = FailoverProvider([proxy.url])
+        fallback = ChainFollower(
+            w3=Web3(provider),
+            registry_address=registry.address,
+            sessions=sessions,
+            confirmations=2,
+            finality="safe",
+            start_block=start,
+        )
+        fallback.sync()
+        assert proxy.counts["tag_refused"] == 1  # asked once, then confirmations only
+        assert fallback.finality_supported is False
+        assert fallback.last_indexed() == int(chain.w3.eth.block_number) - 2
+        provider.close()
