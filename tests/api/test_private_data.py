@@ -24,7 +24,7 @@ from node.crypto.sealed import decode_envelope, decode_sealed
 from node.keys.directory import KeyDirectory, compute_announcement
 from node.keys.private import HostNotParticipant, PrivateData
 from node.ledger.transaction import compute_payload_hash
-from tests.auth.siwe_helpers import make_message, sign
+from tests.auth.siwe_helpers import bearer_login, sign
 from tests.support.node import InProcessNode, domain_of, in_process_node, make_submission
 
 SECRET = "salary-4242-of-alice"
@@ -38,14 +38,7 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InProcessNode]
 
 
 def login(running: InProcessNode, wallet: LocalAccount) -> dict[str, str]:
-    """Return bearer headers for ``wallet`` after a real SIWE (EIP-4361) login."""
-    rules = httpx.get(running.url + "/api/v1/auth/nonce", timeout=10).json()
-    message = make_message(wallet, domain=rules["domain"], nonce=rules["nonce"],
-                           chain_id=rules["chain_id"], scheme=rules["scheme"])  # fmt: skip
-    body = {"message": message, "signature": sign(wallet, message)}
-    response = httpx.post(running.url + "/api/v1/auth/login", json=body, timeout=10)
-    assert response.status_code == 200, response.text
-    return {"Authorization": f"Bearer {response.json()['token']}"}
+    return bearer_login(running.url, wallet)
 
 
 def member_of(running: InProcessNode) -> tuple[LocalAccount, dict[str, str]]:

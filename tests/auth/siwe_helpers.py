@@ -54,3 +54,17 @@ def sign(account: Any, message: str) -> str:
 def in_minutes(minutes: float) -> datetime:
     """Return now + ``minutes``."""
     return datetime.now(UTC) + timedelta(minutes=minutes)
+
+
+def bearer_login(url: str, account: Any) -> dict[str, str]:
+    """Return the bearer header of a plain SIWE session of ``account`` at the node ``url``
+    (valid at that node only: a relayed request needs a session key, node.auth.client)."""
+    import httpx
+
+    rules = httpx.get(url + "/api/v1/auth/nonce", timeout=10).json()
+    message = make_message(account, domain=rules["domain"], nonce=rules["nonce"],
+                           chain_id=rules["chain_id"], scheme=rules["scheme"])  # fmt: skip
+    body = {"message": message, "signature": sign(account, message)}
+    response = httpx.post(url + "/api/v1/auth/login", json=body, timeout=10)
+    assert response.status_code == 200, response.text
+    return {"Authorization": f"Bearer {response.json()['token']}"}

@@ -19,7 +19,7 @@ from eth_account.signers.local import LocalAccount
 from node.chain.registry import Registry, RegistryRejected, compute_roles_mask
 from node.runtime import ALL_ROLES
 from node.storage.cids import compute_cid_bytes, format_cid_bytes
-from tests.auth.siwe_helpers import make_message, sign
+from tests.auth.siwe_helpers import bearer_login
 from tests.support.node import InProcessNode, in_process_node
 
 FUNDING_WEI = 10**20
@@ -64,13 +64,7 @@ def recorder() -> Iterator[Recorder]:
 
 
 def login(node: InProcessNode, wallet: LocalAccount) -> dict[str, str]:
-    rules = httpx.get(node.url + "/api/v1/auth/nonce", timeout=10).json()
-    message = make_message(wallet, domain=rules["domain"], nonce=rules["nonce"],
-                           chain_id=rules["chain_id"], scheme=rules["scheme"])  # fmt: skip
-    body = {"message": message, "signature": sign(wallet, message)}
-    response = httpx.post(node.url + "/api/v1/auth/login", json=body, timeout=10)
-    assert response.status_code == 200, response.text
-    return {"Authorization": f"Bearer {response.json()['token']}"}
+    return bearer_login(node.url, wallet)
 
 
 def attacker_of(node: InProcessNode) -> Registry:

@@ -16,7 +16,7 @@ import pytest
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
-from tests.auth.siwe_helpers import make_message, sign
+from tests.auth.siwe_helpers import bearer_login
 from tests.support.node import InProcessNode, domain_of, in_process_node, make_submission
 
 VICTIM = "acme.corp"
@@ -32,13 +32,7 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InProcessNode]
 
 
 def login(running: InProcessNode, wallet: LocalAccount) -> dict[str, str]:
-    rules = httpx.get(running.url + "/api/v1/auth/nonce", timeout=10).json()
-    message = make_message(wallet, domain=rules["domain"], nonce=rules["nonce"],
-                           chain_id=rules["chain_id"], scheme=rules["scheme"])  # fmt: skip
-    body = {"message": message, "signature": sign(wallet, message)}
-    response = httpx.post(running.url + "/api/v1/auth/login", json=body, timeout=10)
-    assert response.status_code == 200, response.text
-    return {"Authorization": f"Bearer {response.json()['token']}"}
+    return bearer_login(running.url, wallet)
 
 
 def records_url(running: InProcessNode, name: str) -> str:
