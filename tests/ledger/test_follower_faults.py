@@ -7,9 +7,6 @@ follower's target must be in ``registry_events``, no more, no less.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -19,27 +16,18 @@ from node.chain.logpager import LogPager
 from node.chain.provider import FailoverProvider
 from node.chain.registry import Registry
 from node.db.models import RegistryEvent
-from node.db.session import create_db_engine, make_session_factory, upgrade_database
 from node.errors import ChainError
 from node.ledger.follower import INDEXED_EVENTS, ChainFollower
 from tests.chain.conftest import ChainUnderTest, anvil_chain  # noqa: F401
+from tests.ledger.test_follower import sessions  # noqa: F401 - fixture: a migrated index
 from tests.support.rpc_proxy import Faults, RpcProxy
 
 pytestmark = pytest.mark.anvil
 
 
-@pytest.fixture
-def sessions(tmp_path: Path) -> Iterator[sessionmaker[Session]]:
-    url = f"sqlite:///{tmp_path / 'index.sqlite'}"
-    upgrade_database(url)
-    engine = create_db_engine(url)
-    yield make_session_factory(engine)
-    engine.dispose()
-
-
 def test_no_gap_behind_capped_rate_limited_and_lagging_rpc(
     anvil_chain: ChainUnderTest,  # noqa: F811
-    sessions: sessionmaker[Session],
+    sessions: sessionmaker[Session],  # noqa: F811
 ) -> None:
     chain = anvil_chain
     admin = chain.new_account()
@@ -127,7 +115,7 @@ def test_pager_repairs_a_short_answer_from_a_lagging_backend(
 
 def test_follows_the_finalized_tag_and_falls_back_to_confirmations_without_it(
     anvil_chain: ChainUnderTest,  # noqa: F811
-    sessions: sessionmaker[Session],
+    sessions: sessionmaker[Session],  # noqa: F811
 ) -> None:
     chain = anvil_chain
     admin = chain.new_account()
