@@ -90,7 +90,6 @@ class RequestVerifier:
         clock_skew: float = DEFAULT_CLOCK_SKEW,
         clock: Callable[[], float] = time.time,
         started_at: float | None = None,
-        on_delegation: Callable[[str], None] | None = None,
     ) -> None:
         self.auth = auth
         self.me = my_address.lower()
@@ -98,7 +97,6 @@ class RequestVerifier:
         self.clock_skew = clock_skew
         self.clock = clock
         self.started_at = int(clock() if started_at is None else started_at)
-        self.on_delegation = on_delegation
         self.nonces = NonceCache()
 
     def verify(self, request: SignedRequest) -> str:
@@ -143,6 +141,4 @@ class RequestVerifier:
             f"{signature_input.keyid} {signature_input.nonce}", signature_input.expires, now
         ):
             raise ReplayedRequest("replayed", "this request signature was already used here")
-        if self.on_delegation is not None:
-            self.on_delegation(delegation_header)
         return delegation.address
