@@ -434,11 +434,46 @@ class LockedEthereumTesterProvider(EthereumTesterProvider):
         with self._lock:
             if not self._is_open():
                 raise ChainError("the embedded chain is closed")
+            if method == "eth_getLogs":
+                params, refused = self._resolve_block_hash(params)
+                if refused is not None:
+                    return refused
             with self._db.hold():
                 if seconds is None:
                     return super().make_request(method, params)
                 with interrupt_after(seconds):
                     return super().make_request(method, params)
+
+    def _resolve_block_hash(self, params: Any) -> tuple[Any, RPCResponse | None]:
+        """Return ``eth_getLogs`` params with an EIP-234 ``blockHash`` turned into that block's
+        number range (eth-tester knows only ranges), or the error for an unknown, non-canonical
+        or ambiguous block; other params unchanged. Call under the lock."""
+        if not params or not isinstance(params[0], Mapping):
+            return params, None
+        query = dict(params[0])
+        block_hash = query.pop("blockHash", query.pop("block_hash", None))
+        if block_hash is None:
+            return params, None
+        if {"fromBlock", "toBlock", "from_block", "to_block"} & query.keys():
+            message = "blockHash cannot be combined with fromBlock or toBlock (EIP-234)"
+            return params, _rpc_error(JSONRPC_INVALID_PARAMS, message)
+        tester = self.ethereum_tester
+        assert tester is not None
+        chain = tester.backend.chain
+        try:
+            if isinstance(block_hash, bytes | bytearray):
+                wanted = Hash32(bytes(block_hash))
+            else:
+                wanted = Hash32(bytes.fromhex(str(block_hash).removeprefix("0x")))
+            header = chain.chaindb.get_block_header_by_hash(wanted)
+            canonical = chain.chaindb.get_canonical_block_hash(header.block_number) == wanted
+        except (HeaderNotFound, ValueError):
+            canonical = False
+        if not canonical:
+            shown = "0x" + bytes(block_hash).hex() if isinstance(block_hash, bytes) else block_hash
+            return params, _rpc_error(JSONRPC_SERVER_ERROR, f"unknown block {shown}")
+        query["from_block"] = query["to_block"] = int(header.block_number)
+        return [query, *params[1:]], None
 
     def _wait_for_clock(self, max_lead: float) -> None:
         # The lock is released while waiting: concurrent senders may each pass the check
@@ -453,6 +488,10 @@ class LockedEthereumTesterProvider(EthereumTesterProvider):
                 return
             self.lead_waits += 1
             time.sleep(min(lead - max_lead, 1.0))
+
+
+def _rpc_error(code: int, message: str) -> RPCResponse:
+    return {"jsonrpc": "2.0", "id": 0, "error": {"code": code, "message": message}}
 
 
 _MINING_METHODS: Final = frozenset(

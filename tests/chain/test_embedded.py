@@ -348,6 +348,21 @@ def test_json_rpc_speaks_the_standard_dialect(tmp_path: Path) -> None:
             {"fromBlock": 0, "toBlock": "latest", "address": contract}
         )
         assert int.from_bytes(logs[0]["data"], "big") == 7
+        # EIP-234: one block's logs by its hash (eth-tester itself knows only ranges)
+        logged = direct.eth.get_block(logs[0]["blockNumber"])
+        for w3 in (direct, outside):
+            by_hash = w3.eth.get_logs(
+                {"blockHash": Web3.to_hex(logged["hash"]), "address": contract}
+            )
+            assert by_hash == logs
+            empty = Web3.to_hex(w3.eth.get_block(0)["hash"])
+            assert w3.eth.get_logs({"blockHash": empty, "address": contract}) == []
+        unknown_block = chain.json_rpc("eth_getLogs", [{"blockHash": "0x" + "ab" * 32}], 8)
+        assert "unknown block" in unknown_block["error"]["message"]
+        both = chain.json_rpc(
+            "eth_getLogs", [{"blockHash": Web3.to_hex(logged["hash"]), "fromBlock": "0x0"}], 9
+        )
+        assert both["error"]["code"] == -32602 and "EIP-234" in both["error"]["message"]
         assert outside.eth.call({"to": contract, "data": "0x" + "00" * 31 + "09"}) == HexBytes(
             (9).to_bytes(32, "big")
         )

@@ -83,7 +83,7 @@ class DevnetPool:
         self.name = None
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def devnet_pool(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevnetPool]:
     if not ANVIL_BIN.exists():
         pytest.skip(f"anvil binary absent at {ANVIL_BIN}: npm ci in contracts/")

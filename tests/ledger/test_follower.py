@@ -214,3 +214,32 @@ def test_own_anchor_dropped_by_a_reorg_is_anchored_again(
     assert [ledger.get(t).leaf_index for t in [*later, newest]] == [2, 3, 4]  # type: ignore[union-attr]
     report = audit(sessions, store, Registry(chain.w3, registry.address), admin.address)
     assert report.ok, [str(f) for f in report.findings]
+
+
+def test_follower_passes_empty_blocks_on_the_embedded_chain(
+    tmp_path: Path, sessions: sessionmaker[Session]
+) -> None:
+    """eth-tester drops a bloom's leading zero bytes and knows no ``blockHash`` filter: the
+    follower must still read a bloom right (no re-read of every block) and index past blocks
+    without registry logs (it once stopped at the first one)."""
+    from node.chain.embedded import EmbeddedChain
+
+    admin = Account.create()
+    with EmbeddedChain.open(tmp_path / "chain", fund=[admin.address]) as chain:
+        registry = Registry.deploy(chain.w3, admin, 8)
+        follower = ChainFollower(
+            w3=chain.w3,
+            registry_address=registry.address,
+            sessions=sessions,
+            node_address=admin.address,
+            confirmations=0,
+            start_block=0,
+        )
+        registry.create_subsystem("shop")
+        chain.mine(30)
+        alice = Account.create().address
+        registry.add_participant("shop", alice)
+        follower.sync()
+        assert follower.last_indexed() == int(chain.w3.eth.block_number)
+        assert participants(sessions, "shop") == {admin.address, alice}
+        assert follower.pager.bloom_repairs == 0

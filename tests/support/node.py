@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import httpx
 import uvicorn
@@ -22,6 +22,8 @@ from eth_account import Account
 from node.config import Settings
 from node.devnet import free_port
 from node.ledger.transaction import BusinessTx, Domain, sign_tx
+
+UNBOUNDED_LEAD_SECONDS: Final = 10.0**9  # see in_process_node
 
 STARTUP_TIMEOUT = 90.0
 
@@ -75,6 +77,11 @@ def in_process_node(
     # was (block number included). The clock itself: tests/cli/test_up_clock.py (a real
     # `collegium up`) and tests/epoch/test_api.py (block_seconds=1).
     settings.setdefault("block_seconds", 0)
+    # Tests make time pass by mining blocks by hand (an epoch at a time), each stamped a second
+    # after its parent: bounding the lead would make every later transaction wait for the wall
+    # clock to catch up (minutes). The bound is tested where it is asked for explicitly
+    # (test_up_clock, tests/chain/test_embedded.py, the Overview's clock_ahead test).
+    settings.setdefault("chain_max_lead", UNBOUNDED_LEAD_SECONDS)
     cfg = Settings(data_dir=data_dir, port=port, **settings)
     init_node(cfg, password, **(init or {}))
     node = open_node(cfg, password)
