@@ -7,13 +7,16 @@ single endpoint (202) and the batch endpoint (10 items, each 202), and records e
 the node acknowledged. Once the first is acknowledged, after a further random 0.1-1.2 s
 (seeded), the node is killed with SIGKILL:
 in the middle of a commit, an IPFS import or an anchor transaction, whatever it was doing.
-It is restarted on its data directory; every acknowledged id must be there, and once the
-last one is anchored (recovery re-anchors or adopts what the crash interrupted),
-``collegium verify --data-dir … --chain …`` must exit 0.
+It is restarted on its data directory; every acknowledged id must be there. Every
+``VERIFY_EVERY`` rounds and after the last, once the last acknowledged one is anchored (recovery
+re-anchors or adopts what the crash interrupted) and nothing is pending,
+``collegium verify --data-dir … --chain …`` must exit 0. In the rounds between, the node is
+killed again without waiting for its anchors, so later kills also land in the middle of
+anchoring what earlier rounds left.
 
 Rounds: 20, as the issue asks (``COLLEGIUM_CRASH_ROUNDS`` overrides it, e.g. 3 for a quick
-look). One round costs 10-15 s on the 2-core VM with the 5-node devnet running, most of it the
-node's restart, so this test takes 3-5 minutes of the suite.
+look). A round is mostly the node's restart (~5 s on the 2-core VM); a verified round adds the
+wait for anchoring and the verify run.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from tests.devnet.support import health, run_verify, submission, wait_anchored, 
 from tests.support.node import domain_of
 
 CRASH_ROUNDS = int(os.environ.get("COLLEGIUM_CRASH_ROUNDS", "20"))
+VERIFY_EVERY = 5
 KILL_AFTER = (0.1, 1.2)
 STREAM_START = 30.0
 BATCH_ITEMS = 10
@@ -110,6 +114,10 @@ def test_no_acknowledged_transaction_is_lost_to_kill_9(devnet5: Devnet) -> None:
         missing = set(writer.acked) - stored_ids(node.url, devnet5.operator.address)
         assert not missing, f"round {round_}: {len(missing)} acknowledged transactions lost"
         acked += writer.acked
+        print(f"crash round {round_}: {len(writer.acked)} acknowledged, "
+              f"restarted +{restarted:.1f}s")  # fmt: skip
+        if (round_ + 1) % VERIFY_EVERY and round_ + 1 < CRASH_ROUNDS:
+            continue
         if acked:
             wait_anchored(node.url, acked[-1])
         # and whatever was committed but never acknowledged: nothing pending while verify runs
@@ -117,9 +125,8 @@ def test_no_acknowledged_transaction_is_lost_to_kill_9(devnet5: Devnet) -> None:
         anchored = time.monotonic() - started
         code, output = run_verify(node, devnet5)
         assert code == 0, f"round {round_}: verify failed\n{output}"
-        print(f"crash round {round_}: {len(writer.acked)} acknowledged, "
-              f"restarted +{restarted:.1f}s, anchored +{anchored:.1f}s, verified "
-              f"+{time.monotonic() - started:.1f}s; {output.strip().splitlines()[-1]}")  # fmt: skip
+        print(f"  anchored +{anchored:.1f}s, verified +{time.monotonic() - started:.1f}s; "
+              f"{output.strip().splitlines()[-1]}")  # fmt: skip
     assert len(acked) > CRASH_ROUNDS  # the stream was not idle
     lost = set(acked) - stored_ids(node.url, devnet5.operator.address)
     assert not lost, f"{len(lost)} of {len(acked)} acknowledged transactions lost"
