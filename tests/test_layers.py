@@ -38,13 +38,8 @@ ALLOWED_EDGES: frozenset[tuple[str, str]] = frozenset(
     }
 )
 
-# Known module cycles, as the sorted tuple of the modules in the cycle (issue 17 item 4:
-# one chain provider interface; node/chain/* is being changed in parallel).
-ALLOWED_CYCLES: frozenset[tuple[str, ...]] = frozenset(
-    {
-        ("node.chain.backend", "node.chain.embedded"),
-    }
-)
+# Known module cycles, as the sorted tuple of the modules in the cycle (same rules).
+ALLOWED_CYCLES: frozenset[tuple[str, ...]] = frozenset()
 
 
 @dataclass(frozen=True)

@@ -16,13 +16,12 @@ from urllib.parse import urlsplit, urlunsplit
 from eth_typing import ChecksumAddress
 from web3 import HTTPProvider, Web3
 
+from node.chain.constants import EMBEDDED_CHAIN_ID, JSONRPC_SERVER_ERROR
 from node.chain.provider import FailoverProvider
 from node.errors import ChainError
 
 if TYPE_CHECKING:  # py-evm and eth-tester load only when the embedded chain is opened
     from node.chain.embedded import EmbeddedChain, Synchronous
-
-JSONRPC_SERVER_ERROR: Final = -32000  # JSON-RPC 2.0 "server error" (implementation-defined)
 
 CHAIN_SUBDIR: Final = "chain"
 """The embedded chain lives in ``<data_dir>/chain``."""
@@ -191,7 +190,7 @@ def open_embedded(
     empty when an existing chain is opened). Raise ConfigError if the directory is in use,
     incomplete, or holds another chain (genesis mismatch).
     """
-    from node.chain.embedded import EmbeddedChain
+    from node.chain.embedded import EmbeddedChain  # lazily: py-evm, only for an embedded chain
 
     where = Path(directory) if directory else Path(data_dir) / CHAIN_SUBDIR
     embedded = EmbeddedChain.open(where, fund, synchronous=synchronous)
@@ -269,10 +268,6 @@ def open_chain(
         return open_rpc(rpc_url)
     return open_embedded(data_dir, fund, directory=directory)
 
-
-EMBEDDED_CHAIN_ID: Final = 1337
-"""Chain id of every embedded Collegium chain (``node.chain.embedded.COLLEGIUM_DEV_CHAIN_ID``,
-repeated here so that this module does not load py-evm)."""
 
 INDEPENDENT_CHECK: Final = (
     "for an independent check, run `collegium verify-tx BUNDLE --chain <an Ethereum RPC you "

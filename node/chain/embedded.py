@@ -71,12 +71,12 @@ from eth_utils import to_canonical_address, to_checksum_address
 from web3 import EthereumTesterProvider, Web3
 from web3.types import RPCEndpoint, RPCResponse, Wei
 
-from node.chain.backend import JSONRPC_SERVER_ERROR
+from node.chain.constants import EMBEDDED_CHAIN_ID, JSONRPC_SERVER_ERROR
 from node.errors import ChainError, ConfigError
 
 # --- Constants -------------------------------------------------------------------------------
 
-COLLEGIUM_DEV_CHAIN_ID: Final = 1337
+COLLEGIUM_DEV_CHAIN_ID: Final = EMBEDDED_CHAIN_ID
 """Chain id of every embedded Collegium chain (EIP-155 replay domain of dev chains)."""
 
 CHAIN_SCHEMA_VERSION: Final = 1
