@@ -71,7 +71,7 @@ def bench_sync(base: Path) -> tuple[float, int]:
     from fastapi import FastAPI
 
     from node.api.routes import gateway
-    from node.storage.sync import Syncer
+    from node.replication.sync import Syncer
 
     source = EmbeddedStore(base / "sync-a")
     root = source.add_bytes(os.urandom(SYNC_MIB * MIB))

@@ -30,7 +30,7 @@ from node.chain.endpoints import (
     compute_peer_policy,
 )
 from node.chain.keys import create_keystore, load_account
-from node.chain.nonces import wallet_status
+from node.chain.nonces import NonceManager, wallet_status
 from node.chain.registry import Registry, RegistryError, compute_roles_mask
 from node.config import DEFAULT_HOME_SUBSYSTEM, Settings
 from node.db.session import create_db_engine, make_session_factory, upgrade_database
@@ -45,9 +45,9 @@ from node.ledger.participants import ParticipantCache
 from node.ledger.service import LedgerService
 from node.ledger.transaction import Domain
 from node.ledger.verifier import VerifierPool
+from node.replication.sync import Syncer
 from node.storage import open_node_store
 from node.storage.base import BlockStore
-from node.storage.sync import Syncer
 
 log = logging.getLogger(__name__)
 
@@ -411,8 +411,6 @@ def open_node(settings: Settings, password: str) -> NodeContext:
             max_future_seconds=settings.tx_max_future_seconds,
         )
         if chain.kind == "rpc":  # settle what a previous run left in the pool first
-            from node.chain.nonces import NonceManager
-
             cancelled = NonceManager.of(chain.w3, account).recover()
             if cancelled:
                 log.warning("cancelled %d transactions left pending by the last run", cancelled)

@@ -23,20 +23,9 @@ ARCHITECTURE = ROOT / "docs" / "architecture.md"
 # Layers whose packages may import each other (a part imports only base).
 PEER_LAYERS = frozenset({"edge", "services", "base"})
 
-# Known violations, each held by a file another engineer is changing right now (issue 17).
-# The list is exact: a test fails when an entry no longer occurs, so it only ever shrinks.
-# Entries are (importing module, imported module).
-ALLOWED_EDGES: frozenset[tuple[str, str]] = frozenset(
-    {
-        # storage/sync.py decides what to want from the chain and the ledger's documents;
-        # issue 17 item 1 moves that into a replication service above storage, which hands
-        # storage only CIDs. (storage/sync.py is being changed in parallel.)
-        ("node.storage.sync", "node.chain.endpoints"),
-        ("node.storage.sync", "node.ledger.transaction"),
-        ("node.storage.sync", "node.ledger.batch"),
-        ("node.storage.sync", "node.crypto.replica"),
-    }
-)
+# Known violations, each with its issue item. The list is exact: a test fails when an entry
+# no longer occurs, so it only ever shrinks. Entries are (importing module, imported module).
+ALLOWED_EDGES: frozenset[tuple[str, str]] = frozenset()
 
 # Known module cycles, as the sorted tuple of the modules in the cycle (same rules).
 ALLOWED_CYCLES: frozenset[tuple[str, ...]] = frozenset()

@@ -7,7 +7,7 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Final
 
 import typer
 
@@ -21,6 +21,8 @@ from node.errors import CollegiumError, ConfigError
 # Commands import the node's modules inside their functions: those pull in web3, py-evm,
 # SQLAlchemy and FastAPI (seconds of import), which `collegium --help` and the light
 # commands must not wait for.
+
+PROGRESS_BAR_WIDTH: Final = 24  # characters of the replica bar in `collegium status`
 
 app = typer.Typer(
     help="Collegium node: open business ledger anchored on-chain, content on IPFS.",
@@ -326,8 +328,6 @@ def status(
     for line in format_frontend(health.get("frontend")):
         typer.echo(line)
     if health.get("sync"):
-        from node.storage.sync import format_progress
-
         typer.echo(f"replica    {format_progress(health['sync'])}")
     for log in health.get("replicas") or []:
         if isinstance(log, dict) and "subsystem" in log:
@@ -340,6 +340,25 @@ def status(
 
         for line in format_epoch_status(health["epochs"]):
             typer.echo(line)
+
+
+def format_progress(sync: dict[str, Any], width: int = PROGRESS_BAR_WIDTH) -> str:
+    """Return a one-line replica summary of ``/health``'s ``sync`` object, e.g.
+    ``"[############------------] 12/24 roots (syncing)"`` or ``"24/24 roots complete"``."""
+    have, want = int(sync.get("have", 0)), int(sync.get("want", 0))
+    if not sync.get("rounds"):
+        return "sync not run yet"
+    if sync.get("complete"):
+        line = f"{have}/{want} roots complete"
+    else:
+        filled = (have * width) // want if want else width
+        state = "syncing" if sync.get("syncing") else "incomplete"
+        line = f"[{'#' * filled}{'-' * (width - filled)}] {have}/{want} roots ({state})"
+    if sync.get("bad_blocks"):
+        line += f"; {sync['bad_blocks']} bad blocks from peers rejected"
+    if sync.get("last_error"):
+        line += f"; last error: {sync['last_error']}"
+    return line
 
 
 def format_store(store: dict[str, Any]) -> str:

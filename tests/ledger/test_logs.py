@@ -28,9 +28,9 @@ from node.ledger.proof import compute_root
 from node.ledger.reindex import reindex
 from node.ledger.transaction import BusinessTx, sign_tx, verify_signed_tx
 from tests.chain.conftest import ChainUnderTest, anvil_chain  # noqa: F401 (fixture)
-from tests.storage.conftest import peer_node
 from tests.support.ledger import count_log_rows
 from tests.support.node import InProcessNode, domain_of, submit_anchored
+from tests.support.peers import peer_node
 
 pytestmark = pytest.mark.anvil
 

@@ -1,4 +1,5 @@
-"""Fixtures for multi-node storage tests: real nodes sharing one anvil chain and one registry."""
+"""Peers for multi-node tests: real nodes sharing one anvil chain and one registry, and a
+gateway that tampers with the blocks it relays."""
 
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ from typing import Any
 
 import httpx
 
-from tests.chain.conftest import anvil_chain  # noqa: F401  (fixture re-exported for this package)
 from tests.support.node import InProcessNode, in_process_node
 
 #: Long enough that, after its first round at start-up, a node's sync loop waits for the test to

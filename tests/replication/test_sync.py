@@ -20,16 +20,10 @@ from eth_account import Account
 from node.chain.registry import Registry, compute_roles_mask
 from node.ledger.batch import decode_batch
 from node.storage import BlockCorrupted
-from node.storage.sync import (
-    PeerState,
-    compute_backoff,
-    compute_peer_order,
-    compute_roots,
-)
 from tests.chain.conftest import ChainUnderTest
-from tests.storage.conftest import TamperingGateway, peer_node
 from tests.support.blocks import read_stored_block, write_stored_block
 from tests.support.node import InProcessNode, domain_of, make_submission, submit_anchored
+from tests.support.peers import TamperingGateway, peer_node
 
 pytestmark = pytest.mark.anvil
 
@@ -220,38 +214,6 @@ def test_peer_serving_wrong_blocks_is_detected_and_skipped(
                 assert peers[tampering.url].served_blocks == 0
                 assert peers[a.url].served_blocks == progress.blocks_fetched
                 assert progress.bad_blocks == 1
-
-
-# -- pure helpers -------------------------------------------------------------------------------
-
-
-def test_backoff_doubles_and_is_capped() -> None:
-    assert [compute_backoff(n) for n in range(5)] == [0.0, 1.0, 2.0, 4.0, 8.0]
-    assert compute_backoff(1000) == 300.0
-
-
-def test_peer_order_prefers_honest_then_reliable_and_skips_backing_off() -> None:
-    honest = PeerState("http://a")
-    flaky = PeerState("http://b", failures=2)
-    liar = PeerState("http://c", bad_blocks=1)
-    resting = PeerState("http://d", retry_at=10.0)
-    assert compute_peer_order([liar, flaky, resting, honest], now=5.0) == [honest, flaky, liar]
-
-
-def test_roots_put_leaves_after_their_batch_and_drop_duplicates() -> None:
-    roots = compute_roots(["b1", "b2", "b1"], ["", "fe", "b2"], {"b1": ("l1", "l2"), "b2": ("l1",)})
-    assert roots == ["b1", "l1", "l2", "b2", "fe"]
-
-
-def test_progress_line_shows_a_bar_while_syncing() -> None:
-    from node.storage.sync import format_progress
-
-    assert format_progress({"rounds": 0}) == "sync not run yet"
-    line = format_progress({"rounds": 1, "have": 3, "want": 12, "syncing": True}, width=12)
-    assert line == "[###---------] 3/12 roots (syncing)"
-    assert format_progress({"rounds": 2, "have": 5, "want": 5, "complete": True}).startswith(
-        "5/5 roots complete"
-    )
 
 
 def test_payload_named_by_a_leaf_is_synced(cluster: Cluster) -> None:
