@@ -226,14 +226,16 @@ def test_anchoring_stalled_while_the_wallet_cannot_pay_gas(
             timeout=30,
         )
         assert response.status_code == 202, response.text  # accepted, waiting for an anchor
-        body = wait_reason(node, "anchoring_stalled")
+        body = wait_health(  # (the wallet is read with the chain: up to a second older)
+            node,
+            lambda h: "anchoring_stalled" in codes(h) and h["wallet"]["insufficient_funds"],
+        )
         assert "1 transaction(s) wait for an anchor" in message(body, "anchoring_stalled")
-        assert body["wallet"]["insufficient_funds"] is True
         assert_status_says(node, "anchoring_stalled", "wait for an anchor")
     finally:
         anvil.set_balance(address, FUNDS_WEI)
-    body = wait_ok(node)
-    assert body["log"]["pending"] == 0 and body["wallet"]["insufficient_funds"] is False
+    body = wait_health(node, lambda h: h["status"] == "ok" and h["wallet"]["balance_wei"] > 0)
+    assert body["log"]["pending"] == 0
     tx = httpx.get(f"{node.url}/api/v1/transactions/{response.json()['id']}", timeout=10)
     assert tx.json()["status"] == "anchored"
 
