@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -195,6 +196,7 @@ class NodeContext:
     _closed: bool = False
     _health_cache: ChainReadingCache[dict[str, Any]] = field(default_factory=ChainReadingCache)
     _probe: Any = None  # the Web3 with which /health asks an RPC chain for its head
+    _probe_lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
     def address(self) -> str:
@@ -302,17 +304,18 @@ class NodeContext:
         provider = self.chain.w3.provider
         if not isinstance(provider, FailoverProvider):
             return self.chain.w3  # the embedded chain: in this process
-        if self._probe is None:
-            self._probe = Web3(
-                FailoverProvider(
-                    [e.url for e in provider.endpoints],
-                    shown=[e.shown for e in provider.endpoints],
-                    timeout=HEALTH_PROBE_TIMEOUT_SECONDS,
-                    max_attempts=len(provider.endpoints),
-                    budget=HEALTH_PROBE_TIMEOUT_SECONDS * len(provider.endpoints),
-                    backoff_max=0.0,
+        with self._probe_lock:
+            if self._probe is None:
+                self._probe = Web3(
+                    FailoverProvider(
+                        [e.url for e in provider.endpoints],
+                        shown=[e.shown for e in provider.endpoints],
+                        timeout=HEALTH_PROBE_TIMEOUT_SECONDS,
+                        max_attempts=len(provider.endpoints),
+                        budget=HEALTH_PROBE_TIMEOUT_SECONDS * len(provider.endpoints),
+                        backoff_max=0.0,
+                    )
                 )
-            )
         return self._probe
 
     def _read_chain_state(self) -> dict[str, Any]:
