@@ -5,13 +5,21 @@ A node that serves HTTP is alive (``/livez``); it is *healthy* only when it also
 probe, epoch summary, sync progress, anchorer counters, embedded chain clock) and returns one
 reason per problem, each a stable ``code`` (a Prometheus label, a test's handle) and a sentence
 (the Overview page and ``collegium status`` print it as is). No reason: ``status`` is ``ok``.
+
+What ``/health`` reads from the chain besides the head (the registry's epoch, the wallet's
+balance, the front-end CID, every node's attestation) is kept by :class:`ChainReadingCache`
+for at most ``HEALTH_CACHE_SECONDS`` and only while the head block is the same: a burst of
+callers costs one ``eth_blockNumber`` each, and a reason whose cause is gone goes within a
+second of the next block.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, Generic, TypeVar
 
 REASON_CHAIN_UNREACHABLE: Final = "chain_unreachable"
 REASON_NO_ASSIGNMENT: Final = "no_assignment"
@@ -30,6 +38,47 @@ HEALTH_REASONS: Final[tuple[str, ...]] = (
     REASON_CLOCK_AHEAD,
 )
 """Every reason code, in the order reasons are listed (``collegium_health_reason`` labels)."""
+
+HEALTH_CACHE_SECONDS: Final = 1.0
+"""The longest a chain reading of ``/health`` is reused (and only at the same head block)."""
+
+HEALTH_PROBE_TIMEOUT_SECONDS: Final = 3.0
+"""Seconds ``/health`` waits for the chain's head (one attempt per RPC URL, no back-off)
+before it calls the chain unreachable."""
+
+T = TypeVar("T")
+
+
+class ChainReadingCache(Generic[T]):
+    """The last chain reading of ``/health``: reused while the head block is the same and it is
+    younger than ``ttl`` seconds; kept as *last known* while the chain does not answer."""
+
+    def __init__(
+        self, ttl: float = HEALTH_CACHE_SECONDS, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.ttl = ttl
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._entry: tuple[float, int, T] | None = None
+        self.reads = 0  # readings made (not reused): a test's handle on the cost
+
+    def get(self, head: int, read: Callable[[], T]) -> T:
+        """Return the reading made at block ``head`` less than ``ttl`` ago, or ``read()``."""
+        now = self._clock()
+        with self._lock:
+            entry = self._entry
+        if entry is not None and entry[1] == head and now - entry[0] < self.ttl:
+            return entry[2]
+        value = read()
+        with self._lock:
+            self._entry = (now, head, value)
+            self.reads += 1
+        return value
+
+    def last(self) -> T | None:
+        """Return the newest reading however old (the chain is down), or None."""
+        with self._lock:
+            return None if self._entry is None else self._entry[2]
 
 
 @dataclass(frozen=True)
@@ -57,7 +106,8 @@ def compute_health_reasons(
     - ``no_assignment``: the epoch service has no assignment for the current epoch.
     - ``slot_unserved``: the assignment leaves a subsystem or a slot without host.
     - ``attestations_disagree``: a node attested another root for this epoch.
-    - ``sync_behind``: the replica lacks blocks it knows of and its last round failed.
+    - ``sync_behind``: the replica lacks roots the chain references and its last round could
+      not get them from any peer (``missing``), or failed while it lacked some.
     - ``anchoring_stalled``: leaves wait while the anchorer keeps failing.
     - ``clock_ahead``: the newest embedded block is stamped past the wall clock by more than
       the bound (``clock_lead > max_lead``).
@@ -90,12 +140,19 @@ def compute_health_reasons(
                 f"{len(disagree)} node(s) attested another root for epoch {epochs.get('epoch')}: "
                 + ", ".join(disagree),
             )
-    if sync is not None and sync.get("want", 0) > sync.get("have", 0) and sync.get("last_error"):
-        add(
-            REASON_SYNC_BEHIND,
-            f"the replica has {sync['have']} of {sync['want']} roots; last error: "
-            f"{sync['last_error']}",
-        )
+    if sync is not None:
+        missing = int(sync.get("missing") or 0)  # roots the last finished round could not get
+        behind = sync.get("want", 0) > sync.get("have", 0)
+        if missing or (behind and sync.get("last_error")):
+            why = (
+                f"{missing} could not be fetched from any peer"
+                if missing
+                else f"last error: {sync['last_error']}"
+            )
+            add(
+                REASON_SYNC_BEHIND,
+                f"the replica has {sync.get('have', 0)} of {sync.get('want', 0)} roots; {why}",
+            )
     if anchoring is not None and anchoring.consecutive_failures > 0 and anchoring.pending > 0:
         add(
             REASON_ANCHORING_STALLED,

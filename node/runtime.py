@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -19,6 +20,7 @@ from eth_account.signers.local import LocalAccount
 from eth_utils import is_address, to_checksum_address
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
+from web3 import Web3
 
 from node import __version__
 from node.assignment.constants import ROLES_BY_BIT
@@ -31,13 +33,19 @@ from node.chain.endpoints import (
 )
 from node.chain.keys import create_keystore, load_account
 from node.chain.nonces import NonceManager, wallet_status
+from node.chain.provider import FailoverProvider
 from node.chain.registry import Registry, RegistryError, compute_roles_mask
 from node.config import DEFAULT_HOME_SUBSYSTEM, Settings
 from node.db.session import create_db_engine, make_session_factory, upgrade_database
 from node.epoch import EpochService, describe_epoch
 from node.errors import ChainError, CollegiumError, ConfigError
 from node.frontend import CID_VERSION, FrontendError, check_build_dir, default_build_dir, publish
-from node.health import AnchoringState, compute_health_reasons
+from node.health import (
+    HEALTH_PROBE_TIMEOUT_SECONDS,
+    AnchoringState,
+    ChainReadingCache,
+    compute_health_reasons,
+)
 from node.ledger.anchorer import Anchorer
 from node.ledger.follower import DEFAULT_CONFIRMATIONS, ChainFollower
 from node.ledger.logs import LogIndexer, block_time_of
@@ -186,6 +194,9 @@ class NodeContext:
     bundled_frontend: str | None = None
     block_clock: Any = None  # node.chain.embedded.BlockClock (embedded chain only)
     _closed: bool = False
+    _health_cache: ChainReadingCache[dict[str, Any]] = field(default_factory=ChainReadingCache)
+    _probe: Any = None  # the Web3 with which /health asks an RPC chain for its head
+    _probe_lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
     def address(self) -> str:
@@ -200,35 +211,49 @@ class NodeContext:
     def health(self) -> dict[str, Any]:
         """Return the node's health summary (served at ``GET /health``): ``status`` is ``ok``
         or ``degraded``, with ``reasons`` (``node.health``); a chain that does not answer
-        degrades the node instead of failing the request."""
-        w3 = self.chain.w3
+        degrades the node instead of failing the request.
+
+        The head block is read afresh each time, with one attempt per RPC URL and a short
+        timeout (:meth:`chain_head`); the other chain reads (epoch, wallet, front-end, the
+        epoch summary's attestations) are reused at the same head for at most a second
+        (``node.health.ChainReadingCache``), and kept as last read while the chain is down.
+        """
         chain: dict[str, Any] = {
             "kind": self.chain.kind,
             "chain_id": self.chain.chain_id,
             "block_number": None,
         }
-        chain_error: str | None = None
-        epoch: int | None = None
-        try:
-            chain["block_number"] = int(w3.eth.block_number)
-            epoch = int(self.registry.current_epoch())
-        except Exception as exc:  # noqa: BLE001 -- reported as a reason, never raised
-            chain_error = f"{type(exc).__name__}: {exc}"
+        head, chain_error = self.chain_head()
+        reading: dict[str, Any] | None
+        if head is not None:
+            chain["block_number"] = head
+            try:
+                reading = self._health_cache.get(head, self._read_chain_state)
+            except Exception as exc:  # noqa: BLE001 -- reported as a reason, never raised
+                chain_error = f"{type(exc).__name__}: {exc}"
+                reading = self._health_cache.last()
+        else:
+            reading = self._health_cache.last()  # as last read: the chain does not answer
+        reading = reading or {"epoch": None, "wallet": None, "frontend": None, "epochs": None}
         clock_lead: float | None = None
         max_lead: float | None = None
         embedded = self.chain.embedded
         if embedded is not None and embedded.is_open:
-            head = embedded.head_timestamp()
-            clock_lead = head - time.time()
+            head_time = embedded.head_timestamp()
+            clock_lead = head_time - time.time()
             max_lead = embedded.max_lead
-            chain["head_timestamp"] = head
+            chain["head_timestamp"] = head_time
             chain["clock_lead_seconds"] = round(clock_lead, 3)
             chain["max_lead_seconds"] = max_lead
             chain["blocks_by_clock"] = (
                 self.block_clock.blocks_mined if self.block_clock is not None else None
             )
-        sync = self.syncer.progress().as_dict() if self.syncer is not None else None
-        epochs = _describe_epochs(self.epochs)
+        sync: dict[str, Any] | None = None
+        if self.syncer is not None:
+            progress = self.syncer.progress()
+            sync = progress.as_dict()
+            sync["missing"] = len(progress.missing)  # roots no peer served in the last round
+        epochs = reading["epochs"]
         pending = self.ledger.pending_count()
         anchoring = AnchoringState(
             self.anchorer.consecutive_failures, self.anchorer.last_error, pending
@@ -247,11 +272,11 @@ class NodeContext:
             "version": __version__,
             "node": self.address,
             "chain": chain,
-            "wallet": wallet_status(w3, self.registry.account),
+            "wallet": reading["wallet"],
             "registry": self.record.registry,
-            "epoch": epoch,
+            "epoch": reading["epoch"],
             "store": self.store_health(),
-            "frontend": self.frontend_health(),
+            "frontend": reading["frontend"],
             "sync": sync,
             "epochs": epochs,
             "home": self.record.home,
@@ -262,6 +287,44 @@ class NodeContext:
                 "pending": pending,
                 "anchor_failures": self.anchorer.failures,
             },
+        }
+
+    def chain_head(self) -> tuple[int | None, str | None]:
+        """Return ``(head block, None)``, or ``(None, why)`` when the chain does not answer.
+
+        Over RPC the head is asked through a provider of its own that tries each URL once with
+        ``HEALTH_PROBE_TIMEOUT_SECONDS`` (the node's provider retries with back-off for up to
+        a minute: a health check must answer sooner)."""
+        try:
+            return int(self._probe_w3().eth.block_number), None
+        except Exception as exc:  # noqa: BLE001 -- reported as a reason, never raised
+            return None, f"{type(exc).__name__}: {exc}"
+
+    def _probe_w3(self) -> Any:
+        provider = self.chain.w3.provider
+        if not isinstance(provider, FailoverProvider):
+            return self.chain.w3  # the embedded chain: in this process
+        with self._probe_lock:
+            if self._probe is None:
+                self._probe = Web3(
+                    FailoverProvider(
+                        [e.url for e in provider.endpoints],
+                        shown=[e.shown for e in provider.endpoints],
+                        timeout=HEALTH_PROBE_TIMEOUT_SECONDS,
+                        max_attempts=len(provider.endpoints),
+                        budget=HEALTH_PROBE_TIMEOUT_SECONDS * len(provider.endpoints),
+                        backoff_max=0.0,
+                    )
+                )
+        return self._probe
+
+    def _read_chain_state(self) -> dict[str, Any]:
+        """Return what ``/health`` reads from the chain besides the head (cached by head)."""
+        return {
+            "epoch": int(self.registry.current_epoch()),
+            "wallet": wallet_status(self.chain.w3, self.registry.account),
+            "frontend": self.frontend_health(),
+            "epochs": _describe_epochs(self.epochs),
         }
 
     def store_health(self) -> dict[str, Any]:
@@ -303,6 +366,8 @@ class NodeContext:
         self.engine.dispose()
         self.store.close()
         self.chain.close()
+        if self._probe is not None:
+            self._probe.provider.close()
         log.info("node %s stopped cleanly", self.address)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from node.health import HEALTH_REASONS, AnchoringState, compute_health_reasons
+from node.health import HEALTH_REASONS, AnchoringState, ChainReadingCache, compute_health_reasons
 
 GOOD_EPOCH: dict[str, Any] = {
     "enabled": True,
@@ -52,3 +52,20 @@ def test_each_cause_gives_its_reason() -> None:
     assert codes(epochs={**GOOD_EPOCH, "unserved": ["orphan"]}) == ["slot_unserved"]
     assert codes(anchoring=AnchoringState(3, "chain down", 0)) == []  # nothing waits
     assert codes(sync={"have": 1, "want": 3, "last_error": None}) == []  # syncing normally
+    # the last finished round found no peer serving two roots: behind, though it did not fail
+    behind = {"have": 1, "want": 3, "last_error": None, "missing": 2}
+    assert codes(sync=behind) == ["sync_behind"]
+
+
+def test_chain_readings_are_reused_at_the_same_head_for_at_most_the_ttl() -> None:
+    now = [100.0]
+    cache: ChainReadingCache[int] = ChainReadingCache(ttl=1.0, clock=lambda: now[0])
+    made = iter(range(1, 100))
+    assert cache.last() is None
+    assert cache.get(7, lambda: next(made)) == 1
+    now[0] += 0.5
+    assert cache.get(7, lambda: next(made)) == 1  # same head, within the TTL: reused
+    assert cache.get(8, lambda: next(made)) == 2  # a new head: read afresh at once
+    now[0] += 1.0
+    assert cache.get(8, lambda: next(made)) == 3  # the TTL passed: read afresh
+    assert cache.last() == 3 and cache.reads == 3

@@ -615,9 +615,12 @@ def test_private_transaction_listed_shown_and_verified(
 def test_overview_says_degraded_with_reasons_until_fixed(
     tmp_path: Path, context: Any, screenshots: Path
 ) -> None:
-    """Issue 13: /health's reasons on the Overview, gone once the cause is. The cause here is
-    real: ten blocks mined at once (a dev chore) are stamped up to ~9 s past the wall
-    clock, beyond chain_max_lead (5 s); the reason goes once the clock has caught up."""
+    """Issue 13: /health's reasons on the Overview, each code with its sentence, gone once the
+    cause is. The causes here are real: another registered node attests a root of its own for
+    this epoch (attestations_disagree, gone when it leaves), and ten blocks mined at once (a dev
+    chore) are stamped up to ~9 s past the wall clock, beyond chain_max_lead (5 s) (clock_ahead,
+    gone once the clock has caught up). Every reason is made on a real node in
+    tests/api/test_health_reasons.py; the banner renders any code the same way."""
     with in_process_node(tmp_path / "node", chain_max_lead=5.0) as node:
         _overview_degraded_until_the_clock_catches_up(node, context, screenshots)
 
@@ -627,21 +630,38 @@ def _overview_degraded_until_the_clock_catches_up(
 ) -> None:
     embedded = node.node.chain.embedded
     assert embedded is not None
+    epoch = _wait_reasons(node, lambda codes: True)["epochs"]["epoch"]
+    other = Account.create()
+    node.node.chain.fund(other.address, 10**18)
+    rogue = Registry(node.node.chain.w3, node.node.record.registry, other)
+    rogue.register_node("http://127.0.0.1:9", 1, compute_roles_mask(("fe_system",)), "main")
+    rogue.attest(epoch, b"\x01" * 32)
     embedded.mine(10)
-    reasons = httpx.get(node.url + "/health", timeout=10).json()["reasons"]
-    assert "clock_ahead" in [r["code"] for r in reasons]
+    _wait_reasons(node, lambda codes: {"clock_ahead", "attestations_disagree"} <= codes)
     page = context.new_page()
     page.goto(node.url + "/")
     banner = page.get_by_test_id("health-degraded")
     banner.wait_for()
     assert "ahead of this machine's clock" in banner.inner_text()
     assert page.locator("[data-reason=clock_ahead]").count() == 1
+    disagree = page.locator("[data-reason=attestations_disagree]")
+    said = disagree.inner_text()
+    assert other.address in said and f"attested another root for epoch {epoch}" in said
     page.screenshot(path=str(screenshots / "overview-degraded.png"), full_page=True)
-    deadline = time.monotonic() + 60
-    while "clock_ahead" in [r["code"] for r in httpx.get(node.url + "/health").json()["reasons"]]:
-        assert time.monotonic() < deadline
-        time.sleep(0.5)
+    rogue.leave_node()  # (waits while the newest block is stamped too far ahead)
+    _wait_reasons(node, lambda codes: not codes & {"clock_ahead", "attestations_disagree"})
     page.reload()
     page.get_by_role("heading", name="Overview").wait_for()
     page.get_by_test_id("height").wait_for()
-    assert page.locator("[data-reason=clock_ahead]").count() == 0
+    assert page.locator("[data-reason]").count() == 0
+
+
+def _wait_reasons(node: InProcessNode, ready: Any, timeout: float = 60.0) -> dict[str, Any]:
+    """Return /health once ``ready`` accepts the set of its reason codes (polled)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        body: dict[str, Any] = httpx.get(node.url + "/health", timeout=10).json()
+        if body["epochs"].get("epoch") is not None and ready({r["code"] for r in body["reasons"]}):
+            return body
+        assert time.monotonic() < deadline, body["reasons"]
+        time.sleep(0.5)

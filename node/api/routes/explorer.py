@@ -39,8 +39,8 @@ _summary_lock = threading.Lock()
 
 def summary(node: NodeContext) -> dict[str, Any]:
     """Return what this page shows of the node (not ``/health``: no counts, no sync or epoch
-    state), re-read from the chain at most once per ``SUMMARY_TTL`` (``/health`` itself is
-    never cached: clients poll it for fresh values)."""
+    state), re-read from the chain at most once per ``SUMMARY_TTL`` (``/health`` reads the
+    head afresh each time and reuses its other chain reads only at the same head)."""
     now = time.monotonic()
     with _summary_lock:
         cached = _summaries.get(id(node))

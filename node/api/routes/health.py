@@ -20,9 +20,12 @@ router = APIRouter(tags=["health"])
 
 @router.get("/health")
 def health(node: NodeDep) -> dict[str, Any]:
-    """Return the node's health: chain id, block, epoch, node and registry address, store, and
-    ``replicas``: per subsystem with a private log, how many of its entries' sealed objects are
-    here and whether this node is caught up for it (``node.replication.replica``)."""
+    """Return the node's health: ``status`` (``ok`` or ``degraded``) and ``reasons`` (each a
+    ``code`` and a ``message``: docs/operations.md, "Health: ok or degraded"); chain id, block,
+    epoch, node and registry address, store, and ``replicas``: per subsystem with a private
+    log, how many of its entries' sealed objects are here and whether this node is caught up
+    for it (``node.replication.replica``). The head block is read afresh, other chain reads are
+    reused at the same head for at most a second; ``/livez`` is the cheap probe."""
     summary = node.health()
     try:
         summary["replicas"] = [s.as_dict() for s in get_subsystem_log(node).statuses()]
