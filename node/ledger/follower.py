@@ -57,7 +57,7 @@ from node.db.models import (
 from node.errors import ChainError, CollegiumError
 from node.ledger import tree
 from node.ledger.logs import LogIndexer
-from node.ledger.service import OWN_LOG
+from node.ledger.rows import OWN_LOG
 
 log = logging.getLogger(__name__)
 

@@ -36,8 +36,10 @@ from node.ledger.follower import ChainFollower
 from node.ledger.hasher import hash_leaf
 from node.ledger.logs import LogIndexer, block_time_of
 from node.ledger.proof import CompactRange
-from node.ledger.service import OWN_LOG, ContentStore, compute_leaf_cid, new_row
+from node.ledger.protocols import ContentStore
+from node.ledger.rows import OWN_LOG, new_row
 from node.ledger.transaction import Domain, decode_leaf
+from node.ledger.verifier import compute_leaf_cid
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
