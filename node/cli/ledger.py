@@ -101,7 +101,7 @@ def _copy_pending(old_url: str, new_sessions: Any) -> int:
 
     from node.db.models import BusinessTransaction, TransactionStatus
     from node.db.session import create_db_engine, make_session_factory
-    from node.ledger.service import new_row
+    from node.ledger.rows import new_row
     from node.ledger.transaction import decode_leaf
 
     engine = create_db_engine(old_url)

@@ -12,6 +12,7 @@ these documents, anyone can rebuild the whole log.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import rlp
 
@@ -19,6 +20,16 @@ from node.errors import ValidationError
 
 BATCH_VERSION = 1
 BATCH_VERSION_TIMED = 2
+UNIX_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def compute_micros(moment: datetime) -> int:
+    """Return ``moment`` as microseconds since the Unix epoch (naive = UTC, as SQLite
+    returns it): a leaf's acceptance time in a version 2 batch."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    delta = moment - UNIX_EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
 @dataclass(frozen=True)

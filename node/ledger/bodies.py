@@ -31,7 +31,7 @@ def store_bodies(store: Any, rows: Sequence[LeafRow], first: int) -> None:
     pinned.
 
     ``store`` is a ``BlockStore`` (typed ``Any`` until the ledger's own ``ContentStore`` in
-    ledger/service.py, being split in parallel, becomes ``BlockStore``: issue 17 items 2, 4).
+    ledger/protocols.py becomes ``BlockStore``: issue 17 items 2, 4).
 
     Raises ``StoreError`` if the store fails, and ``CollegiumError`` if a body did not get
     its recorded CID.

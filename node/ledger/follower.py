@@ -8,7 +8,8 @@ range stores
 * every registry event (``registry_events``: the source of truth of the derived tables);
 * ``Anchored`` events of *other* nodes as ``anchors`` rows (this node's own anchors are
   written by the ledger service, which also links their leaves);
-* the derived tables ``subsystems``, ``participants`` and ``nodes``;
+* the derived tables ``subsystems``, ``participants`` and ``nodes``
+  (``node.ledger.derived``);
 * the hash and parent hash of the indexed blocks (``indexed_blocks``).
 
 After each pass, with a :class:`node.ledger.logs.LogIndexer`, it indexes the leaves of other
@@ -20,7 +21,8 @@ indexed block is still the chain's hash at that height, and that the first new b
 parent hash equals it. On a mismatch it walks back through the stored hashes to the
 newest block still on the chain (the fork point), deletes every row indexed above it,
 returns this node's own anchors above it to ``pending`` (the anchorer anchors those
-leaves again), deletes other nodes' leaves of the dropped anchors (and their tree nodes),
+leaves again), deletes other nodes' leaves of the dropped anchors (and their tree nodes;
+both in ``node.ledger.reorg``),
 rebuilds the derived tables from the remaining events, and goes on from
 the fork point. Hashes are kept for every block within ``REORG_WINDOW`` of the head;
 a reorg deeper than that is reported as an error instead of being guessed at.
@@ -44,20 +46,12 @@ from web3 import Web3
 
 from node.chain.logpager import LogPager
 from node.chain.registry import get_registry_artifact
-from node.db.models import (
-    Anchor,
-    BusinessTransaction,
-    IndexedBlock,
-    Participant,
-    RegisteredNode,
-    RegistryEvent,
-    Subsystem,
-    TransactionParty,
-)
+from node.db.models import Anchor, IndexedBlock, RegistryEvent
 from node.errors import ChainError, CollegiumError
-from node.ledger import tree
+from node.ledger import reorg, tree
+from node.ledger.derived import ParticipantChange, apply_event, rebuild_derived
 from node.ledger.logs import LogIndexer
-from node.ledger.service import OWN_LOG
+from node.ledger.rows import OWN_LOG
 
 log = logging.getLogger(__name__)
 
@@ -316,18 +310,36 @@ class ChainFollower:
         """Index blocks ``first..last``; return a fork point instead if the range does not
         extend the indexed chain."""
         self._last_range_events = 0
+        blocks = self._read_blocks(first, last, head)
+        if not self._extends_index(first, blocks):
+            log.warning("reorg: block %d does not extend the indexed block %d", first, first - 1)
+            return self._find_fork(first - 1)
+        logs = self._fetch_logs(first, last, blocks)
+        changes = self._store_range(logs, blocks, head, last)
+        for subsystem, address in changes:
+            if self._on_participants is not None:
+                self._on_participants(subsystem, address)
+        return None
+
+    def _read_blocks(self, first: int, last: int, head: int) -> dict[int, Any]:
+        """Return the blocks of ``first..last`` whose hashes are kept (those within
+        ``REORG_WINDOW`` of ``head``) and always ``last``, by number."""
         keep_from = max(first, head - REORG_WINDOW)
         blocks = {n: self._block(n) for n in range(keep_from, last + 1)}
         blocks.setdefault(last, self._block(last))
+        return blocks
+
+    def _extends_index(self, first: int, blocks: dict[int, Any]) -> bool:
+        """Return whether block ``first`` (if read) has the last indexed block as parent."""
         with self._sessions() as session:
             previous = session.get(IndexedBlock, first - 1)
-        if (
-            previous is not None
-            and first in blocks
-            and _hex(blocks[first]["parentHash"]) != previous.hash
-        ):
-            log.warning("reorg: block %d does not extend the indexed block %d", first, first - 1)
-            return self._find_fork(first - 1)
+        if previous is None or first not in blocks:
+            return True
+        return _hex(blocks[first]["parentHash"]) == previous.hash
+
+    def _fetch_logs(self, first: int, last: int, blocks: dict[int, Any]) -> list[Any]:
+        """Return the registry's logs of ``first..last``, checked against ``blocks``; raise
+        ``ChainError`` if a block changed since it was read."""
         logs = self.pager.fetch(first, last)  # adaptive pages, no block skipped
         # a lagging backend answers short: blocks whose bloom names the registry are re-read
         logs = self.pager.check_blooms(logs, blocks)
@@ -336,7 +348,14 @@ class ChainFollower:
             number = int(entry["blockNumber"])
             if number in blocks and _hex(entry["blockHash"]) != _hex(blocks[number]["hash"]):
                 raise ChainError(f"block {number} changed while indexing; will retry")
-        participants_changed: list[tuple[str | None, str | None]] = []
+        return list(logs)
+
+    def _store_range(
+        self, logs: Sequence[Any], blocks: dict[int, Any], head: int, last: int
+    ) -> list[ParticipantChange]:
+        """Store the range's events, apply them and keep its block hashes, in one SQL
+        transaction; return the participations that changed."""
+        changes: list[ParticipantChange] = []
         with self._sessions() as session:
             for entry in logs:
                 decoded = self._decode(entry)
@@ -351,28 +370,30 @@ class ChainFollower:
                     args=json.dumps(args, sort_keys=True),
                 )
                 session.merge(event)
-                changed = self._apply(session, event, args)
+                changed = apply_event(session, event, args, node_address=self.node_address)
                 if changed is not None:
-                    participants_changed.append(changed)
+                    changes.append(changed)
                 self._last_range_events += 1
-            for number, block in blocks.items():
-                session.merge(
-                    IndexedBlock(
-                        number=number,
-                        hash=_hex(block["hash"]),
-                        parent_hash=_hex(block["parentHash"]),
-                    )
-                )
-            session.execute(
-                delete(IndexedBlock).where(
-                    IndexedBlock.number < head - REORG_WINDOW, IndexedBlock.number < last
+            self._keep_block_hashes(session, blocks, head, last)
+            session.commit()
+        return changes
+
+    @staticmethod
+    def _keep_block_hashes(session: Session, blocks: dict[int, Any], head: int, last: int) -> None:
+        """Store the hashes of ``blocks``; forget those older than ``REORG_WINDOW``."""
+        for number, block in blocks.items():
+            session.merge(
+                IndexedBlock(
+                    number=number,
+                    hash=_hex(block["hash"]),
+                    parent_hash=_hex(block["parentHash"]),
                 )
             )
-            session.commit()
-        for subsystem, address in participants_changed:
-            if self._on_participants is not None:
-                self._on_participants(subsystem, address)
-        return None
+        session.execute(
+            delete(IndexedBlock).where(
+                IndexedBlock.number < head - REORG_WINDOW, IndexedBlock.number < last
+            )
+        )
 
     def _decode(self, entry: Any) -> tuple[str, dict[str, Any]] | None:
         topics = entry.get("topics") or []
@@ -384,88 +405,20 @@ class ChainFollower:
         processed = event.process_log(entry)
         return str(processed["event"]), {k: _jsonable(v) for k, v in processed["args"].items()}
 
-    def _apply(
-        self, session: Session, event: RegistryEvent, args: dict[str, Any]
-    ) -> tuple[str | None, str | None] | None:
-        """Apply one event to the derived tables; return the (subsystem, address) whose
-        participation changed, if any."""
-        name = event.name
-        block = event.block_number
-        if name == "Anchored":
-            if str(args["node"]).lower() == self.node_address:
-                return None  # the ledger service indexes this node's own anchors
-            session.merge(
-                Anchor(
-                    index=int(args["index"]),
-                    root=str(args["root"]),
-                    tree_size=int(args["treeSize"]),
-                    count=int(args["count"]),
-                    batch_cid=str(args["batchCid"]),
-                    subsystem=str(args["subsystem"]),
-                    node=to_checksum_address(args["node"]),
-                    block_number=block,
-                    chain_tx_hash=event.tx_hash,
-                )
-            )
-        elif name == "SubsystemCreated":
-            session.merge(
-                Subsystem(
-                    name=str(args["name"]),
-                    id=str(args["id"]),
-                    creator=to_checksum_address(args["creator"]),
-                    block_number=block,
-                )
-            )
-            return (str(args["name"]), None)
-        elif name in ("ParticipantAdded", "ParticipantRemoved"):
-            subsystem = session.scalar(select(Subsystem.name).where(Subsystem.id == args["id"]))
-            if subsystem is None:  # created before start_block: resolve by the id later
-                subsystem = str(args["id"])
-            address = to_checksum_address(args["account"])
-            if name == "ParticipantAdded":
-                session.merge(Participant(subsystem=subsystem, address=address, block_number=block))
-            else:
-                session.execute(
-                    delete(Participant).where(
-                        Participant.subsystem == subsystem, Participant.address == address
-                    )
-                )
-            session.flush()
-            return (subsystem, address)
-        elif name in ("NodeRegistered", "NodeUpdated"):
-            session.merge(
-                RegisteredNode(
-                    address=to_checksum_address(args["node"]),
-                    endpoint=str(args["endpoint"]),
-                    capacity=int(args["capacity"]),
-                    roles_mask=int(args["rolesMask"]),
-                    home=str(args["home"]),
-                    active=True,
-                    block_number=block,
-                )
-            )
-        elif name == "NodeLeft":
-            row = session.get(RegisteredNode, to_checksum_address(args["node"]))
-            if row is not None:
-                row.active = False
-                row.block_number = block
-        session.flush()
-        return None
-
     def _rollback(self, fork: int) -> None:
         """Delete everything indexed above block ``fork`` and rebuild the derived tables."""
         self.reorgs += 1
         log.warning("reorg: rolling the index back to block %d", fork)
         with self._sessions() as session:
             session.execute(delete(RegistryEvent).where(RegistryEvent.block_number > fork))
-            self._drop_other_leaves_above(session, fork)
+            reorg.drop_other_leaves_above(session, self._own_checksum(), fork)
             session.execute(
                 delete(Anchor).where(
                     Anchor.block_number > fork, Anchor.node != self._own_checksum()
                 )
             )
             session.execute(delete(IndexedBlock).where(IndexedBlock.number > fork))
-            self._rebuild_derived(session)
+            rebuild_derived(session, node_address=self.node_address)
             session.commit()
         if self._rollback_own is not None:
             moved = self._rollback_own(fork)
@@ -474,41 +427,5 @@ class ChainFollower:
         if self._on_participants is not None:
             self._on_participants(None, None)
 
-    def _drop_other_leaves_above(self, session: Session, fork: int) -> None:
-        """Delete other nodes' leaves of anchors mined above ``fork`` and their tree nodes."""
-        gone = session.execute(
-            select(Anchor.index, Anchor.node).where(
-                Anchor.block_number > fork, Anchor.node != self._own_checksum()
-            )
-        ).all()
-        if not gone:
-            return
-        indexes = [int(i) for i, _ in gone]
-        doomed = select(BusinessTransaction.seq).where(
-            BusinessTransaction.anchor_index.in_(indexes), BusinessTransaction.origin != OWN_LOG
-        )
-        session.execute(delete(TransactionParty).where(TransactionParty.tx_seq.in_(doomed)))
-        session.execute(
-            delete(BusinessTransaction).where(
-                BusinessTransaction.anchor_index.in_(indexes),
-                BusinessTransaction.origin != OWN_LOG,
-            )
-        )
-        for origin in {str(node) for _, node in gone}:
-            tree.truncate(session, origin, tree.log_size(session, origin))
-
     def _own_checksum(self) -> str:
         return to_checksum_address(self.node_address) if self.node_address else ""
-
-    def _rebuild_derived(self, session: Session) -> None:
-        """Recompute ``subsystems``, ``participants`` and ``nodes`` from the events."""
-        for table in (Participant, Subsystem, RegisteredNode):
-            session.execute(delete(table))
-        session.flush()
-        events: Sequence[RegistryEvent] = session.scalars(
-            select(RegistryEvent)
-            .where(RegistryEvent.name != "Anchored")
-            .order_by(RegistryEvent.block_number, RegistryEvent.log_index)
-        ).all()
-        for event in events:
-            self._apply(session, event, json.loads(event.args))

@@ -1,14 +1,332 @@
-"""Group commit of single submissions (see ``docs/ledger.md``, "Accept").
+"""Intake: accept signed transactions as pending leaves (see ``docs/ledger.md``, "Accept").
 
-The ledger's single ``POST /api/v1/transactions`` goes through one :class:`GroupCommit`
-(:mod:`node.groupcommit`): each request thread verifies its own transaction, the group is
-committed by :meth:`~node.ledger.service.LedgerService._commit_group` (one SQL transaction)
-and its bodies stored by ``_store_group_bodies`` (one store write, overlapping the next
-group's commit); each request gets its own result.
+The order of writes is what makes "nothing half-written, nothing acknowledged lost" hold:
+every check runs first (``node.ledger.checks``: a rejected request writes nothing anywhere),
+then the leaf is committed to SQL (``status = pending``; SQLite ``synchronous=FULL``) — from
+here on it is acknowledged and survives ``kill -9`` — and only then is its body added to the
+content store (content-addressed, idempotent; a failure there is retried by the anchorer,
+which stores missing bodies before anchoring).
+
+Three ways in:
+
+* :meth:`Intake.submit` — one transaction, its own SQL transaction;
+* :meth:`Intake.submit_one` — one transaction by **group commit** (:mod:`node.groupcommit`):
+  each request thread verifies its own transaction, the group is committed by
+  :meth:`Intake.commit_verified` (one SQL transaction) and its bodies stored by
+  :meth:`Intake.store_group_bodies` (one store write, overlapping the next group's commit);
+  each request gets its own result;
+* :meth:`Intake.submit_many` — a batch request: signatures recovered in the verifier pool,
+  every accepted row in one SQL transaction; bodies left to the anchorer.
 """
 
 from __future__ import annotations
 
-from node.groupcommit import GROUP_MAX_ITEMS, GroupCommit
+import logging
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
 
-__all__ = ["GROUP_MAX_ITEMS", "GroupCommit"]
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from node.db.models import BusinessTransaction, TransactionStatus
+from node.errors import CollegiumError, ValidationError
+from node.groupcommit import GROUP_MAX_ITEMS, GroupCommit
+from node.ledger.bulk import insert_leaves
+from node.ledger.checks import (
+    AdmissionPolicy,
+    UsedKeys,
+    check_not_replayed,
+    compute_nonce_key,
+    compute_replay_error,
+    get_used_keys,
+)
+from node.ledger.protocols import ContentStore
+from node.ledger.queries import get_transaction
+from node.ledger.rows import new_row, row_values
+from node.ledger.signals import LedgerSignals
+from node.ledger.transaction import BusinessTx, Domain, SignedBusinessTx, verify_signed_tx
+from node.ledger.verifier import VerifiedTx, VerifierPool, compute_leaf_cid, verify_many
+
+log = logging.getLogger(__name__)
+
+MAX_SUBMIT_BATCH = 1000  # transactions per call of the batch endpoint
+
+_ACCEPTED = ValidationError("accepted")  # placeholder, replaced by the row before returning
+
+
+@dataclass(frozen=True)
+class Submission:
+    """One item of a batch submission."""
+
+    tx: BusinessTx
+    signature: bytes
+    claimed_signer: str | None = None
+
+
+@dataclass(frozen=True)
+class AcceptedTx:
+    """A transaction accepted by :meth:`Intake.submit_many` (committed, pending)."""
+
+    tx_id: str
+    seq: int
+    signer: str
+    cid: str
+    body: bytes
+    status: str = TransactionStatus.PENDING
+    leaf_hash: str = ""
+    signature: str = ""  # 0x-hex
+    received_at: datetime | None = None  # as the index returns it (naive UTC on SQLite)
+    tx: BusinessTx | None = None  # the signed fields, as stored
+
+
+Outcome = AcceptedTx | ValidationError
+Verified = tuple[Submission, VerifiedTx]
+
+
+class Intake:
+    """Check signed transactions and commit them as pending leaves (see the module doc)."""
+
+    def __init__(
+        self,
+        *,
+        sessions: sessionmaker[Session],
+        store: ContentStore,
+        domain: Domain,
+        policy: AdmissionPolicy,
+        signals: LedgerSignals,
+        write_lock: threading.Lock,
+        verifier: VerifierPool | None = None,
+        group_max: int = GROUP_MAX_ITEMS,
+    ) -> None:
+        self._sessions = sessions
+        self._store = store
+        self.domain = domain
+        self.policy = policy
+        self._signals = signals
+        self._write_lock = write_lock  # one writer of this process at a time (service.py)
+        self.verifier = verifier  # checks large batch requests in worker processes
+        self.group: GroupCommit[Verified, Outcome] = GroupCommit(
+            self.commit_verified, max_items=group_max, after=self.store_group_bodies
+        )
+        bind = sessions.kw.get("bind")
+        self._naive_times = bind is not None and bind.dialect.name == "sqlite"
+
+    # -- checks -------------------------------------------------------------------------------
+
+    def check(
+        self, tx: BusinessTx, signature: bytes, claimed_signer: str | None
+    ) -> SignedBusinessTx:
+        """Return the verified transaction or raise a ``ValidationError`` subclass.
+
+        Writes nothing. Checks format and sizes, the signature, the claimed signer,
+        that the subsystem exists, that the signer participates in it and that the
+        signer's nonce is unused.
+        """
+        signed = self.policy.check(verify_signed_tx(self.domain, tx, signature), claimed_signer)
+        with self._sessions() as session:
+            check_not_replayed(session, signed)
+        return signed
+
+    def verify_one(self, item: Submission) -> VerifiedTx:
+        """Return ``item`` verified (signature, claimed signer, subsystem, participant), with
+        its leaf; raise its ``ValidationError``. Writes nothing; the replay check is the
+        commit's."""
+        outcome = verify_many(self.domain, [(item.tx, item.signature)])[0]
+        if isinstance(outcome, ValidationError):
+            raise outcome
+        self.policy.check(outcome.signed, item.claimed_signer)
+        return outcome
+
+    # -- one transaction ----------------------------------------------------------------------
+
+    def submit(
+        self, tx: BusinessTx, signature: bytes, claimed_signer: str | None = None
+    ) -> BusinessTransaction:
+        """Accept one signed transaction in its own SQL transaction; return its row.
+
+        Raises ``ValidationError`` subclasses for bad input (nothing is written then).
+        """
+        signed = self.check(tx, signature, claimed_signer)
+        body = signed.encode()
+        row = new_row(signed, body, compute_leaf_cid(body), datetime.now(UTC))
+        with self._sessions() as session:
+            session.add(row)
+            try:
+                with self._write_lock:
+                    session.commit()
+            except IntegrityError as exc:  # a concurrent submit won the race for this nonce
+                session.rollback()
+                raise compute_replay_error(signed) from exc
+        try:
+            self._store.add_bytes(body)
+        except CollegiumError as exc:  # the anchorer stores it again before anchoring
+            log.warning("storing the body of %s failed, will retry: %s", row.tx_id, exc)
+        self._signals.note_leaves()
+        return get_transaction(self._sessions, row.tx_id) or row
+
+    def submit_one(self, item: Submission) -> AcceptedTx:
+        """Accept one signed transaction by group commit; return it once durable (pending).
+
+        The signature is checked in the calling thread; the commit is shared with whatever
+        other single submissions are queued: one SQL transaction and one store write for the
+        group, each caller getting its own result. Raises the item's own
+        ``ValidationError`` (nothing is written for it then).
+        """
+        accepted = self.group.submit((item, self.verify_one(item)))
+        if isinstance(accepted, ValidationError):
+            raise accepted
+        return accepted
+
+    def store_group_bodies(self, group: list[Verified], results: list[Outcome]) -> None:
+        """Put a committed group's accepted bodies into the content store (one write)."""
+        bodies = [r.body for r in results if isinstance(r, AcceptedTx)]
+        if bodies:
+            self._store_new_bodies(bodies)
+
+    def _store_new_bodies(self, bodies: list[bytes]) -> None:
+        """Put just-accepted bodies into the content store, pinned, in one write if the store
+        can (``add_many``); a failure is logged (the anchorer stores missing bodies)."""
+        add_many = getattr(self._store, "add_many", None)
+        try:
+            if add_many is not None:
+                add_many(bodies)
+            else:
+                for body in bodies:
+                    self._store.add_bytes(body)
+        except CollegiumError as exc:
+            log.warning("storing %d bodies failed, the anchorer will retry: %s", len(bodies), exc)
+
+    # -- a batch ------------------------------------------------------------------------------
+
+    def submit_many(self, items: Sequence[Submission]) -> list[Outcome]:
+        """Accept a batch of signed transactions; return, per item, the accepted leaf or the
+        ``ValidationError`` that rejected it (rejected items write nothing).
+
+        All accepted rows are committed in one SQL transaction (one fsync, bulk inserts)
+        before this returns; their bodies reach the content store through the anchorer.
+        """
+        if len(items) > MAX_SUBMIT_BATCH:
+            raise ValidationError(f"at most {MAX_SUBMIT_BATCH} transactions per batch")
+        results: list[Outcome] = []
+        candidates: dict[int, Verified] = {}
+        for position, (item, outcome) in enumerate(
+            zip(items, self._verify_signatures(items), strict=True)
+        ):
+            try:
+                if isinstance(outcome, ValidationError):
+                    raise outcome
+                self.policy.check(outcome.signed, item.claimed_signer)
+            except ValidationError as exc:
+                results.append(exc)
+                continue
+            candidates[position] = (item, outcome)
+            results.append(_ACCEPTED)
+        committed = self.commit_verified(list(candidates.values()))
+        for position, result in zip(candidates, committed, strict=True):
+            results[position] = result
+        return results
+
+    def _verify_signatures(self, items: Sequence[Submission]) -> list[VerifiedTx | ValidationError]:
+        """Return each item's recovered signer and leaf, in the worker pool if there is one."""
+        pairs = [(item.tx, item.signature) for item in items]
+        if self.verifier is not None:
+            return self.verifier.verify_many(pairs)
+        return verify_many(self.domain, pairs)
+
+    # -- the commit ---------------------------------------------------------------------------
+
+    def commit_verified(self, group: Sequence[Verified]) -> list[Outcome]:
+        """Commit the verified, checked items of ``group`` that are not replays, in one SQL
+        transaction; return per item its accepted leaf or its ``ReplayedTransaction``.
+
+        The bodies are not stored here: the group commit's ``after`` step or the anchorer
+        stores them.
+        """
+        results, unique = _sift_duplicates(group)
+        now = datetime.now(UTC)
+        with self._sessions() as session:
+            used = get_used_keys(session, [v.signed for v in unique.values()])
+            fresh, parties = _fresh_values(unique, used, results, now)
+            try:
+                with self._write_lock:
+                    seqs = insert_leaves(session, list(fresh.values()), parties)
+                    session.commit()
+            except IntegrityError:  # a concurrent submit won a race: fall back to one by one
+                session.rollback()
+                return [
+                    r if isinstance(r, ValidationError) else self._submit_or_error(group[i][0])
+                    for i, r in enumerate(results)
+                ]
+        received_at = now.replace(tzinfo=None) if self._naive_times else now
+        for seq, (position, values) in zip(seqs, fresh.items(), strict=True):
+            signed_tx = group[position][1].signed.tx
+            results[position] = _accepted(values, int(seq), received_at, signed_tx)
+        if fresh:
+            self._signals.note_leaves()
+        return results
+
+    def _submit_or_error(self, item: Submission) -> Outcome:
+        try:
+            row = self.submit(item.tx, item.signature, item.claimed_signer)
+        except ValidationError as exc:
+            return exc
+        return AcceptedTx(tx_id=row.tx_id, seq=row.seq, signer=row.signer, cid=row.cid,
+                          body=row.body)  # fmt: skip
+
+
+def _sift_duplicates(group: Sequence[Verified]) -> tuple[list[Outcome], dict[int, VerifiedTx]]:
+    """Return per item a placeholder, or its ``ReplayedTransaction`` if an earlier item of
+    ``group`` has its id or (signer, nonce); and the first items by position."""
+    results: list[Outcome] = [_ACCEPTED] * len(group)
+    seen_ids: set[str] = set()
+    seen_nonces: set[tuple[str, int]] = set()
+    unique: dict[int, VerifiedTx] = {}
+    for position, (_, verified_tx) in enumerate(group):
+        signed = verified_tx.signed
+        nonce_key = compute_nonce_key(signed)
+        if signed.tx_id in seen_ids or nonce_key in seen_nonces:
+            results[position] = compute_replay_error(signed)
+            continue
+        seen_ids.add(signed.tx_id)
+        seen_nonces.add(nonce_key)
+        unique[position] = verified_tx
+    return results, unique
+
+
+def _fresh_values(
+    unique: dict[int, VerifiedTx], used: UsedKeys, results: list[Outcome], received_at: datetime
+) -> tuple[dict[int, dict[str, Any]], list[Sequence[str]]]:
+    """Return the row values (by position) and parties of the items not ``used`` in the
+    index; mark the others' ``results`` as replays."""
+    fresh: dict[int, dict[str, Any]] = {}
+    parties: list[Sequence[str]] = []
+    for position, verified_tx in unique.items():
+        signed = verified_tx.signed
+        if used.holds(signed):
+            results[position] = compute_replay_error(signed)
+            continue
+        fresh[position] = row_values(
+            signed, verified_tx.body, verified_tx.cid, received_at, verified_tx.leaf_hash
+        )
+        parties.append(signed.tx.parties)
+    return fresh, parties
+
+
+def _accepted(
+    values: dict[str, Any], seq: int, received_at: datetime, tx: BusinessTx
+) -> AcceptedTx:
+    """Return the accepted leaf committed from row ``values`` as ``seq``."""
+    return AcceptedTx(
+        tx_id=values["tx_id"],
+        seq=seq,
+        signer=values["signer"],
+        cid=values["cid"],
+        body=values["body"],
+        leaf_hash=values["leaf_hash"],
+        signature=values["signature"],
+        received_at=received_at,
+        tx=tx,
+    )

@@ -39,8 +39,10 @@ from node.ledger import tree
 from node.ledger.batch import decode_batch
 from node.ledger.bulk import insert_leaves
 from node.ledger.hasher import hash_leaf
-from node.ledger.service import ContentStore, compute_leaf_cid, row_values
+from node.ledger.protocols import ContentStore
+from node.ledger.rows import row_values
 from node.ledger.transaction import Domain, decode_leaf
+from node.ledger.verifier import compute_leaf_cid
 
 log = logging.getLogger(__name__)
 

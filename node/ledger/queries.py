@@ -1,4 +1,7 @@
-"""The explorer's list query: newest first (``seq`` descending), filtered, one page.
+"""Reads of the index: one transaction, counts, anchors, and the explorer's list query.
+
+The list query returns transactions newest first (``seq`` descending), filtered, one page
+at a time (:func:`read_page`); :func:`iter_pages` chains pages for streamed exports (CSV).
 
 Every filter has an index that yields rows in ``seq`` order, so a page stops after
 ``limit + 1`` rows: ``(subsystem, seq)``, ``(kind, seq)``, ``(signer, seq)``, ``anchor_index``
@@ -32,14 +35,23 @@ query on both databases:
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Select, func, select
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session, aliased, defer, selectinload, sessionmaker
 
-from node.db.models import BusinessTransaction, TimeZone, TransactionParty
+from node.db.models import (
+    Anchor,
+    BusinessTransaction,
+    TimeZone,
+    TransactionParty,
+    TransactionStatus,
+)
 from node.db.zones import ZONE_BITS
+from node.ledger import tree
+from node.ledger.rows import OWN_LOG
 
 T = BusinessTransaction
 
@@ -49,9 +61,32 @@ ZONE_BATCH = 256
 RANGE_MAX = 4096
 #: sentinels for a one-sided range: with both bounds the database takes the index range
 LOWEST, HIGHEST = -(2**63), 2**63 - 1
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 500
 
 
-def page_query(session: Session, where: Any, before: int | None, limit: int) -> Select[Any]:
+@dataclass(frozen=True)
+class TxFilter:
+    """Filters of transaction queries (all optional; ``since <= timestamp < until``)."""
+
+    subsystem: str | None = None
+    kind: str | None = None
+    signer: str | None = None
+    party: str | None = None
+    since: int | None = None
+    until: int | None = None
+    anchor: int | None = None
+
+
+@dataclass(frozen=True)
+class Page:
+    """A page of transactions, newest first, with the cursor of the next page."""
+
+    items: list[BusinessTransaction]
+    next_cursor: int | None
+
+
+def page_query(session: Session, where: TxFilter, before: int | None, limit: int) -> Select[Any]:
     """Return the query of one page (``limit`` rows and one more) matching ``where``."""
     if where.since is None and where.until is None:
         query, order = _matching(where, plan="", seqs_only=False)
@@ -67,7 +102,7 @@ def page_query(session: Session, where: Any, before: int | None, limit: int) -> 
     return select(T).where(T.seq.in_(seqs)).order_by(T.seq.desc())
 
 
-def choose_time_plan(session: Session, where: Any) -> str:
+def choose_time_plan(session: Session, where: TxFilter) -> str:
     """Return the plan of a query with a time range (module doc): ``"subsystem+kind"`` when
     that index serves it, ``"range"`` when the range holds fewer than ``RANGE_MAX`` rows,
     else ``"zones"``."""
@@ -86,7 +121,7 @@ def choose_time_plan(session: Session, where: Any) -> str:
     return "range" if in_range < RANGE_MAX else "zones"
 
 
-def _matching(where: Any, *, plan: str, seqs_only: bool) -> tuple[Select[Any], Any]:
+def _matching(where: TxFilter, *, plan: str, seqs_only: bool) -> tuple[Select[Any], Any]:
     """Return the rows (or, with ``seqs_only``, the seqs) matching every filter but the time
     range, and the column they are ordered by (``seq``, or the party index's ``tx_seq``).
     Under the ``"range"`` plan the filters are written so that no index matches them."""
@@ -125,7 +160,7 @@ def _matching(where: Any, *, plan: str, seqs_only: bool) -> tuple[Select[Any], A
     return query, order
 
 
-def _in_time(query: Select[Any], where: Any, stamp: Any) -> Select[Any]:
+def _in_time(query: Select[Any], where: TxFilter, stamp: Any) -> Select[Any]:
     if where.since is not None:
         query = query.where(stamp >= where.since)
     if where.until is not None:
@@ -133,7 +168,7 @@ def _in_time(query: Select[Any], where: Any, stamp: Any) -> Select[Any]:
     return query
 
 
-def _range(where: Any, before: int | None, limit: int) -> Select[Any]:
+def _range(where: TxFilter, before: int | None, limit: int) -> Select[Any]:
     """The ``"range"`` plan: the range's rows by ``(timestamp, seq)``, newest kept."""
     others = (where.subsystem, where.kind, where.signer, where.party, where.anchor)
     bounds = (
@@ -154,7 +189,9 @@ def _range(where: Any, before: int | None, limit: int) -> Select[Any]:
     return query.order_by(order.desc()).limit(limit + 1)
 
 
-def zone_intervals(session: Session, where: Any, below: int | None) -> Iterator[tuple[int, int]]:
+def zone_intervals(
+    session: Session, where: TxFilter, below: int | None
+) -> Iterator[tuple[int, int]]:
     """Yield the ``seq`` intervals ``[low, high)``, newest first and below ``below`` (if
     given), of the zones whose timestamp bounds meet ``where``'s range: runs of consecutive
     zones, read ``ZONE_BATCH`` zones per query."""
@@ -195,7 +232,7 @@ def _cap(high: int, below: int | None) -> int:
     return high if below is None else min(high, below)
 
 
-def newest_in_zones(session: Session, where: Any, before: int | None, count: int) -> list[int]:
+def newest_in_zones(session: Session, where: TxFilter, before: int | None, count: int) -> list[int]:
     """The ``"zones"`` plan: return the seqs of the newest ``count`` rows matching ``where``
     (below ``before``), walking the zones that meet its time range newest first."""
     found: list[int] = []
@@ -210,14 +247,14 @@ def newest_in_zones(session: Session, where: Any, before: int | None, count: int
     return found
 
 
-def has_subsystem_kind_index(where: Any) -> bool:
+def has_subsystem_kind_index(where: TxFilter) -> bool:
     """Return whether ``where`` (with a time range) is ``subsystem`` + ``kind`` alone."""
     others = (where.signer, where.party, where.anchor)
     both = where.subsystem is not None and where.kind is not None
     return both and all(value is None for value in others)
 
 
-def _subsystem_kind_time(where: Any, before: int | None, limit: int) -> Select[Any]:
+def _subsystem_kind_time(where: TxFilter, before: int | None, limit: int) -> Select[Any]:
     """Return the page query of ``subsystem`` + ``kind`` + a time range: the seqs of the
     rows of both filters in the range, from the ``(subsystem, kind, timestamp, seq)`` index
     alone (index entries, no rows), sorted, the newest ``limit + 1`` kept, then those rows.
@@ -233,3 +270,109 @@ def _subsystem_kind_time(where: Any, before: int | None, limit: int) -> Select[A
         inner = inner.where(seq < before)
     newest = inner.order_by(seq.desc()).limit(limit + 1)
     return select(T).where(T.seq.in_(newest)).order_by(T.seq.desc()).limit(limit + 1)
+
+
+# -- reads ------------------------------------------------------------------------------------
+
+
+def get_transaction(sessions: sessionmaker[Session], tx_id: str) -> BusinessTransaction | None:
+    """Return the transaction with id ``tx_id`` (0x-hex EIP-712 digest), or None; of several
+    logs holding it, the first by ``(origin, seq)`` (this node's own log first)."""
+    with sessions() as session:
+        return session.scalar(
+            select(BusinessTransaction)
+            .options(
+                selectinload(BusinessTransaction.parties),
+                selectinload(BusinessTransaction.anchor),
+            )
+            .where(BusinessTransaction.tx_id == tx_id.lower())
+            .order_by(BusinessTransaction.origin, BusinessTransaction.seq)
+            .limit(1)
+        )
+
+
+def read_page(
+    sessions: sessionmaker[Session], where: TxFilter, *, before: int | None, limit: int
+) -> Page:
+    """Return one page of transactions matching ``where``, newest first, below the cursor
+    ``before`` (if given); ``limit`` is clamped to ``1..MAX_PAGE_SIZE``."""
+    limit = max(1, min(limit, MAX_PAGE_SIZE))
+    with sessions() as session:
+        query = page_query(session, where, before, limit).options(
+            defer(BusinessTransaction.body),
+            selectinload(BusinessTransaction.parties),
+            selectinload(BusinessTransaction.anchor),
+        )
+        rows: Sequence[BusinessTransaction] = session.scalars(query).all()
+    items = list(rows[:limit])
+    next_cursor = items[-1].seq if len(rows) > limit else None
+    return Page(items, next_cursor)
+
+
+def iter_pages(
+    read: Callable[[int | None, int], Page], *, chunk: int, first: int | None
+) -> Iterator[Sequence[BusinessTransaction]]:
+    """Yield the pages ``read(before, limit)`` returns, newest first: ``first`` rows (if
+    given), then twice as many each time up to ``chunk``. A client that stops after the
+    first rows (a download cancelled, a preview) leaves the server at most one small page
+    of work, not a whole chunk; a full export soon reads ``chunk`` rows per query."""
+    before: int | None = None
+    size = chunk if first is None else min(first, chunk)
+    while True:
+        page = read(before, size)
+        yield page.items
+        if page.next_cursor is None:
+            return
+        before = page.next_cursor
+        size = min(chunk, size * 2)
+
+
+def count_pending(sessions: sessionmaker[Session]) -> int:
+    """Return how many accepted leaves wait for an anchor (the status index)."""
+    with sessions() as session:
+        return int(session.scalar(_pending_count()) or 0)
+
+
+def _pending_count() -> Select[Any]:
+    return (
+        select(func.count())
+        .select_from(BusinessTransaction)
+        .where(BusinessTransaction.status == TransactionStatus.PENDING)
+    )
+
+
+def count_by_status(sessions: sessionmaker[Session], node_address: str) -> dict[str, int]:
+    """Return the number of transactions per status (statuses with none left out): pending
+    by the status index, anchored as the sum of the sizes of every log (logs have no gaps;
+    one index lookup per log instead of counting a million rows)."""
+    with sessions() as session:
+        pending = session.scalar(_pending_count())
+        others = session.scalars(
+            select(Anchor.node)
+            .where(func.lower(Anchor.node) != node_address.lower())
+            .group_by(Anchor.node)
+        ).all()
+        anchored = sum(tree.log_size(session, origin) for origin in (OWN_LOG, *others))
+    counts = {
+        TransactionStatus.PENDING: int(pending or 0),
+        TransactionStatus.ANCHORED: anchored,
+    }
+    return {status: n for status, n in counts.items() if n}
+
+
+def get_own_log_size(sessions: sessionmaker[Session]) -> int:
+    """Return the size of this node's anchored log (one index lookup)."""
+    with sessions() as session:
+        return tree.log_size(session, OWN_LOG)
+
+
+def list_anchors(
+    sessions: sessionmaker[Session], *, before: int | None, limit: int
+) -> list[Anchor]:
+    """Return the indexed anchors below ``before`` (if given), newest first; ``limit`` is
+    clamped to ``1..MAX_PAGE_SIZE``."""
+    query = select(Anchor).order_by(Anchor.index.desc()).limit(max(1, min(limit, MAX_PAGE_SIZE)))
+    if before is not None:
+        query = query.where(Anchor.index < before)
+    with sessions() as session:
+        return list(session.scalars(query).all())

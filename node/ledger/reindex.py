@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from web3 import Web3
 
 from node.chain.registry import Registry
-from node.db.models import Anchor, BusinessTransaction, RegistryEvent, TransactionStatus
+from node.db.models import BusinessTransaction, RegistryEvent, TransactionStatus
 from node.errors import CollegiumError
 from node.ledger import tree
 from node.ledger.batch import decode_batch
@@ -36,8 +36,11 @@ from node.ledger.follower import ChainFollower
 from node.ledger.hasher import hash_leaf
 from node.ledger.logs import LogIndexer, block_time_of
 from node.ledger.proof import CompactRange
-from node.ledger.service import OWN_LOG, ContentStore, compute_leaf_cid, new_row
+from node.ledger.protocols import ContentStore
+from node.ledger.recovery import compute_anchor_row
+from node.ledger.rows import OWN_LOG, new_row
 from node.ledger.transaction import Domain, decode_leaf
+from node.ledger.verifier import compute_leaf_cid
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -95,29 +98,32 @@ def reindex(
     )
     events = follower.sync().events
     registry = Registry(w3, registry_address)
+    count = registry.anchor_count()
+    own, transactions = _rebuild_own_log(sessions, store, w3, registry, node_address, count)
+    others = _index_other_logs(sessions, store, w3, registry_address, node_address)
+    return ReindexReport(events, count, own, transactions, others)
+
+
+def _rebuild_own_log(
+    sessions: sessionmaker[Session],
+    store: ContentStore,
+    w3: Web3,
+    registry: Registry,
+    node_address: str,
+    count: int,
+) -> tuple[int, int]:
+    """Write this node's anchors among the first ``count`` and their leaves, checked against
+    the chain, then persist the log's tree; return (anchors, leaves) written."""
     tx_hashes = _anchor_tx_hashes(sessions)
     frontier = CompactRange()
     own = transactions = 0
-    count = registry.anchor_count()
     for index in range(count):
         onchain = registry.get_anchor(index)
         if str(onchain.node).lower() != node_address.lower():
             continue
         rows = _rebuild_batch(w3, store, onchain, frontier)
         with sessions() as session:
-            session.merge(
-                Anchor(
-                    index=index,
-                    root="0x" + bytes(onchain.root).hex(),
-                    tree_size=int(onchain.tree_size),
-                    count=int(onchain.count),
-                    batch_cid=str(onchain.batch_cid),
-                    subsystem=str(onchain.subsystem),
-                    node=str(onchain.node),
-                    block_number=int(onchain.block_number),
-                    chain_tx_hash=tx_hashes.get(index, ""),
-                )
-            )
+            session.merge(compute_anchor_row(index, onchain, tx_hashes.get(index, "")))
             for row in rows:
                 row.anchor_index = index
                 session.add(row)
@@ -128,6 +134,18 @@ def reindex(
         _advance_seq(session)
         tree.catch_up(session, OWN_LOG)
         session.commit()
+    return own, transactions
+
+
+def _index_other_logs(
+    sessions: sessionmaker[Session],
+    store: ContentStore,
+    w3: Web3,
+    registry_address: str,
+    node_address: str,
+) -> int:
+    """Index the leaves of every other node's log as the running follower does; return how
+    many."""
     indexer = LogIndexer(
         sessions=sessions,
         store=store,
@@ -138,7 +156,7 @@ def reindex(
     others = 0
     while batches := indexer.index():
         others += sum(b.leaves for b in batches)
-    return ReindexReport(events, count, own, transactions, others)
+    return others
 
 
 def _advance_seq(session: Session) -> None:

@@ -42,7 +42,7 @@ CSV_COLUMNS = (
     "memo", "payload", "private", "payload_hash", "nonce", "timestamp", "cid", "leaf_hash",
     "leaf_index", "anchor_index", "anchor_block", "received_at",
 )  # fmt: skip
-CSV_CHUNK_ROWS = 500  # pages grow 50, 100, 200, … up to this (LedgerService.iter_pages)
+CSV_CHUNK_ROWS = 500  # pages grow 50, 100, 200, … up to this (node.ledger.queries.iter_pages)
 _COMPACT_JSON = json.JSONEncoder(separators=(",", ":"))  # one encoder, not one per item
 CSV_FIRST_ROWS = 50  # the first chunk is one explorer page: the download starts at once
 
