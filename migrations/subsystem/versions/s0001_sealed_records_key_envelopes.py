@@ -1,5 +1,7 @@
-"""subsystem database: sealed records and key envelopes (the schema create_all made before
-the subsystem migrations; such a file is stamped s0001 or s0002, see node/db/subsystem.py)
+"""subsystem database: sealed records and key envelopes
+
+The schema ``create_all`` made before the subsystem migrations existed; such a file is
+stamped s0001 or s0002 by the tables it holds (``node/db/subsystem.py``).
 
 Revision ID: s0001
 Revises:
