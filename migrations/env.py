@@ -1,12 +1,15 @@
-"""Alembic environment: runs revisions against the URL the node passes in."""
+"""Alembic environment of the index database: runs revisions against the URL the node passes in.
+
+Every table of the index is a model in :mod:`node.db.models`, so its metadata is the whole
+schema autogenerate compares with. A subsystem's own database has its own environment in
+``migrations/subsystem`` (:mod:`node.db.subsystem`).
+"""
 
 from __future__ import annotations
 
 from alembic import context
 from sqlalchemy import engine_from_config, pool
 
-import node.auth.models  # noqa: F401  (registers the login tables on Base.metadata)
-import node.keys.directory  # noqa: F401  (registers participant_keys on Base.metadata)
 from node.db.models import Base
 
 config = context.config

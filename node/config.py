@@ -1,16 +1,28 @@
-"""Node settings: one ``Settings`` class, read from the environment (``COLLEGIUM_*``).
+"""Settings: every ``COLLEGIUM_*`` environment variable is read here and nowhere else.
 
-Command-line flags of ``collegium up`` override the environment; both end up here.
+``Settings`` is the node's (``collegium up`` and the commands that open a data directory);
+command-line flags override the environment, both end up here. ``CliSettings`` holds what
+only the command-line client reads: the node's URL, the wallet password and a hex key.
+Secrets are ``SecretStr``: never in a repr, a log or an error text.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Final, Literal
 
-from pydantic import ByteSize, Field
+from pydantic import ByteSize, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX: Final = "COLLEGIUM_"
+DATA_DIR_ENV: Final = "COLLEGIUM_DATA_DIR"
+PASSWORD_ENV: Final = "COLLEGIUM_PASSWORD"
+"""The wallet password of the node's keystore or of ``--keystore FILE`` (else a prompt)."""
+KEY_ENV: Final = "COLLEGIUM_KEY"
+"""The default ``--key-env``: the variable holding a person's hex private key."""
+URL_ENV: Final = "COLLEGIUM_URL"
+DEFAULT_URL: Final = "http://127.0.0.1:8000"
 
 DEFAULT_DATA_DIR = Path("~/.collegium")
 DEFAULT_HOST = "127.0.0.1"
@@ -45,22 +57,19 @@ NODE_FILE = "node.json"
 DB_FILE = "index.sqlite"
 
 
-def default_data_dir() -> Path:
-    """Return the data directory from ``COLLEGIUM_DATA_DIR`` or ``~/.collegium``."""
-    return Path(os.environ.get("COLLEGIUM_DATA_DIR", str(DEFAULT_DATA_DIR))).expanduser()
-
-
 class Settings(BaseSettings):
     """Everything a running node needs to know about its environment."""
 
-    model_config = SettingsConfigDict(env_prefix="COLLEGIUM_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore")
 
-    data_dir: Path = Field(default_factory=default_data_dir)
+    # COLLEGIUM_DATA_DIR, else ~/.collegium (``~`` expanded)
+    data_dir: Path = DEFAULT_DATA_DIR
     host: str = DEFAULT_HOST
     port: int = DEFAULT_PORT
-    chain_url: str | None = None
-    ipfs_api: str | None = None
-    database_url: str | None = None
+    # URLs may carry credentials (user:password@): kept out of the repr
+    chain_url: str | None = Field(default=None, repr=False)
+    ipfs_api: str | None = Field(default=None, repr=False)
+    database_url: str | None = Field(default=None, repr=False)
     # where data lives (docs/operations.md): the block store's directory, the embedded chain's
     # directory (defaults: <data_dir>/ipfs, <data_dir>/chain) and the space donated to the store
     blocks_dir: Path | None = None
@@ -127,6 +136,14 @@ class Settings(BaseSettings):
     rpc_rate_limit: float = Field(default=DEFAULT_RPC_RATE_LIMIT, ge=0)
     rpc_rate_burst: int = Field(default=DEFAULT_RPC_RATE_BURST, ge=1)
     rpc_max_batch: int = Field(default=DEFAULT_RPC_MAX_BATCH, ge=1)
+    # the front-end build served and published (None: the bundled one, node/resources.py)
+    frontend_dir: Path | None = None
+
+    @field_validator("data_dir", "frontend_dir", "blocks_dir", "chain_dir")
+    @classmethod
+    def _expand_user(cls, value: Path | None) -> Path | None:
+        """Return ``value`` with ``~`` expanded."""
+        return value.expanduser() if value is not None else None
 
     @property
     def keystore_path(self) -> Path:
@@ -159,3 +176,30 @@ class Settings(BaseSettings):
     def endpoint(self) -> str:
         """Return the URL peers and users reach this node at."""
         return self.public_url or f"http://{self.host}:{self.port}"
+
+
+class CliSettings(BaseSettings):
+    """What the command-line client reads from the environment, besides ``Settings``:
+    ``COLLEGIUM_URL`` (the node to talk to), ``COLLEGIUM_PASSWORD`` (a keystore's password,
+    set even when empty) and ``COLLEGIUM_KEY`` (a hex private key)."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore")
+
+    url: str | None = None
+    password: SecretStr | None = None
+    key: SecretStr | None = None
+
+    @property
+    def node_url(self) -> str:
+        """Return the node URL: ``COLLEGIUM_URL`` if set and not empty, else the default."""
+        return self.url or DEFAULT_URL
+
+    def key_from(self, variable: str = KEY_ENV) -> SecretStr | None:
+        """Return the hex key held by environment variable ``variable`` (``--key-env``), or
+        None when it is unset or empty."""
+        if variable == KEY_ENV:
+            value = self.key
+        else:
+            raw = os.environ.get(variable)
+            value = SecretStr(raw) if raw is not None else None
+        return value if value is not None and value.get_secret_value() else None

@@ -24,6 +24,8 @@ SOURCES: Final[dict[str, str]] = {
     "migrations": "migrations",
     "frontend": "frontend/dist",
 }
+#: the subsystem databases' Alembic environment, inside the migrations directory
+SUBSYSTEM_MIGRATIONS: Final = "subsystem"
 _CHECKOUT: Final = Path(__file__).resolve().parents[1]
 
 
@@ -70,8 +72,13 @@ def contracts_dir() -> Path:
 
 
 def migrations_dir() -> Path:
-    """Return the Alembic script directory."""
+    """Return the Alembic script directory of the index database."""
     return locate("migrations")
+
+
+def subsystem_migrations_dir() -> Path:
+    """Return the Alembic script directory of the subsystem databases."""
+    return migrations_dir() / SUBSYSTEM_MIGRATIONS
 
 
 def frontend_dir() -> Path:
@@ -88,4 +95,5 @@ __all__ = [
     "locate",
     "migrations_dir",
     "source_checkout",
+    "subsystem_migrations_dir",
 ]

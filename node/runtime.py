@@ -451,8 +451,10 @@ def open_node(settings: Settings, password: str) -> NodeContext:
         registry = Registry(chain.w3, record.registry, account)
         _ensure_registered(registry, settings, record)
         store = open_node_store(settings)
-        bundled_frontend = _bundled_frontend_cid(store)
-        _publish_frontend_if_missing(registry, store)  # while the node key is still an admin
+        bundled_frontend = _bundled_frontend_cid(store, settings.frontend_dir)
+        _publish_frontend_if_missing(
+            registry, store, settings.frontend_dir
+        )  # while the node key is still an admin
         if deploying and record.operator is not None:
             hand_over_to_operator(registry, record.home, record.operator)
         upgrade_database(settings.sqlalchemy_url)
@@ -513,24 +515,25 @@ def open_node(settings: Settings, password: str) -> NodeContext:
     )  # fmt: skip
 
 
-def _bundled_frontend_cid(store: Any) -> str | None:
-    """Return the CID the front-end shipped with this node would have (nothing stored)."""
+def _bundled_frontend_cid(store: Any, configured: Path | None) -> str | None:
+    """Return the CID the front-end shipped with this node (or ``configured``: the
+    ``frontend_dir`` setting) would have (nothing stored)."""
     try:
-        directory = check_build_dir(default_build_dir())
+        directory = check_build_dir(default_build_dir(configured))
     except (FrontendError, ConfigError) as exc:
         log.warning("no bundled front-end: %s", exc)
         return None
     return str(store.add_path(directory, cid_version=CID_VERSION, pin=False, only_hash=True))
 
 
-def _publish_frontend_if_missing(registry: Any, store: Any) -> None:
+def _publish_frontend_if_missing(registry: Any, store: Any, configured: Path | None) -> None:
     """Publish the bundled front-end (store + registry) when the registry has none and this
     node's wallet may: the node that deploys a registry does so as part of the deploy, and
     again at its next start if it stopped in between. Anything else only logs."""
     if registry.frontend_cid() or not registry.is_system_admin(registry.account.address):
         return
     try:
-        cid = publish(store, registry, default_build_dir())
+        cid = publish(store, registry, default_build_dir(configured))
     except (FrontendError, ConfigError) as exc:
         log.warning("the bundled front-end is not published: %s", exc)
         return

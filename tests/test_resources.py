@@ -18,6 +18,9 @@ def test_inside_the_checkout_its_sources_are_used() -> None:
     assert resources.source_checkout() == ROOT
     assert resources.contracts_dir() == ROOT / "contracts" / "build"
     assert resources.migrations_dir() == ROOT / "migrations"
+    # inside the migrations directory, so the wheel carries it by the same rule
+    assert resources.subsystem_migrations_dir() == ROOT / "migrations" / "subsystem"
+    assert (resources.subsystem_migrations_dir() / "env.py").is_file()
     assert resources.frontend_dir() == ROOT / "frontend" / "dist"
 
 

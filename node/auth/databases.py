@@ -7,7 +7,8 @@ the salted commitment, and ``key_envelopes`` the host's key envelopes (public CI
 ``SubsystemDatabases`` is the one way to reach ``<data>/subsystems/<sha256(name)>.sqlite``. It
 takes the :class:`RoleContext` the router granted the request and refuses unless the
 context is ``be_subsystem`` of exactly that subsystem: the ``be_system`` code path (and
-``be_subsystem`` of another subsystem) cannot open it.
+``be_subsystem`` of another subsystem) cannot open it. Opening brings the file to the newest
+revision of its schema (:mod:`node.db.subsystem`, ``migrations/subsystem``).
 """
 
 from __future__ import annotations
@@ -22,72 +23,23 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
-from sqlalchemy import (
-    Column,
-    DateTime,
-    Engine,
-    Integer,
-    MetaData,
-    String,
-    Table,
-    Text,
-    insert,
-    select,
-)
+from sqlalchemy import Engine, insert, select
 
 from node.assignment import ROLE_BE_SUBSYSTEM
 from node.auth.errors import Forbidden
 from node.db.session import create_db_engine
+from node.db.subsystem import (
+    envelopes_table,
+    log_table,
+    records_table,
+    upgrade_subsystem_database,
+)
 
 log = logging.getLogger(__name__)
 
 SUBSYSTEMS_DIR: Final = "subsystems"
 DB_SUFFIX: Final = ".sqlite"
 SAFE_NAME: Final = re.compile(r"[A-Za-z0-9_-]{1,64}")
-CID_LEN: Final = 128
-COMMITMENT_LEN: Final = 64
-
-#: Schema of a subsystem database (its own file; created on first open). Nothing in it is
-#: plaintext business data: a record is sealed (``node.crypto``) and stored in the content
-#: store; its row keeps the sealed object's CID and its salted commitment (``docs/encryption.md``).
-subsystem_metadata = MetaData()
-records_table = Table(
-    "sealed_records",
-    subsystem_metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("cid", String(CID_LEN), nullable=False, index=True),
-    Column("commitment", String(COMMITMENT_LEN), nullable=False),
-    Column("key_version", Integer, nullable=False),
-    Column("author", String(42), nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-)
-envelopes_table = Table(
-    "key_envelopes",
-    subsystem_metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("key_version", Integer, nullable=False),
-    Column("envelope_cid", String(CID_LEN), nullable=False, unique=True),
-    Column("recipients", Text, nullable=False),  # JSON list of checksummed addresses
-    Column("created_at", DateTime(timezone=True), nullable=False),
-)
-#: S's log as this host indexed it (``node.replication.replica``): one row per private transaction
-#: of S, rebuilt from the ledger index and the content store; nothing here is plaintext.
-log_table = Table(
-    "log_entries",
-    subsystem_metadata,
-    Column("position", Integer, primary_key=True, autoincrement=False),
-    Column("tx_id", String(66), nullable=False, unique=True),
-    Column("kind", String(32), nullable=False),
-    Column("author", String(42), nullable=False),
-    Column("timestamp", Integer, nullable=False),
-    Column("cid", String(CID_LEN), nullable=False),
-    Column("payload_hash", String(66), nullable=False),
-    Column("anchored", Integer, nullable=False),
-    Column("envelope", String(CID_LEN), nullable=True),
-    Column("key_version", Integer, nullable=True),
-    Column("commitment", String(COMMITMENT_LEN), nullable=True),
-    Column("missing", Integer, nullable=False),
-)
 
 
 @dataclass(frozen=True)
@@ -249,7 +201,11 @@ class SubsystemDatabases:
                 self.root.mkdir(parents=True, exist_ok=True)
                 self._migrate_legacy(name)
                 engine = create_db_engine(f"sqlite:///{self.path_of(name)}")
-                subsystem_metadata.create_all(engine)
+                try:
+                    upgrade_subsystem_database(engine)
+                except Exception:
+                    engine.dispose()
+                    raise
                 db = self._open[name] = SubsystemDatabase(name, engine)
             return db
 

@@ -40,7 +40,7 @@ from node.auth.delegation import (
     decode_delegation_header,
 )
 from node.auth.errors import LoginRejected, NotAuthenticated
-from node.auth.models import LoginNonce, LoginSession
+from node.db.models import LoginNonce, LoginSession
 
 NONCE_BYTES: Final = 16
 TOKEN_BYTES: Final = 32

@@ -17,9 +17,6 @@ from eth_utils import to_checksum_address
 
 from node.errors import ConfigError
 
-PASSWORD_ENV: Final = "COLLEGIUM_PASSWORD"
-"""Environment variable the CLI reads the wallet password from (else it prompts)."""
-
 KEYSTORE_FILE_MODE: Final = 0o600
 
 Kdf = Literal["scrypt", "pbkdf2"]

@@ -11,7 +11,6 @@ that process); otherwise the chain is opened directly.
 from __future__ import annotations
 
 import contextlib
-import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,9 +19,9 @@ from typing import Annotated, Any
 import typer
 from web3.middleware import Web3Middleware
 
-from node.chain.keys import PASSWORD_ENV
 from node.cli.probe import running_node_rpc
 from node.cli.status import ExitStatus
+from node.config import KEY_ENV, PASSWORD_ENV, CliSettings
 from node.errors import CollegiumError
 
 # Commands import the node's modules inside their functions: those pull in web3, py-evm,
@@ -33,9 +32,9 @@ app = typer.Typer(help="System front-end (IPFS-hosted web app)", no_args_is_help
 
 
 def _password() -> str:
-    from_env = os.environ.get(PASSWORD_ENV)
+    from_env = CliSettings().password
     if from_env is not None:
-        return from_env
+        return from_env.get_secret_value()
     if not sys.stdin.isatty():
         raise CollegiumError(f"set {PASSWORD_ENV} (no terminal to prompt for the wallet password)")
     return str(typer.prompt("Wallet password", hide_input=True))
@@ -66,7 +65,7 @@ def _publish_as_person(
 ) -> str:
     """Add the build to the node's store, then have the wallet sign ``setSubsystemFrontend``
     (or ``setFrontend``) and the node relay it; return the CID. Exits 5 for a non-admin."""
-    from node.cli.people import KEY_ENV, load_wallet
+    from node.cli.people import load_wallet
     from node.client import Client, ClientError
     from node.config import Settings
     from node.frontend import CID_VERSION, check_build_dir, default_build_dir
@@ -83,7 +82,7 @@ def _publish_as_person(
             where = f"an admin of {subsystem!r}" if subsystem else "a system admin"
             typer.echo(f"error: {wallet.address} is not {where}", err=True)
             raise typer.Exit(int(ExitStatus.NOT_ADMIN))
-        directory = check_build_dir(build_dir or default_build_dir())
+        directory = check_build_dir(build_dir or default_build_dir(settings.frontend_dir))
         store = open_store(settings.data_dir, ipfs or settings.ipfs_api)
         try:
             cid = str(store.add_path(directory, cid_version=CID_VERSION, pin=True))
@@ -188,6 +187,7 @@ def publish(
     if keystore is not None or key_env is not None:
         typer.echo(_publish_as_person(build_dir, data_dir, ipfs, subsystem, keystore, key_env, url))
         return
+    from node.config import Settings
     from node.frontend import (
         NotSubsystemAdmin,
         NotSystemAdmin,
@@ -196,7 +196,7 @@ def publish(
     )
     from node.frontend import publish as publish_frontend
 
-    directory = build_dir or default_build_dir()
+    directory = build_dir or default_build_dir(Settings().frontend_dir)
     try:
         with open_publisher(data_dir, chain, ipfs) as (store, registry):
             if subsystem is None:

@@ -7,14 +7,14 @@ The data directory is ``--data-dir``, else ``$COLLEGIUM_DATA_DIR``, else ``~/.co
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
-from typing import Annotated, BinaryIO, Final
+from typing import Annotated, BinaryIO
 
 import typer
 
 from node.cli.status import ExitStatus
+from node.config import DATA_DIR_ENV, Settings
 from node.errors import InvalidCID, NotFoundInStore, StoreError
 from node.storage import open_node_store, open_store
 from node.storage.base import BlockStore
@@ -22,9 +22,6 @@ from node.storage.base import BlockStore
 # Commands import the node's modules inside their functions: those pull in web3, py-evm,
 # SQLAlchemy and FastAPI (seconds of import), which `collegium --help` and the light
 # commands must not wait for.
-
-DATA_DIR_ENV: Final = "COLLEGIUM_DATA_DIR"
-DEFAULT_DATA_DIR: Final = Path("~/.collegium")
 
 
 app = typer.Typer(help="Content store (IPFS) commands", no_args_is_help=True)
@@ -46,12 +43,10 @@ def get_data_dir(data_dir: Path | None) -> Path:
     """Return the data directory: the option, else ``$COLLEGIUM_DATA_DIR``, else ~/.collegium."""
     if data_dir is not None:
         return data_dir.expanduser()
-    from_env = os.environ.get(DATA_DIR_ENV)
-    return Path(from_env).expanduser() if from_env else DEFAULT_DATA_DIR.expanduser()
+    return Settings().data_dir
 
 
 def _open(data_dir: Path | None, ipfs_api: str | None) -> BlockStore:
-    from node.config import Settings
     from node.runtime import with_record_locations
 
     settings = with_record_locations(Settings(data_dir=get_data_dir(data_dir)))

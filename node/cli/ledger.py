@@ -160,14 +160,14 @@ def reindex_command(
     touched. Exits 3 if the chain and the store disagree.
     """
     from node.chain.backend import open_chain, open_rpc
-    from node.config import Settings, default_data_dir
+    from node.config import Settings
     from node.db.session import create_db_engine, make_session_factory, upgrade_database
     from node.ledger.reindex import ReindexError, reindex
     from node.runtime import NodeRecord, with_record_locations
     from node.storage import open_node_store
 
     settings = with_record_locations(
-        Settings(data_dir=(data_dir or default_data_dir()).expanduser())
+        Settings(data_dir=data_dir.expanduser()) if data_dir else Settings()
     )
     old_path: Path | None = None
     new_path: Path | None = None

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any, Final
@@ -15,7 +14,13 @@ from node import __version__
 from node.assignment.constants import ROLES_BY_BIT
 from node.cli.probe import running_node_rpc
 from node.cli.status import ExitStatus
-from node.config import DEFAULT_HOME_SUBSYSTEM, DEFAULT_PORT, Settings, default_data_dir
+from node.config import (
+    DEFAULT_HOME_SUBSYSTEM,
+    DEFAULT_PORT,
+    PASSWORD_ENV,
+    CliSettings,
+    Settings,
+)
 from node.errors import CollegiumError, ConfigError
 
 # Commands import the node's modules inside their functions: those pull in web3, py-evm,
@@ -114,13 +119,11 @@ def _first_error(exc: ValueError) -> str:
 
 
 def _password(confirm: bool = False) -> str:
-    from_env = os.environ.get("COLLEGIUM_PASSWORD")
+    from_env = CliSettings().password
     if from_env is not None:
-        return from_env
+        return from_env.get_secret_value()
     if not sys.stdin.isatty():
-        raise CollegiumError(
-            "set COLLEGIUM_PASSWORD (no terminal to prompt for the wallet password)"
-        )
+        raise CollegiumError(f"set {PASSWORD_ENV} (no terminal to prompt for the wallet password)")
     return str(typer.prompt("Wallet password", hide_input=True, confirmation_prompt=confirm))
 
 
@@ -539,7 +542,7 @@ def main() -> None:
     app()
 
 
-__all__ = ["ExitStatus", "app", "default_data_dir", "main"]
+__all__ = ["ExitStatus", "app", "main"]
 
 
 if __name__ == "__main__":

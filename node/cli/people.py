@@ -15,7 +15,6 @@ not hold, 4 node unreachable, 5 not an admin, 6 not found.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -24,18 +23,16 @@ import typer
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
-from node.chain.keys import PASSWORD_ENV
 from node.cli.status import ExitStatus
 from node.client import Client, ClientError
+from node.config import KEY_ENV, PASSWORD_ENV, URL_ENV, CliSettings
 from node.errors import CollegiumError
 
-DEFAULT_URL = "http://127.0.0.1:8000"
-KEY_ENV = "COLLEGIUM_KEY"
 WEI_PER_ETH = 10**18
 
-UrlOpt = Annotated[str | None, typer.Option("--url", help="node URL [env COLLEGIUM_URL]")]
+UrlOpt = Annotated[str | None, typer.Option("--url", help=f"node URL [env {URL_ENV}]")]
 KeystoreOpt = Annotated[
-    Path | None, typer.Option("--keystore", help="wallet keystore file (COLLEGIUM_PASSWORD)")
+    Path | None, typer.Option("--keystore", help=f"wallet keystore file ({PASSWORD_ENV})")
 ]
 KeyEnvOpt = Annotated[
     str, typer.Option("--key-env", help="environment variable holding a hex private key")
@@ -58,7 +55,7 @@ STATUS_BY_HTTP = {0: ExitStatus.UNREACHABLE, 403: ExitStatus.NOT_ADMIN, 404: Exi
 
 
 def _url(url: str | None) -> str:
-    return url or os.environ.get("COLLEGIUM_URL") or DEFAULT_URL
+    return url or CliSettings().node_url
 
 
 def load_wallet(keystore: Path | None, key_env: str = KEY_ENV) -> LocalAccount:
@@ -69,18 +66,20 @@ def load_wallet(keystore: Path | None, key_env: str = KEY_ENV) -> LocalAccount:
             data = json.loads(keystore.read_text())
         except (OSError, ValueError) as exc:
             raise CollegiumError(f"cannot read keystore {keystore}: {exc}") from exc
-        password = os.environ.get(PASSWORD_ENV)
-        if password is None:
+        given = CliSettings().password
+        if given is not None:
+            password = given.get_secret_value()
+        else:
             password = str(typer.prompt("Wallet password", hide_input=True))
         try:
             return Account.from_key(Account.decrypt(data, password))
         except ValueError as exc:
             raise CollegiumError(f"cannot open keystore {keystore}: {exc}") from exc
-    key = os.environ.get(key_env)
-    if not key:
+    key = CliSettings().key_from(key_env)
+    if key is None:
         raise CollegiumError(f"no wallet: pass --keystore FILE or set {key_env} to a hex key")
     try:
-        return Account.from_key(key)
+        return Account.from_key(key.get_secret_value())
     except (ValueError, TypeError) as exc:
         raise CollegiumError(f"{key_env} does not hold a private key: {exc}") from None
 
@@ -380,8 +379,10 @@ def keys_new(
     if out.exists():
         typer.echo(f"error: {out} exists; choose another --out", err=True)
         raise typer.Exit(int(ExitStatus.INVALID_INPUT))
-    password = os.environ.get(PASSWORD_ENV)
-    if password is None:
+    given = CliSettings().password
+    if given is not None:
+        password = given.get_secret_value()
+    else:
         password = str(typer.prompt("Wallet password", hide_input=True, confirmation_prompt=True))
     account = Account.create()
     out.write_text(json.dumps(Account.encrypt(account.key, password)))

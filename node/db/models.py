@@ -1,7 +1,12 @@
-"""SQLAlchemy 2 models of the node's index (the SQL side of the ledger).
+"""SQLAlchemy 2 models of the node's index database, every table of it.
+
+By area: the ledger (transactions, their parties, anchors, the Merkle tree, the time zone
+map), the chain follower's registry index (blocks, events, subsystems, participants, nodes),
+wallet login (nonces, sessions: ``node.auth``) and the key directory (``node.keys``).
 
 The schema itself is created and upgraded only by Alembic revisions in ``migrations/``;
-these classes must match the newest revision (a test compares them).
+these classes must match the newest revision (``tests/db/test_migrations.py`` compares them).
+A subsystem's own database has its own schema and revisions (:mod:`node.db.subsystem`).
 """
 
 from __future__ import annotations
@@ -27,6 +32,9 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 ADDRESS_LEN = 42
 HASH_LEN = 66
 CID_LEN = 128
+NONCE_LEN = 64
+PUBLIC_KEY_HEX_LEN = 66  # 33-byte compressed secp256k1 key, hex
+KEY_SOURCE_LEN = 16
 
 
 class Base(DeclarativeBase):
@@ -229,3 +237,45 @@ class RegisteredNode(Base):
     home: Mapped[str] = mapped_column(String(64))
     active: Mapped[bool] = mapped_column(Boolean)
     block_number: Mapped[int] = mapped_column(BigInteger)
+
+
+# -- wallet login (node.auth.service): created by revision 0004 -----------------------------
+# Session tokens are never stored: only their SHA-256 hash is.
+
+
+class LoginNonce(Base):
+    """A nonce handed out for one SIWE login; ``used_at`` is set when a login consumes it."""
+
+    __tablename__ = "auth_nonces"
+
+    nonce: Mapped[str] = mapped_column(String(NONCE_LEN), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class LoginSession(Base):
+    """A login session bound to ``address``; ``token_hash`` is sha256(token) in hex."""
+
+    __tablename__ = "auth_sessions"
+
+    token_hash: Mapped[str] = mapped_column(String(HASH_LEN), primary_key=True)
+    address: Mapped[str] = mapped_column(String(ADDRESS_LEN), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+# -- the key directory (node.keys.directory): created by revision 0005 ----------------------
+
+
+class ParticipantKey(Base):
+    """A participant's public key and how the node learned it (``source``: siwe,
+    announcement, peer or self)."""
+
+    __tablename__ = "participant_keys"
+
+    address: Mapped[str] = mapped_column(String(ADDRESS_LEN), primary_key=True)
+    public_key: Mapped[str] = mapped_column(String(PUBLIC_KEY_HEX_LEN))
+    source: Mapped[str] = mapped_column(String(KEY_SOURCE_LEN))
+    recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

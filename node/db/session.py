@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, cast
+from pathlib import Path
+from typing import Any, Final, cast
 
 from alembic import command
 from alembic.config import Config
@@ -36,17 +38,23 @@ def create_db_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True)
 
 
-def alembic_config(url: str) -> Config:
-    """Return an Alembic configuration pointing at ``migrations/`` and ``url``."""
+#: Alembic's ``context`` and ``op`` are module-level proxies: one migration run at a time.
+ALEMBIC_LOCK: Final = threading.RLock()
+
+
+def alembic_config(url: str, script_location: Path | None = None) -> Config:
+    """Return an Alembic configuration pointing at ``script_location`` (default: the index
+    database's ``migrations/``) and ``url``."""
     cfg = Config()
-    cfg.set_main_option("script_location", str(migrations_dir()))
+    cfg.set_main_option("script_location", str(script_location or migrations_dir()))
     cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     return cfg
 
 
 def upgrade_database(url: str) -> None:
-    """Bring the database at ``url`` to the newest Alembic revision."""
-    command.upgrade(alembic_config(url), "head")
+    """Bring the index database at ``url`` to the newest Alembic revision."""
+    with ALEMBIC_LOCK:
+        command.upgrade(alembic_config(url), "head")
 
 
 @contextmanager

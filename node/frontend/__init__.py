@@ -11,7 +11,6 @@ the hosts of the subsystem's ``fe_subsystem`` role, the system UI being the fall
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any, Final
 
@@ -19,7 +18,6 @@ from node.errors import CollegiumError
 from node.resources import frontend_dir
 from node.storage.base import BlockStore
 
-BUILD_DIR_ENV: Final = "COLLEGIUM_FRONTEND_DIR"
 INDEX_FILE: Final = "index.html"
 CID_VERSION: Final = 1
 
@@ -45,11 +43,11 @@ class NotSubsystemAdmin(FrontendError):
         super().__init__(f"{account} is not an admin of subsystem {name!r}: it cannot publish")
 
 
-def default_build_dir() -> Path:
-    """Return the build directory: ``$COLLEGIUM_FRONTEND_DIR``, else the bundled front-end
-    (the checkout's ``frontend/dist``, or the wheel's copy: :mod:`node.resources`)."""
-    from_env = os.environ.get(BUILD_DIR_ENV)
-    return Path(from_env).expanduser() if from_env else frontend_dir()
+def default_build_dir(configured: Path | None) -> Path:
+    """Return the build directory: ``configured`` (``Settings.frontend_dir``, from
+    ``$COLLEGIUM_FRONTEND_DIR``), else the bundled front-end (the checkout's
+    ``frontend/dist``, or the wheel's copy: :mod:`node.resources`)."""
+    return configured.expanduser() if configured is not None else frontend_dir()
 
 
 def check_build_dir(build_dir: Path) -> Path:
@@ -108,7 +106,6 @@ def publish_subsystem(store: BlockStore, registry: Any, name: str, build_dir: Pa
 
 
 __all__ = [
-    "BUILD_DIR_ENV",
     "FrontendError",
     "NotSubsystemAdmin",
     "NotSystemAdmin",

@@ -152,7 +152,9 @@ def get_source(request: Request) -> FrontendSource:
     source: FrontendSource | None = getattr(state, "frontend", None)
     if source is None:
         node = state.node
-        source = FrontendSource(node.registry, node.store, default_build_dir())
+        source = FrontendSource(
+            node.registry, node.store, default_build_dir(node.settings.frontend_dir)
+        )
         state.frontend = source
     return source
 

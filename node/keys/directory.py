@@ -1,4 +1,4 @@
-"""The directory of participants' public keys (table ``participant_keys``, index database).
+"""The directory of participants' public keys (index database, ``node.db.models.ParticipantKey``).
 
 A participant's secp256k1 public key is what their content-key slot in an envelope is
 wrapped for. The node learns it without any extra step from the user:
@@ -28,8 +28,8 @@ from typing import Final
 import httpx
 from eth_utils import is_hex_address, to_checksum_address
 from siwe import SiweMessage
-from sqlalchemy import DateTime, String, select
-from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
 
 from node.crypto.errors import InvalidSignature
 from node.crypto.keys import (
@@ -41,12 +41,10 @@ from node.crypto.keys import (
     recover_public_key,
 )
 from node.crypto.sealed import Recipient
-from node.db.models import ADDRESS_LEN, Base
+from node.db.models import ParticipantKey
 
 log = logging.getLogger(__name__)
 
-PUBLIC_KEY_HEX_LEN: Final = 66  # 33-byte compressed key, hex
-SOURCE_LEN: Final = 16
 SOURCE_SIWE: Final = "siwe"
 SOURCE_ANNOUNCEMENT: Final = "announcement"
 SOURCE_PEER: Final = "peer"
@@ -56,17 +54,6 @@ PEER_TIMEOUT: Final = 2.0  # seconds per peer answer, in all (connect, each read
 #: A key answer is ~150 bytes of JSON; a longer one is not read past this.
 PEER_MAX_ANSWER_BYTES: Final = 4096
 MISS_TTL: Final = 60.0  # seconds before asking the peers again about an unknown key
-
-
-class ParticipantKey(Base):
-    """A participant's public key and how the node learned it."""
-
-    __tablename__ = "participant_keys"
-
-    address: Mapped[str] = mapped_column(String(ADDRESS_LEN), primary_key=True)
-    public_key: Mapped[str] = mapped_column(String(PUBLIC_KEY_HEX_LEN))
-    source: Mapped[str] = mapped_column(String(SOURCE_LEN))
-    recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 def compute_announcement(address: str, subsystem: str) -> str:

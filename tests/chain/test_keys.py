@@ -8,12 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from node.chain.keys import (
-    PASSWORD_ENV,
-    create_keystore,
-    load_account,
-    read_keystore_address,
-)
+from node.chain.keys import create_keystore, load_account, read_keystore_address
+from node.config import PASSWORD_ENV
 from node.errors import ConfigError
 from tests.support.keys import password_from_env_or_prompt
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import getpass
 import os
 
-from node.chain.keys import PASSWORD_ENV
+from node.config import PASSWORD_ENV
 from node.errors import ConfigError
 
 
