@@ -60,6 +60,7 @@ log = logging.getLogger(__name__)
 POOL_MIN_ITEMS: Final = 64
 CHUNK_MIN_ITEMS: Final = 64
 PARENT_POLL_SECONDS: Final = 0.5
+WARM_TIMEOUT_SECONDS: Final = 60.0  # workers spawn a fresh interpreter each: slow under load
 MAX_REPLACEMENTS: Final = 5  # broken pools replaced before the node verifies in-process for good
 UNIXFS_CHUNK_SIZE: Final = 256 * 1024  # kubo's default chunker (size-262144)
 RAW_CIDV1_SHA256_PREFIX: Final = bytes([0x01, 0x55, 0x12, 0x20])  # CIDv1, raw, sha2-256, 32 B
@@ -184,6 +185,10 @@ class VerifierPool:
         futures = [pool.submit(check_items, self.domain, []) for _ in range(self.workers * 2)]
         for future in futures:
             future.result()
+        # one worker may have answered every warm-up call while the others were still starting
+        deadline = time.monotonic() + WARM_TIMEOUT_SECONDS
+        while len(self.pids()) < self.workers and time.monotonic() < deadline:
+            time.sleep(PARENT_POLL_SECONDS / 10)
 
     def pids(self) -> list[int]:
         """Return the process ids of the current pool's started workers (for tests and
