@@ -135,6 +135,11 @@ class SubsystemFrontends:
             self._cids[name] = (now, cid)
         return cid
 
+    def forget(self, name: str) -> None:
+        """Drop the cached CID of ``name`` (this node relayed a new one: read it afresh)."""
+        with self._lock:
+            self._cids.pop(name, None)
+
     def servable_cid(self, cid: str) -> bool:
         """Return whether this node's store can serve the bundle ``cid`` now."""
         return _is_servable(self.store, cid, self._pinned)
