@@ -480,3 +480,18 @@ def test_explorer_page_summary_is_read_at_most_once_a_second(
     page = client.get("/explorer")
     assert page.status_code == 200
     assert f"block {node.node.chain.w3.eth.block_number}" in page.text
+
+
+def test_the_explorer_pages_back_through_every_transaction(
+    client: httpx.Client, node: InProcessNode, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("node.api.routes.explorer.PAGE_SIZE", 1)
+    domain, wallet = domain_of(node.url), enrolled(node)
+    ids = [client.post(TX_PATH, json=make_submission(domain, wallet, nonce=n)).json()["id"]
+           for n in (7001, 7002)]  # fmt: skip
+    newest = client.get("/explorer").text
+    assert ids[1][:10] in newest and ids[0][:10] not in newest and "Newest</a>" not in newest
+    older = newest.split("href='/explorer?before=")[1].split("'")[0]
+    page = client.get("/explorer", params={"before": older}).text
+    assert ids[0][:10] in page and ids[1][:10] not in page and "Newest</a>" in page
+    assert client.get("/explorer", params={"before": -1}).status_code == 422
