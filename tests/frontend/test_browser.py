@@ -235,6 +235,13 @@ def test_search_box_finds_transaction_address_and_block(node: InProcessNode, con
     search.press("Enter")
     page.get_by_role("heading", name="Anchors in this block").wait_for()
     assert tx["anchor"]["root"] in page.locator("main").inner_text()
+    short = tx["id"][2:18] if not tx["id"][2:18].isdigit() else tx["id"][:18]  # not a block
+    for query in (tx["id"][2:], tx["id"][:18], short):  # without its 0x; a unique prefix
+        page.goto(node.url + "/#/overview")
+        search.fill(query)
+        search.press("Enter")
+        page.get_by_test_id("tx-id").wait_for()
+        assert page.get_by_test_id("tx-id").inner_text() == tx["id"], query
 
 
 def test_wallet_messages_no_wallet_wrong_chain_rejected(node: InProcessNode, browser: Any) -> None:
