@@ -7,7 +7,7 @@ middleware, outermost first: metrics → CORS → rate limit → router → (bod
 from __future__ import annotations
 
 from typing import Any, Final
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 import httpx
 from fastapi import FastAPI
@@ -44,12 +44,26 @@ DEFAULT_RATE: Final = 200.0
 DEFAULT_BURST: Final = 400
 
 
+LOOPBACK_HOSTS: Final = ("127.0.0.1", "localhost", "[::1]")
+
+
+def compute_loopback_aliases(public: SplitResult) -> tuple[str, ...]:
+    """Return the other loopback names of a node whose endpoint is a loopback address
+    (``http://127.0.0.1:8000`` is also reached as ``localhost:8000`` and ``[::1]:8000``, all
+    this machine); none for any other endpoint, whose domain alone stays accepted."""
+    host = public.hostname or ""
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        return ()
+    port = f":{public.port}" if public.port else ""
+    return tuple(f"{name}{port}" for name in LOOPBACK_HOSTS if f"{name}{port}" != public.netloc)
+
+
 def compute_siwe_rules(settings: Any, chain_id: int, registry: str = "") -> SiweRules:
     """Return the SIWE rules of a node: its public host[:port] (plus extra domains), chain,
     system (registry) and clock limits."""
     public = urlsplit(settings.endpoint)
     extra = tuple(getattr(settings, "auth_domains", ()) or ())
-    domains = tuple(dict.fromkeys((public.netloc, *extra)))
+    domains = tuple(dict.fromkeys((public.netloc, *compute_loopback_aliases(public), *extra)))
     return SiweRules(
         domains=domains,
         scheme=public.scheme or "https",

@@ -139,12 +139,22 @@ class JsonDepthMiddleware:
     overflows the C stack and kills the process (SIGSEGV).
     """
 
-    def __init__(self, app: ASGIApp, max_depth: int = DEFAULT_JSON_MAX_DEPTH) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_depth: int = DEFAULT_JSON_MAX_DEPTH,
+        binary_path: Callable[[str], bool] = lambda _: False,
+    ) -> None:
         self.app = app
         self.max_depth = max_depth
+        self.binary_path = binary_path  # routes whose body is not JSON (an archive)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope.get("method") in ("GET", "HEAD", "OPTIONS"):
+        if (
+            scope["type"] != "http"
+            or scope.get("method") in ("GET", "HEAD", "OPTIONS")
+            or self.binary_path(scope["path"])
+        ):
             await self.app(scope, receive, send)
             return
         chunks: list[bytes] = []

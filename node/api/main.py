@@ -21,6 +21,7 @@ from node.api.routes import (
     auth,
     epochs,
     explorer,
+    frontends,
     gateway,
     health,
     route,
@@ -29,6 +30,7 @@ from node.api.routes import (
     transactions,
 )
 from node.frontend import routes as frontend
+from node.frontend.archive import MAX_ARCHIVE_BYTES
 from node.ledger.service import MAX_SUBMIT_BATCH
 from node.runtime import NodeContext
 
@@ -79,12 +81,18 @@ def create_app(
     body_limit = node.settings.max_body_bytes
 
     def limit_for(path: str) -> int:
+        if frontends.is_upload_path(path, API_PREFIX):  # a front-end build archive
+            return MAX_ARCHIVE_BYTES
         if path.rstrip("/") == TRANSACTIONS_PATH + "/batch":  # each item is checked alone too
             return MAX_SUBMIT_BATCH * tx_limit
         return tx_limit if path.rstrip("/") == TRANSACTIONS_PATH else body_limit
 
     # innermost first: the depth check reads a body the size limit has already bounded
-    app.add_middleware(JsonDepthMiddleware, max_depth=node.settings.json_max_depth)
+    app.add_middleware(
+        JsonDepthMiddleware,
+        max_depth=node.settings.json_max_depth,
+        binary_path=lambda path: frontends.is_upload_path(path, API_PREFIX),
+    )
     app.add_middleware(BodyLimitMiddleware, limit_for=limit_for)
 
     api = APIRouter(prefix=API_PREFIX)
@@ -107,6 +115,7 @@ def _include_access(app: FastAPI, api: APIRouter, node: NodeContext) -> None:
     api.include_router(auth.router)
     api.include_router(route.router)
     api.include_router(subsystems.router)
+    api.include_router(frontends.router)
     app.include_router(metrics.router)
     install_access(app, node)
 

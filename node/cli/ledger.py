@@ -34,6 +34,19 @@ BACKUP_SUFFIX = ".bak"
 SQLITE_SIDE_FILES = ("-wal", "-shm")
 
 
+class BundleNotServed(CollegiumError):
+    """The URL of a bundle answered an error (an unknown transaction id, not anchored yet)."""
+
+    def __init__(self, url: str, response: Any) -> None:
+        try:
+            detail = str(response.json().get("detail") or response.reason_phrase)
+        except (ValueError, AttributeError):
+            detail = response.text[:200] or response.reason_phrase
+        self.status = int(response.status_code)
+        hint = " (the node knows no such transaction: check the id)" if self.status == 404 else ""
+        super().__init__(f"no proof bundle at {url}: {self.status} {detail}{hint}")
+
+
 def _load_bundle(source: str) -> Any:
     """Return the bundle JSON from a file, ``-`` (stdin) or an ``http(s)`` URL."""
     if source == "-":
@@ -42,7 +55,8 @@ def _load_bundle(source: str) -> Any:
         import httpx
 
         response = httpx.get(source, timeout=30)
-        response.raise_for_status()
+        if response.status_code >= 400:
+            raise BundleNotServed(source, response)
         return response.json()
     return json.loads(Path(source).read_text())
 
@@ -70,6 +84,10 @@ def verify_tx_command(
     except Unreachable as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(int(ExitStatus.UNREACHABLE)) from exc
+    except BundleNotServed as exc:
+        typer.echo(f"error: {exc}", err=True)
+        status = ExitStatus.NOT_FOUND if exc.status == 404 else ExitStatus.ERROR
+        raise typer.Exit(int(status)) from exc
     except (BundleError, ValueError, OSError) as exc:
         typer.echo(f"error: bundle unreadable: {exc}", err=True)
         raise typer.Exit(int(ExitStatus.MISMATCH)) from exc
@@ -89,7 +107,12 @@ def verify_tx_command(
             typer.echo(f"note: {caveat}")
         for check in report.checks:
             typer.echo(f"  {'ok  ' if check.ok else 'FAIL'} {check.name:<10} {check.detail}")
-        verdict = "VALID: included in an anchored tree head" if report.ok else "INVALID"
+        failed = ", ".join(c.name for c in report.checks if not c.ok)
+        verdict = (
+            "VALID: included in an anchored tree head"
+            if report.ok
+            else f"INVALID: FAILED {failed or 'no check ran'}"
+        )
         typer.echo(verdict + (f", signed by {report.signer}" if report.ok else ""))
     if not report.ok:
         raise typer.Exit(int(ExitStatus.MISMATCH))

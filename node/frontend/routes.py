@@ -15,6 +15,7 @@ opens on the subsystem's page.
 
 from __future__ import annotations
 
+import html
 import logging
 import mimetypes
 import threading
@@ -24,7 +25,13 @@ from typing import Any, Final
 from urllib.parse import quote
 
 from fastapi import APIRouter, Request
-from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
+from fastapi.responses import (
+    FileResponse,
+    HTMLResponse,
+    JSONResponse,
+    RedirectResponse,
+    Response,
+)
 
 from node.errors import CollegiumError, InvalidCID, NotFoundInStore
 from node.frontend import INDEX_FILE, default_build_dir
@@ -135,6 +142,11 @@ class SubsystemFrontends:
             self._cids[name] = (now, cid)
         return cid
 
+    def forget(self, name: str) -> None:
+        """Drop the cached CID of ``name`` (this node relayed a new one: read it afresh)."""
+        with self._lock:
+            self._cids.pop(name, None)
+
     def servable_cid(self, cid: str) -> bool:
         """Return whether this node's store can serve the bundle ``cid`` now."""
         return _is_servable(self.store, cid, self._pinned)
@@ -226,18 +238,37 @@ def frontend_asset(path: str, request: Request) -> Response | JSONResponse:
     return serve_frontend(request, f"{ASSETS_DIR}/{path}")
 
 
+NOT_FOUND_PAGE: Final = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">
+<title>No subsystem {name}</title></head>
+<body><main><h1>No subsystem “{name}”</h1>
+<p>The registry has no subsystem named “{name}”, so there is no front-end at this address.</p>
+<p><a href="/">Open the system app</a> to see every subsystem.</p></main></body></html>
+"""
+
+
+def unknown_subsystem(request: Request, name: str) -> Response:
+    """Return the 404 of an unknown subsystem: an HTML page for a browser (it asks for
+    ``text/html``), problem+json for any other client."""
+    detail = f"no subsystem {name!r} in the registry"
+    if "text/html" in request.headers.get("accept", ""):
+        page = NOT_FOUND_PAGE.format(name=html.escape(name))
+        return HTMLResponse(page, 404, {"Cache-Control": INDEX_CACHE})
+    return problem(404, "unknown-subsystem", detail)
+
+
 def serve_subsystem_frontend(request: Request, name: str, path: str) -> Response:
     """Return the file at ``path`` of subsystem ``name``'s front-end, or of the system
     front-end when the subsystem has no bundle here (404 for an unknown subsystem)."""
     if not name or len(name.encode()) > MAX_SUBSYSTEM_NAME:
-        return problem(404, "unknown-subsystem", f"no subsystem {name!r}")
+        return unknown_subsystem(request, name)
     frontends = get_subsystem_frontends(request)
     try:
         cid = frontends.registered_cid(name)
     except CollegiumError as exc:
         return problem(503, "registry-unavailable", f"cannot read the registry: {exc}")
     if cid is UNKNOWN:
-        return problem(404, "unknown-subsystem", f"no subsystem {name!r} in the registry")
+        return unknown_subsystem(request, name)
     is_index = path in ("", INDEX_FILE)
     if cid and frontends.servable_cid(cid):
         response = serve(frontends.store, cid, path, request)

@@ -155,11 +155,22 @@ def _check_leaf(report: BundleReport, bundle: dict[str, Any], gateway: str) -> b
     return block
 
 
-def _check_signature(report: BundleReport, bundle: dict[str, Any], leaf: bytes) -> None:
+def _check_signature(
+    report: BundleReport, bundle: dict[str, Any], leaf: bytes, *, untrusted: bool = False
+) -> None:
+    """Check the leaf's signature; an ``untrusted`` leaf (the bundle's own bytes, not the
+    block under its CID) fails whatever it recovers to: any bytes recover to some address."""
     try:
         signed = decode_leaf(leaf)
     except CollegiumError as exc:
         report.add("signature", False, f"leaf does not verify: {exc}")
+        return
+    if untrusted:
+        report.add(
+            "signature", False,
+            f"not the content under the CID: the bundle's leaf recovers to {signed.signer}, "
+            "which proves nothing",
+        )  # fmt: skip
         return
     report.signer = signed.signer
     problems = []
@@ -248,7 +259,9 @@ def verify_bundle(bundle: Any, *, chain_url: str, gateway_url: str) -> BundleRep
     leaf = _check_leaf(report, data, gateway_url)
     if leaf is None and "leaf" in data:
         leaf = _hex_bytes(data["leaf"], "leaf")  # still check the rest of what we were given
-    if leaf is not None:
+        _check_signature(report, data, leaf, untrusted=True)
+        _check_inclusion(report, data, leaf)
+    elif leaf is not None:
         _check_signature(report, data, leaf)
         _check_inclusion(report, data, leaf)
     _check_chain(report, data, chain_url)

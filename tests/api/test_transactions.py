@@ -480,3 +480,38 @@ def test_explorer_page_summary_is_read_at_most_once_a_second(
     page = client.get("/explorer")
     assert page.status_code == 200
     assert f"block {node.node.chain.w3.eth.block_number}" in page.text
+
+
+def test_the_explorer_pages_back_through_every_transaction(
+    client: httpx.Client, node: InProcessNode, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("node.api.routes.explorer.PAGE_SIZE", 1)
+    domain, wallet = domain_of(node.url), enrolled(node)
+    ids = [client.post(TX_PATH, json=make_submission(domain, wallet, nonce=n)).json()["id"]
+           for n in (7001, 7002)]  # fmt: skip
+    newest = client.get("/explorer").text
+    assert ids[1][:10] in newest and ids[0][:10] not in newest and "Newest</a>" not in newest
+    older = newest.split("href='/explorer?before=")[1].split("'")[0]
+    page = client.get("/explorer", params={"before": older}).text
+    assert ids[0][:10] in page and ids[1][:10] not in page and "Newest</a>" in page
+    assert client.get("/explorer", params={"before": -1}).status_code == 422
+
+
+def test_a_transaction_is_found_by_a_unique_prefix_of_its_id(
+    client: httpx.Client, node: InProcessNode
+) -> None:
+    domain, wallet = domain_of(node.url), enrolled(node)
+    tx_id = client.post(TX_PATH, json=make_submission(domain, wallet)).json()["id"]
+    for prefix in (tx_id, tx_id[2:], tx_id[:20], tx_id[2:20].upper()):
+        found = client.get(f"{TX_PATH}/by-prefix/{prefix}")
+        assert found.status_code == 200 and found.json() == {"id": tx_id}, found.text
+    assert client.get(f"{TX_PATH}/by-prefix/0x").status_code == 422  # a digit at least
+    absent = "0" * 63 + ("1" if tx_id[-1] != "1" else "2")
+    assert client.get(f"{TX_PATH}/by-prefix/{absent}").status_code == 404
+    items = [make_submission(domain, wallet, nonce=8000 + n) for n in range(17)]
+    results = client.post(f"{TX_PATH}/batch", json={"items": items}).json()["results"]
+    ids = [r["id"] for r in results]
+    heads = [i[2] for i in ids]  # 17 ids, 16 hex digits: two share their first digit
+    shared = next(h for h in heads if heads.count(h) > 1)
+    ambiguous = client.get(f"{TX_PATH}/by-prefix/{shared}")
+    assert ambiguous.status_code == 409 and "type more" in ambiguous.json()["detail"]

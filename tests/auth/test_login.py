@@ -151,3 +151,26 @@ def test_rejected_login_leaves_the_nonce_usable(
 @pytest.mark.parametrize("message", ["hello", "x" * 100])
 def test_malformed(running: InProcessNode, message: str) -> None:
     assert_rejected(login(running.url, message, "0x" + "00" * 65), "malformed-message")
+
+
+def test_localhost_and_127_0_0_1_are_the_same_loopback_node(
+    running: InProcessNode, rules: dict[str, Any]
+) -> None:
+    """A node at http://127.0.0.1:PORT opened as http://localhost:PORT: its sign-in works;
+    another port, or a loopback alias of a node with a public endpoint, does not."""
+    from urllib.parse import urlsplit
+
+    from node.api.edge import compute_loopback_aliases
+
+    port = urlsplit(running.url).port
+    assert rules["domain"] == f"127.0.0.1:{port}"
+    wallet = Account.create()
+    message = build(running, rules, wallet, domain=f"localhost:{port}")
+    assert login(running.url, message, sign(wallet, message)).status_code == 200
+    message = build(running, rules, wallet, domain=f"localhost:{port + 1}")
+    assert_rejected(login(running.url, message, sign(wallet, message)), "wrong-domain")
+    assert compute_loopback_aliases(urlsplit("https://node.example:8443")) == ()
+    assert compute_loopback_aliases(urlsplit("http://localhost:8000")) == (
+        "127.0.0.1:8000",
+        "[::1]:8000",
+    )

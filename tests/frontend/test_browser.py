@@ -235,6 +235,13 @@ def test_search_box_finds_transaction_address_and_block(node: InProcessNode, con
     search.press("Enter")
     page.get_by_role("heading", name="Anchors in this block").wait_for()
     assert tx["anchor"]["root"] in page.locator("main").inner_text()
+    short = tx["id"][2:18] if not tx["id"][2:18].isdigit() else tx["id"][:18]  # not a block
+    for query in (tx["id"][2:], tx["id"][:18], short):  # without its 0x; a unique prefix
+        page.goto(node.url + "/#/overview")
+        search.fill(query)
+        search.press("Enter")
+        page.get_by_test_id("tx-id").wait_for()
+        assert page.get_by_test_id("tx-id").inner_text() == tx["id"], query
 
 
 def test_wallet_messages_no_wallet_wrong_chain_rejected(node: InProcessNode, browser: Any) -> None:
@@ -440,6 +447,10 @@ def test_admin_adds_and_removes_a_participant_with_the_wallet(
 
     wallet.can_send = False  # a signing-only wallet: the node relays the signed transaction
     page.get_by_role("button", name=f"Remove {newcomer} from main").click()
+    page.get_by_role("button", name=f"Keep {newcomer} in main").click()  # asked first: no
+    assert registry.is_participant("main", newcomer)
+    page.get_by_role("button", name=f"Remove {newcomer} from main").click()
+    page.get_by_role("button", name=f"Confirm removal of {newcomer} from main").click()
     page.get_by_text(f"Removed {newcomer} from main in block").wait_for()
     assert not registry.is_participant("main", newcomer)
     assert "eth_signTransaction" in wallet.calls
@@ -482,7 +493,7 @@ def test_newcomer_asks_to_join_and_an_admin_without_ether_approves(
 
 
 def test_a_person_without_ether_creates_a_subsystem_and_adds_a_participant(
-    node: InProcessNode, context: Any
+    node: InProcessNode, context: Any, tmp_path: Path
 ) -> None:
     registry = node.node.registry
     page, person = open_with_wallet(context, node)
@@ -496,6 +507,24 @@ def test_a_person_without_ether_creates_a_subsystem_and_adds_a_participant(
     page.get_by_role("button", name="Add participant").click()
     page.get_by_text(f"Added {member} to atelier in block").wait_for()
     assert registry.is_participant("atelier", member)
+
+    # its own UI: a build folder picked in the page, uploaded (the session signs the request),
+    # then the wallet signs setSubsystemFrontend and the node relays it
+    bundle = tmp_path / "atelier-ui"
+    (bundle / "assets").mkdir(parents=True)
+    (bundle / "index.html").write_text("<!doctype html><title>Atelier</title><h1>Atelier</h1>")
+    (bundle / "assets" / "app.js").write_text("document.body.dataset.atelier = 'yes';\n")
+    expected = node.node.store.add_path(bundle, cid_version=1, pin=False, only_hash=True)
+    page.get_by_label("Build folder of atelier's front-end (with index.html)").set_input_files(
+        bundle
+    )
+    page.get_by_role("button", name="Upload and publish").click()
+    page.get_by_text(f"Published {expected} (2 files) as the front-end of atelier").wait_for()
+    assert registry.subsystem_frontend("atelier") == expected  # the CID ipfs add -r gives
+    served = page.goto(f"{node.url}/s/atelier/")
+    assert served is not None
+    assert served.headers["x-collegium-frontend"].startswith(f"ipfs {expected}")
+    page.get_by_role("heading", name="Atelier").wait_for()
     assert "eth_sendTransaction" not in person.calls  # signed actions only, relayed
     assert node.node.chain.w3.eth.get_balance(person.address) == 0
 

@@ -143,6 +143,10 @@ def test_subsystem_bundle_at_s_name_with_the_system_ui_as_fallback(
     unknown = httpx.get(node.url + "/s/no-such-subsystem/", timeout=10)
     assert unknown.status_code == 404
     assert unknown.headers["content-type"].startswith("application/problem+json")
+    browser = {"accept": "text/html,application/xhtml+xml,*/*;q=0.8"}  # a browser: a page
+    page = httpx.get(node.url + "/s/<b>nope/", headers=browser, timeout=10)
+    assert page.status_code == 404 and page.headers["content-type"].startswith("text/html")
+    assert "No subsystem “&lt;b&gt;nope”" in page.text and "<b>" not in page.text
 
     outsider = Account.create()
     node.node.chain.fund(outsider.address, FUNDING_WEI)

@@ -164,6 +164,28 @@ def test_verify_tx_rejects_a_tampered_bundle(
     assert failing in failed, (name, report)
 
 
+def test_verify_tx_says_failed_for_tampered_leaf_bytes_and_names_an_unknown_id(
+    ledger_node: dict[str, Any], tmp_path: Path
+) -> None:
+    """Flipped leaf bytes still recover to *some* address: the signature check fails all the
+    same, and the human output says so; an unknown id is named, not an httpx dump."""
+    bundle = copy.deepcopy(ledger_node["before"]["proofs"][2])
+    leaf = bytearray(bytes.fromhex(bundle["leaf"][2:]))
+    leaf[-1] ^= 0x01  # inside the signature
+    bundle["leaf"] = "0x" + leaf.hex()
+    result = run_verify(tmp_path, bundle, ledger_node["url"])
+    assert result.exit_code == ExitStatus.MISMATCH, result.output
+    assert "ok   signature" not in result.output and "FAIL signature" in result.output
+    assert "INVALID: FAILED leaf, signature" in result.output
+    url = ledger_node["url"]
+    unknown = f"{url}/api/v1/transactions/0x{'ab' * 32}/proof"
+    result = CliRunner().invoke(cli, ["verify-tx", unknown, "--chain", url + "/rpc",
+                                      "--gateway", url])  # fmt: skip
+    assert result.exit_code == ExitStatus.NOT_FOUND, result.output
+    assert f"no proof bundle at {unknown}: 404" in result.output
+    assert "no such transaction" in result.output and "Client error" not in result.output
+
+
 def test_verify_tx_reports_unreachable_and_malformed(
     ledger_node: dict[str, Any], tmp_path: Path
 ) -> None:

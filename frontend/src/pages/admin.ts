@@ -1,10 +1,12 @@
 // Subsystem admin: sign in, create a subsystem, decide join requests, add and remove participants.
 
 import { type Hex, isAddress } from "viem";
-import { API, getJson, health, type Me, postJson, type RelayResult, type SubsystemRecord, subsystemApi, type UnsignedTx } from "../api";
+import { API, getJson, health, type Me, nodeUrl, postJson, readJson, type RelayResult, type SubsystemRecord, subsystemApi, type UnsignedTx } from "../api";
 import { chainClient } from "../chain";
 import { h, type Raw } from "../html";
 import { currentRoute, refresh, render } from "../page";
+import { signedFetch } from "../session";
+import { tar } from "../tar";
 import { currentSession, postUserJson } from "../userapi";
 import { errorText, message } from "../view";
 import { ensureAccount, reconnect, requireChain, sendWithWallet, signAndRelay, signForRelay, signIn, WalletError } from "../wallet";
@@ -12,6 +14,15 @@ import { ensureAccount, reconnect, requireChain, sendWithWallet, signAndRelay, s
 /** How long the app waits for a registry transaction sent by the wallet to be mined. */
 export const RECEIPT_TIMEOUT_MS = 60_000;
 export const RECEIPT_POLL_MS = 250;
+/** The node refuses a larger front-end archive (413: node/frontend/archive.py). */
+export const MAX_ARCHIVE_BYTES = 16 * 1024 * 1024;
+
+/** `POST /api/v1/subsystems/{name}/frontend`: the build stored (pinned) at the node. */
+interface UploadedFrontend {
+  cid: string;
+  files: number;
+  bytes: number;
+}
 
 interface JoinRequest {
   address: string;
@@ -105,6 +116,42 @@ function manageSection(record: SubsystemRecord, index: number, me: string): Raw 
   </section>`;
 }
 
+function publishSection(record: SubsystemRecord, index: number): Raw {
+  const heading = `publish-${index}`;
+  const served = nodeUrl(`/s/${encodeURIComponent(record.name)}/`);
+  return h`<section class="publish" data-subsystem="${record.name}" aria-labelledby="${heading}">
+  <h2 id="${heading}">Front-end of ${record.name}</h2>
+  <p>${record.frontend_cid ? h`Published: <a href="${served}">/s/${record.name}/</a> · <code>${record.frontend_cid}</code>` : h`None published yet: <a href="${served}">/s/${record.name}/</a> shows the system app.`}</p>
+  <form class="form publish-form" novalidate>
+    <label>Build folder of ${record.name}'s front-end (with index.html)<input type="file" name="folder" webkitdirectory multiple /></label>
+    <label>or a build archive (.tar, .tar.gz or .zip)<input type="file" name="archive" accept=".tar,.tgz,.tar.gz,.zip,application/x-tar,application/gzip,application/zip" /></label>
+    <button type="submit">Upload and publish</button>
+  </form>
+  <div class="result" aria-live="polite"></div>
+  <p class="muted">The files go to this node's content store; your wallet then signs the new front-end and this node sends it, paying the gas. At most 16 MiB.</p>
+  </section>`;
+}
+
+/** Return the build picked in `form` as one archive: the archive file as is, or the folder's
+ * files packed into a tar. Throws WalletError when nothing usable was picked. */
+async function pickedBuild(form: HTMLFormElement): Promise<Uint8Array> {
+  const archive = (form.elements.namedItem("archive") as HTMLInputElement).files?.[0];
+  const folder = [...((form.elements.namedItem("folder") as HTMLInputElement).files ?? [])];
+  if (archive) {
+    if (archive.size > MAX_ARCHIVE_BYTES) throw new WalletError(`${archive.name} is ${archive.size} bytes: the node takes at most ${MAX_ARCHIVE_BYTES}.`);
+    return new Uint8Array(await archive.arrayBuffer());
+  }
+  if (!folder.length) throw new WalletError("Pick the build folder (the one holding index.html) or a build archive first.");
+  const size = folder.reduce((a, f) => a + f.size, 0);
+  if (size > MAX_ARCHIVE_BYTES) throw new WalletError(`The folder holds ${size} bytes: the node takes at most ${MAX_ARCHIVE_BYTES}.`);
+  const entries = await Promise.all(
+    folder.map(async (f) => ({ path: f.webkitRelativePath || f.name, data: new Uint8Array(await f.arrayBuffer()) })),
+  );
+  if (!entries.some((e) => /^([^/]+\/)?index\.html$/.test(e.path)))
+    throw new WalletError("The folder has no index.html at its top: pick the built front-end (e.g. dist/).");
+  return tar(entries);
+}
+
 export async function adminPage(only: string): Promise<void> {
   const id = currentRoute();
   const hl = await health();
@@ -152,7 +199,7 @@ export async function adminPage(only: string): Promise<void> {
   </form>
   <div id="create-status" aria-live="polite"></div>
   <p class="muted">You become its admin and first participant. Your wallet signs; this node sends it and pays the gas.</p></section>`}
-  ${records.map((r, i) => h`${joinSection(r.name, joins[i].requests, i)}${manageSection(r, i, session.address)}`)}`);
+  ${records.map((r, i) => h`${joinSection(r.name, joins[i].requests, i)}${manageSection(r, i, session.address)}${publishSection(r, i)}`)}`);
   const createForm = document.getElementById("create-form") as HTMLFormElement | null;
   createForm?.addEventListener("submit", async (ev) => {
     ev.preventDefault();
@@ -233,6 +280,62 @@ export async function adminPage(only: string): Promise<void> {
       void run(address, "add")();
     });
     for (const button of section.querySelectorAll<HTMLButtonElement>("button[data-remove]"))
-      button.addEventListener("click", () => void run(button.dataset.remove!, "remove")());
+      button.addEventListener("click", () => {
+        // ask first, in the row: a removal is on-chain, and removing yourself locks you out
+        const address = button.dataset.remove!;
+        const self = address.toLowerCase() === session.address.toLowerCase();
+        const ask = document.createElement("span");
+        ask.className = "confirm";
+        ask.innerHTML = h`<span role="status">${self ? `Remove yourself from ${name}? You lose access to its private data.` : `Remove ${address} from ${name}?`}</span>
+          <button type="button" data-confirm-remove aria-label="Confirm removal of ${address} from ${name}">Confirm removal</button>
+          <button type="button" class="secondary" data-cancel-remove aria-label="Keep ${address} in ${name}">Cancel</button>`.html;
+        button.hidden = true;
+        button.after(ask);
+        ask.querySelector<HTMLButtonElement>("[data-cancel-remove]")!.addEventListener("click", () => {
+          ask.remove();
+          button.hidden = false;
+          button.focus();
+        });
+        const confirmButton = ask.querySelector<HTMLButtonElement>("[data-confirm-remove]")!;
+        confirmButton.addEventListener("click", () => void run(address, "remove")());
+        confirmButton.focus();
+      });
+  }
+  for (const section of document.querySelectorAll<HTMLElement>("section.publish")) {
+    const name = section.dataset.subsystem!;
+    const out = section.querySelector<HTMLElement>(".result")!;
+    const form = section.querySelector<HTMLFormElement>("form")!;
+    if (adminFlash?.subsystem === `publish:${name}`) {
+      out.innerHTML = message(adminFlash.kind, adminFlash.text).html;
+      adminFlash = null;
+    }
+    form.addEventListener("submit", async (ev) => {
+      ev.preventDefault();
+      const button = form.querySelector("button")!;
+      button.disabled = true;
+      try {
+        const body = await pickedBuild(form);
+        const account = await ensureAccount();
+        await requireChain(hl.chain.chain_id);
+        out.innerHTML = message("", `Uploading ${body.length} bytes to this node…`).html;
+        const res = await signedFetch(subsystemApi(name, "/frontend"), {
+          method: "POST",
+          headers: { "content-type": "application/octet-stream" },
+          body,
+        });
+        const stored = await readJson<UploadedFrontend>(res);
+        out.innerHTML = message("", `Stored ${stored.files} files as ${stored.cid}; sign the new front-end in your wallet, this node sends it and pays the gas…`).html;
+        const done = await signAndRelay(account, { action: "setSubsystemFrontend", subsystem: name, data: stored.cid });
+        adminFlash = {
+          subsystem: `publish:${name}`,
+          kind: "ok",
+          text: `Published ${stored.cid} (${stored.files} files) as the front-end of ${name} in block ${done.block_number}: it is served at /s/${name}/.`,
+        };
+        if (id === currentRoute()) refresh();
+      } catch (e) {
+        out.innerHTML = message("bad", errorText(e)).html;
+        button.disabled = false;
+      }
+    });
   }
 }

@@ -10,6 +10,7 @@ import { ipfsLink, message, PAGE_SIZE, txRows } from "../view";
 export async function search(q: string): Promise<void> {
   const id = currentRoute();
   q = q.trim();
+  if (/^[0-9a-fA-F]{64}$/.test(q) || /^[0-9a-fA-F]{40}$/.test(q)) q = `0x${q}`; // the 0x is optional
   const hl = await health();
   const client = chainClient(hl.chain.chain_id);
   if (isHash(q)) {
@@ -35,6 +36,18 @@ export async function search(q: string): Promise<void> {
     <p><a href="#/txs?party=${q}">All naming it</a></p>`);
   }
   if (/^\d+$/.test(q)) return blockView(id, BigInt(q), client);
+  if (/^(0x)?[0-9a-fA-F]{1,63}$/.test(q)) {
+    // the start of a transaction id: open it when only one id starts so
+    try {
+      const found = await getJson<{ id: string }>(`${API}/transactions/by-prefix/${q}`);
+      location.replace(`#/tx/${found.id}`);
+      return;
+    } catch (e) {
+      if (e instanceof ApiError && (e.status === 404 || e.status === 409))
+        return render(id, message("warn", e.status === 409 ? `Several transaction ids start with ${q}: type more of it.` : `No transaction id starts with ${q}.`));
+      throw e;
+    }
+  }
   if (/^(Qm[1-9A-HJ-NP-Za-km-z]{44}|b[a-z2-7]{20,})$/.test(q)) {
     const anchors = await getJson<Anchor[]>(`${API}/anchors?limit=500`);
     const hit = anchors.find((a) => a.batch_cid === q);
@@ -42,7 +55,7 @@ export async function search(q: string): Promise<void> {
     <p>${ipfsLink(q)} (open it through this node's IPFS gateway)</p>
     ${hit ? message("ok", `This is the batch of anchor #${hit.index} (block ${hit.block_number}, ${hit.count} transactions).`) : ""}`);
   }
-  render(id, message("warn", `Search takes a transaction id, an address, a CID, a block number or a hash; "${q}" is none of those.`));
+  render(id, message("warn", `Search takes a transaction id (or its start), an address, a CID, a block number or a hash; "${q}" is none of those.`));
 }
 
 async function blockView(id: number, number: bigint, client: ReturnType<typeof chainClient>, title?: string): Promise<void> {

@@ -44,7 +44,7 @@ export async function subsystemPage(name: string, landing = false): Promise<void
   <dl>
     <dt>Participants</dt><dd data-testid="participant-count">${record.participants.length}</dd>
     <dt>Admins</dt><dd data-testid="admins">${admins ? admins.map((a) => h`<a href="#/search/${a}"><code>${a}</code></a> `) : "n/a"}</dd>
-    <dt>Own front-end</dt><dd>${cid ? h`<a href="${nodeUrl(`/s/${encodeURIComponent(name)}/`)}">/s/${name}/</a> · ${ipfsLink(cid)}` : h`none published <span class="muted">(an admin runs <code>collegium frontend publish --subsystem ${name}</code>)</span>`}</dd>
+    <dt>Own front-end</dt><dd>${cid ? h`<a href="${nodeUrl(`/s/${encodeURIComponent(name)}/`)}">/s/${name}/</a> · ${ipfsLink(cid)}` : h`none published <span class="muted">(its admins publish one on the <a href="#/admin/${encodeURIComponent(name)}">admin page</a>, or with <code>collegium frontend publish --subsystem ${name}</code>)</span>`}</dd>
     <dt>You</dt><dd>${session ? (isAdmin ? "admin" : isMember ? "participant" : "not a participant") : h`not signed in (<a href="#/admin">sign in</a>)`}</dd>
   </dl>
   ${isAdmin ? h`<p><a href="#/admin/${encodeURIComponent(name)}">Add or remove participants</a></p>` : ""}

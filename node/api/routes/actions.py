@@ -266,6 +266,9 @@ def _relay(body: SignedActionCreate, request: Request, node: Any) -> RelayedActi
     if action.action in MEMBERSHIP_ACTIONS:  # this node saw it mined: no need to wait the TTL
         member = action.signer if action.action == "createSubsystem" else action.account
         node.ledger.participants.invalidate(action.subsystem, member)
+    frontends = getattr(request.app.state, "subsystem_frontends", None)
+    if action.action == "setSubsystemFrontend" and frontends is not None:
+        frontends.forget(action.subsystem)  # /s/<name>/ serves the new bundle at once here
     return RelayedAction(
         action=action.action,
         signer=action.signer,

@@ -12,7 +12,7 @@ import weakref
 from html import escape
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 from fastapi.responses import HTMLResponse
 
 from node.api.deps import NodeDep
@@ -21,6 +21,7 @@ from node.runtime import NodeContext
 router = APIRouter(tags=["explorer"])
 
 PAGE_SIZE = 50
+MAX_CURSOR = 2**63 - 1
 
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:2rem;color:#222}
@@ -70,10 +71,19 @@ def _short(value: str, keep: int = 10) -> str:
 
 
 @router.get("/explorer", response_class=HTMLResponse, include_in_schema=False)
-def explorer(node: NodeDep) -> HTMLResponse:
-    """Return the explorer: the node's summary and the most recent transactions."""
+def explorer(
+    node: NodeDep, before: int | None = Query(default=None, ge=0, le=MAX_CURSOR)
+) -> HTMLResponse:
+    """Return the explorer: the node's summary and a page of transactions, newest first
+    (``?before=<seq>``: the next, older page)."""
     health = summary(node)
-    page = node.ledger.list(limit=PAGE_SIZE)
+    page = node.ledger.list(before=before, limit=PAGE_SIZE)
+    pager = []
+    if before is not None:
+        pager.append("<a href='/explorer'>Newest</a>")
+    if page.next_cursor is not None:
+        pager.append(f"<a href='/explorer?before={int(page.next_cursor)}' rel='next'>Older</a>")
+    nav = f"<nav aria-label='pages'><p>{' · '.join(pager)}</p></nav>" if pager else ""
     rows = []
     for tx in page.items:
         anchor = f"block {tx.anchor.block_number}" if tx.anchor is not None else "—"
@@ -106,10 +116,11 @@ def explorer(node: NodeDep) -> HTMLResponse:
 <dt>Registry</dt><dd><code>{escape(str(health["registry"]))}</code></dd>
 <dt>Store</dt><dd>{escape(str(health["store"]["backend"]))}</dd>
 </dl>
-<h2>Recent business transactions</h2>
+<h2>{"Older" if before is not None else "Recent"} business transactions</h2>
 <table><thead><tr><th>#</th><th>Id</th><th>Subsystem</th><th>Kind</th><th>Amount</th>
 <th>Signer</th><th>CID</th><th>Status</th><th>Anchor</th></tr></thead>
 <tbody>{table}</tbody></table>
+{nav}
 <p><a href="/docs">API (OpenAPI)</a> · <a href="/health">health</a></p>
 </body></html>"""
     return HTMLResponse(html)

@@ -301,6 +301,44 @@ def eip712_types(node: NodeDep) -> dict[str, Any]:
     return typed_data_schema(node.ledger.domain)
 
 
+MIN_PREFIX_HEX: Final = 1
+#: After the last hex digit: ``tx_id < prefix + PREFIX_END`` bounds the ids with ``prefix``.
+PREFIX_END: Final = "~"
+
+
+class TxIdMatch(pydantic.BaseModel):
+    """The one transaction whose id starts with the prefix asked for."""
+
+    id: str
+
+
+@router.get(
+    "/by-prefix/{prefix}",
+    responses={404: {"model": Problem}, 409: {"model": Problem, "description": "ambiguous"}},
+)
+def find_by_prefix(
+    prefix: Annotated[
+        str,
+        pydantic.Field(pattern=rf"^(0x)?[0-9a-fA-F]{{{MIN_PREFIX_HEX},64}}$"),
+    ],
+    node: NodeDep,
+) -> TxIdMatch:
+    """Return the id of the one transaction whose id starts with ``prefix`` (hex digits,
+    ``0x`` optional): 404 if none does, 409 if several do (type more digits)."""
+    from sqlalchemy import select
+
+    wanted = "0x" + prefix.lower().removeprefix("0x")
+    column = BusinessTransaction.tx_id
+    query = select(column).where(column >= wanted, column < wanted + PREFIX_END).distinct().limit(2)
+    with node.sessions() as session:
+        found = list(session.scalars(query))
+    if not found:
+        raise HTTPException(404, f"no transaction id starts with {wanted}")
+    if len(found) > 1:
+        raise HTTPException(409, f"several transaction ids start with {wanted}: type more of it")
+    return TxIdMatch(id=found[0])
+
+
 @router.get("/{tx_id}", responses={404: {"model": Problem}})
 def get_transaction(tx_id: str, ledger: LedgerDep) -> BusinessTxPublic:
     """Return one transaction: body, signer, CID, status and on-chain anchor."""
