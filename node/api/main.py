@@ -5,10 +5,11 @@ from __future__ import annotations
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, FastAPI
 from fastapi_offline import FastAPIOffline
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from node import __version__
 from node.api import metrics
@@ -130,13 +131,29 @@ DOCS_CSP = (
 
 def _restrict_docs_to_self(app: FastAPI) -> None:
     """Send ``DOCS_CSP`` with the API documentation pages."""
+    app.add_middleware(DocsPolicyMiddleware)
 
-    @app.middleware("http")
-    async def docs_csp(request: Request, call_next: Any) -> Any:
-        response = await call_next(request)
-        if request.url.path in DOCS_PAGES:
-            response.headers["Content-Security-Policy"] = DOCS_CSP
-        return response
+
+class DocsPolicyMiddleware:
+    """Add ``DOCS_CSP`` to the answers for ``DOCS_PAGES``. Plain ASGI, not
+    ``@app.middleware("http")``: Starlette's BaseHTTPMiddleware re-streams every response and
+    ends it cleanly even when the app failed mid-body (a cut CSV export would look whole)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope.get("path") not in DOCS_PAGES:
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_policy(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                headers["Content-Security-Policy"] = DOCS_CSP
+            await send(message)
+
+        await self.app(scope, receive, send_with_policy)
 
 
 def _include_gateway(app: FastAPI) -> None:

@@ -178,9 +178,18 @@ def test_private_data_survives_rotation_and_the_writers_death(devnet5: Devnet) -
         assert denied.status_code == 403, denied.text
     outsiders = [n for n in live if n.address.lower() not in eligible]
     assert outsiders
+    sealed = [*want, payload["cid"]]
+
+    def replicated(node: DevnetNode) -> bool:  # every node keeps the ciphertext (peer sync)
+        return all(
+            httpx.get(f"{node.url}/ipfs/{cid}?format=raw", timeout=10).status_code == 200
+            for cid in sealed
+        )
+
     for node in outsiders:
+        wait_until(lambda n=node: replicated(n), LIST_TIMEOUT, f"{node.url} to hold the ciphertext")
         assert files_containing(node.data_dir, MARK.encode()) == []
-        for cid in [*want, payload["cid"]]:
+        for cid in sealed:
             raw = httpx.get(f"{node.url}/ipfs/{cid}?format=raw", timeout=10)
             assert raw.status_code == 200 and MARK.encode() not in raw.content
 

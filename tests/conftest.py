@@ -1,0 +1,33 @@
+"""Suite-wide collection rules.
+
+The suite runs in two pytest-xdist workers (``-n 2 --dist loadgroup`` in pyproject.toml): most
+integration tests wait on real processes, a chain or a browser, so two run side by side on the
+2-core machine. Each test module stays on one worker (its module-scoped node, browser or chain
+is made once), and groups that share more than a module stay together: the devnets (one
+package-scoped pool of node processes, run in the order tests/devnet/conftest.py sets) and the
+deployment tests (a wheel build and a Docker engine of their own).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Final
+
+import pytest
+
+TESTS: Final = Path(__file__).resolve().parent
+SHARED_GROUPS: Final = ("devnet", "deploy")
+
+
+def compute_group(path: Path) -> str:
+    """Return the xdist group of the test file at ``path``: its package for SHARED_GROUPS, else
+    the file itself."""
+    relative = path.resolve().relative_to(TESTS)
+    if relative.parts[0] in SHARED_GROUPS:
+        return relative.parts[0]
+    return relative.as_posix()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        item.add_marker(pytest.mark.xdist_group(compute_group(Path(str(item.path)))))
