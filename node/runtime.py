@@ -281,6 +281,7 @@ class NodeContext:
             "epochs": epochs,
             "home": self.record.home,
             "transactions": self.ledger.count(),
+            "index": self._index_progress(head),
             "log": {
                 "tree_size": self.ledger.tree_size(),
                 "anchors_made": self.anchorer.anchors_made,
@@ -288,6 +289,14 @@ class NodeContext:
                 "anchor_failures": self.anchorer.failures,
             },
         }
+
+    def _index_progress(self, head: int | None) -> dict[str, Any] | None:
+        """Return how far the chain follower has indexed (``lag``: blocks behind the head; a
+        node whose lag is large answers 503 "catching up" for the subsystems it hosts)."""
+        if self.follower is None:
+            return None
+        indexed = int(self.follower.last_indexed())
+        return {"block": indexed, "lag": None if head is None else max(0, head - indexed)}
 
     def chain_head(self) -> tuple[int | None, str | None]:
         """Return ``(head block, None)``, or ``(None, why)`` when the chain does not answer.

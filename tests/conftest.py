@@ -1,11 +1,13 @@
 """Suite-wide collection rules.
 
-The suite runs in two pytest-xdist workers (``-n 2 --dist loadgroup`` in pyproject.toml): most
+The suite runs in two pytest-xdist workers (``-n 2 --dist loadgroup --no-loadscope-reorder``
+in pyproject.toml: groups are handed out in the order collected here): most
 integration tests wait on real processes, a chain or a browser, so two run side by side on the
 2-core machine. Each test module stays on one worker (its module-scoped node, browser or chain
 is made once), and groups that share more than a module stay together: the devnets (one
 package-scoped pool of node processes, run in the order tests/devnet/conftest.py sets) and the
-deployment tests (a wheel build and a Docker engine of their own).
+deployment tests (a wheel build and a Docker engine of their own). Those two groups take
+minutes each and are collected first.
 """
 
 from __future__ import annotations
@@ -28,6 +30,16 @@ def compute_group(path: Path) -> str:
     return relative.as_posix()
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups into the node ids
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark each test with its group, and put the longest groups (SHARED_GROUPS: minutes each)
+    first, so that a worker starts them while the other takes the many short modules."""
+    groups = {id(item): compute_group(Path(str(item.path))) for item in items}
     for item in items:
-        item.add_marker(pytest.mark.xdist_group(compute_group(Path(str(item.path)))))
+        item.add_marker(pytest.mark.xdist_group(groups[id(item)]))
+
+    def rank(item: pytest.Item) -> int:
+        group = groups[id(item)]
+        return SHARED_GROUPS.index(group) if group in SHARED_GROUPS else len(SHARED_GROUPS)
+
+    items.sort(key=rank)  # stable: the order inside each group is kept

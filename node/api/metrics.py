@@ -141,10 +141,14 @@ def metrics(request: Request) -> Response:
     collected: Metrics = request.app.state.metrics
     node = getattr(request.app.state, "node", None)
     if node is not None:
-        # the chain being unreachable must not hide the other metrics
+        # read through /health's body: it probes the chain once (the node's own provider
+        # retries for up to a minute) and a chain that does not answer hides no other metric
         with contextlib.suppress(Exception):
-            collected.block.set(int(node.chain.w3.eth.block_number))
-            collected.epoch.set(int(node.registry.current_epoch()))
-        with contextlib.suppress(Exception):
-            record_health(collected, node.health())
+            health = node.health()
+            record_health(collected, health)
+            block = (health.get("chain") or {}).get("block_number")
+            if block is not None:
+                collected.block.set(int(block))
+            if health.get("epoch") is not None:
+                collected.epoch.set(int(health["epoch"]))
     return Response(collected.render(), media_type=CONTENT_TYPE_LATEST)

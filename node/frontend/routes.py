@@ -70,19 +70,35 @@ class FrontendSource:
         self._pinned: set[str] = set()
 
     def current_cid(self) -> str | None:
-        """Return the published CID if it can be served from this node's store, else ``None``."""
+        """Return the published CID if it can be served from this node's store, else ``None``.
+
+        Only the first call waits for the chain. Later, a CID older than ``CID_CACHE_SECONDS``
+        is served while one background read refreshes it: a chain that does not answer (the
+        node's provider retries for up to a minute) never holds the page that would say so."""
         with self._lock:
             now = time.monotonic()
-            if now - self._read_at >= CID_CACHE_SECONDS:
-                try:
-                    self._cid = self.registry.frontend_cid()
-                except CollegiumError as exc:
-                    log.warning("cannot read the front-end CID from the registry: %s", exc)
-                self._read_at = now
+            first = self._read_at == float("-inf")
+            stale = now - self._read_at >= CID_CACHE_SECONDS
+            if stale:
+                self._read_at = now  # one read at a time; the next after CID_CACHE_SECONDS
+        if first:
+            self._refresh()
+        elif stale:
+            threading.Thread(target=self._refresh, name="frontend-cid", daemon=True).start()
+        with self._lock:
             cid = self._cid
         if not cid:
             return None
         return cid if _is_servable(self.store, cid, self._pinned) else None
+
+    def _refresh(self) -> None:
+        try:
+            cid = self.registry.frontend_cid()
+        except CollegiumError as exc:
+            log.warning("cannot read the front-end CID from the registry: %s", exc)
+            return
+        with self._lock:
+            self._cid = cid
 
 
 def _is_servable(store: Any, cid: str, pinned: set[str]) -> bool:

@@ -1,5 +1,6 @@
 """Issue 13: each reason ``/health`` gives for ``degraded`` appears for a real cause and goes
-once the cause is gone, in ``/health`` and in ``collegium status``.
+once the cause is gone, in ``/health``, ``collegium status``, the Overview page (headless
+Chromium) and the ``collegium_health_reason`` metric.
 
 One in-process node on one anvil (restartable on its port with its state) serves the whole
 module; each test makes its cause, watches the reason come, removes the cause and waits for
@@ -24,6 +25,7 @@ from node.chain.registry import Registry, compute_roles_mask
 from node.cli.main import app
 from node.devnet import free_port
 from node.health import HEALTH_CACHE_SECONDS
+from tests.frontend.conftest import browser  # noqa: F401 -- the module's headless Chromium
 from tests.support.anvil import RestartableAnvil
 from tests.support.node import (
     InProcessNode,
@@ -114,10 +116,45 @@ def status_output(node: InProcessNode) -> str:
     return str(result.output)
 
 
-def assert_status_says(node: InProcessNode, code: str, words: str) -> None:
+@pytest.fixture(scope="module")
+def page(browser: Any) -> Iterator[Any]:  # noqa: F811
+    """One Chromium page for the module's Overview checks."""
+    context = browser.new_context()
+    context.set_default_timeout(REASON_TIMEOUT_SECONDS * 1000)
+    try:
+        yield context.new_page()
+    finally:
+        context.close()
+
+
+def metric_value(node: InProcessNode, code: str) -> float:
+    """Return ``collegium_health_reason{reason=code}`` as ``/metrics`` exposes it."""
+    text = httpx.get(node.url + "/metrics", timeout=30).text
+    line = f'collegium_health_reason{{reason="{code}"}} '
+    return float(next(x for x in text.splitlines() if x.startswith(line)).split()[-1])
+
+
+def assert_said_everywhere(node: InProcessNode, page: Any, code: str, words: str) -> None:
+    """The reason is in ``collegium status``, on the Overview in words, and in the metric."""
     out = status_output(node)
     assert "status     DEGRADED" in out, out
     assert f"  {code}: " in out and words in out, out
+    page.goto(node.url + "/")
+    shown = page.locator(f"[data-testid=health-degraded] [data-reason={code}]")
+    shown.wait_for()
+    assert words in shown.inner_text()
+    assert metric_value(node, code) == 1
+
+
+def assert_gone_everywhere(node: InProcessNode, page: Any, code: str) -> None:
+    """After ``wait_ok``: the reason is in none of the places it was shown."""
+    assert code not in status_output(node)
+    page.goto(node.url + "/")
+    page.get_by_test_id("height").wait_for()
+    assert page.locator(f"[data-reason={code}]").count() == 0
+    assert page.get_by_test_id("health-degraded").count() == 0
+    metrics = httpx.get(node.url + "/metrics", timeout=30).text  # the gauge follows /health
+    assert metric_value(node, code) == 0, metrics[-2000:]
 
 
 def next_epoch(node: InProcessNode, anvil: RestartableAnvil) -> int:
@@ -148,9 +185,10 @@ def test_reads_are_reused_at_the_same_head_for_a_second(
 
 
 def test_chain_unreachable_while_the_chain_is_down(
-    node: InProcessNode, anvil: RestartableAnvil
+    node: InProcessNode, anvil: RestartableAnvil, page: Any
 ) -> None:
     wait_ok(node)
+    page.goto(node.url + "/")  # the page was open before the outage
     anvil.stop()
     try:
         started = time.monotonic()
@@ -160,15 +198,15 @@ def test_chain_unreachable_while_the_chain_is_down(
         assert "the chain does not answer" in message(body, "chain_unreachable")
         assert body["chain"]["block_number"] is None
         assert body["epochs"]["root"] is not None  # as last read
-        assert_status_says(node, "chain_unreachable", "the chain does not answer")
+        assert_said_everywhere(node, page, "chain_unreachable", "the chain does not answer")
     finally:
         anvil.start()  # same port, same state: the outage is over
     wait_ok(node)
-    assert "chain_unreachable" not in status_output(node)
+    assert_gone_everywhere(node, page, "chain_unreachable")
 
 
 def test_no_assignment_while_no_slot_can_be_served(
-    node: InProcessNode, anvil: RestartableAnvil
+    node: InProcessNode, anvil: RestartableAnvil, page: Any
 ) -> None:
     """The only node offers ``be_subsystem`` alone: no system role has a host, the subsystem
     lacks its front-end, so no slot can be served and the epoch has no root."""
@@ -181,16 +219,17 @@ def test_no_assignment_while_no_slot_can_be_served(
         body = wait_reason(node, "no_assignment")
         assert f"epoch {epoch} has no assignment" in message(body, "no_assignment")
         assert body["epochs"]["root"] is None
-        assert_status_says(node, "no_assignment", f"epoch {epoch} has no assignment")
+        assert_said_everywhere(node, page, "no_assignment", f"epoch {epoch} has no assignment")
     finally:
         registry.update_node(endpoint, 4, compute_roles_mask(ALL_ROLES), "main")
     next_epoch(node, anvil)
     body = wait_ok(node)
     assert body["epochs"]["root"] is not None
+    assert_gone_everywhere(node, page, "no_assignment")
 
 
 def test_attestations_disagree_while_a_node_attests_another_root(
-    node: InProcessNode, anvil: RestartableAnvil
+    node: InProcessNode, anvil: RestartableAnvil, page: Any
 ) -> None:
     """A second registered node attests a root of its own for the current epoch; the reason
     goes when that node leaves (it is neither active nor in the epoch's snapshot)."""
@@ -206,13 +245,14 @@ def test_attestations_disagree_while_a_node_attests_another_root(
     said = message(body, "attestations_disagree")
     assert f"attested another root for epoch {epoch}" in said and other.address in said
     assert body["epochs"]["epoch"] == epoch and body["epochs"]["disagree"] == [other.address]
-    assert_status_says(node, "attestations_disagree", other.address)
+    assert_said_everywhere(node, page, "attestations_disagree", other.address)
     rogue.leave_node()
     wait_ok(node)
+    assert_gone_everywhere(node, page, "attestations_disagree")
 
 
 def test_anchoring_stalled_while_the_wallet_cannot_pay_gas(
-    node: InProcessNode, anvil: RestartableAnvil
+    node: InProcessNode, anvil: RestartableAnvil, page: Any
 ) -> None:
     wait_ok(node)
     wallet = Account.create()
@@ -231,17 +271,18 @@ def test_anchoring_stalled_while_the_wallet_cannot_pay_gas(
             lambda h: "anchoring_stalled" in codes(h) and h["wallet"]["insufficient_funds"],
         )
         assert "1 transaction(s) wait for an anchor" in message(body, "anchoring_stalled")
-        assert_status_says(node, "anchoring_stalled", "wait for an anchor")
+        assert_said_everywhere(node, page, "anchoring_stalled", "wait for an anchor")
     finally:
         anvil.set_balance(address, FUNDS_WEI)
     body = wait_health(node, lambda h: h["status"] == "ok" and h["wallet"]["balance_wei"] > 0)
     assert body["log"]["pending"] == 0
     tx = httpx.get(f"{node.url}/api/v1/transactions/{response.json()['id']}", timeout=10)
     assert tx.json()["status"] == "anchored"
+    assert_gone_everywhere(node, page, "anchoring_stalled")
 
 
 def test_sync_behind_while_no_peer_serves_what_the_chain_references(
-    node: InProcessNode, anvil: RestartableAnvil, tmp_path: Any
+    node: InProcessNode, anvil: RestartableAnvil, page: Any, tmp_path: Any
 ) -> None:
     """A peer anchors a batch while its registered endpoint leads nowhere: this node wants the
     batch and no peer serves it. The peer registers its real endpoint; this node catches up."""
@@ -259,8 +300,9 @@ def test_sync_behind_while_no_peer_serves_what_the_chain_references(
         body = wait_reason(node, "sync_behind")
         assert "could not be fetched from any peer" in message(body, "sync_behind")
         assert body["sync"]["have"] < body["sync"]["want"]
-        assert_status_says(node, "sync_behind", "could not be fetched from any peer")
+        assert_said_everywhere(node, page, "sync_behind", "could not be fetched from any peer")
         info = peer.node.registry.get_node(peer.node.address)
         peer.node.registry.update_node(peer.url, info.capacity, info.roles_mask, info.home)
         body = wait_ok(node)
         assert body["sync"]["have"] == body["sync"]["want"]
+        assert_gone_everywhere(node, page, "sync_behind")

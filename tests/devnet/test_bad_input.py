@@ -16,6 +16,7 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 
 from node.devnet import Devnet
+from tests.support.fuzz import serialize_archive  # noqa: F401 -- registers the archive bodies
 
 EXAMPLES_PER_OPERATION = 8
 MIN_CASES = 150

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -32,12 +33,18 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeProcess]:
 
 
 def json_routes(url: str) -> list[str]:
-    """Return every path taking a body (POST/PUT/PATCH) in the node's OpenAPI, plus /rpc."""
+    """Return every path taking a body (POST/PUT/PATCH) in the node's OpenAPI, plus /rpc,
+    except those whose body is declared binary only (a subsystem front-end's archive)."""
     spec = httpx.get(url + "/openapi.json", timeout=10).json()
+
+    def takes_json(operation: dict[str, Any]) -> bool:
+        media = operation.get("requestBody", {}).get("content", {"application/json": {}})
+        return "application/json" in media
+
     paths = {
         re.sub(r"\{[^}]+\}", "main", path)
         for path, operations in spec["paths"].items()
-        if {"post", "put", "patch"} & set(operations)
+        if any(takes_json(operations[m]) for m in ("post", "put", "patch") if m in operations)
     }
     return sorted(paths | {"/rpc"})
 

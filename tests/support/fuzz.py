@@ -48,6 +48,17 @@ SEEDED = 180
 MODES = (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)
 #: what an authenticated run leaves out: a logout would end its session
 KEEP_SESSION = frozenset({"POST /api/v1/auth/logout"})
+#: the request bodies declared as raw binary (a subsystem front-end's build archive)
+ARCHIVE_MEDIA_TYPES = ("application/x-tar", "application/gzip", "application/zip")
+
+
+@schemathesis.serializer(*ARCHIVE_MEDIA_TYPES)
+def serialize_archive(ctx: Any, value: Any) -> bytes:
+    """Send a generated ``format: binary`` body as its bytes (Schemathesis ships no serializer
+    for archive media types)."""
+    if isinstance(value, bytes | bytearray):
+        return bytes(value)
+    return str(value).encode("utf-8", "surrogatepass")
 
 
 @dataclass
@@ -153,7 +164,18 @@ def fuzz_target(data_dir: Path, transactions: int = SEEDED) -> Iterator[FuzzTarg
         if transactions:
             anchored = seed_transactions(running, transactions)
             known.update(tx_id=anchored["id"], cid=anchored["cid"])
+        wait_indexed(running)  # what the setup did on-chain is in the index before any count
         yield FuzzTarget(running, participant, login(running.url, participant), known)
+
+
+def wait_indexed(running: InProcessNode, timeout: float = CALL_TIMEOUT) -> None:
+    """Return once the node's chain follower has indexed every block up to the head."""
+    follower = running.node.follower
+    head = int(running.node.chain.w3.eth.block_number) - follower.confirmations
+    deadline = time.monotonic() + timeout
+    while follower.last_indexed() < head:
+        assert time.monotonic() < deadline, f"follower at {follower.last_indexed()} < {head}"
+        time.sleep(0.1)
 
 
 def csv_is_whole(text: str) -> str | None:

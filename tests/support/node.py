@@ -22,6 +22,7 @@ from eth_account import Account
 from node.config import Settings
 from node.devnet import free_port
 from node.ledger.transaction import BusinessTx, Domain, sign_tx
+from node.replication.replica import MAX_FOLLOWER_LAG_BLOCKS
 
 UNBOUNDED_LEAD_SECONDS: Final = 10.0**9  # see in_process_node
 
@@ -29,16 +30,21 @@ STARTUP_TIMEOUT = 90.0
 
 
 def wait_healthy(url: str, timeout: float = STARTUP_TIMEOUT, proc: Any = None) -> dict[str, Any]:
-    """Return ``/health`` of the node at ``url`` once it answers."""
+    """Return ``/health`` of the node at ``url`` once it answers and its chain follower has
+    caught up (before that, the subsystems it hosts answer 503 "catching up")."""
     deadline = time.monotonic() + timeout
-    last: Exception | None = None
+    last: Exception | str | None = None
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
             raise RuntimeError(f"node exited with {proc.returncode}")
         try:
             response = httpx.get(url + "/health", timeout=2)
             if response.status_code == 200:
-                return dict(response.json())
+                body = dict(response.json())
+                lag = (body.get("index") or {}).get("lag")
+                if lag is None or lag <= MAX_FOLLOWER_LAG_BLOCKS:
+                    return body
+                last = f"the chain follower is {lag} blocks behind"
         except httpx.HTTPError as exc:
             last = exc
         time.sleep(0.2)

@@ -11,6 +11,18 @@ import { ipfsLink, message } from "../view";
 export async function overview(): Promise<void> {
   const id = currentRoute();
   const hl = await health();
+  const now = await getJson<Health>("/health").catch(() => hl); // health() is read once per visit
+  // the banner first: when the chain does not answer, the reads below wait, then fail
+  render(id, h`<h1>Overview</h1>${healthBanner(now)}<p class="muted" data-testid="overview-loading">Reading the chain…</p>`);
+  try {
+    await overviewCards(id, hl);
+  } catch (err) {
+    render(id, h`<h1>Overview</h1>${healthBanner(now)}
+    ${message("bad", `The chain did not answer: ${err instanceof Error ? err.message.split("\n")[0] : String(err)}`)}`);
+  }
+}
+
+async function overviewCards(id: number, hl: Health): Promise<void> {
   const client = chainClient(hl.chain.chain_id);
   const [height, epochApi, nodesApi, anchors] = await Promise.all([
     client.getBlockNumber().catch(() => BigInt(hl.chain.block_number)),
