@@ -40,7 +40,19 @@ for (const file of vectorFiles) {
     } else {
       assert.deepEqual(computeAssignment(vector.input), vector.output);
     }
+    // hand-*.json: the scores their derivation compares (docs/assignment-vectors.md)
+    for (const entry of vector.scores ?? []) {
+      const score = computeSlotScore(
+        hexBytes(vector.input.seed), vector.input.epoch, entry.role, entry.subsystem,
+        hexBytes(entry.id), entry.capacity,
+      );
+      assert.equal(score, BigInt(entry.score), `${entry.role} ${entry.subsystem} ${entry.id}`);
+    }
   });
+}
+
+function hexBytes(hex) {
+  return Uint8Array.from(hex.slice(2).match(/../g), (byte) => parseInt(byte, 16));
 }
 
 test("log2 is exact on powers of two", () => {

@@ -10,11 +10,18 @@ from pathlib import Path
 
 import pytest
 
-from node.assignment import compute_assignment_from_json, encode_assignment, encode_error
+from node.assignment import (
+    compute_assignment_from_json,
+    compute_slot_score,
+    encode_assignment,
+    encode_error,
+)
 from node.errors import AssignmentError, ValidationError
 
 VECTORS = Path(__file__).resolve().parents[1] / "vectors" / "assignment"
 FILES = sorted(VECTORS.glob("*.json"))
+HAND_FILES = sorted(VECTORS.glob("hand-*.json"))
+"""Vectors derived by hand from docs/assignment.md (docs/assignment-vectors.md), not generated."""
 
 
 def test_enough_vectors_of_each_outcome() -> None:
@@ -50,3 +57,29 @@ def test_vector(path: Path) -> None:
         assert encode_error(info.value) == vector["error"]
     else:
         assert encode_assignment(compute_assignment_from_json(vector["input"])) == vector["output"]
+
+
+def test_hand_vectors_are_hand_made() -> None:
+    assert len(HAND_FILES) >= 3
+    generated = (VECTORS / "generate.py").read_text(encoding="utf-8")
+    for path in HAND_FILES:
+        vector = json.loads(path.read_text(encoding="utf-8"))
+        assert vector["derivation"] and vector["scores"] and "output" in vector
+        assert f'"{path.stem}"' not in generated  # the generator never rewrites them
+
+
+@pytest.mark.parametrize("path", HAND_FILES, ids=[f.stem for f in HAND_FILES])
+def test_hand_vector_scores(path: Path) -> None:
+    """The scores the derivation compares are those of compute_slot_score."""
+    vector = json.loads(path.read_text(encoding="utf-8"))
+    seed = bytes.fromhex(vector["input"]["seed"][2:])
+    for entry in vector["scores"]:
+        score = compute_slot_score(
+            seed,
+            vector["input"]["epoch"],
+            entry["role"],
+            entry["subsystem"],
+            bytes.fromhex(entry["id"][2:]),
+            entry["capacity"],
+        )
+        assert score == int(entry["score"]), entry

@@ -91,6 +91,19 @@ def test_on_chain_scores_reproduce_a_slot_ranking(deployment: Deployment) -> Non
         assert [n.id for n in on_chain] == [n.id for n in ranked], (name, role, subsystem)
 
 
+@pytest.mark.parametrize("path", sorted(VECTORS_DIR.glob("hand-*.json")), ids=lambda p: p.stem)
+def test_slot_score_equals_hand_vector_scores(deployment: Deployment, path: Path) -> None:
+    """The scores the hand-computed vectors' derivations compare (docs/assignment-vectors.md)."""
+    vector = json.loads(path.read_text(encoding="utf-8"))
+    seed = bytes.fromhex(vector["input"]["seed"][2:])
+    for entry in vector["scores"]:
+        score = deployment.registry.slot_score(
+            seed, vector["input"]["epoch"], entry["role"], entry["subsystem"], entry["id"],
+            entry["capacity"],
+        )  # fmt: skip
+        assert score == int(entry["score"]), entry
+
+
 def test_slot_score_known_value(deployment: Deployment) -> None:
     address = "0x" + "00" * 19 + "01"
     score = deployment.registry.slot_score(bytes(32), 7, "fe_system", None, address, 3)
