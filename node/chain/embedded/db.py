@@ -27,14 +27,6 @@ READ_CACHE_ENTRIES: Final = 50_000
 """Key/value pairs kept in a dict in front of sqlite (write-through; cleared when full).
 Saves a SELECT per trie-node read (~70 per transfer); at most ~25 MB of trie nodes."""
 
-DEFAULT_BLOCK_SECONDS: Final = 1.0
-"""How often a node's block clock (:class:`BlockClock`) looks for a block to produce."""
-
-DEFAULT_MAX_LEAD: Final = 5
-"""Seconds a node's newest block may be stamped ahead of the wall clock (docs/operations.md):
-a transaction that would make a block further ahead waits (at most this lead in a burst of
-more than one transaction per second)."""
-
 Synchronous = Literal["FULL", "NORMAL"]
 
 
