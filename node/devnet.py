@@ -344,46 +344,8 @@ def start_devnet(
                        chain_url=devnet.chain_url)
             for i in range(nodes)
         ]  # fmt: skip
-        inits = [
-            subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "node.cli.main",
-                    "init",
-                    "--data-dir",
-                    str(n.data_dir),
-                    "--home",
-                    n.home,
-                    "--capacity",
-                    str(capacity),
-                    "--chain",
-                    devnet.chain_url,
-                    "--registry",
-                    str(devnet.registry),
-                ],
-                env=env,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.PIPE,
-            )  # fmt: skip
-            for n in devnet.nodes
-        ]
-        for n, proc in zip(devnet.nodes, inits, strict=True):
-            _, err = proc.communicate(timeout=STARTUP_TIMEOUT)
-            if proc.returncode != 0:
-                raise ConfigError(f"collegium init of node{n.index} failed: {err.decode()[-2000:]}")
-        extra = members or {}
-        for i, names in extra.items():
-            unknown = set(names) - set(node_homes)
-            if unknown or not 0 <= i < nodes:
-                raise ConfigError(f"members: node{i} cannot join {sorted(unknown)} (not homes)")
-        devnet.setup(
-            [
-                ("addParticipant", (name, n.address))
-                for n in devnet.nodes
-                for name in dict.fromkeys([n.home, *extra.get(n.index, ())])
-            ]
-        )
+        _init_nodes(devnet, env, capacity)
+        _add_participants(devnet, node_homes, members or {})
         for n in devnet.nodes:
             n.launch()
         for n in devnet.nodes:
@@ -392,3 +354,57 @@ def start_devnet(
         devnet.stop()
         raise
     return devnet
+
+
+def _init_nodes(devnet: Devnet, env: Mapping[str, str], capacity: int) -> None:
+    """Run ``collegium init`` for every node of ``devnet`` at once (wallet, record, joining
+    the devnet's registry). Raises ``ConfigError`` if one fails."""
+    inits = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "node.cli.main",
+                "init",
+                "--data-dir",
+                str(n.data_dir),
+                "--home",
+                n.home,
+                "--capacity",
+                str(capacity),
+                "--chain",
+                devnet.chain_url,
+                "--registry",
+                str(devnet.registry),
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )  # fmt: skip
+        for n in devnet.nodes
+    ]
+    for n, proc in zip(devnet.nodes, inits, strict=True):
+        _, err = proc.communicate(timeout=STARTUP_TIMEOUT)
+        if proc.returncode != 0:
+            raise ConfigError(f"collegium init of node{n.index} failed: {err.decode()[-2000:]}")
+
+
+def _add_participants(
+    devnet: Devnet, node_homes: Sequence[str], members: Mapping[int, Sequence[str]]
+) -> None:
+    """Make each node a participant of its home and of the homes ``members`` lists for it.
+
+    Raises ``ConfigError`` if ``members`` names an unknown node or a subsystem no node has
+    as home.
+    """
+    for i, names in members.items():
+        unknown = set(names) - set(node_homes)
+        if unknown or not 0 <= i < len(devnet.nodes):
+            raise ConfigError(f"members: node{i} cannot join {sorted(unknown)} (not homes)")
+    devnet.setup(
+        [
+            ("addParticipant", (name, n.address))
+            for n in devnet.nodes
+            for name in dict.fromkeys([n.home, *members.get(n.index, ())])
+        ]
+    )

@@ -91,6 +91,9 @@ class AnchoringState:
     pending: int
 
 
+Reason = dict[str, str]  # {"code", "message"}
+
+
 def compute_health_reasons(
     *,
     chain_error: str | None,
@@ -112,60 +115,103 @@ def compute_health_reasons(
     - ``clock_ahead``: the newest embedded block is stamped past the wall clock by more than
       the bound (``clock_lead > max_lead``).
     """
-    reasons: list[dict[str, str]] = []
-
-    def add(code: str, message: str) -> None:
-        reasons.append({"code": code, "message": message})
-
+    reasons: list[Reason] = []
     if chain_error is not None:
-        add(REASON_CHAIN_UNREACHABLE, f"the chain does not answer: {chain_error}")
+        reasons.append(
+            _reason(REASON_CHAIN_UNREACHABLE, f"the chain does not answer: {chain_error}")
+        )
     if epochs is not None and epochs.get("enabled"):
-        if epochs.get("epoch") is None:
-            why = epochs.get("last_error") or "the epoch service has not finished a step yet"
-            add(REASON_NO_ASSIGNMENT, f"no epoch known yet: {why}")
-        elif epochs.get("root") is None:
-            why = epochs.get("error") or epochs.get("last_error") or "not computed yet"
-            add(REASON_NO_ASSIGNMENT, f"epoch {epochs['epoch']} has no assignment: {why}")
-        else:
-            unserved = _unserved(epochs.get("unserved", ()), epochs.get("adjustments", ()))
-            if unserved:
-                add(
+        reasons.extend(_epoch_reasons(epochs))
+    if sync is not None:
+        reasons.extend(_sync_reasons(sync))
+    if anchoring is not None:
+        reasons.extend(_anchoring_reasons(anchoring))
+    if clock_lead is not None and max_lead is not None:
+        reasons.extend(_clock_reasons(clock_lead, max_lead))
+    return reasons
+
+
+def _reason(code: str, message: str) -> Reason:
+    """Return one ``/health`` reason."""
+    return {"code": code, "message": message}
+
+
+def _epoch_reasons(epochs: Mapping[str, Any]) -> list[Reason]:
+    """Return the epoch service's reasons: ``no_assignment``, ``slot_unserved`` and
+    ``attestations_disagree``."""
+    reasons: list[Reason] = []
+    if epochs.get("epoch") is None:
+        why = epochs.get("last_error") or "the epoch service has not finished a step yet"
+        reasons.append(_reason(REASON_NO_ASSIGNMENT, f"no epoch known yet: {why}"))
+    elif epochs.get("root") is None:
+        why = epochs.get("error") or epochs.get("last_error") or "not computed yet"
+        reasons.append(
+            _reason(REASON_NO_ASSIGNMENT, f"epoch {epochs['epoch']} has no assignment: {why}")
+        )
+    else:
+        unserved = _unserved(epochs.get("unserved", ()), epochs.get("adjustments", ()))
+        if unserved:
+            reasons.append(
+                _reason(
                     REASON_SLOT_UNSERVED,
                     f"epoch {epochs['epoch']} leaves without host: {', '.join(unserved)}",
                 )
-        disagree = list(epochs.get("disagree") or ())
-        if disagree:
-            add(
+            )
+    disagree = list(epochs.get("disagree") or ())
+    if disagree:
+        reasons.append(
+            _reason(
                 REASON_ATTESTATIONS_DISAGREE,
-                f"{len(disagree)} node(s) attested another root for epoch {epochs.get('epoch')}: "
-                + ", ".join(disagree),
+                f"{len(disagree)} node(s) attested another root for epoch "
+                f"{epochs.get('epoch')}: " + ", ".join(disagree),
             )
-    if sync is not None:
-        missing = int(sync.get("missing") or 0)  # roots the last finished round could not get
-        behind = sync.get("want", 0) > sync.get("have", 0)
-        if missing or (behind and sync.get("last_error")):
-            why = (
-                f"{missing} could not be fetched from any peer"
-                if missing
-                else f"last error: {sync['last_error']}"
-            )
-            add(
-                REASON_SYNC_BEHIND,
-                f"the replica has {sync.get('have', 0)} of {sync.get('want', 0)} roots; {why}",
-            )
-    if anchoring is not None and anchoring.consecutive_failures > 0 and anchoring.pending > 0:
-        add(
+        )
+    return reasons
+
+
+def _sync_reasons(sync: Mapping[str, Any]) -> list[Reason]:
+    """Return ``sync_behind`` if the replica lacks roots it could not get, else ``[]``."""
+    missing = int(sync.get("missing") or 0)  # roots the last finished round could not get
+    behind = sync.get("want", 0) > sync.get("have", 0)
+    if not (missing or (behind and sync.get("last_error"))):
+        return []
+    why = (
+        f"{missing} could not be fetched from any peer"
+        if missing
+        else f"last error: {sync['last_error']}"
+    )
+    return [
+        _reason(
+            REASON_SYNC_BEHIND,
+            f"the replica has {sync.get('have', 0)} of {sync.get('want', 0)} roots; {why}",
+        )
+    ]
+
+
+def _anchoring_reasons(anchoring: AnchoringState) -> list[Reason]:
+    """Return ``anchoring_stalled`` if leaves wait while the anchorer fails, else ``[]``."""
+    if not (anchoring.consecutive_failures > 0 and anchoring.pending > 0):
+        return []
+    return [
+        _reason(
             REASON_ANCHORING_STALLED,
             f"{anchoring.pending} transaction(s) wait for an anchor; "
             f"{anchoring.consecutive_failures} attempt(s) failed, last: {anchoring.last_error}",
         )
-    if clock_lead is not None and max_lead is not None and clock_lead > max_lead:
-        add(
+    ]
+
+
+def _clock_reasons(clock_lead: float, max_lead: float) -> list[Reason]:
+    """Return ``clock_ahead`` if the newest block is stamped past the bound, else ``[]``."""
+    if not clock_lead > max_lead:
+        return []
+    return [
+        _reason(
             REASON_CLOCK_AHEAD,
             f"the newest block is stamped {clock_lead:.0f} s ahead of this machine's clock "
             f"(bound {max_lead:g} s)",
         )
-    return reasons
+    ]
 
 
 def _unserved(subsystems: Sequence[str], adjustments: Sequence[str]) -> list[str]:

@@ -223,36 +223,10 @@ class NodeContext:
             "chain_id": self.chain.chain_id,
             "block_number": None,
         }
-        head, chain_error = self.chain_head()
-        reading: dict[str, Any] | None
-        if head is not None:
-            chain["block_number"] = head
-            try:
-                reading = self._health_cache.get(head, self._read_chain_state)
-            except Exception as exc:  # noqa: BLE001 -- reported as a reason, never raised
-                chain_error = f"{type(exc).__name__}: {exc}"
-                reading = self._health_cache.last()
-        else:
-            reading = self._health_cache.last()  # as last read: the chain does not answer
-        reading = reading or {"epoch": None, "wallet": None, "frontend": None, "epochs": None}
-        clock_lead: float | None = None
-        max_lead: float | None = None
-        embedded = self.chain.embedded
-        if embedded is not None and embedded.is_open:
-            head_time = embedded.head_timestamp()
-            clock_lead = head_time - time.time()
-            max_lead = embedded.max_lead
-            chain["head_timestamp"] = head_time
-            chain["clock_lead_seconds"] = round(clock_lead, 3)
-            chain["max_lead_seconds"] = max_lead
-            chain["blocks_by_clock"] = (
-                self.block_clock.blocks_mined if self.block_clock is not None else None
-            )
-        sync: dict[str, Any] | None = None
-        if self.syncer is not None:
-            progress = self.syncer.progress()
-            sync = progress.as_dict()
-            sync["missing"] = len(progress.missing)  # roots no peer served in the last round
+        head, chain_error, reading = self._chain_reading()
+        chain["block_number"] = head
+        clock_lead, max_lead = self._clock_health(chain)
+        sync = self._sync_health()
         epochs = reading["epochs"]
         pending = self.ledger.pending_count()
         anchoring = AnchoringState(
@@ -289,6 +263,48 @@ class NodeContext:
                 "anchor_failures": self.anchorer.failures,
             },
         }
+
+    def _chain_reading(self) -> tuple[int | None, str | None, dict[str, Any]]:
+        """Return the chain's head (None: it does not answer), the error if any, and the other
+        chain reads: at this head (cached), or as last read."""
+        head, chain_error = self.chain_head()
+        reading: dict[str, Any] | None
+        if head is not None:
+            try:
+                reading = self._health_cache.get(head, self._read_chain_state)
+            except Exception as exc:  # noqa: BLE001 -- reported as a reason, never raised
+                chain_error = f"{type(exc).__name__}: {exc}"
+                reading = self._health_cache.last()
+        else:
+            reading = self._health_cache.last()  # as last read: the chain does not answer
+        reading = reading or {"epoch": None, "wallet": None, "frontend": None, "epochs": None}
+        return head, chain_error, reading
+
+    def _clock_health(self, chain: dict[str, Any]) -> tuple[float | None, float | None]:
+        """Return the embedded chain's clock lead and its bound (None, None: no embedded
+        chain open), noted in ``chain`` too."""
+        embedded = self.chain.embedded
+        if embedded is None or not embedded.is_open:
+            return None, None
+        head_time = embedded.head_timestamp()
+        clock_lead: float = head_time - time.time()
+        max_lead: float = embedded.max_lead
+        chain["head_timestamp"] = head_time
+        chain["clock_lead_seconds"] = round(clock_lead, 3)
+        chain["max_lead_seconds"] = max_lead
+        chain["blocks_by_clock"] = (
+            self.block_clock.blocks_mined if self.block_clock is not None else None
+        )
+        return clock_lead, max_lead
+
+    def _sync_health(self) -> dict[str, Any] | None:
+        """Return the peer sync's progress, with the roots no peer served last round."""
+        if self.syncer is None:
+            return None
+        progress = self.syncer.progress()
+        sync: dict[str, Any] = progress.as_dict()
+        sync["missing"] = len(progress.missing)  # roots no peer served in the last round
+        return sync
 
     def _index_progress(self, head: int | None) -> dict[str, Any] | None:
         """Return how far the chain follower has indexed (``lag``: blocks behind the head; a
@@ -440,25 +456,7 @@ def open_node(settings: Settings, password: str) -> NodeContext:
     if chain.embedded is not None:
         chain.embedded.max_lead = settings.chain_max_lead
     try:
-        if record.chain_id is not None and record.chain_id != chain.chain_id:
-            raise ConfigError(
-                f"chain id {chain.chain_id} differs from the {record.chain_id} this node joined"
-            )
-        if chain.kind == "rpc" and int(chain.w3.eth.get_balance(account.address)) == 0:
-            _fund_on_dev_chain(chain, account.address)
-        deploying = record.registry is None
-        if record.registry is None:
-            log.info("deploying the registry (epoch period %d blocks)", settings.epoch_period)
-            record.registry = str(Registry.deploy(chain.w3, account, settings.epoch_period).address)
-            record.deployed_block = int(chain.w3.eth.block_number)
-        elif not chain.w3.eth.get_code(to_checksum_address(record.registry)):
-            raise ConfigError(f"no registry contract at {record.registry} on this chain")
-        record.chain_id = chain.chain_id
-        record.chain_url = chain_url
-        record.endpoint = settings.endpoint
-        record.save(settings.node_file)
-        registry = Registry(chain.w3, record.registry, account)
-        _ensure_registered(registry, settings, record)
+        registry, deploying = _join_registry(settings, record, chain, account, chain_url)
         store = open_node_store(settings)
         bundled_frontend = _bundled_frontend_cid(store, settings.frontend_dir)
         _publish_frontend_if_missing(
@@ -469,30 +467,8 @@ def open_node(settings: Settings, password: str) -> NodeContext:
         upgrade_database(settings.sqlalchemy_url)
         engine = create_db_engine(settings.sqlalchemy_url)
         sessions = make_session_factory(engine)
-        verifier = None
-        if settings.verify_workers > 0:
-            verifier = VerifierPool(
-                Domain(chain.chain_id, record.registry), settings.verify_workers
-            )
-        ledger = LedgerService(
-            session_factory=sessions,
-            store=store,
-            registry=registry,
-            domain=Domain(chain.chain_id, record.registry),
-            node_address=account.address,
-            batch_max=settings.batch_max,
-            participants=ParticipantCache(registry, settings.participant_ttl),
-            require_participant=settings.require_participant,
-            verifier=verifier,
-            max_future_seconds=settings.tx_max_future_seconds,
-        )
-        if chain.kind == "rpc":  # settle what a previous run left in the pool first
-            cancelled = NonceManager.of(chain.w3, account).recover()
-            if cancelled:
-                log.warning("cancelled %d transactions left pending by the last run", cancelled)
-        adopted = ledger.recover()
-        if adopted:
-            log.info("adopted %d leaves anchored just before the last stop", adopted)
+        ledger = _open_ledger(settings, chain, record, registry, store, account, sessions)
+        _recover_pending(chain, account, ledger)
     except BaseException:
         chain.close()
         raise
@@ -502,18 +478,7 @@ def open_node(settings: Settings, password: str) -> NodeContext:
     )  # fmt: skip
     anchorer = Anchorer(ledger)
     anchorer.start()
-    syncer = None
-    if settings.sync:
-        syncer = Syncer(
-            store,
-            registry,
-            self_address=account.address,
-            self_endpoint=settings.endpoint,
-            interval=settings.sync_interval,
-            policy=policy,
-        )
-        ledger.on_anchored = syncer.note_local  # its own anchors are in its store already
-        syncer.start()
+    syncer = _start_syncer(settings, store, registry, account.address, policy, ledger)
     block_clock = _start_block_clock(settings, chain)
     epochs = _start_epochs(settings, chain, registry)
     return NodeContext(
@@ -522,6 +487,102 @@ def open_node(settings: Settings, password: str) -> NodeContext:
         follower=_start_follower(settings, chain, record, sessions, ledger, store, syncer),
         peer_policy=policy, bundled_frontend=bundled_frontend, block_clock=block_clock,
     )  # fmt: skip
+
+
+def _join_registry(
+    settings: Settings, record: NodeRecord, chain: Any, account: Any, chain_url: str | None
+) -> tuple[Registry, bool]:
+    """Return the node's registry binding (deployed on first start) and whether this start
+    deployed it; the node is registered and its record saved.
+
+    Raises ``ConfigError`` on another chain than the one the node joined, or if its
+    registry has no code on this chain.
+    """
+    if record.chain_id is not None and record.chain_id != chain.chain_id:
+        raise ConfigError(
+            f"chain id {chain.chain_id} differs from the {record.chain_id} this node joined"
+        )
+    if chain.kind == "rpc" and int(chain.w3.eth.get_balance(account.address)) == 0:
+        _fund_on_dev_chain(chain, account.address)
+    deploying = record.registry is None
+    if record.registry is None:
+        log.info("deploying the registry (epoch period %d blocks)", settings.epoch_period)
+        record.registry = str(Registry.deploy(chain.w3, account, settings.epoch_period).address)
+        record.deployed_block = int(chain.w3.eth.block_number)
+    elif not chain.w3.eth.get_code(to_checksum_address(record.registry)):
+        raise ConfigError(f"no registry contract at {record.registry} on this chain")
+    record.chain_id = chain.chain_id
+    record.chain_url = chain_url
+    record.endpoint = settings.endpoint
+    record.save(settings.node_file)
+    registry = Registry(chain.w3, record.registry, account)
+    _ensure_registered(registry, settings, record)
+    return registry, deploying
+
+
+def _open_ledger(
+    settings: Settings,
+    chain: Any,
+    record: NodeRecord,
+    registry: Registry,
+    store: Any,
+    account: Any,
+    sessions: Any,
+) -> LedgerService:
+    """Return the ledger service (with its verifier pool if ``verify_workers`` > 0)."""
+    assert record.registry is not None
+    verifier = None
+    if settings.verify_workers > 0:
+        verifier = VerifierPool(Domain(chain.chain_id, record.registry), settings.verify_workers)
+    return LedgerService(
+        session_factory=sessions,
+        store=store,
+        registry=registry,
+        domain=Domain(chain.chain_id, record.registry),
+        node_address=account.address,
+        batch_max=settings.batch_max,
+        participants=ParticipantCache(registry, settings.participant_ttl),
+        require_participant=settings.require_participant,
+        verifier=verifier,
+        max_future_seconds=settings.tx_max_future_seconds,
+    )
+
+
+def _recover_pending(chain: Any, account: Any, ledger: LedgerService) -> None:
+    """Settle what the last run left: its pending chain transactions (RPC chain), then the
+    leaves of an anchor it made just before it stopped."""
+    if chain.kind == "rpc":  # settle what a previous run left in the pool first
+        cancelled = NonceManager.of(chain.w3, account).recover()
+        if cancelled:
+            log.warning("cancelled %d transactions left pending by the last run", cancelled)
+    adopted = ledger.recover()
+    if adopted:
+        log.info("adopted %d leaves anchored just before the last stop", adopted)
+
+
+def _start_syncer(
+    settings: Settings,
+    store: Any,
+    registry: Registry,
+    address: str,
+    policy: Any,
+    ledger: LedgerService,
+) -> Syncer | None:
+    """Start the peer sync (None with ``sync`` off); it counts the node's own anchors as
+    complete (they are in its store already)."""
+    if not settings.sync:
+        return None
+    syncer = Syncer(
+        store,
+        registry,
+        self_address=address,
+        self_endpoint=settings.endpoint,
+        interval=settings.sync_interval,
+        policy=policy,
+    )
+    ledger.on_anchored = syncer.note_local  # its own anchors are in its store already
+    syncer.start()
+    return syncer
 
 
 def _bundled_frontend_cid(store: Any, configured: Path | None) -> str | None:

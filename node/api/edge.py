@@ -90,13 +90,27 @@ def install_access(app: FastAPI, node: Any) -> None:
     ``app.state``; add the middleware."""
     settings = node.settings
     directory = PeerDirectory(node.registry, policy=getattr(node, "peer_policy", None))
+    metrics = Metrics()
+    _install_auth(app, node, directory)
+    app.state.metrics = metrics
+    app.state.subsystem_databases = SubsystemDatabases(settings.data_dir)
+    peer_verifier = PeerVerifier(directory)
+    _add_router(app, node, directory, peer_verifier, metrics)
+    _add_rate_limit(app, settings, peer_verifier, metrics)
+    _add_cors(app, settings)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+
+
+def _install_auth(app: FastAPI, node: Any, directory: PeerDirectory) -> None:
+    """Create wallet login (``app.state.auth``) and signed-request verification
+    (``app.state.request_verifier``); the peers' domains are accepted for login too."""
+    settings = node.settings
 
     def peer_domains() -> list[str]:
         return [urlsplit(endpoint).netloc for endpoint in directory().values()]
 
     rules = compute_siwe_rules(settings, node.chain.chain_id, str(node.registry.address))
     auth = AuthService(node.sessions, rules, w3=node.chain.w3, peer_domains=peer_domains)
-    metrics = Metrics()
     app.state.auth = auth
     app.state.request_verifier = RequestVerifier(
         auth,
@@ -104,15 +118,23 @@ def install_access(app: FastAPI, node: Any) -> None:
         max_age=float(getattr(settings, "auth_signature_max_age", 300.0)),
         clock_skew=rules.clock_skew,
     )
-    app.state.metrics = metrics
-    app.state.subsystem_databases = SubsystemDatabases(settings.data_dir)
-    peer_verifier = PeerVerifier(directory)
+
+
+def _add_router(
+    app: FastAPI,
+    node: Any,
+    directory: PeerDirectory,
+    peer_verifier: PeerVerifier,
+    metrics: Metrics,
+) -> None:
+    """Create the locator (``app.state.locator``) and add the router middleware, both
+    sharing one peer client and its health."""
     client = httpx.AsyncClient(timeout=httpx.Timeout(READ_TIMEOUT, connect=CONNECT_TIMEOUT))
     health = PeerHealth(client)
     source = get_assignment_source(node)
     readiness = get_subsystem_log(node).is_ready
     app.state.locator = Locator(
-        node.address, settings.endpoint, source, directory, health, readiness=readiness
+        node.address, node.settings.endpoint, source, directory, health, readiness=readiness
     )
     app.add_middleware(
         RouterMiddleware,
@@ -126,34 +148,46 @@ def install_access(app: FastAPI, node: Any) -> None:
         observer=metrics,
         readiness=readiness,
     )
+
+
+def _add_rate_limit(
+    app: FastAPI, settings: Any, peer_verifier: PeerVerifier, metrics: Metrics
+) -> None:
+    """Add the rate limiter (none with ``rate_limit`` 0); verified peers get their own
+    buckets with ``peer_rate_limit``."""
     rate = float(getattr(settings, "rate_limit", DEFAULT_RATE))
-    if rate > 0:
-        burst = int(getattr(settings, "rate_burst", DEFAULT_BURST))
-        peer_rate = float(getattr(settings, "peer_rate_limit", 0.0))
-        app.add_middleware(
-            RateLimitMiddleware,
-            buckets=TokenBuckets(rate, burst),
-            on_limited=metrics.rate_limited.inc,
-            peer_verifier=peer_verifier,
-            peer_buckets=TokenBuckets(peer_rate, int(peer_rate * 2)) if peer_rate > 0 else None,
-        )
+    if rate <= 0:
+        return
+    burst = int(getattr(settings, "rate_burst", DEFAULT_BURST))
+    peer_rate = float(getattr(settings, "peer_rate_limit", 0.0))
+    app.add_middleware(
+        RateLimitMiddleware,
+        buckets=TokenBuckets(rate, burst),
+        on_limited=metrics.rate_limited.inc,
+        peer_verifier=peer_verifier,
+        peer_buckets=TokenBuckets(peer_rate, int(peer_rate * 2)) if peer_rate > 0 else None,
+    )
+
+
+def _add_cors(app: FastAPI, settings: Any) -> None:
+    """Add CORS for the ``cors_origins`` the operator named (none: no CORS)."""
     origins = list(getattr(settings, "cors_origins", ()) or ())
-    if origins:
-        # credentials only for origins the operator named: a wildcard never gets them
-        app.add_middleware(
-            CORSMiddleware,
-            allow_origins=origins,
-            allow_credentials="*" not in origins,
-            allow_methods=["GET", "POST", "PUT", "DELETE", "OPTIONS"],
-            allow_headers=[
-                "authorization",
-                "content-type",
-                SIGNATURE_HEADER,
-                SIGNATURE_INPUT_HEADER,
-                DIGEST_HEADER,
-                DESTINATION_HEADER,
-                DELEGATION_HEADER,
-            ],
-            expose_headers=[SERVED_BY_HEADER, EPOCH_HEADER],
-        )
-    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    if not origins:
+        return
+    # credentials only for origins the operator named: a wildcard never gets them
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=origins,
+        allow_credentials="*" not in origins,
+        allow_methods=["GET", "POST", "PUT", "DELETE", "OPTIONS"],
+        allow_headers=[
+            "authorization",
+            "content-type",
+            SIGNATURE_HEADER,
+            SIGNATURE_INPUT_HEADER,
+            DIGEST_HEADER,
+            DESTINATION_HEADER,
+            DELEGATION_HEADER,
+        ],
+        expose_headers=[SERVED_BY_HEADER, EPOCH_HEADER],
+    )

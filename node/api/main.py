@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import gc
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
 from fastapi_offline import FastAPIOffline
@@ -54,20 +54,11 @@ def create_app(
     requests created since, instead of pausing a request for ≈ 100 ms now and then.
     """
 
-    @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        if freeze_gc:
-            gc.collect()
-            gc.freeze()
-        yield
-        if close_on_shutdown:
-            node.close()
-
     # /docs and /redoc: Swagger UI and ReDoc assets served by the node (fastapi-offline), and a
     # Content-Security-Policy that keeps the pages on this origin (ReDoc's bundle still links a
     # logo on a CDN: the browser never asks for it)
     app = FastAPIOffline(
-        lifespan=lifespan,
+        lifespan=_make_lifespan(node, close_on_shutdown=close_on_shutdown, freeze_gc=freeze_gc),
         title="Collegium node",
         version=__version__,
         description="Open business ledger: EIP-712 transactions, IPFS content, on-chain anchors.",
@@ -78,6 +69,32 @@ def create_app(
     app.state.store = node.store
     install_problem_handlers(app)
     restore_recursion_limit()  # a dependency leaves it at 100,000: see node/api/limits.py
+    _add_body_limits(app, node)
+    _include_routers(app, node)
+    return app
+
+
+def _make_lifespan(
+    node: NodeContext, *, close_on_shutdown: bool, freeze_gc: bool
+) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    """Return the app's lifespan: ``gc.freeze()`` once started (``freeze_gc``), the node's
+    parts closed at shutdown (``close_on_shutdown``)."""
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if freeze_gc:
+            gc.collect()
+            gc.freeze()
+        yield
+        if close_on_shutdown:
+            node.close()
+
+    return lifespan
+
+
+def _add_body_limits(app: FastAPI, node: NodeContext) -> None:
+    """Add the body size limit (per path: transactions, batches, front-end archives, the
+    rest) and, inside it, the JSON depth check."""
     tx_limit = node.settings.max_tx_bytes
     body_limit = node.settings.max_body_bytes
 
@@ -96,6 +113,10 @@ def create_app(
     )
     app.add_middleware(BodyLimitMiddleware, limit_for=limit_for)
 
+
+def _include_routers(app: FastAPI, node: NodeContext) -> None:
+    """Include every router: the API under ``/api/v1``, then health, RPC, gateway, explorer
+    and the front-end."""
     api = APIRouter(prefix=API_PREFIX)
     api.include_router(transactions.router)
     api.include_router(anchors.router)
@@ -108,7 +129,6 @@ def create_app(
     _include_gateway(app)
     app.include_router(explorer.router)
     _include_frontend(app)
-    return app
 
 
 def _include_access(app: FastAPI, api: APIRouter, node: NodeContext) -> None:

@@ -195,10 +195,7 @@ def _fill_role(
     for start in range(0, len(keys), PRUNE_SLOT_BATCH):
         batch = range(start, min(start + PRUNE_SLOT_BATCH, len(keys)))
         if prune and thresholds is None:
-            capacities = topology.capacities[eligible_all]
-            limit = compute_score_limit(wanted, int(capacities.sum(dtype=np.uint64)))
-            unique, inverse = np.unique(capacities, return_inverse=True)
-            thresholds = compute_draw_thresholds(limit, unique)[inverse]
+            thresholds = compute_prune_thresholds(topology.capacities[eligible_all], wanted)
         draws = (
             compute_draws(slot_hashes[batch.start : batch.stop], topology.node_hashes[eligible_all])
             if shared
@@ -208,41 +205,93 @@ def _fill_role(
         for row, j in enumerate(batch):
             subsystem = keys[j][1]
             if draws is None:
-                candidates = topology.eligible(role, subsystem)
-                member_draws = compute_draws(
-                    slot_hashes[j : j + 1], topology.node_hashes[candidates]
-                )[0]
-                hosts = pick_hosts(
-                    topology.rank(candidates, member_draws),
-                    remaining,
-                    soft,
-                    topology.homes,
-                    count,
-                    True,
+                hosts = _pick_member_hosts(
+                    topology, role, subsystem, slot_hashes[j : j + 1], remaining, soft, count
                 )
             else:
-                hosts = None
-                if thresholds is not None:
-                    columns = np.flatnonzero(draws[row] >= thresholds)
-                    prefix = topology.rank(eligible_all[columns], draws[row, columns])
-                    hosts = pick_hosts(prefix, remaining, soft, topology.homes, count, False)
-                    missed = missed or hosts is None
-                if hosts is None:
-                    ranked = topology.rank(eligible_all, draws[row])
-                    hosts = pick_hosts(ranked, remaining, soft, topology.homes, count, True)
-            assert hosts is not None
-            if len(hosts) < count:
-                raise CapacityExhaustedError(role, subsystem, count, len(hosts))
-            for i in hosts:
-                remaining[i] -= 1
-                soft[i] = max(soft[i] - 1, 0)
-            slots.append(Slot(role=role, subsystem=subsystem, hosts=tuple(
-                topology.nodes[i].id for i in hosts)))  # fmt: skip
+                hosts, pruned_miss = _pick_shared_hosts(
+                    topology, eligible_all, draws[row], thresholds, remaining, soft, count
+                )
+                missed = missed or pruned_miss
+            slots.append(_take_hosts(topology, role, subsystem, hosts, count, remaining, soft))
         if missed:  # budgets bind or homes repeat: look deeper from the next batch on
             wanted *= 2
             thresholds = None
             prune = prune and wanted * 4 < len(eligible_all)
     return slots
+
+
+def compute_prune_thresholds(capacities: U64, wanted: int) -> U64:
+    """Return, per node of ``capacities``, the draw at or above which its score falls under a
+    limit about ``wanted`` of them pass (docs/assignment.md, "Pruning")."""
+    limit = compute_score_limit(wanted, int(capacities.sum(dtype=np.uint64)))
+    unique, inverse = np.unique(capacities, return_inverse=True)
+    return compute_draw_thresholds(limit, unique)[inverse]
+
+
+def _pick_member_hosts(
+    topology: _Topology,
+    role: str,
+    subsystem: str | None,
+    slot_hash: U64,
+    remaining: Sequence[int],
+    soft: Sequence[int],
+    count: int,
+) -> list[int]:
+    """Return the hosts of a members-only slot, ranked among its eligible nodes only."""
+    candidates = topology.eligible(role, subsystem)
+    member_draws = compute_draws(slot_hash, topology.node_hashes[candidates])[0]
+    ranked = topology.rank(candidates, member_draws)
+    hosts = pick_hosts(ranked, remaining, soft, topology.homes, count, True)
+    assert hosts is not None
+    return hosts
+
+
+def _pick_shared_hosts(
+    topology: _Topology,
+    eligible_all: Indices,
+    draws: U64,
+    thresholds: U64 | None,
+    remaining: Sequence[int],
+    soft: Sequence[int],
+    count: int,
+) -> tuple[list[int], bool]:
+    """Return the hosts of a shared slot and whether its pruned prefix missed.
+
+    With ``thresholds`` only the nodes whose draw passes them are ranked (a prefix of the
+    full ranking); if the prefix does not place every replica, the slot is ranked in full.
+    """
+    if thresholds is not None:
+        columns = np.flatnonzero(draws >= thresholds)
+        prefix = topology.rank(eligible_all[columns], draws[columns])
+        hosts = pick_hosts(prefix, remaining, soft, topology.homes, count, False)
+        if hosts is not None:
+            return hosts, False
+    ranked = topology.rank(eligible_all, draws)
+    full = pick_hosts(ranked, remaining, soft, topology.homes, count, True)
+    assert full is not None
+    return full, thresholds is not None
+
+
+def _take_hosts(
+    topology: _Topology,
+    role: str,
+    subsystem: str | None,
+    hosts: list[int],
+    count: int,
+    remaining: list[int],
+    soft: list[int],
+) -> Slot:
+    """Return the slot ``(role, subsystem)`` on ``hosts``, each host's budgets reduced by one.
+
+    Raises ``CapacityExhaustedError`` if fewer than ``count`` hosts were found.
+    """
+    if len(hosts) < count:
+        raise CapacityExhaustedError(role, subsystem, count, len(hosts))
+    for i in hosts:
+        remaining[i] -= 1
+        soft[i] = max(soft[i] - 1, 0)
+    return Slot(role=role, subsystem=subsystem, hosts=tuple(topology.nodes[i].id for i in hosts))
 
 
 def fill_slots(

@@ -7,11 +7,14 @@ import tempfile
 import time
 from pathlib import Path
 from types import FrameType
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from node.errors import CollegiumError
+
+if TYPE_CHECKING:
+    from node.devnet import Devnet
 
 # Commands import the node's modules inside their functions: those pull in web3, py-evm,
 # SQLAlchemy and FastAPI (seconds of import), which `collegium --help` and the light
@@ -66,26 +69,12 @@ def up(
     except CollegiumError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from exc
-    typer.echo(f"chain    {devnet.chain_url}  registry {devnet.registry}")
-    typer.echo(f"operator {devnet.operator.address}  key in {root / OPERATOR_KEY_FILE}")
-    for node in devnet.nodes:
-        typer.echo(f"node{node.index}    {node.url}  home {node.home}  log {node.log_path}")
+    _print_devnet(devnet, root / OPERATOR_KEY_FILE)
     typer.echo("Ctrl-C (or SIGTERM) stops the devnet.")
     signal.signal(signal.SIGTERM, _interrupt)
     signal.signal(signal.SIGINT, _interrupt)  # even when started in the background
-    reported: set[int] = set()
     try:
-        while restart or any(node.running for node in devnet.nodes):
-            for node in devnet.nodes:
-                if node.running or node.index in reported:
-                    continue
-                typer.echo(f"node{node.index} exited (log {node.log_path})", err=True)
-                if restart:
-                    node.launch()
-                    typer.echo(f"node{node.index} restarted on {node.data_dir}", err=True)
-                else:
-                    reported.add(node.index)
-            time.sleep(1)
+        _watch_nodes(devnet, restart=restart)
         typer.echo("every node exited; stopping the devnet", err=True)
     except KeyboardInterrupt:
         pass
@@ -93,3 +82,28 @@ def up(
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut teardown
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         devnet.stop()
+
+
+def _print_devnet(devnet: Devnet, operator_key: Path) -> None:
+    """Print the devnet's chain, registry, operator and each node's URL, home and log."""
+    typer.echo(f"chain    {devnet.chain_url}  registry {devnet.registry}")
+    typer.echo(f"operator {devnet.operator.address}  key in {operator_key}")
+    for node in devnet.nodes:
+        typer.echo(f"node{node.index}    {node.url}  home {node.home}  log {node.log_path}")
+
+
+def _watch_nodes(devnet: Devnet, *, restart: bool) -> None:
+    """Report each node that exits (once), start it again with ``restart``; return when every
+    node has exited (never with ``restart``)."""
+    reported: set[int] = set()
+    while restart or any(node.running for node in devnet.nodes):
+        for node in devnet.nodes:
+            if node.running or node.index in reported:
+                continue
+            typer.echo(f"node{node.index} exited (log {node.log_path})", err=True)
+            if restart:
+                node.launch()
+                typer.echo(f"node{node.index} restarted on {node.data_dir}", err=True)
+            else:
+                reported.add(node.index)
+        time.sleep(1)

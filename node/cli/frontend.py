@@ -187,6 +187,18 @@ def publish(
     if keystore is not None or key_env is not None:
         typer.echo(_publish_as_person(build_dir, data_dir, ipfs, subsystem, keystore, key_env, url))
         return
+    typer.echo(_publish_as_node(build_dir, data_dir, chain, ipfs, subsystem))
+
+
+def _publish_as_node(
+    build_dir: Path | None,
+    data_dir: Path | None,
+    chain: str | None,
+    ipfs: str | None,
+    subsystem: str | None,
+) -> str:
+    """Publish the build with the node's own wallet (system front-end, or ``subsystem``'s)
+    and return its CID. Exits 5 (``NOT_ADMIN``) if the wallet may not, 1 on another error."""
     from node.config import Settings
     from node.frontend import (
         NotSubsystemAdmin,
@@ -200,13 +212,11 @@ def publish(
     try:
         with open_publisher(data_dir, chain, ipfs) as (store, registry):
             if subsystem is None:
-                cid = publish_frontend(store, registry, directory)
-            else:
-                cid = publish_subsystem(store, registry, subsystem, directory)
+                return publish_frontend(store, registry, directory)
+            return publish_subsystem(store, registry, subsystem, directory)
     except (NotSystemAdmin, NotSubsystemAdmin) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(int(ExitStatus.NOT_ADMIN)) from exc
     except CollegiumError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(int(ExitStatus.ERROR)) from exc
-    typer.echo(cid)

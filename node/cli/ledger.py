@@ -182,60 +182,25 @@ def reindex_command(
     the old one as ``index.sqlite.bak``. With ``--into URL`` the node's database is not
     touched. Exits 3 if the chain and the store disagree.
     """
-    from node.chain.backend import open_chain, open_rpc
     from node.config import Settings
-    from node.db.session import create_db_engine, make_session_factory, upgrade_database
-    from node.ledger.reindex import ReindexError, reindex
+    from node.ledger.reindex import ReindexError
     from node.runtime import NodeRecord, with_record_locations
-    from node.storage import open_node_store
 
     settings = with_record_locations(
         Settings(data_dir=data_dir.expanduser()) if data_dir else Settings()
     )
-    old_path: Path | None = None
-    new_path: Path | None = None
     try:
         record = NodeRecord.load(settings.node_file)
         if record.registry is None:
             raise CollegiumError("this node never started: no registry recorded")
         url = chain or settings.chain_url or record.chain_url
         if into is None:
-            old_path = _sqlite_path(settings.sqlalchemy_url)
-            if old_path is None:
-                raise CollegiumError("in-place reindex is for SQLite: pass --into DATABASE_URL")
-            if is_node_running(record.endpoint):
-                raise CollegiumError(f"the node at {record.endpoint} is running: stop it first")
-            new_path = old_path.with_name(old_path.name + REINDEX_SUFFIX)
-            for stale in [new_path, *(Path(f"{new_path}{s}") for s in SQLITE_SIDE_FILES)]:
-                stale.unlink(missing_ok=True)
+            old_path, new_path = _prepare_in_place(settings, record)
             target = f"sqlite:///{new_path}"
         else:
             target = into
-        backend = (
-            open_rpc(url)
-            if url
-            else open_chain(settings.data_dir, None, directory=settings.chain_path)
-        )
-        store = open_node_store(settings)
-        upgrade_database(target)
-        engine = create_db_engine(target)
-        started = time.perf_counter()
-        try:
-            sessions = make_session_factory(engine)
-            report = reindex(
-                sessions=sessions,
-                store=store,
-                w3=backend.w3,
-                registry_address=record.registry,
-                node_address=record.address,
-                start_block=record.deployed_block or 0,
-            )
-            copied = _copy_pending(settings.sqlalchemy_url, sessions) if into is None else 0
-        finally:
-            engine.dispose()
-            store.close()
-            backend.close()
-        if old_path is not None and new_path is not None:
+        report, copied, started = _reindex_into(settings, record, url, target, into is None)
+        if into is None:
             _swap(old_path, new_path)
     except ReindexError as exc:
         typer.echo(f"MISMATCH {exc}", err=True)
@@ -250,6 +215,63 @@ def reindex_command(
         f"{f', {copied} pending leaves kept' if copied else ''}) "
         f"in {time.perf_counter() - started:.1f} s"
     )
+
+
+def _prepare_in_place(settings: Any, record: Any) -> tuple[Path, Path]:
+    """Return the node's SQLite index file and the fresh file to rebuild it in (any stale
+    one removed).
+
+    Raises ``CollegiumError`` if the index is not SQLite or the node is running.
+    """
+    old_path = _sqlite_path(settings.sqlalchemy_url)
+    if old_path is None:
+        raise CollegiumError("in-place reindex is for SQLite: pass --into DATABASE_URL")
+    if is_node_running(record.endpoint):
+        raise CollegiumError(f"the node at {record.endpoint} is running: stop it first")
+    new_path = old_path.with_name(old_path.name + REINDEX_SUFFIX)
+    for stale in [new_path, *(Path(f"{new_path}{s}") for s in SQLITE_SIDE_FILES)]:
+        stale.unlink(missing_ok=True)
+    return old_path, new_path
+
+
+def _reindex_into(
+    settings: Any, record: Any, url: str | None, target: str, copy_pending: bool
+) -> tuple[Any, int, float]:
+    """Rebuild the index into the database ``target`` from the chain (``url``, or the
+    embedded one) and the node's store; with ``copy_pending`` copy the leaves accepted but
+    not anchored from the node's database. Return the report, the leaves copied and when
+    the rebuild started (``time.perf_counter()``).
+
+    Raises ``ReindexError`` if the chain and the store disagree.
+    """
+    from node.chain.backend import open_chain, open_rpc
+    from node.db.session import create_db_engine, make_session_factory, upgrade_database
+    from node.ledger.reindex import reindex
+    from node.storage import open_node_store
+
+    backend = (
+        open_rpc(url) if url else open_chain(settings.data_dir, None, directory=settings.chain_path)
+    )
+    store = open_node_store(settings)
+    upgrade_database(target)
+    engine = create_db_engine(target)
+    started = time.perf_counter()
+    try:
+        sessions = make_session_factory(engine)
+        report = reindex(
+            sessions=sessions,
+            store=store,
+            w3=backend.w3,
+            registry_address=record.registry,
+            node_address=record.address,
+            start_block=record.deployed_block or 0,
+        )
+        copied = _copy_pending(settings.sqlalchemy_url, sessions) if copy_pending else 0
+    finally:
+        engine.dispose()
+        store.close()
+        backend.close()
+    return report, copied, started
 
 
 def _swap(old: Path, new: Path) -> None:

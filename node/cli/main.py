@@ -242,11 +242,6 @@ def up(
     admin: AdminOpt = None,
 ) -> None:
     """Run the node: embedded chain and store unless --chain/--ipfs, API on HOST:PORT."""
-    import uvicorn
-
-    from node.api.main import create_app
-    from node.runtime import init_node, open_node
-
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -263,19 +258,36 @@ def up(
         )
     except ValueError as exc:
         raise _fail(CollegiumError(_first_error(exc)), ExitStatus.INVALID_INPUT) from exc
-    try:
-        password = _password(confirm=not settings.node_file.exists())
-        if not settings.node_file.exists():
-            record = init_node(settings, password, operator=admin)
-            typer.echo(f"new node wallet {record.address} in {settings.data_dir}")
-        node = open_node(settings, password)
-    except CollegiumError as exc:
-        raise _fail(exc) from exc
+    node = _open_or_create_node(settings, admin)
     typer.echo(
         f"Collegium node {node.address} on http://{host}:{port} "
         f"(chain {node.chain.kind} id {node.chain.chain_id}, registry {node.record.registry}, "
         f"store {node.store.backend})"
     )
+    _serve(node, host, port, log_level)
+
+
+def _open_or_create_node(settings: Any, admin: str | None) -> Any:
+    """Return the node of ``settings.data_dir`` opened, its wallet created first if it has
+    none (the password is asked twice then). Exits on a ``CollegiumError``."""
+    from node.runtime import init_node, open_node
+
+    try:
+        password = _password(confirm=not settings.node_file.exists())
+        if not settings.node_file.exists():
+            record = init_node(settings, password, operator=admin)
+            typer.echo(f"new node wallet {record.address} in {settings.data_dir}")
+        return open_node(settings, password)
+    except CollegiumError as exc:
+        raise _fail(exc) from exc
+
+
+def _serve(node: Any, host: str, port: int, log_level: str) -> None:
+    """Serve the node's API on ``host:port`` until stopped, then close the node."""
+    import uvicorn
+
+    from node.api.main import create_app
+
     try:
         uvicorn.run(
             create_app(node, close_on_shutdown=True, freeze_gc=True),

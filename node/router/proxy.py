@@ -144,20 +144,11 @@ class RouterMiddleware:
             return
         _strip_headers(scope, RETIRED_HEADERS)
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
-        try:
-            hops = int(headers.get(HOPS_HEADER, "0"))
-        except ValueError:
-            hops = MAX_HOPS + 1
+        hops = _parse_hops(headers)
         state = scope.setdefault("state", {})
         slot = compute_request_slot(scope["path"])
-        current = await anyio.to_thread.run_sync(self._current)
-        epoch = current[0] if current is not None else None
-        if epoch is not None and self.observer is not None:
-            self.observer.on_epoch(epoch)
-        state[STATE_EPOCH] = epoch
-        extra = [(SERVED_BY_HEADER.encode(), self.served_by)]
-        if epoch is not None:
-            extra.append((EPOCH_HEADER.encode(), str(epoch).encode()))
+        current = await self._observed_current(state)
+        extra = self._response_headers(current)
         if hops > MAX_HOPS:
             await _problem(send, STATUS_LOOP_DETECTED, "loop detected",
                            f"{HOPS_HEADER} is {headers.get(HOPS_HEADER)!r}, limit {MAX_HOPS}",
@@ -169,42 +160,11 @@ class RouterMiddleware:
         if destination and destination != self.me:
             await self._to_destination(scope, receive, send, destination, headers, hops, extra)
             return
-        peers: Mapping[str, str] | None = None  # read at most once per request
         if slot is not None and current is not None:
-            role, subsystem = slot
-            peers = await anyio.to_thread.run_sync(self.peers)
-            try:
-                route = compute_route(role, subsystem, current[1], self.me, peers)
-            except UnknownSlot:
-                route = None
-            if route is not None and not route.local and peer is not None:
-                # pure and lock-free (a cached epoch + compute_route): no worker thread
-                route = self._sender_route(route, headers.get(EPOCH_HEADER), peers)
-            if route is not None and not route.local and destination:
-                where = f"{role} of {subsystem!r}" if subsystem is not None else role
-                await _problem(send, 421, "misdirected request",
-                               f"this node does not host {where} in epoch {route.epoch}; "
-                               "ask GET /api/v1/route for the current host", extra)  # fmt: skip
+            answered = await self._route_slot(scope, receive, send, slot, current, peer,
+                                              headers, hops, destination, extra)  # fmt: skip
+            if answered:
                 return
-            if route is not None and not route.local:
-                if hops >= MAX_HOPS:
-                    await _problem(send, STATUS_LOOP_DETECTED, "loop detected",
-                                   f"not a host of {role} and the request made {hops} hops",
-                                   extra)  # fmt: skip
-                    return
-                await self._proxy(scope, receive, send, route.role, route.epoch,
-                                  self.health.compute_order(route.hosts), headers, hops,
-                                  extra)  # fmt: skip
-                return
-            if route is not None and role == ROLE_BE_SUBSYSTEM and self.readiness is not None:
-                ready = await anyio.to_thread.run_sync(self.readiness, str(subsystem))
-                if not ready:
-                    others = compute_other_hosts(role, subsystem, current[1], self.me, peers)
-                    await self._not_caught_up(scope, receive, send, route, others, headers,
-                                              hops, destination, extra)  # fmt: skip
-                    return
-            if route is not None:
-                state[STATE_SLOT] = slot
         elif slot is not None:
             state[STATE_SLOT] = slot  # single-node mode: every role is local
 
@@ -214,6 +174,75 @@ class RouterMiddleware:
             await send(message)
 
         await self.app(scope, receive, tagged_send)
+
+    async def _observed_current(self, state: dict[str, Any]) -> tuple[int, Assignment] | None:
+        """Return the current ``(epoch, assignment)`` (or ``None``), told to the observer and
+        noted in the request's state."""
+        current = await anyio.to_thread.run_sync(self._current)
+        epoch = current[0] if current is not None else None
+        if epoch is not None and self.observer is not None:
+            self.observer.on_epoch(epoch)
+        state[STATE_EPOCH] = epoch
+        return current
+
+    def _response_headers(
+        self, current: tuple[int, Assignment] | None
+    ) -> list[tuple[bytes, bytes]]:
+        """Return the headers every answer carries: who served it and, if known, the epoch."""
+        extra = [(SERVED_BY_HEADER.encode(), self.served_by)]
+        if current is not None:
+            extra.append((EPOCH_HEADER.encode(), str(current[0]).encode()))
+        return extra
+
+    async def _route_slot(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        slot: tuple[str, str | None],
+        current: tuple[int, Assignment],
+        peer: str | None,
+        headers: Mapping[str, str],
+        hops: int,
+        destination: str,
+        extra: list[tuple[bytes, bytes]],
+    ) -> bool:
+        """Answer a request for a hosted slot this node does not serve (proxy, 421, 508, or
+        catching up) and return True; return False to serve it here."""
+        role, subsystem = slot
+        peers = await anyio.to_thread.run_sync(self.peers)  # read at most once per request
+        try:
+            route = compute_route(role, subsystem, current[1], self.me, peers)
+        except UnknownSlot:
+            return False
+        if not route.local and peer is not None:
+            # pure and lock-free (a cached epoch + compute_route): no worker thread
+            route = self._sender_route(route, headers.get(EPOCH_HEADER), peers)
+        if not route.local and destination:
+            where = f"{role} of {subsystem!r}" if subsystem is not None else role
+            await _problem(send, 421, "misdirected request",
+                           f"this node does not host {where} in epoch {route.epoch}; "
+                           "ask GET /api/v1/route for the current host", extra)  # fmt: skip
+            return True
+        if not route.local:
+            if hops >= MAX_HOPS:
+                await _problem(send, STATUS_LOOP_DETECTED, "loop detected",
+                               f"not a host of {role} and the request made {hops} hops",
+                               extra)  # fmt: skip
+                return True
+            await self._proxy(scope, receive, send, route.role, route.epoch,
+                              self.health.compute_order(route.hosts), headers, hops,
+                              extra)  # fmt: skip
+            return True
+        if role == ROLE_BE_SUBSYSTEM and self.readiness is not None:
+            ready = await anyio.to_thread.run_sync(self.readiness, str(subsystem))
+            if not ready:
+                others = compute_other_hosts(role, subsystem, current[1], self.me, peers)
+                await self._not_caught_up(scope, receive, send, route, others, headers,
+                                          hops, destination, extra)  # fmt: skip
+                return True
+        scope["state"][STATE_SLOT] = slot
+        return False
 
     async def _not_caught_up(
         self,
@@ -351,7 +380,23 @@ class RouterMiddleware:
             detail = f"a proxied body is limited to {MAX_PROXY_BODY} bytes"
             await _problem(send, 413, "payload too large", detail, extra)
             return
-        method = scope["method"]
+        out = self._forward_headers(scope, headers, hops, epoch)
+        if self.observer is not None:
+            self.observer.on_proxied(role)
+        if await self._relay_first(scope, send, role, ordered, out, body, extra):
+            return
+        title = "no live host" if unreachable == 503 else "misdirected request"
+        if unreachable != 503 and self.observer is not None:
+            self.observer.on_failover(role)  # the client re-routes to the next host
+        await _problem(send, unreachable, title,
+                       f"no host of {role} answered: {[p.address for p in ordered]}; "
+                       "ask GET /api/v1/route again", extra)  # fmt: skip
+
+    def _forward_headers(
+        self, scope: Scope, headers: Mapping[str, str], hops: int, epoch: int | None
+    ) -> list[tuple[str, str]]:
+        """Return the headers a relayed request carries: the client's end-to-end ones, one
+        more hop, the epoch we routed by and, with a node account, our peer signature."""
         out = [
             (k, v)
             for k, v in headers.items()
@@ -361,13 +406,28 @@ class RouterMiddleware:
         out.append((HOPS_HEADER, str(hops + 1)))
         if epoch is not None:
             out.append((EPOCH_HEADER, str(epoch)))  # the epoch we routed by: _sender_route
-        target = _target(scope)
         if self.account is not None:
+            method, target = scope["method"], _target(scope)
             signed = sign_peer_request(self.account, method, target, hops + 1, int(time.time()))
             out.append((PEER_HEADER, signed))
+        return out
+
+    async def _relay_first(
+        self,
+        scope: Scope,
+        send: Send,
+        role: str,
+        ordered: list[Peer],
+        out: list[tuple[str, str]],
+        body: bytes,
+        extra: list[tuple[bytes, bytes]],
+    ) -> bool:
+        """Relay the request to the first of ``ordered`` that answers and return True (also
+        after a 504 for a non-idempotent request that may have reached its host); return
+        False if none could be reached."""
+        method = scope["method"]
+        target = _target(scope)
         idempotent = method in IDEMPOTENT_METHODS
-        if self.observer is not None:
-            self.observer.on_proxied(role)
         for i, peer in enumerate(ordered):
             last = i == len(ordered) - 1
             if i > 0 and self.observer is not None:
@@ -384,20 +444,23 @@ class RouterMiddleware:
                 if idempotent:
                     continue
                 await _problem(send, 504, "gateway timeout", f"{peer.address}: {exc}", extra)
-                return
+                return True
             if _is_peer_failure(response.status_code) and idempotent and not last:
                 await response.aclose()
                 self.health.mark(peer.endpoint, False)
                 continue
             self.health.mark(peer.endpoint, True)
             await _relay(send, response)
-            return
-        title = "no live host" if unreachable == 503 else "misdirected request"
-        if unreachable != 503 and self.observer is not None:
-            self.observer.on_failover(role)  # the client re-routes to the next host
-        await _problem(send, unreachable, title,
-                       f"no host of {role} answered: {[p.address for p in ordered]}; "
-                       "ask GET /api/v1/route again", extra)  # fmt: skip
+            return True
+        return False
+
+
+def _parse_hops(headers: Mapping[str, str]) -> int:
+    """Return the request's hop count; one past the limit if it is not a number."""
+    try:
+        return int(headers.get(HOPS_HEADER, "0"))
+    except ValueError:
+        return MAX_HOPS + 1
 
 
 def _target(scope: Scope) -> str:

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterator
-from typing import Annotated, Any, Final, Literal
+from collections.abc import Iterator, Mapping
+from typing import Annotated, Any, Final, Literal, NamedTuple
 
 import rlp
 from eth_account import Account
@@ -489,8 +489,33 @@ def relay_participant_change(name: Name, body: RelayCreate, node: NodeDep) -> Re
     before sending; the contract checks again.
     """
     _require_subsystem(node, name)
-    registry = node.registry
     raw = bytes.fromhex(body.raw_transaction[2:]) if len(body.raw_transaction) % 2 == 0 else b""
+    signed = _decode_signed_transaction(raw)
+    action, args = _check_relayed_call(node, name, signed)
+    w3 = node.chain.w3
+    _check_relay_nonce(w3, raw, signed.sender, signed.nonce)
+    tx_hash, receipt = _send_relayed(w3, raw)
+    return RelayPublic(
+        tx_hash="0x" + bytes(tx_hash).hex(),
+        block_number=int(receipt["blockNumber"]),
+        action=action,
+        address=str(args.get("account", "")),
+    )
+
+
+class _SignedTransaction(NamedTuple):
+    """What the relay reads of a signed transaction."""
+
+    to: Any
+    data: Any
+    chain_id: int | None
+    nonce: int
+    sender: str
+
+
+def _decode_signed_transaction(raw: bytes) -> _SignedTransaction:
+    """Return the target, call data, chain id, nonce and signer of a signed transaction
+    (typed, EIP-2718, or legacy). Raises ``ValidationError`` if it is none."""
     try:
         if raw and raw[0] <= 0x7F:
             fields = TypedTransaction.from_bytes(HexBytes(raw)).as_dict()
@@ -504,25 +529,47 @@ def relay_participant_change(name: Name, body: RelayCreate, node: NodeDep) -> Re
         sender = str(Account.recover_transaction(raw))
     except Exception as exc:
         raise ValidationError(f"not a signed transaction: {exc}") from exc
+    return _SignedTransaction(to, data, chain_id, nonce, sender)
+
+
+def _check_relayed_call(
+    node: Any, name: str, signed: _SignedTransaction
+) -> tuple[str, Mapping[str, Any]]:
+    """Return the relayed action and the call's arguments.
+
+    Raises ``ValidationError`` unless ``signed`` is for this chain and calls this node's
+    registry's add/removeParticipant of ``name``; ``Forbidden`` unless its signer is an
+    admin of ``name``.
+    """
+    registry = node.registry
+    chain_id = signed.chain_id
     if chain_id != node.chain.chain_id:
         signed_for = "no chain id (pre-EIP-155)" if chain_id is None else f"chain id {chain_id}"
         raise ValidationError(
             f"the transaction is signed for {signed_for}, not this node's chain "
             f"{node.chain.chain_id}: sign it with chainId {node.chain.chain_id}"
         )
+    to = signed.to
     if not to or not is_address(to) or to_checksum_address(to) != registry.address:
         raise ValidationError("the transaction does not call this node's registry")
     try:
-        fn, args = registry.contract.decode_function_input(data)
+        fn, args = registry.contract.decode_function_input(signed.data)
     except Exception as exc:
         raise ValidationError("the transaction does not call a registry function") from exc
     action = RELAY_FUNCTIONS.get(fn.fn_name)
     if action is None or args.get("name") != name:
         raise ValidationError(f"only add/removeParticipant of {name!r} are relayed")
-    if not registry.is_subsystem_admin(name, sender):
-        raise Forbidden(f"{sender} is not an admin of {name!r}")
-    w3 = node.chain.w3
-    _check_relay_nonce(w3, raw, sender, nonce)
+    if not registry.is_subsystem_admin(name, signed.sender):
+        raise Forbidden(f"{signed.sender} is not an admin of {name!r}")
+    return action, args
+
+
+def _send_relayed(w3: Any, raw: bytes) -> tuple[Any, Any]:
+    """Send ``raw`` and return its hash and receipt once mined.
+
+    Raises 409 if the chain refuses its nonce, ``ValidationError`` if it refuses it
+    otherwise or the registry reverts it, ``ChainError`` if it is not mined in time.
+    """
     try:
         tx_hash = w3.eth.send_raw_transaction(raw)
     except (Web3RPCError, TesterValidationError, ValueError) as exc:  # the chain refused it
@@ -538,12 +585,7 @@ def relay_participant_change(name: Name, body: RelayCreate, node: NodeDep) -> Re
         ) from exc
     if int(receipt["status"]) != 1:
         raise ValidationError("the registry rejected the transaction")
-    return RelayPublic(
-        tx_hash="0x" + bytes(tx_hash).hex(),
-        block_number=int(receipt["blockNumber"]),
-        action=action,
-        address=str(args.get("account", "")),
-    )
+    return tx_hash, receipt
 
 
 def legacy_chain_id(v: int) -> int | None:
