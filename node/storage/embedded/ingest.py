@@ -82,13 +82,20 @@ def write_dags(
             raise
         for directory in touched:
             fsync_dir(directory)
-        # the packed blocks are re-hashed by construction (their keys were computed from
-        # their bytes), so a stored copy is replaced: that also repairs a corrupted one
-        with repo.write() as db:
-            insert_rows(db, PUT_BLOCKS, packed.items(), 2)
-            pins = [pin] * len(roots) if isinstance(pin, bool) else list(pin)
-            db.executemany(
-                "INSERT OR IGNORE INTO pins (cid) VALUES (?)",
-                [(r,) for r, p in zip(roots, pins, strict=True) if p],
-            )
+        _commit_packed_and_pins(repo, packed, roots, pin)
     return roots
+
+
+def _commit_packed_and_pins(
+    repo: BlockRepo, packed: dict[str, bytes], roots: list[str], pin: bool | Sequence[bool]
+) -> None:
+    """Store the small blocks left in ``packed`` and pin ``roots`` in one SQLite commit."""
+    # the packed blocks are re-hashed by construction (their keys were computed from
+    # their bytes), so a stored copy is replaced: that also repairs a corrupted one
+    with repo.write() as db:
+        insert_rows(db, PUT_BLOCKS, packed.items(), 2)
+        pins = [pin] * len(roots) if isinstance(pin, bool) else list(pin)
+        db.executemany(
+            "INSERT OR IGNORE INTO pins (cid) VALUES (?)",
+            [(r,) for r, p in zip(roots, pins, strict=True) if p],
+        )
