@@ -23,6 +23,7 @@ from tests.support.node import (
     free_port,
     in_process_node,
     make_submission,
+    wait_indexed,
 )
 
 ANCHOR_TIMEOUT: Final = 30.0
@@ -308,6 +309,7 @@ def mine_into(node: InProcessNode, epoch: int) -> None:
     chain.mine(max(registry.epoch_start_block(epoch) - int(chain.w3.eth.block_number), 0) + 1)
     if registry.seed(epoch) is None:
         registry.fix_seed(epoch)
+    wait_indexed(node)  # else the hosted subsystems answer 503 "catching up" for a while
 
 
 def browser_assignment(context: Any, url: str, epoch: int) -> tuple[Any, dict[str, Any], str]:
@@ -460,6 +462,7 @@ def test_newcomer_asks_to_join_and_an_admin_without_ether_approves(
     node: InProcessNode, context: Any, browser: Any, screenshots: Path
 ) -> None:
     w3 = node.node.chain.w3
+    wait_indexed(node)
     page, newcomer = open_with_wallet(context, node)
     sign_in_on_admin_page(page, node, newcomer)
     page.goto(f"{node.url}/#/subsystem/main")

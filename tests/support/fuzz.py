@@ -40,7 +40,13 @@ from schemathesis.specs.openapi.checks import response_schema_conformance
 
 from node.api.routes.transactions import CSV_COLUMNS
 from tests.auth.siwe_helpers import make_message, sign
-from tests.support.node import InProcessNode, domain_of, in_process_node, make_submission
+from tests.support.node import (
+    InProcessNode,
+    domain_of,
+    in_process_node,
+    make_submission,
+    wait_indexed,
+)
 
 CALL_TIMEOUT = 30.0
 #: transactions a fuzz target holds (the CSV export streams several pages of them)
@@ -166,16 +172,6 @@ def fuzz_target(data_dir: Path, transactions: int = SEEDED) -> Iterator[FuzzTarg
             known.update(tx_id=anchored["id"], cid=anchored["cid"])
         wait_indexed(running)  # what the setup did on-chain is in the index before any count
         yield FuzzTarget(running, participant, login(running.url, participant), known)
-
-
-def wait_indexed(running: InProcessNode, timeout: float = CALL_TIMEOUT) -> None:
-    """Return once the node's chain follower has indexed every block up to the head."""
-    follower = running.node.follower
-    head = int(running.node.chain.w3.eth.block_number) - follower.confirmations
-    deadline = time.monotonic() + timeout
-    while follower.last_indexed() < head:
-        assert time.monotonic() < deadline, f"follower at {follower.last_indexed()} < {head}"
-        time.sleep(0.1)
 
 
 def csv_is_whole(text: str) -> str | None:

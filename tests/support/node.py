@@ -51,6 +51,16 @@ def wait_healthy(url: str, timeout: float = STARTUP_TIMEOUT, proc: Any = None) -
     raise TimeoutError(f"node at {url} not healthy after {timeout}s: {last}")
 
 
+def wait_indexed(running: InProcessNode, timeout: float = STARTUP_TIMEOUT) -> None:
+    """Return once the node's chain follower has indexed every block up to the head."""
+    follower = running.node.follower
+    head = int(running.node.chain.w3.eth.block_number) - follower.confirmations
+    deadline = time.monotonic() + timeout
+    while follower.last_indexed() < head:
+        assert time.monotonic() < deadline, f"follower at {follower.last_indexed()} < {head}"
+        time.sleep(0.1)
+
+
 @dataclass
 class InProcessNode:
     """A node whose API runs in a uvicorn thread of the test process."""
