@@ -25,6 +25,7 @@ from compose_spec import PyCompose
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
+ENTRYPOINT = ROOT / "deploy" / "chain" / "entrypoint.sh"
 NODES = ("node1", "node2", "node3")
 
 
@@ -125,11 +126,19 @@ def test_registry_deployed_once_the_others_join(compose: dict[str, Any]) -> None
 
 def test_chain_keeps_blocks_coming_and_its_state_safe(compose: dict[str, Any]) -> None:
     """Defects 1-3: blocks on an idle chain, historical states across restarts, periodic saves."""
-    args = compose["services"]["chain"]["entrypoint"]
-    assert args[0] == "anvil"
+    chain = compose["services"]["chain"]
+    args = chain["entrypoint"]
+    assert args[:2] == ["/bin/sh", "/collegium/chain-entrypoint.sh"]
     assert "--block-time" in args and float(args[args.index("--block-time") + 1]) <= 2
-    assert "--state" in args and "--preserve-historical-states" in args
-    assert "--state-interval" in args and int(args[args.index("--state-interval") + 1]) <= 10
+    mounts = [str(mount).split(":") for mount in chain["volumes"]]
+    script = next(ROOT / source for source, target, *_ in mounts if target == args[1])
+    assert script == ENTRYPOINT and script.is_file()
+    # the state options the script adds (tests/deploy/test_chain_entrypoint.py runs it)
+    text = script.read_text()
+    assert "--dump-state .save" in text and "--load-state $STATE" in text
+    assert "--preserve-historical-states" in text
+    interval = re.search(r"--state-interval \"\$\{CHAIN_STATE_INTERVAL:-(\d+)\}\"", text)
+    assert interval and int(interval.group(1)) <= 10
 
 
 def test_one_image_built_once(compose: dict[str, Any]) -> None:
