@@ -20,6 +20,8 @@ from eth_account.messages import encode_typed_data
 from eth_account.signers.local import LocalAccount
 from eth_utils import is_address, to_checksum_address
 
+from node.eip712 import SECP256K1_HALF_N, Types, domain_json, with_domain
+from node.eip712 import typed_data as document
 from node.errors import ValidationError
 
 EIP712_NAME: Final = "Collegium Registry"
@@ -30,16 +32,10 @@ DEFAULT_DEADLINE_SECONDS: Final = 3600
 MAX_JOIN_MESSAGE_BYTES: Final = 280
 MAX_CID_BYTES: Final = 128
 MAX_NAME_BYTES: Final = 64
-SECP256K1_HALF_N: Final = 0x7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF5D576E7357A4501DDFE92F46681B20A0
 
-ACTION_TYPES: Final[dict[str, list[dict[str, str]]]] = {
-    "EIP712Domain": [
-        {"name": "name", "type": "string"},
-        {"name": "version", "type": "string"},
-        {"name": "chainId", "type": "uint256"},
-        {"name": "verifyingContract", "type": "address"},
-    ],
-    "Action": [
+ACTION_TYPES: Final[Types] = with_domain(
+    "Action",
+    [
         {"name": "action", "type": "string"},
         {"name": "subsystem", "type": "string"},
         {"name": "account", "type": "address"},
@@ -48,7 +44,7 @@ ACTION_TYPES: Final[dict[str, list[dict[str, str]]]] = {
         {"name": "nonce", "type": "uint256"},
         {"name": "deadline", "type": "uint256"},
     ],
-}
+)
 
 ACTION_FIELDS: Final[Mapping[str, frozenset[str]]] = {
     "createSubsystem": frozenset({"subsystem"}),
@@ -151,22 +147,12 @@ def default_deadline(now: float | None = None) -> int:
 
 def domain(chain_id: int, registry: str) -> dict[str, Any]:
     """Return the EIP-712 domain of ``registry`` on chain ``chain_id``."""
-    return {
-        "name": EIP712_NAME,
-        "version": EIP712_VERSION,
-        "chainId": int(chain_id),
-        "verifyingContract": to_checksum_address(registry),
-    }
+    return domain_json(EIP712_NAME, EIP712_VERSION, chain_id, registry)
 
 
 def typed_data(action: Action, chain_id: int, registry: str) -> dict[str, Any]:
     """Return the full typed data of ``action`` (what ``eth_signTypedData_v4`` takes)."""
-    return {
-        "types": ACTION_TYPES,
-        "primaryType": "Action",
-        "domain": domain(chain_id, registry),
-        "message": action.as_message(),
-    }
+    return document(ACTION_TYPES, "Action", domain(chain_id, registry), action.as_message())
 
 
 def sign_action(action: Action, chain_id: int, registry: str, account: LocalAccount) -> str:

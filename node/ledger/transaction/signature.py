@@ -8,6 +8,7 @@ import functools
 from eth_keys import KeyAPI
 from eth_utils import to_checksum_address
 
+from node.eip712 import SECP256K1_HALF_N, SECP256K1_N
 from node.errors import ValidationError
 from node.hashing import keccak256
 
@@ -20,10 +21,6 @@ try:  # direct libsecp256k1 recovery; eth-keys adds ~100 us of checks and conver
     import coincurve as _coincurve
 except ImportError:  # pragma: no cover - depends on the environment
     _coincurve = None  # type: ignore[assignment]
-
-SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
-#: EIP-2: of the two valid ``s`` of a signature only the low one (``s <= n/2``) is accepted
-SECP256K1_HALF_N = SECP256K1_N // 2
 
 
 @functools.lru_cache(maxsize=65536)  # signers and parties recur: most calls are hits

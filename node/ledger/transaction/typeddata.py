@@ -11,6 +11,8 @@ from typing import Any, NewType
 from eth_account import Account
 from eth_utils import to_bytes, to_checksum_address
 
+from node.eip712 import Types, domain_json, with_domain
+from node.eip712 import typed_data as document
 from node.hashing import keccak256
 from node.ledger.transaction.signature import recover_digest_signer
 
@@ -22,14 +24,9 @@ PRIMARY_TYPE = "BusinessTransaction"
 PRIVATE_TYPE = "PrivateBusinessTransaction"
 ADDRESS_HEX_LEN = 40
 
-EIP712_TYPES: dict[str, list[dict[str, str]]] = {
-    "EIP712Domain": [
-        {"name": "name", "type": "string"},
-        {"name": "version", "type": "string"},
-        {"name": "chainId", "type": "uint256"},
-        {"name": "verifyingContract", "type": "address"},
-    ],
-    PRIMARY_TYPE: [
+EIP712_TYPES: Types = with_domain(
+    PRIMARY_TYPE,
+    [
         {"name": "subsystem", "type": "string"},
         {"name": "kind", "type": "string"},
         {"name": "parties", "type": "address[]"},
@@ -40,11 +37,11 @@ EIP712_TYPES: dict[str, list[dict[str, str]]] = {
         {"name": "nonce", "type": "uint64"},
         {"name": "timestamp", "type": "uint64"},
     ],
-}
+)
 
-PRIVATE_EIP712_TYPES: dict[str, list[dict[str, str]]] = {
-    "EIP712Domain": EIP712_TYPES["EIP712Domain"],
-    PRIVATE_TYPE: [
+PRIVATE_EIP712_TYPES: Types = with_domain(
+    PRIVATE_TYPE,
+    [
         {"name": "subsystem", "type": "string"},
         {"name": "kind", "type": "string"},
         {"name": "payload", "type": "string"},
@@ -52,7 +49,7 @@ PRIVATE_EIP712_TYPES: dict[str, list[dict[str, str]]] = {
         {"name": "nonce", "type": "uint64"},
         {"name": "timestamp", "type": "uint64"},
     ],
-}
+)
 
 
 def compute_type_string(name: str, fields: list[dict[str, str]]) -> str:
@@ -82,12 +79,9 @@ class Domain:
 
     def as_dict(self) -> dict[str, Any]:
         """Return the domain as EIP-712 ``domain`` JSON."""
-        return {
-            "name": EIP712_DOMAIN_NAME,
-            "version": EIP712_DOMAIN_VERSION,
-            "chainId": self.chain_id,
-            "verifyingContract": to_checksum_address(self.verifying_contract),
-        }
+        return domain_json(
+            EIP712_DOMAIN_NAME, EIP712_DOMAIN_VERSION, self.chain_id, self.verifying_contract
+        )
 
 
 @dataclass(frozen=True)
@@ -137,12 +131,8 @@ class BusinessTx:
 
 def typed_data(domain: Domain, tx: BusinessTx) -> dict[str, Any]:
     """Return the full EIP-712 typed-data document a wallet signs."""
-    return {
-        "types": PRIVATE_EIP712_TYPES if tx.private else EIP712_TYPES,
-        "primaryType": tx.primary_type,
-        "domain": domain.as_dict(),
-        "message": tx.as_message(),
-    }
+    types = PRIVATE_EIP712_TYPES if tx.private else EIP712_TYPES
+    return document(types, tx.primary_type, domain.as_dict(), tx.as_message())
 
 
 def typed_data_schema(domain: Domain) -> dict[str, Any]:
