@@ -6,6 +6,13 @@ its CID in the registry with the node's wallet (a system admin) and pins it, the
 node's wallet must be an admin of S).
 If the node is running, the transaction goes through its ``/rpc`` (the embedded chain belongs to
 that process); otherwise the chain is opened directly.
+
+With an admin's own key (``--keystore`` or ``--key-env``), ``publish --subsystem S --url URL``
+works from any machine, with no node data directory: it signs in at the node (SIWE), uploads
+the build (``POST /api/v1/subsystems/S/frontend``, as the browser's Admin page does), signs
+``setSubsystemFrontend`` with the CID the node answers and has the node relay it. Without
+``--url`` the same happens at ``COLLEGIUM_URL``, unless a node's data directory is here: then
+the build is added to that node's store directly (no upload limit), as for the system front-end.
 """
 
 from __future__ import annotations
@@ -14,14 +21,14 @@ import contextlib
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Final
 
 import typer
 from web3.middleware import Web3Middleware
 
 from node.cli.probe import running_node_rpc
 from node.cli.status import ExitStatus
-from node.config import KEY_ENV, PASSWORD_ENV, CliSettings
+from node.config import KEY_ENV, PASSWORD_ENV, URL_ENV, CliSettings
 from node.errors import CollegiumError
 
 # Commands import the node's modules inside their functions: those pull in web3, py-evm,
@@ -29,6 +36,9 @@ from node.errors import CollegiumError
 # commands must not wait for.
 
 app = typer.Typer(help="System front-end (IPFS-hosted web app)", no_args_is_help=True)
+
+#: Exit status of a node's refusal by HTTP status (0: no answer); any other is ``ERROR``.
+STATUS_BY_HTTP: Final = {0: ExitStatus.UNREACHABLE, 403: ExitStatus.NOT_ADMIN}
 
 
 def _password() -> str:
@@ -63,43 +73,99 @@ def _publish_as_person(
     key_env: str | None,
     url: str | None,
 ) -> str:
-    """Add the build to the node's store, then have the wallet sign ``setSubsystemFrontend``
-    (or ``setFrontend``) and the node relay it; return the CID. Exits 5 for a non-admin."""
+    """Publish the build signed by the admin's own wallet and return its CID: uploaded to the
+    node at ``url`` (:func:`_publish_remote`) for a subsystem when ``url`` is given or no node
+    data directory is here, else added to the local node's store (:func:`_publish_on_node`).
+    Exits 5 (``NOT_ADMIN``) for a non-admin, 4 for an unreachable node, 1 on another error."""
+    from node.client import ClientError
+    from node.config import Settings
+
+    try:
+        settings = Settings(data_dir=data_dir.expanduser()) if data_dir else Settings()
+        here = settings.node_file.exists()
+        if subsystem is not None and (url is not None or not here):
+            return _publish_remote(build_dir, subsystem, keystore, key_env, url)
+        if not here:
+            raise CollegiumError(
+                f"no node data directory at {settings.data_dir}: the system front-end is "
+                "published on the node's machine; from elsewhere an admin publishes a "
+                "subsystem's front-end (--subsystem S --url URL)"
+            )
+        return _publish_on_node(build_dir, settings, ipfs, subsystem, keystore, key_env, url)
+    except ClientError as exc:
+        typer.echo(f"error: {exc.detail}", err=True)
+        raise typer.Exit(int(STATUS_BY_HTTP.get(exc.status, ExitStatus.ERROR))) from exc
+    except CollegiumError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(int(ExitStatus.ERROR)) from exc
+
+
+def _publish_remote(
+    build_dir: Path | None,
+    subsystem: str,
+    keystore: Path | None,
+    key_env: str | None,
+    url: str | None,
+) -> str:
+    """Sign in at the node at ``url`` (default ``COLLEGIUM_URL``) with the wallet, upload the
+    build as ``subsystem``'s front-end, sign ``setSubsystemFrontend`` and have the node relay
+    it; return the CID. Reads no node data directory."""
+    from node.cli.people import load_wallet
+    from node.client import Client
+    from node.config import Settings
+    from node.frontend import default_build_dir
+
+    wallet = load_wallet(keystore, key_env or KEY_ENV)
+    directory = build_dir or default_build_dir(Settings().frontend_dir)
+    with Client(url or CliSettings().node_url, wallet) as client:
+        published = client.publish_subsystem_frontend(subsystem, directory)
+    if published["block_number"] is None:
+        typer.echo(f"{subsystem!r} already serves this build", err=True)
+    else:
+        typer.echo(
+            f"published {published['files']} files ({published['bytes']} bytes) as the "
+            f"front-end of {subsystem!r} in block {published['block_number']}: "
+            f"{client.url}/s/{subsystem}/",
+            err=True,
+        )
+    return str(published["cid"])
+
+
+def _publish_on_node(
+    build_dir: Path | None,
+    settings: Any,
+    ipfs: str | None,
+    subsystem: str | None,
+    keystore: Path | None,
+    key_env: str | None,
+    url: str | None,
+) -> str:
+    """Add the build to the store of the node whose data directory is here, then have the
+    wallet sign ``setSubsystemFrontend`` (or ``setFrontend``) and the node relay it; return
+    the CID. Raises ``ClientError`` 403 for a non-admin (before anything is added)."""
     from node.cli.people import load_wallet
     from node.client import Client, ClientError
-    from node.config import Settings
     from node.frontend import CID_VERSION, check_build_dir, default_build_dir
     from node.runtime import NodeRecord
     from node.storage import open_store
 
+    wallet = load_wallet(keystore, key_env or KEY_ENV)
+    record = NodeRecord.load(settings.node_file)
+    client = Client(url or record.endpoint or settings.endpoint, wallet)
+    if wallet.address not in client.admins(subsystem):
+        where = f"an admin of {subsystem!r}" if subsystem else "a system admin"
+        raise ClientError(403, f"{wallet.address} is not {where}", "forbidden")
+    directory = check_build_dir(build_dir or default_build_dir(settings.frontend_dir))
+    store = open_store(settings.data_dir, ipfs or settings.ipfs_api)
     try:
-        wallet = load_wallet(keystore, key_env or KEY_ENV)
-        settings = Settings(data_dir=data_dir.expanduser()) if data_dir else Settings()
-        record = NodeRecord.load(settings.node_file)
-        client = Client(url or record.endpoint or settings.endpoint, wallet)
-        admins = client.admins(subsystem)
-        if wallet.address not in admins:
-            where = f"an admin of {subsystem!r}" if subsystem else "a system admin"
-            typer.echo(f"error: {wallet.address} is not {where}", err=True)
-            raise typer.Exit(int(ExitStatus.NOT_ADMIN))
-        directory = check_build_dir(build_dir or default_build_dir(settings.frontend_dir))
-        store = open_store(settings.data_dir, ipfs or settings.ipfs_api)
-        try:
-            cid = str(store.add_path(directory, cid_version=CID_VERSION, pin=True))
-        finally:
-            store.close()
-        if subsystem is None:
-            client.act("setFrontend", data=cid)
-        elif client.subsystem(subsystem)["frontend_cid"] != cid:
-            client.set_subsystem_frontend(subsystem, cid)
-        return cid
-    except ClientError as exc:
-        typer.echo(f"error: {exc.detail}", err=True)
-        status = ExitStatus.NOT_ADMIN if exc.status == 403 else ExitStatus.ERROR
-        raise typer.Exit(int(status)) from exc
-    except CollegiumError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(int(ExitStatus.ERROR)) from exc
+        cid = str(store.add_path(directory, cid_version=CID_VERSION, pin=True))
+    finally:
+        store.close()
+    if subsystem is None:
+        client.act("setFrontend", data=cid)
+    elif client.subsystem(subsystem)["frontend_cid"] != cid:
+        client.set_subsystem_frontend(subsystem, cid)
+    return cid
 
 
 @contextlib.contextmanager
@@ -168,7 +234,8 @@ def publish(
         Path | None,
         typer.Option(
             "--keystore",
-            help="sign with this wallet (an admin) instead of the node's; the node relays it",
+            help=f"sign with this wallet (an admin) instead of the node's ({PASSWORD_ENV}); "
+            "the node relays it",
         ),
     ] = None,
     key_env: Annotated[
@@ -176,17 +243,27 @@ def publish(
         typer.Option("--key-env", help="sign with the hex key in this environment variable"),
     ] = None,
     url: Annotated[
-        str | None, typer.Option("--url", help="node that relays [default: this node]")
+        str | None,
+        typer.Option(
+            "--url",
+            help=f"with --subsystem and a key: upload to this node from anywhere (no data "
+            f"directory needed) [default: {URL_ENV}, or this machine's node]",
+        ),
     ] = None,
 ) -> None:
     """Add the build to the content store, record its CID in the registry, pin it; print it.
 
     With ``--keystore`` or ``--key-env`` the registry entry is signed by that wallet (a system
-    admin, or an admin of ``--subsystem``) and relayed by the running node, which pays the gas;
-    otherwise the node's own wallet sends it."""
+    admin, or an admin of ``--subsystem``) and relayed by the node, which pays the gas;
+    otherwise the node's own wallet sends it. ``--subsystem S --url URL`` with a key uploads
+    the build to that node (at most 16 MiB packed) from any machine."""
     if keystore is not None or key_env is not None:
         typer.echo(_publish_as_person(build_dir, data_dir, ipfs, subsystem, keystore, key_env, url))
         return
+    if url is not None:
+        typer.echo("error: --url publishes with an admin's own key: pass --keystore FILE or "
+                   "--key-env VAR", err=True)  # fmt: skip
+        raise typer.Exit(int(ExitStatus.INVALID_INPUT))
     typer.echo(_publish_as_node(build_dir, data_dir, chain, ipfs, subsystem))
 
 
