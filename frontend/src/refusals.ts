@@ -39,11 +39,14 @@ function revertSentence(name: string, { subsystem = "", account = "" }: ActionCo
 /** Return a refused (or failed) signed action `e` as one sentence for the person. */
 export function actionErrorText(e: unknown, context: ActionContext = {}): string {
   if (!(e instanceof ApiError)) return errorText(e);
-  const reverted = REVERT.exec(e.message);
-  if (reverted) {
-    const sentence = revertSentence(reverted[1], context);
-    return sentence ?? `The registry refused the change (${reverted[1]}); nothing changed.`;
+  // the contract's error name: wherever the detail names a known one, else after "rejected the call:"
+  const known = /\b([A-Z][A-Za-z]+)\(/g;
+  for (const m of e.message.matchAll(known)) {
+    const sentence = revertSentence(m[1], context);
+    if (sentence) return sentence;
   }
+  const reverted = REVERT.exec(e.message);
+  if (reverted) return `The registry refused the change (${reverted[1]}); nothing changed.`;
   if (e.status === 409 && /nonce/.test(e.message))
     return "Another action of your account was relayed meanwhile: try again (your wallet signs it anew).";
   if (e.status === 429) return "Your account sent many actions in a short time: wait a few seconds and try again.";
