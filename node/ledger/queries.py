@@ -291,6 +291,20 @@ def get_transaction(sessions: sessionmaker[Session], tx_id: str) -> BusinessTran
         )
 
 
+def find_by_cid(sessions: sessionmaker[Session], cids: Sequence[str]) -> tuple[str, str] | None:
+    """Return ``(tx_id, "leaf" | "payload")`` of the transaction whose leaf CID, else whose
+    (encrypted) payload CID, is one of ``cids`` (spellings of one CID), or None. The leaf CID is
+    indexed; the payload is looked up only when no leaf matches (a scan of ``payload``)."""
+    with sessions() as session:
+        for column, part in ((T.cid, "leaf"), (T.payload, "payload")):
+            found = session.scalar(
+                select(T.tx_id).where(column.in_(list(cids))).order_by(T.origin, T.seq).limit(1)
+            )
+            if found is not None:
+                return str(found), part
+    return None
+
+
 def read_page(
     sessions: sessionmaker[Session], where: TxFilter, *, before: int | None, limit: int
 ) -> Page:

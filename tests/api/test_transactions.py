@@ -515,3 +515,29 @@ def test_a_transaction_is_found_by_a_unique_prefix_of_its_id(
     shared = next(h for h in heads if heads.count(h) > 1)
     ambiguous = client.get(f"{TX_PATH}/by-prefix/{shared}")
     assert ambiguous.status_code == 409 and "type more" in ambiguous.json()["detail"]
+
+
+def test_a_transaction_is_found_by_the_cid_of_its_leaf_or_payload(
+    client: httpx.Client, node: InProcessNode
+) -> None:
+    from node.storage.cids import compute_cid_bytes, format_cid, format_cid_bytes, parse_cid
+
+    domain, wallet = domain_of(node.url), enrolled(node)
+    named = "QmYwAPJzv5CZsnA625s3Xf2nemtYgPpHdWEz79ojWnPbdG"  # a dag-pb CIDv0 the body names
+    tx_id = client.post(TX_PATH, json=make_submission(domain, wallet, payload=named)).json()["id"]
+    leaf = client.get(f"{TX_PATH}/{tx_id}").json()["cid"]
+    for spelling in (leaf, parse_cid(leaf).encode("base58btc")):  # any multibase of it
+        found = client.get(f"{TX_PATH}/by-cid/{spelling}")
+        assert found.status_code == 200, found.text
+        assert found.json() == {"id": tx_id, "cid": leaf, "part": "leaf"}
+    as_v1 = format_cid(parse_cid(named).set(version=1))
+    for spelling in (named, as_v1):  # CIDv0 or v1 of the payload
+        found = client.get(f"{TX_PATH}/by-cid/{spelling}")
+        assert found.status_code == 200 and found.json()["id"] == tx_id, found.text
+        assert found.json()["part"] == "payload"
+    unknown = format_cid_bytes(compute_cid_bytes(b"carried by none", codec="raw", version=1))
+    missing = client.get(f"{TX_PATH}/by-cid/{unknown}")
+    assert missing.status_code == 404 and unknown in missing.json()["detail"]
+    for bad in ("not-a-cid", "bafy" + "a" * 200, "Qm123"):
+        refused = client.get(f"{TX_PATH}/by-cid/{bad}")
+        assert refused.status_code == 400 and "not a CID" in refused.json()["detail"], bad

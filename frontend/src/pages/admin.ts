@@ -1,4 +1,5 @@
-// Subsystem admin: sign in, create a subsystem, decide join requests, add and remove participants.
+// Subsystem admin: sign in, create a subsystem, decide join requests, add and remove participants
+// and admins (a system admin: system admins too).
 
 import { type Hex, isAddress } from "viem";
 import { API, getJson, health, type Me, nodeUrl, postJson, readJson, type RelayResult, type SubsystemRecord, subsystemApi, type UnsignedTx } from "../api";
@@ -8,6 +9,7 @@ import { currentRoute, refresh, render } from "../page";
 import { signedFetch } from "../session";
 import { tar } from "../tar";
 import { currentSession, postUserJson } from "../userapi";
+import { actionErrorText } from "../refusals";
 import { errorText, message } from "../view";
 import { ensureAccount, reconnect, requireChain, sendWithWallet, signAndRelay, signForRelay, signIn, WalletError } from "../wallet";
 
@@ -116,6 +118,102 @@ function manageSection(record: SubsystemRecord, index: number, me: string): Raw 
   </section>`;
 }
 
+/** Whose admins a section manages: a subsystem's, or the system's (`name` null). */
+interface AdminScope {
+  name: string | null;
+  admins: string[];
+}
+
+function scopeWords(name: string | null): { of: string; key: string; label: string } {
+  return name === null
+    ? { of: "system admins", key: "admins:system", label: "system admin" }
+    : { of: `admins of ${name}`, key: `admins:${name}`, label: `admin of ${name}` };
+}
+
+function adminsSection({ name, admins }: AdminScope, index: number | "system", me: string): Raw {
+  const heading = `admins-${index}`;
+  const w = scopeWords(name);
+  const title = name === null ? "System admins" : `Admins of ${name}`;
+  return h`<section class="admins" data-scope="${name === null ? "system" : "subsystem"}" data-subsystem="${name ?? ""}" aria-labelledby="${heading}">
+  <h2 id="${heading}">${title}</h2>
+  <form class="form add-admin" novalidate>
+    <label>New ${w.label}<input name="address" placeholder="0x…" autocomplete="off" spellcheck="false" /></label>
+    <button type="submit">Add ${name === null ? "system admin" : "admin"}</button>
+  </form>
+  <div class="result" aria-live="polite"></div>
+  <div class="scroll"><table data-testid="${w.key}"><caption class="sr">${title}</caption>
+  <thead><tr><th>Address</th><th><span class="sr">Action</span></th></tr></thead><tbody>
+  ${admins.map((a) => h`<tr><td><code>${a}</code>${a.toLowerCase() === me.toLowerCase() ? " (you)" : ""}</td><td><button type="button" class="secondary" data-remove-admin="${a}" aria-label="Remove ${a} as ${w.label}">Remove</button></td></tr>`)}
+  </tbody></table></div>
+  <p class="muted">${name === null ? "System admins manage the registry itself" : `Admins of ${name} decide its join requests, add and remove participants and admins, and publish its front-end`}. There is always at least one. Your wallet signs; this node sends it and pays the gas.</p>
+  </section>`;
+}
+
+/** Wire the add form and the (confirmed) remove buttons of an admins section. */
+function wireAdmins(section: HTMLElement, scope: AdminScope, me: string, id: number): void {
+  const { name } = scope;
+  const w = scopeWords(name);
+  const out = section.querySelector<HTMLElement>(".result")!;
+  if (adminFlash?.subsystem === w.key) {
+    out.innerHTML = message(adminFlash.kind, adminFlash.text).html;
+    adminFlash = null;
+  }
+  const run = async (address: string, add: boolean) => {
+    const buttons = section.querySelectorAll("button");
+    buttons.forEach((b) => (b.disabled = true));
+    try {
+      const account = await ensureAccount();
+      out.innerHTML = message("", "Sign the change in your wallet; this node sends it and pays the gas…").html;
+      const action = name === null ? (add ? "addSystemAdmin" : "removeSystemAdmin") : add ? "addSubsystemAdmin" : "removeSubsystemAdmin";
+      const done = await signAndRelay(account, name === null ? { action, account: address } : { action, subsystem: name, account: address });
+      adminFlash = {
+        subsystem: w.key,
+        kind: "ok",
+        text: `${add ? "Added" : "Removed"} ${address} as ${w.label} in block ${done.block_number} (transaction ${done.tx_hash}).`,
+      };
+      if (id === currentRoute()) refresh();
+    } catch (e) {
+      out.innerHTML = message("bad", actionErrorText(e, { subsystem: name ?? undefined, account: address })).html;
+      buttons.forEach((b) => (b.disabled = false));
+    }
+  };
+  const form = section.querySelector<HTMLFormElement>("form")!;
+  form.addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    const address = String(new FormData(form).get("address") ?? "").trim();
+    if (!isAddress(address)) {
+      out.innerHTML = message("bad", address ? `Not an address: ${address} (an address is 0x and 40 hex digits).` : "Type the address of the new admin first.").html;
+      return;
+    }
+    if (scope.admins.some((a) => a.toLowerCase() === address.toLowerCase())) {
+      out.innerHTML = message("bad", `${address} is already ${name === null ? "a system admin" : `an admin of ${name}`}.`).html;
+      return;
+    }
+    void run(address, true);
+  });
+  for (const button of section.querySelectorAll<HTMLButtonElement>("button[data-remove-admin]"))
+    button.addEventListener("click", () => {
+      // ask first, in the row: removing an admin is on-chain, removing yourself ends your rights
+      const address = button.dataset.removeAdmin!;
+      const self = address.toLowerCase() === me.toLowerCase();
+      const ask = document.createElement("span");
+      ask.className = "confirm";
+      ask.innerHTML = h`<span role="status">${self ? `Remove yourself as ${w.label}? You can no longer manage ${name ?? "the registry"}.` : `Remove ${address} as ${w.label}?`}</span>
+        <button type="button" data-confirm-remove-admin aria-label="Confirm removing ${address} as ${w.label}">Confirm removal</button>
+        <button type="button" class="secondary" data-keep-admin aria-label="Keep ${address} as ${w.label}">Cancel</button>`.html;
+      button.hidden = true;
+      button.after(ask);
+      ask.querySelector<HTMLButtonElement>("[data-keep-admin]")!.addEventListener("click", () => {
+        ask.remove();
+        button.hidden = false;
+        button.focus();
+      });
+      const confirmButton = ask.querySelector<HTMLButtonElement>("[data-confirm-remove-admin]")!;
+      confirmButton.addEventListener("click", () => void run(address, false));
+      confirmButton.focus();
+    });
+}
+
 function publishSection(record: SubsystemRecord, index: number): Raw {
   const heading = `publish-${index}`;
   const served = nodeUrl(`/s/${encodeURIComponent(record.name)}/`);
@@ -187,6 +285,10 @@ export async function adminPage(only: string): Promise<void> {
   const joins = await Promise.all(
     names.map((n) => getJson<{ requests: JoinRequest[] }>(`${API}/subsystems/${encodeURIComponent(n)}/join-requests`)),
   );
+  const admins = await Promise.all(names.map((n) => getJson<{ admins: string[] }>(subsystemApi(n, "/admins"))));
+  const system: AdminScope | null =
+    session.system_admin && !only ? { name: null, admins: (await getJson<{ admins: string[] }>(`${API}/admins`)).admins } : null;
+  const scopes: AdminScope[] = names.map((n, i) => ({ name: n, admins: admins[i].admins }));
   const mine = [...new Set([...session.subsystems, ...session.admin_of])];
   render(id, h`<h1>Subsystem admin</h1>${who}
   ${only ? "" : h`<h2>Your subsystems</h2>
@@ -199,7 +301,12 @@ export async function adminPage(only: string): Promise<void> {
   </form>
   <div id="create-status" aria-live="polite"></div>
   <p class="muted">You become its admin and first participant. Your wallet signs; this node sends it and pays the gas.</p></section>`}
-  ${records.map((r, i) => h`${joinSection(r.name, joins[i].requests, i)}${manageSection(r, i, session.address)}${publishSection(r, i)}`)}`);
+  ${system ? adminsSection(system, "system", session.address) : ""}
+  ${records.map((r, i) => h`${joinSection(r.name, joins[i].requests, i)}${manageSection(r, i, session.address)}${adminsSection(scopes[i], i, session.address)}${publishSection(r, i)}`)}`);
+  for (const section of document.querySelectorAll<HTMLElement>("section.admins")) {
+    const scope = section.dataset.scope === "system" ? system! : scopes.find((sc) => sc.name === section.dataset.subsystem)!;
+    wireAdmins(section, scope, session.address, id);
+  }
   const createForm = document.getElementById("create-form") as HTMLFormElement | null;
   createForm?.addEventListener("submit", async (ev) => {
     ev.preventDefault();
@@ -235,7 +342,7 @@ export async function adminPage(only: string): Promise<void> {
         adminFlash = { subsystem: name, kind: "ok", text: `${approve ? "Approved" : "Denied"} ${address} for ${name} in block ${done.block_number} (transaction ${done.tx_hash}).` };
         if (id === currentRoute()) refresh();
       } catch (e) {
-        out.innerHTML = message("bad", errorText(e)).html;
+        out.innerHTML = message("bad", actionErrorText(e, { subsystem: name, account: address })).html;
         section.querySelectorAll("button").forEach((b) => (b.disabled = false));
       }
     };

@@ -48,14 +48,34 @@ export async function search(q: string): Promise<void> {
       throw e;
     }
   }
-  if (/^(Qm[1-9A-HJ-NP-Za-km-z]{44}|b[a-z2-7]{20,})$/.test(q)) {
-    const anchors = await getJson<Anchor[]>(`${API}/anchors?limit=500`);
-    const hit = anchors.find((a) => a.batch_cid === q);
-    return render(id, h`<h1>CID <code>${q}</code></h1>
-    <p>${ipfsLink(q)} (open it through this node's IPFS gateway)</p>
-    ${hit ? message("ok", `This is the batch of anchor #${hit.index} (block ${hit.block_number}, ${hit.count} transactions).`) : ""}`);
-  }
+  if (CID_TEXT.test(q)) return cidView(id, q);
   render(id, message("warn", `Search takes a transaction id (or its start), an address, a CID, a block number or a hash; "${q}" is none of those.`));
+}
+
+/** A CID as people paste it: CIDv0 (Qm…), or CIDv1 in base32 (b…), base58btc (z…) or base36 (k…). */
+const CID_TEXT = /^(Qm[1-9A-HJ-NP-Za-km-z]{44}|b[a-z2-7]{20,}|z[1-9A-HJ-NP-Za-km-z]{20,}|k[0-9a-z]{20,})$/;
+
+/** Open the transaction carrying CID `q` (as its leaf or its payload: GET /transactions/by-cid);
+ * else say what the CID is (an anchor's batch, or nothing this node knows) with its IPFS link. */
+async function cidView(id: number, q: string): Promise<void> {
+  let problem = "";
+  try {
+    const found = await getJson<{ id: string; part: string }>(`${API}/transactions/by-cid/${encodeURIComponent(q)}`);
+    location.replace(`#/tx/${found.id}`);
+    return;
+  } catch (e) {
+    if (!(e instanceof ApiError && (e.status === 404 || e.status === 400))) throw e;
+    if (e.status === 400) problem = `${q} is not a valid CID.`;
+  }
+  if (problem) return render(id, message("warn", problem));
+  const anchors = await getJson<Anchor[]>(`${API}/anchors?limit=500`);
+  const hit = anchors.find((a) => a.batch_cid === q);
+  render(id, h`<h1>CID <code>${q}</code></h1>
+  <p>${ipfsLink(q)} (open it through this node's IPFS gateway)</p>
+  ${hit
+    ? message("ok", `This is the batch of anchor #${hit.index} (block ${hit.block_number}, ${hit.count} transactions).`)
+    : message("warn", "No transaction on this node carries this CID, as its leaf or as its payload.")}
+  ${hit ? h`<p><a href="#/search/${hit.block_number}">Block ${hit.block_number}</a></p>` : ""}`);
 }
 
 async function blockView(id: number, number: bigint, client: ReturnType<typeof chainClient>, title?: string): Promise<void> {

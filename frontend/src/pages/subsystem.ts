@@ -7,7 +7,8 @@ import { h, type Raw } from "../html";
 import { currentRoute, render } from "../page";
 import { currentSession } from "../userapi";
 import { ensureAccount, signAndRelay } from "../wallet";
-import { errorText, ipfsLink, message, txRows } from "../view";
+import { actionErrorText } from "../refusals";
+import { ipfsLink, message, txRows } from "../view";
 
 async function subsystemRecord(id: number, name: string): Promise<SubsystemRecord | null> {
   try {
@@ -61,6 +62,7 @@ export async function subsystemPage(name: string, landing = false): Promise<void
 function joinForm(name: string): Raw {
   return h`<section class="join" aria-labelledby="join-heading"><h2 id="join-heading">Join ${name}</h2>
   <p id="join-state" data-testid="join-state" aria-live="polite"></p>
+  <p id="join-pending" hidden><button type="button" class="secondary" id="join-cancel">Cancel my request</button></p>
   <form class="form" id="join-form" novalidate>
     <label>Message to the admins (optional)<input name="message" maxlength="280" autocomplete="off" /></label>
     <button type="submit">Ask to join</button>
@@ -68,21 +70,28 @@ function joinForm(name: string): Raw {
   <p class="muted">Your wallet signs the request; this node sends it and pays the gas, so you need no ether.</p></section>`;
 }
 
-/** Show the signed-in user's join request state for `name` and wire the "Ask to join" form. */
+/** Show the signed-in user's join request state for `name` and wire the "Ask to join" form
+ * and, while a request is pending, its "Cancel my request" button. */
 async function wireJoin(name: string, me: string): Promise<void> {
   const state = document.getElementById("join-state");
   const form = document.getElementById("join-form") as HTMLFormElement | null;
-  if (!state || !form) return;
-  const show = async () => {
+  const pending = document.getElementById("join-pending");
+  const cancel = document.getElementById("join-cancel") as HTMLButtonElement | null;
+  if (!state || !form || !pending || !cancel) return;
+  const ask = form.querySelector("button")!;
+  const show = async (done = "") => {
     const st = await getJson<{ pending: boolean; message: string; participant: boolean }>(
       `${API}/subsystems/${encodeURIComponent(name)}/join-requests/${me}`,
     );
-    state.textContent = st.participant
+    state.textContent = `${done}${st.participant
       ? `You are a participant of ${name}.`
       : st.pending
-        ? `Your request to join ${name} is pending: an admin approves or denies it.`
-        : `You are not a participant of ${name}.`;
+        ? `Your request to join ${name} is pending: an admin approves or denies it.${st.message ? ` Your message: “${st.message}”.` : ""}`
+        : `You have no request to join ${name}: you are not a participant.`}`;
     form.hidden = st.pending || st.participant;
+    pending.hidden = !st.pending || st.participant;
+    ask.disabled = false;
+    cancel.disabled = false;
   };
   await show();
   form.addEventListener("submit", async (ev) => {
@@ -92,15 +101,29 @@ async function wireJoin(name: string, me: string): Promise<void> {
       state.innerHTML = message("bad", "The message is at most 280 bytes.").html;
       return;
     }
-    form.querySelector("button")!.disabled = true;
+    ask.disabled = true;
     try {
       const account = await ensureAccount();
       state.innerHTML = message("", "Sign the request in your wallet…").html;
       await signAndRelay(account, { action: "requestJoin", subsystem: name, data: text });
+      form.reset();
       await show();
     } catch (e) {
-      state.innerHTML = message("bad", errorText(e)).html;
-      form.querySelector("button")!.disabled = false;
+      state.innerHTML = message("bad", actionErrorText(e, { subsystem: name })).html;
+      ask.disabled = false;
+    }
+  });
+  cancel.addEventListener("click", async () => {
+    cancel.disabled = true;
+    try {
+      const account = await ensureAccount();
+      state.innerHTML = message("", "Sign the cancellation in your wallet; this node relays it…").html;
+      await signAndRelay(account, { action: "cancelJoin", subsystem: name });
+      await show("Request cancelled. ");
+      ask.focus();
+    } catch (e) {
+      state.innerHTML = message("bad", actionErrorText(e, { subsystem: name })).html;
+      cancel.disabled = false;
     }
   });
 }

@@ -29,10 +29,13 @@ from node.api.schemas import (
     InclusionProofPublic,
     Problem,
 )
-from node.db.models import BusinessTransaction, TransactionStatus
+from node.db.models import CID_LEN, BusinessTransaction, TransactionStatus
 from node.errors import ValidationError
+from node.ledger import queries
 from node.ledger.service import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Submission, TxFilter
 from node.ledger.transaction import typed_data_schema
+from node.storage.cids import CODEC_DAG_PB, HASH_SHA2_256, format_cid, parse_cid
+from node.storage.errors import InvalidCID
 
 router = APIRouter(prefix="/transactions", tags=["transactions"])
 log = logging.getLogger(__name__)
@@ -337,6 +340,40 @@ def find_by_prefix(
     if len(found) > 1:
         raise HTTPException(409, f"several transaction ids start with {wanted}: type more of it")
     return TxIdMatch(id=found[0])
+
+
+class TxCidMatch(pydantic.BaseModel):
+    """The transaction carrying a CID: as its leaf (the signed body) or its payload."""
+
+    id: str
+    cid: str
+    part: str = pydantic.Field(description="leaf: the CID of the signed body; payload: of the "
+                               "(encrypted) payload it names")  # fmt: skip
+
+
+@router.get(
+    "/by-cid/{cid}",
+    responses={400: {"model": Problem, "description": "not a CID"}, 404: {"model": Problem}},
+)
+def find_by_cid(cid: str, node: NodeDep) -> TxCidMatch:
+    """Return the transaction whose leaf (or, failing that, payload) has IPFS CID ``cid``, in
+    any spelling of it (CIDv0 or v1, any multibase): 400 if ``cid`` is not a CID, 404 if no
+    transaction carries it."""
+    try:
+        if len(cid) > CID_LEN:
+            raise InvalidCID(f"longer than {CID_LEN} characters")
+        parsed = parse_cid(cid.strip())
+    except InvalidCID as exc:
+        raise HTTPException(400, f"not a CID: {cid[:80]!r}") from exc
+    spellings = {cid.strip(), format_cid(parsed)}
+    if parsed.version == 0:
+        spellings.add(format_cid(parsed.set(version=1)))
+    elif parsed.codec.name == CODEC_DAG_PB and parsed.hashfun.name == HASH_SHA2_256:
+        spellings.add(format_cid(parsed.set(version=0, base="base58btc")))
+    found = queries.find_by_cid(node.sessions, sorted(spellings))
+    if found is None:
+        raise HTTPException(404, f"no transaction carries CID {format_cid(parsed)}")
+    return TxCidMatch(id=found[0], cid=format_cid(parsed), part=found[1])
 
 
 @router.get("/{tx_id}", responses={404: {"model": Problem}})
