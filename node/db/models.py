@@ -83,7 +83,7 @@ class BusinessTransaction(Base):
     amount: Mapped[str] = mapped_column(String(64))
     currency: Mapped[str] = mapped_column(String(16))
     memo: Mapped[str] = mapped_column(Text)
-    payload: Mapped[str] = mapped_column(String(CID_LEN))
+    payload: Mapped[str] = mapped_column(String(CID_LEN), index=True)  # lookup by CID
     #: private transactions: keccak256(salt || plaintext) of the encrypted payload, else "".
     payload_hash: Mapped[str] = mapped_column(String(HASH_LEN), default="", server_default="")
     private: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())

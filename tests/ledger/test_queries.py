@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from alembic import command
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import delete, func, insert, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from node.db.models import BusinessTransaction, TimeZone, TransactionParty
@@ -306,3 +306,23 @@ def test_a_party_named_twice_is_listed_once(
     party = twice[-1].parties[0]
     listed = [item.seq for item in service.page(TxFilter(party=party), limit=500).items]
     assert len(listed) == len(set(listed))
+
+
+def test_a_lookup_by_cid_probes_indexes_and_never_scans(
+    index: tuple[sessionmaker[Session], list[Row]],
+) -> None:
+    """``find_by_cid`` is public (``/transactions/by-cid``): a CID that matches nothing must
+    cost index probes, not a scan of the table, on the leaf column and the payload column."""
+    sessions, _ = index
+    with sessions() as session:
+        for column in (BusinessTransaction.cid, BusinessTransaction.payload):
+            query = (
+                select(BusinessTransaction.tx_id)
+                .where(column.in_(["bafyunknown", "Qmunknown"]))
+                .order_by(BusinessTransaction.origin, BusinessTransaction.seq)
+                .limit(1)
+            )
+            sql = str(query.compile(compile_kwargs={"literal_binds": True}))
+            plan = " ".join(str(r[-1]) for r in session.execute(text(f"EXPLAIN QUERY PLAN {sql}")))
+            assert f"USING INDEX ix_transactions_{column.key}" in plan, plan
+    assert queries.find_by_cid(sessions, ["bafyunknown"]) is None
