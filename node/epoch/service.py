@@ -20,7 +20,8 @@ node's attested root with ours.
 Around this loop: ``view`` holds what an epoch looks like (:class:`EpochView`),
 ``attestation`` this node's attestations and heartbeats (:class:`Attester`), ``routing`` the
 router's input (:class:`EpochAssignmentSource`) and ``summary`` the ``/health`` summary
-(:func:`describe_epoch`); their names are importable from here too.
+(:func:`describe_epoch`). The names callers imported from here still are (and
+``describe_epoch`` from ``node.epoch``).
 
 Quiet chains. Epochs are counted in blocks, and the embedded chain only makes a block when
 a transaction arrives, so an idle network would stay in one epoch for ever. With
