@@ -21,6 +21,10 @@ base directory (a dev key on a dev chain, nothing else).
 
 A node can be killed (``kill -9``) and restarted on its data directory:
 :meth:`DevnetNode.kill`, :meth:`DevnetNode.restart`.
+
+Long because the start-up above reads best as one file in its order (anvil, the nodes'
+processes, the operator's set-up), and it is the one module besides ``node/config.py`` that
+reads the environment (``tests/test_config.py`` names it), which a split would spread.
 """
 
 from __future__ import annotations

@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Literal
 from urllib.parse import urlsplit, urlunsplit
 
+import requests
 from eth_typing import ChecksumAddress
-from web3 import HTTPProvider, Web3
+from web3 import Web3
 
 from node.chain.constants import EMBEDDED_CHAIN_ID, JSONRPC_SERVER_ERROR
 from node.chain.provider import FailoverProvider
@@ -44,6 +45,10 @@ class ChainBackend:
     chain_id: int
     embedded: EmbeddedChain | None = field(default=None, repr=False)
     rpc_url: str | None = None
+    http_session: requests.Session | None = field(default=None, repr=False)
+    """The ``requests.Session`` a plain web3 ``HTTPProvider`` was built with, which
+    :meth:`close` closes: ``HTTPProvider(url, session=session)``, web3's public parameter
+    (its own per-thread sessions are not reachable without private attributes)."""
 
     def close(self) -> None:
         """Release the transport (commit and unlock an embedded chain); idempotent."""
@@ -51,13 +56,8 @@ class ChainBackend:
             self.embedded.close()
         elif isinstance(self.w3.provider, FailoverProvider):
             self.w3.provider.close()
-        elif isinstance(self.w3.provider, HTTPProvider):
-            session_manager = getattr(self.w3.provider, "_request_session_manager", None)
-            cache = getattr(session_manager, "session_cache", None)
-            if cache is not None:  # web3 7 keeps one requests.Session per thread and URL
-                for _key, session in cache.items():
-                    session.close()
-                cache.clear()
+        elif self.http_session is not None:
+            self.http_session.close()
 
     def __enter__(self) -> ChainBackend:
         return self

@@ -23,6 +23,9 @@ behind each other). It keeps every promise a flaky provider threatens:
 * **Empty wallet.** "insufficient funds" at the first broadcast raises
   :class:`InsufficientFunds` (the nonce is not used; :attr:`NonceManager.last_error` says so
   for ``/health``); the caller's retry succeeds once the wallet is funded.
+
+The reads and answers it decides on (nonces, fees, a broadcast's outcome, receipts) are
+:mod:`node.chain.broadcast`.
 """
 
 from __future__ import annotations
@@ -37,22 +40,30 @@ from typing import Any, Final, cast
 from eth_account.signers.local import LocalAccount
 from hexbytes import HexBytes
 from web3 import Web3
-from web3.exceptions import TransactionNotFound
 from web3.types import TxParams, TxReceipt
 
+from node.chain.broadcast import DEFAULT_PRIORITY_FEE as DEFAULT_PRIORITY_FEE  # re-exported
+from node.chain.broadcast import (
+    GWEI,
+    broadcast,
+    bump_fees,
+    find_receipt,
+    is_known,
+    read_base_fee,
+    read_fees,
+    read_nonce,
+)
+from node.chain.broadcast import classify_send_error as classify_send_error  # re-exported
 from node.errors import ChainError
 
 log = logging.getLogger(__name__)
 
-GWEI: Final = 10**9
 DEFAULT_BUMP_AFTER_SECONDS: Final = 15.0
 """A transaction not mined after this long is replaced with higher fees."""
 DEFAULT_BUMP_PERCENT: Final = 25
 """Fee increase of a replacement (nodes refuse a replacement under +10 %)."""
 DEFAULT_MAX_FEE_PER_GAS: Final = 1_000 * GWEI
 """The highest ``maxFeePerGas`` the node ever offers (operators raise it on expensive chains)."""
-DEFAULT_PRIORITY_FEE: Final = 1 * GWEI
-"""Tip when the endpoint has no ``eth_maxPriorityFeePerGas``."""
 POLL_SECONDS: Final = 0.2
 RECOVER_WAIT_SECONDS: Final = 5.0
 """How long :meth:`NonceManager.recover` lets a previous process's transactions land before
@@ -281,12 +292,7 @@ class NonceManager:
         before ``send`` returned, so it equals the local count -- unless a reorg dropped some
         (the chain's is lower: reusing it leaves no gap) or a lagging backend answered (a
         "nonce too low" then ends in :class:`NonceConsumed` and a fresh read)."""
-        try:
-            chain = int(self.w3.eth.get_transaction_count(self.account.address, "pending"))
-        except ChainError:
-            raise
-        except Exception as exc:
-            raise ChainError(f"cannot read the nonce of {self.account.address}: {exc}") from exc
+        chain = read_nonce(self.w3, self.account.address, "pending")
         if self._next is not None and chain < self._next:
             log.warning(
                 "nonce %d expected, the chain says %d (a reorg dropped transactions?)",
@@ -297,12 +303,7 @@ class NonceManager:
         return chain
 
     def _mined_nonce(self) -> int:
-        try:
-            return int(self.w3.eth.get_transaction_count(self.account.address, "latest"))
-        except ChainError:
-            raise
-        except Exception as exc:
-            raise ChainError(f"cannot read the nonce of {self.account.address}: {exc}") from exc
+        return read_nonce(self.w3, self.account.address, "latest")
 
     def _get_chain_id(self) -> int:
         if self._chain_id is None:
@@ -311,36 +312,18 @@ class NonceManager:
 
     def _fees(self) -> tuple[int, int]:
         """Return (tip, max fee): the endpoint's tip, and twice the latest base fee plus it."""
-        try:
-            tip = int(self.w3.eth.max_priority_fee)
-        except ChainError:
-            raise
-        except Exception:  # noqa: BLE001 -- endpoints without eth_maxPriorityFeePerGas
-            tip = DEFAULT_PRIORITY_FEE
-        base_fee = self._base_fee()
-        max_fee = min(2 * base_fee + tip, self.max_fee_per_gas)
-        return min(tip, max_fee), max_fee
-
-    def _base_fee(self) -> int:
-        try:
-            block = self.w3.eth.get_block("latest")
-        except ChainError:
-            raise
-        except Exception as exc:
-            raise ChainError(f"cannot read the latest block: {exc}") from exc
-        return int(block.get("baseFeePerGas", 0) or 0)
+        return read_fees(self.w3, self.max_fee_per_gas)
 
     def _bumped(self, tip: int, max_fee: int) -> tuple[int, int]:
         """Return fees for a replacement: +bump_percent, and at least twice the latest base
         fee plus the tip; capped at ``max_fee_per_gas``."""
-        factor = 100 + self.bump_percent
-        new_tip = -(-tip * factor // 100) + 1
-        new_fee = max(-(-max_fee * factor // 100) + 1, 2 * self._base_fee() + new_tip)
-        new_fee = min(new_fee, self.max_fee_per_gas)
-        new_tip = min(new_tip, new_fee)
-        if new_fee <= max_fee:
-            return tip, max_fee
-        return new_tip, new_fee
+        return bump_fees(
+            tip,
+            max_fee,
+            bump_percent=self.bump_percent,
+            base_fee=read_base_fee(self.w3),
+            max_fee_per_gas=self.max_fee_per_gas,
+        )
 
     def _sign(self, base: dict[str, Any], tip: int, max_fee: int) -> tuple[bytes, bytes]:
         tx = {**base, "maxPriorityFeePerGas": tip, "maxFeePerGas": max_fee}
@@ -349,40 +332,18 @@ class NonceManager:
         return bytes(signed.raw_transaction), bytes(signed.hash)
 
     def _broadcast(self, raw: bytes) -> str:
-        """Send ``raw``; return "ok", "known", "nonce", "underpriced", "basefee", "funds",
-        "lost" (no answer: it may or may not have arrived) or "refused:<message>"."""
-        try:
-            self.w3.eth.send_raw_transaction(raw)
-            return "ok"
-        except ChainError as exc:  # transport: the request may have been applied
+        """Send ``raw`` and return the outcome (:func:`~node.chain.broadcast.broadcast`),
+        counting every answer but "ok" as a send error."""
+        outcome = broadcast(self.w3, raw)
+        if outcome != "ok":
             self.stats.send_errors += 1
-            log.info("broadcast got no answer (%s); will look for the receipt", exc)
-            return "lost"
-        except Exception as exc:  # noqa: BLE001 -- classify the node's refusal
-            self.stats.send_errors += 1
-            return classify_send_error(str(exc))
+        return outcome
 
     def _is_known(self, tx_hash: HexBytes) -> bool:
-        """Return whether the endpoint knows ``tx_hash`` (a refusal worded as we do not
-        expect may hide a transaction that did arrive: never lose track of it)."""
-        try:
-            return self.w3.eth.get_transaction(tx_hash) is not None
-        except Exception:  # noqa: BLE001 -- unknown, or unreadable: refused it is
-            return False
+        return is_known(self.w3, tx_hash)
 
     def _find_receipt(self, hashes: list[HexBytes]) -> TxReceipt | None:
-        for tx_hash in reversed(hashes):
-            try:
-                receipt = self.w3.eth.get_transaction_receipt(tx_hash)
-            except TransactionNotFound:
-                continue
-            except ChainError:
-                return None  # unreachable now; the loop asks again
-            except Exception:  # noqa: BLE001 -- some nodes answer errors for unknown hashes
-                continue
-            if receipt is not None and receipt.get("blockNumber") is not None:
-                return receipt
-        return None
+        return find_receipt(self.w3, hashes)
 
     def _wait(self, seconds: float) -> None:
         if self._sleep is not None:
@@ -393,25 +354,6 @@ class NonceManager:
 
 class _Refused(Exception):
     """The first broadcast was refused for a reason that is not about nonce or fees."""
-
-
-def classify_send_error(message: str) -> str:
-    """Return the kind of an ``eth_sendRawTransaction`` refusal (geth, anvil, besu wording)."""
-    text = message.lower()
-    if any(
-        m in text
-        for m in ("already known", "known transaction", "alreadyknown", "already imported")
-    ):
-        return "known"
-    if "nonce too low" in text or "nonce has already been used" in text or "oldnonce" in text:
-        return "nonce"
-    if "insufficient funds" in text or "insufficient balance" in text:
-        return "funds"
-    if "underpriced" in text or "replacement" in text:
-        return "underpriced"
-    if "base fee" in text or "basefee" in text or "fee cap" in text:
-        return "basefee"
-    return "refused:" + message
 
 
 def wallet_status(w3: Web3, account: LocalAccount | None) -> dict[str, Any] | None:

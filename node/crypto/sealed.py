@@ -13,28 +13,38 @@ that wrap that key for each participant. Both are JSON documents stored in the c
 * **Rotation** (``rotate_envelope``): removing a participant makes a new content key under
   version + 1, wrapped only for those who remain; new data is sealed under it. Data sealed before
   stays under its old key: whoever had that key can still read it (it cannot be taken back).
+
+The documents themselves (their dataclasses, JSON encoding and decoding) are
+:mod:`node.crypto.documents`, re-exported here.
 """
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
-import json
 from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import Any, Final, Protocol
+from typing import Final, Protocol
 
 from Crypto.Cipher import AES
 from Crypto.Random import get_random_bytes
 
 from node.crypto import ecies
-from node.crypto.errors import CryptoError, DecryptionFailed, MalformedObject, NotARecipient
-from node.crypto.keys import PublicKey, compute_address, compute_public_key, normalize_public_key
+from node.crypto.documents import (
+    ENVELOPE_TYPE,
+    FORMAT_VERSION,
+    MAX_REFERENCE_DOC_BYTES,
+    SEALED_TYPE,
+    KeyEnvelope,
+    Recipient,
+    Sealed,
+    WrappedKey,
+    compute_references,
+    decode_envelope,
+    decode_sealed,
+)
+from node.crypto.errors import DecryptionFailed, MalformedObject, NotARecipient
+from node.crypto.keys import compute_address, compute_public_key, normalize_public_key
 
-FORMAT_VERSION: Final = 1
-ENVELOPE_TYPE: Final = "collegium/key-envelope"
-SEALED_TYPE: Final = "collegium/sealed"
 CONTENT_KEY_BYTES: Final = 32
 GCM_NONCE_BYTES: Final = 12
 GCM_TAG_BYTES: Final = 16
@@ -43,8 +53,43 @@ KEY_VERSION_BYTES: Final = 8
 DOMAIN_SEALED: Final = b"collegium/sealed/v1"
 DOMAIN_KEY_WRAP: Final = b"collegium/key-wrap/v1"
 FIRST_KEY_VERSION: Final = 1
-#: a JSON document larger than this is not decoded for references by peer sync
-MAX_REFERENCE_DOC_BYTES: Final = 1024 * 1024
+
+__all__ = [
+    "CONTENT_KEY_BYTES",
+    "DOMAIN_KEY_WRAP",
+    "DOMAIN_SEALED",
+    "ENVELOPE_TYPE",
+    "FIRST_KEY_VERSION",
+    "FORMAT_VERSION",
+    "GCM_NONCE_BYTES",
+    "GCM_TAG_BYTES",
+    "KEY_VERSION_BYTES",
+    "MAX_REFERENCE_DOC_BYTES",
+    "SALT_BYTES",
+    "SEALED_TYPE",
+    "ContentStore",
+    "KeyEnvelope",
+    "Recipient",
+    "Sealed",
+    "WrappedKey",
+    "compute_associated_data",
+    "compute_commitment",
+    "compute_references",
+    "compute_wrap_info",
+    "decode_envelope",
+    "decode_sealed",
+    "get_envelope",
+    "make_envelope",
+    "new_content_key",
+    "open_envelope",
+    "put_envelope",
+    "put_sealed",
+    "read_sealed",
+    "rotate_envelope",
+    "seal",
+    "unseal",
+    "unseal_salted",
+]
 
 
 class ContentStore(Protocol):
@@ -57,160 +102,6 @@ class ContentStore(Protocol):
     def cat(self, cid: str) -> bytes:
         """Return the bytes stored under ``cid``."""
         ...
-
-
-@dataclass(frozen=True)
-class Recipient:
-    """A participant able to read a subsystem's data: address and secp256k1 public key."""
-
-    address: str
-    public_key: PublicKey
-
-
-@dataclass(frozen=True)
-class WrappedKey:
-    """The content key wrapped (ECIES) for one participant."""
-
-    address: str
-    public_key: PublicKey
-    wrapped: bytes
-
-
-@dataclass(frozen=True)
-class KeyEnvelope:
-    """The content key of ``subsystem`` at ``key_version``, wrapped for each participant."""
-
-    subsystem: str
-    key_version: int
-    recipients: tuple[WrappedKey, ...]
-    previous: str | None = None
-
-    @property
-    def addresses(self) -> tuple[str, ...]:
-        """Return the recipients' addresses, in envelope order."""
-        return tuple(r.address for r in self.recipients)
-
-    def encode(self) -> bytes:
-        """Return the canonical JSON bytes of the envelope (sorted keys, no spaces)."""
-        return _encode(
-            {
-                "type": ENVELOPE_TYPE,
-                "version": FORMAT_VERSION,
-                "subsystem": self.subsystem,
-                "key_version": self.key_version,
-                "previous": self.previous,
-                "recipients": [
-                    {
-                        "address": r.address,
-                        "public_key": r.public_key.hex(),
-                        "wrapped": _b64(r.wrapped),
-                    }
-                    for r in self.recipients
-                ],
-            }
-        )
-
-
-@dataclass(frozen=True)
-class Sealed:
-    """A payload sealed for ``subsystem`` under its content key ``key_version``."""
-
-    subsystem: str
-    key_version: int
-    envelope: str
-    nonce: bytes
-    ciphertext: bytes
-    commitment: bytes
-
-    def encode(self) -> bytes:
-        """Return the canonical JSON bytes of the sealed object."""
-        return _encode(
-            {
-                "type": SEALED_TYPE,
-                "version": FORMAT_VERSION,
-                "subsystem": self.subsystem,
-                "key_version": self.key_version,
-                "envelope": self.envelope,
-                "nonce": _b64(self.nonce),
-                "ciphertext": _b64(self.ciphertext),
-                "commitment": self.commitment.hex(),
-            }
-        )
-
-
-# -- encoding --------------------------------------------------------------------------------
-
-
-def _encode(document: dict[str, Any]) -> bytes:
-    return json.dumps(document, sort_keys=True, separators=(",", ":")).encode("utf-8")
-
-
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
-
-
-def _unb64(value: Any, what: str) -> bytes:
-    if not isinstance(value, str):
-        raise MalformedObject(f"{what} must be a base64 string")
-    try:
-        return base64.b64decode(value, validate=True)
-    except ValueError as exc:
-        raise MalformedObject(f"{what} is not base64: {exc}") from None
-
-
-def _load(data: bytes, expected_type: str) -> dict[str, Any]:
-    try:
-        document = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise MalformedObject(f"not a JSON document: {exc}") from None
-    if not isinstance(document, dict) or document.get("type") != expected_type:
-        raise MalformedObject(f"not a {expected_type} document")
-    if document.get("version") != FORMAT_VERSION:
-        raise MalformedObject(f"unsupported {expected_type} version {document.get('version')!r}")
-    if not isinstance(document.get("subsystem"), str):
-        raise MalformedObject("subsystem must be a string")
-    key_version = document.get("key_version")
-    if not isinstance(key_version, int) or isinstance(key_version, bool) or key_version < 1:
-        raise MalformedObject("key_version must be a positive integer")
-    return document
-
-
-def decode_envelope(data: bytes) -> KeyEnvelope:
-    """Return the key envelope in ``data``; raises ``MalformedObject`` if it is not one."""
-    document = _load(data, ENVELOPE_TYPE)
-    recipients = []
-    for entry in document.get("recipients") or []:
-        if not isinstance(entry, dict) or not isinstance(entry.get("address"), str):
-            raise MalformedObject("each recipient needs an address")
-        try:
-            public_key = normalize_public_key(bytes.fromhex(str(entry.get("public_key"))))
-        except (ValueError, CryptoError) as exc:
-            raise MalformedObject(f"bad public key for {entry['address']}: {exc}") from None
-        wrapped = _unb64(entry.get("wrapped"), "wrapped")
-        recipients.append(WrappedKey(entry["address"], public_key, wrapped))
-    previous = document.get("previous")
-    if previous is not None and not isinstance(previous, str):
-        raise MalformedObject("previous must be a CID string or null")
-    return KeyEnvelope(document["subsystem"], document["key_version"], tuple(recipients), previous)
-
-
-def decode_sealed(data: bytes) -> Sealed:
-    """Return the sealed object in ``data``; raises ``MalformedObject`` if it is not one."""
-    document = _load(data, SEALED_TYPE)
-    if not isinstance(document.get("envelope"), str):
-        raise MalformedObject("envelope must be a CID string")
-    try:
-        commitment = bytes.fromhex(str(document.get("commitment")))
-    except ValueError:
-        raise MalformedObject("commitment must be hex") from None
-    return Sealed(
-        subsystem=document["subsystem"],
-        key_version=document["key_version"],
-        envelope=document["envelope"],
-        nonce=_unb64(document.get("nonce"), "nonce"),
-        ciphertext=_unb64(document.get("ciphertext"), "ciphertext"),
-        commitment=commitment,
-    )
 
 
 # -- keys and envelopes -----------------------------------------------------------------------
@@ -405,20 +296,3 @@ def read_sealed(store: ContentStore, cid: str, private_key: bytes) -> bytes:
             f"not {sealed.subsystem!r} v{sealed.key_version}"
         )
     return unseal(open_envelope(envelope, private_key), sealed)
-
-
-def compute_references(data: bytes) -> tuple[str, ...]:
-    """Return the CIDs a sealed object or key envelope refers to (peer sync wants them): a
-    sealed object's envelope, an envelope's previous envelope. Anything else: none."""
-    if len(data) > MAX_REFERENCE_DOC_BYTES or not data.startswith(b"{"):
-        return ()
-    try:
-        document = json.loads(data)
-    except (ValueError, RecursionError):
-        return ()
-    if not isinstance(document, dict):
-        return ()
-    kind = document.get("type")
-    field = "envelope" if kind == SEALED_TYPE else "previous" if kind == ENVELOPE_TYPE else None
-    value = document.get(field) if field else None
-    return (value,) if isinstance(value, str) and value else ()

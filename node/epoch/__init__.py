@@ -2,7 +2,9 @@
 
 ``snapshot`` reads the registry as it was at an epoch's boundary block; ``policy`` turns that
 snapshot into the assignment's input (replica counts, unserved subsystems) and computes it;
-``service`` runs it every epoch: fixes the seed, attests the root, reports disagreement.
+``service`` runs it every epoch: fixes the seed, attests the root (``attestation``), reports
+disagreement; ``view`` is one epoch as this node sees it, ``routing`` the router's input and
+``summary`` the ``/health`` summary.
 """
 
 from node.epoch.policy import (
@@ -18,9 +20,9 @@ from node.epoch.service import (
     EpochUnavailable,
     EpochView,
     compute_local_assignment,
-    describe_epoch,
 )
 from node.epoch.snapshot import Snapshot, SnapshotNode, read_snapshot
+from node.epoch.summary import describe_epoch
 
 __all__ = [
     "DEFAULT_REPLICAS",

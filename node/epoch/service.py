@@ -17,6 +17,12 @@ mined) it
 Disagreement is read from the chain: :meth:`EpochService.attestations` compares every
 node's attested root with ours.
 
+Around this loop: ``view`` holds what an epoch looks like (:class:`EpochView`),
+``attestation`` this node's attestations and heartbeats (:class:`Attester`), ``routing`` the
+router's input (:class:`EpochAssignmentSource`) and ``summary`` the ``/health`` summary
+(:func:`describe_epoch`). The names callers imported from here still are (and
+``describe_epoch`` from ``node.epoch``).
+
 Quiet chains. Epochs are counted in blocks, and the embedded chain only makes a block when
 a transaction arrives, so an idle network would stay in one epoch for ever. With
 ``autoadvance`` (default on for the embedded chain, off for an external RPC chain, see
@@ -32,20 +38,20 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
 from typing import Any, Final
 
-from node.assignment import Assignment, Slot
-from node.assignment.compute import compute_slot_keys
 from node.chain.registry import Registry, RegistryRejected, SeedInfo
-from node.epoch.policy import (
-    DEFAULT_REPLICAS,
-    EpochPlan,
-    compute_epoch_plan,
-    compute_heartbeat_due,
+from node.epoch.attestation import Attester
+from node.epoch.policy import DEFAULT_REPLICAS, compute_epoch_plan
+from node.epoch.routing import (
+    FALLBACK_TTL_SECONDS,
+    LOCAL_FALLBACK_ROOT,
+    EpochAssignmentSource,
+    compute_local_assignment,
 )
 from node.epoch.snapshot import Snapshot, read_snapshot
+from node.epoch.view import Attestation, EpochUnavailable, EpochView
 from node.errors import CollegiumError
 
 log = logging.getLogger(__name__)
@@ -54,69 +60,23 @@ POLL_SECONDS: Final = 1.0
 """How often the thread looks for a new epoch."""
 DEFAULT_EPOCH_SECONDS: Final = 60.0
 """With autoadvance: wall-clock seconds after which a quiet epoch is ended by mining."""
-FALLBACK_TTL_SECONDS: Final = 1.0
-"""Before the first epoch is processed, how long the router's local fallback table is reused."""
 VIEW_CACHE_SIZE: Final = 32
 """How many computed epochs are kept in memory (past epochs are recomputed on demand)."""
-LOCAL_FALLBACK_ROOT: Final = bytes(32)
-"""Root of :func:`compute_local_assignment`'s routing table: zero, never attested."""
 RETRY_FIRST_SECONDS: Final = 0.5
 RETRY_MAX_SECONDS: Final = 30.0
 
 SnapshotReader = Callable[[Registry, int], Snapshot]
 
-
-class EpochUnavailable(CollegiumError):
-    """The epoch has not started, or its seed is not fixed yet."""
-
-
-@dataclass(frozen=True)
-class Attestation:
-    """A node's attested root for an epoch; ``matches`` compares it with ours (None: n/a)."""
-
-    node: str
-    root: bytes | None
-    matches: bool | None
-
-
-@dataclass(frozen=True)
-class EpochView:
-    """One epoch as this node sees it: seed, snapshot, plan and this node's slots."""
-
-    epoch: int
-    boundary_block: int
-    seed_info: SeedInfo
-    snapshot: Snapshot
-    plan: EpochPlan
-    node: str
-
-    @property
-    def seed(self) -> bytes:
-        """Return the epoch's seed."""
-        return bytes(self.seed_info.seed)
-
-    @property
-    def assignment(self) -> Assignment | None:
-        """Return the assignment, or None when the policy could not make one."""
-        return self.plan.assignment
-
-    @property
-    def root(self) -> bytes | None:
-        """Return the assignment root, or None."""
-        return self.plan.root
-
-    @property
-    def my_slots(self) -> tuple[Slot, ...]:
-        """Return the slots this node hosts this epoch (any rank)."""
-        if self.assignment is None:
-            return ()
-        me = self.node.lower()
-        return tuple(s for s in self.assignment.slots if me in s.hosts)
-
-    def rank_of(self, slot: Slot) -> int | None:
-        """Return this node's rank (0 = primary) among ``slot``'s hosts, or None."""
-        me = self.node.lower()
-        return slot.hosts.index(me) if me in slot.hosts else None
+__all__ = [
+    "FALLBACK_TTL_SECONDS",
+    "LOCAL_FALLBACK_ROOT",
+    "Attestation",
+    "EpochAssignmentSource",
+    "EpochService",
+    "EpochUnavailable",
+    "EpochView",
+    "compute_local_assignment",
+]
 
 
 class EpochService:
@@ -152,16 +112,13 @@ class EpochService:
         self._lock = threading.RLock()
         self._views: OrderedDict[int, EpochView] = OrderedDict()
         self._current: EpochView | None = None
-        self._attested: dict[int, bytes] = {}
-        self._last_seen: int | None = None  # our lastSeen on-chain, as last read or set
+        self._attester = Attester(registry, self.address)
         self._seen_epoch: int | None = None
         self._seen_at = 0.0
         self._listeners: list[Callable[[EpochView], None]] = []
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.last_error: str | None = None
-        self.attestations_sent = 0
-        self.heartbeats_sent = 0
         self.seeds_fixed = 0
         self.blocks_mined = 0
 
@@ -219,9 +176,9 @@ class EpochService:
                 head = self._head()
                 epoch = self.started_epoch(head)
             view = self.view(epoch, fix_seed=True)
-            if epoch not in self._attested:
-                self._attest(view)
-            self._keep_alive(view, head)
+            if epoch not in self._attester.attested:
+                self._attester.attest(view)
+            self._attester.keep_alive(view, head)
             changed = self._current is None or self._current.epoch != epoch
             self._current = view
             self.last_error = None
@@ -343,76 +300,23 @@ class EpochService:
 
     # ------------------------------------------------------------------ attestations
 
-    def _attest(self, view: EpochView) -> None:
-        """Attest ``view``'s root once; remember what is on-chain for this node."""
-        if not self.address or view.root is None:
-            return
-        if not self.registry.is_node(self.address):
-            return  # only registered nodes attest; it may register later
-        existing: bytes | None = self.registry.attestation_of(view.epoch, self.address)
-        if existing is None:
-            try:
-                sent = self.registry.attest(view.epoch, view.root)
-                self.attestations_sent += 1
-                self._last_seen = sent.block_number
-                existing = view.root
-            except RegistryRejected as exc:
-                if exc.error_name != "AlreadyAttested":
-                    raise
-                existing = self.registry.attestation_of(view.epoch, self.address)
-        if existing is not None:
-            self._attested[view.epoch] = bytes(existing)
-            if bytes(existing) != view.root:
-                log.error(
-                    "epoch %d: this node attested %s earlier but now computes %s",
-                    view.epoch,
-                    bytes(existing).hex(),
-                    view.root.hex(),
-                )
+    @property
+    def attestations_sent(self) -> int:
+        """Return how many attestations this service sent."""
+        return self._attester.attestations_sent
 
-    def _keep_alive(self, view: EpochView, head: int) -> None:
-        """Send ``heartbeat()`` if this node's ``lastSeen`` is older than half the window."""
-        if not self.address:
-            return
-        window = view.snapshot.liveness_window or self.registry.liveness_window(head)
-        if self._last_seen is not None and not compute_heartbeat_due(head, self._last_seen, window):
-            return  # seen recently (our own attestation or heartbeat): no chain read
-        if not self.registry.is_node(self.address):
-            self._last_seen = None
-            return  # only registered nodes have a lastSeen; it may register later
-        self._last_seen = self.registry.last_seen(self.address)
-        if not compute_heartbeat_due(head, self._last_seen, window):
-            return
-        age = head - self._last_seen
-        try:
-            sent = self.registry.heartbeat()
-        except RegistryRejected as exc:
-            if exc.error_name != "NotRegisteredNode":  # it left meanwhile: nothing to keep
-                raise
-            self._last_seen = None
-            return
-        self.heartbeats_sent += 1
-        self._last_seen = sent.block_number
-        log.info(
-            "heartbeat at block %d (last seen %d blocks before block %d, window %d)",
-            sent.block_number,
-            age,
-            head,
-            window,
-        )
+    @property
+    def heartbeats_sent(self) -> int:
+        """Return how many heartbeats this service sent."""
+        return self._attester.heartbeats_sent
 
     def last_seen(self) -> int | None:
         """Return this node's ``lastSeen`` block as last read or set, or None if unknown."""
-        return self._last_seen
+        return self._attester.seen
 
     def attested_root(self, epoch: int) -> bytes | None:
         """Return the root this node has on-chain for ``epoch``, or None."""
-        if epoch in self._attested:
-            return self._attested[epoch]
-        if not self.address:
-            return None
-        root = self.registry.attestation_of(epoch, self.address)
-        return None if root is None else bytes(root)
+        return self._attester.attested_root(epoch)
 
     def attestations(self, epoch: int) -> list[Attestation]:
         """Return every node's attestation of ``epoch`` next to our root, sorted by node.
@@ -439,116 +343,3 @@ class EpochService:
                 return []
             epoch = current.epoch
         return [a for a in self.attestations(epoch) if a.matches is False]
-
-
-def compute_local_assignment(
-    epoch: int, seed: bytes, subsystems: Sequence[str], me: str
-) -> Assignment:
-    """Return the routing table of a node left without an assignment: every slot is its own.
-
-    Used only for routing (never attested; its root is zero) when the epoch has no
-    assignment, i.e. before the first epoch is processed or when the policy failed: the node
-    then serves what it is asked, as a lone node does, instead of refusing everything.
-    """
-    names = sorted(set(subsystems), key=lambda name: name.encode("utf-8"))
-    slots = tuple(Slot(role, sub, (me.lower(),)) for role, sub in compute_slot_keys(names))
-    return Assignment(epoch=epoch, seed=bytes(seed), slots=slots, root=LOCAL_FALLBACK_ROOT)
-
-
-class EpochAssignmentSource:
-    """The router's ``AssignmentSource`` over an :class:`EpochService`."""
-
-    def __init__(self, service: EpochService, clock: Callable[[], float] = time.monotonic) -> None:
-        self.service = service
-        self.clock = clock
-        self._fallback: tuple[float, int, Assignment] | None = None
-
-    def cached(self, epoch: int) -> Assignment | None:
-        """Return the assignment of ``epoch`` if this node has already computed it, or None."""
-        view = self.service.cached_view(epoch)
-        return None if view is None else view.assignment
-
-    def current(self) -> tuple[int, Assignment]:
-        """Return (epoch, assignment) in force now.
-
-        Without an assignment (before the first epoch, or the policy failed: the reason is
-        in ``/health``) it returns :func:`compute_local_assignment`'s table.
-        """
-        view = self.service.current()
-        if view is not None and view.assignment is not None:
-            return view.epoch, view.assignment
-        if view is not None:
-            fallback = compute_local_assignment(
-                view.epoch, view.seed, view.snapshot.subsystems, self.service.address
-            )
-            return view.epoch, fallback
-        # no epoch processed yet (starting, or the chain is failing): the fallback costs two
-        # registry reads, so it is computed at most once per FALLBACK_TTL_SECONDS, not per request
-        now = self.clock()
-        if self._fallback is not None and now - self._fallback[0] < FALLBACK_TTL_SECONDS:
-            return self._fallback[1], self._fallback[2]
-        registry = self.service.registry
-        epoch = registry.current_epoch()
-        fallback = compute_local_assignment(
-            epoch, bytes(32), registry.subsystems(), self.service.address
-        )
-        self._fallback = (now, epoch, fallback)
-        return epoch, fallback
-
-
-def _hex(value: bytes | None) -> str | None:
-    return None if value is None else "0x" + bytes(value).hex()
-
-
-def describe_epoch(service: EpochService | None) -> dict[str, Any]:
-    """Return the current epoch's summary for ``/health`` and ``collegium status``.
-
-    Keys: ``epoch``, ``seed``, ``root``, ``attested``, ``my_slots``, ``agree``/``disagree``
-    (node addresses whose attested root matches/differs), ``missing`` (not attested yet),
-    ``unserved``, ``adjustments``, ``error`` (why there is no assignment), ``last_error``;
-    liveness: ``left_out`` (active nodes not live at the boundary block, so not assigned),
-    ``kept_all`` (none was live: all kept), ``liveness_window``, ``last_seen`` (this node's
-    block as last read) and ``heartbeats_sent``.
-    """
-    if service is None:
-        return {"enabled": False}
-    view = service.current()
-    summary: dict[str, Any] = {
-        "enabled": True,
-        "autoadvance": service.autoadvance,
-        "last_error": service.last_error,
-    }
-    if view is None:
-        summary["epoch"] = None
-        return summary
-    try:
-        attestations = service.attestations(view.epoch)
-    except CollegiumError as exc:
-        attestations = []
-        summary["last_error"] = f"cannot read attestations: {exc}"
-    summary.update(
-        epoch=view.epoch,
-        boundary_block=view.boundary_block,
-        snapshot_block=view.snapshot.block,
-        seed=_hex(view.seed),
-        source_block=view.seed_info.source_block,
-        root=_hex(view.root),
-        attested=_hex(service.attested_root(view.epoch)),
-        my_slots=[
-            {"role": s.role, "subsystem": s.subsystem, "rank": view.rank_of(s)}
-            for s in view.my_slots
-        ],
-        agree=[a.node for a in attestations if a.matches is True],
-        disagree=[a.node for a in attestations if a.matches is False],
-        missing=[a.node for a in attestations if a.root is None],
-        replicas=dict(view.plan.replicas),
-        unserved=list(view.plan.unserved),
-        adjustments=list(view.plan.adjustments),
-        error=None if view.plan.error is None else str(view.plan.error),
-        left_out=[str(a) for a in view.snapshot.left_out],
-        kept_all=view.snapshot.kept_all,
-        liveness_window=view.snapshot.liveness_window,
-        last_seen=service.last_seen(),
-        heartbeats_sent=service.heartbeats_sent,
-    )
-    return summary

@@ -26,11 +26,13 @@ both in ``node.ledger.reorg``),
 rebuilds the derived tables from the remaining events, and goes on from
 the fork point. Hashes are kept for every block within ``REORG_WINDOW`` of the head;
 a reorg deeper than that is reported as an error instead of being guessed at.
+
+This module reads the chain and decides what to index or roll back; the SQL writes (events
+decoded and applied, block hashes kept, a rollback) are ``node.ledger.registry_events``.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from collections.abc import Callable, Sequence
@@ -38,42 +40,45 @@ from dataclasses import dataclass
 from typing import Any
 
 from eth_utils import to_checksum_address
-from hexbytes import HexBytes
-from sqlalchemy import delete, select
+from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from web3 import Web3
 
 from node.chain.logpager import LogPager
-from node.chain.registry import get_registry_artifact
-from node.db.models import Anchor, IndexedBlock, RegistryEvent
+from node.db.models import IndexedBlock
 from node.errors import ChainError, CollegiumError
-from node.ledger import reorg, tree
-from node.ledger.derived import ParticipantChange, apply_event, rebuild_derived
+from node.ledger import tree
+from node.ledger.derived import ParticipantChange
 from node.ledger.logs import LogIndexer
+from node.ledger.registry_events import (
+    INDEXED_EVENTS,
+    REORG_WINDOW,
+    EventDecoder,
+    as_hex,
+    roll_back_index,
+    store_range,
+)
 from node.ledger.rows import OWN_LOG
 
 log = logging.getLogger(__name__)
 
+__all__ = [
+    "DEFAULT_CONFIRMATIONS",
+    "INDEXED_EVENTS",
+    "REORG_WINDOW",
+    "ChainFollower",
+    "ReorgTooDeep",
+    "SyncResult",
+]
+
 DEFAULT_CONFIRMATIONS = 2
 DEFAULT_RANGE_BLOCKS = 64
 DEFAULT_POLL_SECONDS = 1.0
-REORG_WINDOW = 256
 #: ``confirmations``: index up to head - confirmations; ``safe``/``finalized``: and no further
 #: than the block with that tag (where the chain has none, confirmations alone)
 FINALITY_TAGS = ("confirmations", "safe", "finalized")
 RETRY_MAX_SECONDS = 30.0
-
-#: Events the follower indexes (every other registry event is ignored).
-INDEXED_EVENTS = (
-    "Anchored",
-    "SubsystemCreated",
-    "ParticipantAdded",
-    "ParticipantRemoved",
-    "NodeRegistered",
-    "NodeUpdated",
-    "NodeLeft",
-)
 
 
 class ReorgTooDeep(ChainError):
@@ -87,18 +92,6 @@ class SyncResult:
     indexed_to: int  # the last indexed block (-1 if none)
     events: int  # events indexed
     rolled_back_to: int | None = None  # the fork point if a reorg was handled
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, bytes | bytearray | HexBytes):
-        return "0x" + bytes(value).hex()
-    return value
-
-
-def _hex(value: Any) -> str:
-    if isinstance(value, str):
-        return value.lower() if value.startswith("0x") else "0x" + value.lower()
-    return "0x" + bytes(value).hex()
 
 
 class ChainFollower:
@@ -137,10 +130,7 @@ class ChainFollower:
         self.log_indexer = log_indexer
         # ranges start at range_blocks and adapt to the provider's eth_getLogs limits
         self.pager = LogPager(w3, self.address, max(range_blocks, 1))
-        contract = w3.eth.contract(address=self.address, abi=list(get_registry_artifact().abi))
-        self._events = {
-            _hex(contract.events[name]().topic): contract.events[name]() for name in INDEXED_EVENTS
-        }
+        self._decoder = EventDecoder(w3, self.address)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.reorgs = 0
@@ -281,7 +271,7 @@ class ChainFollower:
             # real reorg shows as another hash at this height once the chain grows again,
             # so wait rather than roll back (and re-anchor) what may well be final
             raise ChainError(f"block {last.number} is not available (lagging RPC?): {exc}") from exc
-        if _hex(block["hash"]) == last.hash:
+        if as_hex(block["hash"]) == last.hash:
             return None
         return self._find_fork(last.number - 1)
 
@@ -298,7 +288,7 @@ class ChainFollower:
                 block = self.w3.eth.get_block(row.number)
             except Exception:
                 continue
-            if _hex(block["hash"]) == row.hash:
+            if as_hex(block["hash"]) == row.hash:
                 return int(row.number)
         if stored and stored[-1].number > self.start_block:
             raise ReorgTooDeep(
@@ -335,7 +325,7 @@ class ChainFollower:
             previous = session.get(IndexedBlock, first - 1)
         if previous is None or first not in blocks:
             return True
-        return _hex(blocks[first]["parentHash"]) == previous.hash
+        return as_hex(blocks[first]["parentHash"]) == previous.hash
 
     def _fetch_logs(self, first: int, last: int, blocks: dict[int, Any]) -> list[Any]:
         """Return the registry's logs of ``first..last``, checked against ``blocks``; raise
@@ -346,7 +336,7 @@ class ChainFollower:
         # the logs must come from the blocks whose hashes we store (no reorg in between)
         for entry in logs:
             number = int(entry["blockNumber"])
-            if number in blocks and _hex(entry["blockHash"]) != _hex(blocks[number]["hash"]):
+            if number in blocks and as_hex(entry["blockHash"]) != as_hex(blocks[number]["hash"]):
                 raise ChainError(f"block {number} changed while indexing; will retry")
         return list(logs)
 
@@ -354,72 +344,29 @@ class ChainFollower:
         self, logs: Sequence[Any], blocks: dict[int, Any], head: int, last: int
     ) -> list[ParticipantChange]:
         """Store the range's events, apply them and keep its block hashes, in one SQL
-        transaction; return the participations that changed."""
-        changes: list[ParticipantChange] = []
+        transaction (:func:`~node.ledger.registry_events.store_range`); return the
+        participations that changed."""
         with self._sessions() as session:
-            for entry in logs:
-                decoded = self._decode(entry)
-                if decoded is None:
-                    continue
-                name, args = decoded
-                event = RegistryEvent(
-                    block_number=int(entry["blockNumber"]),
-                    log_index=int(entry["logIndex"]),
-                    tx_hash=_hex(entry["transactionHash"]),
-                    name=name,
-                    args=json.dumps(args, sort_keys=True),
-                )
-                session.merge(event)
-                changed = apply_event(session, event, args, node_address=self.node_address)
-                if changed is not None:
-                    changes.append(changed)
-                self._last_range_events += 1
-            self._keep_block_hashes(session, blocks, head, last)
-            session.commit()
+            changes, stored = store_range(
+                session,
+                self._decoder,
+                logs,
+                blocks,
+                head=head,
+                last=last,
+                node_address=self.node_address,
+            )
+        self._last_range_events += stored
         return changes
-
-    @staticmethod
-    def _keep_block_hashes(session: Session, blocks: dict[int, Any], head: int, last: int) -> None:
-        """Store the hashes of ``blocks``; forget those older than ``REORG_WINDOW``."""
-        for number, block in blocks.items():
-            session.merge(
-                IndexedBlock(
-                    number=number,
-                    hash=_hex(block["hash"]),
-                    parent_hash=_hex(block["parentHash"]),
-                )
-            )
-        session.execute(
-            delete(IndexedBlock).where(
-                IndexedBlock.number < head - REORG_WINDOW, IndexedBlock.number < last
-            )
-        )
-
-    def _decode(self, entry: Any) -> tuple[str, dict[str, Any]] | None:
-        topics = entry.get("topics") or []
-        if not topics:
-            return None
-        event = self._events.get(_hex(topics[0]))
-        if event is None:
-            return None
-        processed = event.process_log(entry)
-        return str(processed["event"]), {k: _jsonable(v) for k, v in processed["args"].items()}
 
     def _rollback(self, fork: int) -> None:
         """Delete everything indexed above block ``fork`` and rebuild the derived tables."""
         self.reorgs += 1
         log.warning("reorg: rolling the index back to block %d", fork)
         with self._sessions() as session:
-            session.execute(delete(RegistryEvent).where(RegistryEvent.block_number > fork))
-            reorg.drop_other_leaves_above(session, self._own_checksum(), fork)
-            session.execute(
-                delete(Anchor).where(
-                    Anchor.block_number > fork, Anchor.node != self._own_checksum()
-                )
+            roll_back_index(
+                session, fork, own_checksum=self._own_checksum(), node_address=self.node_address
             )
-            session.execute(delete(IndexedBlock).where(IndexedBlock.number > fork))
-            rebuild_derived(session, node_address=self.node_address)
-            session.commit()
         if self._rollback_own is not None:
             moved = self._rollback_own(fork)
             if moved:

@@ -9,7 +9,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import requests
 from eth_account import Account
+from web3 import HTTPProvider, Web3
 
 from node.chain.backend import ChainBackend, open_chain, open_embedded, open_rpc, redact_url
 from node.chain.embedded import COLLEGIUM_DEV_CHAIN_ID, GENESIS_FUND_WEI
@@ -37,6 +39,22 @@ def test_open_rpc_closed_port_is_a_clear_chain_error() -> None:
 def test_open_rpc_rejects_non_http_urls() -> None:
     with pytest.raises(ChainError, match="http"):
         open_rpc("ws://127.0.0.1:8545")
+
+
+class _CountingSession(requests.Session):
+    closed = 0
+
+    def close(self) -> None:
+        self.closed += 1
+        super().close()
+
+
+def test_close_closes_the_session_a_plain_http_provider_was_built_with() -> None:
+    session = _CountingSession()
+    w3 = Web3(HTTPProvider("http://127.0.0.1:1", session=session))
+    backend = ChainBackend(w3=w3, kind="rpc", chain_id=1, http_session=session)
+    backend.close()
+    assert session.closed == 1
 
 
 def test_redact_url_hides_credentials() -> None:

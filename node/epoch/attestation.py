@@ -1,0 +1,95 @@
+"""This node's part on-chain each epoch: attest the root once, and stay live.
+
+:class:`Attester` sends ``attest(epoch, root)`` at most once per epoch (it reads its own
+attestation first, so a restart never sends a second one) and a ``heartbeat()`` when this
+node's ``lastSeen`` is older than half the liveness window (:func:`compute_heartbeat_due`).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from node.chain.registry import Registry, RegistryRejected
+from node.epoch.policy import compute_heartbeat_due
+from node.epoch.view import EpochView
+
+log = logging.getLogger("node.epoch.service")  # the service's log, as before the split
+
+
+class Attester:
+    """Attest epochs and send heartbeats for ``address`` through ``registry``."""
+
+    def __init__(self, registry: Registry, address: str) -> None:
+        self.registry = registry
+        self.address = address
+        self.attested: dict[int, bytes] = {}
+        self.seen: int | None = None  # our lastSeen on-chain, as last read or set
+        self.attestations_sent = 0
+        self.heartbeats_sent = 0
+
+    def attest(self, view: EpochView) -> None:
+        """Attest ``view``'s root once; remember what is on-chain for this node."""
+        if not self.address or view.root is None:
+            return
+        if not self.registry.is_node(self.address):
+            return  # only registered nodes attest; it may register later
+        existing: bytes | None = self.registry.attestation_of(view.epoch, self.address)
+        if existing is None:
+            try:
+                sent = self.registry.attest(view.epoch, view.root)
+                self.attestations_sent += 1
+                self.seen = sent.block_number
+                existing = view.root
+            except RegistryRejected as exc:
+                if exc.error_name != "AlreadyAttested":
+                    raise
+                existing = self.registry.attestation_of(view.epoch, self.address)
+        if existing is not None:
+            self.attested[view.epoch] = bytes(existing)
+            if bytes(existing) != view.root:
+                log.error(
+                    "epoch %d: this node attested %s earlier but now computes %s",
+                    view.epoch,
+                    bytes(existing).hex(),
+                    view.root.hex(),
+                )
+
+    def keep_alive(self, view: EpochView, head: int) -> None:
+        """Send ``heartbeat()`` if this node's ``lastSeen`` is older than half the window."""
+        if not self.address:
+            return
+        window = view.snapshot.liveness_window or self.registry.liveness_window(head)
+        if self.seen is not None and not compute_heartbeat_due(head, self.seen, window):
+            return  # seen recently (our own attestation or heartbeat): no chain read
+        if not self.registry.is_node(self.address):
+            self.seen = None
+            return  # only registered nodes have a lastSeen; it may register later
+        self.seen = self.registry.last_seen(self.address)
+        if not compute_heartbeat_due(head, self.seen, window):
+            return
+        age = head - self.seen
+        try:
+            sent = self.registry.heartbeat()
+        except RegistryRejected as exc:
+            if exc.error_name != "NotRegisteredNode":  # it left meanwhile: nothing to keep
+                raise
+            self.seen = None
+            return
+        self.heartbeats_sent += 1
+        self.seen = sent.block_number
+        log.info(
+            "heartbeat at block %d (last seen %d blocks before block %d, window %d)",
+            sent.block_number,
+            age,
+            head,
+            window,
+        )
+
+    def attested_root(self, epoch: int) -> bytes | None:
+        """Return the root this node has on-chain for ``epoch``, or None."""
+        if epoch in self.attested:
+            return self.attested[epoch]
+        if not self.address:
+            return None
+        root = self.registry.attestation_of(epoch, self.address)
+        return None if root is None else bytes(root)
