@@ -42,16 +42,20 @@ class SubsystemPublic(BaseModel):
 
 
 def require_subsystem(node: Any, name: str) -> None:
+    """Raise 404 unless the registry knows subsystem ``name``."""
     if len(name.encode("utf-8")) > MAX_NAME_BYTES or not node.registry.subsystem_exists(name):
         raise HTTPException(404, f"unknown subsystem {name!r}")
 
 
 def require_participant(node: Any, name: str, user: str) -> None:
+    """Raise ``Forbidden`` (403) unless ``user`` is a participant of ``name``."""
     if not node.registry.is_participant(name, user):
         raise Forbidden(f"{user} is not a participant of {name!r}")
 
 
 def require_role(role: RoleContext | None, expected: str, subsystem: str | None) -> RoleContext:
+    """Return ``role`` if the router granted this node ``expected`` for ``subsystem``; else
+    raise 404."""
     if role is None or role.role != expected or role.subsystem != subsystem:
         raise HTTPException(404, f"this node serves no {expected} slot for {subsystem!r}")
     return role
