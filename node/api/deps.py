@@ -1,17 +1,27 @@
-"""FastAPI dependencies: the node's parts, taken from ``app.state``."""
+"""FastAPI dependencies: the node's parts, taken from ``app.state`` (the key directory and the
+sealing service of subsystems' private data made there on first use), the user, and the role
+the router granted the request."""
 
 from __future__ import annotations
 
+import threading
 from typing import Annotated
 
 import anyio
 from fastapi import Depends, Request
 
+from node.auth.databases import RoleContext, SubsystemDatabases
 from node.auth.errors import NotAuthenticated
 from node.auth.requests import REASON_UNSIGNED_RELAY, RequestVerifier, SignedRequest, is_signed
 from node.auth.service import AuthService
 from node.auth.tokens import compute_request_token
+from node.crypto.keys import compute_public_key
+from node.keys.directory import SOURCE_SELF, KeyDirectory
+from node.keys.private import PrivateData
 from node.ledger.service import LedgerService
+from node.replication.replica import get_subsystem_log
+from node.router.directory import PeerDirectory
+from node.router.proxy import STATE_SLOT
 from node.runtime import NodeContext
 
 
@@ -67,3 +77,63 @@ NodeDep = Annotated[NodeContext, Depends(get_node)]
 LedgerDep = Annotated[LedgerService, Depends(get_ledger)]
 AuthDep = Annotated[AuthService, Depends(get_auth)]
 CurrentUser = Annotated[str, Depends(get_current_user)]
+
+
+def get_databases(request: Request) -> SubsystemDatabases:
+    """Return the node's subsystem database registry."""
+    databases: SubsystemDatabases = request.app.state.subsystem_databases
+    return databases
+
+
+DatabasesDep = Annotated[SubsystemDatabases, Depends(get_databases)]
+_STATE_LOCK = threading.Lock()
+
+
+def get_key_directory(request: Request) -> KeyDirectory:
+    """Return the node's directory of participants' public keys (made on first use)."""
+    state = request.app.state
+    with _STATE_LOCK:
+        directory: KeyDirectory | None = getattr(state, "key_directory", None)
+        if directory is None:
+            node = state.node
+            directory = state.key_directory = KeyDirectory(
+                node.sessions,
+                peers=PeerDirectory(node.registry, policy=getattr(node, "peer_policy", None)),
+                self_address=node.address,
+            )
+            # this node's own key first: other hosts of its subsystems wrap keys for it
+            directory.record(node.address, compute_public_key(bytes(node.account.key)),
+                             SOURCE_SELF)  # fmt: skip
+    return directory
+
+
+def get_private_data(request: Request) -> PrivateData:
+    """Return the sealing service of this node's ``be_subsystem`` slots (made on first use)."""
+    directory = get_key_directory(request)
+    state = request.app.state
+    with _STATE_LOCK:
+        private: PrivateData | None = getattr(state, "private_data", None)
+        if private is None:
+            node = state.node
+            private = state.private_data = PrivateData(
+                get_databases(request),
+                node.store,
+                node.registry,
+                directory,
+                node.account,
+                log=get_subsystem_log(node),
+            )
+    return private
+
+
+KeysDep = Annotated[KeyDirectory, Depends(get_key_directory)]
+PrivateDep = Annotated[PrivateData, Depends(get_private_data)]
+
+
+def get_role_context(request: Request) -> RoleContext | None:
+    """Return the role the router decided this node serves the request as, if any."""
+    slot = getattr(request.state, STATE_SLOT, None)
+    return RoleContext(slot[0], slot[1]) if slot is not None else None
+
+
+RoleDep = Annotated[RoleContext | None, Depends(get_role_context)]

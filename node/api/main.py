@@ -25,10 +25,14 @@ from node.api.routes import (
     frontends,
     gateway,
     health,
+    keys,
+    participants,
+    private_data,
     route,
     rpc,
     subsystems,
     transactions,
+    users,
 )
 from node.frontend import routes as frontend
 from node.frontend.archive import MAX_ARCHIVE_BYTES
@@ -136,6 +140,10 @@ def _include_access(app: FastAPI, api: APIRouter, node: NodeContext) -> None:
     api.include_router(auth.router)
     api.include_router(route.router)
     api.include_router(subsystems.router)
+    api.include_router(private_data.router)
+    api.include_router(keys.router)
+    api.include_router(users.router)
+    api.include_router(participants.router)
     api.include_router(frontends.router)
     app.include_router(metrics.router)
     install_access(app, node)

@@ -55,7 +55,7 @@ def system_index(url: str) -> bytes:
 def unpublished_node(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[InProcessNode]:
     """Yield a node of its own whose registry has no front-end: the deploying node's own
     publish of the bundled build is turned off, so no earlier test or start-up can publish."""
-    monkeypatch.setattr("node.runtime._publish_frontend_if_missing", lambda *_args: None)
+    monkeypatch.setattr("node.runtime.wiring.publish_frontend_if_missing", lambda *_args: None)
     with in_process_node(tmp_path / "node") as running:
         yield running
 

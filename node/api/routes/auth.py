@@ -9,8 +9,7 @@ from typing import Any, Final
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field
 
-from node.api.deps import AuthDep, CurrentUser, NodeDep
-from node.api.routes.subsystems import get_key_directory
+from node.api.deps import AuthDep, CurrentUser, NodeDep, get_key_directory
 from node.api.schemas import Problem
 from node.auth.tokens import SESSION_COOKIE, compute_request_token
 from node.errors import CollegiumError
