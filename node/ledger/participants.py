@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 DEFAULT_PARTICIPANT_TTL = 10.0
 MAX_CACHED = 100_000
@@ -30,8 +30,23 @@ class ParticipantRegistry(Protocol):
         ...
 
 
+class _Flight:
+    """One registry read in progress: the threads asking the same thing wait for it."""
+
+    __slots__ = ("done", "error")
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.error: BaseException | None = None
+
+
 class ParticipantCache:
-    """Time-bounded cache of subsystem existence and participation (thread-safe)."""
+    """Time-bounded cache of subsystem existence and participation (thread-safe).
+
+    A miss reads the registry once however many threads ask at the same moment (a burst of
+    submissions on a cold cache made one contract call each, serialised on the chain): the
+    first asker reads, the others wait for its answer, or get its error.
+    """
 
     def __init__(
         self,
@@ -45,6 +60,7 @@ class ParticipantCache:
         self._lock = threading.Lock()
         self._members: dict[tuple[str, str], tuple[float, bool]] = {}
         self._subsystems: dict[str, tuple[float, bool]] = {}
+        self._flights: dict[tuple[str, ...], _Flight] = {}
         self.lookups = 0  # registry calls made (for tests and metrics)
 
     def _fresh(self, hit: tuple[float, bool] | None) -> bool | None:
@@ -52,39 +68,67 @@ class ParticipantCache:
             return None
         return hit[1]
 
+    def _lookup(
+        self,
+        table: dict[Any, tuple[float, bool]],
+        key: Any,
+        read: Callable[[], bool],
+        keep: Callable[[bool], float],
+    ) -> bool:
+        """Return the cached answer for ``key``, else read it (once for all concurrent
+        askers) and keep it until ``keep(answer)``."""
+        flight_key = (type(key).__name__, *(key if isinstance(key, tuple) else (key,)))
+        while True:
+            with self._lock:
+                found = self._fresh(table.get(key))
+                if found is not None:
+                    return found
+                flight = self._flights.get(flight_key)
+                leader = flight is None
+                if flight is None:
+                    flight = self._flights[flight_key] = _Flight()
+            if not leader:
+                flight.done.wait()
+                if flight.error is not None:
+                    raise flight.error
+                continue  # the answer is in the table now
+            try:
+                answer = bool(read())
+                self.lookups += 1
+                with self._lock:
+                    if len(table) >= MAX_CACHED:
+                        table.clear()
+                    table[key] = (keep(answer), answer)
+                return answer
+            except BaseException as exc:
+                flight.error = exc
+                raise
+            finally:
+                with self._lock:
+                    del self._flights[flight_key]
+                flight.done.set()
+
     def subsystem_exists(self, name: str) -> bool:
         """Return whether subsystem ``name`` exists (subsystems are never deleted, so a
         positive answer is kept until invalidated). Raises ``ChainError`` if unreadable."""
-        with self._lock:
-            found = self._fresh(self._subsystems.get(name))
-        if found is not None:
-            return found
-        exists = bool(self._registry.subsystem_exists(name))
-        self.lookups += 1
-        expires = float("inf") if exists else self._clock() + self.ttl
-        with self._lock:
-            if len(self._subsystems) >= MAX_CACHED:
-                self._subsystems.clear()
-            self._subsystems[name] = (expires, exists)
-        return exists
+        return self._lookup(
+            self._subsystems,
+            name,
+            lambda: self._registry.subsystem_exists(name),
+            lambda exists: float("inf") if exists else self._clock() + self.ttl,
+        )
 
     def is_participant(self, subsystem: str, address: str) -> bool:
         """Return whether ``address`` participates in ``subsystem`` (cached for ``ttl``).
 
         Raises ``ChainError`` if the registry cannot be read.
         """
-        key = (subsystem, address.lower())
-        with self._lock:
-            found = self._fresh(self._members.get(key))
-        if found is not None:
-            return found
-        member = bool(self._registry.is_participant(subsystem, address))
-        self.lookups += 1
-        with self._lock:
-            if len(self._members) >= MAX_CACHED:
-                self._members.clear()
-            self._members[key] = (self._clock() + self.ttl, member)
-        return member
+        return self._lookup(
+            self._members,
+            (subsystem, address.lower()),
+            lambda: self._registry.is_participant(subsystem, address),
+            lambda _: self._clock() + self.ttl,
+        )
 
     def invalidate(self, subsystem: str | None = None, address: str | None = None) -> None:
         """Forget cached answers: all of them, a subsystem's, or one participant's."""
