@@ -254,8 +254,12 @@ def send_transaction(
     abi: Sequence[Mapping[str, Any]],
     value: int = 0,
     error_type: type[ContractRevert] = ContractRevert,
+    gas: int | None = None,
 ) -> TxReceipt:
     """Sign ``call`` with ``account``, send it raw and return its successful receipt.
+
+    ``gas``: a gas limit known to suffice, instead of an estimate (see
+    :func:`embedded_gas_limit`); a revert is then found by replaying the mined transaction.
 
     Nonce, fees, replacement and the wait are the account's
     :class:`~node.chain.nonces.NonceManager`'s (threads sharing an account are safe). An empty
@@ -266,22 +270,10 @@ def send_transaction(
     """
     with account_lock(account.address):
         params: TxParams = {"from": account.address, "value": Wei(value)}
-        try:
-            estimate = call.estimate_gas(params, block_identifier=_estimate_block(w3))
-        except Exception as exc:
-            revert = revert_from_exception(contract, abi, exc, error_type)
-            if revert is not None and revert.error_name is None:
-                # web3's eth-tester provider decodes estimate reverts as Error(string) and
-                # drops the selector of custom errors; eth_call keeps the raw bytes.
-                revert = _revert_of_call(call, params, contract, abi, error_type) or revert
-            if revert is not None:
-                raise revert from exc
-            if classify_send_error(str(exc)) == "funds":  # an empty wallet fails the estimate
-                manager = NonceManager.of(w3, account)
-                manager.last_error = f"wallet {account.address} cannot pay for gas: {exc}"
-                raise InsufficientFunds(manager.last_error) from exc
-            raise TransactionError(f"cannot estimate gas for {contract}: {exc}") from exc
-        params["gas"] = estimate * GAS_MARGIN_NUMERATOR // GAS_MARGIN_DENOMINATOR
+        if gas is not None:
+            params["gas"] = gas
+        else:
+            params["gas"] = _estimate(w3, account, call, params, contract, abi, error_type)
         # placeholders: the nonce manager sets nonce and fees (build_transaction would ask)
         params.update({"nonce": Nonce(0), "maxFeePerGas": Wei(1), "maxPriorityFeePerGas": Wei(1)})
         try:
@@ -297,6 +289,47 @@ def send_transaction(
     if receipt["status"] != 1:
         raise _replay_failure(w3, tx, receipt, contract, abi, error_type)
     return receipt
+
+
+def embedded_gas_limit(w3: Web3, limit: int) -> int | None:
+    """Return ``limit`` on the embedded chain, else None (estimate).
+
+    On the embedded chain an estimate is this process's own CPU: py-evm's binary search runs
+    the transaction ~15 times in Python, holding the GIL from the request threads (for a
+    Merkle anchor, most of the anchorer's time). A call whose gas is bounded (an anchor writes
+    a fixed number of slots) passes a generous ``limit`` there instead; a JSON-RPC chain
+    estimates, which costs this node one request and keeps the fee bound tight.
+    """
+    return limit if isinstance(w3.provider, EthereumTesterProvider) else None
+
+
+def _estimate(
+    w3: Web3,
+    account: LocalAccount,
+    call: ContractFunction | ContractConstructor,
+    params: TxParams,
+    contract: str,
+    abi: Sequence[Mapping[str, Any]],
+    error_type: type[ContractRevert],
+) -> int:
+    """Return the gas limit for ``call``: its estimate plus the margin; raise the contract's
+    revert (found by the estimate), ``InsufficientFunds`` or ``TransactionError``."""
+    try:
+        estimate = call.estimate_gas(params, block_identifier=_estimate_block(w3))
+    except Exception as exc:
+        revert = revert_from_exception(contract, abi, exc, error_type)
+        if revert is not None and revert.error_name is None:
+            # web3's eth-tester provider decodes estimate reverts as Error(string) and
+            # drops the selector of custom errors; eth_call keeps the raw bytes.
+            revert = _revert_of_call(call, params, contract, abi, error_type) or revert
+        if revert is not None:
+            raise revert from exc
+        if classify_send_error(str(exc)) == "funds":  # an empty wallet fails the estimate
+            manager = NonceManager.of(w3, account)
+            manager.last_error = f"wallet {account.address} cannot pay for gas: {exc}"
+            raise InsufficientFunds(manager.last_error) from exc
+        raise TransactionError(f"cannot estimate gas for {contract}: {exc}") from exc
+    return int(estimate) * GAS_MARGIN_NUMERATOR // GAS_MARGIN_DENOMINATOR
 
 
 def _estimate_block(w3: Web3) -> BlockIdentifier | None:

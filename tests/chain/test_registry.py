@@ -21,6 +21,7 @@ from node.chain.registry import (
     compute_seed,
     compute_subsystem_id,
 )
+from node.chain.registry.anchors import ANCHOR_GAS_LIMIT
 from node.errors import ChainError
 
 if TYPE_CHECKING:
@@ -360,6 +361,28 @@ def test_anchor_appends_and_reads_back(deployment: Deployment) -> None:
         "batchCid": "bafy-acme",
     }
     rejects(lambda: reg.get_anchor(2), "IndexOutOfRange", 2, 2)
+
+
+def test_the_largest_anchor_fits_the_embedded_gas_limit_fourfold(deployment: Deployment) -> None:
+    """On the embedded chain anchors are sent with ``ANCHOR_GAS_LIMIT`` instead of an estimate:
+    the largest one (64-byte subsystem, 128-byte CID, a first anchor) uses a quarter at most."""
+    _, reg = register(deployment)
+    name = "s" * 64
+    reg.create_subsystem(name)
+    largest = reg.anchor(name, ROOT_A, 2**63, 2**63, "b" * 128)
+    assert largest.gas_used * 4 <= ANCHOR_GAS_LIMIT, largest.gas_used
+    assert reg.get_anchor(largest.index).batch_cid == "b" * 128
+
+
+def test_an_anchor_the_contract_refuses_unestimated_still_names_its_error(
+    deployment: Deployment,
+) -> None:
+    """Without an estimate (the embedded chain's anchors) a refused anchor is mined as a
+    failed transaction; replaying it still gives the contract's own error."""
+    _, reg = register(deployment)
+    call = reg.contract.functions.anchor("nope", ROOT_A, 1, 1, "cid")
+    rejects(lambda: reg._transact(call, gas=ANCHOR_GAS_LIMIT), "UnknownSubsystem", "nope")
+    assert reg.anchor_count() == 0
 
 
 def test_anchor_arguments_are_checked(deployment: Deployment) -> None:

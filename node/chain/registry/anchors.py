@@ -5,9 +5,15 @@ from __future__ import annotations
 from eth_utils import to_checksum_address
 from web3.logs import DISCARD
 
-from node.chain.contracts import tx_result
+from node.chain.contracts import embedded_gas_limit, tx_result
 from node.chain.registry.binding import RegistryBinding
 from node.chain.registry.records import Anchor, AnchorReceipt, Hash32
+
+ANCHOR_GAS_LIMIT = 2_000_000
+"""Gas limit of an anchor on the embedded chain, where it is not estimated: an anchor appends
+one record (a root, two counts, a CID of at most 128 bytes, a subsystem name of at most 64)
+and emits one event, well under 300,000 gas; ``tests/chain/test_registry.py`` checks the
+margin."""
 
 
 class AnchorCalls(RegistryBinding):
@@ -19,7 +25,8 @@ class AnchorCalls(RegistryBinding):
         self, subsystem: str, root: bytes, tree_size: int, count: int, batch_cid: str
     ) -> AnchorReceipt:
         """Anchor a batch's Merkle ``root`` (registered nodes only); ``subsystem`` "" = system."""
-        receipt = self._transact(self._f.anchor(subsystem, root, tree_size, count, batch_cid))
+        call = self._f.anchor(subsystem, root, tree_size, count, batch_cid)
+        receipt = self._transact(call, gas=embedded_gas_limit(self.w3, ANCHOR_GAS_LIMIT))
         (event,) = self.contract.events.Anchored().process_receipt(receipt, errors=DISCARD)
         result = tx_result(receipt)
         return AnchorReceipt(

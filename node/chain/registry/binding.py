@@ -56,7 +56,7 @@ class RegistryBinding:
     def _send(self, fn: ContractFunction) -> TxResult:
         return tx_result(self._transact(fn))
 
-    def _transact(self, fn: ContractFunction) -> TxReceipt:
+    def _transact(self, fn: ContractFunction, gas: int | None = None) -> TxReceipt:
         if self.account is None:
             raise RegistryError("this Registry has no account: it can only read")
         return send_transaction(
@@ -66,6 +66,7 @@ class RegistryBinding:
             CONTRACT_NAME,
             self.artifact.abi,
             error_type=RegistryRejected,
+            gas=gas,
         )
 
     def _call(self, fn: ContractFunction) -> Any:
