@@ -62,12 +62,26 @@ with in_process_node(pathlib.Path(sys.argv[2]), init={"registry": None}, rate_li
 """
 
 
-def start_server(tree: Path, data: Path) -> subprocess.Popen:
-    """Start a node from the code in ``tree`` (its URL is the first line it prints)."""
+def start_server(tree: Path, data: Path, pure_http: Path | None = None) -> subprocess.Popen:
+    """Start a node from the code in ``tree`` (its URL is the first line it prints); with
+    ``pure_http`` (see :func:`write_pure_http_shims`) uvicorn finds neither httptools nor
+    uvloop and runs h11 on asyncio, as before they were dependencies."""
+    env = dict(os.environ)
+    if pure_http is not None:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(pure_http), env.get("PYTHONPATH")]))
     return subprocess.Popen(
         [sys.executable, "-c", SERVER, str(tree), str(data)],
-        cwd=tree, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        cwd=tree, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env,
     )  # fmt: skip
+
+
+def write_pure_http_shims(into: Path) -> Path:
+    """Write ``httptools`` and ``uvloop`` packages that fail to import (uvicorn's ``auto``
+    then picks h11 and asyncio); return their directory."""
+    for name in ("httptools", "uvloop"):
+        (into / name).mkdir(parents=True)
+        (into / name / "__init__.py").write_text(f"raise ImportError('{name} hidden (bench)')\n")
+    return into
 
 
 def server_url(proc: subprocess.Popen, tree: Path) -> str:
@@ -253,6 +267,11 @@ def main() -> None:
     parser.add_argument("--base", default=DEFAULT_BASE, help="the 'old' commit")
     parser.add_argument("--clients", type=int, nargs="*", default=None)
     parser.add_argument("--new-only", action="store_true", help="measure this tree alone")
+    parser.add_argument(
+        "--old-pure-http",
+        action="store_true",
+        help="run the old node on h11 + asyncio (before httptools and uvloop were dependencies)",
+    )
     args = parser.parse_args()
     clients = args.clients or (CLIENTS_FULL if args.full else CLIENTS)
     seconds = PHASE_SECONDS_FULL if args.full else PHASE_SECONDS
@@ -263,7 +282,11 @@ def main() -> None:
         trees = {"new": ROOT}
         if not args.new_only:
             trees["old"] = export(args.base, Path(tmp) / "old")
-        procs = {n: start_server(tree, Path(tmp) / f"data-{n}") for n, tree in trees.items()}
+        shims = write_pure_http_shims(Path(tmp) / "pure-http") if args.old_pure_http else None
+        procs = {
+            n: start_server(tree, Path(tmp) / f"data-{n}", shims if n == "old" else None)
+            for n, tree in trees.items()
+        }
         servers = {name: (proc, server_url(proc, trees[name])) for name, proc in procs.items()}
         nonces = {name: [0] * most for name in trees}
         try:
