@@ -14,7 +14,7 @@ import pydantic
 from fastapi import APIRouter, Query, Response, status
 
 from node.api.deps import NodeDep
-from node.api.problems import STATUS_BY_ERROR
+from node.api.problems import PROBLEM_TYPE_BASE, status_of
 from node.api.schemas import (
     BatchCreate,
     BatchItemResult,
@@ -111,7 +111,7 @@ def submit_batch(body: BatchCreate, node: NodeDep) -> BatchResult:
         positions.append(i)
     for i, outcome in zip(positions, node.ledger.submit_many(submissions), strict=True):
         if isinstance(outcome, ValidationError):
-            code, kind = _status_of(outcome)
+            code, kind = status_of(outcome)
             results[i] = _item_problem(i, code, kind.replace("-", " "), str(outcome), kind)
         else:
             results[i] = BatchItemResult(index=i, status=202, id=outcome.tx_id)
@@ -120,18 +120,11 @@ def submit_batch(body: BatchCreate, node: NodeDep) -> BatchResult:
     return BatchResult(accepted=accepted, rejected=len(final) - accepted, results=final)
 
 
-def _status_of(exc: Exception) -> tuple[int, str]:
-    for cls, code, kind in STATUS_BY_ERROR:
-        if isinstance(exc, cls):
-            return code, kind
-    return 500, "internal"  # pragma: no cover - every ValidationError is in the table
-
-
 def _item_problem(
     index: int, code: int, title: str, detail: str, kind: str = ""
 ) -> BatchItemResult:
     problem = Problem(
-        type="https://collegium.invalid/problems/" + kind if kind else "about:blank",
+        type=PROBLEM_TYPE_BASE + kind if kind else "about:blank",
         title=title,
         status=code,
         detail=detail,
