@@ -5,7 +5,8 @@ the router granted the request."""
 from __future__ import annotations
 
 import threading
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, TypeVar
 
 import anyio
 from fastapi import Depends, Request
@@ -87,43 +88,51 @@ def get_databases(request: Request) -> SubsystemDatabases:
 
 DatabasesDep = Annotated[SubsystemDatabases, Depends(get_databases)]
 _STATE_LOCK = threading.Lock()
+T = TypeVar("T")
+
+
+def _made_once(request: Request, name: str, make: Callable[[NodeContext], T]) -> T:
+    """Return ``app.state.<name>``, made by ``make(node)`` on first use (once: under a lock)."""
+    state = request.app.state
+    with _STATE_LOCK:
+        made: T | None = getattr(state, name, None)
+        if made is None:
+            made = make(state.node)
+            setattr(state, name, made)
+    return made
 
 
 def get_key_directory(request: Request) -> KeyDirectory:
     """Return the node's directory of participants' public keys (made on first use)."""
-    state = request.app.state
-    with _STATE_LOCK:
-        directory: KeyDirectory | None = getattr(state, "key_directory", None)
-        if directory is None:
-            node = state.node
-            directory = state.key_directory = KeyDirectory(
-                node.sessions,
-                peers=PeerDirectory(node.registry, policy=getattr(node, "peer_policy", None)),
-                self_address=node.address,
-            )
-            # this node's own key first: other hosts of its subsystems wrap keys for it
-            directory.record(node.address, compute_public_key(bytes(node.account.key)),
-                             SOURCE_SELF)  # fmt: skip
-    return directory
+
+    def make(node: NodeContext) -> KeyDirectory:
+        directory = KeyDirectory(
+            node.sessions,
+            peers=PeerDirectory(node.registry, policy=getattr(node, "peer_policy", None)),
+            self_address=node.address,
+        )
+        # this node's own key first: other hosts of its subsystems wrap keys for it
+        directory.record(node.address, compute_public_key(bytes(node.account.key)), SOURCE_SELF)
+        return directory
+
+    return _made_once(request, "key_directory", make)
 
 
 def get_private_data(request: Request) -> PrivateData:
     """Return the sealing service of this node's ``be_subsystem`` slots (made on first use)."""
     directory = get_key_directory(request)
-    state = request.app.state
-    with _STATE_LOCK:
-        private: PrivateData | None = getattr(state, "private_data", None)
-        if private is None:
-            node = state.node
-            private = state.private_data = PrivateData(
-                get_databases(request),
-                node.store,
-                node.registry,
-                directory,
-                node.account,
-                log=get_subsystem_log(node),
-            )
-    return private
+
+    def make(node: NodeContext) -> PrivateData:
+        return PrivateData(
+            get_databases(request),
+            node.store,
+            node.registry,
+            directory,
+            node.account,
+            log=get_subsystem_log(node),
+        )
+
+    return _made_once(request, "private_data", make)
 
 
 KeysDep = Annotated[KeyDirectory, Depends(get_key_directory)]

@@ -30,6 +30,7 @@ from node.api.routes import (
     private_data,
     route,
     rpc,
+    submissions,
     subsystems,
     transactions,
     users,
@@ -122,6 +123,7 @@ def _include_routers(app: FastAPI, node: NodeContext) -> None:
     """Include every router: the API under ``/api/v1``, then health, RPC, gateway, explorer
     and the front-end."""
     api = APIRouter(prefix=API_PREFIX)
+    api.include_router(submissions.router)  # POST /transactions…, before the reads
     api.include_router(transactions.router)
     api.include_router(anchors.router)
     api.include_router(epochs.router)

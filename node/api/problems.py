@@ -21,9 +21,7 @@ from node.ledger.service import (
 )
 from node.router.route import NoLiveHost, UnknownSlot
 from node.storage.errors import StoreFull
-
-PROBLEM_MEDIA_TYPE = "application/problem+json"
-PROBLEM_TYPE_BASE = "https://collegium.invalid/problems/"
+from node.storage.gateway import PROBLEM_MEDIA_TYPE, PROBLEM_TYPE_BASE
 
 #: HTTP status for each error class (first match in MRO order wins).
 STATUS_BY_ERROR: tuple[tuple[type[CollegiumError], int, str], ...] = (
@@ -46,6 +44,15 @@ STATUS_BY_ERROR: tuple[tuple[type[CollegiumError], int, str], ...] = (
 )
 
 
+def status_of(exc: Exception) -> tuple[int, str]:
+    """Return the HTTP status and problem kind of ``exc``: its first match in
+    ``STATUS_BY_ERROR``."""
+    for cls, status, kind in STATUS_BY_ERROR:
+        if isinstance(exc, cls):
+            return status, kind
+    return 500, "internal"  # pragma: no cover - CollegiumError closes the table
+
+
 def problem(status: int, title: str, detail: str, kind: str = "") -> JSONResponse:
     """Return a problem+json response."""
     return JSONResponse(
@@ -66,10 +73,8 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(CollegiumError)
     async def _collegium(_: Request, exc: CollegiumError) -> JSONResponse:
-        for cls, status, kind in STATUS_BY_ERROR:
-            if isinstance(exc, cls):
-                return problem(status, kind.replace("-", " "), str(exc), kind)
-        return problem(500, "internal", str(exc))  # pragma: no cover
+        status, kind = status_of(exc)
+        return problem(status, kind.replace("-", " "), str(exc), kind)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:

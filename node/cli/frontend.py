@@ -18,7 +18,6 @@ the build is added to that node's store directly (no upload limit), as for the s
 from __future__ import annotations
 
 import contextlib
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any, Final
@@ -26,6 +25,7 @@ from typing import Annotated, Any, Final
 import typer
 from web3.middleware import Web3Middleware
 
+from node.cli.options import ask_password
 from node.cli.probe import running_node_rpc
 from node.cli.status import ExitStatus
 from node.config import KEY_ENV, PASSWORD_ENV, URL_ENV, CliSettings
@@ -39,15 +39,6 @@ app = typer.Typer(help="System front-end (IPFS-hosted web app)", no_args_is_help
 
 #: Exit status of a node's refusal by HTTP status (0: no answer); any other is ``ERROR``.
 STATUS_BY_HTTP: Final = {0: ExitStatus.UNREACHABLE, 403: ExitStatus.NOT_ADMIN}
-
-
-def _password() -> str:
-    from_env = CliSettings().password
-    if from_env is not None:
-        return from_env.get_secret_value()
-    if not sys.stdin.isatty():
-        raise CollegiumError(f"set {PASSWORD_ENV} (no terminal to prompt for the wallet password)")
-    return str(typer.prompt("Wallet password", hide_input=True))
 
 
 class LatestEstimateMiddleware(Web3Middleware):
@@ -110,7 +101,7 @@ def _publish_remote(
     """Sign in at the node at ``url`` (default ``COLLEGIUM_URL``) with the wallet, upload the
     build as ``subsystem``'s front-end, sign ``setSubsystemFrontend`` and have the node relay
     it; return the CID. Reads no node data directory."""
-    from node.cli.people import load_wallet
+    from node.cli.acting import load_wallet
     from node.client import Client
     from node.config import Settings
     from node.frontend import default_build_dir
@@ -143,7 +134,7 @@ def _publish_on_node(
     """Add the build to the store of the node whose data directory is here, then have the
     wallet sign ``setSubsystemFrontend`` (or ``setFrontend``) and the node relay it; return
     the CID. Raises ``ClientError`` 403 for a non-admin (before anything is added)."""
-    from node.cli.people import load_wallet
+    from node.cli.acting import load_wallet
     from node.client import Client, ClientError
     from node.frontend import CID_VERSION, check_build_dir, default_build_dir
     from node.runtime import NodeRecord
@@ -187,7 +178,7 @@ def open_publisher(
     record = NodeRecord.load(settings.node_file)
     if record.registry is None:
         raise ConfigError("this node never started: no registry recorded (run `collegium up`)")
-    account = load_account(settings.keystore_path, _password())
+    account = load_account(settings.keystore_path, ask_password())
     node_rpc = None if chain_url or record.chain_url else running_node_rpc(record.endpoint)
     url = chain_url or record.chain_url or node_rpc
     chain = (

@@ -107,11 +107,10 @@ class ContentStore(Protocol):
 # -- keys and envelopes -----------------------------------------------------------------------
 
 
-def compute_associated_data(subsystem: str, key_version: int) -> bytes:
-    """Return the AES-GCM associated data of a sealed payload:
-    ``"collegium/sealed/v1" 0x00 subsystem(UTF-8) 0x00 key_version(uint64 big-endian)``."""
+def _bind(domain: bytes, subsystem: str, key_version: int) -> bytes:
+    """Return ``domain 0x00 subsystem(UTF-8) 0x00 key_version(uint64 big-endian)``."""
     return (
-        DOMAIN_SEALED
+        domain
         + b"\x00"
         + subsystem.encode("utf-8")
         + b"\x00"
@@ -119,16 +118,17 @@ def compute_associated_data(subsystem: str, key_version: int) -> bytes:
     )
 
 
+def compute_associated_data(subsystem: str, key_version: int) -> bytes:
+    """Return the AES-GCM associated data of a sealed payload:
+    ``"collegium/sealed/v1" 0x00 subsystem(UTF-8) 0x00 key_version(uint64 big-endian)``."""
+    return _bind(DOMAIN_SEALED, subsystem, key_version)
+
+
 def compute_wrap_info(subsystem: str, key_version: int, address: str) -> bytes:
     """Return the ECIES ``info`` of a wrapped content key: ``"collegium/key-wrap/v1" 0x00
     subsystem 0x00 key_version(uint64 BE) address(20 bytes)``."""
-    return (
-        DOMAIN_KEY_WRAP
-        + b"\x00"
-        + subsystem.encode("utf-8")
-        + b"\x00"
-        + key_version.to_bytes(KEY_VERSION_BYTES, "big")
-        + bytes.fromhex(address.removeprefix("0x"))
+    return _bind(DOMAIN_KEY_WRAP, subsystem, key_version) + bytes.fromhex(
+        address.removeprefix("0x")
     )
 
 

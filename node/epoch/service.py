@@ -53,6 +53,7 @@ from node.epoch.routing import (
 from node.epoch.snapshot import Snapshot, read_snapshot
 from node.epoch.view import Attestation, EpochUnavailable, EpochView
 from node.errors import CollegiumError
+from node.loops import BackgroundLoop
 
 log = logging.getLogger(__name__)
 
@@ -79,12 +80,14 @@ __all__ = [
 ]
 
 
-class EpochService:
+class EpochService(BackgroundLoop):
     """Follow the epochs of one registry for the node whose account signs ``registry``.
 
     ``chain`` (a ``ChainBackend``) is needed only to mine with ``autoadvance``.
     ``snapshot_reader`` and ``clock`` are replaceable for tests.
     """
+
+    thread_name = "epochs"
 
     def __init__(
         self,
@@ -100,6 +103,7 @@ class EpochService:
     ) -> None:
         if autoadvance and chain is None:
             raise CollegiumError("autoadvance needs the chain backend to mine blocks")
+        super().__init__()
         self.registry = registry
         self.chain = chain
         self.autoadvance = autoadvance
@@ -116,26 +120,11 @@ class EpochService:
         self._seen_epoch: int | None = None
         self._seen_at = 0.0
         self._listeners: list[Callable[[EpochView], None]] = []
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self.last_error: str | None = None
         self.seeds_fixed = 0
         self.blocks_mined = 0
 
     # ------------------------------------------------------------------ lifecycle
-
-    def start(self) -> None:
-        """Start the background thread (idempotent)."""
-        if self._thread is None or not self._thread.is_alive():
-            self._stop.clear()
-            self._thread = threading.Thread(target=self._run, name="epochs", daemon=True)
-            self._thread.start()
-
-    def stop(self, timeout: float = 30.0) -> None:
-        """Stop the thread after its current step and wait for it."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
 
     def subscribe(self, callback: Callable[[EpochView], None]) -> None:
         """Call ``callback(view)`` each time a new epoch becomes current (from the thread)."""

@@ -35,7 +35,7 @@ from fastapi.responses import (
 
 from node.errors import CollegiumError, InvalidCID, NotFoundInStore
 from node.frontend import INDEX_FILE, default_build_dir
-from node.storage.gateway import problem, serve
+from node.storage.gateway import IMMUTABLE_CACHE, problem, serve
 from node.storage.reader import compute_path_segments
 
 log = logging.getLogger(__name__)
@@ -43,7 +43,6 @@ log = logging.getLogger(__name__)
 #: How long the registry's front-end CID is cached before it is read on-chain again.
 CID_CACHE_SECONDS: Final = 10.0
 INDEX_CACHE: Final = "no-cache"
-IMMUTABLE_CACHE: Final = "public, max-age=29030400, immutable"
 ASSETS_DIR: Final = "assets"
 SOURCE_HEADER: Final = "X-Collegium-Frontend"
 SUBSYSTEM_PREFIX: Final = "/s"

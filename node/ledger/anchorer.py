@@ -9,10 +9,10 @@ On a chain or store failure it backs off exponentially (capped) and retries.
 from __future__ import annotations
 
 import logging
-import threading
 
 from node.errors import CollegiumError
 from node.ledger.service import LedgerService
+from node.loops import BackgroundLoop
 
 log = logging.getLogger(__name__)
 
@@ -21,32 +21,23 @@ RETRY_FIRST_SECONDS = 0.5
 RETRY_MAX_SECONDS = 30.0
 
 
-class Anchorer:
+class Anchorer(BackgroundLoop):
     """Run :meth:`LedgerService.anchor_pending` whenever leaves are pending."""
 
+    thread_name = "anchorer"
+
     def __init__(self, ledger: LedgerService, *, min_interval: float = 0.0) -> None:
+        super().__init__()
         self.ledger = ledger
         self.min_interval = min_interval
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self.anchors_made = 0
         self.failures = 0
         self.consecutive_failures = 0  # since the last successful attempt (/health)
         self.last_error: str | None = None
 
-    def start(self) -> None:
-        """Start the background thread (idempotent)."""
-        if self._thread is None or not self._thread.is_alive():
-            self._stop.clear()
-            self._thread = threading.Thread(target=self._run, name="anchorer", daemon=True)
-            self._thread.start()
-
-    def stop(self, timeout: float = 30.0) -> None:
-        """Ask the thread to finish its current anchor and stop; wait for it."""
-        self._stop.set()
+    def _wake(self) -> None:
+        """Wake the loop from its wait for a leaf (``stop``: it finishes its current anchor)."""
         self.ledger.leaf_added.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
 
     def _run(self) -> None:
         delay = RETRY_FIRST_SECONDS

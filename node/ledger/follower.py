@@ -60,6 +60,7 @@ from node.ledger.registry_events import (
     store_range,
 )
 from node.ledger.rows import OWN_LOG
+from node.loops import BackgroundLoop
 
 log = logging.getLogger(__name__)
 
@@ -94,8 +95,10 @@ class SyncResult:
     rolled_back_to: int | None = None  # the fork point if a reorg was handled
 
 
-class ChainFollower:
+class ChainFollower(BackgroundLoop):
     """Index registry events into SQL after ``confirmations`` blocks; survive reorgs."""
+
+    thread_name = "follower"
 
     def __init__(
         self,
@@ -113,6 +116,7 @@ class ChainFollower:
         rollback_own_anchors: Callable[[int], int] | None = None,
         log_indexer: LogIndexer | None = None,
     ) -> None:
+        super().__init__()
         self.w3 = w3
         self.address = to_checksum_address(registry_address)
         self._sessions = sessions
@@ -131,27 +135,12 @@ class ChainFollower:
         # ranges start at range_blocks and adapt to the provider's eth_getLogs limits
         self.pager = LogPager(w3, self.address, max(range_blocks, 1))
         self._decoder = EventDecoder(w3, self.address)
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self.reorgs = 0
         self.failures = 0
         self._last_range_events = 0
         self.synced = threading.Condition()  # notified after every sync that did something
 
     # -- the loop ---------------------------------------------------------------------------
-
-    def start(self) -> None:
-        """Start the background thread (idempotent)."""
-        if self._thread is None or not self._thread.is_alive():
-            self._stop.clear()
-            self._thread = threading.Thread(target=self._run, name="follower", daemon=True)
-            self._thread.start()
-
-    def stop(self, timeout: float = 30.0) -> None:
-        """Stop the background thread and wait for it."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
 
     def _run(self) -> None:
         delay = self.poll_seconds

@@ -9,7 +9,7 @@ deadline (400 ``signature-expired``), a signature that does not recover to the s
 ``bad-signature``), a nonce that is not the signer's next (409 ``replayed``), and the contract's
 own refusal, found by estimating the transaction (403 for a non-admin, 404 unknown subsystem,
 409 for a state conflict such as ``AlreadyParticipant``, 400 otherwise). Relaying goes through
-the node's own account and its one nonce lock (``node.chain.contracts.account_lock``), shared
+the node's own account and its one nonce lock (``node.chain.sending.account_lock``), shared
 with anchoring and attesting.
 """
 

@@ -1,7 +1,7 @@
 """Typed facade over the ``Registry`` contract (``contracts/src/Registry.sol``).
 
 One Python method per contract function, snake_case, with typed results. Writes are signed
-locally with the registry's account and sent raw (see :mod:`node.chain.contracts`); a revert
+locally with the registry's account and sent raw (see :mod:`node.chain.sending`); a revert
 raises :class:`RegistryRejected` naming the contract's custom error, e.g.
 ``registry rejected the call: NotRegisteredNode(0xAbC…)``. Reads need no account.
 

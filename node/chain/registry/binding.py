@@ -1,7 +1,7 @@
 """The plumbing under every typed call: one deployed ``Registry`` and how to reach it.
 
 :class:`RegistryBinding` holds the ``Web3``, the contract and the signing account; its
-``_send``/``_transact`` sign a write locally and send it raw (:mod:`node.chain.contracts`),
+``_send``/``_transact`` sign a write locally and send it raw (:mod:`node.chain.sending`),
 ``_call`` reads and turns a revert into :class:`RegistryRejected`. The method groups of
 :class:`node.chain.registry.Registry` build on it.
 """

@@ -1,0 +1,132 @@
+"""Business transactions submitted: one (``POST /transactions``) or a batch
+(``POST /transactions/batch``), each signed with EIP-712, verified and durably stored.
+
+Its router is included before :mod:`node.api.routes.transactions`' (the reads): both share
+the ``/transactions`` prefix and the OpenAPI document lists the submissions first.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pydantic
+from fastapi import APIRouter, Query, Response, status
+
+from node.api.deps import NodeDep
+from node.api.problems import PROBLEM_TYPE_BASE, status_of
+from node.api.schemas import (
+    BatchCreate,
+    BatchItemResult,
+    BatchResult,
+    BusinessTxCreate,
+    BusinessTxPublic,
+    Problem,
+)
+from node.db.models import TransactionStatus
+from node.errors import ValidationError
+from node.ledger.service import Submission
+
+router = APIRouter(prefix="/transactions", tags=["transactions"])
+
+_COMPACT_JSON = json.JSONEncoder(separators=(",", ":"))  # one encoder, not one per item
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": Problem, "description": "malformed or wrongly signed transaction"},
+    401: {"model": Problem, "description": "signature does not match the signer"},
+    409: {"model": Problem, "description": "replayed (signer nonce already used)"},
+    413: {"model": Problem, "description": "request body too large"},
+    403: {"model": Problem, "description": "the signer is not a participant of the subsystem"},
+    422: {"model": Problem, "description": "schema error or unknown subsystem"},
+    429: {"model": Problem, "description": "rate limit of this client exceeded (Retry-After)"},
+}
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    responses={
+        202: {"model": BusinessTxPublic, "description": "stored, anchoring pending"},
+        **ERRORS,
+    },
+)
+def submit_transaction(
+    body: BusinessTxCreate,
+    node: NodeDep,
+    response: Response,
+    wait: bool = Query(default=False, description="wait until anchored on-chain (201)"),
+) -> BusinessTxPublic:
+    """Verify and durably store one EIP-712-signed business transaction.
+
+    Returns 202 with ``status: pending`` once it is committed (it then survives a crash
+    and is anchored by the next batch), or with ``wait=true`` 201 once anchored
+    on-chain (202 if that takes longer than the node's anchor wait).
+    """
+    ledger = node.ledger
+    item = Submission(body.transaction.to_domain(), bytes.fromhex(body.signature[2:]), body.signer)
+    accepted = ledger.submit_one(item)  # group commit: durable when it returns
+    response.headers["Location"] = f"/api/v1/transactions/{accepted.tx_id}"
+    if wait:
+        row = ledger.wait_anchored(accepted.tx_id, node.settings.anchor_wait)
+        if row is not None:
+            if row.status != TransactionStatus.ANCHORED:
+                response.status_code = status.HTTP_202_ACCEPTED
+            return BusinessTxPublic.from_row(row)
+    response.status_code = status.HTTP_202_ACCEPTED
+    return BusinessTxPublic.from_accepted(accepted)
+
+
+@router.post(
+    "/batch",
+    responses={200: {"model": BatchResult}, 413: {"model": Problem}, 422: {"model": Problem}},
+)
+def submit_batch(body: BatchCreate, node: NodeDep) -> BatchResult:
+    """Verify and durably store a batch of signed transactions, each on its own.
+
+    Each item gets 202 (committed, anchoring pending) or the 4xx problem a single
+    submission would get; a bad item writes nothing and does not affect the others.
+    All accepted items are committed together before the response is sent.
+    """
+    results: list[BatchItemResult | None] = [None] * len(body.items)
+    submissions: list[Submission] = []
+    positions: list[int] = []
+    limit = node.settings.max_tx_bytes
+    for i, item in enumerate(body.items):
+        if len(_COMPACT_JSON.encode(item)) > limit:
+            results[i] = _item_problem(i, 413, "payload too large", f"item exceeds {limit} bytes")
+            continue
+        try:
+            parsed = BusinessTxCreate.model_validate(item)
+        except pydantic.ValidationError as exc:
+            detail = "; ".join(
+                f"{'.'.join(str(x) for x in e['loc']) or 'item'}: {e['msg']}" for e in exc.errors()
+            )
+            results[i] = _item_problem(i, 422, "malformed request", detail)
+            continue
+        submissions.append(
+            Submission(
+                parsed.transaction.to_domain(), bytes.fromhex(parsed.signature[2:]), parsed.signer
+            )
+        )
+        positions.append(i)
+    for i, outcome in zip(positions, node.ledger.submit_many(submissions), strict=True):
+        if isinstance(outcome, ValidationError):
+            code, kind = status_of(outcome)
+            results[i] = _item_problem(i, code, kind.replace("-", " "), str(outcome), kind)
+        else:
+            results[i] = BatchItemResult(index=i, status=202, id=outcome.tx_id)
+    final = [r for r in results if r is not None]
+    accepted = sum(1 for r in final if r.status == status.HTTP_202_ACCEPTED)
+    return BatchResult(accepted=accepted, rejected=len(final) - accepted, results=final)
+
+
+def _item_problem(
+    index: int, code: int, title: str, detail: str, kind: str = ""
+) -> BatchItemResult:
+    problem = Problem(
+        type=PROBLEM_TYPE_BASE + kind if kind else "about:blank",
+        title=title,
+        status=code,
+        detail=detail,
+    )
+    return BatchItemResult(index=index, status=code, problem=problem)
