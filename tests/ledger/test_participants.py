@@ -5,6 +5,8 @@ above the registry: the registry here is a stand-in that counts and blocks)."""
 from __future__ import annotations
 
 import threading
+import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -40,35 +42,39 @@ class SlowRegistry:
         return account.lower() == "0x" + "aa" * 20
 
 
-def ask_together(call: object, count: int = ASKERS) -> list[object]:
-    """Run ``call`` from ``count`` threads that start together; return answers or errors."""
-    barrier = threading.Barrier(count)
+def ask_together(
+    call: Callable[[], object], registry: SlowRegistry, count: int = ASKERS
+) -> list[object]:
+    """Run ``call`` from ``count`` threads; the registry answers once all of them have asked
+    (plus a moment to queue up). Return the answers or errors."""
+    entered = threading.Semaphore(0)
 
     def one(_: int) -> object:
-        barrier.wait()
+        entered.release()
         try:
-            return call()  # type: ignore[operator]
+            return call()
         except ChainError as exc:
             return exc
 
+    def release_when_all_asked() -> None:
+        for _ in range(count):
+            entered.acquire()
+        time.sleep(0.2)  # the last askers reach the cache
+        registry.release.set()
+
+    threading.Thread(target=release_when_all_asked, daemon=True).start()
     with ThreadPoolExecutor(count) as pool:
         return list(pool.map(one, range(count)))
-
-
-def released_soon(registry: SlowRegistry) -> threading.Timer:
-    timer = threading.Timer(0.3, registry.release.set)  # the askers all queue up meanwhile
-    timer.start()
-    return timer
 
 
 def test_a_burst_on_a_cold_cache_reads_the_registry_once() -> None:
     registry = SlowRegistry()
     cache = ParticipantCache(registry)
-    released_soon(registry)
-    assert ask_together(lambda: cache.subsystem_exists("main")) == [True] * ASKERS
+    assert ask_together(lambda: cache.subsystem_exists("main"), registry) == [True] * ASKERS
     assert registry.reads == 1 and cache.lookups == 1
     member = "0x" + "AA" * 20
-    assert ask_together(lambda: cache.is_participant("main", member)) == [True] * ASKERS
+    registry.release.clear()
+    assert ask_together(lambda: cache.is_participant("main", member), registry) == [True] * ASKERS
     assert registry.reads == 2
     assert cache.is_participant("main", "0x" + "bb" * 20) is False  # another key: its own read
     assert registry.reads == 3
@@ -78,8 +84,7 @@ def test_a_failed_read_is_every_waiting_askers_error_and_is_not_kept() -> None:
     registry = SlowRegistry()
     registry.broken = True
     cache = ParticipantCache(registry)
-    released_soon(registry)
-    answers = ask_together(lambda: cache.subsystem_exists("main"))
+    answers = ask_together(lambda: cache.subsystem_exists("main"), registry)
     assert all(isinstance(a, ChainError) for a in answers), answers
     assert registry.reads < ASKERS  # waiting askers took the leader's error, no read of their own
     registry.broken = False
@@ -109,7 +114,6 @@ def test_answers_expire_except_an_existing_subsystem() -> None:
 def test_an_invalidation_while_reading_does_not_wedge_later_askers(ask: str) -> None:
     registry = SlowRegistry()
     cache = ParticipantCache(registry)
-    released_soon(registry)
 
     def call() -> bool:
         if ask == "subsystem":
@@ -117,5 +121,5 @@ def test_an_invalidation_while_reading_does_not_wedge_later_askers(ask: str) -> 
         return cache.is_participant("main", "0x" + "aa" * 20)
 
     threading.Timer(0.1, cache.invalidate).start()
-    assert ask_together(call, 8) == [True] * 8
+    assert ask_together(call, registry, 8) == [True] * 8
     assert call() is True
