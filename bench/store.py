@@ -71,6 +71,7 @@ def bench_sync(base: Path) -> tuple[float, int]:
     from fastapi import FastAPI
 
     from node.api.routes import gateway
+    from node.chain.endpoints import PeerPolicy
     from node.replication.sync import Syncer
 
     source = EmbeddedStore(base / "sync-a")
@@ -86,7 +87,9 @@ def bench_sync(base: Path) -> tuple[float, int]:
     port = server.servers[0].sockets[0].getsockname()[1]
     try:
         chain = _OneRootChain(root, f"http://127.0.0.1:{port}")
-        syncer = Syncer(EmbeddedStore(base / "sync-b"), chain)
+        # the peer is on 127.0.0.1: the default policy refuses private addresses (SSRF)
+        policy = PeerPolicy(allow_private=True)
+        syncer = Syncer(EmbeddedStore(base / "sync-b"), chain, policy=policy)
         start = time.perf_counter()
         progress = syncer.run_once()
         elapsed = time.perf_counter() - start
