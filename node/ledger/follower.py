@@ -35,6 +35,8 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -66,6 +68,7 @@ log = logging.getLogger(__name__)
 __all__ = [
     "DEFAULT_CONFIRMATIONS",
     "INDEXED_EVENTS",
+    "IndexProgress",
     "REORG_WINDOW",
     "ChainFollower",
     "ReorgTooDeep",
@@ -79,6 +82,10 @@ DEFAULT_POLL_SECONDS = 1.0
 #: than the block with that tag (where the chain has none, confirmations alone)
 FINALITY_TAGS = ("confirmations", "safe", "finalized")
 RETRY_MAX_SECONDS = 30.0
+PROGRESS_LOG_SECONDS = 10.0
+"""While catching up, the follower logs how far it got at most this often."""
+RATE_WINDOW_SECONDS = 30.0
+"""The indexing rate is measured over the ranges indexed in this many seconds."""
 
 
 class ReorgTooDeep(ChainError):
@@ -92,6 +99,27 @@ class SyncResult:
     indexed_to: int  # the last indexed block (-1 if none)
     events: int  # events indexed
     rolled_back_to: int | None = None  # the fork point if a reorg was handled
+
+
+@dataclass(frozen=True)
+class IndexProgress:
+    """How far the follower has indexed, and how fast (``/health`` → ``index``)."""
+
+    block: int  # the last indexed block
+    target: int | None  # the block it indexes up to (head - confirmations); None: no pass yet
+    blocks_per_second: float | None  # over the last RATE_WINDOW_SECONDS; None: idle
+    eta_seconds: float | None  # to reach ``target`` at that rate; None: unknown or there
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return the fields as JSON values (rate and ETA rounded)."""
+        return {
+            "block": self.block,
+            "target": self.target,
+            "blocks_per_second": None
+            if self.blocks_per_second is None
+            else round(self.blocks_per_second, 1),
+            "eta_seconds": None if self.eta_seconds is None else round(self.eta_seconds),
+        }
 
 
 class ChainFollower:
@@ -112,6 +140,7 @@ class ChainFollower:
         on_participants_changed: Callable[[str | None, str | None], None] | None = None,
         rollback_own_anchors: Callable[[int], int] | None = None,
         log_indexer: LogIndexer | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.w3 = w3
         self.address = to_checksum_address(registry_address)
@@ -137,6 +166,13 @@ class ChainFollower:
         self.failures = 0
         self._last_range_events = 0
         self.synced = threading.Condition()  # notified after every sync that did something
+        # progress: the block synced up to, (time, last indexed) per range within the rate
+        # window, and the catch-up being logged (its start time and block) if any
+        self._clock = clock
+        self.target: int | None = None
+        self._rate: deque[tuple[float, int]] = deque()
+        self._catch_up: tuple[float, int] | None = None
+        self._logged_at = 0.0
 
     # -- the loop ---------------------------------------------------------------------------
 
@@ -210,6 +246,7 @@ class ChainFollower:
             except Exception as exc:
                 raise ChainError(f"cannot read the chain head: {exc}") from exc
             target = min(head - self.confirmations, self._tagged_block(head))
+            self.target = target
             fork = self._check_reorg()
             if fork is not None:
                 self._rollback(fork)
@@ -224,10 +261,62 @@ class ChainFollower:
                 return SyncResult(fork, events, fork)
             events += self._last_range_events
             ranges += 1
+            self._note_progress(first - 1, last, target)
         if events:
             with self.synced:
                 self.synced.notify_all()
         return SyncResult(self.last_indexed(), events)
+
+    # -- progress ---------------------------------------------------------------------------
+
+    def progress(self) -> IndexProgress:
+        """Return the last indexed block, the block the follower indexes up to, and its rate
+        over the last ``RATE_WINDOW_SECONDS`` with the time left at that rate."""
+        block = self.last_indexed()
+        rate: float | None = None
+        samples = list(self._rate)
+        if len(samples) >= 2 and self._clock() - samples[-1][0] <= RATE_WINDOW_SECONDS:
+            (t0, b0), (t1, b1) = samples[0], samples[-1]
+            if t1 > t0:
+                rate = (b1 - b0) / (t1 - t0)
+        eta = None
+        if rate and self.target is not None and self.target > block:
+            eta = (self.target - block) / rate
+        return IndexProgress(block, self.target, rate, eta)
+
+    def _note_progress(self, before: int, indexed: int, target: int) -> None:
+        """Record that blocks up to ``indexed`` (from ``before``) are indexed towards
+        ``target``; log the progress of a long catch-up every ``PROGRESS_LOG_SECONDS``."""
+        now = self._clock()
+        if not self._rate or now - self._rate[-1][0] > RATE_WINDOW_SECONDS:
+            self._rate.clear()  # idle since: the rate starts over from this range
+            self._rate.append((now, before))
+        self._rate.append((now, indexed))
+        while len(self._rate) > 2 and now - self._rate[1][0] >= RATE_WINDOW_SECONDS:
+            self._rate.popleft()
+        if self._catch_up is None:
+            self._catch_up = (now, before)
+            self._logged_at = now
+        started, start_block = self._catch_up
+        if indexed >= target:
+            if now - started >= PROGRESS_LOG_SECONDS:
+                log.info(
+                    "chain follower: caught up at block %d (%d blocks in %.0fs)",
+                    indexed,
+                    indexed - start_block,
+                    now - started,
+                )
+            self._catch_up = None
+        elif now - self._logged_at >= PROGRESS_LOG_SECONDS:
+            self._logged_at = now
+            rate = self.progress().blocks_per_second or 0.0
+            log.info(
+                "chain follower: indexed to block %d of %d (%d to go, %.0f blocks/s)",
+                indexed,
+                target,
+                target - indexed,
+                rate,
+            )
 
     def _tagged_block(self, head: int) -> int:
         """Return the number of the chain's ``safe``/``finalized`` block (``head`` when
