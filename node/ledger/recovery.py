@@ -6,6 +6,11 @@ anchoring them again would put the same leaves in the log twice. At start, befor
 anchorer runs, :func:`adopt_own_anchors` reads every anchor past the newest one this node
 indexed and, for each of its own, the batch document it names (which leaf CIDs, from which
 leaf index): the pending rows with those CIDs become that anchor's leaves.
+
+Only pending leaves can be adopted: with none, nothing is read. (The read is one registry call
+per anchor past the node's newest own one, which for a node that never anchored is every
+anchor of the registry: a node joining a registry with 50,000 anchors spent minutes on it
+before it answered ``/health``; ``docs/benchmarks.md``, "Joining a long history".)
 """
 
 from __future__ import annotations
@@ -71,6 +76,8 @@ def adopt_own_anchors(
     Raises ``ChainError``/``StoreError`` if the chain or a batch cannot be read, and
     ``CollegiumError`` if an on-chain batch does not match the log and the pending leaves.
     """
+    if not _has_pending(session):
+        return 0  # nothing to adopt: no need to read the registry's anchors
     newest = get_newest_own_anchor(session, node_address)
     adopted = 0
     for index in range(0 if newest is None else newest.index + 1, registry.anchor_count()):
@@ -95,6 +102,18 @@ def adopt_own_anchors(
             leaf_hashes.append(bytes.fromhex(row.leaf_hash[2:]))
         adopted += len(batch.leaf_cids)
     return adopted
+
+
+def _has_pending(session: Session) -> bool:
+    """Return whether any leaf waits to be anchored."""
+    return (
+        session.scalar(
+            select(BusinessTransaction.cid)
+            .where(BusinessTransaction.status == TransactionStatus.PENDING)
+            .limit(1)
+        )
+        is not None
+    )
 
 
 def _pending_rows(session: Session, batch: Batch) -> dict[str, BusinessTransaction]:

@@ -237,6 +237,20 @@ def test_recover_adopts_anchor_sent_before_crash(parts: Any) -> None:
         assert got is not None and got.leaf_index == i and got.anchor_index == 0
 
 
+def test_recover_reads_no_anchor_without_pending_leaves(parts: Any) -> None:
+    """A node joining a registry with a long history has nothing pending: its start must not
+    read the registry's anchors one by one (it once read all of them before serving)."""
+    service, registry, store, sessions = parts
+    for i in range(50):  # other nodes' history
+        registry.anchors.append(
+            FakeAnchor(b"\x01" * 32, i + 1, 1, f"cid{i}", "", Account.create().address, 10)
+        )
+    reads: list[int] = []
+    registry.get_anchor = lambda index: reads.append(index) or registry.anchors[index]
+    assert service.recover() == 0
+    assert reads == []
+
+
 def test_recover_refuses_a_foreign_batch(parts: Any) -> None:
     service, registry, store, sessions = parts
     wallet = Account.create()
