@@ -323,16 +323,27 @@ def main() -> int:
     parser.add_argument("--timeout", type=float, default=3600.0, help="seconds to catch up")
     parser.add_argument("--keep", action="store_true", help="keep the data directory")
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--join", nargs=2, metavar=("CHAIN_URL", "REGISTRY"),
+                        help="only join this registry (a history built before)")  # fmt: skip
     args = parser.parse_args()
     if args.per_block * ANCHOR_GAS > args.gas_limit:
         parser.error(f"--per-block at most {args.gas_limit // ANCHOR_GAS} (see --gas-limit)")
 
     base = Path(tempfile.mkdtemp(prefix="collegium-long-history-"))
+    if args.join:
+        url, registry = args.join
+        head = int(anvil_rpc(url, "eth_blockNumber"), 16)
+        result: dict[str, Any] = {"load_before": os.getloadavg()}
+        result["history"] = {"head": head, "anchor_count": count_anchors(url, registry),
+                             "seconds": None}  # fmt: skip
+        result["join"] = join(url, registry, base, poll=args.poll,
+                              caught_up_lag=args.caught_up_lag, timeout=args.timeout)  # fmt: skip
+        result["load_after"] = os.getloadavg()
+        return report(args, result)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     anvil = start_anvil(port, args.gas_limit)
-    result: dict[str, Any] = {"anchors": args.anchors, "blocks": args.blocks,
-                              "load_before": os.getloadavg()}  # fmt: skip
+    result = {"anchors": args.anchors, "blocks": args.blocks, "load_before": os.getloadavg()}
     try:
         print(f"anvil on {url}; data in {base}", flush=True)
         registry, writers = deploy(url, args.writers)
@@ -354,11 +365,16 @@ def main() -> int:
             anvil.kill()
         if not args.keep:
             shutil.rmtree(base, ignore_errors=True)
+    return report(args, result)
+
+
+def report(args: argparse.Namespace, result: dict[str, Any]) -> int:
+    """Print the results (and write them as JSON with ``--json``)."""
     join_result = result["join"]
     after = join_result.get("health_after") or {}
     print()
-    print(f"scale: {args.anchors} anchors over {result['history']['head']} blocks "
-          f"({result['history']['anchor_count']} on chain)")  # fmt: skip
+    history = result["history"]
+    print(f"scale: {history['anchor_count']} anchors over {history['head']} blocks")
     print(f"history built in: {result['history']['seconds']} s")
     print(f"first /health: {join_result['first_health_seconds']} s")
     print(f"indexed to head: {join_result['indexed_seconds']} s")

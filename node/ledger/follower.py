@@ -107,7 +107,7 @@ class IndexProgress:
 
     block: int  # the last indexed block
     target: int | None  # the block it indexes up to (head - confirmations); None: no pass yet
-    blocks_per_second: float | None  # over the last RATE_WINDOW_SECONDS; None: idle
+    blocks_per_second: float | None  # over the last RATE_WINDOW_SECONDS; None: caught up
     eta_seconds: float | None  # to reach ``target`` at that rate; None: unknown or there
 
     def as_dict(self) -> dict[str, Any]:
@@ -275,7 +275,7 @@ class ChainFollower:
         block = self.last_indexed()
         rate: float | None = None
         samples = list(self._rate)
-        if len(samples) >= 2 and self._clock() - samples[-1][0] <= RATE_WINDOW_SECONDS:
+        if len(samples) >= 2 and self._catch_up is not None:  # None: caught up, idle
             (t0, b0), (t1, b1) = samples[0], samples[-1]
             if t1 > t0:
                 rate = (b1 - b0) / (t1 - t0)
@@ -288,15 +288,15 @@ class ChainFollower:
         """Record that blocks up to ``indexed`` (from ``before``) are indexed towards
         ``target``; log the progress of a long catch-up every ``PROGRESS_LOG_SECONDS``."""
         now = self._clock()
-        if not self._rate or now - self._rate[-1][0] > RATE_WINDOW_SECONDS:
-            self._rate.clear()  # idle since: the rate starts over from this range
-            self._rate.append((now, before))
-        self._rate.append((now, indexed))
-        while len(self._rate) > 2 and now - self._rate[1][0] >= RATE_WINDOW_SECONDS:
-            self._rate.popleft()
-        if self._catch_up is None:
+        if self._catch_up is None:  # idle until now: the rate starts over from this range
             self._catch_up = (now, before)
             self._logged_at = now
+            self._rate.clear()
+            self._rate.append((now, before))
+        self._rate.append((now, indexed))
+        # the window: the ranges of the last RATE_WINDOW_SECONDS, at least the last one
+        while len(self._rate) > 2 and now - self._rate[1][0] >= RATE_WINDOW_SECONDS:
+            self._rate.popleft()
         started, start_block = self._catch_up
         if indexed >= target:
             if now - started >= PROGRESS_LOG_SECONDS:

@@ -294,7 +294,7 @@ def test_follower_reports_its_progress_while_catching_up(
             }
             follower.sync()
         done = follower.progress()
-        assert done.block == head and done.eta_seconds is None
+        assert done.block == head and done.eta_seconds is None and done.blocks_per_second is None
         messages = [r.getMessage() for r in caplog.records]
         assert any(m.startswith("chain follower: indexed to block") for m in messages), messages
         assert any(m.startswith(f"chain follower: caught up at block {head}") for m in messages)
