@@ -2,7 +2,7 @@
 
 Run by hand (not a test)::
 
-    PYTHONPATH=. python bench/long_history.py             # quick: 2,000 anchors, 5,000 blocks
+    PYTHONPATH=. python bench/long_history.py             # quick: 500 anchors, 2,000 blocks
     PYTHONPATH=. python bench/long_history.py --anchors 100000 --blocks 1000000  # issue's size
 
 1. **History.** A real anvil on 127.0.0.1; an operator deploys the registry
@@ -313,8 +313,8 @@ def join(
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--anchors", type=int, default=2_000)
-    parser.add_argument("--blocks", type=int, default=5_000)
+    parser.add_argument("--anchors", type=int, default=500)
+    parser.add_argument("--blocks", type=int, default=2_000)
     parser.add_argument("--writers", type=int, default=4, help="nodes whose anchors these are")
     parser.add_argument("--per-block", type=int, default=100, help="anchors per non-empty block")
     parser.add_argument("--gas-limit", type=int, default=BLOCK_GAS_LIMIT, help="of a block")
