@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -51,6 +52,12 @@ from node.errors import ChainError, CollegiumError
 from node.ledger import tree
 from node.ledger.derived import ParticipantChange
 from node.ledger.logs import LogIndexer
+from node.ledger.progress import (
+    PROGRESS_LOG_SECONDS,
+    RATE_WINDOW_SECONDS,
+    IndexProgress,
+    ProgressMeter,
+)
 from node.ledger.registry_events import (
     INDEXED_EVENTS,
     REORG_WINDOW,
@@ -67,6 +74,9 @@ log = logging.getLogger(__name__)
 __all__ = [
     "DEFAULT_CONFIRMATIONS",
     "INDEXED_EVENTS",
+    "IndexProgress",
+    "PROGRESS_LOG_SECONDS",
+    "RATE_WINDOW_SECONDS",
     "REORG_WINDOW",
     "ChainFollower",
     "ReorgTooDeep",
@@ -115,6 +125,7 @@ class ChainFollower(BackgroundLoop):
         on_participants_changed: Callable[[str | None, str | None], None] | None = None,
         rollback_own_anchors: Callable[[int], int] | None = None,
         log_indexer: LogIndexer | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         super().__init__()
         self.w3 = w3
@@ -139,6 +150,7 @@ class ChainFollower(BackgroundLoop):
         self.failures = 0
         self._last_range_events = 0
         self.synced = threading.Condition()  # notified after every sync that did something
+        self.meter = ProgressMeter(clock)  # how far and how fast (``/health`` → ``index``)
 
     # -- the loop ---------------------------------------------------------------------------
 
@@ -199,6 +211,7 @@ class ChainFollower(BackgroundLoop):
             except Exception as exc:
                 raise ChainError(f"cannot read the chain head: {exc}") from exc
             target = min(head - self.confirmations, self._tagged_block(head))
+            self.meter.target = target
             fork = self._check_reorg()
             if fork is not None:
                 self._rollback(fork)
@@ -213,10 +226,17 @@ class ChainFollower(BackgroundLoop):
                 return SyncResult(fork, events, fork)
             events += self._last_range_events
             ranges += 1
+            self.meter.note(first - 1, last, target)
         if events:
             with self.synced:
                 self.synced.notify_all()
         return SyncResult(self.last_indexed(), events)
+
+    # -- progress ---------------------------------------------------------------------------
+
+    def progress(self) -> IndexProgress:
+        """Return how far the follower has indexed, towards which block, and how fast."""
+        return self.meter.progress(self.last_indexed())
 
     def _tagged_block(self, head: int) -> int:
         """Return the number of the chain's ``safe``/``finalized`` block (``head`` when

@@ -172,11 +172,15 @@ class NodeContext:
 
     def _index_progress(self, head: int | None) -> dict[str, Any] | None:
         """Return how far the chain follower has indexed (``lag``: blocks behind the head; a
-        node whose lag is large answers 503 "catching up" for the subsystems it hosts)."""
+        node whose lag is large answers 503 "catching up" for the subsystems it hosts), the
+        block it indexes up to (``target``), its rate and the time left at that rate
+        (``node.ledger.follower.IndexProgress``)."""
         if self.follower is None:
             return None
-        indexed = int(self.follower.last_indexed())
-        return {"block": indexed, "lag": None if head is None else max(0, head - indexed)}
+        progress = self.follower.progress().as_dict()
+        indexed = int(progress.pop("block"))
+        lag = None if head is None else max(0, head - indexed)
+        return {"block": indexed, "lag": lag, **progress}
 
     def chain_head(self) -> tuple[int | None, str | None]:
         """Return ``(head block, None)``, or ``(None, why)`` when the chain does not answer.

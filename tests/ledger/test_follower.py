@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, cast
 
 import pytest
 from eth_account import Account
@@ -243,3 +245,56 @@ def test_follower_passes_empty_blocks_on_the_embedded_chain(
         assert follower.last_indexed() == int(chain.w3.eth.block_number)
         assert participants(sessions, "shop") == {admin.address, alice}
         assert follower.pager.bloom_repairs == 0
+
+
+def test_follower_reports_its_progress_while_catching_up(
+    tmp_path: Path, sessions: sessionmaker[Session], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A node joining a long history says how far it got, towards which block and how fast
+    (``/health`` → ``index``), and logs it every ``PROGRESS_LOG_SECONDS`` until caught up."""
+    from node.chain.embedded import EmbeddedChain
+    from node.ledger import follower as follower_module
+    from node.runtime.context import NodeContext
+
+    now = [1000.0]
+
+    def clock() -> float:
+        now[0] += 2.0  # every reading is two seconds later: each range "takes" time
+        return now[0]
+
+    admin = Account.create()
+    with EmbeddedChain.open(tmp_path / "chain", fund=[admin.address]) as chain:
+        registry = Registry.deploy(chain.w3, admin, 8)
+        chain.mine(60)
+        follower = ChainFollower(
+            w3=chain.w3,
+            registry_address=registry.address,
+            sessions=sessions,
+            confirmations=0,
+            start_block=0,
+            range_blocks=4,
+            clock=clock,
+        )
+        before = follower.progress()
+        assert (before.block, before.target, before.blocks_per_second) == (-1, None, None)
+        head = int(chain.w3.eth.block_number)
+        with caplog.at_level("INFO", logger=follower_module.__name__):
+            follower.sync(max_ranges=5)
+            midway = follower.progress()
+            assert midway.block == 19 and midway.target == head
+            assert midway.blocks_per_second is not None and midway.blocks_per_second > 0
+            assert midway.eta_seconds is not None and midway.eta_seconds > 0
+            index = NodeContext._index_progress(cast(Any, SimpleNamespace(follower=follower)), head)
+            assert index == {
+                "block": 19,
+                "lag": head - 19,
+                "target": head,
+                "blocks_per_second": round(midway.blocks_per_second, 1),
+                "eta_seconds": round(midway.eta_seconds),
+            }
+            follower.sync()
+        done = follower.progress()
+        assert done.block == head and done.eta_seconds is None and done.blocks_per_second is None
+        messages = [r.getMessage() for r in caplog.records]
+        assert any(m.startswith("chain follower: indexed to block") for m in messages), messages
+        assert any(m.startswith(f"chain follower: caught up at block {head}") for m in messages)
