@@ -34,6 +34,7 @@ from node.cli.main import app
 from node.crypto.sealed import read_sealed
 from node.devnet import Devnet, DevnetNode
 from node.keys.private import decode_record
+from node.replication.replica import NAMES_TTL_SECONDS
 from tests.devnet.support import health, login, run_verify, wait_anchored, wait_until
 from tests.support.node import domain_of, make_submission
 
@@ -150,7 +151,8 @@ def test_private_data_survives_rotation_and_the_writers_death(devnet5: Devnet) -
 
     wait_until(everywhere, LIST_TIMEOUT, "every node to list beta's records, served by both")
     print(f"replica +{time.monotonic() - t0:.1f}s: listed everywhere, served by {served}")
-    assert health(other)["replicas"], "the other host reports beta's replica"
+    # /health lists the subsystems with a log afresh every NAMES_TTL_SECONDS
+    wait_until(lambda: health(other)["replicas"], NAMES_TTL_SECONDS + 5, "other's replica report")
 
     # -- the writer dies for good ---------------------------------------------------------------
     writer.kill()
@@ -167,9 +169,21 @@ def test_private_data_survives_rotation_and_the_writers_death(devnet5: Devnet) -
                            auth=sessions[node.url], timeout=10)  # fmt: skip
         assert opened.status_code == 200, opened.text
         assert opened.json()["content"] == content
-    for cid, value in want.items():  # the member, with the wallet key and a gateway only
-        plaintext = read_sealed(GatewayStore(live[0].url), cid, bytes(member.key))
-        assert decode_record(plaintext)[1] == value
+    # the member, with the wallet key and a gateway only: a node lists a record once its log
+    # is indexed, and serves the record's blocks (object, envelope) once peer sync fetched them
+    gateway = GatewayStore(live[0].url)
+
+    def read_all() -> dict[str, str] | None:
+        try:
+            return {
+                cid: decode_record(read_sealed(gateway, cid, bytes(member.key)))[1] for cid in want
+            }
+        except httpx.HTTPStatusError as exc:
+            if exc.response.status_code == 404:
+                return None  # a block not synced to this node yet
+            raise
+
+    assert wait_until(read_all, LIST_TIMEOUT, f"{live[0].url} to serve the records' blocks") == want
 
     # -- outsiders read no plaintext ------------------------------------------------------------
     stranger = Account.create()
