@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Final
@@ -24,24 +23,10 @@ from node.auth.delegation import decode_delegation_header
 from node.cli.status import ExitStatus
 from node.client import Client, ClientError
 from node.frontend.archive import MAX_ARCHIVE_BYTES
-from tests.chain.conftest import ChainUnderTest, anvil_chain  # noqa: F401 - fixture
 from tests.support.node import InProcessNode, in_process_node, wait_indexed
 
-OPERATOR = Account.create()
 SUBSYSTEM: Final = "atelier"
 CLI_TIMEOUT: Final = 180
-
-
-@pytest.fixture(params=["embedded", pytest.param("anvil", marks=pytest.mark.anvil)])
-def running(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[InProcessNode]:
-    settings: dict[str, object] = {"epoch_service": False, "sync": False}
-    if request.param == "anvil":
-        chain: ChainUnderTest = request.getfixturevalue("anvil_chain")
-        settings["chain_url"] = str(chain.w3.provider.endpoint_uri)  # type: ignore[attr-defined]
-    with in_process_node(
-        tmp_path / "node", init={"operator": OPERATOR.address}, **settings
-    ) as node:
-        yield node
 
 
 def elsewhere(tmp_path: Path) -> Path:

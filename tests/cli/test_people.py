@@ -6,31 +6,15 @@ The operator is an external wallet (``init --admin``); the newcomer's wallet nev
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from eth_account import Account
+from eth_account.signers.local import LocalAccount
 from typer.testing import CliRunner
 
 from node.cli.main import app
 from node.cli.status import ExitStatus
-from tests.chain.conftest import ChainUnderTest, anvil_chain  # noqa: F401 - fixture
-from tests.support.node import InProcessNode, in_process_node
-
-OPERATOR = Account.create()
-
-
-@pytest.fixture(params=["embedded", pytest.param("anvil", marks=pytest.mark.anvil)])
-def running(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[InProcessNode]:
-    settings: dict[str, object] = {"epoch_service": False, "sync": False}
-    if request.param == "anvil":
-        chain: ChainUnderTest = request.getfixturevalue("anvil_chain")
-        settings["chain_url"] = str(chain.w3.provider.endpoint_uri)  # type: ignore[attr-defined]
-    with in_process_node(
-        tmp_path / "node", init={"operator": OPERATOR.address}, **settings
-    ) as node:
-        yield node
+from tests.support.node import InProcessNode
 
 
 def cli(running: InProcessNode, *args: str, key: str | None = None) -> tuple[int, str, str]:
@@ -41,8 +25,10 @@ def cli(running: InProcessNode, *args: str, key: str | None = None) -> tuple[int
     return result.exit_code, result.stdout, result.stderr
 
 
-def test_every_people_command(running: InProcessNode, tmp_path: Path) -> None:
-    op = OPERATOR.key.hex()
+def test_every_people_command(
+    running: InProcessNode, tmp_path: Path, operator: LocalAccount
+) -> None:
+    op = operator.key.hex()
     keystore = tmp_path / "me.json"
     code, out, _ = cli(running, "keys", "new", "--out", str(keystore), "--json")
     assert code == 0
@@ -86,7 +72,7 @@ def test_every_people_command(running: InProcessNode, tmp_path: Path) -> None:
     assert cli(running, "participant", "remove", "atelier", other, *mine)[0] == 0
     assert cli(running, "admin", "list", "-s", "atelier")[1].split() == [me]
     assert cli(running, "admin", "add", other, key=op)[0] == 0
-    assert cli(running, "admin", "list")[1].split() == [OPERATOR.address, other]
+    assert cli(running, "admin", "list")[1].split() == [operator.address, other]
     assert cli(running, "admin", "remove", other, key=op)[0] == 0
     code, _, err = cli(running, "admin", "add", other, *mine)
     assert code == ExitStatus.NOT_ADMIN and "NotSystemAdmin" in err
