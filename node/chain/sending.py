@@ -113,7 +113,12 @@ def embedded_gas_limit(w3: Web3, limit: int) -> int | None:
     a fixed number of slots) passes a generous ``limit`` there instead; a JSON-RPC chain
     estimates, which costs this node one request and keeps the fee bound tight.
     """
-    return limit if isinstance(w3.provider, EthereumTesterProvider) else None
+    return limit if _is_in_process(w3) else None
+
+
+def _is_in_process(w3: Web3) -> bool:
+    """Return whether ``w3`` reaches the embedded chain (eth-tester in this process)."""
+    return isinstance(w3.provider, EthereumTesterProvider)
 
 
 def _estimate(
@@ -151,7 +156,7 @@ def _estimate_block(w3: Web3) -> BlockIdentifier | None:
     eth-tester has no "pending" estimate but already runs estimates in the next block's
     context; a JSON-RPC node (anvil, geth) runs "latest" in the latest block's context.
     """
-    return None if isinstance(w3.provider, EthereumTesterProvider) else "pending"
+    return None if _is_in_process(w3) else "pending"
 
 
 def _revert_of_call(

@@ -60,7 +60,7 @@ class ParticipantCache:
         self._lock = threading.Lock()
         self._members: dict[tuple[str, str], tuple[float, bool]] = {}
         self._subsystems: dict[str, tuple[float, bool]] = {}
-        self._flights: dict[tuple[str, ...], _Flight] = {}
+        self._flights: dict[tuple[int, Any], _Flight] = {}
         self.lookups = 0  # registry calls made (for tests and metrics)
 
     def _fresh(self, hit: tuple[float, bool] | None) -> bool | None:
@@ -77,7 +77,7 @@ class ParticipantCache:
     ) -> bool:
         """Return the cached answer for ``key``, else read it (once for all concurrent
         askers) and keep it until ``keep(answer)``."""
-        flight_key = (type(key).__name__, *(key if isinstance(key, tuple) else (key,)))
+        flight_key = (id(table), key)  # one read in flight per table and key
         while True:
             with self._lock:
                 found = self._fresh(table.get(key))
