@@ -6,7 +6,10 @@ provider to the next. :class:`LogPager` asks for a page of ``span`` blocks; on a
 error answer it halves the span and asks again *for the same first block*; after
 :data:`GROW_AFTER` pages in a row that succeeded it doubles the span again (up to
 ``max_span``). A page is only ever advanced past after it was answered, so no block is
-skipped; a single block that still fails raises :class:`ChainError`.
+skipped; a single block that still fails raises :class:`ChainError`. Optional ``topics``
+(the JSON-RPC filter: one entry per position, ``None`` for any, a list for any of several)
+narrow every page, e.g. to one event of one indexed argument; :meth:`LogPager.pages`
+yields page by page, so a caller holds one page at a time.
 
 A load-balanced backend that lags answers a range past its head with the logs it has (geth
 clamps ``toBlock``) -- silently short. :func:`check_blooms` closes that hole: for every block
@@ -17,8 +20,8 @@ log, it asks again by ``blockHash`` (EIP-234), which a backend without the block
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
-from typing import Any, Final
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, Final, TypeAlias
 
 from eth_utils import keccak
 from hexbytes import HexBytes
@@ -37,35 +40,54 @@ GROW_AFTER: Final = 8
 
 BLOOM_BYTES: Final = 256
 
+Topics: TypeAlias = Sequence[str | Sequence[str] | None]
+"""An ``eth_getLogs`` topic filter: 0x-hex topics by position, ``None`` = any."""
+
 
 class LogPager:
-    """Adaptive ``eth_getLogs`` over one contract address (see the module docstring)."""
+    """Adaptive ``eth_getLogs`` over one contract address, optionally narrowed by ``topics``
+    (see the module docstring)."""
 
-    def __init__(self, w3: Web3, address: str, max_span: int = DEFAULT_MAX_SPAN) -> None:
+    def __init__(
+        self,
+        w3: Web3,
+        address: str,
+        max_span: int = DEFAULT_MAX_SPAN,
+        topics: Topics | None = None,
+    ) -> None:
         if max_span < 1:
             raise ValueError("max_span must be at least 1")
         self.w3 = w3
         self.address = Web3.to_checksum_address(address)
+        self.topics: list[str | list[str] | None] | None = None
+        if topics is not None:
+            self.topics = [t if t is None or isinstance(t, str) else list(t) for t in topics]
         self.max_span = max_span
         self.span = max_span
         self._streak = 0
         self.shrinks = 0
-        self.pages = 0
+        self.answered = 0  # pages answered
         self.bloom_repairs = 0
 
     def fetch(self, first: int, last: int) -> list[Any]:
-        """Return every log of the address in blocks ``first..last``, in chain order.
+        """Return every log of the address (matching ``topics``) in blocks ``first..last``,
+        in chain order.
 
         Raises :class:`ChainError` if a one-block page is refused or the chain is unreachable.
         """
-        logs: list[Any] = []
+        return [entry for page in self.pages(first, last) for entry in page]
+
+    def pages(self, first: int, last: int) -> Iterator[list[Any]]:
+        """Yield the logs of blocks ``first..last`` page by page, in chain order (a page is
+        asked for only when the previous one was taken).
+
+        Raises :class:`ChainError` if a one-block page is refused or the chain is unreachable.
+        """
         start = first
         while start <= last:
             end = min(last, start + self.span - 1)
             try:
-                page = self.w3.eth.get_logs(
-                    {"address": self.address, "fromBlock": start, "toBlock": end}
-                )
+                page = self.w3.eth.get_logs(self._query(fromBlock=start, toBlock=end))
             except (Web3RPCError, ValueError) as exc:
                 if end == start:
                     raise ChainError(f"cannot read logs of block {start}: {exc}") from exc
@@ -78,28 +100,35 @@ class LogPager:
                 raise
             except Exception as exc:
                 raise ChainError(f"cannot read logs {start}..{end}: {exc}") from exc
-            logs.extend(page)
-            self.pages += 1
+            self.answered += 1
             start = end + 1
             self._streak += 1
             if self._streak >= GROW_AFTER and self.span < self.max_span:
                 self.span = min(self.max_span, self.span * 2)
                 self._streak = 0
-        return logs
+            yield list(page)
+
+    def _query(self, **where: Any) -> Any:
+        """Return the ``eth_getLogs`` filter of the address and ``topics`` with ``where``."""
+        query: dict[str, Any] = {"address": self.address, **where}
+        if self.topics is not None:
+            query["topics"] = self.topics
+        return query
 
     def check_blooms(self, logs: list[Any], blocks: Mapping[int, Any]) -> list[Any]:
-        """Return ``logs`` completed from the blocks whose bloom names the address but that
-        gave no log (asked again by hash); raise ChainError if such a block is unknown."""
+        """Return ``logs`` completed from the blocks whose bloom names the address (and the
+        fixed ``topics``) but that gave no log (asked again by hash); raise ChainError if such
+        a block is unknown."""
         have = {int(entry["blockNumber"]) for entry in logs}
         extra: list[Any] = []
         for number, block in sorted(blocks.items()):
             if number in have:
                 continue
             bloom = block.get("logsBloom")
-            if not bloom or not bloom_may_contain(bytes(HexBytes(bloom)), self._address_bytes):
+            if not bloom or not self._bloom_may_match(bytes(HexBytes(bloom))):
                 continue
             try:
-                page = self.w3.eth.get_logs({"address": self.address, "blockHash": block["hash"]})
+                page = self.w3.eth.get_logs(self._query(blockHash=block["hash"]))
             except Exception as exc:
                 raise ChainError(f"cannot read logs of block {number} by hash: {exc}") from exc
             if page:
@@ -113,6 +142,12 @@ class LogPager:
         merged = list(logs) + extra
         merged.sort(key=lambda e: (int(e["blockNumber"]), int(e["logIndex"])))
         return merged
+
+    def _bloom_may_match(self, bloom: bytes) -> bool:
+        """Return whether a block with ``bloom`` may hold a log of the address and topics
+        (a position with several alternatives is not checked)."""
+        fixed = [bytes(HexBytes(t)) for t in self.topics or () if isinstance(t, str)]
+        return all(bloom_may_contain(bloom, item) for item in [self._address_bytes, *fixed])
 
     @property
     def _address_bytes(self) -> bytes:

@@ -204,9 +204,10 @@ class Sequencer:
 
     # -- recovery and reorgs ------------------------------------------------------------------
 
-    def recover(self) -> int:
+    def recover(self, from_block: int = 0) -> int:
         """Adopt this node's on-chain anchors missing from SQL (a crash right after an
-        anchor transaction); return how many leaves were adopted.
+        anchor transaction), looked for from ``from_block`` on if this node indexed no
+        anchor yet; return how many leaves were adopted.
 
         Raises ``ChainError``/``StoreError`` if the chain or the batch cannot be read, and
         ``CollegiumError`` if an on-chain batch does not match the pending leaves.
@@ -218,6 +219,7 @@ class Sequencer:
                 store=self._store,
                 node_address=self._node_address,
                 own_log=self._log,
+                from_block=from_block,
             )
             session.commit()
         return adopted

@@ -6,6 +6,7 @@ Structural types (``typing.Protocol``): ``node.storage``'s block stores and
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, Protocol
 
 
@@ -44,10 +45,11 @@ class AnchorRegistry(Protocol):
         """Anchor ``root``; return a receipt with ``tx_hash``, ``block_number``, ``index``."""
         ...
 
-    def anchor_count(self) -> int:
-        """Return the number of anchors recorded."""
-        ...
-
     def get_anchor(self, index: int) -> Any:
         """Return anchor ``index`` (``root``, ``tree_size``, ``count``, ``batch_cid``, …)."""
+        ...
+
+    def own_anchors(self, node: str, from_block: int = 0) -> Iterable[Any]:
+        """Return the anchors ``node`` made from block ``from_block`` on, in index order,
+        each with its ``index`` and the ``tx_hash`` of the transaction that made it."""
         ...

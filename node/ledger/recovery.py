@@ -3,9 +3,14 @@
 Anchoring publishes a tree head on-chain and then records it in SQL. A crash (``kill -9``)
 between the two leaves an anchor on-chain whose leaves are still ``pending`` here;
 anchoring them again would put the same leaves in the log twice. At start, before the
-anchorer runs, :func:`adopt_own_anchors` reads every anchor past the newest one this node
-indexed and, for each of its own, the batch document it names (which leaf CIDs, from which
-leaf index): the pending rows with those CIDs become that anchor's leaves.
+anchorer runs, :func:`adopt_own_anchors` reads this node's own anchors past the newest one
+it indexed -- from the registry's ``Anchored`` logs filtered by the indexed ``node`` topic,
+from the block of that newest anchor (or the registry's deployment block), so other nodes'
+anchors are never read -- and, for each, the batch document it names (which leaf CIDs, from
+which leaf index): the pending rows with those CIDs become that anchor's leaves.
+
+The same scan refuses a reused node key on a fresh data directory: that key's first anchor
+on-chain does not start at this (empty) log's size, so the node would fork its own log.
 """
 
 from __future__ import annotations
@@ -39,16 +44,6 @@ def compute_anchor_row(index: int, onchain: Any, chain_tx_hash: str) -> Anchor:
     )
 
 
-def get_anchor_tx_hash(registry: AnchorRegistry, index: int, block_number: int) -> str:
-    """Return the hash (0x-hex) of the chain transaction of anchor ``index``, or "" if the
-    registry cannot find it (or cannot look: ``anchor_tx_hash`` is optional)."""
-    find = getattr(registry, "anchor_tx_hash", None)
-    if find is None:
-        return ""
-    found = find(index, block_number)
-    return "" if found is None else compute_hex(bytes(found))
-
-
 def get_newest_own_anchor(session: Session, node_address: str) -> Anchor | None:
     """Return this node's newest indexed anchor, or None."""
     return session.scalar(
@@ -63,19 +58,23 @@ def adopt_own_anchors(
     store: ContentStore,
     node_address: str,
     own_log: Callable[[Session], list[bytes]],
+    from_block: int = 0,
 ) -> int:
     """Adopt this node's on-chain anchors past its newest indexed one (the caller commits);
-    ``own_log`` returns the log's leaf hashes, extended in place. Return how many leaves
-    were adopted.
+    ``own_log`` returns the log's leaf hashes, extended in place; ``from_block`` is where
+    to look when this node indexed no anchor yet (the registry's deployment block, or 0).
+    Return how many leaves were adopted.
 
     Raises ``ChainError``/``StoreError`` if the chain or a batch cannot be read, and
     ``CollegiumError`` if an on-chain batch does not match the log and the pending leaves.
     """
     newest = get_newest_own_anchor(session, node_address)
+    after = -1 if newest is None else newest.index
+    start = from_block if newest is None else max(from_block, newest.block_number)
     adopted = 0
-    for index in range(0 if newest is None else newest.index + 1, registry.anchor_count()):
-        onchain = registry.get_anchor(index)
-        if str(onchain.node).lower() != node_address.lower():
+    for onchain in registry.own_anchors(node_address, start):
+        index = int(onchain.index)
+        if index <= after:
             continue
         batch = decode_batch(store.cat(str(onchain.batch_cid)))
         pending = _pending_rows(session, batch)
@@ -85,7 +84,7 @@ def adopt_own_anchors(
                 f"on-chain anchor {index} (leaves {batch.first}..) does not match "
                 f"this node's log of {len(leaf_hashes)} leaves and pending rows"
             )
-        tx_hash = get_anchor_tx_hash(registry, index, int(onchain.block_number))
+        tx_hash = compute_hex(bytes(onchain.tx_hash))
         session.merge(compute_anchor_row(index, onchain, tx_hash))
         for leaf_index, cid in enumerate(batch.leaf_cids, batch.first):
             row = pending[cid]

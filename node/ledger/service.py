@@ -230,9 +230,9 @@ class LedgerService:
         """Anchor one batch of pending leaves: :meth:`Sequencer.anchor_pending`."""
         return self._sequencer.anchor_pending()
 
-    def recover(self) -> int:
+    def recover(self, from_block: int = 0) -> int:
         """Adopt this node's anchors a crash left unrecorded: :meth:`Sequencer.recover`."""
-        return self._sequencer.recover()
+        return self._sequencer.recover(from_block)
 
     def rollback_own_anchors_above(self, block_number: int) -> int:
         """Undo this node's anchors a reorg dropped: :meth:`Sequencer.roll_back_above`."""

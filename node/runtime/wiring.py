@@ -61,7 +61,7 @@ def open_node(settings: Settings, password: str) -> NodeContext:
         engine = create_db_engine(settings.sqlalchemy_url)
         sessions = make_session_factory(engine)
         ledger = _open_ledger(settings, chain, record, registry, store, account, sessions)
-        _recover_pending(chain, account, ledger)
+        _recover_pending(chain, account, ledger, record.deployed_block or 0)
     except BaseException:
         chain.close()
         raise
@@ -110,13 +110,14 @@ def _open_ledger(
     )
 
 
-def _recover_pending(chain: Any, account: Any, ledger: LedgerService) -> None:
+def _recover_pending(chain: Any, account: Any, ledger: LedgerService, from_block: int) -> None:
     """Settle what the last run left: its pending chain transactions (RPC chain), then the
-    leaves of an anchor it made just before it stopped."""
+    leaves of an anchor it made just before it stopped (looked for from ``from_block``: the
+    registry's deployment block if this node deployed it, else 0)."""
     if chain.kind == "rpc":  # settle what a previous run left in the pool first
         cancelled = NonceManager.of(chain.w3, account).recover()
         if cancelled:
             log.warning("cancelled %d transactions left pending by the last run", cancelled)
-    adopted = ledger.recover()
+    adopted = ledger.recover(from_block)
     if adopted:
         log.info("adopted %d leaves anchored just before the last stop", adopted)

@@ -363,6 +363,32 @@ def test_anchor_appends_and_reads_back(deployment: Deployment) -> None:
     rejects(lambda: reg.get_anchor(2), "IndexOutOfRange", 2, 2)
 
 
+def test_own_anchors_are_read_from_the_node_topic_of_the_logs(deployment: Deployment) -> None:
+    """``own_anchors`` yields one node's anchors (the ``Anchored`` logs of its ``node``
+    topic), in index order, with the transaction of each; a block range narrows them."""
+    node, reg = register(deployment)
+    other, other_reg = register(deployment)
+    reg.create_subsystem("acme")
+    made = []
+    for i, (who, subsystem) in enumerate(
+        [(reg, ""), (other_reg, ""), (reg, "acme"), (other_reg, "")]
+    ):
+        made.append(who.anchor(subsystem, keccak(b"%d" % i), 2 * i + 1, 1, f"bafy-{i}"))
+    mine = list(reg.own_anchors(node.address))
+    assert [a.index for a in mine] == [0, 2]
+    assert [bytes(a.tx_hash) for a in mine] == [bytes(made[0].tx_hash), bytes(made[2].tx_hash)]
+    assert [a.block_number for a in mine] == [made[0].block_number, made[2].block_number]
+    assert [a.root for a in mine] == [reg.get_anchor(0).root, reg.get_anchor(2).root]
+    assert [(a.tree_size, a.count, a.batch_cid, a.subsystem, a.node) for a in mine] == [
+        (1, 1, "bafy-0", "", node.address),
+        (5, 1, "bafy-2", "acme", node.address),
+    ]
+    assert [a.index for a in reg.own_anchors(other.address.lower())] == [1, 3]
+    assert [a.index for a in reg.own_anchors(node.address, made[0].block_number + 1)] == [2]
+    assert list(reg.own_anchors(node.address, 0, made[0].block_number - 1)) == []
+    assert list(reg.own_anchors(deployment.chain.new_account().address)) == []
+
+
 def test_the_largest_anchor_fits_the_embedded_gas_limit_fourfold(deployment: Deployment) -> None:
     """On the embedded chain anchors are sent with ``ANCHOR_GAS_LIMIT`` instead of an estimate:
     the largest one (64-byte subsystem, 128-byte CID, a first anchor) uses a quarter at most."""

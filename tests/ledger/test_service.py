@@ -16,7 +16,7 @@ import pytest
 from eth_account import Account
 from sqlalchemy import func, select
 
-from node.db.models import BusinessTransaction, TransactionStatus
+from node.db.models import Anchor, BusinessTransaction, TransactionStatus
 from node.db.session import create_db_engine, make_session_factory, upgrade_database
 from node.errors import ChainError, CollegiumError, ValidationError
 from node.ledger.batch import Batch, decode_batch
@@ -47,6 +47,8 @@ class FakeAnchor:
     subsystem: str
     node: str
     block_number: int
+    index: int
+    tx_hash: bytes
 
 
 @dataclasses.dataclass
@@ -74,14 +76,22 @@ class FakeRegistry:
     def anchor(self, subsystem: str, root: bytes, tree_size: int, count: int, cid: str) -> Any:
         if self.fail:
             raise ChainError("chain unreachable")
-        self.anchors.append(FakeAnchor(root, tree_size, count, cid, subsystem, self.node, 10))
-        return FakeReceipt(b"\x01" * 32, 10, len(self.anchors) - 1)
-
-    def anchor_count(self) -> int:
-        return len(self.anchors)
+        index = len(self.anchors)
+        tx_hash = bytes([index + 1]) * 32
+        self.anchors.append(
+            FakeAnchor(root, tree_size, count, cid, subsystem, self.node, 10, index, tx_hash)
+        )
+        return FakeReceipt(tx_hash, 10, index)
 
     def get_anchor(self, index: int) -> FakeAnchor:
         return self.anchors[index]
+
+    def own_anchors(self, node: str, from_block: int = 0) -> list[FakeAnchor]:
+        return [
+            a
+            for a in self.anchors
+            if a.node.lower() == node.lower() and a.block_number >= from_block
+        ]
 
 
 class FakeStore:
@@ -228,13 +238,37 @@ def test_recover_adopts_anchor_sent_before_crash(parts: Any) -> None:
     batch = Batch(0, tuple(r.cid for r in rows)).encode()
     batch_cid = store.add_bytes(batch)
     root = compute_root([bytes.fromhex(r.leaf_hash[2:]) for r in rows])
-    registry.anchor("", root, 2, 2, batch_cid)
+    receipt = registry.anchor("", root, 2, 2, batch_cid)
     assert service.recover() == 2
     assert service.anchor_pending() is None  # nothing anchored twice
     assert len(registry.anchors) == 1
     for i, r in enumerate(rows):
         got = service.get(r.tx_id)
         assert got is not None and got.leaf_index == i and got.anchor_index == 0
+    with sessions() as s:  # the adopted anchor names the chain transaction that made it
+        adopted = s.get(Anchor, 0)
+        assert adopted is not None and adopted.chain_tx_hash == "0x" + receipt.tx_hash.hex()
+    assert service.recover() == 0  # adopted once
+
+
+def test_recover_skips_other_nodes_and_starts_after_the_newest_own_anchor(parts: Any) -> None:
+    service, registry, store, sessions = parts
+    wallet = Account.create()
+    tx, sig = signed(service, wallet, nonce=0)
+    service.submit(tx, sig, wallet.address)
+    assert service.anchor_pending() is not None  # anchor 0, recorded in SQL
+    # another node's anchor (its batch is nowhere: adopting it would fail)
+    registry.anchors.append(
+        FakeAnchor(b"\x09" * 32, 3, 3, "nowhere", "", "0x" + "ab" * 20, 11, 1, b"\x02" * 32)
+    )
+    assert service.recover() == 0
+    tx, sig = signed(service, wallet, nonce=1)
+    row = service.submit(tx, sig, wallet.address)
+    batch_cid = store.add_bytes(Batch(1, (row.cid,)).encode())  # crash after anchor 2
+    registry.anchor("", b"\x07" * 32, 2, 1, batch_cid)
+    assert service.recover() == 1
+    got = service.get(row.tx_id)
+    assert got is not None and got.leaf_index == 1 and got.anchor_index == 2
 
 
 def test_recover_refuses_a_foreign_batch(parts: Any) -> None:

@@ -78,6 +78,13 @@ class Anchor:
 
 
 @dataclass(frozen=True)
+class LoggedAnchor(Anchor):
+    """An anchor read from its ``Anchored`` event: also the chain transaction that made it."""
+
+    tx_hash: TxHash
+
+
+@dataclass(frozen=True)
 class AnchorReceipt:
     """The mined ``anchor`` transaction and the index of the new anchor."""
 
