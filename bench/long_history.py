@@ -13,13 +13,25 @@ Run by hand (not a test)::
    with ``evm_mine``, and followed by ``anvil_mine`` of empty blocks so that the anchors are
    spread evenly over ``--blocks`` blocks. The CIDs are well-formed (CIDv1 of random bytes) but
    nothing stands behind them: no node serves those batches.
-2. **Join.** A fresh node: ``collegium init --registry … --chain <anvil>`` then
+2. **Start-up recovery, side by side.** What a node joining with a fresh data dir does before
+   it serves (``node.ledger.recovery.adopt_own_anchors``: find this node's own anchors on-chain),
+   each run in a child process of its own against the history (a new key, a fresh SQLite
+   index, a real store): this tree's function (``Anchored`` logs of the node's topic), then
+   the function of ``--baseline-commit`` (main's 8687694, loaded from git: one ``getAnchor``
+   call per anchor on-chain), then this tree's again. Each child reports the step's seconds,
+   its JSON-RPC requests by method, its RSS before the step and its peak RSS (``VmHWM``).
+   ``--no-baseline-recovery`` skips the old function (minutes at 10,000s of anchors).
+3. **Join.** A fresh node: ``collegium init --registry … --chain <anvil>`` then
    ``collegium up`` as a real process (automine back on so its registration is mined). Its
    ``/health`` is polled every ``--poll`` seconds and ``VmRSS``/``VmHWM`` read from
    ``/proc/<pid>/status`` until the chain follower's ``index.lag`` is at most
    ``--caught-up-lag`` blocks.
 
-Printed: the generation time, the time to the first ``/health``, the time to index to the head,
+   With ``--baseline-tree DIR`` (a checkout of older code) a node of that code joins the same
+   chain first, measured until its first ``/health`` only.
+
+Printed: the generation time, the recovery step (both versions), the time to the first
+``/health``, the time to index to the head,
 the node's peak RSS (``VmHWM``) and RSS after catching up, the ``/health`` samples (``index``,
 ``status``, ``reasons``, ``sync``) and the node's log lines about the follower. ``--json`` writes
 the same as JSON. Everything started is stopped at the end (``--keep`` leaves the data dir).
@@ -37,7 +49,9 @@ import subprocess
 import sys
 import tempfile
 import time
+import types
 import urllib.request
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +75,8 @@ LEAVES_PER_ANCHOR = 8
 #: kept (quadratic in the history: 10,000 empty blocks took minutes); the joining node reads
 #: blocks, logs and the latest state only
 ANVIL_KEPT_STATES = 64
+REPO = Path(__file__).resolve().parents[1]
+BASELINE_COMMIT = "8687694"  # main before the recovery read logs (one getAnchor per anchor)
 
 
 def anvil_rpc(url: str, method: str, params: list[Any] | None = None) -> Any:
@@ -204,13 +220,110 @@ def proc_status(pid: int) -> dict[str, int]:
     return out
 
 
+def load_baseline_recovery(commit: str) -> types.ModuleType:
+    """Return ``node/ledger/recovery.py`` as it was at ``commit`` (from git), as a module."""
+    source = subprocess.run(
+        ["git", "-C", str(REPO), "show", f"{commit}:node/ledger/recovery.py"],
+        check=True, capture_output=True, text=True,
+    ).stdout  # fmt: skip
+    module = types.ModuleType(f"recovery_at_{commit}")
+    module.__file__ = f"{commit}:node/ledger/recovery.py"
+    exec(compile(source, module.__file__, "exec"), module.__dict__)  # noqa: S102 - our own code
+    return module
+
+
+def recovery_child(variant: str, url: str, registry: str, commit: str) -> dict[str, Any]:
+    """Time one start-up recovery of a new node (fresh index) in this process; ``variant``
+    is "tree" (this tree's function) or "baseline" (``commit``'s)."""
+    from sqlalchemy.orm import Session
+    from web3 import HTTPProvider, Web3
+
+    from node.chain.registry import Registry
+    from node.db.session import create_db_engine, make_session_factory, upgrade_database
+    from node.ledger import recovery
+    from node.storage import open_store
+
+    class CountingProvider(HTTPProvider):
+        counts: Counter[str] = Counter()
+
+        def make_request(self, method: Any, params: Any) -> Any:
+            self.counts[str(method)] += 1
+            return super().make_request(method, params)
+
+    base = Path(tempfile.mkdtemp(prefix="collegium-recovery-"))
+    try:
+        db_url = f"sqlite:///{base / 'index.sqlite'}"
+        upgrade_database(db_url)
+        sessions = make_session_factory(create_db_engine(db_url))
+        store = open_store(base / "blocks")
+        module = recovery if variant == "tree" else load_baseline_recovery(commit)
+        w3 = Web3(CountingProvider(url, request_kwargs={"timeout": 600}))
+        node_address = Account.create().address
+
+        def own_log(_session: Session) -> list[bytes]:
+            return []
+
+        rss_before = proc_status(os.getpid())
+        t0 = time.perf_counter()
+        with sessions() as session:
+            adopted = module.adopt_own_anchors(
+                session, registry=Registry(w3, registry), store=store,
+                node_address=node_address, own_log=own_log,
+            )  # fmt: skip
+        seconds = time.perf_counter() - t0
+        after = proc_status(os.getpid())
+        return {
+            "variant": variant if variant == "tree" else f"baseline {commit}",
+            "seconds": round(seconds, 2),
+            "adopted": adopted,
+            "requests": dict(CountingProvider.counts),
+            "rss_before_mib": round(rss_before.get("VmRSS", 0) / 1024, 1),
+            "vmhwm_mib": round(after.get("VmHWM", 0) / 1024, 1),
+            "load": os.getloadavg(),
+        }
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def measure_recovery(url: str, registry: str, commit: str, baseline: bool) -> list[dict[str, Any]]:
+    """Run the recovery step in child processes: this tree's, the baseline's, this tree's."""
+    variants = ["tree", "baseline", "tree"] if baseline else ["tree"]
+    results = []
+    for variant in variants:
+        out = subprocess.run(
+            [sys.executable, __file__, "--recovery-child", variant, url, registry,
+             "--baseline-commit", commit],
+            capture_output=True, text=True, timeout=7200,
+        )  # fmt: skip
+        if out.returncode:
+            raise RuntimeError(f"recovery child {variant} failed: {out.stderr[-2000:]}")
+        result = json.loads(out.stdout.strip().splitlines()[-1])
+        print(f"  recovery ({result['variant']}): {result['seconds']} s, requests "
+              f"{result['requests']}, RSS {result['rss_before_mib']} MiB before, VmHWM "
+              f"{result['vmhwm_mib']} MiB, load {result['load']}", flush=True)  # fmt: skip
+        results.append(result)
+    return results
+
+
 def join(
-    url: str, registry: str, base: Path, *, poll: float, caught_up_lag: int, timeout: float
+    url: str,
+    registry: str,
+    base: Path,
+    *,
+    poll: float,
+    caught_up_lag: int,
+    timeout: float,
+    tree: Path | None = None,
+    until_health: bool = False,
 ) -> dict[str, Any]:
-    """Start a fresh node joining ``registry``; measure it until it has indexed to the head."""
+    """Start a fresh node joining ``registry``; measure it until it has indexed to the head
+    (``until_health``: until its first ``/health``). ``tree``: run that checkout's code."""
     env = dict(os.environ)
     env["COLLEGIUM_PASSWORD"] = secrets.token_hex(12)
-    data_dir = base / "joiner"
+    if tree is not None:
+        env["PYTHONPATH"] = str(tree)
+    name = "joiner" if tree is None else "baseline-joiner"
+    data_dir = base / name
     init = subprocess.run(
         [sys.executable, "-m", "node.cli.main", "init", "--data-dir", str(data_dir), "--home",
          "main", "--capacity", "1", "--chain", url, "--registry", registry],
@@ -220,7 +333,7 @@ def join(
         raise RuntimeError(f"collegium init failed: {init.stderr.decode()[-2000:]}")
     port = free_port()
     node_url = f"http://127.0.0.1:{port}"
-    log_path = base / "joiner.log"
+    log_path = base / f"{name}.log"
     with log_path.open("ab") as log:
         t0 = time.monotonic()
         proc = subprocess.Popen(
@@ -247,6 +360,8 @@ def join(
             peak_rss = max(peak_rss, status.get("VmRSS", 0))
             if first_health is None:
                 first_health = elapsed
+                if until_health:
+                    break
             index = health.get("index") or {}
             sync = health.get("sync") or {}
             sample = {
@@ -269,7 +384,7 @@ def join(
         # none of which any peer serves): what the node reports once caught up
         after: dict[str, Any] | None = None
         sync_round: float | None = None
-        while caught_up is not None and time.monotonic() < deadline:
+        while caught_up is not None and not until_health and time.monotonic() < deadline:
             peak_rss = max(peak_rss, proc_status(proc.pid).get("VmRSS", 0))
             try:
                 after = get_json(node_url + "/health", timeout=30)
@@ -325,7 +440,19 @@ def main() -> int:
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--join", nargs=2, metavar=("CHAIN_URL", "REGISTRY"),
                         help="only join this registry (a history built before)")  # fmt: skip
+    parser.add_argument("--baseline-commit", default=BASELINE_COMMIT,
+                        help="the older code whose recovery step is timed alongside")  # fmt: skip
+    parser.add_argument("--no-baseline-recovery", action="store_true",
+                        help="time this tree's recovery step only")  # fmt: skip
+    parser.add_argument("--baseline-tree", type=Path,
+                        help="older code checkout: its node joins first (to /health)")  # fmt: skip
+    parser.add_argument("--recovery-child", nargs=3, metavar=("VARIANT", "CHAIN_URL", "REGISTRY"),
+                        help=argparse.SUPPRESS)  # fmt: skip
     args = parser.parse_args()
+    if args.recovery_child:
+        variant, url, registry = args.recovery_child
+        print(json.dumps(recovery_child(variant, url, registry, args.baseline_commit)))
+        return 0
     if args.per_block * ANCHOR_GAS > args.gas_limit:
         parser.error(f"--per-block at most {args.gas_limit // ANCHOR_GAS} (see --gas-limit)")
 
@@ -336,8 +463,7 @@ def main() -> int:
         result: dict[str, Any] = {"load_before": os.getloadavg()}
         result["history"] = {"head": head, "anchor_count": count_anchors(url, registry),
                              "seconds": None}  # fmt: skip
-        result["join"] = join(url, registry, base, poll=args.poll,
-                              caught_up_lag=args.caught_up_lag, timeout=args.timeout)  # fmt: skip
+        join_measured(args, url, registry, base, result)
         result["load_after"] = os.getloadavg()
         return report(args, result)
     port = free_port()
@@ -354,8 +480,7 @@ def main() -> int:
         result["history"]["anchor_count"] = count_anchors(url, registry)
         result["anvil_rss_mib"] = round(proc_status(anvil.pid).get("VmRSS", 0) / 1024, 1)
         print(f"history: {result['history']}", flush=True)
-        result["join"] = join(url, registry, base, poll=args.poll,
-                              caught_up_lag=args.caught_up_lag, timeout=args.timeout)  # fmt: skip
+        join_measured(args, url, registry, base, result)
         result["load_after"] = os.getloadavg()
     finally:
         anvil.terminate()
@@ -368,6 +493,24 @@ def main() -> int:
     return report(args, result)
 
 
+def join_measured(
+    args: argparse.Namespace, url: str, registry: str, base: Path, result: dict[str, Any]
+) -> None:
+    """Time the recovery step (both versions), then the baseline's join (with
+    ``--baseline-tree``), then this tree's join; store them in ``result``."""
+    result["recovery"] = measure_recovery(
+        url, registry, args.baseline_commit, not args.no_baseline_recovery
+    )
+    if args.baseline_tree is not None:
+        result["baseline_join"] = join(url, registry, base, poll=args.poll,
+                                       caught_up_lag=args.caught_up_lag, timeout=args.timeout,
+                                       tree=args.baseline_tree, until_health=True)  # fmt: skip
+        print(f"baseline ({args.baseline_tree}) first /health: "
+              f"{result['baseline_join']['first_health_seconds']} s", flush=True)  # fmt: skip
+    result["join"] = join(url, registry, base, poll=args.poll,
+                          caught_up_lag=args.caught_up_lag, timeout=args.timeout)  # fmt: skip
+
+
 def report(args: argparse.Namespace, result: dict[str, Any]) -> int:
     """Print the results (and write them as JSON with ``--json``)."""
     join_result = result["join"]
@@ -376,6 +519,13 @@ def report(args: argparse.Namespace, result: dict[str, Any]) -> int:
     history = result["history"]
     print(f"scale: {history['anchor_count']} anchors over {history['head']} blocks")
     print(f"history built in: {result['history']['seconds']} s")
+    for step in result.get("recovery", []):
+        print(f"recovery step ({step['variant']}): {step['seconds']} s, requests "
+              f"{step['requests']}, VmHWM {step['vmhwm_mib']} MiB "
+              f"(RSS before {step['rss_before_mib']} MiB), load {step['load']}")  # fmt: skip
+    baseline = result.get("baseline_join")
+    if baseline is not None:
+        print(f"baseline tree: first /health: {baseline['first_health_seconds']} s")
     print(f"first /health: {join_result['first_health_seconds']} s")
     print(f"indexed to head: {join_result['indexed_seconds']} s")
     print(f"first sync round done: {join_result['first_sync_round_seconds']} s")
