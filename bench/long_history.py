@@ -236,19 +236,12 @@ def recovery_child(variant: str, url: str, registry: str, commit: str) -> dict[s
     """Time one start-up recovery of a new node (fresh index) in this process; ``variant``
     is "tree" (this tree's function) or "baseline" (``commit``'s)."""
     from sqlalchemy.orm import Session
-    from web3 import HTTPProvider, Web3
 
+    from node.chain.backend import open_rpc
     from node.chain.registry import Registry
     from node.db.session import create_db_engine, make_session_factory, upgrade_database
     from node.ledger import recovery
     from node.storage import open_store
-
-    class CountingProvider(HTTPProvider):
-        counts: Counter[str] = Counter()
-
-        def make_request(self, method: Any, params: Any) -> Any:
-            self.counts[str(method)] += 1
-            return super().make_request(method, params)
 
     base = Path(tempfile.mkdtemp(prefix="collegium-recovery-"))
     try:
@@ -257,7 +250,16 @@ def recovery_child(variant: str, url: str, registry: str, commit: str) -> dict[s
         sessions = make_session_factory(create_db_engine(db_url))
         store = open_store(base / "blocks")
         module = recovery if variant == "tree" else load_baseline_recovery(commit)
-        w3 = Web3(CountingProvider(url, request_kwargs={"timeout": 600}))
+        chain = open_rpc(url)  # the node's own provider (FailoverProvider), counted
+        provider: Any = chain.w3.provider
+        counts: Counter[str] = Counter()
+        send = provider.request_bytes
+
+        def counted(method: str, body: bytes) -> bytes:
+            counts[method] += 1
+            return bytes(send(method, body))
+
+        provider.request_bytes = counted  # every request of the provider passes here
         node_address = Account.create().address
 
         def own_log(_session: Session) -> list[bytes]:
@@ -267,7 +269,7 @@ def recovery_child(variant: str, url: str, registry: str, commit: str) -> dict[s
         t0 = time.perf_counter()
         with sessions() as session:
             adopted = module.adopt_own_anchors(
-                session, registry=Registry(w3, registry), store=store,
+                session, registry=Registry(chain.w3, registry), store=store,
                 node_address=node_address, own_log=own_log,
             )  # fmt: skip
         seconds = time.perf_counter() - t0
@@ -276,7 +278,7 @@ def recovery_child(variant: str, url: str, registry: str, commit: str) -> dict[s
             "variant": variant if variant == "tree" else f"baseline {commit}",
             "seconds": round(seconds, 2),
             "adopted": adopted,
-            "requests": dict(CountingProvider.counts),
+            "requests": dict(counts),
             "rss_before_mib": round(rss_before.get("VmRSS", 0) / 1024, 1),
             "vmhwm_mib": round(after.get("VmHWM", 0) / 1024, 1),
             "load": os.getloadavg(),
@@ -315,19 +317,22 @@ def join(
     timeout: float,
     tree: Path | None = None,
     until_health: bool = False,
+    wait_sync_round: bool = True,
 ) -> dict[str, Any]:
     """Start a fresh node joining ``registry``; measure it until it has indexed to the head
-    (``until_health``: until its first ``/health``). ``tree``: run that checkout's code."""
+    (``until_health``: until its first ``/health``), then (``wait_sync_round``) until its peer
+    sync finished a round. ``tree``: run that checkout's code."""
+    sync_round_wanted = wait_sync_round and not until_health
     env = dict(os.environ)
     env["COLLEGIUM_PASSWORD"] = secrets.token_hex(12)
-    if tree is not None:
+    if tree is not None:  # and run from it: `python -m` puts the working directory first
         env["PYTHONPATH"] = str(tree)
     name = "joiner" if tree is None else "baseline-joiner"
     data_dir = base / name
     init = subprocess.run(
         [sys.executable, "-m", "node.cli.main", "init", "--data-dir", str(data_dir), "--home",
          "main", "--capacity", "1", "--chain", url, "--registry", registry],
-        env=env, capture_output=True, timeout=300,
+        env=env, capture_output=True, timeout=300, cwd=tree or REPO,
     )  # fmt: skip
     if init.returncode:
         raise RuntimeError(f"collegium init failed: {init.stderr.decode()[-2000:]}")
@@ -339,7 +344,7 @@ def join(
         proc = subprocess.Popen(
             [sys.executable, "-m", "node.cli.main", "up", "--data-dir", str(data_dir), "--port",
              str(port), "--chain", url, "--public-url", node_url, "--log-level", "info"],
-            env=env, stdout=log, stderr=subprocess.STDOUT,
+            env=env, stdout=log, stderr=subprocess.STDOUT, cwd=tree or REPO,
         )  # fmt: skip
     samples: list[dict[str, Any]] = []
     first_health: float | None = None
@@ -384,7 +389,7 @@ def join(
         # none of which any peer serves): what the node reports once caught up
         after: dict[str, Any] | None = None
         sync_round: float | None = None
-        while caught_up is not None and not until_health and time.monotonic() < deadline:
+        while caught_up is not None and sync_round_wanted and time.monotonic() < deadline:
             peak_rss = max(peak_rss, proc_status(proc.pid).get("VmRSS", 0))
             try:
                 after = get_json(node_url + "/health", timeout=30)
@@ -446,6 +451,8 @@ def main() -> int:
                         help="time this tree's recovery step only")  # fmt: skip
     parser.add_argument("--baseline-tree", type=Path,
                         help="older code checkout: its node joins first (to /health)")  # fmt: skip
+    parser.add_argument("--no-sync-round", action="store_true",
+                        help="stop once indexed (not after the first peer sync round)")  # fmt: skip
     parser.add_argument("--recovery-child", nargs=3, metavar=("VARIANT", "CHAIN_URL", "REGISTRY"),
                         help=argparse.SUPPRESS)  # fmt: skip
     args = parser.parse_args()
@@ -508,7 +515,8 @@ def join_measured(
         print(f"baseline ({args.baseline_tree}) first /health: "
               f"{result['baseline_join']['first_health_seconds']} s", flush=True)  # fmt: skip
     result["join"] = join(url, registry, base, poll=args.poll,
-                          caught_up_lag=args.caught_up_lag, timeout=args.timeout)  # fmt: skip
+                          caught_up_lag=args.caught_up_lag, timeout=args.timeout,
+                          wait_sync_round=not args.no_sync_round)  # fmt: skip
 
 
 def report(args: argparse.Namespace, result: dict[str, Any]) -> int:
