@@ -5,9 +5,10 @@ between the two leaves an anchor on-chain whose leaves are still ``pending`` her
 anchoring them again would put the same leaves in the log twice. At start, before the
 anchorer runs, :func:`adopt_own_anchors` reads this node's own anchors past the newest one
 it indexed -- from the registry's ``Anchored`` logs filtered by the indexed ``node`` topic,
-from the block of that newest anchor (or the registry's deployment block), so other nodes'
-anchors are never read -- and, for each, the batch document it names (which leaf CIDs, from
-which leaf index): the pending rows with those CIDs become that anchor's leaves.
+from the block of that newest anchor less a reorg window (or from the registry's deployment
+block), so other nodes' anchors are never read -- and, for each, the batch document it
+names (which leaf CIDs, from which leaf index): the pending rows with those CIDs become that
+anchor's leaves.
 
 The same scan refuses a reused node key on a fresh data directory: that key's first anchor
 on-chain does not start at this (empty) log's size, so the node would fork its own log.
@@ -25,6 +26,7 @@ from node.db.models import Anchor, BusinessTransaction, TransactionStatus
 from node.errors import CollegiumError
 from node.ledger.batch import Batch, decode_batch
 from node.ledger.protocols import AnchorRegistry, ContentStore
+from node.ledger.registry_events import REORG_WINDOW
 from node.ledger.rows import compute_hex
 
 
@@ -70,7 +72,9 @@ def adopt_own_anchors(
     """
     newest = get_newest_own_anchor(session, node_address)
     after = -1 if newest is None else newest.index
-    start = from_block if newest is None else max(from_block, newest.block_number)
+    # a reorg may have mined that anchor again lower than this index recorded it: look from
+    # a reorg window below (the same page of logs, in practice)
+    start = from_block if newest is None else max(from_block, newest.block_number - REORG_WINDOW)
     adopted = 0
     for onchain in registry.own_anchors(node_address, start):
         index = int(onchain.index)

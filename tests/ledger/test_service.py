@@ -271,6 +271,24 @@ def test_recover_skips_other_nodes_and_starts_after_the_newest_own_anchor(parts:
     assert got is not None and got.leaf_index == 1 and got.anchor_index == 2
 
 
+def test_recover_looks_below_the_block_of_the_newest_own_anchor(parts: Any) -> None:
+    """A reorg can mine this node's newest recorded anchor again in a lower block, and the
+    anchor after it too: recovery looks a reorg window below the block it recorded."""
+    service, registry, store, sessions = parts
+    wallet = Account.create()
+    tx, sig = signed(service, wallet, nonce=0)
+    service.submit(tx, sig, wallet.address)
+    assert service.anchor_pending() is not None  # recorded at block 10
+    tx, sig = signed(service, wallet, nonce=1)
+    row = service.submit(tx, sig, wallet.address)
+    batch_cid = store.add_bytes(Batch(1, (row.cid,)).encode())
+    registry.anchor("", b"\x07" * 32, 2, 1, batch_cid)
+    registry.anchors[-1].block_number = 4  # then the crash
+    assert service.recover(from_block=0) == 1
+    got = service.get(row.tx_id)
+    assert got is not None and got.leaf_index == 1 and got.anchor_index == 1
+
+
 def test_recover_refuses_a_foreign_batch(parts: Any) -> None:
     service, registry, store, sessions = parts
     wallet = Account.create()
