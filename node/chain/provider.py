@@ -10,7 +10,9 @@ the first one is ready again. It stays on the endpoint that last answered (no fl
 between load-balanced backends whose ``latest`` differ), and asks again for a block that came
 back null although an endpoint already reported a head at or above it (a lagging backend).
 After :data:`MAX_ATTEMPTS` attempts or :data:`REQUEST_BUDGET_SECONDS` it raises
-:class:`ChainUnavailable`.
+:class:`ChainUnavailable`. The first ``eth_chainId`` answer is kept: web3 asks for the chain
+id before every ``eth_call`` and transaction (twice per call, measured: 40,002 of a
+recovery's 60,003 requests), and a provider's chain does not change under a running node.
 
 A JSON-RPC *error answer* is an answer: it is returned as is (the caller decides; a
 range-limited ``eth_getLogs`` is paged by :mod:`node.chain.logs`). Every JSON-RPC method the
@@ -127,13 +129,18 @@ class FailoverProvider(JSONBaseProvider):
         self.highest_head = -1  # the highest eth_blockNumber any endpoint answered
         self.lagging_retries = 0
         self.waited_seconds = 0.0
+        self._chain_id: RPCResponse | None = None  # the first eth_chainId result
 
     # -- web3 provider interface ------------------------------------------------------------
 
     def make_request(self, method: RPCEndpoint, params: Any) -> RPCResponse:
+        if method == "eth_chainId" and self._chain_id is not None:
+            return self._chain_id
         body = self.encode_rpc_request(method, params)
         response = self.decode_rpc_response(self.request_bytes(method, body))
-        if method == "eth_blockNumber" and isinstance(response.get("result"), str):
+        if method == "eth_chainId" and isinstance(response.get("result"), str):
+            self._chain_id = response
+        elif method == "eth_blockNumber" and isinstance(response.get("result"), str):
             self.highest_head = max(self.highest_head, int(response["result"], 16))
         elif method == "eth_getBlockByNumber" and self._below_head(params):
             # a null block we know exists: a lagging backend behind a load balancer answered

@@ -122,3 +122,15 @@ def test_asks_again_for_a_block_a_lagging_backend_has_not_got(
             assert w3.eth.get_block(number)["number"] == number  # never a null for these
         assert provider.lagging_retries > 0
         provider.close()
+
+
+def test_asks_the_chain_id_once(anvil: ChainUnderTest, upstream: str) -> None:
+    with RpcProxy(upstream) as proxy:
+        provider = FailoverProvider([proxy.url])
+        w3 = Web3(provider)
+        assert [w3.eth.chain_id for _ in range(3)] == [31337] * 3
+        for _ in range(4):
+            w3.eth.call({"to": anvil.w3.eth.accounts[0], "data": "0x"})
+        assert proxy.counts["method:eth_chainId"] == 1
+        assert proxy.counts["method:eth_call"] == 4
+        provider.close()
