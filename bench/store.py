@@ -3,10 +3,11 @@
 Runs with no arguments in well under 60 s (``--full`` uses a 100 MiB file as issue 3 states).
 Compares, side by side in one run, embedded import of a 64 MiB file (CIDv1 raw leaves and CIDv0)
 with raw sha256 over the same bytes, and reports the hashing-cost ratio. Also measures peer sync
-(a second embedded store pulling a 16 MiB file block by block from the first one's trustless
-gateway over real HTTP on 127.0.0.1, every block hash-checked) and subsystem sealing
-(AES-256-GCM seal/unseal, ECIES key wrap). Headline figures are printed last as
-``metric: value unit``.
+(a second embedded store pulling a 16 MiB file from the first one's trustless gateway over real
+HTTP on 127.0.0.1 as one CAR stream, every block hash-checked; ``--per-block`` adds, in the
+same run, the block-by-block path with grouped writes and with one durable write per block,
+the path before CAR) and subsystem sealing (AES-256-GCM seal/unseal, ECIES key wrap). Headline
+figures are printed last as ``metric: value unit``.
 """
 
 from __future__ import annotations
@@ -63,42 +64,72 @@ class _OneRootChain:
         return [SimpleNamespace(address="0x" + "11" * 20, endpoint=self.peer)]
 
 
-def bench_sync(base: Path) -> tuple[float, int]:
-    """Return (MiB/s, blocks) of a fresh store syncing a file from a peer's gateway."""
+class _OneWritePerBlock:
+    """The store as the old per-block path used it: one durable write per fetched block."""
+
+    def __init__(self, store: EmbeddedStore) -> None:
+        self._store = store
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._store, name)
+
+    def put_blocks(self, blocks: list[tuple[str, bytes]]) -> None:
+        for cid, data in blocks:
+            self._store.put_block(cid, data)
+
+
+def _serve_gateway(store: EmbeddedStore) -> tuple[object, object, int]:
+    """Start a gateway over ``store`` on 127.0.0.1; return (server, thread, port)."""
     import threading
 
     import uvicorn
     from fastapi import FastAPI
 
     from node.api.routes import gateway
-    from node.chain.endpoints import PeerPolicy
-    from node.replication.sync import Syncer
 
-    source = EmbeddedStore(base / "sync-a")
-    root = source.add_bytes(os.urandom(SYNC_MIB * MIB))
     app = FastAPI()
     app.include_router(gateway.router)
-    app.state.store = source
+    app.state.store = store
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     while not (server.started and server.servers):
         time.sleep(0.02)
-    port = server.servers[0].sockets[0].getsockname()[1]
+    return server, thread, server.servers[0].sockets[0].getsockname()[1]
+
+
+def bench_sync(base: Path, modes: tuple[str, ...]) -> dict[str, tuple[float, int]]:
+    """Return {mode: (MiB/s, blocks)} of a fresh store syncing one 16 MiB file from a peer's
+    gateway, per mode: ``car`` (one CAR stream, batched durability), ``per_block`` (raw
+    blocks, 8 at a time, stored in groups) and ``per_block_old`` (raw blocks, one durable
+    write each: the path before CAR)."""
+    from node.chain.endpoints import PeerPolicy
+    from node.replication.sync import Syncer
+
+    source = EmbeddedStore(base / "sync-a")
+    root = source.add_bytes(os.urandom(SYNC_MIB * MIB))
+    server, thread, port = _serve_gateway(source)
+    results: dict[str, tuple[float, int]] = {}
     try:
-        chain = _OneRootChain(root, f"http://127.0.0.1:{port}")
-        # the peer is on 127.0.0.1: the default policy refuses private addresses (SSRF)
-        policy = PeerPolicy(allow_private=True)
-        syncer = Syncer(EmbeddedStore(base / "sync-b"), chain, policy=policy)
-        start = time.perf_counter()
-        progress = syncer.run_once()
-        elapsed = time.perf_counter() - start
-        assert progress.complete, progress
-        syncer.stop()
+        for mode in modes:
+            chain = _OneRootChain(root, f"http://127.0.0.1:{port}")
+            # the peer is on 127.0.0.1: the default policy refuses private addresses (SSRF)
+            policy = PeerPolicy(allow_private=True)
+            sink = EmbeddedStore(base / f"sync-b-{mode}")
+            store = _OneWritePerBlock(sink) if mode == "per_block_old" else sink
+            syncer = Syncer(store, chain, policy=policy)  # type: ignore[arg-type]
+            syncer.fetcher.use_car = mode == "car"
+            start = time.perf_counter()
+            progress = syncer.run_once()
+            elapsed = time.perf_counter() - start
+            assert progress.complete, progress
+            assert sink.cat(root) == source.cat(root)
+            syncer.stop()
+            results[mode] = (SYNC_MIB / elapsed, progress.blocks_fetched)
     finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-    return SYNC_MIB / elapsed, progress.blocks_fetched
+        server.should_exit = True  # type: ignore[attr-defined]
+        thread.join(timeout=10)  # type: ignore[attr-defined]
+    return results
 
 
 def bench_small_adds(base: Path) -> dict[str, float]:
@@ -172,11 +203,12 @@ def main() -> None:
             figures[f"cat_v{version}"] = size / MIB / (time.perf_counter() - start)
             print(f"v{version}: {cid}")
         small_rates = bench_small_adds(base)
+        modes = ("car", "per_block", "per_block_old") if "--per-block" in sys.argv else ("car",)
         try:
-            sync_rate, sync_blocks = bench_sync(base)
+            sync = bench_sync(base, modes)
         except AssertionError as exc:  # the syncer found no peer (see docs/benchmarks.md)
             print(f"peer sync failed: {exc}")
-            sync_rate, sync_blocks = 0.0, 0
+            sync = {"car": (0.0, 0)}
     sealing = bench_seal()
     sha_rate = size / MIB / sha
     print(f"file: {size_mib} MiB random bytes; raw sha256 {sha_rate:.0f} MiB/s")
@@ -185,7 +217,9 @@ def main() -> None:
     print(
         f"hashing cost (only-hash v1 time / raw sha256 time): {sha_rate / figures['hash_v1']:.2f}x"
     )
-    print(f"sync: {SYNC_MIB} MiB file, {sync_blocks} blocks fetched over HTTP, each hash-checked")
+    print(
+        f"sync: {SYNC_MIB} MiB file, {sync['car'][1]} blocks fetched over HTTP, each hash-checked"
+    )
     print(f"sealing: {SEAL_MIB} MiB payload; envelope for {WRAPS} participants")
     print(f"import_v1: {figures['add_v1']:.0f} MiB/s")
     print(f"import_v0: {figures['add_v0']:.0f} MiB/s")
@@ -196,7 +230,10 @@ def main() -> None:
     print(f"small_adds_sequential: {small_rates['sequential']:.0f} adds/s")
     print(f"small_adds_many: {small_rates['many']:.0f} adds/s")
     print(f"small_adds: {small_rates['concurrent']:.0f} adds/s")
-    print(f"peer_sync: {sync_rate:.0f} MiB/s")
+    print(f"peer_sync: {sync['car'][0]:.0f} MiB/s")
+    for mode in ("per_block", "per_block_old"):
+        if mode in sync:
+            print(f"peer_sync_{mode}: {sync[mode][0]:.0f} MiB/s")
     print(f"seal: {sealing['seal']:.0f} MiB/s")
     print(f"unseal: {sealing['unseal']:.0f} MiB/s")
     print(f"key_wraps: {sealing['wraps']:.0f} wraps/s")

@@ -18,14 +18,17 @@ from node.sqlrows import insert_rows
 from node.storage.base import NodeStat
 from node.storage.cids import (
     check_block,
+    check_block_bytes,
     compute_block_key,
+    compute_block_key_of_cid_bytes,
+    compute_cid_bytes_of_name,
     format_cid,
     format_cid_bytes,
     is_block_valid,
     parse_cid,
 )
 from node.storage.embedded.gc import GcReport, compute_dag_keys, remove_unreachable
-from node.storage.embedded.ingest import write_dags
+from node.storage.embedded.ingest import write_blocks, write_dags
 from node.storage.embedded.repo import (
     PACKED_BLOCK_MAX,
     PUT_BLOCKS,
@@ -261,7 +264,12 @@ class EmbeddedStore:
 
     def get_block(self, cid: str) -> bytes:
         """Return the bytes of block ``cid``; raises ``NotFoundInStore`` or ``BlockCorrupted``."""
-        return self._read_verified(parse_cid(cid))
+        cid_bytes = compute_cid_bytes_of_name(cid)  # no CID object: a CAR reads every block
+        data = self._repo.read_key(compute_block_key_of_cid_bytes(cid_bytes))
+        if data is None:
+            raise NotFoundInStore(f"block {format_cid_bytes(cid_bytes)} is not in the store")
+        check_block_bytes(cid_bytes, data, stored=True)
+        return data
 
     def put_block(self, cid: str, data: bytes) -> None:
         """Store ``data`` as block ``cid``; raises ``BlockMismatch`` if it does not hash to it.
@@ -272,6 +280,20 @@ class EmbeddedStore:
         self._reserve(len(data))
         try:
             self._put_block(parsed, data)
+        except BaseException:
+            self._recount()
+            raise
+
+    def put_blocks(self, blocks: Sequence[tuple[str, bytes]]) -> None:
+        """Store ``blocks`` (CID, bytes) in one durable write (one ``syncfs`` for the large
+        ones, one SQLite commit for the small ones); raises ``BlockMismatch``, storing none,
+        unless each hashes to its CID, ``StoreFull`` (storing none) beyond the quota."""
+        parsed = [(compute_cid_bytes_of_name(cid), data) for cid, data in blocks]
+        for cid_bytes, data in parsed:
+            check_block_bytes(cid_bytes, data, stored=False)
+        self._reserve(sum(len(data) for _, data in parsed))
+        try:
+            write_blocks(self._repo, parsed)
         except BaseException:
             self._recount()
             raise
