@@ -3,17 +3,18 @@
 Runs with no arguments in well under 60 s (``--full`` uses a 100 MiB file as issue 3 states).
 Compares, side by side in one run, embedded import of a 64 MiB file (CIDv1 raw leaves and CIDv0)
 with raw sha256 over the same bytes, and reports the hashing-cost ratio. Also measures peer sync
-(a second embedded store pulling a 16 MiB file from the first one's trustless gateway over real
-HTTP on 127.0.0.1 as one CAR stream, every block hash-checked; ``--per-block`` adds, in the
-same run, the block-by-block path with grouped writes and with one durable write per block,
-the path before CAR) and subsystem sealing (AES-256-GCM seal/unseal, ECIES key wrap). Headline
-figures are printed last as ``metric: value unit``.
+(a second embedded store pulling a 16 MiB file from the first one's trustless gateway, served by
+another process as a peer's is, over real HTTP on 127.0.0.1, as one CAR stream with every block
+hash-checked; ``--per-block`` adds, in the same run, the block-by-block path with grouped writes
+and with one durable write per block, the path before CAR) and subsystem sealing (AES-256-GCM
+seal/unseal, ECIES key wrap). Headline figures are printed last as ``metric: value unit``.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -78,24 +79,44 @@ class _OneWritePerBlock:
             self._store.put_block(cid, data)
 
 
-def _serve_gateway(store: EmbeddedStore) -> tuple[object, object, int]:
-    """Start a gateway over ``store`` on 127.0.0.1; return (server, thread, port)."""
-    import threading
+_GATEWAY_PROCESS = """
+import socket, sys, uvicorn
+from fastapi import FastAPI
+from node.api.routes import gateway
+from node.storage import EmbeddedStore
+app = FastAPI()
+app.include_router(gateway.router)
+app.state.store = EmbeddedStore(sys.argv[1])
+server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+sock = socket.socket()
+sock.bind(("127.0.0.1", 0))
+print(sock.getsockname()[1], flush=True)
+server.run(sockets=[sock])
+"""
 
-    import uvicorn
-    from fastapi import FastAPI
 
-    from node.api.routes import gateway
+def _serve_gateway(root: Path) -> tuple[subprocess.Popen[str], int]:
+    """Start a peer's gateway over the store at ``root`` in its own process (a peer is
+    another node) on 127.0.0.1; return the process and its port."""
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    process = subprocess.Popen(
+        [sys.executable, "-c", _GATEWAY_PROCESS, str(root)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    assert process.stdout is not None
+    port = int(process.stdout.readline())
+    import httpx
 
-    app = FastAPI()
-    app.include_router(gateway.router)
-    app.state.store = store
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not (server.started and server.servers):
-        time.sleep(0.02)
-    return server, thread, server.servers[0].sockets[0].getsockname()[1]
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/ipfs/x", timeout=1)
+            return process, port
+        except httpx.HTTPError:
+            assert time.monotonic() < deadline, "the peer's gateway did not start"
+            time.sleep(0.05)
 
 
 def bench_sync(base: Path, modes: tuple[str, ...]) -> dict[str, tuple[float, int]]:
@@ -108,7 +129,8 @@ def bench_sync(base: Path, modes: tuple[str, ...]) -> dict[str, tuple[float, int
 
     source = EmbeddedStore(base / "sync-a")
     root = source.add_bytes(os.urandom(SYNC_MIB * MIB))
-    server, thread, port = _serve_gateway(source)
+    source.close()
+    server, port = _serve_gateway(base / "sync-a")
     results: dict[str, tuple[float, int]] = {}
     try:
         for mode in modes:
@@ -127,8 +149,8 @@ def bench_sync(base: Path, modes: tuple[str, ...]) -> dict[str, tuple[float, int
             syncer.stop()
             results[mode] = (SYNC_MIB / elapsed, progress.blocks_fetched)
     finally:
-        server.should_exit = True  # type: ignore[attr-defined]
-        thread.join(timeout=10)  # type: ignore[attr-defined]
+        server.terminate()
+        server.wait(timeout=10)
     return results
 
 

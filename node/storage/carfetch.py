@@ -14,15 +14,16 @@ The peer is not trusted for anything:
   anything is allocated for it.
 
 Accepted blocks are stored in batches (``store.put_blocks``: one durable write per
-``CAR_BATCH_BLOCKS`` blocks or ``CAR_BATCH_BYTES`` bytes), and whatever was accepted before
-a bad or cut stream ends stays stored: every block of it is right, wherever the stream went
+``CAR_BATCH_BLOCKS`` blocks or ``CAR_BATCH_BYTES`` bytes, written by a background thread
+while the stream is read on), and whatever was accepted before a bad or cut stream ends
+stays stored: every block of it is right, wherever the stream went
 wrong after it. The outcome says what happened; what it means for the peer (back-off, bad
 blocks) is decided by the caller, :class:`node.storage.fetch.BlockFetcher`.
 
 | constant                 | value   | meaning                                              |
 |--------------------------|---------|------------------------------------------------------|
 | ``CAR_BATCH_BLOCKS``     | 256     | accepted blocks stored in one durable write          |
-| ``CAR_BATCH_BYTES``      | 32 MiB  | ... or this many bytes, whichever comes first        |
+| ``CAR_BATCH_BYTES``      | 8 MiB   | ... or this many bytes, whichever comes first        |
 | ``MAX_CAR_STREAM_BYTES`` | 256 MiB | + 1 MiB: a longer stream is cut off                  |
 """
 
@@ -31,6 +32,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
@@ -53,7 +55,7 @@ from node.storage.dagpb import decode_pb_node
 from node.storage.errors import BlockMismatch, StoreError
 
 CAR_BATCH_BLOCKS: Final = 256
-CAR_BATCH_BYTES: Final = 32 * 1024 * 1024
+CAR_BATCH_BYTES: Final = 8 * 1024 * 1024
 MAX_CAR_STREAM_BYTES: Final = MAX_CAR_BYTES + 1024 * 1024
 CAR_ACCEPT: Final = f"{CAR_MEDIA_TYPE}; version=1; order=dfs; dups=n"
 CAR_PARAMS: Final = {"format": "car", "dag-scope": "all", "car-order": "dfs", "car-dups": "n"}
@@ -198,6 +200,7 @@ def _read_car(
         max_total_bytes=MAX_CAR_STREAM_BYTES,
     )
     dag = _DagCheck(root)
+    writer = _Writer(store, result)
     batch: list[tuple[str, bytes]] = []
     batch_bytes = 0
     try:
@@ -215,8 +218,8 @@ def _read_car(
             batch.append((format_cid_bytes(accepted[1]), data))
             batch_bytes += len(data)
             if len(batch) >= CAR_BATCH_BLOCKS or batch_bytes >= CAR_BATCH_BYTES:
-                _store(store, batch, result)
-                batch_bytes = 0
+                writer.submit(batch)
+                batch, batch_bytes = [], 0
             if stop.is_set():
                 result.outcome, result.detail = "cut", "stopping"
                 break
@@ -229,18 +232,48 @@ def _read_car(
         result.detail = str(exc)
     except (_TooSlow, httpx.HTTPError) as exc:
         result.outcome, result.detail = "cut", f"{type(exc).__name__}: {exc}"
-    _store(store, batch, result)  # what was accepted is right, however the stream ended
+    finally:
+        writer.finish(batch)  # what was accepted is right, however the stream ended
     return result
 
 
-def _store(store: BlockStore, batch: list[tuple[str, bytes]], result: CarResult) -> None:
-    """Store ``batch`` in one durable write, count it in ``result`` and empty it."""
-    if not batch:
-        return
-    store.put_blocks(batch)
-    result.blocks += len(batch)
-    result.size += sum(len(data) for _, data in batch)
-    batch.clear()
+class _Writer:
+    """Stores full batches in a background thread while the stream is read on (one batch
+    written at a time, so at most two are held in memory); the last batch is written by
+    :meth:`finish`, which also waits for the one under way and raises its error."""
+
+    def __init__(self, store: BlockStore, result: CarResult) -> None:
+        self._store = store
+        self._result = result
+        self._pool: ThreadPoolExecutor | None = None
+        self._pending: Future[None] | None = None
+
+    def submit(self, batch: list[tuple[str, bytes]]) -> None:
+        self._wait()
+        if self._pool is None:  # made on the first full batch: most DAGs are smaller
+            self._pool = ThreadPoolExecutor(1, thread_name_prefix="collegium-car-write")
+        self._pending = self._pool.submit(self._write, batch)
+
+    def finish(self, batch: list[tuple[str, bytes]]) -> None:
+        try:
+            self._wait()
+            self._write(batch)
+        finally:
+            if self._pool is not None:
+                self._pool.shutdown(wait=True)
+
+    def _wait(self) -> None:
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.result()
+
+    def _write(self, batch: list[tuple[str, bytes]]) -> None:
+        """Store ``batch`` in one durable write and count it."""
+        if not batch:
+            return
+        self._store.put_blocks(batch)
+        self._result.blocks += len(batch)
+        self._result.size += sum(len(data) for _, data in batch)
 
 
 def _paced(chunks: Iterator[bytes], deadline: list[float]) -> Iterator[bytes]:

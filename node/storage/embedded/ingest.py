@@ -32,6 +32,7 @@ from node.storage.embedded.repo import (
     STAGED_BLOCKS_PER_SYNC,
     BlockRepo,
     fsync_dir,
+    sync_dirs,
 )
 from node.storage.errors import BlockCorrupted
 from node.storage.importer import BlockSink, DagLink
@@ -131,8 +132,7 @@ def write_blocks(repo: BlockRepo, blocks: Sequence[tuple[bytes, bytes]]) -> None
                 with contextlib.suppress(OSError):
                     os.unlink(tmp_name)
             raise
-        for directory in touched:
-            fsync_dir(directory)
+        sync_dirs(touched)  # the renames: one syncfs, not one fsync per shard directory
         if packed:
             with repo.write() as db:
                 insert_rows(db, PUT_BLOCKS, packed.items(), 2)

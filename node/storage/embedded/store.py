@@ -264,7 +264,10 @@ class EmbeddedStore:
 
     def get_block(self, cid: str) -> bytes:
         """Return the bytes of block ``cid``; raises ``NotFoundInStore`` or ``BlockCorrupted``."""
-        cid_bytes = compute_cid_bytes_of_name(cid)  # no CID object: a CAR reads every block
+        # no CID object: a CAR reads every block of a DAG this way
+        return self._read_verified_bytes(compute_cid_bytes_of_name(cid))
+
+    def _read_verified_bytes(self, cid_bytes: bytes) -> bytes:
         data = self._repo.read_key(compute_block_key_of_cid_bytes(cid_bytes))
         if data is None:
             raise NotFoundInStore(f"block {format_cid_bytes(cid_bytes)} is not in the store")
@@ -373,7 +376,7 @@ class EmbeddedStore:
 
     def _walk(self, root: CID, *, missing_ok: bool) -> set[str]:
         """Return the block keys of the DAG under ``root`` (missing blocks skipped if allowed)."""
-        return compute_dag_keys(self._read_verified, root, missing_ok=missing_ok)
+        return compute_dag_keys(self._read_verified_bytes, root, missing_ok=missing_ok)
 
     def gc(self) -> GcReport:
         """Remove every block not reachable from a pin and return what was removed.
