@@ -60,6 +60,7 @@ MAX_CAR_STREAM_BYTES: Final = MAX_CAR_BYTES + 1024 * 1024
 CAR_ACCEPT: Final = f"{CAR_MEDIA_TYPE}; version=1; order=dfs; dups=n"
 CAR_PARAMS: Final = {"format": "car", "dag-scope": "all", "car-order": "dfs", "car-dups": "n"}
 TOO_LARGE_PROBLEM: Final = "car-too-large"
+PROBLEM_BYTES: Final = 4096  # of a 400 answer, read to tell "too large" from "no CAR here"
 
 #: ``complete``: every block of the DAG is now stored; ``partial``: the stream ended cleanly
 #: before the DAG did (the peer lacks blocks or capped the stream); ``cut``: the stream broke
@@ -173,7 +174,7 @@ def _classify_answer(resp: httpx.Response) -> CarResult | None:
     if status >= 500:
         return CarResult("failed", f"HTTP {status}")
     if 400 <= status < 500:
-        body = resp.read()[:4096] if status == 400 else b""
+        body = _read_at_most(resp, PROBLEM_BYTES) if status == 400 else b""
         if TOO_LARGE_PROBLEM.encode() in body:
             return CarResult("too-large", body.decode("utf-8", "replace"))
         return CarResult("unsupported", f"HTTP {status}")
@@ -181,6 +182,16 @@ def _classify_answer(resp: httpx.Response) -> CarResult | None:
     if status != 200 or media_type != CAR_MEDIA_TYPE:
         return CarResult("unsupported", f"HTTP {status} {media_type or 'no content type'}")
     return None
+
+
+def _read_at_most(resp: httpx.Response, limit: int) -> bytes:
+    """Return the first ``limit`` bytes of ``resp``'s body (the rest is not read)."""
+    out = b""
+    for chunk in resp.iter_bytes():
+        out += chunk
+        if len(out) >= limit:
+            break
+    return out[:limit]
 
 
 def _read_car(

@@ -150,7 +150,11 @@ def iter_car_stream(
     stack = list(reversed(_links(root, root_block)))
     while stack:
         cid = stack.pop()
-        key = compute_block_key_of_cid_bytes(cid)
+        try:
+            key = compute_block_key_of_cid_bytes(cid)
+        except StoreError:  # a link that is no CID: nothing to send for it
+            log.warning("CAR of %s: a link is not a CID: %s", request.name, cid.hex())
+            continue
         if key in sent:
             continue
         if len(sent) >= MAX_CAR_BLOCKS or total > MAX_CAR_BYTES:

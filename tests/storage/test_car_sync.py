@@ -26,7 +26,8 @@ from node.errors import NotFoundInStore
 from node.storage import EmbeddedStore
 from node.storage.car import CAR_MEDIA_TYPE, encode_header, encode_section, encode_varint
 from node.storage.cargateway import CAR_CONTENT_TYPE
-from node.storage.cids import parse_cid
+from node.storage.cids import compute_cid_bytes, format_cid_bytes, parse_cid
+from node.storage.dagpb import PBLink, encode_pb_node
 from node.storage.fetch import BlockFetcher
 from node.storage.reader import get_child_cids
 
@@ -328,4 +329,23 @@ def test_a_peer_without_car_is_asked_block_by_block(
     state = fetcher.peer_states()[peer.url]
     assert state.bad_blocks == 0 and state.car_failures == 1
     assert sink.cat(root) == source.cat(root)
+    fetcher.close()
+
+
+def test_a_dag_declaring_more_than_a_car_carries_comes_block_by_block(
+    honest: Served, source: EmbeddedStore, sink: EmbeddedStore
+) -> None:
+    leaf = source.add_bytes(b"a small leaf", pin=False)
+    huge = encode_pb_node([PBLink(bytes(parse_cid(leaf)), "leaf", 2**40)], None)
+    root = format_cid_bytes(compute_cid_bytes(huge, codec="dag-pb", version=1))
+    source.put_block(root, huge)
+
+    answer = httpx.get(f"{honest.url}/ipfs/{root}", params={"format": "car"})
+    assert answer.status_code == 400 and answer.json()["type"].endswith("car-too-large")
+
+    honest.requests.clear()
+    fetcher = fetcher_for(sink, honest.url)
+    assert fetcher.sync_dag(root)  # the root and its leaf, each on its own
+    assert [q.split("&")[0] for q in honest.requests] == ["format=car", "format=raw", "format=raw"]
+    assert fetcher.peer_states()[honest.url].car_failures == 0  # refused, not failed
     fetcher.close()
