@@ -19,7 +19,7 @@ import httpx
 import pytest
 import uvicorn
 from fastapi import FastAPI, Request
-from fastapi.responses import Response
+from fastapi.responses import Response, StreamingResponse
 
 from node.api.routes import gateway
 from node.errors import NotFoundInStore
@@ -46,6 +46,7 @@ class Evil:
     does not speak CAR)."""
 
     car: bytes | None = None
+    drip_after: int = 0  # > 0: send that many bytes of ``car``, then one byte every 0.2 s
 
 
 def _serve(app: FastAPI) -> Iterator[str]:
@@ -88,6 +89,13 @@ def honest(source: EmbeddedStore) -> Iterator[Served]:
         yield served
 
 
+def drip(car: bytes, first: int) -> Iterator[bytes]:
+    yield car[:first]
+    for i in range(first, min(len(car), first + 50)):
+        time.sleep(0.2)
+        yield car[i : i + 1]
+
+
 @pytest.fixture(scope="module")
 def evil_peer(source: EmbeddedStore) -> Iterator[tuple[Served, Evil]]:
     app = FastAPI()
@@ -100,6 +108,10 @@ def evil_peer(source: EmbeddedStore) -> Iterator[tuple[Served, Evil]]:
         if request.query_params.get("format") == "car":
             if evil.car is None:
                 return Response(b'{"type": "unsupported-format"}', 400)
+            if evil.drip_after:
+                return StreamingResponse(
+                    drip(evil.car, evil.drip_after), 200, None, CAR_CONTENT_TYPE
+                )
             return Response(evil.car, media_type=CAR_CONTENT_TYPE)
         return Response(source.get_block(cid), media_type="application/vnd.ipld.raw")
 
@@ -113,6 +125,7 @@ def evil(evil_peer: tuple[Served, Evil]) -> Iterator[tuple[Served, Evil]]:
     served, answer = evil_peer
     served.requests.clear()
     answer.car = None
+    answer.drip_after = 0
     yield served, answer
 
 
@@ -348,4 +361,25 @@ def test_a_dag_declaring_more_than_a_car_carries_comes_block_by_block(
     assert fetcher.sync_dag(root)  # the root and its leaf, each on its own
     assert [q.split("&")[0] for q in honest.requests] == ["format=car", "format=raw", "format=raw"]
     assert fetcher.peer_states()[honest.url].car_failures == 0  # refused, not failed
+    fetcher.close()
+
+
+def test_a_peer_that_drips_its_car_is_cut_off(
+    evil: tuple[Served, Evil], source: EmbeddedStore, root: str, sink: EmbeddedStore
+) -> None:
+    peer, answer = evil
+    blocks = dag(source, root)
+    answer.car = car_of(blocks, [root])
+    answer.drip_after = len(car_of(blocks[:2], [root]))  # the root and a leaf, then a trickle
+    fetcher = BlockFetcher(sink, timeout=0.4)  # each block within 3 x 0.4 s of the one before
+    fetcher.set_peers([peer.url])
+    started = time.monotonic()
+
+    assert fetcher.sync_dag(root)  # the rest block by block
+
+    assert time.monotonic() - started < 8  # cut off, not read to its end (10 s of trickle)
+    state = fetcher.peer_states()[peer.url]
+    assert state.car_failures == 1 and state.bad_blocks == 0
+    assert len([q for q in peer.requests if "format=raw" in q]) == len(blocks) - 2
+    assert sink.cat(root) == source.cat(root)
     fetcher.close()
