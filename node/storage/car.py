@@ -134,7 +134,7 @@ def _parse_cid_bytes(raw: bytes) -> CID:
         raise CarError(f"invalid CID in CAR: {exc}") from None
 
 
-def compute_cid_length(frame: bytes) -> int:
+def compute_cid_length(frame: bytes | memoryview) -> int:
     """Return the length of the binary CID at the start of a section ``frame``. Raises
     ``CarError`` if the bytes there cannot be a CID (or run past the section)."""
     if frame[:2] == b"\x12\x20":
@@ -195,9 +195,10 @@ class CarReader:
         self._ended = True
         return False
 
-    def _read_frame(self, limit: int, what: str) -> bytes | None:
-        """Return the next varint-prefixed frame (without its varint), ``None`` at a clean end
-        of stream. Raises ``CarError`` for a frame over ``limit`` bytes or a cut one."""
+    def _read_frame(self, limit: int, what: str) -> tuple[int, int] | None:
+        """Return where the next varint-prefixed frame (without its varint) is in the buffer,
+        ``(begin, end)``, ``None`` at a clean end of stream. Raises ``CarError`` for a frame
+        over ``limit`` bytes or a cut one."""
         while True:
             got = decode_varint(self._buffer, self._start)
             if got is not None:
@@ -214,16 +215,15 @@ class CarReader:
             if not self._fill():
                 raise CarError(f"CAR stream cut inside a {what}", truncated=True)
             begin = self._start + used  # _fill may have dropped consumed bytes
-        frame = bytes(self._buffer[begin : begin + length])
         self._start = begin + length
-        return frame
+        return begin, begin + length
 
     def read_header(self) -> list[CID]:
         """Read and return the header's roots."""
-        body = self._read_frame(MAX_HEADER_BYTES, "header")
-        if body is None:
+        frame = self._read_frame(MAX_HEADER_BYTES, "header")
+        if frame is None:
             raise CarError("empty CAR stream", truncated=True)
-        self.roots = decode_header(body)
+        self.roots = decode_header(bytes(self._buffer[frame[0] : frame[1]]))
         return self.roots
 
     def __iter__(self) -> Iterator[tuple[bytes, bytes]]:
@@ -233,5 +233,11 @@ class CarReader:
             frame = self._read_frame(self.max_section_bytes, "section")
             if frame is None:
                 return
-            cid_length = compute_cid_length(frame)
-            yield frame[:cid_length], frame[cid_length:]
+            yield self._split(*frame)
+
+    def _split(self, begin: int, end: int) -> tuple[bytes, bytes]:
+        """Return the CID and the block of the section at ``[begin, end)``, copied once (the
+        views are released before the buffer grows again)."""
+        with memoryview(self._buffer) as buffer, buffer[begin:end] as section:
+            cid_length = compute_cid_length(section)
+            return bytes(section[:cid_length]), bytes(section[cid_length:])
