@@ -37,7 +37,6 @@ from dataclasses import dataclass, field
 from typing import Final, Literal
 
 import httpx
-from multiformats import CID
 
 from node.storage.base import BlockStore
 from node.storage.car import CAR_MEDIA_TYPE, CarError, CarReader
@@ -97,10 +96,9 @@ class _DagCheck:
     """The blocks a CAR may still carry (linked from accepted ones) and those accepted, by
     block key; CIDs stay binary (no ``multiformats`` object per block)."""
 
-    def __init__(self, root: CID) -> None:
-        self.root = format_cid(root)
-        root_bytes = bytes(root)
-        self.expected: dict[str, bytes] = {compute_block_key_of_cid_bytes(root_bytes): root_bytes}
+    def __init__(self, root: bytes) -> None:
+        self.root = format_cid_bytes(root)
+        self.expected: dict[str, bytes] = {compute_block_key_of_cid_bytes(root): root}
         self.accepted: set[str] = set()
 
     def accept(self, cid: bytes, data: bytes) -> tuple[str, bytes] | None:
@@ -144,7 +142,7 @@ class _DagCheck:
 def fetch_car(
     http: httpx.Client,
     endpoint: str,
-    root: CID,
+    root: bytes,
     store: BlockStore,
     *,
     deadline_seconds: float,
@@ -154,7 +152,7 @@ def fetch_car(
     """Return what fetching the DAG under ``root`` from ``endpoint`` as one CAR did; the
     accepted blocks are stored. Each block must arrive within ``deadline_seconds`` of the
     previous one (a peer that drips bytes is cut off)."""
-    name = format_cid(root)
+    name = format_cid_bytes(root)
     headers = {"Accept": CAR_ACCEPT}
     try:
         with http.stream("GET", f"{endpoint}/ipfs/{name}", params=CAR_PARAMS, headers=headers) as r:
@@ -196,7 +194,7 @@ def _read_at_most(resp: httpx.Response, limit: int) -> bytes:
 
 def _read_car(
     resp: httpx.Response,
-    root: CID,
+    root: bytes,
     store: BlockStore,
     deadline_seconds: float,
     max_block_bytes: int,
@@ -216,8 +214,10 @@ def _read_car(
     batch_bytes = 0
     try:
         roots = reader.read_header()
-        if [compute_block_key(r) for r in roots] != [compute_block_key(root)]:  # once: CIDs
-            raise _Bad(f"CAR roots {[format_cid(r) for r in roots]} are not [{format_cid(root)}]")
+        wanted = compute_block_key_of_cid_bytes(root)
+        if [compute_block_key(r) for r in roots] != [wanted]:
+            named = [format_cid(r) for r in roots]
+            raise _Bad(f"CAR roots {named} are not [{format_cid_bytes(root)}]")
         for cid, data in reader:
             deadline[0] = time.monotonic() + deadline_seconds
             accepted = dag.accept(cid, data)

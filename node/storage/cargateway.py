@@ -37,6 +37,7 @@ from node.storage.base import BlockStore
 from node.storage.car import CAR_MEDIA_TYPE, encode_header, encode_section
 from node.storage.cids import (
     CODEC_DAG_PB,
+    check_cid_bytes,
     compute_block_key_of_cid_bytes,
     format_cid,
     format_cid_bytes,
@@ -151,6 +152,7 @@ def iter_car_stream(
     while stack:
         cid = stack.pop()
         try:
+            check_cid_bytes(cid)
             key = compute_block_key_of_cid_bytes(cid)
         except StoreError:  # a link that is no CID: nothing to send for it
             log.warning("CAR of %s: a link is not a CID: %s", request.name, cid.hex())

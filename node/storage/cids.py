@@ -234,3 +234,17 @@ def check_block_bytes(cid_bytes: bytes, data: bytes, *, stored: bool) -> None:
 def compute_block_key_of_cid_bytes(cid_bytes: bytes) -> str:
     """Return the block key (multihash in base32) of a binary CID."""
     return compute_block_key_from_multihash(compute_multihash_of_cid_bytes(cid_bytes))
+
+
+def check_cid_bytes(cid_bytes: bytes) -> None:
+    """Raise ``InvalidCID`` unless ``cid_bytes`` is exactly one binary CID."""
+    if len(cid_bytes) == 34 and cid_bytes[:2] == _SHA2_256_MH_PREFIX:
+        return  # CIDv0
+    if (
+        len(cid_bytes) == _SHA256_CIDV1_LEN
+        and cid_bytes[:2] in _V1_PREFIX.values()
+        and cid_bytes[2:4] == _SHA2_256_MH_PREFIX
+    ):
+        return
+    if bytes(parse_cid(cid_bytes)) != cid_bytes:
+        raise InvalidCID(f"not exactly one CID: {cid_bytes.hex()}")

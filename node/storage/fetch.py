@@ -41,20 +41,21 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 import httpx
-from multiformats import CID
 
 from node.errors import InvalidCID, NotFoundInStore
 from node.storage.base import BlockStore
 from node.storage.carfetch import CarResult, fetch_car
 from node.storage.cids import (
     CODEC_DAG_PB,
-    check_block,
-    compute_block_key,
-    format_cid,
+    check_block_bytes,
+    check_cid_bytes,
+    compute_block_key_of_cid_bytes,
+    format_cid_bytes,
+    get_codec_of_cid_bytes,
     parse_cid,
 )
+from node.storage.dagpb import decode_pb_node
 from node.storage.errors import BlockCorrupted, BlockMismatch, UnsupportedNode
-from node.storage.reader import get_child_cids
 
 log = logging.getLogger(__name__)
 
@@ -222,11 +223,12 @@ class BlockFetcher:
         """
         complete = True
         seen: set[str] = set()
-        level: list[CID] = [parse_cid(root)]
+        # CIDs stay binary: a multiformats object costs about a millisecond per CID
+        level: list[bytes] = [bytes(parse_cid(root))]
         while level:
-            todo: list[CID] = []
+            todo: list[bytes] = []
             for cid in level:
-                key = compute_block_key(cid)
+                key = compute_block_key_of_cid_bytes(cid)
                 if key not in seen:
                     seen.add(key)
                     todo.append(cid)
@@ -244,14 +246,21 @@ class BlockFetcher:
         return complete
 
     @staticmethod
-    def _children(cid: CID, data: bytes) -> list[CID]:
-        try:
-            return get_child_cids(cid, data)
-        except (UnsupportedNode, InvalidCID) as exc:
-            log.warning("block %s is not a valid dag-pb node (%s)", format_cid(cid), exc)
+    def _children(cid: bytes, data: bytes) -> list[bytes]:
+        """Return the binary CIDs ``data`` links to (dag-pb only; none if it does not decode
+        or a link is no CID)."""
+        if get_codec_of_cid_bytes(cid) != CODEC_DAG_PB:
             return []
+        try:
+            links = [link.hash for link in decode_pb_node(data).links]
+            for link in links:
+                check_cid_bytes(link)
+        except (UnsupportedNode, InvalidCID) as exc:
+            log.warning("block %s is not a valid dag-pb node (%s)", format_cid_bytes(cid), exc)
+            return []
+        return links
 
-    def _get_group(self, group: list[CID]) -> list[_Got | None]:
+    def _get_group(self, group: list[bytes]) -> list[_Got | None]:
         """Return each block of ``group`` from the store or a peer (``None``: none has it
         now); the blocks fetched one by one are stored together, in one durable write."""
         if len(group) > 1:
@@ -259,7 +268,7 @@ class BlockFetcher:
         else:
             got = [self._get_or_fetch(cid) for cid in group]
         fresh = [
-            (format_cid(cid), item.data)
+            (format_cid_bytes(cid), item.data)
             for cid, item in zip(group, got, strict=True)
             if item is not None and item.unstored
         ]
@@ -273,7 +282,7 @@ class BlockFetcher:
     def repair_block(self, name: str) -> None:
         """Fetch block ``name`` again if the store lacks it or holds a corrupted copy."""
         try:
-            cid = parse_cid(name)
+            cid = bytes(parse_cid(name))
             self.store.get_block(name)
             return  # fine after all
         except InvalidCID:
@@ -284,10 +293,10 @@ class BlockFetcher:
             with self._state_lock:
                 self._repaired += 1
 
-    def _get_or_fetch(self, cid: CID) -> _Got | None:
+    def _get_or_fetch(self, cid: bytes) -> _Got | None:
         """Return the verified bytes of ``cid`` from the store, else from a peer; ``None`` if
         no peer could serve it now. A block fetched alone is returned unstored."""
-        name = format_cid(cid)
+        name = format_cid_bytes(cid)
         try:
             return _Got(self.store.get_block(name))
         except NotFoundInStore:
@@ -300,7 +309,8 @@ class BlockFetcher:
             with self._state_lock:
                 self._repaired += 1
             return _Got(data)
-        if self.use_car and cid.codec.name == CODEC_DAG_PB and not self._backing_off(cid):
+        dag_pb = get_codec_of_cid_bytes(cid) == CODEC_DAG_PB
+        if self.use_car and dag_pb and not self._backing_off(cid):
             car = self._fetch_dag(cid)
             if car is not None:
                 return car
@@ -311,12 +321,12 @@ class BlockFetcher:
         data = self._fetch(cid, store=False)
         return None if data is None else _Got(data, unstored=True)
 
-    def _backing_off(self, cid: CID) -> bool:
+    def _backing_off(self, cid: bytes) -> bool:
         with self._missing_lock:
-            _, retry_at = self._missing.get(compute_block_key(cid), (0, 0.0))
+            _, retry_at = self._missing.get(compute_block_key_of_cid_bytes(cid), (0, 0.0))
         return retry_at > self._clock()
 
-    def _fetch_dag(self, cid: CID) -> _Got | None:
+    def _fetch_dag(self, cid: bytes) -> _Got | None:
         """Return the root block of ``cid``'s DAG fetched as one CAR (``below_complete`` if
         the whole DAG came), or ``None`` if no peer sent its root that way."""
         now = self._clock()
@@ -344,9 +354,9 @@ class BlockFetcher:
             break  # partial, cut or too large: the walk fetches the rest
         return None
 
-    def _note_car(self, peer: PeerState, cid: CID, result: CarResult, now: float) -> None:
+    def _note_car(self, peer: PeerState, cid: bytes, result: CarResult, now: float) -> None:
         """Count what a CAR fetch stored and learn from it about ``peer``."""
-        name = format_cid(cid)
+        name = format_cid_bytes(cid)
         with self._state_lock:
             self._blocks_fetched += result.blocks
             self._bytes_fetched += result.size
@@ -373,17 +383,17 @@ class BlockFetcher:
                 for key in result.stored:
                     self._missing.pop(key, None)
 
-    def _fetch(self, cid: CID, *, force: bool = False, store: bool = True) -> bytes | None:
+    def _fetch(self, cid: bytes, *, force: bool = False, store: bool = True) -> bytes | None:
         """Return block ``cid`` fetched from the first peer that serves the right bytes (stored
         here unless ``store`` is false: the caller stores it); ``None`` if none can now (the
         block then backs off unless ``force``)."""
-        key = compute_block_key(cid)
+        key = compute_block_key_of_cid_bytes(cid)
         now = self._clock()
         with self._missing_lock:
             attempts, retry_at = self._missing.get(key, (0, 0.0))
         if not force and retry_at > now:
             return None
-        name = format_cid(cid)
+        name = format_cid_bytes(cid)
         with self._state_lock:
             candidates = compute_peer_order((self._peers[e] for e in self._peer_order), now)
         for peer in candidates:
@@ -403,13 +413,13 @@ class BlockFetcher:
             self._missing[key] = (attempts, now + compute_backoff(attempts, self.backoff_base))
         return None
 
-    def _ask(self, peer: PeerState, cid: CID, name: str) -> bytes | None:
+    def _ask(self, peer: PeerState, cid: bytes, name: str) -> bytes | None:
         """Return the right bytes of ``cid`` from ``peer``, or ``None`` (the peer's state is
         updated: failures and bad blocks put it in back-off)."""
         now = self._clock()
         try:
             data = self._download(peer.endpoint, name)
-            check_block(cid, data, stored=False)
+            check_block_bytes(cid, data, stored=False)
         except _PeerLacks:
             return None
         except (BlockMismatch, _PeerMisbehaved) as exc:
