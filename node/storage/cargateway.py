@@ -21,7 +21,8 @@ answer never repeats a block and says ``dups=n``). A CAR with a content path, an
 |                     |         | 400 ``car-too-large`` before streaming; a stream ends there |
 
 A stream that meets a block the store lacks (or holds corrupted) ends early, as the spec
-says: the CAR is then incomplete and the client fetches the rest elsewhere.
+says: the CAR is then incomplete and the client fetches the rest elsewhere. So a CAR is sent
+with ``Cache-Control: no-cache``, not as immutable as the other answers for a CID.
 """
 
 from __future__ import annotations

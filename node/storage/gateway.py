@@ -239,6 +239,9 @@ def _serve_car(store: BlockStore, root: str, segments: list[str], request: Reque
     except CarRequestError as exc:
         return problem(400, exc.kind, exc.detail)
     headers = _immutable_headers(car.etag, f"/ipfs/{root}")
+    # not immutable: a stream ends early at a block this node lacks, and a cache must not keep
+    # that incomplete CAR as the answer for good
+    headers["Cache-Control"] = "no-cache"
     headers["Content-Disposition"] = f'attachment; filename="{root}.car"'
     headers["X-Content-Type-Options"] = "nosniff"
     if request.method == "HEAD":

@@ -201,6 +201,7 @@ def test_gateway_car_answer(honest: Served, source: EmbeddedStore, root: str) ->
     assert answer.status_code == 200
     assert answer.headers["content-type"] == CAR_CONTENT_TYPE
     assert answer.headers["content-disposition"] == f'attachment; filename="{root}.car"'
+    assert answer.headers["cache-control"] == "no-cache"  # a CAR may end early: not immutable
     assert answer.content == car_of(blocks, [root])  # depth first, each block once
 
     one = httpx.get(f"{honest.url}/ipfs/{root}", params={"format": "car", "dag-scope": "block"})
@@ -383,3 +384,27 @@ def test_a_peer_that_drips_its_car_is_cut_off(
     assert len([q for q in peer.requests if "format=raw" in q]) == len(blocks) - 2
     assert sink.cat(root) == source.cat(root)
     fetcher.close()
+
+
+def test_a_peer_lacking_part_of_the_dag_sends_what_it_has_and_the_rest_comes_elsewhere(
+    honest: Served, source: EmbeddedStore, root: str, sink: EmbeddedStore, tmp_path: Path
+) -> None:
+    blocks = dag(source, root)
+    sparse = EmbeddedStore(tmp_path / "sparse")
+    sparse.put_blocks(blocks[:2])  # the root and the first leaf only
+    app = FastAPI()
+    app.include_router(gateway.router)
+    app.state.store = sparse
+    for url in _serve(app):
+        answer = httpx.get(f"{url}/ipfs/{root}", params={"format": "car"})
+        assert answer.status_code == 200  # the root is here: the stream starts, then ends early
+        assert answer.content == car_of(blocks[:2], [root])
+
+        honest.requests.clear()
+        fetcher = fetcher_for(sink, url, honest.url)
+        assert fetcher.sync_dag(root)
+
+        assert fetcher.peer_states()[url].bad_blocks == 0  # incomplete is not a lie
+        assert len(honest.requests) == len(blocks) - 2  # the missing leaves, block by block
+        assert sink.cat(root) == source.cat(root)
+        fetcher.close()
