@@ -44,6 +44,7 @@ from node.storage.cargateway import MAX_CAR_BYTES
 from node.storage.cids import (
     CODEC_DAG_PB,
     check_block_bytes,
+    check_cid_bytes,
     compute_block_key,
     compute_block_key_of_cid_bytes,
     format_cid,
@@ -130,9 +131,12 @@ class _DagCheck:
         if get_codec_of_cid_bytes(cid) != CODEC_DAG_PB:
             return []
         try:
-            return [link.hash for link in decode_pb_node(data).links]
+            links = [link.hash for link in decode_pb_node(data).links]
+            for link in links:
+                check_cid_bytes(link)
         except StoreError:
             return []  # not a dag-pb node we can read: a leaf, as the walk treats it
+        return links
 
     @property
     def complete(self) -> bool:

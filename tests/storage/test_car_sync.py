@@ -408,3 +408,19 @@ def test_a_peer_lacking_part_of_the_dag_sends_what_it_has_and_the_rest_comes_els
         assert len(honest.requests) == len(blocks) - 2  # the missing leaves, block by block
         assert sink.cat(root) == source.cat(root)
         fetcher.close()
+
+
+def test_a_node_with_a_link_that_is_no_cid_breaks_neither_side(
+    honest: Served, source: EmbeddedStore, sink: EmbeddedStore
+) -> None:
+    odd = encode_pb_node([PBLink(b"junk", "bad", 5)], None)
+    root = format_cid_bytes(compute_cid_bytes(odd, codec="dag-pb", version=1))
+    source.put_block(root, odd)
+
+    answer = httpx.get(f"{honest.url}/ipfs/{root}", params={"format": "car"})
+    assert answer.status_code == 200 and answer.content == car_of([(root, odd)], [root])
+
+    fetcher = fetcher_for(sink, honest.url)
+    assert fetcher.sync_dag(root)  # read as a leaf, as the store's own walks read it
+    assert sink.get_block(root) == odd
+    fetcher.close()
