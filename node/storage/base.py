@@ -6,7 +6,7 @@ Like web3.py's providers, callers (ledger, gateway, sync, CLI) code against ``Bl
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
@@ -93,9 +93,10 @@ class BlockStore(Protocol):
         """Store one block; raises ``BlockMismatch`` unless ``data`` hashes to ``cid``."""
         ...
 
-    def put_blocks(self, blocks: Sequence[tuple[str, bytes]]) -> None:
-        """Store ``blocks`` (CID, bytes) in one durable write; raises ``BlockMismatch``,
-        storing none of them, unless each one's bytes hash to its CID."""
+    def put_blocks(self, blocks: Iterable[tuple[str, bytes]]) -> None:
+        """Store ``blocks`` (CID, bytes, possibly from a generator) in one durable write;
+        raises ``BlockMismatch``, storing none of them, unless each one's bytes hash to its
+        CID."""
         ...
 
     def has(self, cid: str) -> bool:

@@ -29,10 +29,10 @@ blocks) is decided by the caller, :class:`node.storage.fetch.BlockFetcher`.
 
 from __future__ import annotations
 
+import queue
 import threading
 import time
-from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
@@ -60,6 +60,10 @@ MAX_CAR_STREAM_BYTES: Final = MAX_CAR_BYTES + 1024 * 1024
 CAR_ACCEPT: Final = f"{CAR_MEDIA_TYPE}; version=1; order=dfs; dups=n"
 CAR_PARAMS: Final = {"format": "car", "dag-scope": "all", "car-order": "dfs", "car-dups": "n"}
 TOO_LARGE_PROBLEM: Final = "car-too-large"
+WRITE_QUEUE_BLOCKS: Final = 64
+STREAM_AFTER: Final = 1024 * 1024
+_BATCH_END: Final = object()
+_DONE: Final = object()
 PROBLEM_BYTES: Final = 4096  # of a 400 answer, read to tell "too large" from "no CAR here"
 
 #: ``complete``: every block of the DAG is now stored; ``partial``: the stream ended cleanly
@@ -214,8 +218,7 @@ def _read_car(
     )
     dag = _DagCheck(root)
     writer = _Writer(store, result)
-    batch: list[tuple[str, bytes]] = []
-    batch_bytes = 0
+    batch_blocks = batch_bytes = 0
     try:
         roots = reader.read_header()
         wanted = compute_block_key_of_cid_bytes(root)
@@ -230,11 +233,12 @@ def _read_car(
             if result.root_block is None:
                 result.root_block = data
             result.stored.append(accepted[0])
-            batch.append((format_cid_bytes(accepted[1]), data))
+            writer.add(format_cid_bytes(accepted[1]), data)
+            batch_blocks += 1
             batch_bytes += len(data)
-            if len(batch) >= CAR_BATCH_BLOCKS or batch_bytes >= CAR_BATCH_BYTES:
-                writer.submit(batch)
-                batch, batch_bytes = [], 0
+            if batch_blocks >= CAR_BATCH_BLOCKS or batch_bytes >= CAR_BATCH_BYTES:
+                writer.end_batch()
+                batch_blocks = batch_bytes = 0
             if stop.is_set():
                 result.outcome, result.detail = "cut", "stopping"
                 break
@@ -248,47 +252,94 @@ def _read_car(
     except (_TooSlow, httpx.HTTPError) as exc:
         result.outcome, result.detail = "cut", f"{type(exc).__name__}: {exc}"
     finally:
-        writer.finish(batch)  # what was accepted is right, however the stream ended
+        writer.finish()  # what was accepted is right, however the stream ended
     return result
 
 
 class _Writer:
-    """Stores full batches in a background thread while the stream is read on (one batch
-    written at a time, so at most two are held in memory); the last batch is written by
-    :meth:`finish`, which also waits for the one under way and raises its error."""
+    """Stores accepted blocks while the stream is read on: past the first ``STREAM_AFTER``
+    bytes (most DAGs are smaller: they are stored in one write at the end, no thread), a
+    background thread writes each block's file as it comes (``put_blocks`` over a generator
+    fed by a bounded queue) and makes each batch durable when it closes. :meth:`finish`
+    stores or closes the last batch, waits, and raises the writer's error if it had one."""
 
     def __init__(self, store: BlockStore, result: CarResult) -> None:
         self._store = store
         self._result = result
-        self._pool: ThreadPoolExecutor | None = None
-        self._pending: Future[None] | None = None
+        self._held: list[tuple[str, bytes]] = []
+        self._held_bytes = 0
+        self._queue: queue.Queue[tuple[str, bytes] | object] = queue.Queue(WRITE_QUEUE_BLOCKS)
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+        self._done = False
 
-    def submit(self, batch: list[tuple[str, bytes]]) -> None:
-        self._wait()
-        if self._pool is None:  # made on the first full batch: most DAGs are smaller
-            self._pool = ThreadPoolExecutor(1, thread_name_prefix="collegium-car-write")
-        self._pending = self._pool.submit(self._write, batch)
-
-    def finish(self, batch: list[tuple[str, bytes]]) -> None:
-        try:
-            self._wait()
-            self._write(batch)
-        finally:
-            if self._pool is not None:
-                self._pool.shutdown(wait=True)
-
-    def _wait(self) -> None:
-        pending, self._pending = self._pending, None
-        if pending is not None:
-            pending.result()
-
-    def _write(self, batch: list[tuple[str, bytes]]) -> None:
-        """Store ``batch`` in one durable write and count it."""
-        if not batch:
+    def add(self, name: str, data: bytes) -> None:
+        """Store block ``name`` (accepted) with the others."""
+        if self._thread is None:
+            self._held.append((name, data))
+            self._held_bytes += len(data)
+            if self._held_bytes < STREAM_AFTER:
+                return
+            self._thread = threading.Thread(
+                target=self._run, name="collegium-car-write", daemon=True
+            )
+            self._thread.start()
+            held, self._held = self._held, []
+            for item in held:
+                self._queue.put(item)
             return
-        self._store.put_blocks(batch)
-        self._result.blocks += len(batch)
-        self._result.size += sum(len(data) for _, data in batch)
+        if self._error is not None:
+            raise self._error
+        self._queue.put((name, data))
+
+    def end_batch(self) -> None:
+        """Close the current batch: its blocks are made durable together."""
+        if self._thread is not None:
+            self._queue.put(_BATCH_END)
+
+    def finish(self) -> None:
+        """Store what is left, wait for the writer and raise its error, if any."""
+        if self._thread is None:
+            self._write(self._held)
+            return
+        self._queue.put(_DONE)
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+
+    def _run(self) -> None:
+        try:
+            while not self._done:
+                self._write(self._batch())
+        except BaseException as exc:  # handed to the reading thread by add() and finish()
+            self._error = exc
+            while not self._done:  # drain, so the reading thread never blocks on put()
+                self._done = self._queue.get() is _DONE
+
+    def _batch(self) -> Iterator[tuple[str, bytes]]:
+        while True:
+            item = self._queue.get()
+            if item is _BATCH_END:
+                return
+            if item is _DONE:
+                self._done = True
+                return
+            yield item  # type: ignore[misc]
+
+    def _write(self, blocks: Iterable[tuple[str, bytes]]) -> None:
+        """Store ``blocks`` in one durable write and count them once stored."""
+        count = size = 0
+
+        def counted() -> Iterator[tuple[str, bytes]]:
+            nonlocal count, size
+            for name, data in blocks:
+                count += 1
+                size += len(data)
+                yield name, data
+
+        self._store.put_blocks(counted())
+        self._result.blocks += count
+        self._result.size += size
 
 
 def _paced(chunks: Iterator[bytes], deadline: list[float]) -> Iterator[bytes]:

@@ -28,6 +28,7 @@ from node.storage.car import CAR_MEDIA_TYPE, encode_header, encode_section, enco
 from node.storage.cargateway import CAR_CONTENT_TYPE
 from node.storage.cids import compute_cid_bytes, format_cid_bytes, parse_cid
 from node.storage.dagpb import PBLink, encode_pb_node
+from node.storage.errors import StoreFull
 from node.storage.fetch import BlockFetcher
 from node.storage.reader import get_child_cids
 
@@ -423,4 +424,20 @@ def test_a_node_with_a_link_that_is_no_cid_breaks_neither_side(
     fetcher = fetcher_for(sink, honest.url)
     assert fetcher.sync_dag(root)  # read as a leaf, as the store's own walks read it
     assert sink.get_block(root) == odd
+    fetcher.close()
+
+
+def test_a_full_store_stops_a_car_with_store_full_and_stores_none_of_the_batch(
+    honest: Served, source: EmbeddedStore, tmp_path: Path
+) -> None:
+    big = source.add_bytes(os.urandom(4 * 1024 * 1024), pin=False)  # past STREAM_AFTER
+    small = EmbeddedStore(tmp_path / "small", quota_bytes=1536 * 1024)
+    fetcher = fetcher_for(small, honest.url)
+
+    with pytest.raises(StoreFull):
+        fetcher.sync_dag(big)  # the background writer's error reaches the caller, no hang
+
+    # the batch that did not fit (the first 8 MiB: all of it) is stored not at all
+    assert small.block_keys() == [] and small.used_bytes() == 0
+    assert list((small.root / "tmp").iterdir()) == []  # no half-written block left
     fetcher.close()

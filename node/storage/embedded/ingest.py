@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from node.sqlrows import insert_rows
@@ -108,7 +108,7 @@ def _commit_packed_and_pins(
         )
 
 
-def write_blocks(repo: BlockRepo, blocks: Sequence[tuple[bytes, bytes]]) -> None:
+def write_blocks(repo: BlockRepo, blocks: Iterable[tuple[bytes, bytes]]) -> None:
     """Store ``blocks`` (binary CID, bytes; already hash-checked) in ``repo`` in one durable
     write: files staged and made durable by one ``syncfs``, renamed into place, their
     directories fsynced, then the small blocks in one SQLite commit. A stored copy that no

@@ -7,7 +7,7 @@ from __future__ import annotations
 import functools
 import os
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Final
 
@@ -287,16 +287,23 @@ class EmbeddedStore:
             self._recount()
             raise
 
-    def put_blocks(self, blocks: Sequence[tuple[str, bytes]]) -> None:
+    def put_blocks(self, blocks: Iterable[tuple[str, bytes]]) -> None:
         """Store ``blocks`` (CID, bytes) in one durable write (one ``syncfs`` for the large
         ones, one SQLite commit for the small ones); raises ``BlockMismatch``, storing none,
-        unless each hashes to its CID, ``StoreFull`` (storing none) beyond the quota."""
-        parsed = [(compute_cid_bytes_of_name(cid), data) for cid, data in blocks]
-        for cid_bytes, data in parsed:
-            check_block_bytes(cid_bytes, data, stored=False)
-        self._reserve(sum(len(data) for _, data in parsed))
+        unless each hashes to its CID, ``StoreFull`` (storing none) beyond the quota.
+
+        ``blocks`` may be a generator: each block is checked and its file written as it comes,
+        and all of them are made durable and put in place once it ends."""
+
+        def checked() -> Iterator[tuple[bytes, bytes]]:
+            for cid, data in blocks:
+                cid_bytes = compute_cid_bytes_of_name(cid)
+                check_block_bytes(cid_bytes, data, stored=False)
+                self._reserve(len(data))
+                yield cid_bytes, data
+
         try:
-            write_blocks(self._repo, parsed)
+            write_blocks(self._repo, checked())
         except BaseException:
             self._recount()
             raise
