@@ -14,16 +14,18 @@ The peer is not trusted for anything:
   anything is allocated for it.
 
 Accepted blocks are stored in batches (``store.put_blocks``: one durable write per
-``CAR_BATCH_BLOCKS`` blocks or ``CAR_BATCH_BYTES`` bytes, written by a background thread
-while the stream is read on), and whatever was accepted before a bad or cut stream ends
-stays stored: every block of it is right, wherever the stream went
-wrong after it. The outcome says what happened; what it means for the peer (back-off, bad
+``CAR_BATCH_BLOCKS`` blocks or ``CAR_BATCH_BYTES`` bytes); past the first ``STREAM_AFTER``
+bytes a background thread writes each block's file as it arrives while the stream is read
+on, and makes each batch durable when it closes. Whatever was accepted before a bad or cut
+stream ends stays stored: every block of it is right, wherever the stream went wrong after. The outcome says what happened; what it means for the peer (back-off, bad
 blocks) is decided by the caller, :class:`node.storage.fetch.BlockFetcher`.
 
 | constant                 | value   | meaning                                              |
 |--------------------------|---------|------------------------------------------------------|
 | ``CAR_BATCH_BLOCKS``     | 256     | accepted blocks stored in one durable write          |
 | ``CAR_BATCH_BYTES``      | 8 MiB   | ... or this many bytes, whichever comes first        |
+| ``STREAM_AFTER``         | 1 MiB   | a smaller DAG is stored in one write at its end      |
+| ``WRITE_QUEUE_BLOCKS``   | 64      | accepted blocks waiting for the writer, at most      |
 | ``MAX_CAR_STREAM_BYTES`` | 256 MiB | + 1 MiB: a longer stream is cut off                  |
 """
 
