@@ -17,8 +17,9 @@ Accepted blocks are stored in batches (``store.put_blocks``: one durable write p
 ``CAR_BATCH_BLOCKS`` blocks or ``CAR_BATCH_BYTES`` bytes); past the first ``STREAM_AFTER``
 bytes a background thread writes each block's file as it arrives while the stream is read
 on, and makes each batch durable when it closes. Whatever was accepted before a bad or cut
-stream ends stays stored: every block of it is right, wherever the stream went wrong after. The outcome says what happened; what it means for the peer (back-off, bad
-blocks) is decided by the caller, :class:`node.storage.fetch.BlockFetcher`.
+stream ends stays stored: every block of it is right, wherever the stream went wrong after.
+The outcome says what happened; what it means for the peer (back-off, bad blocks) is decided
+by the caller, :class:`node.storage.fetch.BlockFetcher`.
 
 | constant                 | value   | meaning                                              |
 |--------------------------|---------|------------------------------------------------------|
