@@ -441,3 +441,25 @@ def test_a_full_store_stops_a_car_with_store_full_and_stores_none_of_the_batch(
     assert small.block_keys() == [] and small.used_bytes() == 0
     assert list((small.root / "tmp").iterdir()) == []  # no half-written block left
     fetcher.close()
+
+
+def test_a_car_ends_at_the_block_cap_and_the_rest_comes_block_by_block(
+    honest: Served,
+    source: EmbeddedStore,
+    root: str,
+    sink: EmbeddedStore,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from node.storage import cargateway
+
+    monkeypatch.setattr(cargateway, "MAX_CAR_BLOCKS", 3)
+    blocks = dag(source, root)
+    answer = httpx.get(f"{honest.url}/ipfs/{root}", params={"format": "car"})
+    assert answer.content == car_of(blocks[:3], [root])  # cut at the cap, well formed
+
+    honest.requests.clear()
+    fetcher = fetcher_for(sink, honest.url)
+    assert fetcher.sync_dag(root)
+    assert len([q for q in honest.requests if "format=raw" in q]) == len(blocks) - 3
+    assert sink.cat(root) == source.cat(root)
+    fetcher.close()
