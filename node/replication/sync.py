@@ -9,10 +9,11 @@ One round (:meth:`Syncer.run_once`):
    front-ends.
 2. **Walk and fetch.** For each root not yet known complete, the storage layer's
    :class:`~node.storage.fetch.BlockFetcher` walks its DAG through the local store and fetches
-   a block we lack, or whose stored copy no longer hashes to its CID, from a peer, hash-checked
-   before it is stored. Peers are the active nodes of the registry (``registry.nodes()``)
-   minus this node, each endpoint checked by the peer policy (``node.chain.endpoints``): the
-   fetcher is handed only endpoints and CIDs.
+   what we lack (a missing DAG as one CAR stream, else block by block), or a block whose stored
+   copy no longer hashes to its CID, from a peer, hash-checked before it is stored. Peers are
+   the active nodes of the registry (``registry.nodes()``) minus this node, each endpoint
+   checked by the peer policy (``node.chain.endpoints``): the fetcher is handed only
+   endpoints and CIDs.
 3. **Pin.** A root whose DAG is complete is pinned, so garbage collection never drops it.
 
 Roots known complete are not re-walked in ordinary rounds; a *scrub* round (the first one, then

@@ -6,7 +6,7 @@ Like web3.py's providers, callers (ledger, gateway, sync, CLI) code against ``Bl
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
@@ -91,6 +91,12 @@ class BlockStore(Protocol):
 
     def put_block(self, cid: str, data: bytes) -> None:
         """Store one block; raises ``BlockMismatch`` unless ``data`` hashes to ``cid``."""
+        ...
+
+    def put_blocks(self, blocks: Iterable[tuple[str, bytes]]) -> None:
+        """Store ``blocks`` (CID, bytes, possibly from a generator) in one durable write;
+        raises ``BlockMismatch``, storing none of them, unless each one's bytes hash to its
+        CID."""
         ...
 
     def has(self, cid: str) -> bool:

@@ -2,11 +2,13 @@
 ``node/frontend`` (``/`` from the registry's front-end CID).
 
 Serves UnixFS files (content type by extension, else sniffed), directories (their
-``index.html``, else an HTML listing), single byte ``Range`` requests (206/416) and the trustless
-raw block form (``?format=raw`` or ``Accept: application/vnd.ipld.raw``) that peers fetch and
-re-hash. Responses carry ``ETag: "<cid>"`` (``"<cid>.raw"`` for raw blocks, as the trustless
-gateway spec) and immutable cache headers. Errors are RFC 9457 problem+json: invalid CID or
-path → 400, unknown CID or path → 404. The store does the work.
+``index.html``, else an HTML listing), single byte ``Range`` requests (206/416), and the two
+trustless forms peers fetch and re-hash: the raw block (``?format=raw`` or ``Accept:
+application/vnd.ipld.raw``) and the CAR of a whole DAG (``?format=car`` or ``Accept:
+application/vnd.ipld.car``, made by :mod:`node.storage.cargateway`). Responses carry
+``ETag: "<cid>"`` (``"<cid>.raw"`` for raw blocks, as the trustless gateway spec) and
+immutable cache headers. Errors are RFC 9457 problem+json: invalid CID, path or CAR
+parameter → 400, unknown CID or path → 404. The store does the work.
 """
 
 from __future__ import annotations
@@ -22,6 +24,14 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from node.errors import InvalidCID, NotFoundInStore, StoreError
 from node.storage.base import BlockStore, NodeStat
+from node.storage.car import CAR_MEDIA_TYPE
+from node.storage.cargateway import (
+    CAR_CONTENT_TYPE,
+    CarRequestError,
+    check_car_size,
+    iter_car_stream,
+    parse_car_request,
+)
 from node.storage.cids import format_cid, parse_cid
 from node.storage.errors import (
     BlockCorrupted,
@@ -136,11 +146,16 @@ def _error_response(exc: StoreError) -> JSONResponse:
     return problem(502, "store-error", str(exc))
 
 
-def _wants_raw(request: Request) -> bool | str:
+def _wanted_format(request: Request) -> str | None:
+    """Return ``"raw"``, ``"car"``, ``None`` (deserialized) or another asked ``format``; the
+    query parameter wins over ``Accept``, as the trustless gateway spec says."""
     fmt = request.query_params.get("format")
     if fmt is not None:
-        return True if fmt == "raw" else fmt
-    return RAW_MEDIA_TYPE in request.headers.get("accept", "")
+        return fmt
+    accept = request.headers.get("accept", "")
+    if CAR_MEDIA_TYPE in accept:
+        return "car"
+    return "raw" if RAW_MEDIA_TYPE in accept else None
 
 
 def _immutable_headers(etag: str, ipfs_path: str) -> dict[str, str]:
@@ -174,10 +189,12 @@ def serve(store: BlockStore, cid: str, path: str, request: Request) -> Response:
         root = format_cid(parse_cid(cid))
         segments = compute_path_segments(path)
         ipfs_path = "/ipfs/" + "/".join([root, *segments])
-        raw = _wants_raw(request)
-        if isinstance(raw, str):
-            return problem(400, "unsupported-format", f"format {raw!r} is not supported")
-        if raw:
+        fmt = _wanted_format(request)
+        if fmt == "car":
+            return _serve_car(store, root, segments, request)
+        if fmt not in (None, "raw"):
+            return problem(400, "unsupported-format", f"format {fmt!r} is not supported")
+        if fmt == "raw":
             # a bare CID is served straight from the block store (any codec, no decoding): this
             # is what peers fetch when they sync; a path is resolved first
             target = store.stat(root, "/".join(segments)).cid if segments else root
@@ -210,6 +227,27 @@ def serve(store: BlockStore, cid: str, path: str, request: Request) -> Response:
         return _error_response(exc)
     except StoreError as exc:
         return _error_response(exc)
+
+
+def _serve_car(store: BlockStore, root: str, segments: list[str], request: Request) -> Response:
+    """Return the CAR of the DAG under ``root`` (:mod:`node.storage.cargateway`): 400 for a
+    request it does not serve, 404 if the root block is not here."""
+    try:
+        car = parse_car_request(parse_cid(root), segments, request.query_params)
+        block = store.get_block(root)
+        check_car_size(car, block)
+    except CarRequestError as exc:
+        return problem(400, exc.kind, exc.detail)
+    headers = _immutable_headers(car.etag, f"/ipfs/{root}")
+    # not immutable: a stream ends early at a block this node lacks, and a cache must not keep
+    # that incomplete CAR as the answer for good
+    headers["Cache-Control"] = "no-cache"
+    headers["Content-Disposition"] = f'attachment; filename="{root}.car"'
+    headers["X-Content-Type-Options"] = "nosniff"
+    if request.method == "HEAD":
+        return Response(b"", media_type=CAR_CONTENT_TYPE, headers=headers)
+    body = iter_car_stream(store, car, block, lambda cid: _request_repair(request, cid))
+    return StreamingResponse(body, media_type=CAR_CONTENT_TYPE, headers=headers)
 
 
 def _request_repair(request: Request, cid: str) -> None:

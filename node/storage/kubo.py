@@ -20,7 +20,7 @@ import io
 import ipaddress
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, Final
 from urllib.parse import urlsplit
@@ -230,6 +230,15 @@ class KuboStore:
         stored = parse_cid(str(answer["Key"]))
         if bytes(stored.digest) != bytes(parsed.digest):
             raise KuboError(f"kubo stored {cid} as {format_cid(stored)}")
+
+    def put_blocks(self, blocks: Iterable[tuple[str, bytes]]) -> None:
+        """Store ``blocks`` in kubo (kubo keeps its own durability); every block is checked
+        first, so a ``BlockMismatch`` stores none."""
+        blocks = list(blocks)
+        for cid, data in blocks:
+            check_block(parse_cid(cid), data, stored=False)
+        for cid, data in blocks:
+            self.put_block(cid, data)
 
     def has(self, cid: str) -> bool:
         """Return whether kubo has block ``cid`` locally (asked offline, bytes re-hashed).

@@ -110,7 +110,11 @@ def test_trustless_raw_blocks(client: httpx.Client, store: EmbeddedStore, site: 
         assert response.headers["etag"] == f'"{cid}.raw"'
     dir_block = client.get(f"/ipfs/{site}", params={"format": "raw"})
     assert dir_block.content == store.get_block(site)
-    assert client.get(f"/ipfs/{cid}", params={"format": "car"}).status_code == 400
+    assert client.get(f"/ipfs/{cid}", params={"format": "tar"}).status_code == 400
+    car = client.get(f"/ipfs/{cid}", params={"format": "car"})  # tests/storage/test_car_sync.py
+    assert car.status_code == 200 and car.headers["content-type"].startswith(
+        "application/vnd.ipld.car"
+    )
 
 
 def test_errors_are_problem_json(client: httpx.Client, site: str) -> None:

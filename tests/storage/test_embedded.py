@@ -23,7 +23,9 @@ from node.storage import (
     NotADirectory,
     open_store,
 )
+from node.storage.cids import parse_cid
 from node.storage.errors import InvalidPath, StoreError
+from node.storage.reader import get_child_cids
 
 HELLO_V0 = "QmVr26fY1tKyspEJBniVhqxQeEjhF78XerGiqWAwraVLQH"
 
@@ -349,3 +351,26 @@ def test_pin_many_pins_all_or_none(store: EmbeddedStore) -> None:
     store.pin_many([first, second])
     assert store.pins() == sorted([first, second])
     assert store.gc().removed_blocks == 0
+
+
+def test_put_blocks_stores_a_batch_in_one_write_and_refuses_a_forged_one(tmp_path: Path) -> None:
+    source = EmbeddedStore(tmp_path / "source")
+    big = source.add_bytes(os.urandom(3 * 256 * 1024 + 10), pin=False)  # 3 full leaves + 10 B
+    small = source.add_bytes(b"a packed block", pin=False)
+    leaves = [str(c) for c in get_child_cids(parse_cid(big), source.get_block(big))]
+    blocks = [(c, source.get_block(c)) for c in [big, small, *leaves]]
+    sink = EmbeddedStore(tmp_path / "sink")
+
+    with pytest.raises(BlockMismatch):
+        sink.put_blocks([*blocks[:-1], (blocks[-1][0], b"forged")])
+    assert not any(sink.has(c) for c, _ in blocks)  # none stored
+    assert list((sink.root / "tmp").iterdir()) == []
+
+    sink.put_blocks(blocks)
+    assert sink.cat(big) == source.cat(big) and sink.cat(small) == b"a packed block"
+    files = _block_files(sink)
+    assert len(files) == 3  # the 256 KiB leaves; the root, the 10-byte leaf and small packed
+
+    _rewrite(sink, files[0].name.removesuffix(".data"), b"rotten")
+    sink.put_blocks(blocks)  # a stored copy that no longer hashes is replaced
+    assert sink.cat(big) == source.cat(big)

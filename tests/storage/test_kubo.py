@@ -93,3 +93,14 @@ def test_blocks_pins_and_errors(kubo: KuboStore, tmp_path: Path) -> None:
         kubo.cat("not-a-cid")
     with pytest.raises(NotFoundInStore):
         kubo.get_block(only)
+
+
+def test_put_blocks_checks_every_block_before_storing_any(kubo: KuboStore, tmp_path: Path) -> None:
+    source = EmbeddedStore(tmp_path / "source")
+    cids = [source.add_bytes(f"block {i}".encode(), pin=False) for i in range(3)]
+    blocks = [(cid, source.get_block(cid)) for cid in cids]
+    with pytest.raises(BlockMismatch):
+        kubo.put_blocks([*blocks[:2], (cids[2], b"forged")])
+    assert not any(kubo.has(cid) for cid in cids)
+    kubo.put_blocks(blocks)
+    assert all(kubo.get_block(cid) == data for cid, data in blocks)

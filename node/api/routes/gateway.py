@@ -2,7 +2,8 @@
 
 Serves UnixFS files (content type by extension, else sniffed), directories (their
 ``index.html``, else an HTML listing), single byte ``Range`` requests (206/416) and the trustless
-raw block form (``?format=raw`` or ``Accept: application/vnd.ipld.raw``) that peers fetch and
+raw block form (``?format=raw`` or ``Accept: application/vnd.ipld.raw``) and the CAR of a
+whole DAG (``?format=car`` or ``Accept: application/vnd.ipld.car``) that peers fetch and
 re-hash. Responses carry ``ETag: "<cid>"`` (``"<cid>.raw"`` for raw blocks, as the trustless
 gateway spec) and immutable cache headers. Errors are RFC 9457 problem+json: invalid CID or
 path → 400, unknown CID or path → 404. The route only routes (`node.storage.gateway` answers).
@@ -32,7 +33,11 @@ StoreDep = Annotated[BlockStore, Depends(get_store)]
 # Documented (in the OpenAPI, so clients and the fuzzer see them); ``serve`` reads them from
 # the request itself.
 FormatParam = Annotated[
-    str | None, Query(alias="format", description="raw: the block itself (trustless gateway)")
+    str | None,
+    Query(
+        alias="format",
+        description="raw: the block itself; car: the DAG as a CARv1 stream (trustless gateway)",
+    ),
 ]
 RangeHeader = Annotated[
     str | None, Header(alias="range", description="one byte range: bytes=first-[last] or -count")

@@ -8,10 +8,14 @@ from dataclasses import dataclass
 
 from multiformats import CID
 
-from node.storage.cids import compute_block_key
+from node.storage.cids import (
+    CODEC_DAG_PB,
+    compute_block_key_of_cid_bytes,
+    get_codec_of_cid_bytes,
+)
+from node.storage.dagpb import decode_pb_node
 from node.storage.embedded.repo import BLOCK_SUFFIX, BlockRepo
 from node.storage.errors import BlockCorrupted, NotFoundInStore
-from node.storage.reader import get_child_cids
 
 
 @dataclass(frozen=True)
@@ -23,14 +27,15 @@ class GcReport:
     kept_blocks: int
 
 
-def compute_dag_keys(read: Callable[[CID], bytes], root: CID, *, missing_ok: bool) -> set[str]:
+def compute_dag_keys(read: Callable[[bytes], bytes], root: CID, *, missing_ok: bool) -> set[str]:
     """Return the block keys of the DAG under ``root``, its blocks read (and hash-checked) by
-    ``read`` (missing blocks skipped if ``missing_ok``, else ``NotFoundInStore`` raised)."""
+    ``read`` (given binary CIDs; missing blocks skipped if ``missing_ok``, else
+    ``NotFoundInStore`` raised). Links stay binary CIDs: no ``multiformats`` object per block."""
     keys: set[str] = set()
-    stack = [root]
+    stack = [bytes(root)]
     while stack:
         cid = stack.pop()
-        key = compute_block_key(cid)
+        key = compute_block_key_of_cid_bytes(cid)
         if key in keys:
             continue
         try:
@@ -43,7 +48,8 @@ def compute_dag_keys(read: Callable[[CID], bytes], root: CID, *, missing_ok: boo
             keys.add(key)  # keep a pinned block even if damaged; it can be repaired
             continue
         keys.add(key)
-        stack.extend(get_child_cids(cid, data))
+        if get_codec_of_cid_bytes(cid) == CODEC_DAG_PB:
+            stack.extend(link.hash for link in decode_pb_node(data).links)
     return keys
 
 

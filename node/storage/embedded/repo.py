@@ -75,6 +75,22 @@ def sync_files(directory: Path, names: list[str]) -> None:
             os.close(fd)
 
 
+def sync_dirs(directories: set[Path]) -> None:
+    """Make the entries of ``directories`` (all in one file system) durable: one
+    ``syncfs(2)`` where available (Linux), else one ``fsync`` per directory."""
+    if not directories:
+        return
+    if _SYNCFS is not None:
+        fd = os.open(next(iter(directories)), os.O_RDONLY)
+        try:
+            if _SYNCFS(fd) == 0:
+                return
+        finally:
+            os.close(fd)
+    for directory in directories:
+        fsync_dir(directory)
+
+
 def fsync_dir(path: Path) -> None:
     """Make the entries of directory ``path`` durable (``fsync`` on the directory)."""
     fd = os.open(path, os.O_RDONLY)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import functools
 import os
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Final
 
@@ -18,14 +18,17 @@ from node.sqlrows import insert_rows
 from node.storage.base import NodeStat
 from node.storage.cids import (
     check_block,
+    check_block_bytes,
     compute_block_key,
+    compute_block_key_of_cid_bytes,
+    compute_cid_bytes_of_name,
     format_cid,
     format_cid_bytes,
     is_block_valid,
     parse_cid,
 )
 from node.storage.embedded.gc import GcReport, compute_dag_keys, remove_unreachable
-from node.storage.embedded.ingest import write_dags
+from node.storage.embedded.ingest import write_blocks, write_dags
 from node.storage.embedded.repo import (
     PACKED_BLOCK_MAX,
     PUT_BLOCKS,
@@ -261,7 +264,15 @@ class EmbeddedStore:
 
     def get_block(self, cid: str) -> bytes:
         """Return the bytes of block ``cid``; raises ``NotFoundInStore`` or ``BlockCorrupted``."""
-        return self._read_verified(parse_cid(cid))
+        # no CID object: a CAR reads every block of a DAG this way
+        return self._read_verified_bytes(compute_cid_bytes_of_name(cid))
+
+    def _read_verified_bytes(self, cid_bytes: bytes) -> bytes:
+        data = self._repo.read_key(compute_block_key_of_cid_bytes(cid_bytes))
+        if data is None:
+            raise NotFoundInStore(f"block {format_cid_bytes(cid_bytes)} is not in the store")
+        check_block_bytes(cid_bytes, data, stored=True)
+        return data
 
     def put_block(self, cid: str, data: bytes) -> None:
         """Store ``data`` as block ``cid``; raises ``BlockMismatch`` if it does not hash to it.
@@ -272,6 +283,27 @@ class EmbeddedStore:
         self._reserve(len(data))
         try:
             self._put_block(parsed, data)
+        except BaseException:
+            self._recount()
+            raise
+
+    def put_blocks(self, blocks: Iterable[tuple[str, bytes]]) -> None:
+        """Store ``blocks`` (CID, bytes) in one durable write (one ``syncfs`` for the large
+        ones, one SQLite commit for the small ones); raises ``BlockMismatch``, storing none,
+        unless each hashes to its CID, ``StoreFull`` (storing none) beyond the quota.
+
+        ``blocks`` may be a generator: each block is checked and its file written as it comes,
+        and all of them are made durable and put in place once it ends."""
+
+        def checked() -> Iterator[tuple[bytes, bytes]]:
+            for cid, data in blocks:
+                cid_bytes = compute_cid_bytes_of_name(cid)
+                check_block_bytes(cid_bytes, data, stored=False)
+                self._reserve(len(data))
+                yield cid_bytes, data
+
+        try:
+            write_blocks(self._repo, checked())
         except BaseException:
             self._recount()
             raise
@@ -351,7 +383,7 @@ class EmbeddedStore:
 
     def _walk(self, root: CID, *, missing_ok: bool) -> set[str]:
         """Return the block keys of the DAG under ``root`` (missing blocks skipped if allowed)."""
-        return compute_dag_keys(self._read_verified, root, missing_ok=missing_ok)
+        return compute_dag_keys(self._read_verified_bytes, root, missing_ok=missing_ok)
 
     def gc(self) -> GcReport:
         """Remove every block not reachable from a pin and return what was removed.
