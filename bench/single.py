@@ -17,7 +17,8 @@ Per phase: ``durable`` = acknowledged (202) transactions / phase time (every 202
 to SQL with ``synchronous=FULL``); ``anchored`` = the same count / time until nothing is pending
 on the node; p50/p99 of the request latency; ``node CPU`` = CPU time (user + system) of the
 node's process during the sending / acknowledged transactions — the figure least disturbed by
-other work on a shared machine. Prints the headline figures last as
+other work on a shared machine; ``clients' CPU`` = the same for the client processes (what
+the two cores have left for the node). Prints the headline figures last as
 ``metric: value unit``.
 """
 
@@ -130,7 +131,7 @@ def client_process(
     port: int, jobs: list[tuple[str, list[bytes]]], seconds: float, ready: Any, go: Any, out: Any
 ) -> None:
     """Run one client thread per job (source address, requests) for ``seconds``; report
-    (acknowledged, errors, latencies)."""
+    (acknowledged, errors, latencies, CPU seconds)."""
     import threading
 
     results: list[tuple[int, int, list[float]]] = []
@@ -161,6 +162,7 @@ def client_process(
 
     ready.set()
     go.wait()
+    cpu_start = time.process_time()
     stop_at = time.perf_counter() + seconds
     threads = [
         threading.Thread(target=run, args=(sock, requests, stop_at))
@@ -177,6 +179,7 @@ def client_process(
             sum(r[0] for r in results),
             sum(r[1] for r in results),
             [x for r in results for x in r[2]],
+            time.process_time() - cpu_start,
         )
     )
 
@@ -246,6 +249,7 @@ def phase(
         "durable": ok / (durable_at - start),
         "anchored": ok / (anchored_at - start),
         "cpu_ms": cpu_used / max(ok, 1) * 1000,
+        "client_cpu_ms": sum(r[3] for r in results) / max(ok, 1) * 1000,
         "p50": statistics.median(latencies) * 1000 if latencies else 0.0,
         "p99": latencies[int(len(latencies) * 0.99)] * 1000 if latencies else 0.0,
     }
@@ -302,7 +306,8 @@ def main() -> None:
                     print(f"{name} {n:>2} clients: {result['ok']:.0f} ok, "
                           f"{result['errors']:.0f} errors, durable {result['durable']:.0f} tx/s,"
                           f" anchored {result['anchored']:.0f} tx/s, p50 {result['p50']:.0f} ms,"
-                          f" p99 {result['p99']:.0f} ms, node CPU {result['cpu_ms']:.2f} ms/tx",
+                          f" p99 {result['p99']:.0f} ms, node CPU {result['cpu_ms']:.2f} ms/tx, "
+                          f"clients' CPU {result['client_cpu_ms']:.2f} ms/tx",
                           flush=True)  # fmt: skip
         finally:
             for proc, _ in servers.values():
@@ -317,6 +322,7 @@ def main() -> None:
         print(f"single_{name}_{n}_p50: {best['p50']:.0f} ms")
         print(f"single_{name}_{n}_p99: {best['p99']:.0f} ms")
         print(f"single_{name}_{n}_node_cpu: {min(r['cpu_ms'] for r in runs):.2f} ms/tx")
+        print(f"single_{name}_{n}_client_cpu: {best['client_cpu_ms']:.2f} ms/tx")
     for n in clients:
         if ("old", n) in figures:
             old = max(r["durable"] for r in figures[("old", n)])
