@@ -18,8 +18,8 @@ to SQL with ``synchronous=FULL``); ``anchored`` = the same count / time until no
 on the node; p50/p99 of the request latency; ``node CPU`` = CPU time (user + system) of the
 node's process during the sending / acknowledged transactions — the figure least disturbed by
 other work on a shared machine; ``clients' CPU`` = the same for the client processes (what
-the two cores have left for the node). Prints the headline figures last as
-``metric: value unit``.
+the two cores have left for the node); ``anchors`` = anchors the node made for the phase.
+Prints the headline figures last as ``metric: value unit``.
 """
 
 from __future__ import annotations
@@ -190,6 +190,12 @@ def pending(url: str) -> int:
     return int(health["transactions"].get("pending", 0))
 
 
+def anchors_made(url: str) -> int:
+    """Return how many anchors the node's anchorer has made (``/health``)."""
+    health = httpx.get(url + "/health", timeout=30).json()
+    return int((health.get("log") or {}).get("anchors_made", 0))
+
+
 def cpu_seconds(pid: int) -> float:
     """Return the CPU time (user + system) process ``pid`` has used so far."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -230,6 +236,7 @@ def phase(
     for ready in readies:
         if not ready.wait(120):
             raise TimeoutError("bench client did not start")
+    anchors_before = anchors_made(url)
     start = time.perf_counter()
     cpu_start = cpu_seconds(pid)
     go.set()
@@ -250,6 +257,7 @@ def phase(
         "anchored": ok / (anchored_at - start),
         "cpu_ms": cpu_used / max(ok, 1) * 1000,
         "client_cpu_ms": sum(r[3] for r in results) / max(ok, 1) * 1000,
+        "anchors": anchors_made(url) - anchors_before,
         "p50": statistics.median(latencies) * 1000 if latencies else 0.0,
         "p99": latencies[int(len(latencies) * 0.99)] * 1000 if latencies else 0.0,
     }
@@ -307,7 +315,8 @@ def main() -> None:
                           f"{result['errors']:.0f} errors, durable {result['durable']:.0f} tx/s,"
                           f" anchored {result['anchored']:.0f} tx/s, p50 {result['p50']:.0f} ms,"
                           f" p99 {result['p99']:.0f} ms, node CPU {result['cpu_ms']:.2f} ms/tx, "
-                          f"clients' CPU {result['client_cpu_ms']:.2f} ms/tx",
+                          f"clients' CPU {result['client_cpu_ms']:.2f} ms/tx, "
+                          f"{result['anchors']:.0f} anchors",
                           flush=True)  # fmt: skip
         finally:
             for proc, _ in servers.values():
