@@ -8,11 +8,14 @@ middleware that sits inside every edge middleware (metrics, CORS, rate limit, ro
 size limit, JSON depth check: all of them still see the request) and answers the plain
 case itself: ``POST`` to exactly the path, no query string, ``Content-Type:
 application/json``, a body the route's own schema (:class:`BusinessTxCreate`, validated
-once, as FastAPI would: ``json.loads`` then ``model_validate``) accepts. The ledger call is
-the route's (:meth:`LedgerService.submit_one`: group commit, durable when it returns) in
-a thread pool of its own; its answer is the route's: 202, ``Location`` and the
-:class:`BusinessTxPublic` JSON, or the problem+json of the ledger's error with the status the
-app's handler gives it (:func:`node.api.problems.status_of`).
+once, as FastAPI would: ``json.loads`` then ``model_validate``) accepts. The checks are the
+route's (:meth:`LedgerService.submit_one`'s), run on the event loop when the participant
+cache can answer them (:meth:`LedgerService.verify_cached`); the item then joins the group
+commit without a thread per request (:meth:`LedgerService.submit_later`: its future is
+settled once the group is durable). When a check would read the registry, ``submit_one``
+runs in a thread pool of this path's own instead. The answer is the route's: 202,
+``Location`` and the :class:`BusinessTxPublic` JSON, or the problem+json of the ledger's error
+with the status the app's handler gives it (:func:`node.api.problems.status_of`).
 
 Anything else goes to the app unchanged, with the body it read handed on: ``?wait=true``,
 another method or content type, malformed JSON or a schema error (the route then answers
@@ -32,7 +35,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from node.api.problems import problem, status_of
 from node.api.schemas import BusinessTxCreate, BusinessTxPublic
 from node.errors import CollegiumError
-from node.ledger.service import LedgerService, Submission
+from node.ledger.service import AcceptedTx, LedgerService, Submission
 
 #: threads waiting in the group commit at once; more requests queue for a thread
 SUBMIT_THREADS: Final = 64
@@ -63,14 +66,32 @@ class SubmitFastPath:
         item = Submission(
             parsed.transaction.to_domain(), bytes.fromhex(parsed.signature[2:]), parsed.signer
         )
-        loop = asyncio.get_running_loop()
         try:
-            accepted = await loop.run_in_executor(self._threads, self.ledger.submit_one, item)
+            accepted = await self._submit(item)
         except CollegiumError as exc:  # as the app's handler answers it
             code, kind = status_of(exc)
             await problem(code, kind.replace("-", " "), str(exc), kind)(scope, receive, send)
             return
         await _send_accepted(send, BusinessTxPublic.from_accepted(accepted), self.path)
+
+    async def _submit(self, item: Submission) -> AcceptedTx:
+        """Return ``item`` accepted once durable, or raise its ``ValidationError``.
+
+        Checked here on the event loop when the participant cache has every answer, then
+        handed to the group commit without a thread of its own; otherwise (an answer to
+        read from the registry) :meth:`LedgerService.submit_one` runs in this path's pool.
+        """
+        loop = asyncio.get_running_loop()
+        verified = self.ledger.verify_cached(item)
+        if verified is None:
+            return await loop.run_in_executor(self._threads, self.ledger.submit_one, item)
+        future: asyncio.Future[AcceptedTx] = loop.create_future()
+
+        def done(accepted: AcceptedTx | None, error: BaseException | None) -> None:
+            loop.call_soon_threadsafe(_settle, future, accepted, error)
+
+        self.ledger.submit_later(item, verified, done)
+        return await future
 
     def _is_plain(self, scope: Scope) -> bool:
         if (
@@ -84,6 +105,18 @@ class SubmitFastPath:
             if name == b"content-type":
                 return value.lower() in JSON_TYPES
         return False
+
+
+def _settle(
+    future: asyncio.Future[AcceptedTx], accepted: AcceptedTx | None, error: BaseException | None
+) -> None:
+    """Give ``future`` the group commit's answer (on the event loop)."""
+    if future.cancelled():  # the client left; the item is committed all the same
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(accepted)  # type: ignore[arg-type]
 
 
 async def _read_body(receive: Receive) -> bytes | None:
