@@ -4,8 +4,9 @@ transaction from many concurrent clients, side by side in one run.
 The code of an older commit (``--base``, default main before issue 14) is exported with
 ``git archive`` into a temporary directory (no worktree is touched); one node runs from it and
 one from this tree, each in its own process (embedded py-evm chain, embedded store, SQLite
-index, uvicorn on 127.0.0.1, rate limit off). For each number of clients the two nodes are
-measured alternately (``old``, ``new``, and with ``--full`` again ``new``, ``old``). Each
+index, uvicorn on 127.0.0.1, rate limit off; the objects alive once started are frozen out of
+the garbage collector's reach, as ``collegium up`` does). For each number of clients the two
+nodes are measured alternately (``old``, ``new``, and with ``--full`` again ``new``, ``old``). Each
 client is a thread with its own keep-alive connection bound to its own source address
 ``127.0.0.(k+2)`` and its own participant wallet; requests are signed and serialised before
 the clock starts and sent by a minimal HTTP/1.1 writer (so the clients cost little CPU of the
@@ -58,6 +59,9 @@ sys.path.insert(0, sys.argv[1])
 from tests.support.node import in_process_node
 with in_process_node(pathlib.Path(sys.argv[2]), init={"registry": None}, rate_limit=0,
                      batch_max=8192, require_participant=False) as running:
+    import gc
+    gc.collect()
+    gc.freeze()  # as a node process does once started (create_app(freeze_gc=True))
     print(running.url, flush=True)
     sys.stdin.read()
 """
