@@ -4,8 +4,9 @@ transaction from many concurrent clients, side by side in one run.
 The code of an older commit (``--base``, default main before issue 14) is exported with
 ``git archive`` into a temporary directory (no worktree is touched); one node runs from it and
 one from this tree, each in its own process (embedded py-evm chain, embedded store, SQLite
-index, uvicorn on 127.0.0.1, rate limit off). For each number of clients the two nodes are
-measured alternately (``old``, ``new``, and with ``--full`` again ``new``, ``old``). Each
+index, uvicorn on 127.0.0.1, rate limit off; the objects alive once started are frozen out of
+the garbage collector's reach, as ``collegium up`` does). For each number of clients the two
+nodes are measured alternately (``old``, ``new``, and with ``--full`` again ``new``, ``old``). Each
 client is a thread with its own keep-alive connection bound to its own source address
 ``127.0.0.(k+2)`` and its own participant wallet; requests are signed and serialised before
 the clock starts and sent by a minimal HTTP/1.1 writer (so the clients cost little CPU of the
@@ -17,8 +18,9 @@ Per phase: ``durable`` = acknowledged (202) transactions / phase time (every 202
 to SQL with ``synchronous=FULL``); ``anchored`` = the same count / time until nothing is pending
 on the node; p50/p99 of the request latency; ``node CPU`` = CPU time (user + system) of the
 node's process during the sending / acknowledged transactions — the figure least disturbed by
-other work on a shared machine. Prints the headline figures last as
-``metric: value unit``.
+other work on a shared machine; ``clients' CPU`` = the same for the client processes (what
+the two cores have left for the node); ``anchors`` = anchors the node made for the phase.
+Prints the headline figures last as ``metric: value unit``.
 """
 
 from __future__ import annotations
@@ -57,6 +59,9 @@ sys.path.insert(0, sys.argv[1])
 from tests.support.node import in_process_node
 with in_process_node(pathlib.Path(sys.argv[2]), init={"registry": None}, rate_limit=0,
                      batch_max=8192, require_participant=False) as running:
+    import gc
+    gc.collect()
+    gc.freeze()  # as a node process does once started (create_app(freeze_gc=True))
     print(running.url, flush=True)
     sys.stdin.read()
 """
@@ -130,7 +135,7 @@ def client_process(
     port: int, jobs: list[tuple[str, list[bytes]]], seconds: float, ready: Any, go: Any, out: Any
 ) -> None:
     """Run one client thread per job (source address, requests) for ``seconds``; report
-    (acknowledged, errors, latencies)."""
+    (acknowledged, errors, latencies, CPU seconds)."""
     import threading
 
     results: list[tuple[int, int, list[float]]] = []
@@ -161,6 +166,7 @@ def client_process(
 
     ready.set()
     go.wait()
+    cpu_start = time.process_time()
     stop_at = time.perf_counter() + seconds
     threads = [
         threading.Thread(target=run, args=(sock, requests, stop_at))
@@ -177,6 +183,7 @@ def client_process(
             sum(r[0] for r in results),
             sum(r[1] for r in results),
             [x for r in results for x in r[2]],
+            time.process_time() - cpu_start,
         )
     )
 
@@ -185,6 +192,12 @@ def pending(url: str) -> int:
     """Return the node's pending transactions (``/health``)."""
     health = httpx.get(url + "/health", timeout=30).json()
     return int(health["transactions"].get("pending", 0))
+
+
+def anchors_made(url: str) -> int:
+    """Return how many anchors the node's anchorer has made (``/health``)."""
+    health = httpx.get(url + "/health", timeout=30).json()
+    return int((health.get("log") or {}).get("anchors_made", 0))
 
 
 def cpu_seconds(pid: int) -> float:
@@ -227,6 +240,7 @@ def phase(
     for ready in readies:
         if not ready.wait(120):
             raise TimeoutError("bench client did not start")
+    anchors_before = anchors_made(url)
     start = time.perf_counter()
     cpu_start = cpu_seconds(pid)
     go.set()
@@ -246,6 +260,8 @@ def phase(
         "durable": ok / (durable_at - start),
         "anchored": ok / (anchored_at - start),
         "cpu_ms": cpu_used / max(ok, 1) * 1000,
+        "client_cpu_ms": sum(r[3] for r in results) / max(ok, 1) * 1000,
+        "anchors": anchors_made(url) - anchors_before,
         "p50": statistics.median(latencies) * 1000 if latencies else 0.0,
         "p99": latencies[int(len(latencies) * 0.99)] * 1000 if latencies else 0.0,
     }
@@ -302,7 +318,9 @@ def main() -> None:
                     print(f"{name} {n:>2} clients: {result['ok']:.0f} ok, "
                           f"{result['errors']:.0f} errors, durable {result['durable']:.0f} tx/s,"
                           f" anchored {result['anchored']:.0f} tx/s, p50 {result['p50']:.0f} ms,"
-                          f" p99 {result['p99']:.0f} ms, node CPU {result['cpu_ms']:.2f} ms/tx",
+                          f" p99 {result['p99']:.0f} ms, node CPU {result['cpu_ms']:.2f} ms/tx, "
+                          f"clients' CPU {result['client_cpu_ms']:.2f} ms/tx, "
+                          f"{result['anchors']:.0f} anchors",
                           flush=True)  # fmt: skip
         finally:
             for proc, _ in servers.values():
@@ -317,6 +335,7 @@ def main() -> None:
         print(f"single_{name}_{n}_p50: {best['p50']:.0f} ms")
         print(f"single_{name}_{n}_p99: {best['p99']:.0f} ms")
         print(f"single_{name}_{n}_node_cpu: {min(r['cpu_ms'] for r in runs):.2f} ms/tx")
+        print(f"single_{name}_{n}_client_cpu: {best['client_cpu_ms']:.2f} ms/tx")
     for n in clients:
         if ("old", n) in figures:
             old = max(r["durable"] for r in figures[("old", n)])

@@ -32,6 +32,7 @@ DEFAULT_MAX_TX_BYTES = 16 * 1024
 DEFAULT_HOME_SUBSYSTEM = "main"
 DEFAULT_BATCH_MAX = 256
 DEFAULT_ANCHOR_WAIT = 30.0
+DEFAULT_ANCHOR_PACE = 1.0
 DEFAULT_PARTICIPANT_TTL = 10.0
 DEFAULT_FOLLOWER_POLL = 1.0
 DEFAULT_SYNC_INTERVAL = 15.0
@@ -80,6 +81,10 @@ class Settings(BaseSettings):
     public_url: str | None = None
     batch_max: int = DEFAULT_BATCH_MAX
     anchor_wait: float = DEFAULT_ANCHOR_WAIT
+    # under load (an anchor of at least BUSY_BATCH leaves, not full) the next anchor starts
+    # at least this long after the previous one: fewer, larger anchors (node/ledger/anchorer.py);
+    # one a second is the embedded chain's block time (faster would use up chain_max_lead)
+    anchor_pace: float = Field(default=DEFAULT_ANCHOR_PACE, ge=0)
     # ledger: only participants of a subsystem may sign its transactions
     require_participant: bool = True
     # worker processes checking the signatures of large batch requests; 0: in-process only

@@ -14,6 +14,13 @@ An optional ``after`` step (the store write of the group's bodies) runs once the
 committed, before its requests are answered, while the next group already commits: the two
 fsyncs of consecutive groups overlap.
 
+A caller that must not block (a request on the event loop) hands its item in with
+:meth:`GroupCommit.submit_later` and a ``done`` callback instead: up to ``COMMITTERS``
+committer threads of the group commit lead for such items (two, so that one group's
+``after`` step still overlaps the next group's commit), and call ``done`` with the item's
+result or error from the committing thread once its group is through. A committer thread
+leaves after ``COMMITTER_IDLE_SECONDS`` without work and is started again when needed.
+
 ``commit`` returns one result per item (an accepted leaf or the item's own
 ``ValidationError``), so a bad item gets its own 4xx and never its neighbour's. If ``commit``
 itself raises (the database is gone), every item of that group gets that exception, as a lone
@@ -22,6 +29,8 @@ request would have.
 | constant | value | meaning |
 |---|---|---|
 | ``GROUP_MAX_ITEMS`` | 1,000 | most items per group (as the batch endpoint's request bound) |
+| ``COMMITTERS`` | 2 | committer threads for :meth:`GroupCommit.submit_later`'s items |
+| ``COMMITTER_IDLE_SECONDS`` | 5 | a committer thread's idle time before it leaves |
 """
 
 from __future__ import annotations
@@ -32,6 +41,8 @@ from collections.abc import Callable, Sequence
 from typing import Final, Generic, TypeVar
 
 GROUP_MAX_ITEMS: Final = 1_000
+COMMITTERS: Final = 2
+COMMITTER_IDLE_SECONDS: Final = 5.0
 
 log = logging.getLogger(__name__)
 
@@ -39,15 +50,20 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 
-class _Slot(Generic[T, R]):
-    __slots__ = ("item", "result", "error", "done", "taken")
+#: called with (result, None) or (None, error) once an item's group is through
+Done = Callable[[R | None, BaseException | None], None]
 
-    def __init__(self, item: T) -> None:
+
+class _Slot(Generic[T, R]):
+    __slots__ = ("item", "result", "error", "done", "taken", "on_done")
+
+    def __init__(self, item: T, on_done: Done[R] | None = None) -> None:
         self.item = item
         self.result: R | None = None
         self.error: BaseException | None = None
         self.done = False
         self.taken = False  # in a group being committed
+        self.on_done = on_done  # submit_later's callback
 
 
 class GroupCommit(Generic[T, R]):
@@ -71,6 +87,7 @@ class GroupCommit(Generic[T, R]):
         self.groups = 0  # groups committed (for metrics and tests)
         self.items = 0  # items committed in them
         self.largest = 0  # largest group so far
+        self._committers = 0  # committer threads running (submit_later)
 
     def submit(self, item: T) -> R:
         """Return ``item``'s own result once its group is committed (or raise what the
@@ -84,39 +101,87 @@ class GroupCommit(Generic[T, R]):
                     self._cond.wait()
                 if slot.done:
                     return self._outcome(slot)
-                self._busy = True  # lead: commit what is queued (this slot among it, or later)
-                group = self._queue[: self.max_items]
-                del self._queue[: self.max_items]
-                for s in group:
-                    s.taken = True
-            try:
-                results = list(self._commit([s.item for s in group]))
-                if len(results) != len(group):
-                    raise RuntimeError(f"commit gave {len(results)} results for {len(group)}")
-            except BaseException as exc:  # every item of the group learns it
-                with self._cond:
-                    for s in group:
-                        s.error, s.done = exc, True
-                    self._busy = False
-                    self._cond.notify_all()
-                continue
-            if self._after is not None:
-                with self._cond:  # the next group may commit while this one runs ``after``
-                    self._busy = False
-                    self._cond.notify_all()
-                try:
-                    self._after([s.item for s in group], results)
-                except Exception:  # ``after`` is best effort: the group is committed
-                    log.exception("after-commit step failed for a group of %d", len(group))
+                group = self._take()  # lead: commit what is queued (this slot among it)
+            self._lead(group)
+
+    def submit_later(self, item: T, done: Done[R]) -> None:
+        """Queue ``item`` and return at once; ``done(result, None)`` or ``done(None, error)``
+        is called from a committing thread once its group is through."""
+        with self._cond:
+            self._queue.append(_Slot(item, done))
+            if self._committers < COMMITTERS:
+                self._committers += 1
+                threading.Thread(
+                    target=self._commit_queued, name="group-commit", daemon=True
+                ).start()
+            self._cond.notify_all()
+
+    def _commit_queued(self) -> None:
+        """A committer thread: lead whatever is queued; leave once idle for a while (never
+        while items wait: a long commit by another leader is not idleness)."""
+        while True:
             with self._cond:
-                for s, result in zip(group, results, strict=True):
-                    s.result, s.done = result, True
-                self.groups += 1
-                self.items += len(group)
-                self.largest = max(self.largest, len(group))
-                if self._after is None:
-                    self._busy = False
+                if not self._cond.wait_for(
+                    lambda: bool(self._queue) and not self._busy, COMMITTER_IDLE_SECONDS
+                ):
+                    if self._queue:
+                        continue
+                    self._committers -= 1
+                    return
+                group = self._take()
+            self._lead(group)
+
+    def _take(self) -> list[_Slot[T, R]]:
+        """Take the next group off the queue and mark a commit in flight (lock held)."""
+        self._busy = True
+        group = self._queue[: self.max_items]
+        del self._queue[: self.max_items]
+        for s in group:
+            s.taken = True
+        return group
+
+    def _lead(self, group: list[_Slot[T, R]]) -> None:
+        """Commit ``group`` (then its ``after`` step, the next group's commit meanwhile free
+        to start) and give each slot its result, or every slot the commit's error."""
+        try:
+            results = list(self._commit([s.item for s in group]))
+            if len(results) != len(group):
+                raise RuntimeError(f"commit gave {len(results)} results for {len(group)}")
+        except BaseException as exc:  # every item of the group learns it
+            with self._cond:
+                for s in group:
+                    s.error, s.done = exc, True
+                self._busy = False
                 self._cond.notify_all()
+            self._call_back(group)
+            return
+        if self._after is not None:
+            with self._cond:  # the next group may commit while this one runs ``after``
+                self._busy = False
+                self._cond.notify_all()
+            try:
+                self._after([s.item for s in group], results)
+            except Exception:  # ``after`` is best effort: the group is committed
+                log.exception("after-commit step failed for a group of %d", len(group))
+        with self._cond:
+            for s, result in zip(group, results, strict=True):
+                s.result, s.done = result, True
+            self.groups += 1
+            self.items += len(group)
+            self.largest = max(self.largest, len(group))
+            if self._after is None:
+                self._busy = False
+            self._cond.notify_all()
+        self._call_back(group)
+
+    @staticmethod
+    def _call_back(group: list[_Slot[T, R]]) -> None:
+        for s in group:
+            if s.on_done is not None:
+                try:
+                    s.on_done(s.result, s.error)
+                except Exception:  # one caller's callback never stops the others'
+                    log.exception("group commit callback failed")
 
     @staticmethod
     def _outcome(slot: _Slot[T, R]) -> R:

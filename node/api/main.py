@@ -14,6 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from node import __version__
 from node.api import metrics
 from node.api.edge import install_access
+from node.api.fastsubmit import SubmitFastPath
 from node.api.limits import BodyLimitMiddleware, JsonDepthMiddleware, restore_recursion_limit
 from node.api.problems import install_problem_handlers
 from node.api.routes import (
@@ -68,12 +69,18 @@ def create_app(
         version=__version__,
         description="Open business ledger: EIP-712 transactions, IPFS content, on-chain anchors.",
         static_url=DOCS_ASSETS,
+        # FastAPI's native OpenTelemetry is off: the node exports Prometheus metrics
+        # (/metrics), and with no OTel provider configured its per-request check still read
+        # os.environ through opentelemetry's get_*_provider: 11% of a single POST's CPU
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     _restrict_docs_to_self(app)
     app.state.node = node
     app.state.store = node.store
     install_problem_handlers(app)
     restore_recursion_limit()  # a dependency leaves it at 100,000: see node/api/limits.py
+    # inside every edge middleware: the limits, rate limit, router and metrics still apply
+    app.add_middleware(SubmitFastPath, ledger=node.ledger, path=TRANSACTIONS_PATH)
     _add_body_limits(app, node)
     _include_routers(app, node)
     return app

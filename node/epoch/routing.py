@@ -64,6 +64,19 @@ class EpochAssignmentSource:
         view = self.service.cached_view(epoch)
         return None if view is None else view.assignment
 
+    def current_cached(self) -> tuple[int, Assignment] | None:
+        """Return what :meth:`current` would, if that needs no registry read, else None (the
+        router answers most requests on its event loop with it, without a thread hop)."""
+        view = self.service.current()
+        if view is not None and view.assignment is not None:
+            return view.epoch, view.assignment
+        if view is not None:
+            return self.current()  # the local table: pure, no I/O
+        now = self.clock()
+        if self._fallback is not None and now - self._fallback[0] < FALLBACK_TTL_SECONDS:
+            return self._fallback[1], self._fallback[2]
+        return None
+
     def current(self) -> tuple[int, Assignment]:
         """Return (epoch, assignment) in force now.
 

@@ -4,11 +4,19 @@ Group commit: it anchors as soon as leaves are pending and no anchor is in fligh
 batch is whatever arrived while the previous anchor transaction was being mined (up to
 ``batch_max``): one chain transaction per batch under load, low latency when idle.
 On a chain or store failure it backs off exponentially (capped) and retries.
+
+Under load it paces itself: after an anchor of at least ``BUSY_BATCH`` leaves that did not
+fill ``batch_max``, the next one starts ``pace`` seconds after it started, not at once. An
+anchor costs about the same whatever its size (a contract call and a transaction; on the
+embedded chain both run in py-evm in this process, holding the GIL the request threads
+need), so fewer, larger anchors leave more of the node to intake. A full batch (a backlog)
+goes on at once; a quiet node (smaller batches) anchors each leaf as soon as it can.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 
 from node.errors import CollegiumError
 from node.ledger.service import LedgerService
@@ -19,6 +27,7 @@ log = logging.getLogger(__name__)
 IDLE_POLL_SECONDS = 1.0
 RETRY_FIRST_SECONDS = 0.5
 RETRY_MAX_SECONDS = 30.0
+BUSY_BATCH = 32  # leaves in one anchor from which the next one is paced
 
 
 class Anchorer(BackgroundLoop):
@@ -26,10 +35,13 @@ class Anchorer(BackgroundLoop):
 
     thread_name = "anchorer"
 
-    def __init__(self, ledger: LedgerService, *, min_interval: float = 0.0) -> None:
+    def __init__(
+        self, ledger: LedgerService, *, pace: float = 0.0, busy_batch: int = BUSY_BATCH
+    ) -> None:
         super().__init__()
         self.ledger = ledger
-        self.min_interval = min_interval
+        self.pace = pace
+        self.busy_batch = busy_batch
         self.anchors_made = 0
         self.failures = 0
         self.consecutive_failures = 0  # since the last successful attempt (/health)
@@ -43,6 +55,7 @@ class Anchorer(BackgroundLoop):
         delay = RETRY_FIRST_SECONDS
         while not self._stop.is_set():
             self.ledger.leaf_added.clear()
+            started = time.monotonic()
             try:
                 anchor = self.ledger.anchor_pending()
             except CollegiumError as exc:
@@ -65,7 +78,8 @@ class Anchorer(BackgroundLoop):
             self.consecutive_failures = 0
             if anchor is not None:
                 self.anchors_made += 1
-                if self.min_interval:
-                    self._stop.wait(self.min_interval)
+                left = started + self.pace - time.monotonic()
+                if left > 0 and self.busy_batch <= anchor.count < self.ledger.batch_max:
+                    self._stop.wait(left)
                 continue
             self.ledger.leaf_added.wait(IDLE_POLL_SECONDS)

@@ -61,7 +61,23 @@ class AdmissionPolicy:
         within the bound, its subsystem exists and its signer participates (when required);
         raise ``SignerMismatch``, ``FutureTimestamp``, ``UnknownSubsystem`` or
         ``NotAParticipant`` otherwise."""
+        checked = self._check(signed, claimed_signer, cached_only=False)
+        assert checked is not None  # every answer was read
+        return checked
+
+    def check_cached(
+        self, signed: SignedBusinessTx, claimed_signer: str | None
+    ) -> SignedBusinessTx | None:
+        """Return what :meth:`check` returns or raise what it raises, from the participant
+        cache alone: None where an answer would need a registry read (then ask
+        :meth:`check`, off the event loop)."""
+        return self._check(signed, claimed_signer, cached_only=True)
+
+    def _check(
+        self, signed: SignedBusinessTx, claimed_signer: str | None, *, cached_only: bool
+    ) -> SignedBusinessTx | None:
         tx = signed.tx
+        participants = self.participants
         if claimed_signer is not None and claimed_signer.lower() != signed.signer.lower():
             raise SignerMismatch(
                 f"signature recovers to {signed.signer}, not the claimed signer {claimed_signer}"
@@ -71,11 +87,25 @@ class AdmissionPolicy:
                 f"timestamp {tx.timestamp} is more than {self.max_future_seconds:g} s ahead of "
                 "this node's clock (tx_max_future_seconds)"
             )
-        if not self.participants.subsystem_exists(tx.subsystem):
+        exists = (
+            participants.cached_subsystem_exists(tx.subsystem)
+            if cached_only
+            else participants.subsystem_exists(tx.subsystem)
+        )
+        if exists is None:
+            return None
+        if not exists:
             raise UnknownSubsystem(f"unknown subsystem {tx.subsystem!r}")
-        if self.require_participant and not self.participants.is_participant(
-            tx.subsystem, signed.signer
-        ):
+        if not self.require_participant:
+            return signed
+        member = (
+            participants.cached_is_participant(tx.subsystem, signed.signer)
+            if cached_only
+            else participants.is_participant(tx.subsystem, signed.signer)
+        )
+        if member is None:
+            return None
+        if not member:
             raise NotAParticipant(f"{signed.signer} is not a participant of {tx.subsystem!r}")
         return signed
 

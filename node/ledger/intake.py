@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -140,6 +140,17 @@ class Intake:
         self.policy.check(outcome.signed, item.claimed_signer)
         return outcome
 
+    def verify_cached(self, item: Submission) -> VerifiedTx | None:
+        """Return what :meth:`verify_one` returns, or raise what it raises, from the
+        participant cache alone: None where a check would read the registry (a caller on
+        the event loop then calls :meth:`submit_one` in a thread)."""
+        outcome = verify_many(self.domain, [(item.tx, item.signature)])[0]
+        if isinstance(outcome, ValidationError):
+            raise outcome
+        if self.policy.check_cached(outcome.signed, item.claimed_signer) is None:
+            return None
+        return outcome
+
     # -- one transaction ----------------------------------------------------------------------
 
     def submit(
@@ -179,6 +190,25 @@ class Intake:
         if isinstance(accepted, ValidationError):
             raise accepted
         return accepted
+
+    def submit_later(
+        self,
+        item: Submission,
+        verified: VerifiedTx,
+        done: Callable[[AcceptedTx | None, BaseException | None], None],
+    ) -> None:
+        """Queue ``item`` (checked by :meth:`verify_cached`) for the group commit and return
+        at once; ``done(accepted, None)`` or ``done(None, error)`` is called from the group
+        commit's thread once its group is durable (``error``: its own ``ValidationError``,
+        e.g. a replay, or what the commit raised)."""
+
+        def settle(outcome: Outcome | None, error: BaseException | None) -> None:
+            if isinstance(outcome, ValidationError):
+                done(None, outcome)
+            else:
+                done(outcome, error)
+
+        self.group.submit_later((item, verified), settle)
 
     def store_group_bodies(self, group: list[Verified], results: list[Outcome]) -> None:
         """Put a committed group's accepted bodies into the content store (one write)."""

@@ -108,6 +108,17 @@ class ParticipantCache:
                     del self._flights[flight_key]
                 flight.done.set()
 
+    def cached_subsystem_exists(self, name: str) -> bool | None:
+        """Return :meth:`subsystem_exists`'s answer if it is cached and fresh, else None
+        (never reads the registry: for a caller that must not block)."""
+        with self._lock:
+            return self._fresh(self._subsystems.get(name))
+
+    def cached_is_participant(self, subsystem: str, address: str) -> bool | None:
+        """Return :meth:`is_participant`'s answer if it is cached and fresh, else None."""
+        with self._lock:
+            return self._fresh(self._members.get((subsystem, address.lower())))
+
     def subsystem_exists(self, name: str) -> bool:
         """Return whether subsystem ``name`` exists (subsystems are never deleted, so a
         positive answer is kept until invalidated). Raises ``ChainError`` if unreadable."""

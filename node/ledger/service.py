@@ -20,7 +20,7 @@ The order of writes (all checks, then SQL, then content store, then anchor) is w
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -203,6 +203,20 @@ class LedgerService:
     def submit_one(self, item: Submission) -> AcceptedTx:
         """Accept one signed transaction by group commit: :meth:`Intake.submit_one`."""
         return self._accept.submit_one(item)
+
+    def verify_cached(self, item: Submission) -> VerifiedTx | None:
+        """Return ``item`` verified from cached answers only, or None:
+        :meth:`Intake.verify_cached`."""
+        return self._accept.verify_cached(item)
+
+    def submit_later(
+        self,
+        item: Submission,
+        verified: VerifiedTx,
+        done: Callable[[AcceptedTx | None, BaseException | None], None],
+    ) -> None:
+        """Group-commit a verified item without blocking: :meth:`Intake.submit_later`."""
+        self._accept.submit_later(item, verified, done)
 
     def verify_one(self, item: Submission) -> VerifiedTx:
         """Return ``item`` verified, writing nothing: :meth:`Intake.verify_one`."""

@@ -121,7 +121,18 @@ class RouterMiddleware(TargetChoice):
     def _current(self) -> tuple[int, Assignment] | None:
         if self.source is None:
             return None
-        epoch, assignment = self.source.current()
+        return self._noted(self.source.current())
+
+    def _current_at_hand(self) -> tuple[int, Assignment] | None:
+        """Return what :meth:`_current` would, if the source has it without I/O (its
+        ``current_cached``) and the epoch is the one seen last, else None (a new epoch
+        invalidates the peer directory, whose lock a registry read may hold)."""
+        cached = getattr(self.source, "current_cached", None)
+        found = cached() if callable(cached) else None
+        return found if found is not None and found[0] == self._epoch else None
+
+    def _noted(self, current: tuple[int, Assignment]) -> tuple[int, Assignment]:
+        epoch, assignment = current
         if epoch != self._epoch:
             # the assignment changed: read the peers' endpoints afresh (new nodes, moves)
             self._epoch = epoch
@@ -170,7 +181,9 @@ class RouterMiddleware(TargetChoice):
     async def _observed_current(self, state: dict[str, Any]) -> tuple[int, Assignment] | None:
         """Return the current ``(epoch, assignment)`` (or ``None``), told to the observer and
         noted in the request's state."""
-        current = await anyio.to_thread.run_sync(self._current)
+        current = None if self.source is None else self._current_at_hand()
+        if current is None and self.source is not None:  # it may read the chain: off the loop
+            current = await anyio.to_thread.run_sync(self._current)
         epoch = current[0] if current is not None else None
         if epoch is not None and self.observer is not None:
             self.observer.on_epoch(epoch)

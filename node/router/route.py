@@ -36,6 +36,10 @@ class StaticAssignmentSource:
         """Return the fixed (epoch, assignment)."""
         return self.assignment.epoch, self.assignment
 
+    def current_cached(self) -> tuple[int, Assignment]:
+        """Return the fixed (epoch, assignment): no I/O, as the router's fast read asks."""
+        return self.current()
+
 
 @dataclass(frozen=True)
 class Peer:

@@ -69,7 +69,7 @@ def open_node(settings: Settings, password: str) -> NodeContext:
         settings.allow_private_peers, settings.peer_allowed_hosts,
         chain_kind=chain.kind, chain_url=chain_url,
     )  # fmt: skip
-    anchorer = Anchorer(ledger)
+    anchorer = Anchorer(ledger, pace=settings.anchor_pace)
     anchorer.start()
     syncer = start_syncer(settings, store, registry, account.address, policy, ledger)
     block_clock = start_block_clock(settings, chain)

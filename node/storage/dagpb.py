@@ -75,13 +75,27 @@ class UnixFSData:
     fanout: int | None = None
 
 
+_ONE_BYTE_VARINTS: Final = tuple(bytes([value]) for value in range(0x80))
+VARINT_BOUND: Final = 2**63  # the multiformats unsigned-varint bound
+
+
 def compute_varint(value: int) -> bytes:
     """Return ``value`` as an unsigned LEB128 varint (protobuf's, for ``value < 2**63``).
 
-    Requires ``0 <= value < 2**63`` (the multiformats unsigned-varint bound).
+    Requires ``0 <= value < 2**63`` (the multiformats unsigned-varint bound). Encoded here,
+    not by ``multiformats.varint.encode``, whose run-time type checks cost more than the
+    encoding (an anchor's batch directory writes several varints per leaf).
     """
-    assert value >= 0
-    return bytes(varint.encode(value))
+    if not 0 <= value < VARINT_BOUND:
+        raise ValueError(f"a varint holds 0 <= value < 2**63, got {value}")
+    if value < 0x80:
+        return _ONE_BYTE_VARINTS[value]
+    out = bytearray()
+    while value >= 0x80:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
 
 
 def _key(number: int, wire: int) -> bytes:

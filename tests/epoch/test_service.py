@@ -325,3 +325,19 @@ def test_a_node_without_attestation_keeps_itself_live_with_heartbeats(network: N
     service.tick()  # seen just now: no second heartbeat, not even a chain read of lastSeen
     assert network.chain.w3.eth.get_transaction_count(member.address) == nonce
     assert describe_epoch(service)["last_seen"] == registry.last_seen(member.address)
+
+
+def test_the_router_reads_the_cached_table_without_the_registry(network: Network) -> None:
+    """``current_cached`` answers only what needs no registry read (the router then answers
+    on its event loop): nothing before the fallback table is read, then that table within
+    its TTL, then the processed epoch's assignment."""
+    member = network.members[0]
+    now = [0.0]
+    source = EpochAssignmentSource(member.service, clock=lambda: now[0])
+    assert source.current_cached() is None  # would take two registry reads
+    read = source.current()
+    assert source.current_cached() == read
+    now[0] += FALLBACK_TTL_SECONDS * 2
+    assert source.current_cached() is None  # stale: read again, off the event loop
+    view = member.service.tick()
+    assert source.current_cached() == (view.epoch, view.assignment) == source.current()

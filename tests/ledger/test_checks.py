@@ -60,6 +60,36 @@ def test_a_participant_passes_and_each_failure_has_its_error() -> None:
         policy().check(good, None)
 
 
+def test_the_cached_check_answers_only_from_the_cache_and_as_the_full_one() -> None:
+    """``check_cached`` (the fast path's, on the event loop) reads no registry: None on a
+    cold cache; once ``check`` has read the answers, the same result or the same error."""
+    good, outsider = signed(), signed(subsystem="nowhere")
+    members = Members(WALLET.address)
+    admission = AdmissionPolicy(ParticipantCache(members), require_participant=True)
+    members.is_participant = lambda *_: pytest.fail("the cached check read the registry")  # type: ignore[method-assign]
+    assert admission.check_cached(good, None) is None  # the subsystem is not cached either
+    with pytest.raises(SignerMismatch):  # no registry answer needed for these
+        admission.check_cached(good, Account.create().address)
+    with pytest.raises(FutureTimestamp):
+        admission.check_cached(signed(timestamp=int(time.time()) + 3600), None)
+    members.is_participant = lambda name, account: account in {WALLET.address}  # type: ignore[method-assign]
+    assert admission.check(good, None) is good
+    with pytest.raises(UnknownSubsystem):
+        admission.check(outsider, None)
+    members.is_participant = lambda *_: pytest.fail("the cached check read the registry")  # type: ignore[method-assign]
+    assert admission.check_cached(good, None) is good
+    with pytest.raises(UnknownSubsystem):
+        admission.check_cached(outsider, None)
+    assert admission.check_cached(signed(nonce=2), None) is not None  # same signer: cached
+    stranger = AdmissionPolicy(admission.participants, require_participant=True)
+    other = verify_signed_tx(DOMAIN, good.tx, sign_tx(DOMAIN, good.tx, Account.create().key))
+    assert stranger.check_cached(other, None) is None  # this signer's answer is not cached
+    assert (
+        AdmissionPolicy(admission.participants, require_participant=False).check_cached(other, None)
+        is other
+    )
+
+
 def test_used_keys_hold_a_transaction_by_id_or_by_signer_and_nonce() -> None:
     first, other_nonce = signed(nonce=1), signed(nonce=2)
     same_nonce = signed(nonce=1, amount="11")  # another transaction, the same nonce

@@ -66,3 +66,15 @@ def test_unixfs_without_or_with_unknown_type_is_unsupported() -> None:
         decode_unixfs(b"\x12\x00")
     with pytest.raises(UnsupportedNode):
         decode_unixfs(b"\x08\x09")
+
+
+def test_varints_are_multiformats_varints() -> None:
+    """The local LEB128 encoder writes multiformats' bytes, and refuses what it refuses."""
+    from multiformats import varint
+
+    values = [*range(300), 2**14 - 1, 2**14, 2**21, 2**35 + 7, 2**63 - 1]
+    for value in values:
+        assert compute_varint(value) == bytes(varint.encode(value)), value
+    for bad in (-1, 2**63):
+        with pytest.raises(ValueError):
+            compute_varint(bad)
