@@ -28,13 +28,14 @@ from typing import Final
 import cbor2
 from multiformats import CID
 
+from node.storage import dagpb
 from node.storage.cids import parse_cid
 from node.storage.errors import StoreError
 
 CAR_MEDIA_TYPE: Final = "application/vnd.ipld.car"
 CAR_VERSION: Final = 1
 MAX_HEADER_BYTES: Final = 4096
-MAX_VARINT_BYTES: Final = 9
+MAX_VARINT_BYTES: Final = dagpb.MAX_VARINT_BYTES
 MAX_CID_BYTES: Final = 128
 CID_TAG: Final = 42  # DAG-CBOR's tag for a link
 
@@ -48,49 +49,27 @@ class CarError(StoreError):
         self.truncated = truncated
 
 
-def encode_varint(value: int) -> bytes:
-    """Return ``value`` (0 <= value < 2**63) as an unsigned LEB128 varint."""
-    if not 0 <= value < 2**63:
-        raise ValueError(f"varint out of range: {value}")
-    out = bytearray()
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        if value:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
-
-
 def decode_varint(data: bytes | bytearray | memoryview, offset: int = 0) -> tuple[int, int] | None:
     """Return ``(value, bytes used)`` of the varint at ``offset``, or ``None`` if ``data`` ends
     before it does. Raises ``CarError`` for a varint over ``MAX_VARINT_BYTES`` bytes or one
     that is not minimal (a trailing zero byte)."""
-    value = 0
-    for i in range(MAX_VARINT_BYTES):
-        if offset + i >= len(data):
-            return None
-        byte = data[offset + i]
-        value |= (byte & 0x7F) << (7 * i)
-        if not byte & 0x80:
-            if byte == 0 and i > 0:
-                raise CarError("varint is not minimally encoded")
-            return value, i + 1
-    raise CarError(f"varint longer than {MAX_VARINT_BYTES} bytes")
+    try:
+        return dagpb.decode_varint(data, offset)
+    except ValueError as exc:
+        raise CarError(str(exc)) from None
 
 
 def encode_header(roots: Iterable[CID]) -> bytes:
     """Return the varint-prefixed CARv1 header naming ``roots``."""
     links = [cbor2.CBORTag(CID_TAG, b"\x00" + bytes(root)) for root in roots]
     body = cbor2.dumps({"version": CAR_VERSION, "roots": links}, canonical=True)
-    return encode_varint(len(body)) + body
+    return dagpb.compute_varint(len(body)) + body
 
 
 def encode_section(cid: CID | bytes, data: bytes) -> bytes:
     """Return one CAR section: the varint length, the binary CID and the block."""
     cid_bytes = bytes(cid)
-    return encode_varint(len(cid_bytes) + len(data)) + cid_bytes + data
+    return dagpb.compute_varint(len(cid_bytes) + len(data)) + cid_bytes + data
 
 
 def iter_car(roots: Iterable[CID], blocks: Iterable[tuple[CID | bytes, bytes]]) -> Iterator[bytes]:

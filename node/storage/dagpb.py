@@ -25,8 +25,6 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Final
 
-from multiformats import varint
-
 from node.storage.errors import UnsupportedNode
 
 WIRE_VARINT: Final = 0
@@ -140,7 +138,29 @@ def encode_unixfs(message: UnixFSData) -> bytes:
     return out
 
 
-_MAX_VARINT_BYTES: Final = 9  # the multiformats unsigned-varint limit (values below 2**63)
+MAX_VARINT_BYTES: Final = 9  # the multiformats unsigned-varint limit (values below 2**63)
+
+
+def decode_varint(data: bytes | bytearray | memoryview, offset: int = 0) -> tuple[int, int] | None:
+    """Return ``(value, bytes used)`` of the unsigned varint at ``data[offset:]``, or ``None``
+    if ``data`` ends before it does.
+
+    Raises ``ValueError`` for a varint longer than ``MAX_VARINT_BYTES`` or one that is not
+    minimal (a trailing zero byte). Decoded here, not by ``multiformats.varint.decode_raw``,
+    which validates its argument types on every call (about a millisecond per link of a
+    174-link node).
+    """
+    value = 0
+    for i in range(MAX_VARINT_BYTES):
+        if offset + i >= len(data):
+            return None
+        byte = data[offset + i]
+        value |= (byte & 0x7F) << (7 * i)
+        if not byte & 0x80:
+            if byte == 0 and i > 0:
+                raise ValueError("varint is not minimally encoded")
+            return value, i + 1
+    raise ValueError(f"varint longer than {MAX_VARINT_BYTES} bytes")
 
 
 def _read_varint(buf: bytes, pos: int) -> tuple[int, int]:
@@ -148,19 +168,13 @@ def _read_varint(buf: bytes, pos: int) -> tuple[int, int]:
 
     Raises ``UnsupportedNode`` if it is truncated, not minimal or longer than 9 bytes.
     """
-    # by hand: multiformats' varint.decode_raw validates its argument types on every call,
-    # which made decoding a 174-link node cost about a millisecond per link
-    value = 0
-    for i in range(_MAX_VARINT_BYTES):
-        if pos + i >= len(buf):
-            raise UnsupportedNode("malformed protobuf varint: truncated")
-        byte = buf[pos + i]
-        value |= (byte & 0x7F) << (7 * i)
-        if not byte & 0x80:
-            if byte == 0 and i > 0:
-                raise UnsupportedNode("malformed protobuf varint: not minimally encoded")
-            return value, pos + i + 1
-    raise UnsupportedNode(f"malformed protobuf varint: longer than {_MAX_VARINT_BYTES} bytes")
+    try:
+        got = decode_varint(buf, pos)
+    except ValueError as exc:
+        raise UnsupportedNode(f"malformed protobuf varint: {exc}") from None
+    if got is None:
+        raise UnsupportedNode("malformed protobuf varint: truncated")
+    return got[0], pos + got[1]
 
 
 def _iter_fields(buf: bytes) -> Iterable[tuple[int, int, int | bytes]]:

@@ -12,10 +12,10 @@ from node.storage.car import (
     CarReader,
     decode_varint,
     encode_header,
-    encode_varint,
     iter_car,
 )
 from node.storage.cids import check_block, format_cid, parse_cid
+from node.storage.dagpb import compute_varint
 
 VECTOR = Path(__file__).parent / "vectors" / "carv1-basic.car.hex"
 ROOTS = [
@@ -57,7 +57,7 @@ def test_writes_the_spec_fixture_byte_for_byte() -> None:
 
 def test_varints() -> None:
     for value in (0, 1, 127, 128, 300, 2**32, 2**63 - 1):
-        encoded = encode_varint(value)
+        encoded = compute_varint(value)
         assert decode_varint(encoded) == (value, len(encoded))
     assert decode_varint(b"\x80") is None  # needs more bytes
     with pytest.raises(CarError, match="longer than 9"):
@@ -68,7 +68,7 @@ def test_varints() -> None:
 
 def test_a_huge_section_length_is_refused_before_it_is_buffered() -> None:
     header = encode_header([parse_cid(ROOTS[0])])
-    stream = header + encode_varint(2**62)  # no section body follows at all
+    stream = header + compute_varint(2**62)  # no section body follows at all
     reader = CarReader([stream], **LIMITS)
     reader.read_header()
     with pytest.raises(CarError, match="at most") as caught:
@@ -107,13 +107,13 @@ def test_the_total_length_is_bounded() -> None:
 )
 def test_bad_headers_are_refused(body: bytes) -> None:
     with pytest.raises(CarError):
-        CarReader([encode_varint(len(body)) + body], **LIMITS).read_header()
+        CarReader([compute_varint(len(body)) + body], **LIMITS).read_header()
 
 
 def test_a_section_whose_cid_runs_past_it_is_refused() -> None:
     header = encode_header([parse_cid(ROOTS[0])])
     section = b"\x01\x55\x12\x20" + b"\x00" * 8  # claims a 32-byte digest, has 8
-    reader = CarReader([header + encode_varint(len(section)) + section], **LIMITS)
+    reader = CarReader([header + compute_varint(len(section)) + section], **LIMITS)
     reader.read_header()
     with pytest.raises(CarError, match="CID"):
         list(reader)

@@ -24,10 +24,10 @@ from fastapi.responses import Response, StreamingResponse
 from node.api.routes import gateway
 from node.errors import NotFoundInStore
 from node.storage import EmbeddedStore
-from node.storage.car import CAR_MEDIA_TYPE, encode_header, encode_section, encode_varint
+from node.storage.car import CAR_MEDIA_TYPE, encode_header, encode_section
 from node.storage.cargateway import CAR_CONTENT_TYPE
 from node.storage.cids import compute_cid_bytes, format_cid_bytes, parse_cid
-from node.storage.dagpb import PBLink, encode_pb_node
+from node.storage.dagpb import PBLink, compute_varint, encode_pb_node
 from node.storage.errors import StoreFull
 from node.storage.fetch import BlockFetcher
 from node.storage.reader import get_child_cids
@@ -302,7 +302,7 @@ def test_a_huge_section_length_is_refused(
     evil: tuple[Served, Evil], root: str, sink: EmbeddedStore
 ) -> None:
     peer, answer = evil
-    answer.car = encode_header([parse_cid(root)]) + encode_varint(2**62) + b"\x00" * 64
+    answer.car = encode_header([parse_cid(root)]) + compute_varint(2**62) + b"\x00" * 64
     fetcher = fetcher_for(sink, peer.url)
 
     assert not fetcher.sync_dag(root)
