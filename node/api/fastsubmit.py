@@ -30,8 +30,9 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Final
 
 import pydantic
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from node.api.limits import replay_body
 from node.api.problems import problem, status_of
 from node.api.schemas import BusinessTxCreate, BusinessTxPublic
 from node.errors import CollegiumError
@@ -61,7 +62,7 @@ class SubmitFastPath:
         try:
             parsed = BusinessTxCreate.model_validate(json.loads(body))
         except (ValueError, pydantic.ValidationError):  # the route words its own 422
-            await self.app(scope, _replay(body, receive), send)
+            await self.app(scope, replay_body(body, receive), send)
             return
         item = Submission(
             parsed.transaction.to_domain(), bytes.fromhex(parsed.signature[2:]), parsed.signer
@@ -129,20 +130,6 @@ async def _read_body(receive: Receive) -> bytes | None:
         chunks.append(message.get("body", b""))
         if not message.get("more_body", False):
             return b"".join(chunks)
-
-
-def _replay(body: bytes, receive: Receive) -> Receive:
-    """Return a ``receive`` that yields ``body`` once, then defers to ``receive``."""
-    replayed = False
-
-    async def replay() -> Message:
-        nonlocal replayed
-        if not replayed:
-            replayed = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await receive()
-
-    return replay
 
 
 async def _send_accepted(send: Send, public: BusinessTxPublic, path: str) -> None:

@@ -181,16 +181,7 @@ class JsonDepthMiddleware:
                 f"the limit is {self.max_depth} (json_max_depth)",
             )
             return
-        replayed = False
-
-        async def replay() -> Message:
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
-
-        await self.app(scope, replay, send)
+        await self.app(scope, replay_body(body, receive), send)
 
 
 # --- The process recursion limit ------------------------------------------------------------
@@ -213,3 +204,18 @@ def restore_recursion_limit(limit: int = RECURSION_LIMIT) -> int:
     before = sys.getrecursionlimit()
     sys.setrecursionlimit(limit)
     return before
+
+
+def replay_body(body: bytes, receive: Receive) -> Receive:
+    """Return a ``receive`` that yields the already read ``body`` once, then defers to
+    ``receive`` (a middleware that read the body hands it on)."""
+    replayed = False
+
+    async def replay() -> Message:
+        nonlocal replayed
+        if not replayed:
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay

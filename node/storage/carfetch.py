@@ -80,6 +80,18 @@ Outcome = Literal[
 ]
 
 
+def get_link_cids(cid: bytes, data: bytes) -> list[bytes]:
+    """Return the binary CIDs the block ``data`` (of ``cid``) links to: none for a block
+    that is not dag-pb. Raises ``UnsupportedNode`` for a dag-pb node that does not decode and
+    ``InvalidCID`` for a link that is not exactly one CID."""
+    if get_codec_of_cid_bytes(cid) != CODEC_DAG_PB:
+        return []
+    links = [link.hash for link in decode_pb_node(data).links]
+    for link in links:
+        check_cid_bytes(link)
+    return links
+
+
 @dataclass
 class CarResult:
     """What one CAR fetch did: its outcome, why, and the blocks it stored."""
@@ -135,15 +147,10 @@ class _DagCheck:
 
     @staticmethod
     def _links(cid: bytes, data: bytes) -> list[bytes]:
-        if get_codec_of_cid_bytes(cid) != CODEC_DAG_PB:
-            return []
         try:
-            links = [link.hash for link in decode_pb_node(data).links]
-            for link in links:
-                check_cid_bytes(link)
+            return get_link_cids(cid, data)
         except StoreError:
             return []  # not a dag-pb node we can read: a leaf, as the walk treats it
-        return links
 
     @property
     def complete(self) -> bool:

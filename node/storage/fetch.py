@@ -44,17 +44,15 @@ import httpx
 
 from node.errors import InvalidCID, NotFoundInStore
 from node.storage.base import BlockStore
-from node.storage.carfetch import CarResult, fetch_car
+from node.storage.carfetch import CarResult, fetch_car, get_link_cids
 from node.storage.cids import (
     CODEC_DAG_PB,
     check_block_bytes,
-    check_cid_bytes,
     compute_block_key_of_cid_bytes,
     format_cid_bytes,
     get_codec_of_cid_bytes,
     parse_cid,
 )
-from node.storage.dagpb import decode_pb_node
 from node.storage.errors import BlockCorrupted, BlockMismatch, UnsupportedNode
 
 log = logging.getLogger(__name__)
@@ -249,16 +247,11 @@ class BlockFetcher:
     def _children(cid: bytes, data: bytes) -> list[bytes]:
         """Return the binary CIDs ``data`` links to (dag-pb only; none if it does not decode
         or a link is no CID)."""
-        if get_codec_of_cid_bytes(cid) != CODEC_DAG_PB:
-            return []
         try:
-            links = [link.hash for link in decode_pb_node(data).links]
-            for link in links:
-                check_cid_bytes(link)
+            return get_link_cids(cid, data)
         except (UnsupportedNode, InvalidCID) as exc:
             log.warning("block %s is not a valid dag-pb node (%s)", format_cid_bytes(cid), exc)
             return []
-        return links
 
     def _get_group(self, group: list[bytes]) -> list[_Got | None]:
         """Return each block of ``group`` from the store or a peer (``None``: none has it
