@@ -74,8 +74,15 @@ def without_length(request: httpx.Request) -> dict[str, str]:
 
 
 def records(victim: Victim) -> list[Any]:
+    """Return the user's records of ``main``, as the user reads them (a node that just
+    entered the epoch hosting ``main`` answers 503 with ``Retry-After`` until its follower has
+    caught up with the head: a client retries)."""
     auth = open_session(victim.url, victim.user, login=False)
+    deadline = time.monotonic() + 60
     response = httpx.get(victim.url + RECORDS, auth=auth, timeout=30)
+    while response.status_code == 503 and time.monotonic() < deadline:
+        time.sleep(min(float(response.headers.get("retry-after", "1")), 2.0))
+        response = httpx.get(victim.url + RECORDS, auth=auth, timeout=30)
     assert response.status_code == 200, response.text
     return list(response.json()["records"])
 
