@@ -17,6 +17,15 @@ mined) it
 Disagreement is read from the chain: :meth:`EpochService.attestations` compares every
 node's attested root with ours.
 
+Reorgs. What the service read from blocks a reorg replaced is stale: the chain follower
+reports the fork block (:meth:`EpochService.note_fork`, thread-safe), and the next step
+forgets every computed epoch whose boundary, seed source or seed fixing is above it (their
+seed may be unfixed or different now, their snapshot another) and every attestation of this
+node not known to be at or below it, then computes those epochs again (fixing their seeds
+again if needed) and attests each one whose attestation the chain lost. An attestation this
+node sent is also read back once it is ``confirmations`` blocks deep, for a reorg too
+shallow for the follower to see (:class:`Attester`).
+
 Around this loop: ``view`` holds what an epoch looks like (:class:`EpochView`),
 ``attestation`` this node's attestations and heartbeats (:class:`Attester`), ``routing`` the
 router's input (:class:`EpochAssignmentSource`) and ``summary`` the ``/health`` summary
@@ -84,7 +93,8 @@ class EpochService(BackgroundLoop):
     """Follow the epochs of one registry for the node whose account signs ``registry``.
 
     ``chain`` (a ``ChainBackend``) is needed only to mine with ``autoadvance``.
-    ``snapshot_reader`` and ``clock`` are replaceable for tests.
+    ``snapshot_reader`` and ``clock`` are replaceable for tests. An attestation sent is read
+    back once ``confirmations`` blocks deep (0: never; the embedded chain does not reorg).
     """
 
     thread_name = "epochs"
@@ -100,6 +110,7 @@ class EpochService(BackgroundLoop):
         replicas: Mapping[str, int] = DEFAULT_REPLICAS,
         snapshot_reader: SnapshotReader = read_snapshot,
         clock: Callable[[], float] = time.monotonic,
+        confirmations: int = 0,
     ) -> None:
         if autoadvance and chain is None:
             raise CollegiumError("autoadvance needs the chain backend to mine blocks")
@@ -123,6 +134,11 @@ class EpochService(BackgroundLoop):
         self.last_error: str | None = None
         self.seeds_fixed = 0
         self.blocks_mined = 0
+        self.confirmations = confirmations
+        self._fork_guard = threading.Lock()
+        self._fork: int | None = None  # the lowest fork block reported since the last step
+        self._reattest: set[int] = set()  # epochs whose attestation a reorg dropped
+        self.reorgs_seen = 0
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -158,6 +174,7 @@ class EpochService(BackgroundLoop):
         Raises ``CollegiumError`` (chain failures) for the thread to retry.
         """
         with self._lock:
+            self._apply_fork()
             head = self._head()
             epoch = self.started_epoch(head)
             if self.autoadvance and self._advance_due(epoch):
@@ -165,10 +182,14 @@ class EpochService(BackgroundLoop):
                 head = self._head()
                 epoch = self.started_epoch(head)
             view = self.view(epoch, fix_seed=True)
+            self._attest_again(head, epoch)
             if epoch not in self._attester.attested:
                 self._attester.attest(view)
             self._attester.keep_alive(view, head)
-            changed = self._current is None or self._current.epoch != epoch
+            changed = self._current is None or (self._current.epoch, self._current.root) != (
+                epoch,
+                view.root,
+            )
             self._current = view
             self.last_error = None
         if changed:
@@ -185,6 +206,56 @@ class EpochService(BackgroundLoop):
                 except Exception:  # a subscriber's bug must not stop the epochs
                     log.exception("epoch subscriber %r failed", callback)
         return view
+
+    # ------------------------------------------------------------------ reorgs
+
+    def note_fork(self, block: int) -> None:
+        """Record that a reorg replaced the chain above block ``block`` (any thread; the
+        next step forgets and redoes what was read above it)."""
+        with self._fork_guard:
+            self._fork = block if self._fork is None else min(self._fork, block)
+
+    def _apply_fork(self) -> None:
+        """Forget the epochs and attestations a reported fork made stale (the fork stays
+        noted if the chain cannot be read now)."""
+        with self._fork_guard:
+            fork = self._fork
+        if fork is None:
+            return
+        from_epoch = self.started_epoch(fork)
+        stale = [
+            e
+            for e, v in self._views.items()
+            if max(v.boundary_block, v.seed_info.source_block, v.seed_info.fixed_at) > fork
+        ]
+        for epoch in stale:
+            del self._views[epoch]
+        lost = self._attester.forget_above(fork, from_epoch)
+        self._reattest.update(lost)
+        self.reorgs_seen += 1
+        with self._fork_guard:
+            if self._fork == fork:
+                self._fork = None
+        log.warning(
+            "reorg above block %d: %d computed epochs and the attestations of epochs %s "
+            "forgotten; reading them from the chain again",
+            fork,
+            len(stale),
+            lost,
+        )
+
+    def _attest_again(self, head: int, current: int) -> None:
+        """Attest the past epochs whose attestation a reorg dropped (once each, after
+        reading the chain), and read back this node's attestations now deep enough."""
+        if self.confirmations > 0:
+            self._reattest.update(self._attester.due(head, self.confirmations))
+        for epoch in sorted(self._reattest):
+            if epoch < current:
+                try:
+                    self._attester.attest(self.view(epoch, fix_seed=True))
+                except (EpochUnavailable, RegistryRejected) as exc:  # e.g. seed out of reach
+                    log.warning("epoch %d cannot be attested again: %s", epoch, exc)
+            self._reattest.discard(epoch)  # the current epoch is attested by the caller
 
     def current(self) -> EpochView | None:
         """Return the latest epoch this service has processed, or None before the first."""
