@@ -9,7 +9,10 @@ behind each other). It keeps every promise a flaky provider threatens:
   send whose answer was lost (timeout, dropped connection) is simply repeated with the same
   bytes, and "already known" / "nonce too low" answers are resolved by looking for the
   receipt of one of *our* hashes for that nonce. Once signed, a nonce is never given to
-  another payload while its transaction may still be mined.
+  another payload while its transaction may still be mined: a nonce the chain counts as
+  used is taken for another transaction's (:class:`NonceConsumed`) only when none of our
+  hashes is known as mined for ``CONSUMED_GRACE_SECONDS`` (a lagging backend answers a null
+  receipt for a few blocks; taking that for a used nonce sent the payload twice).
 * **No stuck nonce.** A transaction not mined after ``bump_after`` seconds is replaced
   (same nonce, same payload) with both fees raised by ``bump_percent`` (at least the 10 %
   nodes require) and ``maxFeePerGas`` at least twice the latest base fee plus the tip, up to
@@ -49,6 +52,7 @@ from node.chain.broadcast import (
     bump_fees,
     find_receipt,
     is_known,
+    is_mined,
     read_base_fee,
     read_fees,
     read_nonce,
@@ -71,6 +75,10 @@ cancelling them."""
 CANCEL_GAS: Final = 21_000
 NONCE_RETRIES: Final = 3
 """Fresh nonces tried when another transaction took ours."""
+CONSUMED_GRACE_SECONDS: Final = 10.0
+"""How long the chain must show our nonce used, with none of our transactions mined, before
+it is taken for another transaction's: a load-balanced backend that lags answers a null
+receipt (and may not know the transaction) for a few blocks after it was mined."""
 
 
 class InsufficientFunds(ChainError):
@@ -199,7 +207,7 @@ class NonceManager:
             raise _Refused(first_outcome[len("refused:") :])
         self.stats.sent += 1
         last_broadcast = time.monotonic()
-        consumed_seen = 0
+        consumed_since: float | None = None
         while True:
             receipt = self._find_receipt(hashes)
             if receipt is not None:
@@ -207,8 +215,13 @@ class NonceManager:
             if self._closed.is_set():
                 raise SendAborted(f"stopped while nonce {nonce} was pending")
             if self._mined_nonce() > nonce:
-                consumed_seen += 1  # a receipt may lag a backend's nonce: look twice
-                if consumed_seen >= 3:
+                # used: by one of ours whose receipt a lagging backend does not show yet, or
+                # by another transaction -- only the latter, seen for a while, is given up on
+                if self._one_mined(hashes):
+                    consumed_since = None
+                elif consumed_since is None:
+                    consumed_since = time.monotonic()
+                elif time.monotonic() - consumed_since >= CONSUMED_GRACE_SECONDS:
                     raise NonceConsumed(f"nonce {nonce} was used by another transaction")
             elif time.monotonic() - last_broadcast >= self.bump_after or first_outcome in (
                 "underpriced",
@@ -344,6 +357,9 @@ class NonceManager:
 
     def _find_receipt(self, hashes: list[HexBytes]) -> TxReceipt | None:
         return find_receipt(self.w3, hashes)
+
+    def _one_mined(self, hashes: list[HexBytes]) -> bool:
+        return any(is_mined(self.w3, h) for h in hashes)
 
     def _wait(self, seconds: float) -> None:
         if self._sleep is not None:

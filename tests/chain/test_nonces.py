@@ -114,6 +114,35 @@ def test_lost_answers_and_rate_limits_neither_lose_nor_double(anvil: ChainUnderT
     assert_settled(anvil.w3, account.address)
 
 
+def test_receipts_from_a_lagging_backend_are_not_mistaken_for_a_used_nonce(
+    anvil: ChainUnderTest,
+) -> None:
+    # every other answer comes from a backend 3 blocks behind: for three blocks after a
+    # transaction is mined, its receipt reads null half the time while the account's nonce
+    # (not lagged) already counts it -- which is not another transaction taking the nonce
+    upstream = str(anvil.w3.provider.endpoint_uri)  # type: ignore[attr-defined]
+    with RpcProxy(upstream, Faults(lag_every=2, lag_blocks=3)) as proxy:
+        provider = FailoverProvider([proxy.url], backoff_base=0.05)
+        account = funded(anvil)
+        manager = NonceManager(Web3(provider), account, poll=0.05)
+        txs = [payload(i) for i in range(4)]
+        try:
+            receipts = [manager.send(tx) for tx in txs]
+        finally:
+            provider.close()
+        assert proxy.counts["lagged"] > 0
+    assert [anvil.w3.eth.get_transaction(r["transactionHash"])["nonce"] for r in receipts] == [
+        0,
+        1,
+        2,
+        3,
+    ]
+    assert manager.stats.sent == 4  # one transaction per payload: none sent again
+    for tx in txs:
+        assert anvil.w3.eth.get_balance(tx["to"]) == tx["value"]  # each exactly once
+    assert_settled(anvil.w3, account.address)
+
+
 def test_restart_settles_what_a_previous_process_left_pending(anvil: ChainUnderTest) -> None:
     w3 = anvil.w3
     account = funded(anvil)
