@@ -18,6 +18,11 @@ behind each other). It keeps every promise a flaky provider threatens:
   nodes require) and ``maxFeePerGas`` at least twice the latest base fee plus the tip, up to
   ``max_fee_per_gas``; at the cap it is re-broadcast as is. Any of the replacements' receipts
   ends the wait.
+* **A gap after a reorg.** A reorg drops mined transactions (they are not put back in the
+  pool): a transaction waiting at a higher nonce can then never be mined. At each bump the
+  manager looks for such a gap below its nonce and fills it with zero-value transfers to
+  self; the lost payloads are the callers' to send again (the ledger and the epoch service
+  do, on the chain follower's report of the reorg).
 * **Restart.** :meth:`NonceManager.recover` (the runtime calls it before the ledger adopts its
   on-chain anchors) waits for transactions a previous process left in the pool
   (``pending`` nonce above ``latest``) and cancels those still stuck with a zero-value
@@ -102,6 +107,7 @@ class SendStats:
     rebroadcasts: int = 0
     send_errors: int = 0
     cancelled: int = 0
+    gaps_filled: int = 0
     hashes: list[str] = field(default_factory=list)
 
 
@@ -227,6 +233,7 @@ class NonceManager:
                 "underpriced",
                 "basefee",
             ):
+                self._fill_gap_below(nonce)
                 new_tip, new_fee = self._bumped(tip, max_fee)
                 if (new_tip, new_fee) != (tip, max_fee):
                     tip, max_fee = new_tip, new_fee
@@ -297,6 +304,29 @@ class NonceManager:
             if self._closed.is_set():
                 raise SendAborted(f"stopped while cancelling nonce {nonce}")
             self._wait(self.poll)
+
+    def _fill_gap_below(self, nonce: int) -> None:
+        """Fill the nonces below ``nonce`` the chain lost (a reorg drops our mined
+        transactions, and does not put them back in the pool): while one is missing ours is
+        never mined, whatever its fee. Each is filled with a zero-value transfer to self; the
+        callers send the lost payloads again (the ledger re-anchors the leaves a reorg rolled
+        back, the epoch service attests the lost epochs again)."""
+        mined = self._mined_nonce()
+        if mined >= nonce:
+            return
+        if read_nonce(self.w3, self.account.address, "pending") >= nonce:
+            return  # the nonces below ours wait in the pool: no gap
+        log.warning(
+            "nonces %d..%d are neither mined nor pending (a reorg dropped them): filling them "
+            "so that nonce %d can be mined",
+            mined,
+            nonce - 1,
+            nonce,
+        )
+        for missing in range(mined, nonce):
+            if self._mined_nonce() <= missing:
+                self._cancel(missing)
+                self.stats.gaps_filled += 1
 
     # -- pieces -----------------------------------------------------------------------------
 

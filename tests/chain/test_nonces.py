@@ -9,6 +9,7 @@ stuck nonce) and each payload mined exactly once.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -141,6 +142,35 @@ def test_receipts_from_a_lagging_backend_are_not_mistaken_for_a_used_nonce(
     for tx in txs:
         assert anvil.w3.eth.get_balance(tx["to"]) == tx["value"]  # each exactly once
     assert_settled(anvil.w3, account.address)
+
+
+def test_a_reorg_that_drops_a_lower_nonce_leaves_no_stuck_transaction() -> None:
+    # a transaction waits in the pool at nonce 1 when a reorg drops the one at nonce 0 (and
+    # does not put it back): nonce 1 can never be mined, whatever its fee, until 0 is filled
+    with spawn_anvil("--block-time", "1") as chain:
+        w3 = chain.w3
+        account = funded(chain)
+        manager = NonceManager(w3, account, bump_after=1.0, poll=0.1)
+        lost, kept = payload(0), payload(1)
+        first = manager.send(lost)
+        rpc(w3, "evm_setIntervalMining", 0)  # no block: the next one waits in the pool
+        receipts: list[Any] = []
+        sender = threading.Thread(target=lambda: receipts.append(manager.send(kept)))
+        sender.start()
+        deadline = time.monotonic() + 10
+        while w3.eth.get_transaction_count(account.address, "pending") < 2:
+            assert time.monotonic() < deadline, "the second transaction never reached the pool"
+            time.sleep(0.05)
+        rpc(w3, "anvil_reorg", w3.eth.block_number - first["blockNumber"] + 1, [])
+        assert w3.eth.get_transaction_count(account.address, "latest") == 0
+        rpc(w3, "evm_setIntervalMining", 1)
+        sender.join(60)
+        assert not sender.is_alive()
+        assert receipts and receipts[0]["status"] == 1
+        assert manager.stats.gaps_filled == 1
+        assert w3.eth.get_balance(kept["to"]) == kept["value"]  # mined once
+        assert w3.eth.get_balance(lost["to"]) == 0  # lost with the reorg: the caller re-sends
+        assert_settled(w3, account.address)
 
 
 def test_restart_settles_what_a_previous_process_left_pending(anvil: ChainUnderTest) -> None:
