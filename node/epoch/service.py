@@ -184,6 +184,7 @@ class EpochService(BackgroundLoop):
             view = self.view(epoch, fix_seed=True)
             self._attest_again(head, epoch)
             if epoch not in self._attester.attested:
+                view = self._recheck_seed(view)
                 self._attester.attest(view)
             self._attester.keep_alive(view, head)
             changed = self._current is None or (self._current.epoch, self._current.root) != (
@@ -243,6 +244,16 @@ class EpochService(BackgroundLoop):
             len(stale),
             lost,
         )
+
+    def _recheck_seed(self, view: EpochView) -> EpochView:
+        """Return ``view``, computed again if the chain's seed of its epoch is not the one it
+        was computed with (a reorg the follower has not reported yet replaced the boundary
+        block or the seed's fixing): a root is never attested from a stale seed."""
+        if self.registry.seed_info(view.epoch) == view.seed_info:
+            return view
+        log.warning("epoch %d: the seed changed on-chain (a reorg); computing again", view.epoch)
+        self._views.pop(view.epoch, None)
+        return self.view(view.epoch, fix_seed=True)
 
     def _attest_again(self, head: int, current: int) -> None:
         """Attest the past epochs whose attestation a reorg dropped (once each, after

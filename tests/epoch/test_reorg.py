@@ -132,3 +132,18 @@ def test_a_reorg_too_shallow_for_the_follower_is_caught_by_reading_back(net: Net
     service.tick()
     assert service.attestations_sent == 2  # read back once more: there, confirmed
     assert net.attested_events(epoch) == 1
+
+
+def test_an_unreported_reorg_of_the_boundary_never_gets_a_stale_root_attested(net: Net) -> None:
+    service = EpochService(net.registry, net.backend, confirmations=CONFIRMATIONS)
+    epoch = net.to_next_epoch()
+    before = service.tick()
+    boundary = net.reader.epoch_start_block(epoch)
+    net.reorg(net.head() - boundary + 1)  # the follower has not reported it (yet)
+    other = net.chain.new_account()  # anyone may fix a seed: here someone else is first
+    Registry(net.backend.w3, net.reader.address, other).fix_seed(epoch)
+    net.chain.mine_to(net.head() + CONFIRMATIONS)
+    after = service.tick()  # reads its attestation back: gone; the seed is another one
+
+    assert after.seed != before.seed and after.root != before.root
+    assert net.reader.attestation_of(epoch, service.address) == after.root
