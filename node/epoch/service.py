@@ -8,6 +8,8 @@ mined) it
    the assignment under the documented policy (:func:`compute_epoch_plan`);
 3. attests ``(epoch, root)`` on-chain, once: it first reads its own attestation, so a
    restart never sends a second one;
+   Epochs it missed since it started (a step slowed by the chain's RPC) are attested late,
+   up to ``BACKFILL_EPOCHS`` back, if it was part of them;
 4. keeps this node live: if its ``lastSeen`` on-chain is older than half the liveness window
    (an epoch without attestation, e.g. no assignment), it sends ``heartbeat()``
    (:func:`compute_heartbeat_due`); a node that attests every epoch never needs one;
@@ -72,6 +74,10 @@ DEFAULT_EPOCH_SECONDS: Final = 60.0
 """With autoadvance: wall-clock seconds after which a quiet epoch is ended by mining."""
 VIEW_CACHE_SIZE: Final = 32
 """How many computed epochs are kept in memory (past epochs are recomputed on demand)."""
+BACKFILL_EPOCHS: Final = 4
+"""How many epochs back a node attests the epochs it missed since it started (a step slowed
+by the RPC): each one is read once, and attested if it has no attestation of this node and
+this node was in its snapshot."""
 RETRY_FIRST_SECONDS: Final = 0.5
 RETRY_MAX_SECONDS: Final = 30.0
 
@@ -138,6 +144,8 @@ class EpochService(BackgroundLoop):
         self._fork_guard = threading.Lock()
         self._fork: int | None = None  # the lowest fork block reported since the last step
         self._reattest: set[int] = set()  # epochs whose attestation a reorg dropped
+        self._backfilled: set[int] = set()  # past epochs already looked at for a backfill
+        self._first_epoch: int | None = None  # the epoch of this service's first step
         self.reorgs_seen = 0
 
     # ------------------------------------------------------------------ lifecycle
@@ -186,6 +194,7 @@ class EpochService(BackgroundLoop):
             if epoch not in self._attester.attested:
                 view = self._recheck_seed(view)
                 self._attester.attest(view)
+            self._backfill(epoch)
             self._attester.keep_alive(view, head)
             changed = self._current is None or (self._current.epoch, self._current.root) != (
                 epoch,
@@ -244,6 +253,27 @@ class EpochService(BackgroundLoop):
             len(stale),
             lost,
         )
+
+    def _backfill(self, current: int) -> None:
+        """Attest the epochs of the last ``BACKFILL_EPOCHS`` this service missed since its
+        first step and this node was part of (each is looked at once; the contract takes an
+        attestation of a past epoch)."""
+        if self._first_epoch is None:
+            self._first_epoch = current
+        if not self.address:
+            return
+        first = max(self._first_epoch, current - BACKFILL_EPOCHS)
+        self._backfilled = {e for e in self._backfilled if e >= first}
+        for epoch in range(first, current):
+            if epoch in self._attester.attested or epoch in self._backfilled:
+                continue
+            if self.registry.attestation_of(epoch, self.address) is None:
+                view = self.view(epoch, fix_seed=True)
+                me = self.address.lower()
+                if any(n.address.lower() == me for n in view.snapshot.nodes):
+                    log.info("epoch %d was missed: attesting it late", epoch)
+                    self._attester.attest(view)
+            self._backfilled.add(epoch)
 
     def _recheck_seed(self, view: EpochView) -> EpochView:
         """Return ``view``, computed again if the chain's seed of its epoch is not the one it

@@ -242,7 +242,14 @@ def test_a_reorg_deeper_than_the_confirmations_is_undone_and_redone_once(
             wait_anchored(node.url, tx_id, timeout=LANDS_TIMEOUT)
     lowest = min(int(x.block_number) for n in s.devnet.nodes for x in s.own_anchors(n)[-1:])
     fork = lowest - 1  # the new anchors (and the attestations after them) are above it
-    # every node has indexed past the fork: the reorg replaces blocks its follower trusted
+    # every node has attested an epoch that begins above the fork and indexed past it: the
+    # reorg replaces blocks its follower trusted and drops attestations
+    above = s.epoch_of(fork) + 1
+    wait_until(
+        lambda: all(s.registry.attestation_of(above, n.address) for n in s.devnet.nodes) or None,
+        60,
+        f"epoch {above} attested by every node",
+    )
     wait_until(lambda: s.head() >= lowest + DEFAULT_CONFIRMATIONS + 3 or None, 30, "depth")
     assert_same_indexes(s)
     before = len(s.registry.anchors())

@@ -325,3 +325,19 @@ def test_a_node_without_attestation_keeps_itself_live_with_heartbeats(network: N
     service.tick()  # seen just now: no second heartbeat, not even a chain read of lastSeen
     assert network.chain.w3.eth.get_transaction_count(member.address) == nonce
     assert describe_epoch(service)["last_seen"] == registry.last_seen(member.address)
+
+
+def test_epochs_missed_by_a_slow_step_are_attested_late(network: Network) -> None:
+    member = network.members[0]
+    start = network.mine_to_next_epoch()
+    member.service.tick()
+    network.mine_to_next_epoch()  # this epoch passes without a step of this node...
+    network.mine_to_next_epoch()  # ...and this one has begun: both are attested now
+    view = member.service.tick()
+    assert view.epoch == start + 2
+    for epoch in (start, start + 1, start + 2):
+        root = member.registry.attestation_of(epoch, member.address)
+        assert root is not None and bytes(root) == member.service.view(epoch).root
+    sent = member.service.attestations_sent
+    member.service.tick()
+    assert member.service.attestations_sent == sent  # each looked at once
