@@ -376,15 +376,17 @@ class EpochService(BackgroundLoop):
         return self._views.get(epoch)
 
     def view(self, epoch: int, *, fix_seed: bool = False) -> EpochView:
-        """Return epoch ``epoch`` (computed once, then cached).
+        """Return epoch ``epoch`` (computed once, then cached; the oldest computed is dropped).
 
         Raises ``EpochUnavailable`` if it has not started or its seed is not fixed (and
         ``fix_seed`` is false).
         """
+        cached = self._views.get(epoch)  # a hit needs no lock: /health must not wait for a
+        if cached is not None:  # step that holds it while its transactions are mined
+            return cached
         with self._lock:
             cached = self._views.get(epoch)
             if cached is not None:
-                self._views.move_to_end(epoch)
                 return cached
             head = self._head()
             if epoch > self.started_epoch(head):

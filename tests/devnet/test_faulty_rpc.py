@@ -12,10 +12,10 @@ nodes' confirmations and an empty wallet:
 * after the reorg every node has attested every epoch again, with one root;
 * ``collegium verify`` is clean on every node.
 
-The agreement test (test_agreement.py, run last on ``devnet3``) judges the epochs around
-these tests too; the epochs a test here made unattestable by some node (a node down, every
-wallet priced out by the fee spike, an empty wallet) are recorded with their reason in
-``DevnetPool.skipped_epochs`` and only those are skipped there.
+The epochs a test here made unattestable by some node (a node down, every wallet priced
+out by the fee spike, an empty wallet, wallets busy after the reorg) are recorded with their
+reason in ``DevnetPool.skipped_epochs``; the agreement test (test_agreement.py, run last on
+``devnet3``) skips only those.
 """
 
 from __future__ import annotations
@@ -247,7 +247,7 @@ def test_a_reorg_deeper_than_the_confirmations_is_undone_and_redone_once(
     above = s.epoch_of(fork) + 1
     wait_until(
         lambda: all(s.registry.attestation_of(above, n.address) for n in s.devnet.nodes) or None,
-        60,
+        LANDS_TIMEOUT,
         f"epoch {above} attested by every node",
     )
     wait_until(lambda: s.head() >= lowest + DEFAULT_CONFIRMATIONS + 3 or None, 30, "depth")
@@ -277,7 +277,7 @@ def test_a_reorg_deeper_than_the_confirmations_is_undone_and_redone_once(
     for address, epoch in lost:
         wait_until(
             lambda a=address, e=epoch: s.registry.attestation_of(e, a),  # type: ignore[misc]
-            60,
+            LANDS_TIMEOUT,
             f"epoch {epoch} attested again by {address}",
         )
     for epoch in epochs:
