@@ -27,6 +27,9 @@ from tests.devnet.conftest import EPOCH_PERIOD, THREE, DevnetPool
 
 EPOCHS_WANTED = 10
 DEADLINE_SECONDS = 150
+SERVED_TIMEOUT = 30.0
+"""A past epoch no longer cached is computed again from the chain (the registry at its
+boundary): behind the faulty proxies on a loaded machine that took over 10 s."""
 
 
 def judge(registry: Registry, epoch: int, nodes: list[str], skipped: dict[int, str]) -> bytes:
@@ -64,7 +67,7 @@ def test_every_epoch_has_one_root_attested_by_all(devnet3: Devnet, devnet_pool: 
         root = judge(registry, epoch, nodes, skipped)
         unanimous.append(epoch)
         served = {
-            httpx.get(f"{n.url}/api/v1/epochs/{epoch}", timeout=10).json()["root"]
+            httpx.get(f"{n.url}/api/v1/epochs/{epoch}", timeout=SERVED_TIMEOUT).json()["root"]
             for n in devnet.nodes
         }
         assert served == {"0x" + root.hex()}
