@@ -259,8 +259,6 @@ def test_a_reorg_deeper_than_the_confirmations_is_undone_and_redone_once(
     wait_until(lambda: s.head() >= lowest + DEFAULT_CONFIRMATIONS + 3 or None, 30, "depth")
     assert_same_indexes(s)
     before = len(s.registry.anchors())
-    depth = s.head() - fork
-    assert depth > DEFAULT_CONFIRMATIONS + 1
 
     # what each node has attested on-chain from the fork's epoch on, before the reorg
     epochs = range(s.epoch_of(fork), s.epoch_of(s.head()) + 1)
@@ -269,6 +267,8 @@ def test_a_reorg_deeper_than_the_confirmations_is_undone_and_redone_once(
         for n in s.devnet.nodes
         for e in epochs
     }
+    depth = s.head() - fork  # read just before: blocks keep coming while the above is read
+    assert depth > DEFAULT_CONFIRMATIONS + 1
     s.devnet.rpc("anvil_reorg", [depth, []])  # the replaced blocks' transactions are gone
     assert len(s.registry.anchors()) < before
     lost = [k for k, root in before_reorg.items() if root is not None and
