@@ -29,7 +29,7 @@ import pytest
 
 from node.devnet import Devnet, DevnetNode
 from node.ledger.follower import DEFAULT_CONFIRMATIONS
-from tests.devnet.conftest import BLOCK_TIME, DevnetPool
+from tests.devnet.conftest import BLOCK_TIME, FAULTY, DevnetPool
 from tests.devnet.support import (
     health,
     run_verify,
@@ -39,6 +39,9 @@ from tests.devnet.support import (
     wait_until,
 )
 
+pytestmark = pytest.mark.skipif(
+    not FAULTY, reason="opt-in: COLLEGIUM_FAULTY_DEVNET=1 (devnet3 behind the proxies)"
+)
 BATCH = 8
 ROUNDS = 2
 SPIKE_FACTOR = 10
