@@ -38,7 +38,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -59,6 +59,7 @@ SETUP_GAS: Final = 600_000
 """Gas limit of each set-up transaction (createSubsystem, addParticipant need < 250k)."""
 RECEIPT_TIMEOUT: Final = 60.0
 STOP_TIMEOUT: Final = 30.0
+PROBE_TIMEOUT: Final = 15.0
 
 
 def free_port() -> int:
@@ -75,13 +76,16 @@ def get_json(url: str, timeout: float = 3.0) -> Any:
 
 
 def wait_for(url: str, proc: subprocess.Popen[bytes], timeout: float = STARTUP_TIMEOUT) -> Any:
-    """Return ``GET url`` once it answers; raise ``ConfigError`` if ``proc`` exits first."""
+    """Return ``GET url`` once it answers; raise ``ConfigError`` if ``proc`` exits first.
+
+    Each try waits up to ``PROBE_TIMEOUT`` seconds: ``/health`` reads the chain, and behind
+    a rate-limited RPC that takes seconds (a shorter wait gave up on every answer)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise ConfigError(f"process {proc.args!r} exited with {proc.returncode}")
         try:
-            return get_json(url)
+            return get_json(url, timeout=PROBE_TIMEOUT)
         except OSError:
             time.sleep(0.2)
     raise ConfigError(f"{url} did not answer within {timeout:.0f}s")
@@ -316,14 +320,17 @@ def start_devnet(
     password: str | None = None,
     settings: Mapping[str, str] | None = None,
     members: Mapping[int, Sequence[str]] | None = None,
+    node_chain_url: Callable[[str], str] | None = None,
 ) -> Devnet:
     """Start anvil and ``nodes`` nodes under ``base_dir``; return the running devnet.
 
     Node ``i`` has home ``homes[i % len(homes)]`` and is a participant of it and of the home
     subsystems listed in ``members[i]`` (before it starts, so the first epoch sees it). ``settings``
     are extra ``COLLEGIUM_*`` environment variables of every node (e.g.
-    ``{"COLLEGIUM_SYNC_INTERVAL": "2"}``). Raises ``ConfigError`` if anvil or a node does
-    not start (everything started is stopped again).
+    ``{"COLLEGIUM_SYNC_INTERVAL": "2"}``). ``node_chain_url(anvil_url)`` is the ``--chain``
+    every node runs with (e.g. fault-injecting proxies in front of anvil; ``collegium init``
+    and the operator's set-up still talk to anvil). Raises ``ConfigError`` if anvil or a
+    node does not start (everything started is stopped again).
     """
     if nodes < 1:
         raise ConfigError("a devnet needs at least one node")
@@ -343,9 +350,10 @@ def start_devnet(
     try:
         node_homes = [homes[i % len(homes)] for i in range(nodes)]
         _deploy(devnet, node_homes)
+        chain_url = devnet.chain_url if node_chain_url is None else node_chain_url(devnet.chain_url)
         devnet.nodes = [
             DevnetNode(i, base_dir / f"node{i}", free_port(), node_homes[i], env,
-                       chain_url=devnet.chain_url)
+                       chain_url=chain_url)
             for i in range(nodes)
         ]  # fmt: skip
         _init_nodes(devnet, env, capacity)

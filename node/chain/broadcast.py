@@ -118,6 +118,15 @@ def is_known(w3: Web3, tx_hash: HexBytes) -> bool:
         return False
 
 
+def is_mined(w3: Web3, tx_hash: HexBytes) -> bool:
+    """Return whether the endpoint knows ``tx_hash`` as mined (in a block)."""
+    try:
+        tx = w3.eth.get_transaction(tx_hash)
+    except Exception:  # noqa: BLE001 -- unknown or unreadable: not known to be mined
+        return False
+    return tx is not None and tx.get("blockNumber") is not None
+
+
 def find_receipt(w3: Web3, hashes: list[HexBytes]) -> TxReceipt | None:
     """Return the receipt of the newest of ``hashes`` that was mined, or None."""
     for tx_hash in reversed(hashes):

@@ -9,12 +9,20 @@ behind each other). It keeps every promise a flaky provider threatens:
   send whose answer was lost (timeout, dropped connection) is simply repeated with the same
   bytes, and "already known" / "nonce too low" answers are resolved by looking for the
   receipt of one of *our* hashes for that nonce. Once signed, a nonce is never given to
-  another payload while its transaction may still be mined.
+  another payload while its transaction may still be mined: a nonce the chain counts as
+  used is taken for another transaction's (:class:`NonceConsumed`) only when none of our
+  hashes is known as mined for ``CONSUMED_GRACE_SECONDS`` (a lagging backend answers a null
+  receipt for a few blocks; taking that for a used nonce sent the payload twice).
 * **No stuck nonce.** A transaction not mined after ``bump_after`` seconds is replaced
   (same nonce, same payload) with both fees raised by ``bump_percent`` (at least the 10 %
   nodes require) and ``maxFeePerGas`` at least twice the latest base fee plus the tip, up to
   ``max_fee_per_gas``; at the cap it is re-broadcast as is. Any of the replacements' receipts
   ends the wait.
+* **A gap after a reorg.** A reorg drops mined transactions (they are not put back in the
+  pool): a transaction waiting at a higher nonce can then never be mined. At each bump the
+  manager looks for such a gap below its nonce and fills it with zero-value transfers to
+  self; the lost payloads are the callers' to send again (the ledger and the epoch service
+  do, on the chain follower's report of the reorg).
 * **Restart.** :meth:`NonceManager.recover` (the runtime calls it before the ledger adopts its
   on-chain anchors) waits for transactions a previous process left in the pool
   (``pending`` nonce above ``latest``) and cancels those still stuck with a zero-value
@@ -49,6 +57,7 @@ from node.chain.broadcast import (
     bump_fees,
     find_receipt,
     is_known,
+    is_mined,
     read_base_fee,
     read_fees,
     read_nonce,
@@ -71,6 +80,10 @@ cancelling them."""
 CANCEL_GAS: Final = 21_000
 NONCE_RETRIES: Final = 3
 """Fresh nonces tried when another transaction took ours."""
+CONSUMED_GRACE_SECONDS: Final = 10.0
+"""How long the chain must show our nonce used, with none of our transactions mined, before
+it is taken for another transaction's: a load-balanced backend that lags answers a null
+receipt (and may not know the transaction) for a few blocks after it was mined."""
 
 
 class InsufficientFunds(ChainError):
@@ -94,6 +107,7 @@ class SendStats:
     rebroadcasts: int = 0
     send_errors: int = 0
     cancelled: int = 0
+    gaps_filled: int = 0
     hashes: list[str] = field(default_factory=list)
 
 
@@ -199,7 +213,7 @@ class NonceManager:
             raise _Refused(first_outcome[len("refused:") :])
         self.stats.sent += 1
         last_broadcast = time.monotonic()
-        consumed_seen = 0
+        consumed_since: float | None = None
         while True:
             receipt = self._find_receipt(hashes)
             if receipt is not None:
@@ -207,13 +221,19 @@ class NonceManager:
             if self._closed.is_set():
                 raise SendAborted(f"stopped while nonce {nonce} was pending")
             if self._mined_nonce() > nonce:
-                consumed_seen += 1  # a receipt may lag a backend's nonce: look twice
-                if consumed_seen >= 3:
+                # used: by one of ours whose receipt a lagging backend does not show yet, or
+                # by another transaction -- only the latter, seen for a while, is given up on
+                if self._one_mined(hashes):
+                    consumed_since = None
+                elif consumed_since is None:
+                    consumed_since = time.monotonic()
+                elif time.monotonic() - consumed_since >= CONSUMED_GRACE_SECONDS:
                     raise NonceConsumed(f"nonce {nonce} was used by another transaction")
             elif time.monotonic() - last_broadcast >= self.bump_after or first_outcome in (
                 "underpriced",
                 "basefee",
             ):
+                self._fill_gap_below(nonce)
                 new_tip, new_fee = self._bumped(tip, max_fee)
                 if (new_tip, new_fee) != (tip, max_fee):
                     tip, max_fee = new_tip, new_fee
@@ -285,6 +305,29 @@ class NonceManager:
                 raise SendAborted(f"stopped while cancelling nonce {nonce}")
             self._wait(self.poll)
 
+    def _fill_gap_below(self, nonce: int) -> None:
+        """Fill the nonces below ``nonce`` the chain lost (a reorg drops our mined
+        transactions, and does not put them back in the pool): while one is missing ours is
+        never mined, whatever its fee. Each is filled with a zero-value transfer to self; the
+        callers send the lost payloads again (the ledger re-anchors the leaves a reorg rolled
+        back, the epoch service attests the lost epochs again)."""
+        mined = self._mined_nonce()
+        if mined >= nonce:
+            return
+        if read_nonce(self.w3, self.account.address, "pending") >= nonce:
+            return  # the nonces below ours wait in the pool: no gap
+        log.warning(
+            "nonces %d..%d are neither mined nor pending (a reorg dropped them): filling them "
+            "so that nonce %d can be mined",
+            mined,
+            nonce - 1,
+            nonce,
+        )
+        for missing in range(mined, nonce):
+            if self._mined_nonce() <= missing:
+                self._cancel(missing)
+                self.stats.gaps_filled += 1
+
     # -- pieces -----------------------------------------------------------------------------
 
     def _take_nonce(self) -> int:
@@ -344,6 +387,9 @@ class NonceManager:
 
     def _find_receipt(self, hashes: list[HexBytes]) -> TxReceipt | None:
         return find_receipt(self.w3, hashes)
+
+    def _one_mined(self, hashes: list[HexBytes]) -> bool:
+        return any(is_mined(self.w3, h) for h in hashes)
 
     def _wait(self, seconds: float) -> None:
         if self._sleep is not None:

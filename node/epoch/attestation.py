@@ -23,6 +23,9 @@ class Attester:
         self.registry = registry
         self.address = address
         self.attested: dict[int, bytes] = {}
+        # epoch -> block of this node's attestation (None: read from the chain, block unknown)
+        self.mined_at: dict[int, int | None] = {}
+        self._unconfirmed: dict[int, int] = {}  # sent, not read back yet: epoch -> block
         self.seen: int | None = None  # our lastSeen on-chain, as last read or set
         self.attestations_sent = 0
         self.heartbeats_sent = 0
@@ -39,6 +42,8 @@ class Attester:
                 sent = self.registry.attest(view.epoch, view.root)
                 self.attestations_sent += 1
                 self.seen = sent.block_number
+                self.mined_at[view.epoch] = sent.block_number
+                self._unconfirmed[view.epoch] = sent.block_number
                 existing = view.root
             except RegistryRejected as exc:
                 if exc.error_name != "AlreadyAttested":
@@ -46,6 +51,7 @@ class Attester:
                 existing = self.registry.attestation_of(view.epoch, self.address)
         if existing is not None:
             self.attested[view.epoch] = bytes(existing)
+            self.mined_at.setdefault(view.epoch, None)
             if bytes(existing) != view.root:
                 log.error(
                     "epoch %d: this node attested %s earlier but now computes %s",
@@ -53,6 +59,48 @@ class Attester:
                     bytes(existing).hex(),
                     view.root.hex(),
                 )
+
+    def forget(self, epoch: int) -> None:
+        """Forget that ``epoch`` is attested (the next :meth:`attest` reads the chain)."""
+        self.attested.pop(epoch, None)
+        self.mined_at.pop(epoch, None)
+        self._unconfirmed.pop(epoch, None)
+
+    def forget_above(self, block: int, from_epoch: int) -> list[int]:
+        """Forget the attestations mined above ``block`` (a reorg replaced the chain above
+        it) and, of those read from the chain (block unknown), the ones of ``from_epoch``
+        (the epoch of ``block``) and later; return their epochs, oldest first."""
+        lost = sorted(
+            e
+            for e, at in self.mined_at.items()
+            if (at is not None and at > block) or (at is None and e >= from_epoch)
+        )
+        for epoch in lost:
+            self.forget(epoch)
+        if self.seen is not None and self.seen > block:
+            self.seen = None  # our lastSeen may be older now: read it again
+        return lost
+
+    def due(self, head: int, confirmations: int) -> list[int]:
+        """Return the epochs whose attestation this node sent and which are now
+        ``confirmations`` deep but no longer on-chain (forgotten: attest them again); the
+        others found on-chain are confirmed and not read again."""
+        lost = []
+        for epoch, block in sorted(self._unconfirmed.items()):
+            if head < block + confirmations:
+                continue
+            if self.registry.attestation_of(epoch, self.address) is None:
+                log.warning(
+                    "epoch %d: this node's attestation (block %d) is not on-chain any more "
+                    "(a reorg); attesting again",
+                    epoch,
+                    block,
+                )
+                self.forget(epoch)
+                lost.append(epoch)
+            else:
+                del self._unconfirmed[epoch]
+        return lost
 
     def keep_alive(self, view: EpochView, head: int) -> None:
         """Send ``heartbeat()`` if this node's ``lastSeen`` is older than half the window."""

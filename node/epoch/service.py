@@ -8,6 +8,8 @@ mined) it
    the assignment under the documented policy (:func:`compute_epoch_plan`);
 3. attests ``(epoch, root)`` on-chain, once: it first reads its own attestation, so a
    restart never sends a second one;
+   Epochs it missed since it started (a step slowed by the chain's RPC) are attested late,
+   up to ``BACKFILL_EPOCHS`` back, if it was part of them;
 4. keeps this node live: if its ``lastSeen`` on-chain is older than half the liveness window
    (an epoch without attestation, e.g. no assignment), it sends ``heartbeat()``
    (:func:`compute_heartbeat_due`); a node that attests every epoch never needs one;
@@ -16,6 +18,15 @@ mined) it
 
 Disagreement is read from the chain: :meth:`EpochService.attestations` compares every
 node's attested root with ours.
+
+Reorgs. What the service read from blocks a reorg replaced is stale: the chain follower
+reports the fork block (:meth:`EpochService.note_fork`, thread-safe), and the next step
+forgets every computed epoch whose boundary, seed source or seed fixing is above it (their
+seed may be unfixed or different now, their snapshot another) and every attestation of this
+node not known to be at or below it, then computes those epochs again (fixing their seeds
+again if needed) and attests each one whose attestation the chain lost. An attestation this
+node sent is also read back once it is ``confirmations`` blocks deep, for a reorg too
+shallow for the follower to see (:class:`Attester`).
 
 Around this loop: ``view`` holds what an epoch looks like (:class:`EpochView`),
 ``attestation`` this node's attestations and heartbeats (:class:`Attester`), ``routing`` the
@@ -63,6 +74,10 @@ DEFAULT_EPOCH_SECONDS: Final = 60.0
 """With autoadvance: wall-clock seconds after which a quiet epoch is ended by mining."""
 VIEW_CACHE_SIZE: Final = 32
 """How many computed epochs are kept in memory (past epochs are recomputed on demand)."""
+BACKFILL_EPOCHS: Final = 4
+"""How many epochs back a node attests the epochs it missed since it started (a step slowed
+by the RPC): each one is read once, and attested if it has no attestation of this node and
+this node was in its snapshot."""
 RETRY_FIRST_SECONDS: Final = 0.5
 RETRY_MAX_SECONDS: Final = 30.0
 
@@ -84,7 +99,8 @@ class EpochService(BackgroundLoop):
     """Follow the epochs of one registry for the node whose account signs ``registry``.
 
     ``chain`` (a ``ChainBackend``) is needed only to mine with ``autoadvance``.
-    ``snapshot_reader`` and ``clock`` are replaceable for tests.
+    ``snapshot_reader`` and ``clock`` are replaceable for tests. An attestation sent is read
+    back once ``confirmations`` blocks deep (0: never; the embedded chain does not reorg).
     """
 
     thread_name = "epochs"
@@ -100,6 +116,7 @@ class EpochService(BackgroundLoop):
         replicas: Mapping[str, int] = DEFAULT_REPLICAS,
         snapshot_reader: SnapshotReader = read_snapshot,
         clock: Callable[[], float] = time.monotonic,
+        confirmations: int = 0,
     ) -> None:
         if autoadvance and chain is None:
             raise CollegiumError("autoadvance needs the chain backend to mine blocks")
@@ -123,6 +140,13 @@ class EpochService(BackgroundLoop):
         self.last_error: str | None = None
         self.seeds_fixed = 0
         self.blocks_mined = 0
+        self.confirmations = confirmations
+        self._fork_guard = threading.Lock()
+        self._fork: int | None = None  # the lowest fork block reported since the last step
+        self._reattest: set[int] = set()  # epochs whose attestation a reorg dropped
+        self._backfilled: set[int] = set()  # past epochs already looked at for a backfill
+        self._first_epoch: int | None = None  # the epoch of this service's first step
+        self.reorgs_seen = 0
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -158,6 +182,7 @@ class EpochService(BackgroundLoop):
         Raises ``CollegiumError`` (chain failures) for the thread to retry.
         """
         with self._lock:
+            self._apply_fork()
             head = self._head()
             epoch = self.started_epoch(head)
             if self.autoadvance and self._advance_due(epoch):
@@ -165,10 +190,16 @@ class EpochService(BackgroundLoop):
                 head = self._head()
                 epoch = self.started_epoch(head)
             view = self.view(epoch, fix_seed=True)
+            self._attest_again(head, epoch)
             if epoch not in self._attester.attested:
+                view = self._recheck_seed(view)
                 self._attester.attest(view)
+            self._backfill(epoch)
             self._attester.keep_alive(view, head)
-            changed = self._current is None or self._current.epoch != epoch
+            changed = self._current is None or (self._current.epoch, self._current.root) != (
+                epoch,
+                view.root,
+            )
             self._current = view
             self.last_error = None
         if changed:
@@ -185,6 +216,87 @@ class EpochService(BackgroundLoop):
                 except Exception:  # a subscriber's bug must not stop the epochs
                     log.exception("epoch subscriber %r failed", callback)
         return view
+
+    # ------------------------------------------------------------------ reorgs
+
+    def note_fork(self, block: int) -> None:
+        """Record that a reorg replaced the chain above block ``block`` (any thread; the
+        next step forgets and redoes what was read above it)."""
+        with self._fork_guard:
+            self._fork = block if self._fork is None else min(self._fork, block)
+
+    def _apply_fork(self) -> None:
+        """Forget the epochs and attestations a reported fork made stale (the fork stays
+        noted if the chain cannot be read now)."""
+        with self._fork_guard:
+            fork = self._fork
+        if fork is None:
+            return
+        from_epoch = self.started_epoch(fork)
+        stale = [
+            e
+            for e, v in self._views.items()
+            if max(v.boundary_block, v.seed_info.source_block, v.seed_info.fixed_at) > fork
+        ]
+        for epoch in stale:
+            del self._views[epoch]
+        lost = self._attester.forget_above(fork, from_epoch)
+        self._reattest.update(lost)
+        self.reorgs_seen += 1
+        with self._fork_guard:
+            if self._fork == fork:
+                self._fork = None
+        log.warning(
+            "reorg above block %d: %d computed epochs and the attestations of epochs %s "
+            "forgotten; reading them from the chain again",
+            fork,
+            len(stale),
+            lost,
+        )
+
+    def _backfill(self, current: int) -> None:
+        """Attest the epochs of the last ``BACKFILL_EPOCHS`` this service missed since its
+        first step and this node was part of (each is looked at once; the contract takes an
+        attestation of a past epoch)."""
+        if self._first_epoch is None:
+            self._first_epoch = current
+        if not self.address:
+            return
+        first = max(self._first_epoch, current - BACKFILL_EPOCHS)
+        self._backfilled = {e for e in self._backfilled if e >= first}
+        for epoch in range(first, current):
+            if epoch in self._attester.attested or epoch in self._backfilled:
+                continue
+            if self.registry.attestation_of(epoch, self.address) is None:
+                view = self.view(epoch, fix_seed=True)
+                me = self.address.lower()
+                if any(n.address.lower() == me for n in view.snapshot.nodes):
+                    log.info("epoch %d was missed: attesting it late", epoch)
+                    self._attester.attest(view)
+            self._backfilled.add(epoch)
+
+    def _recheck_seed(self, view: EpochView) -> EpochView:
+        """Return ``view``, computed again if the chain's seed of its epoch is not the one it
+        was computed with (a reorg the follower has not reported yet replaced the boundary
+        block or the seed's fixing): a root is never attested from a stale seed."""
+        if self.registry.seed_info(view.epoch) == view.seed_info:
+            return view
+        log.warning("epoch %d: the seed changed on-chain (a reorg); computing again", view.epoch)
+        self._views.pop(view.epoch, None)
+        return self.view(view.epoch, fix_seed=True)
+
+    def _attest_again(self, head: int, current: int) -> None:
+        """Attest the past epochs whose attestation a reorg dropped (once each, after
+        reading the chain), and read back this node's attestations now deep enough."""
+        if self.confirmations > 0:
+            self._reattest.update(self._attester.due(head, self.confirmations))
+        for epoch in sorted(self._reattest):
+            if epoch < current:
+                try:
+                    self._attester.attest(self.view(epoch, fix_seed=True))
+                except (EpochUnavailable, RegistryRejected) as exc:  # e.g. seed out of reach
+                    log.warning("epoch %d cannot be attested again: %s", epoch, exc)
+            self._reattest.discard(epoch)  # the current epoch is attested by the caller
 
     def current(self) -> EpochView | None:
         """Return the latest epoch this service has processed, or None before the first."""
@@ -264,15 +376,17 @@ class EpochService(BackgroundLoop):
         return self._views.get(epoch)
 
     def view(self, epoch: int, *, fix_seed: bool = False) -> EpochView:
-        """Return epoch ``epoch`` (computed once, then cached).
+        """Return epoch ``epoch`` (computed once, then cached; the oldest computed is dropped).
 
         Raises ``EpochUnavailable`` if it has not started or its seed is not fixed (and
         ``fix_seed`` is false).
         """
+        cached = self._views.get(epoch)  # a hit needs no lock: /health must not wait for a
+        if cached is not None:  # step that holds it while its transactions are mined
+            return cached
         with self._lock:
             cached = self._views.get(epoch)
             if cached is not None:
-                self._views.move_to_end(epoch)
                 return cached
             head = self._head()
             if epoch > self.started_epoch(head):

@@ -23,7 +23,8 @@ newest block still on the chain (the fork point), deletes every row indexed abov
 returns this node's own anchors above it to ``pending`` (the anchorer anchors those
 leaves again), deletes other nodes' leaves of the dropped anchors (and their tree nodes;
 both in ``node.ledger.reorg``),
-rebuilds the derived tables from the remaining events, and goes on from
+rebuilds the derived tables from the remaining events, tells ``on_fork`` (the epoch
+service forgets the epochs and attestations read above it) and goes on from
 the fork point. Hashes are kept for every block within ``REORG_WINDOW`` of the head;
 a reorg deeper than that is reported as an error instead of being guessed at.
 
@@ -124,6 +125,7 @@ class ChainFollower(BackgroundLoop):
         poll_seconds: float = DEFAULT_POLL_SECONDS,
         on_participants_changed: Callable[[str | None, str | None], None] | None = None,
         rollback_own_anchors: Callable[[int], int] | None = None,
+        on_fork: Callable[[int], None] | None = None,
         log_indexer: LogIndexer | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -142,6 +144,7 @@ class ChainFollower(BackgroundLoop):
         self.poll_seconds = poll_seconds
         self._on_participants = on_participants_changed
         self._rollback_own = rollback_own_anchors
+        self.on_fork = on_fork  # told the fork block of every reorg (the epoch service)
         self.log_indexer = log_indexer
         # ranges start at range_blocks and adapt to the provider's eth_getLogs limits
         self.pager = LogPager(w3, self.address, max(range_blocks, 1))
@@ -382,6 +385,8 @@ class ChainFollower(BackgroundLoop):
                 log.warning("reorg: %d leaves of this node are pending again", moved)
         if self._on_participants is not None:
             self._on_participants(None, None)
+        if self.on_fork is not None:
+            self.on_fork(fork)
 
     def _own_checksum(self) -> str:
         return to_checksum_address(self.node_address) if self.node_address else ""

@@ -77,7 +77,7 @@ def open_node(settings: Settings, password: str) -> NodeContext:
     return NodeContext(
         settings, record, account, chain, registry, store, engine, sessions, ledger, anchorer,
         syncer, epochs,
-        follower=start_follower(settings, chain, record, sessions, ledger, store, syncer),
+        follower=start_follower(settings, chain, record, sessions, ledger, store, syncer, epochs),
         peer_policy=policy, bundled_frontend=bundled_frontend, block_clock=block_clock,
     )  # fmt: skip
 

@@ -56,6 +56,14 @@ def start_block_clock(settings: Settings, chain: Any) -> Any:
     return clock
 
 
+def compute_confirmations(settings: Settings, chain: Any) -> int:
+    """Return the blocks a chain read waits before it is trusted: the setting, else 0 on the
+    embedded chain (one producer: no reorgs) and ``DEFAULT_CONFIRMATIONS`` over RPC."""
+    if settings.confirmations is not None:
+        return settings.confirmations
+    return 0 if chain.kind == "embedded" else DEFAULT_CONFIRMATIONS
+
+
 def start_follower(
     settings: Settings,
     chain: Any,
@@ -64,19 +72,16 @@ def start_follower(
     ledger: LedgerService,
     store: Any,
     syncer: Any = None,
+    epochs: EpochService | None = None,
 ) -> Any:
     """Start the chain follower (registry events into SQL, other nodes' leaves from the
-    store); None if disabled.
-
-    Confirmations default to 0 on the embedded chain (one producer: no reorgs) and to
-    ``DEFAULT_CONFIRMATIONS`` over RPC.
+    store); None if disabled. It indexes after :func:`compute_confirmations` blocks and tells
+    ``epochs`` of every reorg it rolls back.
     """
     if not settings.follower or record.registry is None:
         return None
 
-    confirmations = settings.confirmations
-    if confirmations is None:
-        confirmations = 0 if chain.kind == "embedded" else DEFAULT_CONFIRMATIONS
+    confirmations = compute_confirmations(settings, chain)
     follower = ChainFollower(
         w3=chain.w3,
         registry_address=record.registry,
@@ -88,6 +93,7 @@ def start_follower(
         poll_seconds=settings.follower_poll,
         on_participants_changed=ledger.participants.invalidate,
         rollback_own_anchors=ledger.rollback_own_anchors_above,
+        on_fork=None if epochs is None else epochs.note_fork,
         log_indexer=LogIndexer(
             sessions=sessions,
             store=store,
@@ -120,6 +126,7 @@ def start_epochs(settings: Settings, chain: Any, registry: Any) -> Any:
         autoadvance=autoadvance,
         epoch_seconds=settings.epoch_seconds,
         poll_seconds=settings.epoch_poll_seconds,
+        confirmations=compute_confirmations(settings, chain),
     )
     try:  # the first epoch before serving, so the router starts with an assignment
         service.tick()

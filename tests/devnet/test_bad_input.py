@@ -20,7 +20,10 @@ from tests.support.fuzz import serialize_archive  # noqa: F401 -- registers the 
 
 EXAMPLES_PER_OPERATION = 8
 MIN_CASES = 150
-CALL_TIMEOUT = 15.0
+CALL_TIMEOUT = 30.0
+"""The node reaches the chain through the faulty proxies of ``devnet3`` (conftest.py): a
+fuzzed ``GET /api/v1/epochs/{epoch}`` of a past epoch recomputes it from the chain, which
+took over 15 s there on a loaded machine (the property here is "no 5xx", not speed)."""
 TARGET = 1  # node1: not the deployer's first node, a peer like any other
 
 

@@ -341,3 +341,19 @@ def test_the_router_reads_the_cached_table_without_the_registry(network: Network
     assert source.current_cached() is None  # stale: read again, off the event loop
     view = member.service.tick()
     assert source.current_cached() == (view.epoch, view.assignment) == source.current()
+
+
+def test_epochs_missed_by_a_slow_step_are_attested_late(network: Network) -> None:
+    member = network.members[0]
+    start = network.mine_to_next_epoch()
+    member.service.tick()
+    network.mine_to_next_epoch()  # this epoch passes without a step of this node...
+    network.mine_to_next_epoch()  # ...and this one has begun: both are attested now
+    view = member.service.tick()
+    assert view.epoch == start + 2
+    for epoch in (start, start + 1, start + 2):
+        root = member.registry.attestation_of(epoch, member.address)
+        assert root is not None and bytes(root) == member.service.view(epoch).root
+    sent = member.service.attestations_sent
+    member.service.tick()
+    assert member.service.attestations_sent == sent  # each looked at once
