@@ -83,25 +83,34 @@ def _decode_cid(value: str | bytes) -> CID:
 _SHA256_CIDV1_LEN: Final = 4 + 32  # version, codec, multihash code and length, digest
 
 
+def _decode_common_cidv1(value: str) -> bytes | None:
+    """Return the binary form of ``value`` if it is the common case, a canonical base32
+    CIDv1 (raw or dag-pb, sha2-256), decoded with the stdlib; else None (ask ``parse_cid``)."""
+    if value[:1] != "b" or value != value.lower():
+        return None
+    digits = value[1:].upper()
+    try:
+        raw = base64.b32decode(digits + "=" * (-len(digits) % 8))
+    except ValueError:  # binascii.Error
+        return None
+    if (
+        len(raw) == _SHA256_CIDV1_LEN
+        and raw[:2] in _V1_PREFIX.values()
+        and raw[2:4] == _SHA2_256_MH_PREFIX
+        and base64.b32encode(raw).decode().rstrip("=") == digits  # canonical (no slack bits)
+    ):
+        return raw
+    return None
+
+
 def is_cid(value: str) -> bool:
     """Return whether ``value`` parses as a CID (``parse_cid`` succeeds).
 
     The common case, a base32 CIDv1 (raw or dag-pb, sha2-256), is checked without building a
     ``CID`` object: parsing one costs ~100x more, and the syncer checks every leaf it learns.
     """
-    if value[:1] == "b" and value == value.lower():
-        digits = value[1:].upper()
-        try:
-            raw = base64.b32decode(digits + "=" * (-len(digits) % 8))
-        except ValueError:  # binascii.Error
-            raw = b""
-        if (
-            len(raw) == _SHA256_CIDV1_LEN
-            and raw[:2] in _V1_PREFIX.values()
-            and raw[2:4] == _SHA2_256_MH_PREFIX
-            and base64.b32encode(raw).decode().rstrip("=") == digits  # canonical (no slack bits)
-        ):
-            return True
+    if _decode_common_cidv1(value) is not None:
+        return True
     try:
         parse_cid(value)
     except InvalidCID:
@@ -193,19 +202,8 @@ def check_block(cid: CID, data: bytes, *, stored: bool) -> None:
 
 def compute_cid_bytes_of_name(name: str) -> bytes:
     """Return the binary form of the CID string ``name``; raises ``InvalidCID``."""
-    if name[:1] == "b" and name == name.lower():
-        digits = name[1:].upper()
-        try:
-            raw = base64.b32decode(digits + "=" * (-len(digits) % 8))
-        except ValueError:  # binascii.Error
-            raw = b""
-        if (
-            len(raw) == _SHA256_CIDV1_LEN
-            and raw[:2] in _V1_PREFIX.values()
-            and raw[2:4] == _SHA2_256_MH_PREFIX
-        ):
-            return raw
-    return bytes(parse_cid(name))
+    raw = _decode_common_cidv1(name)
+    return raw if raw is not None else bytes(parse_cid(name))
 
 
 def get_codec_of_cid_bytes(cid_bytes: bytes) -> str:
