@@ -268,7 +268,7 @@ class EpochService(BackgroundLoop):
             if epoch in self._attester.attested or epoch in self._backfilled:
                 continue
             if self.registry.attestation_of(epoch, self.address) is None:
-                view = self.view(epoch, fix_seed=True)
+                view = self._recheck_seed(self.view(epoch, fix_seed=True))
                 me = self.address.lower()
                 if any(n.address.lower() == me for n in view.snapshot.nodes):
                     log.info("epoch %d was missed: attesting it late", epoch)
@@ -278,7 +278,9 @@ class EpochService(BackgroundLoop):
     def _recheck_seed(self, view: EpochView) -> EpochView:
         """Return ``view``, computed again if the chain's seed of its epoch is not the one it
         was computed with (a reorg the follower has not reported yet replaced the boundary
-        block or the seed's fixing): a root is never attested from a stale seed."""
+        block or the seed's fixing): a root is never attested from a stale seed. Every
+        attestation goes through here: the current epoch's, one a reorg dropped (found by
+        reading it back, maybe before the follower reported the fork) and a late one."""
         if self.registry.seed_info(view.epoch) == view.seed_info:
             return view
         log.warning("epoch %d: the seed changed on-chain (a reorg); computing again", view.epoch)
@@ -293,7 +295,7 @@ class EpochService(BackgroundLoop):
         for epoch in sorted(self._reattest):
             if epoch < current:
                 try:
-                    self._attester.attest(self.view(epoch, fix_seed=True))
+                    self._attester.attest(self._recheck_seed(self.view(epoch, fix_seed=True)))
                 except (EpochUnavailable, RegistryRejected) as exc:  # e.g. seed out of reach
                     log.warning("epoch %d cannot be attested again: %s", epoch, exc)
             self._reattest.discard(epoch)  # the current epoch is attested by the caller
