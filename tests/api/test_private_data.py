@@ -224,7 +224,7 @@ def test_private_business_transaction_is_sealed_by_the_host(running: InProcessNo
     assert tx["payload_hash"] == payload["payload_hash"]
     # public: the leaf and the payload's bytes; neither holds the plaintext
     public = httpx.get(f"{running.url}/api/v1/transactions/{tx['id']}", timeout=10).text
-    assert SECRET not in public and "9100" not in public
+    assert SECRET not in public and "9100.00" not in public
     assert SECRET.encode() not in gateway(running, tx["cid"])
     assert SECRET.encode() not in gateway(running, payload["cid"], raw=True)
 
