@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import hashlib
-import threading
-import time
 from collections.abc import Iterator
 
 import httpx
 import pytest
-import uvicorn
 from fastapi import FastAPI
 
 from node.api.routes import gateway
 from node.storage import EmbeddedStore
+from tests.support.serve import serve_app
 
 IMMUTABLE = "public, max-age=29030400, immutable"
 
@@ -28,18 +26,8 @@ def client(store: EmbeddedStore) -> Iterator[httpx.Client]:
     app = FastAPI()
     app.include_router(gateway.router)
     app.state.store = store
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not (server.started and server.servers):
-        assert time.monotonic() < deadline, "server did not start"
-        time.sleep(0.02)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
+    with serve_app(app) as url, httpx.Client(base_url=url, timeout=30) as http:
         yield http
-    server.should_exit = True
-    thread.join(timeout=10)
 
 
 @pytest.fixture(scope="module")

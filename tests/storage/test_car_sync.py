@@ -9,7 +9,6 @@ the rest comes block by block or from another peer.
 from __future__ import annotations
 
 import os
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -17,7 +16,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import Response, StreamingResponse
 
@@ -31,6 +29,7 @@ from node.storage.dagpb import PBLink, compute_varint, encode_pb_node
 from node.storage.errors import StoreFull
 from node.storage.fetch import BlockFetcher
 from node.storage.reader import get_child_cids
+from tests.support.serve import serve_app
 
 FILE_BYTES = 4 * 256 * 1024 + 1000  # five raw leaves under one dag-pb root
 
@@ -48,19 +47,6 @@ class Evil:
 
     car: bytes | None = None
     drip_after: int = 0  # > 0: send that many bytes of ``car``, then one byte every 0.2 s
-
-
-def _serve(app: FastAPI) -> Iterator[str]:
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not (server.started and server.servers):
-        assert time.monotonic() < deadline, "server did not start"
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
-    server.should_exit = True
-    thread.join(timeout=10)
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +71,7 @@ def honest(source: EmbeddedStore) -> Iterator[Served]:
         served.requests.append(str(request.url.query))
         return await call_next(request)
 
-    for url in _serve(app):
+    with serve_app(app) as url:
         served.url = url
         yield served
 
@@ -116,7 +102,7 @@ def evil_peer(source: EmbeddedStore) -> Iterator[tuple[Served, Evil]]:
             return Response(evil.car, media_type=CAR_CONTENT_TYPE)
         return Response(source.get_block(cid), media_type="application/vnd.ipld.raw")
 
-    for url in _serve(app):
+    with serve_app(app) as url:
         served.url = url
         yield served, evil
 
@@ -396,7 +382,7 @@ def test_a_peer_lacking_part_of_the_dag_sends_what_it_has_and_the_rest_comes_els
     app = FastAPI()
     app.include_router(gateway.router)
     app.state.store = sparse
-    for url in _serve(app):
+    with serve_app(app) as url:
         answer = httpx.get(f"{url}/ipfs/{root}", params={"format": "car"})
         assert answer.status_code == 200  # the root is here: the stream starts, then ends early
         assert answer.content == car_of(blocks[:2], [root])
