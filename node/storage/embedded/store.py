@@ -89,11 +89,7 @@ class EmbeddedStore:
     # -- blocks --------------------------------------------------------------------------------
 
     def _read_verified(self, cid: CID) -> bytes:
-        data = self._repo.read_key(compute_block_key(cid))
-        if data is None:
-            raise NotFoundInStore(f"block {format_cid(cid)} is not in the store")
-        check_block(cid, data, stored=True)
-        return data
+        return self._read_verified_bytes(bytes(cid))
 
     def _get(self, cid: CID) -> bytes:
         return self._read_verified(cid)
