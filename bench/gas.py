@@ -98,7 +98,7 @@ def measure() -> dict[str, int]:
     record("anchor_subsystem", owner.anchor("acme", keccak(b"acme"), 10, 10, CID_V1))
 
     record("fix_seed", reg.fix_seed(0))
-    record("attest", owner.attest(0, keccak(b"assignment root")))
+    record("attest", owner.attest(0, owner.seed_info(0).seed, keccak(b"assignment root")))
     record("heartbeat", nodes[1].heartbeat())  # lastSeen shares the record's slot
 
     proposal = nodes[0].propose_epoch_period(12)  # 1 vote of 4

@@ -130,6 +130,7 @@ contract Registry {
     error EpochNotStarted(uint64 epoch, uint256 boundaryBlock, uint256 currentBlock);
     error SeedAlreadyFixed(uint64 epoch);
     error SeedNotFixed(uint64 epoch);
+    error SeedMismatch(uint64 epoch, bytes32 fixedSeed, bytes32 given);
     error EpochInFuture(uint64 epoch, uint64 currentEpoch);
     error AlreadyAttested(uint64 epoch, address node);
     error ZeroRoot();
@@ -736,14 +737,20 @@ contract Registry {
 
     // ------------------------------------------------------------------ attestations
 
-    /// @notice A registered node signs the assignment root it computed for `epoch` (the epoch
-    /// must have started and its seed be fixed). Once per (epoch, node); no overwrite. It also
-    /// refreshes the node's `lastSeen` (see `heartbeat`).
-    function attest(uint64 epoch, bytes32 root) external onlyNode {
+    /// @notice A registered node signs the assignment root it computed for `epoch` from `seed`
+    /// (the epoch must have started and its seed be fixed). Once per (epoch, node); no
+    /// overwrite. It also refreshes the node's `lastSeen` (see `heartbeat`).
+    /// @dev `seed` must be the epoch's fixed seed: the seed commits to the boundary block's hash,
+    /// so to the registry state the root was computed from. An attestation computed on a fork
+    /// that a reorg replaced (another boundary block, another seed) reverts `SeedMismatch`
+    /// wherever it lands, even if it was signed before the reorg and mined after it.
+    function attest(uint64 epoch, bytes32 seed, bytes32 root) external onlyNode {
         if (root == bytes32(0)) revert ZeroRoot();
         uint64 current = currentEpoch();
         if (epoch > current) revert EpochInFuture(epoch, current);
-        if (_seeds[epoch].seed == bytes32(0)) revert SeedNotFixed(epoch);
+        bytes32 fixedSeed = _seeds[epoch].seed;
+        if (fixedSeed == bytes32(0)) revert SeedNotFixed(epoch);
+        if (fixedSeed != seed) revert SeedMismatch(epoch, fixedSeed, seed);
         if (_attestations[epoch][msg.sender] != bytes32(0)) revert AlreadyAttested(epoch, msg.sender);
         _attestations[epoch][msg.sender] = root;
         _nodes[msg.sender].lastSeen = uint64(block.number);

@@ -184,14 +184,19 @@ def _replay_failure(
     abi: Sequence[Mapping[str, Any]],
     error_type: type[ContractRevert],
 ) -> ChainError:
-    """Return the error of a mined, failed transaction, replayed on the state before its block."""
+    """Return the error of a mined, failed transaction, replayed on the state before its
+    block, else on the state after it: a transaction earlier in the same block may be what
+    made it fail (two nodes fixing one epoch's seed: the second reverts ``SeedAlreadyFixed``,
+    which the state before the block does not show)."""
     replay = cast(TxParams, {k: v for k, v in tx.items() if k in ("from", "to", "data", "value")})
-    try:
-        w3.eth.call(replay, block_identifier=max(receipt["blockNumber"] - 1, 0))
-    except Exception as exc:
-        revert = revert_from_exception(contract, abi, exc, error_type)
-        if revert is not None:
-            return revert
+    block = int(receipt["blockNumber"])
+    for state in (max(block - 1, 0), block):
+        try:
+            w3.eth.call(replay, block_identifier=state)
+        except Exception as exc:
+            revert = revert_from_exception(contract, abi, exc, error_type)
+            if revert is not None:
+                return revert
     return TransactionError(
         f"{contract} transaction 0x{bytes(receipt['transactionHash']).hex()} failed "
         f"(status 0, gas used {receipt['gasUsed']} of {tx.get('gas')})"

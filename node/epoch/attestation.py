@@ -1,19 +1,30 @@
 """This node's part on-chain each epoch: attest the root once, and stay live.
 
-:class:`Attester` sends ``attest(epoch, root)`` at most once per epoch (it reads its own
-attestation first, so a restart never sends a second one) and a ``heartbeat()`` when this
+:class:`Attester` sends ``attest(epoch, seed, root)`` at most once per epoch (it reads its
+own attestation first, so a restart never sends a second one) and a ``heartbeat()`` when this
 node's ``lastSeen`` is older than half the liveness window (:func:`compute_heartbeat_due`).
+
+The seed sent is the one the view was computed from; the contract takes the attestation only
+if it is the epoch's seed on the chain where it lands. A view computed before a reorg replaced
+the epoch's boundary block (another block hash, another seed) is refused with
+``SeedMismatch`` (``SeedNotFixed`` if no seed is fixed there yet): :data:`STALE_VIEW_ERRORS`.
+The caller computes the epoch again.
 """
 
 from __future__ import annotations
 
 import logging
+from typing import Final
 
 from node.chain.registry import Registry, RegistryRejected
 from node.epoch.policy import compute_heartbeat_due
 from node.epoch.view import EpochView
 
 log = logging.getLogger("node.epoch.service")  # the service's log, as before the split
+
+STALE_VIEW_ERRORS: Final = frozenset({"SeedMismatch", "SeedNotFixed"})
+"""The registry's refusals of an attestation computed from a seed that is not (or no longer)
+the epoch's seed on-chain: a reorg replaced the view's input."""
 
 
 class Attester:
@@ -39,7 +50,8 @@ class Attester:
         existing: bytes | None = self.registry.attestation_of(view.epoch, self.address)
         if existing is None:
             try:
-                sent = self.registry.attest(view.epoch, view.root)
+                sent = self.registry.attest(view.epoch, view.seed, view.root)
+                log.info("epoch %d: attested at block %d", view.epoch, sent.block_number)
                 self.attestations_sent += 1
                 self.seen = sent.block_number
                 self.mined_at[view.epoch] = sent.block_number

@@ -8,8 +8,9 @@ mined) it
    the assignment under the documented policy (:func:`compute_epoch_plan`);
 3. attests ``(epoch, root)`` on-chain, once: it first reads its own attestation, so a
    restart never sends a second one;
-   Epochs it missed since it started (a step slowed by the chain's RPC) are attested late,
-   up to ``BACKFILL_EPOCHS`` back, if it was part of them;
+   Epochs it missed (a step slowed by the chain's RPC, or a restart after an attestation
+   it sent was lost) are attested late, up to ``BACKFILL_EPOCHS`` back, if it was part of
+   them (:meth:`EpochService._backfill`);
 4. keeps this node live: if its ``lastSeen`` on-chain is older than half the liveness window
    (an epoch without attestation, e.g. no assignment), it sends ``heartbeat()``
    (:func:`compute_heartbeat_due`); a node that attests every epoch never needs one;
@@ -53,7 +54,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 from node.chain.registry import Registry, RegistryRejected, SeedInfo
-from node.epoch.attestation import Attester
+from node.epoch.attestation import STALE_VIEW_ERRORS, Attester
 from node.epoch.policy import DEFAULT_REPLICAS, compute_epoch_plan
 from node.epoch.routing import (
     FALLBACK_TTL_SECONDS,
@@ -193,7 +194,7 @@ class EpochService(BackgroundLoop):
             self._attest_again(head, epoch)
             if epoch not in self._attester.attested:
                 view = self._recheck_seed(view)
-                self._attester.attest(view)
+                self._attest(view)
             self._backfill(epoch)
             self._attester.keep_alive(view, head)
             changed = self._current is None or (self._current.epoch, self._current.root) != (
@@ -255,24 +256,36 @@ class EpochService(BackgroundLoop):
         )
 
     def _backfill(self, current: int) -> None:
-        """Attest the epochs of the last ``BACKFILL_EPOCHS`` this service missed since its
-        first step and this node was part of (each is looked at once; the contract takes an
-        attestation of a past epoch)."""
+        """Attest the epochs of the last ``BACKFILL_EPOCHS`` this node was part of and has no
+        attestation of on-chain: those since this service's first step (a slow step), and
+        before it those after an epoch the node did attest (a restart: killed with an
+        attestation in flight, or down for a few epochs; a node new to the window, or silent
+        through all of it, starts afresh). Each epoch is looked at once; the contract takes an
+        attestation of a past epoch."""
         if self._first_epoch is None:
             self._first_epoch = current
         if not self.address:
             return
-        first = max(self._first_epoch, current - BACKFILL_EPOCHS)
+        first = max(0, current - BACKFILL_EPOCHS)
         self._backfilled = {e for e in self._backfilled if e >= first}
+        resumed = False  # an attestation of this node seen earlier in the window
         for epoch in range(first, current):
-            if epoch in self._attester.attested or epoch in self._backfilled:
+            if epoch in self._attester.attested:
+                resumed = True
                 continue
-            if self.registry.attestation_of(epoch, self.address) is None:
+            if epoch in self._backfilled:
+                continue
+            if self.registry.attestation_of(epoch, self.address) is not None:
+                resumed = True
+            elif epoch >= self._first_epoch or resumed:
                 view = self._recheck_seed(self.view(epoch, fix_seed=True))
                 me = self.address.lower()
                 if any(n.address.lower() == me for n in view.snapshot.nodes):
                     log.info("epoch %d was missed: attesting it late", epoch)
-                    self._attester.attest(view)
+                    self._attest(view)
+                else:
+                    log.info("epoch %d was missed, but this node was not live at its boundary: "
+                             "nothing to attest", epoch)  # fmt: skip
             self._backfilled.add(epoch)
 
     def _recheck_seed(self, view: EpochView) -> EpochView:
@@ -287,18 +300,37 @@ class EpochService(BackgroundLoop):
         self._views.pop(view.epoch, None)
         return self.view(view.epoch, fix_seed=True)
 
+    def _attest(self, view: EpochView) -> None:
+        """Attest ``view``; if the chain refuses it as computed from a stale seed (a reorg
+        replaced the epoch's boundary after the view was computed, maybe while the
+        transaction waited for its nonce), forget the view and attest the epoch again from
+        the chain's next step (the current epoch is attested again by the step itself)."""
+        try:
+            self._attester.attest(view)
+        except RegistryRejected as exc:
+            if exc.error_name not in STALE_VIEW_ERRORS:
+                raise
+            log.warning(
+                "epoch %d: the chain refused the attestation (%s: its seed is another one "
+                "now, a reorg); computing the epoch again",
+                view.epoch,
+                exc.error_name,
+            )
+            self._views.pop(view.epoch, None)
+            self._reattest.add(view.epoch)
+
     def _attest_again(self, head: int, current: int) -> None:
         """Attest the past epochs whose attestation a reorg dropped (once each, after
         reading the chain), and read back this node's attestations now deep enough."""
         if self.confirmations > 0:
             self._reattest.update(self._attester.due(head, self.confirmations))
         for epoch in sorted(self._reattest):
-            if epoch < current:
+            self._reattest.discard(epoch)  # the current epoch is attested by the caller
+            if epoch < current:  # (refused as stale again: back in the set for the next step)
                 try:
-                    self._attester.attest(self._recheck_seed(self.view(epoch, fix_seed=True)))
+                    self._attest(self._recheck_seed(self.view(epoch, fix_seed=True)))
                 except (EpochUnavailable, RegistryRejected) as exc:  # e.g. seed out of reach
                     log.warning("epoch %d cannot be attested again: %s", epoch, exc)
-            self._reattest.discard(epoch)  # the current epoch is attested by the caller
 
     def current(self) -> EpochView | None:
         """Return the latest epoch this service has processed, or None before the first."""

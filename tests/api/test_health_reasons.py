@@ -240,7 +240,7 @@ def test_attestations_disagree_while_a_node_attests_another_root(
     anvil.set_balance(other.address, FUNDS_WEI)
     rogue = Registry(node.node.chain.w3, node.node.record.registry, other)
     rogue.register_node("http://127.0.0.1:9", 1, compute_roles_mask(("fe_system",)), "main")
-    rogue.attest(epoch, b"\x01" * 32)
+    rogue.attest(epoch, rogue.seed_info(epoch).seed, b"\x01" * 32)  # type: ignore[union-attr]
     body = wait_reason(node, "attestations_disagree")
     said = message(body, "attestations_disagree")
     assert f"attested another root for epoch {epoch}" in said and other.address in said

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
 
 ROOT_A = keccak(b"root a")
 ROOT_B = keccak(b"root b")
+SEED = keccak(b"a seed no epoch has")
 ZERO_ADDRESS = "0x" + "00" * 20
 ALL_ROLES = 0b1111
 BLOCKHASH_WINDOW = 256
@@ -523,6 +525,43 @@ def test_seed_is_fixed_once_and_stays_forever(deployment: Deployment) -> None:
     rejects(lambda: reg.fix_seed(0), "SeedAlreadyFixed", 0)
 
 
+def test_two_fixes_of_one_seed_in_one_block_name_the_loser_s_error(deployment: Deployment) -> None:
+    """Both estimates pass, both transactions land in one block: the second reverts, and the
+    replay on the state before the block (where it would pass) is followed by one after it,
+    which names ``SeedAlreadyFixed`` (the epoch service takes that as "someone was first")."""
+    chain = deployment.chain
+    if chain.kind != "anvil":
+        return  # eth-tester mines each transaction in its own block
+    deployment.chain.mine_to(deployment.registry.epoch_start_block(1) + 1)
+    fixers = [deployment.at(chain.new_account()) for _ in range(2)]
+    outcomes: list[Any] = []
+
+    def fix(registry: Registry) -> None:
+        try:
+            outcomes.append(registry.fix_seed(1))
+        except RegistryRejected as exc:
+            outcomes.append(exc)
+
+    w3 = chain.w3
+    w3.provider.make_request("evm_setAutomine", [False])  # type: ignore[arg-type]
+    try:
+        threads = [threading.Thread(target=fix, args=(r,)) for r in fixers]
+        for t in threads:
+            t.start()
+        deadline = time.monotonic() + 20
+        while len(w3.provider.make_request("txpool_content", [])["result"]["pending"]) < 2:  # type: ignore[arg-type]
+            assert time.monotonic() < deadline, "both fixes never reached the pool"
+            time.sleep(0.05)
+        w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+        for t in threads:
+            t.join(30)
+    finally:
+        w3.provider.make_request("evm_setAutomine", [True])  # type: ignore[arg-type]
+    errors = [o for o in outcomes if isinstance(o, RegistryRejected)]
+    assert len(outcomes) == 2 and len(errors) == 1, outcomes
+    assert errors[0].error_name == "SeedAlreadyFixed" and errors[0].error_args == (1,)
+
+
 def test_seed_fallback_after_the_blockhash_window(deployment: Deployment) -> None:
     reg, chain = deployment.registry, deployment.chain
     boundary = reg.epoch_start_block(1)
@@ -550,18 +589,23 @@ def test_attestation_rules(deployment: Deployment) -> None:
     other, as_other = register(deployment)
     outsider = chain.new_account()
     rejects(
-        lambda: deployment.at(outsider).attest(0, ROOT_A), "NotRegisteredNode", outsider.address
+        lambda: deployment.at(outsider).attest(0, SEED, ROOT_A),
+        "NotRegisteredNode",
+        outsider.address,
     )
-    rejects(lambda: as_node.attest(0, ROOT_A), "SeedNotFixed", 0)
-    rejects(lambda: as_node.attest(1, ROOT_A), "EpochInFuture", 1, 0)
-    rejects(lambda: as_node.attest(0, bytes(32)), "ZeroRoot")
+    rejects(lambda: as_node.attest(0, SEED, ROOT_A), "SeedNotFixed", 0)
+    rejects(lambda: as_node.attest(1, SEED, ROOT_A), "EpochInFuture", 1, 0)
+    rejects(lambda: as_node.attest(0, SEED, bytes(32)), "ZeroRoot")
     reg.fix_seed(0)
-    result = as_node.attest(0, ROOT_A)
+    seed = reg.seed_info(0).seed  # type: ignore[union-attr]
+    # a root computed from another seed (a fork a reorg replaced) is refused
+    rejects(lambda: as_node.attest(0, SEED, ROOT_A), "SeedMismatch", 0, seed, SEED)
+    result = as_node.attest(0, seed, ROOT_A)
     assert reg.attestation_of(0, node.address) == ROOT_A
     assert reg.attestation_of(0, other.address) is None
-    rejects(lambda: as_node.attest(0, ROOT_B), "AlreadyAttested", 0, node.address)
+    rejects(lambda: as_node.attest(0, seed, ROOT_B), "AlreadyAttested", 0, node.address)
     assert reg.attestation_of(0, node.address) == ROOT_A
-    as_other.attest(0, ROOT_B)
+    as_other.attest(0, seed, ROOT_B)
     assert reg.attestation_of(0, other.address) == ROOT_B
     (event,) = reg.contract.events.Attested().process_receipt(
         chain.w3.eth.get_transaction_receipt(result.tx_hash), errors=DISCARD
@@ -706,7 +750,7 @@ def test_attest_refreshes_last_seen(deployment: Deployment) -> None:
     node, as_node = register(deployment)
     chain.mine_to(reg.epoch_start_block(1) + 1)
     reg.fix_seed(1)
-    result = as_node.attest(1, ROOT_A)
+    result = as_node.attest(1, reg.seed_info(1).seed, ROOT_A)  # type: ignore[union-attr]
     assert reg.last_seen(node.address) == result.block_number
 
 

@@ -19,6 +19,7 @@ from node.chain.registry import Registry, compute_roles_mask
 from node.epoch import EpochService
 
 EPOCH_PERIOD = 5
+LONG_EPOCH_PERIOD = 10  # for tests whose rounds send more transactions than 5 blocks hold
 NODE_CAPACITY = 6
 HOMES = ("main", "shop", "lab")
 ALL_ROLES = ("fe_system", "fe_subsystem", "be_system", "be_subsystem")
@@ -66,12 +67,18 @@ class Network:
 
 
 @pytest.fixture
-def network(tmp_path: Path) -> Iterator[Network]:
-    """Three registered nodes, each the participant (creator) of its home subsystem."""
+def network(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Network]:
+    """Three registered nodes, each the participant (creator) of its home subsystem.
+
+    The epoch period is ``EPOCH_PERIOD`` blocks, or the fixture's parameter (indirect). The
+    embedded chain mines one block per transaction, so a round of steps whose transactions
+    outnumber the period's blocks straddles a boundary.
+    """
+    period = int(getattr(request, "param", EPOCH_PERIOD))
     accounts = [Account.create() for _ in HOMES]
     chain = open_embedded(tmp_path / "chain-data", fund=[a.address for a in accounts])
     try:
-        deployer = Registry.deploy(chain.w3, accounts[0], EPOCH_PERIOD)
+        deployer = Registry.deploy(chain.w3, accounts[0], period)
         net = Network(chain, str(deployer.address))
         for account, home in zip(accounts, HOMES, strict=True):
             registry = net.registry_for(account)

@@ -147,3 +147,30 @@ def test_an_unreported_reorg_of_the_boundary_never_gets_a_stale_root_attested(ne
 
     assert after.seed != before.seed and after.root != before.root
     assert net.reader.attestation_of(epoch, service.address) == after.root
+
+
+def test_a_view_a_reorg_made_stale_while_its_attestation_waited_is_refused_and_redone(
+    net: Net, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    service = EpochService(net.registry, net.backend, confirmations=CONFIRMATIONS)
+    epoch = net.to_next_epoch()
+    boundary = net.reader.epoch_start_block(epoch)
+    send = net.registry.attest
+
+    def reorg_then_send(e: int, seed: bytes, root: bytes) -> object:
+        # the seed was checked, then the transaction waited for its nonce: meanwhile a reorg
+        # replaced the boundary block and someone fixed the new seed
+        monkeypatch.setattr(net.registry, "attest", send)
+        net.reorg(net.head() - boundary + 1)
+        Registry(net.backend.w3, net.reader.address, net.chain.new_account()).fix_seed(e)
+        return send(e, seed, root)
+
+    monkeypatch.setattr(net.registry, "attest", reorg_then_send)
+    before = service.tick()  # its root is from the replaced boundary: the chain refuses it
+    assert net.reader.attestation_of(epoch, service.address) is None
+    assert service.attested_root(epoch) is None
+    after = service.tick()  # computed again from the chain's seed, attested
+    assert after.epoch == epoch and after.seed != before.seed and after.root != before.root
+    assert net.reader.seed_info(epoch).seed == after.seed  # type: ignore[union-attr]
+    assert net.reader.attestation_of(epoch, service.address) == after.root
+    assert net.attested_events(epoch) == 1

@@ -17,7 +17,7 @@ from node.epoch import (
 )
 from node.epoch.report import format_epoch_status
 from node.epoch.service import FALLBACK_TTL_SECONDS, EpochAssignmentSource
-from tests.epoch.conftest import EPOCH_PERIOD, Network
+from tests.epoch.conftest import EPOCH_PERIOD, LONG_EPOCH_PERIOD, Network
 
 EPOCHS = 6
 
@@ -137,7 +137,7 @@ def test_restart_does_not_attest_twice(network: Network) -> None:
     assert w3.eth.get_transaction_count(member.address) == nonce
     assert restarted.attested_root(epoch) == first.root
     with pytest.raises(RegistryRejected) as caught:
-        member.registry.attest(epoch, bytes(first.root or b""))
+        member.registry.attest(epoch, first.seed, bytes(first.root or b""))
     assert caught.value.error_name == "AlreadyAttested"
 
 
@@ -233,6 +233,7 @@ def test_the_fallback_table_is_read_at_most_once_per_ttl(network: Network) -> No
 # ---------------------------------------------------------------- liveness
 
 
+@pytest.mark.parametrize("network", [LONG_EPOCH_PERIOD], indirect=True)
 def test_a_silent_node_is_left_out_once_the_window_passed_and_comes_back(
     network: Network,
 ) -> None:
@@ -243,8 +244,9 @@ def test_a_silent_node_is_left_out_once_the_window_passed_and_comes_back(
         member.service.tick()
     seen_c = registry.last_seen(c.address)  # c's attestation of that epoch; then it goes silent
     window = registry.liveness_window(seen_c)
-    assert window == 2 * EPOCH_PERIOD
+    assert window == 2 * LONG_EPOCH_PERIOD
     left_out_at = None
+    kept = []  # epochs c was still part of while silent
     for _ in range(4):
         epoch = network.mine_to_next_epoch()
         views = [a.service.tick(), b.service.tick()]
@@ -253,6 +255,7 @@ def test_a_silent_node_is_left_out_once_the_window_passed_and_comes_back(
         hosted = {h for s in view.assignment.slots for h in s.hosts}  # type: ignore[union-attr]
         if view.boundary_block < seen_c + window:  # still within its window: still assigned
             assert view.snapshot.node(c.address) is not None and view.snapshot.left_out == ()
+            kept.append(epoch)
         else:  # the bound: every boundary >= lastSeen + window leaves it out
             left_out_at = left_out_at or epoch
             assert view.snapshot.node(c.address) is None
@@ -265,13 +268,19 @@ def test_a_silent_node_is_left_out_once_the_window_passed_and_comes_back(
     assert summary["left_out"] == [c.address] and summary["kept_all"] is False
     assert f"not live   {c.address} (left out)" in format_epoch_status(summary)
     assert a.service.heartbeats_sent == b.service.heartbeats_sent == 0  # attesting suffices
-    # c comes back (a restart): it attests the current epoch, so the next one assigns it again
+    # c comes back (a restart): it attests the current epoch, so the next one assigns it again,
+    # and late the epochs it was still part of (it had attested the one before them), with the
+    # roots the others attested at the time
+    assert kept and all(registry.attestation_of(e, c.address) is None for e in kept)
     c.service = network.service_for(c)
     c.service.tick()
     assert registry.last_seen(c.address) > seen_c
+    for e in kept:
+        assert registry.attestation_of(e, c.address) == a.service.view(e).root is not None
+    assert registry.attestation_of(left_out_at, c.address) is None  # not part of it
     network.mine_to_next_epoch()
     back = [m.service.tick() for m in network.members]
-    assert len({v.root for v in back}) == 1
+    assert len({v.epoch for v in back}) == 1 and len({v.root for v in back}) == 1
     assert back[0].snapshot.left_out == () and back[0].snapshot.node(c.address) is not None
     assert any(c.address.lower() in s.hosts for s in back[0].assignment.slots)  # type: ignore[union-attr]
 

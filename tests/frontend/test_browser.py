@@ -667,7 +667,7 @@ def _overview_degraded_until_the_clock_catches_up(
     node.node.chain.fund(other.address, 10**18)
     rogue = Registry(node.node.chain.w3, node.node.record.registry, other)
     rogue.register_node("http://127.0.0.1:9", 1, compute_roles_mask(("fe_system",)), "main")
-    rogue.attest(epoch, b"\x01" * 32)
+    rogue.attest(epoch, rogue.seed_info(epoch).seed, b"\x01" * 32)  # type: ignore[union-attr]
     embedded.mine(10)
     _wait_reasons(node, lambda codes: {"clock_ahead", "attestations_disagree"} <= codes)
     page = context.new_page()

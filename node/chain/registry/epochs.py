@@ -74,9 +74,11 @@ class EpochCalls(RegistryBinding):
 
     # ------------------------------------------------------------------ attestations
 
-    def attest(self, epoch: int, root: bytes) -> TxResult:
-        """Attest the assignment ``root`` of ``epoch`` (registered nodes; once per epoch)."""
-        return self._send(self._f.attest(epoch, root))
+    def attest(self, epoch: int, seed: bytes, root: bytes) -> TxResult:
+        """Attest the assignment ``root`` of ``epoch``, computed from ``seed`` (registered
+        nodes; once per epoch). Reverts ``SeedMismatch`` unless ``seed`` is the epoch's fixed
+        seed: a root computed on a fork a reorg replaced never lands."""
+        return self._send(self._f.attest(epoch, seed, root))
 
     def attestation_of(self, epoch: int, node: str) -> Hash32 | None:
         """Return the root ``node`` attested for ``epoch``, or None."""
