@@ -30,7 +30,9 @@ behind each other). It keeps every promise a flaky provider threatens:
   ledger's back.
 * **Empty wallet.** "insufficient funds" at the first broadcast raises
   :class:`InsufficientFunds` (the nonce is not used; :attr:`NonceManager.last_error` says so
-  for ``/health``); the caller's retry succeeds once the wallet is funded.
+  for ``/health``); the caller's retry succeeds once the wallet is funded. A wallet that runs
+  dry while a transaction waits in the pool (it cannot be mined, its replacement is refused)
+  keeps waiting at the same fees, with ``last_error`` saying so, until it is funded.
 
 The reads and answers it decides on (nonces, fees, a broadcast's outcome, receipts) are
 :mod:`node.chain.broadcast`.
@@ -234,6 +236,7 @@ class NonceManager:
                 "basefee",
             ):
                 self._fill_gap_below(nonce)
+                sent = (tip, max_fee, raw)
                 new_tip, new_fee = self._bumped(tip, max_fee)
                 if (new_tip, new_fee) != (tip, max_fee):
                     tip, max_fee = new_tip, new_fee
@@ -245,6 +248,15 @@ class NonceManager:
                     self.stats.rebroadcasts += 1
                 first_outcome = self._broadcast(raw[0])
                 last_broadcast = time.monotonic()
+                if first_outcome == "funds":
+                    # the wallet ran dry while this one waited: it stays in the pool until
+                    # the wallet is funded; /health says so; the fees are not raised meanwhile
+                    tip, max_fee, raw = sent
+                    self.last_error = (
+                        f"wallet {self.account.address} cannot pay for its pending transaction "
+                        f"(nonce {nonce}, max fee {max_fee} wei/gas x {base.get('gas')} gas)"
+                    )
+                    log.warning("%s: waiting until it is funded", self.last_error)
             self._wait(self.poll)
 
     # -- restart ----------------------------------------------------------------------------

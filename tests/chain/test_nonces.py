@@ -218,3 +218,36 @@ def test_an_empty_wallet_fails_cleanly_and_resumes_when_funded(anvil: ChainUnder
     assert w3.eth.get_transaction(receipt["transactionHash"])["nonce"] == 0  # no gap
     assert manager.last_error is None
     assert_settled(w3, account.address)
+
+
+def test_a_wallet_dry_while_its_transaction_waits_says_so_and_lands_once_funded(
+    anvil: ChainUnderTest,
+) -> None:
+    w3 = anvil.w3
+    account = funded(anvil)
+    manager = NonceManager(w3, account, bump_after=1.0, poll=0.1)
+    tx = payload(0)
+    result: dict[str, Any] = {}
+    rpc(w3, "evm_setIntervalMining", 0)  # no block: the transaction waits in the pool
+    try:
+        sender = threading.Thread(target=lambda: result.update(receipt=manager.send(tx)))
+        sender.start()
+        deadline = time.monotonic() + 10
+        while w3.eth.get_transaction_count(account.address, "pending") == 0:  # type: ignore[arg-type]
+            assert time.monotonic() < deadline, "the transaction never reached the pool"
+            time.sleep(0.05)
+        anvil.fund(account.address, 0)  # the wallet runs dry meanwhile
+    finally:
+        rpc(w3, "evm_setIntervalMining", 1)
+    deadline = time.monotonic() + 20
+    while not (manager.last_error and "cannot pay" in manager.last_error):
+        assert time.monotonic() < deadline, f"never said so: {manager.last_error!r}"
+        assert sender.is_alive(), result
+        time.sleep(0.1)
+    assert w3.eth.get_balance(tx["to"]) == 0  # not mined while dry
+    anvil.fund(account.address, ETH)
+    sender.join(30)
+    assert not sender.is_alive() and result["receipt"]["status"] == 1
+    assert w3.eth.get_balance(tx["to"]) == tx["value"]  # mined once
+    assert manager.last_error is None
+    assert_settled(w3, account.address)
