@@ -28,6 +28,7 @@ import httpx
 import pytest
 
 from node.devnet import Devnet, DevnetNode
+from node.epoch.service import BACKFILL_EPOCHS
 from node.ledger.follower import DEFAULT_CONFIRMATIONS
 from tests.devnet.conftest import BLOCK_TIME, FAULTY, DevnetPool
 from tests.devnet.support import (
@@ -40,7 +41,7 @@ from tests.devnet.support import (
 )
 
 pytestmark = pytest.mark.skipif(
-    not FAULTY, reason="opt-in: COLLEGIUM_FAULTY_DEVNET=1 (devnet3 behind the proxies)"
+    not FAULTY, reason="COLLEGIUM_FAULTY_DEVNET=0: devnet3 runs without the fault proxies"
 )
 BATCH = 8
 ROUNDS = 2
@@ -87,8 +88,22 @@ class Scenario:
 
     def skip_epochs(self, first_block: int, reason: str) -> None:
         """Record the epochs from the one of ``first_block`` to the next after the current
-        one as not attestable by every node, for ``reason``."""
-        for epoch in range(self.epoch_of(first_block), self.epoch_of(self.head()) + 2):
+        one as not attestable by every node, for ``reason``; and those of the
+        ``BACKFILL_EPOCHS`` before it that some node has still not attested (its attestation
+        was in flight when it began: a node attests those late only if it is back within
+        that horizon)."""
+        start = self.epoch_of(first_block)
+        for epoch in range(max(0, start - BACKFILL_EPOCHS), start):
+            missing = [
+                n.index
+                for n in self.devnet.nodes
+                if self.registry.attestation_of(epoch, n.address) is None
+            ]
+            if missing:
+                self.pool.skipped_epochs.setdefault(
+                    epoch, f"{reason}, with the attestation of node{missing} in flight"
+                )
+        for epoch in range(start, self.epoch_of(self.head()) + 2):
             self.pool.skipped_epochs.setdefault(epoch, reason)
 
 
