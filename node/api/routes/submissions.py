@@ -7,12 +7,11 @@ the ``/transactions`` prefix and the OpenAPI document lists the submissions firs
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-import pydantic
 from fastapi import APIRouter, Query, Response, status
 
+from node.api.batchitems import Rejected, check_batch
 from node.api.deps import NodeDep
 from node.api.problems import PROBLEM_TYPE_BASE, status_of
 from node.api.schemas import (
@@ -26,10 +25,9 @@ from node.api.schemas import (
 from node.db.models import TransactionStatus
 from node.errors import ValidationError
 from node.ledger.service import Submission
+from node.ledger.verifier import VerifiedTx
 
 router = APIRouter(prefix="/transactions", tags=["transactions"])
-
-_COMPACT_JSON = json.JSONEncoder(separators=(",", ":"))  # one encoder, not one per item
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": Problem, "description": "malformed or wrongly signed transaction"},
@@ -87,29 +85,18 @@ def submit_batch(body: BatchCreate, node: NodeDep) -> BatchResult:
     submission would get; a bad item writes nothing and does not affect the others.
     All accepted items are committed together before the response is sent.
     """
-    results: list[BatchItemResult | None] = [None] * len(body.items)
-    submissions: list[Submission] = []
+    ledger = node.ledger
+    checks = check_batch(ledger.domain, node.settings.max_tx_bytes, body.items, ledger.verifier)
+    results: list[BatchItemResult | None] = [None] * len(checks)
     positions: list[int] = []
-    limit = node.settings.max_tx_bytes
-    for i, item in enumerate(body.items):
-        if len(_COMPACT_JSON.encode(item)) > limit:
-            results[i] = _item_problem(i, 413, "payload too large", f"item exceeds {limit} bytes")
-            continue
-        try:
-            parsed = BusinessTxCreate.model_validate(item)
-        except pydantic.ValidationError as exc:
-            detail = "; ".join(
-                f"{'.'.join(str(x) for x in e['loc']) or 'item'}: {e['msg']}" for e in exc.errors()
-            )
-            results[i] = _item_problem(i, 422, "malformed request", detail)
-            continue
-        submissions.append(
-            Submission(
-                parsed.transaction.to_domain(), bytes.fromhex(parsed.signature[2:]), parsed.signer
-            )
-        )
-        positions.append(i)
-    for i, outcome in zip(positions, node.ledger.submit_many(submissions), strict=True):
+    checked: list[tuple[Submission, VerifiedTx | ValidationError]] = []
+    for i, check in enumerate(checks):
+        if isinstance(check, Rejected):
+            results[i] = _item_problem(i, check.status, check.title, check.detail)
+        else:
+            positions.append(i)
+            checked.append(check)
+    for i, outcome in zip(positions, ledger.submit_checked(checked), strict=True):
         if isinstance(outcome, ValidationError):
             code, kind = status_of(outcome)
             results[i] = _item_problem(i, code, kind.replace("-", " "), str(outcome), kind)
