@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import gc
 import os
 import statistics
 import subprocess
@@ -45,6 +44,7 @@ from eth_keys import KeyAPI
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from node.api.main import tune_gc  # noqa: E402
 from node.ledger.hasher import hash_leaf  # noqa: E402
 from node.ledger.proof import inclusion_proof  # noqa: E402
 from node.ledger.transaction import (  # noqa: E402
@@ -188,10 +188,9 @@ def bench_batch(
         if not ready.wait(120):
             raise TimeoutError("bench client did not start")
     # the bench's own objects (the signed bodies, ~150,000 containers) live in the node's
-    # process: out of the collector's sight, as the node freezes its own at start, or every
-    # full collection during the phase would walk them
-    gc.collect()
-    gc.freeze()
+    # process: out of the collector's sight, as a node process freezes its own at start (or
+    # every full collection during the phase would walk them), with a node's thresholds
+    tune_gc()
     start = time.perf_counter()
     go.set()
     results = [out.get(timeout=600) for _ in procs]
