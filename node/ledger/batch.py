@@ -13,10 +13,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import rlp
 
 from node.errors import ValidationError
+from node.ledger.transaction import compute_rlp
 
 BATCH_VERSION = 1
 BATCH_VERSION_TIMED = 2
@@ -42,12 +44,12 @@ class Batch:
 
     def encode(self) -> bytes:
         """Return the canonical RLP encoding (version 2 when acceptance times are set)."""
-        cids = [c.encode() for c in self.leaf_cids]
+        cids: list[Any] = [c.encode() for c in self.leaf_cids]
         if self.received_at_us:
             assert len(self.received_at_us) == len(self.leaf_cids)
             items = [BATCH_VERSION_TIMED, self.first, cids, list(self.received_at_us)]
-            return bytes(rlp.encode(items))
-        return bytes(rlp.encode([BATCH_VERSION, self.first, cids]))
+            return compute_rlp(items)  # rlp.encode's bytes, without its type inference
+        return compute_rlp([BATCH_VERSION, self.first, cids])
 
 
 def _uint(item: object) -> int:

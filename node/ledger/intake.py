@@ -240,11 +240,21 @@ class Intake:
         """
         if len(items) > MAX_SUBMIT_BATCH:
             raise ValidationError(f"at most {MAX_SUBMIT_BATCH} transactions per batch")
+        return self.submit_checked(list(zip(items, self._verify_signatures(items), strict=True)))
+
+    def submit_checked(
+        self, items: Sequence[tuple[Submission, VerifiedTx | ValidationError]]
+    ) -> list[Outcome]:
+        """Accept a batch whose signatures are already recovered (``verify_many``, or the
+        verifier pool: :meth:`VerifierPool.map_items`); return per item what
+        :meth:`submit_many` returns: the policy's checks (claimed signer, timestamp bound,
+        subsystem, participant) and the replay check run here, then one SQL commit.
+        """
+        if len(items) > MAX_SUBMIT_BATCH:
+            raise ValidationError(f"at most {MAX_SUBMIT_BATCH} transactions per batch")
         results: list[Outcome] = []
         candidates: dict[int, Verified] = {}
-        for position, (item, outcome) in enumerate(
-            zip(items, self._verify_signatures(items), strict=True)
-        ):
+        for position, (item, outcome) in enumerate(items):
             try:
                 if isinstance(outcome, ValidationError):
                     raise outcome

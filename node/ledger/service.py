@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterator, Sequence
 from sqlalchemy.orm import Session, sessionmaker
 
 from node.db.models import Anchor, BusinessTransaction
+from node.errors import ValidationError
 from node.groupcommit import GROUP_MAX_ITEMS
 from node.ledger import proofs, queries
 from node.ledger.anchoring import DEFAULT_BATCH_MAX, SYSTEM_LOG, OnAnchored, Sequencer
@@ -225,6 +226,12 @@ class LedgerService:
     def submit_many(self, items: Sequence[Submission]) -> list[Outcome]:
         """Accept a batch of signed transactions: :meth:`Intake.submit_many`."""
         return self._accept.submit_many(items)
+
+    def submit_checked(
+        self, items: Sequence[tuple[Submission, VerifiedTx | ValidationError]]
+    ) -> list[Outcome]:
+        """Accept a batch whose signatures are recovered: :meth:`Intake.submit_checked`."""
+        return self._accept.submit_checked(items)
 
     def wait_anchored(self, tx_id: str, timeout: float) -> BusinessTransaction | None:
         """Return the row of ``tx_id`` once anchored, or as it is after ``timeout`` s."""

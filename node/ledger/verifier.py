@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import importlib
 import logging
 import math
 import multiprocessing
@@ -35,12 +36,12 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from multiprocessing.queues import SimpleQueue
-from typing import Final, TypeAlias
+from typing import Any, Final, TypeAlias, TypeVar
 
 from node.errors import ValidationError
 from node.ledger.hasher import hash_leaf
@@ -64,6 +65,8 @@ WARM_TIMEOUT_SECONDS: Final = 60.0  # workers spawn a fresh interpreter each: sl
 MAX_REPLACEMENTS: Final = 5  # broken pools replaced before the node verifies in-process for good
 UNIXFS_CHUNK_SIZE: Final = 256 * 1024  # kubo's default chunker (size-262144)
 RAW_CIDV1_SHA256_PREFIX: Final = bytes([0x01, 0x55, 0x12, 0x20])  # CIDv1, raw, sha2-256, 32 B
+
+Result = TypeVar("Result")
 
 # per valid item: (signer, digest, leaf body, leaf CID, 0x-hex leaf hash); else why invalid
 Checked: TypeAlias = tuple[str, bytes, bytes, str, str] | ValidationError
@@ -139,9 +142,12 @@ def _watch_parent(parent: int) -> None:
             os._exit(0)
 
 
-def _init_worker(parent: int, started: SimpleQueue[int]) -> None:
-    """Worker initialiser: report this worker's pid on ``started``, leave SIGINT to the node,
+def _init_worker(parent: int, started: SimpleQueue[int], preload: tuple[str, ...] = ()) -> None:
+    """Worker initialiser: import the ``preload`` modules (the work a pool is given beside
+    :func:`check_items`), report this worker's pid on ``started``, leave SIGINT to the node,
     exit when the node is gone."""
+    for module in preload:
+        importlib.import_module(module)
     started.put(os.getpid())
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     threading.Thread(target=_watch_parent, args=(parent,), name="watch-parent", daemon=True).start()
@@ -150,12 +156,22 @@ def _init_worker(parent: int, started: SimpleQueue[int]) -> None:
 class VerifierPool:
     """Verify the items of large requests in ``workers`` processes (see the module doc)."""
 
-    def __init__(self, domain: Domain, workers: int, *, min_items: int = POOL_MIN_ITEMS) -> None:
+    def __init__(
+        self,
+        domain: Domain,
+        workers: int,
+        *,
+        min_items: int = POOL_MIN_ITEMS,
+        preload: tuple[str, ...] = (),
+    ) -> None:
+        """``preload``: modules each worker imports when it starts (where the functions given
+        to :meth:`map_items` live), so the first request does not pay for the import."""
         if workers < 1:
             raise ValueError(f"workers must be at least 1, got {workers}")
         self.domain = domain
         self.workers = workers
         self.min_items = min_items
+        self.preload = preload
         self._lock = threading.Lock()
         self._executor: ProcessPoolExecutor | None = None
         # the current executor's workers report their pids here (no private pool attributes)
@@ -175,7 +191,7 @@ class VerifierPool:
                     self.workers,
                     mp_context=context,
                     initializer=_init_worker,
-                    initargs=(os.getpid(), self._started),
+                    initargs=(os.getpid(), self._started, self.preload),
                 )
             return self._executor
 
@@ -204,22 +220,30 @@ class VerifierPool:
         """Return, per ``(tx, signature)``, the verified transaction (with its leaf) or its
         ``ValidationError``
         (in-process below ``min_items`` items or if the pool is closed or broke)."""
+        return to_verified(self.domain, items, self.map_items(check_items, (self.domain,), items))
+
+    def map_items(
+        self, work: Callable[..., list[Result]], args: tuple[Any, ...], items: Sequence[Any]
+    ) -> list[Result]:
+        """Return ``work(*args, items)``, computed in the workers: ``items`` cut into one
+        chunk per worker, the results joined in order. ``work`` must be a pure, module-level
+        function returning one result per item (e.g. :func:`check_items`); it runs in-process
+        below ``min_items`` items or if the pool is closed or broke."""
         if len(items) < self.min_items or self._closed or self.replaced >= MAX_REPLACEMENTS:
-            return verify_many(self.domain, items)
+            return work(*args, items)
         chunks = max(1, min(self.workers, len(items) // CHUNK_MIN_ITEMS))
         size = math.ceil(len(items) / chunks)
         parts = [list(items[i : i + size]) for i in range(0, len(items), size)]
         try:
             pool = self._pool()
-            futures = [pool.submit(check_items, self.domain, part) for part in parts]
-            checked = [result for future in futures for result in future.result()]
+            futures = [pool.submit(work, *args, part) for part in parts]
+            return [result for future in futures for result in future.result()]
         except (BrokenProcessPool, RuntimeError) as exc:
             log.warning("verifier pool unusable (%s); verifying in-process", exc)
             if self.replaced + 1 >= MAX_REPLACEMENTS:
                 log.error("verifier workers keep failing; verifying in-process from now on")
             self._replace()
-            return verify_many(self.domain, items)
-        return to_verified(self.domain, items, checked)
+            return work(*args, items)
 
     def _replace(self) -> None:
         with self._lock:

@@ -109,8 +109,11 @@ class WantList:
 
     def note_local(self, batch_cid: str, leaf_cids: Sequence[str], payloads: Sequence[str]) -> None:
         """Record what this node stored itself: the batch ``batch_cid`` lists ``leaf_cids``,
-        whose payload CIDs are ``payloads`` ("" for none); nothing is decoded for them."""
+        whose payload CIDs are ``payloads`` ("" for none); nothing is decoded for them. The
+        leaf CIDs are the node's own (``compute_leaf_cid``): valid by construction, so the
+        next round does not parse each of them again (``is_valid_root``)."""
         self._leaves.setdefault(batch_cid, tuple(leaf_cids))
+        self._good_roots.update(leaf_cids)
         for leaf, payload in zip(leaf_cids, payloads, strict=True):
             self._payloads.setdefault(leaf, payload)
 

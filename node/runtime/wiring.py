@@ -32,6 +32,10 @@ from node.storage import open_node_store
 
 log = logging.getLogger(__name__)
 
+#: where the batch route's per-item work lives (``node.api.batchitems``, run in the verifier's
+#: workers); named, not imported: the runtime does not import the API's modules
+BATCH_ITEMS_MODULE = "node.api.batchitems"
+
 
 def open_node(settings: Settings, password: str) -> NodeContext:
     """Open (and on first start deploy and register) the node in ``settings.data_dir``."""
@@ -95,7 +99,11 @@ def _open_ledger(
     assert record.registry is not None
     verifier = None
     if settings.verify_workers > 0:
-        verifier = VerifierPool(Domain(chain.chain_id, record.registry), settings.verify_workers)
+        verifier = VerifierPool(
+            Domain(chain.chain_id, record.registry),
+            settings.verify_workers,
+            preload=(BATCH_ITEMS_MODULE,),  # the batch route's items are read in the workers
+        )
     return LedgerService(
         session_factory=sessions,
         store=store,

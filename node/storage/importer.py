@@ -184,6 +184,8 @@ def import_chunks(chunks: Iterable[bytes], params: ImportParams, sink: BlockSink
 
 def import_bytes(data: bytes, params: ImportParams, sink: BlockSink) -> DagLink:
     """Return the root of the UnixFS DAG of ``data`` (as ``ipfs add`` of a file of those bytes)."""
+    if len(data) <= params.chunk_size:  # one chunk (or none): the leaf is the root
+        return compute_leaf(data, params, sink)
     return import_chunks(iter_bytes_chunks(data, params.chunk_size), params, sink)
 
 

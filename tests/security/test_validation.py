@@ -279,6 +279,43 @@ def test_a_large_batch_is_judged_item_by_item_in_the_verifier_pool(
     assert sum(node.node.ledger.count().values()) == sum(count_before.values()) + len(items) - 3
 
 
+def test_each_item_of_a_large_batch_gets_the_answer_a_small_batch_gives_it(
+    client: httpx.Client, node: InProcessNode
+) -> None:
+    """A batch of ``POOL_MIN_ITEMS`` or more is read and verified in the verifier's workers
+    (``node/api/batchitems.py``); each refused item still gets exactly the problem it gets in
+    a small batch (read in the node's process), and only the good items are stored."""
+    domain = domain_of(node.url)
+    alice, stranger = enrolled(node), Account.create()
+    used = make_submission(domain, alice, nonce=5_000)
+    assert client.post(TX_PATH, json=used).status_code == 202
+    items: list[Any] = [
+        make_submission(domain, alice, nonce=6_000 + n) for n in range(POOL_MIN_ITEMS + 8)
+    ]
+    refused: dict[int, Any] = {
+        3: {**items[3], "pad": "x" * node.node.settings.max_tx_bytes},  # too large
+        4: 42,  # not an object
+        5: make_submission(domain, alice, nonce=7_005, parties=[ZERO_ADDRESS]),  # schema
+        6: {**items[6], "signature": _high_s(items[6]["signature"])},  # not canonical
+        7: {**items[7], "signer": stranger.address},  # not the claimed signer
+        8: make_submission(domain, stranger, nonce=8),  # not a participant
+        9: used,  # replay of a stored transaction
+    }
+    for position, item in refused.items():
+        items[position] = item
+    items[10] = items[2]  # replay inside the batch: the first one wins
+    count_before = node.node.ledger.count()
+    large = client.post(f"{TX_PATH}/batch", json={"items": items}).json()
+    statuses = {r["index"]: r["status"] for r in large["results"] if r["status"] != 202}
+    assert statuses == {3: 413, 4: 422, 5: 422, 6: 400, 7: 401, 8: 403, 9: 409, 10: 409}
+    for position, item in refused.items():
+        small = client.post(f"{TX_PATH}/batch", json={"items": [item]}).json()["results"][0]
+        assert large["results"][position]["problem"] == small["problem"], position
+    accepted = len(items) - len(statuses)
+    assert large["accepted"] == accepted
+    assert sum(node.node.ledger.count().values()) == sum(count_before.values()) + accepted
+
+
 # -- relayed admin transactions --------------------------------------------------------------
 
 
