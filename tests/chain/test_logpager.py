@@ -203,3 +203,28 @@ def test_own_anchors_behind_a_result_cap_below_one_block_s_anchors(
         assert [a.batch_cid for a in capped.own_anchors(other.address, block, block)] == ["bafy-t"]
         provider.close()
         assert proxy.counts["logs_results_refused"] == 1  # only this node's page: 3 > 2
+
+
+def test_a_null_receipt_from_a_lagging_backend_is_an_error_never_a_short_block(
+    anvil: ChainUnderTest, dense: tuple[Registry, int, int, int]
+) -> None:
+    """Read one receipt at a time, a receipt the backend answers null (it lags) fails the
+    block: to be retried, not read without that transaction's logs."""
+    registry, _, _, block = dense
+    # requests: 1 eth_getLogs (refused: over the cap), 2 the header, 3 eth_getBlockReceipts
+    # (not served), 4.. one receipt each: the first is answered by a backend 100 blocks behind
+    faults = Faults(
+        max_logs_results=CAP,
+        refused_methods=frozenset({"eth_getBlockReceipts"}),
+        lag_every=4,
+        lag_blocks=100,
+    )
+    with RpcProxy(upstream_of(anvil), faults) as proxy:
+        provider = FailoverProvider([proxy.url])
+        pager = LogPager(Web3(provider), registry.address, max_span=64)
+        with pytest.raises(ChainError, match="not available"):
+            pager.fetch(block, block)
+        provider.close()
+        assert proxy.counts["lagged"] == 1
+        assert proxy.counts["method:eth_getTransactionReceipt"] == 1  # the first: null
+    assert pager.receipt_fallbacks == 0
