@@ -17,10 +17,11 @@ that match ``topics`` are kept, in log-index order, in the shape ``eth_getLogs``
 receipts must be those of the block's transactions, one by one and of that block hash: a
 null block or receipt (a lagging backend) or another block is a :class:`ChainError` to
 retry, never an empty page. A provider that refuses the receipts too gives a
-:class:`ChainError` saying so: such a node needs a provider without that cap. Optional ``topics``
-(the JSON-RPC filter: one entry per position, ``None`` for any, a list for any of several)
-narrow every page, e.g. to one event of one indexed argument; :meth:`LogPager.pages`
-yields page by page, so a caller holds one page at a time.
+:class:`ChainError` saying so: such a node needs a provider without that cap.
+
+Optional ``topics`` (the JSON-RPC filter: one entry per position, ``None`` for any, a list
+for any of several) narrow every page, e.g. to one event of one indexed argument;
+:meth:`LogPager.pages` yields page by page, so a caller holds one page at a time.
 
 A load-balanced backend that lags answers a range past its head with the logs it has (geth
 clamps ``toBlock``) -- silently short. :func:`check_blooms` closes that hole: for every block
