@@ -28,6 +28,7 @@ REASON_ATTESTATIONS_DISAGREE: Final = "attestations_disagree"
 REASON_SYNC_BEHIND: Final = "sync_behind"
 REASON_ANCHORING_STALLED: Final = "anchoring_stalled"
 REASON_CLOCK_AHEAD: Final = "clock_ahead"
+REASON_INDEX_STALLED: Final = "index_stalled"
 HEALTH_REASONS: Final[tuple[str, ...]] = (
     REASON_CHAIN_UNREACHABLE,
     REASON_NO_ASSIGNMENT,
@@ -36,8 +37,13 @@ HEALTH_REASONS: Final[tuple[str, ...]] = (
     REASON_SYNC_BEHIND,
     REASON_ANCHORING_STALLED,
     REASON_CLOCK_AHEAD,
+    REASON_INDEX_STALLED,
 )
 """Every reason code, in the order reasons are listed (``collegium_health_reason`` labels)."""
+
+INDEX_STALLED_FAILURES: Final = 3
+"""Passes of the chain follower failed in a row before ``index_stalled`` (one failure is
+routine: a lagging backend, a reorg seen mid-range)."""
 
 HEALTH_CACHE_SECONDS: Final = 1.0
 """The longest a chain reading of ``/health`` is reused (and only at the same head block)."""
@@ -102,6 +108,7 @@ def compute_health_reasons(
     anchoring: AnchoringState | None,
     clock_lead: float | None,
     max_lead: float | None,
+    index: Mapping[str, Any] | None = None,
 ) -> list[dict[str, str]]:
     """Return the reasons the node is degraded (``[]``: healthy), each ``{"code", "message"}``.
 
@@ -114,6 +121,8 @@ def compute_health_reasons(
     - ``anchoring_stalled``: leaves wait while the anchorer keeps failing.
     - ``clock_ahead``: the newest embedded block is stamped past the wall clock by more than
       the bound (``clock_lead > max_lead``).
+    - ``index_stalled``: the chain follower's last ``INDEX_STALLED_FAILURES`` passes failed
+      (``index``: ``/health`` → ``index``, with ``failures`` and ``last_error``).
     """
     reasons: list[Reason] = []
     if chain_error is not None:
@@ -128,6 +137,8 @@ def compute_health_reasons(
         reasons.extend(_anchoring_reasons(anchoring))
     if clock_lead is not None and max_lead is not None:
         reasons.extend(_clock_reasons(clock_lead, max_lead))
+    if index is not None:
+        reasons.extend(_index_reasons(index))
     return reasons
 
 
@@ -210,6 +221,20 @@ def _clock_reasons(clock_lead: float, max_lead: float) -> list[Reason]:
             REASON_CLOCK_AHEAD,
             f"the newest block is stamped {clock_lead:.0f} s ahead of this machine's clock "
             f"(bound {max_lead:g} s)",
+        )
+    ]
+
+
+def _index_reasons(index: Mapping[str, Any]) -> list[Reason]:
+    """Return ``index_stalled`` if the chain follower keeps failing, else ``[]``."""
+    failures = int(index.get("failures") or 0)
+    if failures < INDEX_STALLED_FAILURES:
+        return []
+    return [
+        _reason(
+            REASON_INDEX_STALLED,
+            f"the chain follower is stuck at block {index.get('block')}: {failures} passes "
+            f"failed in a row, last: {index.get('last_error')}",
         )
     ]
 

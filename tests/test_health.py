@@ -44,6 +44,7 @@ def test_each_cause_gives_its_reason() -> None:
         "sync_behind": codes(sync={"have": 1, "want": 3, "last_error": "peer down"}),
         "anchoring_stalled": codes(anchoring=AnchoringState(3, "chain down", 7)),
         "clock_ahead": codes(clock_lead=9.0),
+        "index_stalled": codes(index={"block": 9, "failures": 3, "last_error": "refused"}),
     }
     assert set(seen) == set(HEALTH_REASONS)
     for code, got in seen.items():
@@ -55,6 +56,20 @@ def test_each_cause_gives_its_reason() -> None:
     # the last finished round found no peer serving two roots: behind, though it did not fail
     behind = {"have": 1, "want": 3, "last_error": None, "missing": 2}
     assert codes(sync=behind) == ["sync_behind"]
+    # one failed pass of the chain follower is routine (a lagging backend): not yet a reason
+    assert codes(index={"block": 9, "failures": 1, "last_error": "lagging"}) == []
+    assert codes(index={"block": 9, "failures": 0, "last_error": None}) == []
+    stalled = compute_health_reasons(
+        chain_error=None,
+        epochs=None,
+        sync=None,
+        anchoring=None,
+        clock_lead=None,
+        max_lead=None,
+        index={"block": 9, "failures": 4, "last_error": "cannot read the logs of block 10"},
+    )
+    assert "stuck at block 9" in stalled[0]["message"]
+    assert "cannot read the logs of block 10" in stalled[0]["message"]
 
 
 def test_chain_readings_are_reused_at_the_same_head_for_at_most_the_ttl() -> None:

@@ -38,7 +38,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from eth_utils import to_checksum_address
@@ -150,7 +150,9 @@ class ChainFollower(BackgroundLoop):
         self.pager = LogPager(w3, self.address, max(range_blocks, 1))
         self._decoder = EventDecoder(w3, self.address)
         self.reorgs = 0
-        self.failures = 0
+        self.failures = 0  # failed passes of the loop, in all
+        self.consecutive_failures = 0  # failed passes since the last one that succeeded
+        self.last_error: str | None = None  # why the last pass failed (None: it succeeded)
         self._last_range_events = 0
         self.synced = threading.Condition()  # notified after every sync that did something
         self.meter = ProgressMeter(clock)  # how far and how fast (``/health`` → ``index``)
@@ -164,17 +166,24 @@ class ChainFollower(BackgroundLoop):
                 result = self.sync()
                 indexed = self.index_logs()
                 delay = self.poll_seconds
+                self.consecutive_failures, self.last_error = 0, None
                 if result.events or result.rolled_back_to is not None or indexed:
                     continue  # more may be waiting
             except CollegiumError as exc:
-                self.failures += 1
+                self._failed(str(exc))
                 log.warning("chain follower: %s; retrying in %.1fs", exc, delay)
                 delay = min(delay * 2, RETRY_MAX_SECONDS)
-            except Exception:  # never let the thread die silently
-                self.failures += 1
+            except Exception as exc:  # never let the thread die silently
+                self._failed(f"{type(exc).__name__}: {exc}")
                 log.exception("chain follower crashed; retrying in %.1fs", delay)
                 delay = min(delay * 2, RETRY_MAX_SECONDS)
             self._stop.wait(delay)
+
+    def _failed(self, why: str) -> None:
+        """Count a failed pass and keep why (``/health`` → ``index.last_error``)."""
+        self.failures += 1
+        self.consecutive_failures += 1
+        self.last_error = why
 
     # -- one step ---------------------------------------------------------------------------
 
@@ -238,8 +247,10 @@ class ChainFollower(BackgroundLoop):
     # -- progress ---------------------------------------------------------------------------
 
     def progress(self) -> IndexProgress:
-        """Return how far the follower has indexed, towards which block, and how fast."""
-        return self.meter.progress(self.last_indexed())
+        """Return how far the follower has indexed, towards which block, how fast, and why
+        its last passes failed if they did."""
+        progress = self.meter.progress(self.last_indexed())
+        return replace(progress, failures=self.consecutive_failures, last_error=self.last_error)
 
     def _tagged_block(self, head: int) -> int:
         """Return the number of the chain's ``safe``/``finalized`` block (``head`` when

@@ -33,6 +33,8 @@ class IndexProgress:
     target: int | None  # the block it indexes up to (head - confirmations); None: no pass yet
     blocks_per_second: float | None  # over the last RATE_WINDOW_SECONDS; None: caught up
     eta_seconds: float | None  # to reach ``target`` at that rate; None: unknown or there
+    failures: int = 0  # passes failed in a row (0: the last one succeeded)
+    last_error: str | None = None  # why the last pass failed, while ``failures`` > 0
 
     def as_dict(self) -> dict[str, Any]:
         """Return the fields as JSON values (rate and ETA rounded)."""
@@ -42,6 +44,8 @@ class IndexProgress:
             "target": self.target,
             "blocks_per_second": None if rate is None else round(rate, 1),
             "eta_seconds": None if self.eta_seconds is None else round(self.eta_seconds),
+            "failures": self.failures,
+            "last_error": self.last_error,
         }
 
 

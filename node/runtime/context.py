@@ -91,6 +91,7 @@ class NodeContext:
         chain["block_number"] = head
         clock_lead, max_lead = self._clock_health(chain)
         sync = self._sync_health()
+        index = self._index_progress(head)
         epochs = reading["epochs"]
         pending = self.ledger.pending_count()
         anchoring = AnchoringState(
@@ -103,6 +104,7 @@ class NodeContext:
             anchoring=anchoring,
             clock_lead=clock_lead,
             max_lead=max_lead,
+            index=index,
         )
         return {
             "status": "degraded" if reasons else "ok",
@@ -119,7 +121,7 @@ class NodeContext:
             "epochs": epochs,
             "home": self.record.home,
             "transactions": self.ledger.count(),
-            "index": self._index_progress(head),
+            "index": index,
             "log": {
                 "tree_size": self.ledger.tree_size(),
                 "anchors_made": self.anchorer.anchors_made,
@@ -173,7 +175,8 @@ class NodeContext:
     def _index_progress(self, head: int | None) -> dict[str, Any] | None:
         """Return how far the chain follower has indexed (``lag``: blocks behind the head; a
         node whose lag is large answers 503 "catching up" for the subsystems it hosts), the
-        block it indexes up to (``target``), its rate and the time left at that rate
+        block it indexes up to (``target``), its rate and the time left at that rate, and its
+        failed passes in a row with the last error (``failures``, ``last_error``)
         (``node.ledger.follower.IndexProgress``)."""
         if self.follower is None:
             return None

@@ -11,7 +11,7 @@ from __future__ import annotations
 import socket
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +20,7 @@ import pytest
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from web3 import EthereumTesterProvider, Web3
+from web3.contract.contract import ContractFunction
 
 from node.chain.registry import Registry
 
@@ -134,6 +135,32 @@ def spawn_anvil(*extra_args: str) -> Iterator[ChainUnderTest]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def mine_in_one_block(
+    chain: ChainUnderTest, sends: Sequence[tuple[LocalAccount, ContractFunction]]
+) -> int:
+    """Send every ``(account, contract function)`` of ``sends`` (an account may send several,
+    in order) with automine off, mine them in one block of an anvil chain and return it."""
+    w3 = chain.w3
+    nonces = {a.address: int(w3.eth.get_transaction_count(a.address)) for a, _ in sends}
+    w3.provider.make_request("evm_setAutomine", [False])  # type: ignore[arg-type]
+    try:
+        hashes = []
+        for account, fn in sends:
+            tx = fn.build_transaction(
+                {"from": account.address, "nonce": nonces[account.address], "gas": 1_000_000}
+            )
+            nonces[account.address] += 1
+            signed = account.sign_transaction(tx)  # type: ignore[arg-type]
+            hashes.append(w3.eth.send_raw_transaction(signed.raw_transaction))
+        chain.mine(1)
+    finally:
+        w3.provider.make_request("evm_setAutomine", [True])  # type: ignore[arg-type]
+    receipts = [w3.eth.get_transaction_receipt(h) for h in hashes]
+    assert all(r["status"] == 1 for r in receipts), receipts
+    (block,) = {int(r["blockNumber"]) for r in receipts}
+    return block
 
 
 @pytest.fixture(

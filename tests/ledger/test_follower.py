@@ -291,6 +291,8 @@ def test_follower_reports_its_progress_while_catching_up(
                 "target": head,
                 "blocks_per_second": round(midway.blocks_per_second, 1),
                 "eta_seconds": round(midway.eta_seconds),
+                "failures": 0,  # passes failed in a row, and why the last one did
+                "last_error": None,
             }
             follower.sync()
         done = follower.progress()

@@ -11,9 +11,11 @@ what public providers do:
 * a dropped response every ``drop_every``-th request of ``drop_methods`` *after* the
   request was applied upstream (the connection is closed instead of the answer);
 * a lagging backend every ``lag_every``-th request: ``latest`` is ``lag_blocks`` behind,
-  blocks and receipts above it are null and ``eth_getLogs`` is clamped to it (a load
-  balancer in front of a backend that has not caught up: it answers, it does not fail);
+  blocks and receipts (``eth_getBlockReceipts`` too) above it are null and ``eth_getLogs``
+  is clamped to it (a load balancer in front of a backend that has not caught up: it
+  answers, it does not fail);
 * ``down``: every request answers 503;
+* ``refused_methods``: answered "method not available" (a provider that does not serve them);
 * ``no_finality_tags``: ``safe``/``finalized`` blocks are refused (a pre-merge chain).
 
 Counters (``counts``) say what was injected, so a test can check the faults happened.
@@ -49,6 +51,9 @@ class Faults:
     down: bool = False
     #: answer "safe"/"finalized" block tags with an error (a pre-merge chain or old client)
     no_finality_tags: bool = False
+    #: methods answered "does not exist/is not available" (-32601), as a provider that does not
+    #: serve them (e.g. ``eth_getBlockReceipts``)
+    refused_methods: frozenset[str] = frozenset()
     #: requests that are never faulted (test setup through the proxy)
     exempt_methods: frozenset[str] = frozenset()
 
@@ -180,6 +185,15 @@ class RpcProxy:
                 if receipt and int(receipt["blockNumber"], 16) > lag_head:
                     return _result(request, None)
                 return answer
+            if method == "eth_getBlockReceipts":
+                answer = self._forward(request)
+                receipts = answer.get("result")
+                if receipts and int(receipts[0]["blockNumber"], 16) > lag_head:
+                    return _result(request, None)
+                return answer
+        if method in faults.refused_methods:
+            self.counts[f"refused:{method}"] += 1
+            return _error(request, -32601, f"the method {method} does not exist/is not available")
         if (
             faults.no_finality_tags
             and method == "eth_getBlockByNumber"
