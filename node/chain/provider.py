@@ -15,7 +15,7 @@ id before every ``eth_call`` and transaction (twice per call, measured: 40,002 o
 recovery's 60,003 requests), and a provider's chain does not change under a running node.
 
 A JSON-RPC *error answer* is an answer: it is returned as is (the caller decides; a
-range-limited ``eth_getLogs`` is paged by :mod:`node.chain.logs`). Every JSON-RPC method the
+range-limited ``eth_getLogs`` is paged by :mod:`node.chain.logpager`). Every JSON-RPC method the
 node uses may be repeated: reads are idempotent, and a repeated ``eth_sendRawTransaction``
 carries the same signed bytes (the nonce manager, :mod:`node.chain.nonces`, tells "already
 known" from a new transaction by its hash).
