@@ -78,6 +78,7 @@ def create_app(
     _restrict_docs_to_self(app)
     app.state.node = node
     app.state.store = node.store
+    app.state.wait_body = node.ledger.wait_body_stored  # the gateway, after a quick 202
     install_problem_handlers(app)
     restore_recursion_limit()  # a dependency leaves it at 100,000: see node/api/limits.py
     # inside every edge middleware: the limits, rate limit, router and metrics still apply

@@ -19,9 +19,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from node.db.models import BusinessTransaction
+from node.db.session import sqlite_cursor
 from node.errors import ValidationError
 from node.ledger.participants import ParticipantCache
 from node.ledger.transaction import SignedBusinessTx
+
+_TABLE = BusinessTransaction.__tablename__
 
 DEFAULT_MAX_FUTURE_SECONDS = 300.0
 """How far past this node's clock a signed ``timestamp`` may lie (docs/security.md); older ones
@@ -134,9 +137,12 @@ class UsedKeys(NamedTuple):
 
 
 def get_used_keys(session: Session, signed: Sequence[SignedBusinessTx]) -> UsedKeys:
-    """Return the tx ids and (signer, nonce) pairs of ``signed`` already in the index."""
+    """Return the tx ids and (signer, nonce) pairs of ``signed`` already in the index (any
+    origin's rows)."""
     if not signed:
         return UsedKeys(set(), set())
+    if session.get_bind().dialect.name == "sqlite":
+        return _get_used_keys_sqlite(session, signed)
     ids = {s.tx_id for s in signed}
     signers = {s.signer for s in signed}
     nonces = {s.tx.nonce for s in signed}
@@ -149,6 +155,24 @@ def get_used_keys(session: Session, signed: Sequence[SignedBusinessTx]) -> UsedK
         )
     ).all()
     return UsedKeys({r.tx_id for r in found}, {(r.signer, int(r.nonce)) for r in found})
+
+
+def _get_used_keys_sqlite(session: Session, signed: Sequence[SignedBusinessTx]) -> UsedKeys:
+    """:func:`get_used_keys` in plain SQL on the session's own SQLite connection: the ORM
+    statement's compilation and expanding ``IN`` parameters cost ~1 ms of Python per group
+    commit, more than SQLite's lookups. Each key is one unique-index probe ((tx_id, origin)
+    and (signer, nonce, origin) lead with the key); only the exact pairs are looked up."""
+    ids = sorted({s.tx_id for s in signed})
+    pairs = sorted({compute_nonce_key(s) for s in signed})
+    keys = ", ".join(["(?, ?)"] * len(pairs))
+    sql = (
+        f"SELECT tx_id, signer, nonce FROM {_TABLE} WHERE tx_id IN ({', '.join('?' * len(ids))})"
+        f" UNION ALL SELECT t.tx_id, t.signer, t.nonce FROM (VALUES {keys}) AS k"
+        f" JOIN {_TABLE} AS t ON t.signer = k.column1 AND t.nonce = k.column2"
+    )  # (a row-value ``IN (VALUES …)`` would scan the table)
+    with sqlite_cursor(session) as cursor:
+        found = cursor.execute(sql, [*ids, *(v for pair in pairs for v in pair)]).fetchall()
+    return UsedKeys({tx_id for tx_id, _, _ in found}, {(sg, int(n)) for _, sg, n in found})
 
 
 def check_not_replayed(session: Session, signed: SignedBusinessTx) -> None:

@@ -12,9 +12,11 @@ Three ways in:
 * :meth:`Intake.submit` — one transaction, its own SQL transaction;
 * :meth:`Intake.submit_one` — one transaction by **group commit** (:mod:`node.groupcommit`):
   each request thread verifies its own transaction, the group is committed by
-  :meth:`Intake.commit_verified` (one SQL transaction) and its bodies stored by
-  :meth:`Intake.store_group_bodies` (one store write, overlapping the next group's commit);
-  each request gets its own result;
+  :meth:`Intake.commit_verified` (one SQL transaction) and each request gets its own result
+  as soon as that commit is durable; the group's bodies are handed to the
+  :class:`~node.ledger.bodywriter.BodyWriter`, which stores them after the answers (one
+  store write for the bodies of several groups) while readers of the content store wait
+  for a body still pending (:meth:`Intake.wait_body_stored`);
 * :meth:`Intake.submit_many` — a batch request: signatures recovered in the verifier pool,
   every accepted row in one SQL transaction; bodies left to the anchorer.
 """
@@ -34,6 +36,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from node.db.models import BusinessTransaction, TransactionStatus
 from node.errors import CollegiumError, ValidationError
 from node.groupcommit import GROUP_MAX_ITEMS, GroupCommit
+from node.ledger.bodywriter import WAIT_SECONDS, BodyWriter
 from node.ledger.bulk import insert_leaves
 from node.ledger.checks import (
     AdmissionPolicy,
@@ -108,8 +111,9 @@ class Intake:
         self._signals = signals
         self._write_lock = write_lock  # one writer of this process at a time (service.py)
         self.verifier = verifier  # checks large batch requests in worker processes
+        self.bodies = BodyWriter(self._store_many)  # stores bodies after the answers
         self.group: GroupCommit[Verified, Outcome] = GroupCommit(
-            self.commit_verified, max_items=group_max, after=self.store_group_bodies
+            self.commit_group, max_items=group_max
         )
         bind = sessions.kw.get("bind")
         self._naive_times = bind is not None and bind.dialect.name == "sqlite"
@@ -210,24 +214,34 @@ class Intake:
 
         self.group.submit_later((item, verified), settle)
 
-    def store_group_bodies(self, group: list[Verified], results: list[Outcome]) -> None:
-        """Put a committed group's accepted bodies into the content store (one write)."""
-        bodies = [r.body for r in results if isinstance(r, AcceptedTx)]
-        if bodies:
-            self._store_new_bodies(bodies)
+    def commit_group(self, group: Sequence[Verified]) -> list[Outcome]:
+        """Commit a group of single submissions (:meth:`commit_verified`) and queue its
+        accepted bodies for the content store: pending from before any request of the
+        group is answered, stored after (see :mod:`node.ledger.bodywriter`)."""
+        results = self.commit_verified(group)
+        self.bodies.put([(r.cid, r.body) for r in results if isinstance(r, AcceptedTx)])
+        return results
 
-    def _store_new_bodies(self, bodies: list[bytes]) -> None:
+    def wait_body_stored(self, cid: str, timeout: float = WAIT_SECONDS) -> bool:
+        """Return once the body of ``cid`` (canonical CID string), if just accepted, is in
+        the content store (True), or False if its write is still pending after ``timeout``
+        seconds. Readers of the content store call this before looking a body up."""
+        return self.bodies.wait_stored(cid, timeout)
+
+    def flush_bodies(self, timeout: float | None = None) -> bool:
+        """Return once every queued body is stored (True), or False after ``timeout``."""
+        return self.bodies.flush(timeout)
+
+    def _store_many(self, bodies: list[bytes]) -> None:
         """Put just-accepted bodies into the content store, pinned, in one write if the store
-        can (``add_many``); a failure is logged (the anchorer stores missing bodies)."""
+        can (``add_many``); raises what the store raises (the writer logs it: the anchorer
+        stores missing bodies)."""
         add_many = getattr(self._store, "add_many", None)
-        try:
-            if add_many is not None:
-                add_many(bodies)
-            else:
-                for body in bodies:
-                    self._store.add_bytes(body)
-        except CollegiumError as exc:
-            log.warning("storing %d bodies failed, the anchorer will retry: %s", len(bodies), exc)
+        if add_many is not None:
+            add_many(bodies)
+            return
+        for body in bodies:
+            self._store.add_bytes(body)
 
     # -- a batch ------------------------------------------------------------------------------
 

@@ -30,6 +30,7 @@ from node.groupcommit import GROUP_MAX_ITEMS
 from node.ledger import proofs, queries
 from node.ledger.anchoring import DEFAULT_BATCH_MAX, SYSTEM_LOG, OnAnchored, Sequencer
 from node.ledger.batch import compute_micros
+from node.ledger.bodywriter import WAIT_SECONDS as BODY_WAIT_SECONDS
 from node.ledger.checks import (
     DEFAULT_MAX_FUTURE_SECONDS,
     AdmissionPolicy,
@@ -218,6 +219,15 @@ class LedgerService:
     ) -> None:
         """Group-commit a verified item without blocking: :meth:`Intake.submit_later`."""
         self._accept.submit_later(item, verified, done)
+
+    def wait_body_stored(self, cid: str, timeout: float = BODY_WAIT_SECONDS) -> bool:
+        """Return once a just-accepted body ``cid`` is in the content store (False if still
+        pending after ``timeout``): :meth:`Intake.wait_body_stored`."""
+        return self._accept.wait_body_stored(cid, timeout)
+
+    def flush_bodies(self, timeout: float | None = None) -> bool:
+        """Return once every just-accepted body is stored: :meth:`Intake.flush_bodies`."""
+        return self._accept.flush_bodies(timeout)
 
     def verify_one(self, item: Submission) -> VerifiedTx:
         """Return ``item`` verified, writing nothing: :meth:`Intake.verify_one`."""

@@ -84,6 +84,7 @@ class WantList:
     def __init__(self, store: BlockStore) -> None:
         self.store = store
         self.batch_cids: list[str] = []
+        self._batch_set: set[str] = set()  # the same, for membership (a round asks per root)
         self.leaf_cids: set[str] = set()
         self._leaves: dict[str, tuple[str, ...]] = {}
         self._payloads: dict[str, str] = {}
@@ -100,7 +101,9 @@ class WantList:
         """
         count = chain.anchor_count()
         for i in range(len(self.batch_cids), count):
-            self.batch_cids.append(str(chain.get_anchor(i).batch_cid))
+            batch_cid = str(chain.get_anchor(i).batch_cid)
+            self.batch_cids.append(batch_cid)
+            self._batch_set.add(batch_cid)
         frontends = [chain.frontend_cid()]
         for name in chain.subsystems():
             frontends.append(chain.subsystem_frontend(name))
@@ -122,7 +125,7 @@ class WantList:
         (and add them to it): a batch's leaves, a leaf's payload, a sealed object's envelope
         or an envelope's previous one."""
         out: list[str] = []
-        if root in self.batch_cids:
+        if root in self._batch_set:
             for leaf in self.get_leaves(root):
                 self.leaf_cids.add(leaf)
                 if leaf not in wanted and self.is_valid_root(leaf):

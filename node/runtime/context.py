@@ -34,6 +34,8 @@ from node.storage.base import BlockStore
 
 log = logging.getLogger(__name__)
 
+BODY_FLUSH_SECONDS = 30.0  # at close, how long the last accepted bodies may take to be stored
+
 
 @dataclass
 class NodeContext:
@@ -255,6 +257,10 @@ class NodeContext:
         if self.follower is not None:
             self.follower.stop()
         self.anchorer.stop()
+        # bodies of the last acknowledged submissions: into the store before it closes (their
+        # rows hold them, so a body left out is stored by the anchorer after a restart)
+        if not self.ledger.flush_bodies(BODY_FLUSH_SECONDS):
+            log.warning("some accepted bodies were not stored before closing; the anchorer will")
         if self.block_clock is not None:
             self.block_clock.stop()
         if self.ledger.verifier is not None:

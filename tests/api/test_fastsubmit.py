@@ -195,3 +195,47 @@ def test_a_bad_request_among_concurrent_ones_gets_its_own_answer(
             created = response.json()
             assert client.get(f"{TX_PATH}/{created['id']}").json()["cid"] == created["cid"]
     assert threads_used.count("later") == len(good) + 1  # the twin's 409 is the commit's
+
+
+def test_a_body_is_served_right_after_its_202(client: httpx.Client, node: InProcessNode) -> None:
+    """A single submission is answered once its row is committed, before its body reaches
+    the content store (node/ledger/bodywriter.py); a gateway read sent right after the 202
+    waits for that write and gets the body. The body writer is held until the read waits;
+    the anchorer (which stores missing bodies before anchoring) is stopped meanwhile."""
+    from node.ledger.verifier import compute_leaf_cid
+
+    domain = domain_of(node.url)
+    wallet = enrolled(node)
+    wait_indexed(node)
+    writer = node.node.ledger._accept.bodies
+    store_many = writer._store_many
+    release = threading.Event()
+
+    def held(bodies: list[bytes]) -> None:
+        release.wait(60)
+        store_many(bodies)
+
+    writer._store_many = held  # type: ignore[method-assign]
+    node.node.anchorer.stop()
+    try:
+        response = client.post(TX_PATH, json=make_submission(domain, wallet))
+        assert response.status_code == 202, response.text  # answered, the write still held
+        cid = response.json()["cid"]
+        assert writer.is_pending(cid) and not node.node.store.has(cid)
+        got = client.get(f"{TX_PATH}/{response.json()['id']}")  # the row: at once
+        assert got.status_code == 200 and got.json()["cid"] == cid
+        with ThreadPoolExecutor(2) as pool:
+            raw = pool.submit(client.get, f"/ipfs/{cid}", params={"format": "raw"})
+            file = pool.submit(client.get, f"/ipfs/{cid}")
+            while writer.waiting < 2 and not raw.done():  # both reads wait for the write
+                threading.Event().wait(0.01)
+            release.set()
+            raw_body, file_body = raw.result(), file.result()
+    finally:
+        release.set()
+        writer._store_many = store_many  # type: ignore[method-assign]
+        node.node.anchorer.start()
+    assert raw_body.status_code == 200 and file_body.status_code == 200
+    assert raw_body.content == file_body.content
+    assert compute_leaf_cid(raw_body.content) == cid
+    assert node.node.store.has(cid)

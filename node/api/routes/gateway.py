@@ -16,16 +16,34 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import Response
 
+from node.errors import InvalidCID
 from node.storage.base import BlockStore
+from node.storage.cids import format_cid, parse_cid
 from node.storage.gateway import serve
 
 router = APIRouter(tags=["ipfs"])
 
 
-def get_store(request: Request) -> BlockStore:
-    """Return the node's content store (set by the app as ``app.state.store``)."""
+def get_store(request: Request, cid: str) -> BlockStore:
+    """Return the node's content store (set by the app as ``app.state.store``), once the body
+    ``cid`` names is in it if it was just accepted: a single submission is answered before
+    its body is stored (``app.state.wait_body``: :meth:`LedgerService.wait_body_stored`)."""
+    wait_body = getattr(request.app.state, "wait_body", None)
+    if wait_body is not None:
+        wait_body(_canonical(cid))
     store: BlockStore = request.app.state.store
     return store
+
+
+def _canonical(cid: str) -> str:
+    """Return ``cid`` as accepted bodies are named (CIDv1, base32), or as it is if it is not a
+    CID (``serve`` answers 400 then)."""
+    if cid.startswith("b"):  # base32 already: the form of every accepted body's CID
+        return cid
+    try:
+        return format_cid(parse_cid(cid))
+    except InvalidCID:
+        return cid
 
 
 StoreDep = Annotated[BlockStore, Depends(get_store)]
