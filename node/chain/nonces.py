@@ -235,29 +235,37 @@ class NonceManager:
                 "underpriced",
                 "basefee",
             ):
-                self._fill_gap_below(nonce)
-                sent = (tip, max_fee, raw)
-                new_tip, new_fee = self._bumped(tip, max_fee)
-                if (new_tip, new_fee) != (tip, max_fee):
-                    tip, max_fee = new_tip, new_fee
-                    raw = self._sign(base, tip, max_fee)
+                tip, max_fee, raw, first_outcome = self._replace(base, nonce, tip, max_fee, raw)
+                if HexBytes(raw[1]) not in hashes:
                     hashes.append(HexBytes(raw[1]))
-                    self.stats.replacements += 1
-                    log.info("nonce %d: replacing with max fee %d, tip %d", nonce, max_fee, tip)
-                else:
-                    self.stats.rebroadcasts += 1
-                first_outcome = self._broadcast(raw[0])
                 last_broadcast = time.monotonic()
-                if first_outcome == "funds":
-                    # the wallet ran dry while this one waited: it stays in the pool until
-                    # the wallet is funded; /health says so; the fees are not raised meanwhile
-                    tip, max_fee, raw = sent
-                    self.last_error = (
-                        f"wallet {self.account.address} cannot pay for its pending transaction "
-                        f"(nonce {nonce}, max fee {max_fee} wei/gas x {base.get('gas')} gas)"
-                    )
-                    log.warning("%s: waiting until it is funded", self.last_error)
             self._wait(self.poll)
+
+    def _replace(
+        self, base: dict[str, Any], nonce: int, tip: int, max_fee: int, raw: tuple[bytes, bytes]
+    ) -> tuple[int, int, tuple[bytes, bytes], str]:
+        """Fill a gap below ``nonce``, then broadcast the transaction again, replaced at bumped
+        fees if they are higher (else as is); return the fees and signed form now in the
+        pool, and the broadcast's outcome. A wallet that ran dry while it waited keeps the
+        fees it had (the replacement is refused) and ``last_error`` says so for /health."""
+        self._fill_gap_below(nonce)
+        new_tip, new_fee = self._bumped(tip, max_fee)
+        replaced = (new_tip, new_fee) != (tip, max_fee)
+        signed = self._sign(base, new_tip, new_fee) if replaced else raw
+        if replaced:
+            self.stats.replacements += 1
+            log.info("nonce %d: replacing with max fee %d, tip %d", nonce, new_fee, new_tip)
+        else:
+            self.stats.rebroadcasts += 1
+        outcome = self._broadcast(signed[0])
+        if outcome != "funds":
+            return new_tip, new_fee, signed, outcome
+        self.last_error = (
+            f"wallet {self.account.address} cannot pay for its pending transaction "
+            f"(nonce {nonce}, max fee {max_fee} wei/gas x {base.get('gas')} gas)"
+        )
+        log.warning("%s: waiting until it is funded", self.last_error)
+        return tip, max_fee, raw, outcome
 
     # -- restart ----------------------------------------------------------------------------
 

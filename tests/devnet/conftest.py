@@ -27,7 +27,13 @@ from node.devnet import ANVIL_BIN, Devnet, start_devnet
 from tests.support.rpc_proxy import Faults, RpcProxy
 
 EPOCH_PERIOD = 4
-"""Blocks per epoch in the shared devnets (anvil mines one block a second)."""
+"""Blocks per epoch in the 5-node devnet (anvil mines one block a second)."""
+EPOCH_PERIOD_THREE = 8
+"""Blocks per epoch in the 3-node devnet behind the fault proxies. There one attestation takes
+1-3 s (the snapshot's ~15 reads, each maybe a 429 with a 1 s ``Retry-After``, then the
+transaction's own block), so with 4-block epochs a node that fell behind backfilled four
+epochs in about the time four more passed, and lost the oldest out of its ``BACKFILL_EPOCHS``
+horizon (seen in a CI run). Real chains' epochs last minutes."""
 BLOCK_TIME = 1
 SETTINGS = {
     "COLLEGIUM_SYNC_INTERVAL": "2",  # peers fetch new batches within seconds
@@ -65,7 +71,7 @@ def _start_three(base: Path) -> Started:
     proxies: list[RpcProxy] = []
     if not FAULTY:
         devnet = start_devnet(
-            base, 3, epoch_period=EPOCH_PERIOD, block_time=BLOCK_TIME, settings=SETTINGS
+            base, 3, epoch_period=EPOCH_PERIOD_THREE, block_time=BLOCK_TIME, settings=SETTINGS
         )
         return devnet, proxies
 
@@ -75,8 +81,8 @@ def _start_three(base: Path) -> Started:
 
     try:
         devnet = start_devnet(
-            base, 3, epoch_period=EPOCH_PERIOD, block_time=BLOCK_TIME, settings=SETTINGS,
-            node_chain_url=behind_proxies,
+            base, 3, epoch_period=EPOCH_PERIOD_THREE, block_time=BLOCK_TIME,
+            settings=SETTINGS, node_chain_url=behind_proxies,
         )  # fmt: skip
     except BaseException:
         for proxy in proxies:
@@ -153,7 +159,8 @@ def devnet_pool(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevnetPool
 
 @pytest.fixture(scope="module")
 def devnet3(devnet_pool: DevnetPool) -> Devnet:
-    """Return the shared 3-node devnet (homes main, acme, beta; epochs of 4 blocks)."""
+    """Return the shared 3-node devnet (homes main, acme, beta; epochs of 8 blocks; behind
+    the fault proxies)."""
     return devnet_pool.get(THREE)
 
 

@@ -1,19 +1,19 @@
 """Three node processes on anvil agree on the assignment of every epoch, on-chain.
 
-Anvil mines a block a second, epochs are 4 blocks. The devnet is shared and faulty (its nodes
-reach anvil through fault-injecting proxies, conftest.py): this test runs last among the
-3-node tests and judges the epochs since all three nodes were registered, which elapse
-while the other tests load the nodes.
+Anvil mines a block a second, epochs are 8 blocks (``EPOCH_PERIOD_THREE``). The devnet is
+shared and faulty (its nodes reach anvil through fault-injecting proxies, conftest.py): this
+test runs last among the 3-node tests and judges the epochs since all three nodes were
+registered, which elapse while the other tests load the nodes.
 Every epoch from the first one after registration is judged: each node live in its snapshot
 (read from the chain here, not from a node) has attested it, all with one root, which every
 node also serves; ten must be judged, six of them with all three nodes live. The only epochs
 skipped are those a test recorded in ``DevnetPool.skipped_epochs`` with its reason (a node
 killed, every wallet priced out by a fee spike, an empty wallet, wallets busy after a reorg):
 a node cannot attest while it is down or cannot pay. Behind these proxies one attestation takes
-seconds (a dropped answer, a 429, receipts hidden by the lagging backend), so with epochs of
-4 one-second blocks a busy node falls behind and attests late (up to ``BACKFILL_EPOCHS``
+seconds (a dropped answer, a 429, receipts hidden by the lagging backend), so a busy node
+falls behind and attests late (up to ``BACKFILL_EPOCHS``
 back): an epoch is judged once its live nodes attested it or that horizon passed. A node
-that landed nothing for the liveness window (two periods, 8 s here) is left out of the next
+that landed nothing for the liveness window (two periods, 16 s here) is left out of the next
 snapshot, as the protocol says, and has nothing to attest there.
 """
 
@@ -28,7 +28,7 @@ from node.chain.registry import Registry
 from node.devnet import Devnet
 from node.epoch.service import BACKFILL_EPOCHS
 from node.epoch.snapshot import read_snapshot
-from tests.devnet.conftest import BLOCK_TIME, EPOCH_PERIOD, THREE, DevnetPool
+from tests.devnet.conftest import BLOCK_TIME, EPOCH_PERIOD_THREE, THREE, DevnetPool
 
 EPOCHS_WANTED = 10
 """Epochs judged (every live node attested one root)..."""
@@ -36,7 +36,7 @@ UNANIMOUS_WANTED = 6
 """...of which this many with all three nodes live (a node that falls behind on a loaded
 machine is left out of an epoch or two, as the protocol says)."""
 DEADLINE_SECONDS = 240
-LATE_SECONDS = (BACKFILL_EPOCHS + 1) * EPOCH_PERIOD * BLOCK_TIME
+LATE_SECONDS = (BACKFILL_EPOCHS + 1) * EPOCH_PERIOD_THREE * BLOCK_TIME
 """How long after its end an epoch may still be attested late by a node that fell behind."""
 SERVED_TIMEOUT = 30.0
 """A past epoch no longer cached is computed again from the chain (the registry at its
