@@ -50,22 +50,7 @@ def test_no_gap_behind_capped_rate_limited_and_lagging_rpc(
     )
     with RpcProxy(upstream, faults) as proxy:
         provider = FailoverProvider([proxy.url], backoff_base=0.02)
-        follower = ChainFollower(
-            w3=Web3(provider),
-            registry_address=registry.address,
-            sessions=sessions,
-            confirmations=2,
-            start_block=start,
-            range_blocks=16,
-        )
-        head = int(chain.w3.eth.block_number)
-        retries = 0
-        while follower.last_indexed() < head - 2:
-            try:
-                follower.sync()
-            except ChainError:
-                retries += 1  # a lagging backend had not the block yet: the loop retries
-                assert retries < 100
+        follower = follow_to_head(chain, provider, registry, sessions, start)
         assert proxy.counts["logs_range_refused"] > 0
         assert proxy.counts["logs_results_refused"] > 0
         assert proxy.counts["429"] > 0
@@ -74,6 +59,34 @@ def test_no_gap_behind_capped_rate_limited_and_lagging_rpc(
         provider.close()
     assert follower.reorgs == 0
     assert len(assert_no_gap(chain, registry, start, follower, sessions)) >= 10
+
+
+def follow_to_head(
+    chain: ChainUnderTest,  # noqa: F811
+    provider: FailoverProvider,
+    registry: Registry,
+    sessions: sessionmaker[Session],  # noqa: F811
+    start: int,
+) -> ChainFollower:
+    """Return a follower through ``provider`` from ``start`` that has indexed up to anvil's
+    head less its 2 confirmations (retrying the passes a lagging backend failed)."""
+    follower = ChainFollower(
+        w3=Web3(provider),
+        registry_address=registry.address,
+        sessions=sessions,
+        confirmations=2,
+        start_block=start,
+        range_blocks=16,
+    )
+    head = int(chain.w3.eth.block_number)
+    retries = 0
+    while follower.last_indexed() < head - 2:
+        try:
+            follower.sync()
+        except ChainError:
+            retries += 1  # a lagging backend had not the block yet: the loop retries
+            assert retries < 100
+    return follower
 
 
 def assert_no_gap(
@@ -138,22 +151,7 @@ def test_no_gap_behind_a_result_cap_below_one_block_s_events(
     )
     with RpcProxy(upstream, faults) as proxy:
         provider = FailoverProvider([proxy.url], backoff_base=0.02)
-        follower = ChainFollower(
-            w3=Web3(provider),
-            registry_address=registry.address,
-            sessions=sessions,
-            confirmations=2,
-            start_block=start,
-            range_blocks=16,
-        )
-        head = int(chain.w3.eth.block_number)
-        retries = 0
-        while follower.last_indexed() < head - 2:
-            try:
-                follower.sync()
-            except ChainError:
-                retries += 1  # a lagging backend had not the block yet: the loop retries
-                assert retries < 100
+        follower = follow_to_head(chain, provider, registry, sessions, start)
         assert proxy.counts["logs_results_refused"] > 0
         assert proxy.counts["lagged"] > 0
         assert follower.pager.receipt_fallbacks >= 1
