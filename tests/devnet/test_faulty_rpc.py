@@ -2,7 +2,7 @@
 (``devnet3``, see conftest.py: ``eth_getLogs`` range and result caps, 429 with
 ``Retry-After``, dropped answers after a transaction was applied, timeouts, a backend whose
 ``latest`` lags), keeps every promise through a crash, a fee spike, a reorg deeper than the
-nodes' confirmations and an empty wallet:
+nodes' confirmations, an empty wallet and churn (a node dead past the liveness window):
 
 * every acknowledged transaction is anchored exactly once on the canonical chain (each
   node's tree sizes strictly grow, its last one counts every leaf it acknowledged);
@@ -33,11 +33,19 @@ from node.ledger.follower import DEFAULT_CONFIRMATIONS
 from tests.devnet.conftest import BLOCK_TIME, FAULTY, DevnetPool
 from tests.devnet.support import (
     health,
+    login,
     run_verify,
     submit_batch,
     tx_status,
     wait_anchored,
     wait_until,
+)
+from tests.devnet.test_churn import (
+    assert_every_role_answered,
+    epoch_at,
+    hosts_of,
+    lowered,
+    routed_paths,
 )
 
 pytestmark = pytest.mark.skipif(
@@ -340,3 +348,49 @@ def test_a_dry_wallet_shows_in_health_and_anchoring_resumes_when_funded(
         wait_anchored(node.url, tx_id, timeout=90)
     assert answering(node)["wallet"]["insufficient_funds"] is False
     assert_anchored_once(s)
+
+
+def test_a_node_that_dies_is_left_out_rehosted_and_comes_back(scenario: Scenario) -> None:
+    """Churn behind the faulty RPC: a node killed for longer than the liveness window is left
+    out of the first epoch whose boundary is past its last sighting plus the window, holds no
+    slot there, the live nodes serve every routed role that still has a live host, and once
+    restarted (no manual step) it is back in the assignment."""
+    s = scenario
+    nodes = s.devnet.nodes
+    victim, live = nodes[2], nodes[:2]
+    dead = victim.address.lower()
+    user = s.devnet.operator
+    sessions = {n.url: login(n.url, user) for n in live}
+    killed_at = s.head()
+    victim.kill()
+    try:
+        seen = s.registry.last_seen(victim.address)  # an attestation in flight may still land
+        window = s.registry.liveness_window(killed_at)
+        bound = max(killed_at, seen) + window
+        epoch = s.epoch_of(killed_at)
+        while s.registry.epoch_start_block(epoch) < bound:
+            epoch += 1
+        view = epoch_at(live, epoch)
+        assert dead in lowered(view) and not view["kept_all"]
+        assert dead not in hosts_of(view)
+        assert hosts_of(view) <= {n.address.lower() for n in live}
+        served = {**view, "slots": [x for x in view["slots"] if x["hosts"]]}
+        paths = routed_paths(served, user.address)
+        assert ("be_system", None) in paths  # the victim's home has no other member node
+        assert_every_role_answered(live, paths, sessions, dead)
+    finally:
+        if not victim.running:
+            victim.launch()
+        answering(victim)
+        s.skip_epochs(killed_at, "node2 was killed, left out, then restarted")
+    after = int(s.registry.current_epoch())
+
+    def back() -> dict[str, Any] | None:
+        current = int(s.registry.current_epoch())
+        if current <= after:
+            return None
+        view = epoch_at(nodes, current)
+        return view if dead in hosts_of(view) and dead not in lowered(view) else None
+
+    wait_until(back, LANDS_TIMEOUT, "node2 back in the assignment")
+    s.skip_epochs(killed_at, "node2 was killed, left out, then restarted")
