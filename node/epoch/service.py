@@ -6,8 +6,8 @@ mined) it
 1. fixes the epoch's seed on-chain if no one did yet (``Registry.fix_seed``; anyone may);
 2. reads the registry as it was at the boundary block (:func:`read_snapshot`) and computes
    the assignment under the documented policy (:func:`compute_epoch_plan`);
-3. attests ``(epoch, root)`` on-chain, once: it first reads its own attestation, so a
-   restart never sends a second one;
+3. attests ``(epoch, seed, root)`` on-chain, once (the registry refuses another seed): it
+   first reads its own attestation, so a restart never sends a second one;
    Epochs it missed (a step slowed by the chain's RPC, or a restart after an attestation
    it sent was lost) are attested late, up to ``BACKFILL_EPOCHS`` back, if it was part of
    them (:meth:`EpochService._backfill`);
