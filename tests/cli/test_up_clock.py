@@ -18,6 +18,7 @@ import httpx
 from tests.support.node import NodeProcess, node_process
 
 MAX_LEAD = 5  # Settings.chain_max_lead, the documented bound
+IDLE_SECONDS = 4  # the node is down this long between its two runs
 
 
 def _health(node: NodeProcess) -> dict[str, Any]:
@@ -59,16 +60,20 @@ def test_chain_time_is_wall_time_across_idle_and_restart(tmp_path: Path) -> None
         assert 0.5 * elapsed <= made <= elapsed + MAX_LEAD  # about one block per second
         assert last["epochs"]["epoch"] >= 1  # a period of 10 blocks is about 10 s
         assert all(s["epochs"]["root"] is not None for s in samples)
-        stopped_block = last["chain"]["block_number"]
+        stopped_block, sampled = last["chain"]["block_number"], time.monotonic()
     finally:
         node.stop()
-    time.sleep(4)  # idle, node down: no blocks, and none owed
+    time.sleep(IDLE_SECONDS)  # idle, node down: no blocks, and none owed
     second = node.start()
     try:
         lead = second["chain"]["head_timestamp"] - time.time()
         assert lead <= MAX_LEAD
-        # no burst: the restart mines one block for the gap, then one per second
-        assert second["chain"]["block_number"] - stopped_block <= 6, second["chain"]
+        # no burst: one block per second while the node ran (its stop and its start-up take
+        # seconds on a loaded machine) and one for the gap; a burst would add one block per
+        # idle second too
+        running = time.monotonic() - sampled - IDLE_SECONDS
+        made = second["chain"]["block_number"] - stopped_block
+        assert made <= 2 + running, (made, running, second["chain"])
         _watch(node, 3)
     finally:
         node.stop()
