@@ -24,3 +24,11 @@ try:  # safe-pysha3 is optional: it is a speed-up, never a different answer
 
 except ImportError:  # pragma: no cover - depends on the environment
     keccak256: Callable[[bytes], bytes] = _eth_keccak  # type: ignore[no-redef]
+
+
+def as_hex(value: object) -> str:
+    """Return a hash, topic or address (bytes, or hex text in any case) as lowercase ``0x``
+    hex: the one spelling the node compares them in."""
+    if isinstance(value, str):
+        return value.lower() if value.startswith("0x") else "0x" + value.lower()
+    return "0x" + bytes(value).hex()  # type: ignore[call-overload]

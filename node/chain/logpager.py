@@ -42,6 +42,7 @@ from web3 import Web3
 from web3.exceptions import BlockNotFound, TransactionNotFound, Web3RPCError
 
 from node.errors import ChainError
+from node.hashing import as_hex
 
 log = logging.getLogger(__name__)
 
@@ -141,7 +142,7 @@ class LogPager:
         """
         try:
             block = self.w3.eth.get_block(number)
-            if block_hash is not None and _hex(block["hash"]) != _hex(block_hash):
+            if block_hash is not None and as_hex(block["hash"]) != as_hex(block_hash):
                 raise ChainError(f"block {number} changed while its logs were read; will retry")
             receipts = self._receipts_of(block)
         except ChainError:
@@ -177,8 +178,8 @@ class LogPager:
         """Return the receipts of every transaction of ``block``: one ``eth_getBlockReceipts``
         by block hash where the provider serves it, else one ``eth_getTransactionReceipt`` per
         transaction. Raises if a receipt is missing or of another block."""
-        want = _hex(block["hash"])
-        transactions = [_hex(tx) for tx in block["transactions"]]
+        want = as_hex(block["hash"])
+        transactions = [as_hex(tx) for tx in block["transactions"]]
         receipts: list[Any] | None = None
         if self._block_receipts is not False:
             try:
@@ -191,8 +192,8 @@ class LogPager:
                 self._block_receipts = False
         if receipts is None:
             receipts = [self.w3.eth.get_transaction_receipt(tx) for tx in transactions]  # type: ignore[arg-type]
-        got = [_hex(r["transactionHash"]) for r in receipts if r is not None]
-        if got != transactions or any(_hex(r["blockHash"]) != want for r in receipts):
+        got = [as_hex(r["transactionHash"]) for r in receipts if r is not None]
+        if got != transactions or any(as_hex(r["blockHash"]) != want for r in receipts):
             raise ChainError(
                 f"the receipts of block {int(block['number'])} do not match its "
                 f"{len(transactions)} transactions (a lagging backend or a reorg); will retry"
@@ -205,11 +206,11 @@ class LogPager:
         case-insensitively), as ``eth_getLogs`` would have selected it."""
         if str(entry["address"]).lower() != self.address.lower():
             return False
-        have = [_hex(topic) for topic in entry["topics"]]
+        have = [as_hex(topic) for topic in entry["topics"]]
         for position, want in enumerate(self.topics or ()):
             if want is None:
                 continue
-            choices = {_hex(want)} if isinstance(want, str) else {_hex(t) for t in want}
+            choices = {as_hex(want)} if isinstance(want, str) else {as_hex(t) for t in want}
             if not choices:
                 continue  # an empty list: any, as a node reads it
             if position >= len(have) or have[position] not in choices:
@@ -276,11 +277,6 @@ def bloom_may_contain(bloom: bytes, item: bytes) -> bool:
         if not bloom[BLOOM_BYTES - 1 - bit // 8] & (1 << (bit % 8)):
             return False
     return True
-
-
-def _hex(value: Any) -> str:
-    """Return a hash or topic (bytes, or hex text in any case) as lowercase ``0x`` hex."""
-    return "0x" + bytes(HexBytes(value)).hex()
 
 
 def sorted_logs(logs: Sequence[Any]) -> list[Any]:

@@ -50,6 +50,7 @@ from web3 import Web3
 from node.chain.logpager import LogPager
 from node.db.models import IndexedBlock
 from node.errors import ChainError, CollegiumError
+from node.hashing import as_hex
 from node.ledger import tree
 from node.ledger.derived import ParticipantChange
 from node.ledger.logs import LogIndexer
@@ -63,7 +64,6 @@ from node.ledger.registry_events import (
     INDEXED_EVENTS,
     REORG_WINDOW,
     EventDecoder,
-    as_hex,
     roll_back_index,
     store_range,
 )

@@ -23,6 +23,7 @@ from web3 import Web3
 
 from node.chain.registry import get_registry_artifact
 from node.db.models import Anchor, IndexedBlock, RegistryEvent
+from node.hashing import as_hex
 from node.ledger import reorg
 from node.ledger.derived import ParticipantChange, apply_event, rebuild_derived
 
@@ -44,13 +45,6 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, bytes | bytearray | HexBytes):
         return "0x" + bytes(value).hex()
     return value
-
-
-def as_hex(value: Any) -> str:
-    """Return a hash or address (bytes or hex text) as lowercase ``0x`` hex."""
-    if isinstance(value, str):
-        return value.lower() if value.startswith("0x") else "0x" + value.lower()
-    return "0x" + bytes(value).hex()
 
 
 class EventDecoder:
