@@ -279,13 +279,11 @@ class EpochService(BackgroundLoop):
                 resumed = True
             elif epoch >= self._first_epoch or resumed:
                 view = self._recheck_seed(self.view(epoch, fix_seed=True))
-                me = self.address.lower()
-                if any(n.address.lower() == me for n in view.snapshot.nodes):
+                if view.snapshot.node(self.address) is not None:
                     log.info("epoch %d was missed: attesting it late", epoch)
                     self._attest(view)
                 else:
-                    log.info("epoch %d was missed, but this node was not live at its boundary: "
-                             "nothing to attest", epoch)  # fmt: skip
+                    log.info("epoch %d was missed, but this node was not live then", epoch)
             self._backfilled.add(epoch)
 
     def _recheck_seed(self, view: EpochView) -> EpochView:
