@@ -4,22 +4,19 @@ Each request thread verifies its own transaction (signature recovery runs in par
 request threads; libsecp256k1 releases the GIL), then hands the verified item to
 :class:`GroupCommit` and blocks until its own result is known. Whichever waiting thread finds
 no commit in flight becomes the **leader**: it takes every item queued so far (at most
-``max_items``), commits them with one call of ``commit`` (one SQL transaction, one fsync, one
-store write) and hands each thread its own result. Items that arrive while a commit is in
-flight wait for it and form the next group. There is no timer: a lone request is committed
+``max_items``), commits them with one call of ``commit`` (one SQL transaction, one fsync)
+and hands each thread its own result. Items that arrive while a commit is in flight wait
+for it and form the next group. There is no timer: a lone request is committed
 at once (a group of one), and under load a group is whatever arrived during the previous
 commit — the same rule as the anchorer's batches.
 
-An optional ``after`` step (the store write of the group's bodies) runs once the group is
-committed, before its requests are answered, while the next group already commits: the two
-fsyncs of consecutive groups overlap.
-
 A caller that must not block (a request on the event loop) hands its item in with
 :meth:`GroupCommit.submit_later` and a ``done`` callback instead: up to ``COMMITTERS``
-committer threads of the group commit lead for such items (two, so that one group's
-``after`` step still overlaps the next group's commit), and call ``done`` with the item's
-result or error from the committing thread once its group is through. A committer thread
-leaves after ``COMMITTER_IDLE_SECONDS`` without work and is started again when needed.
+committer threads of the group commit lead for such items (two, so that the next group
+commits while one thread still calls back the previous group's items), and call ``done``
+with the item's result or error from the committing thread once its group is through. A
+committer thread leaves after ``COMMITTER_IDLE_SECONDS`` without work and is started again
+when needed.
 
 ``commit`` returns one result per item (an accepted leaf or the item's own
 ``ValidationError``), so a bad item gets its own 4xx and never its neighbour's. If ``commit``
@@ -74,12 +71,10 @@ class GroupCommit(Generic[T, R]):
         commit: Callable[[list[T]], Sequence[R]],
         *,
         max_items: int = GROUP_MAX_ITEMS,
-        after: Callable[[list[T], list[R]], None] | None = None,
     ) -> None:
         if max_items < 1:
             raise ValueError(f"max_items must be at least 1, got {max_items}")
         self._commit = commit
-        self._after = after
         self.max_items = max_items
         self._cond = threading.Condition()
         self._queue: list[_Slot[T, R]] = []
@@ -141,8 +136,7 @@ class GroupCommit(Generic[T, R]):
         return group
 
     def _lead(self, group: list[_Slot[T, R]]) -> None:
-        """Commit ``group`` (then its ``after`` step, the next group's commit meanwhile free
-        to start) and give each slot its result, or every slot the commit's error."""
+        """Commit ``group`` and give each slot its result, or every slot the commit's error."""
         try:
             results = list(self._commit([s.item for s in group]))
             if len(results) != len(group):
@@ -155,22 +149,13 @@ class GroupCommit(Generic[T, R]):
                 self._cond.notify_all()
             self._call_back(group)
             return
-        if self._after is not None:
-            with self._cond:  # the next group may commit while this one runs ``after``
-                self._busy = False
-                self._cond.notify_all()
-            try:
-                self._after([s.item for s in group], results)
-            except Exception:  # ``after`` is best effort: the group is committed
-                log.exception("after-commit step failed for a group of %d", len(group))
         with self._cond:
             for s, result in zip(group, results, strict=True):
                 s.result, s.done = result, True
             self.groups += 1
             self.items += len(group)
             self.largest = max(self.largest, len(group))
-            if self._after is None:
-                self._busy = False
+            self._busy = False
             self._cond.notify_all()
         self._call_back(group)
 

@@ -62,33 +62,6 @@ def test_a_failing_commit_fails_its_whole_group_and_not_the_next() -> None:
     assert intake.submit(2) == 2
 
 
-def test_the_next_group_commits_while_the_after_step_of_the_previous_runs() -> None:
-    in_after = threading.Event()
-    release = threading.Event()
-    log: list[str] = []
-
-    def commit(group: list[int]) -> list[int]:
-        log.append(f"commit {group}")
-        return group
-
-    def after(group: list[int], results: list[int]) -> None:
-        log.append(f"after {group}")
-        if group == [1]:
-            in_after.set()
-            release.wait(10)
-
-    intake: GroupCommit[int, int] = GroupCommit(commit, after=after)
-    with ThreadPoolExecutor(2) as pool:
-        first = pool.submit(intake.submit, 1)
-        assert in_after.wait(10)
-        assert intake.submit(2) == 2  # committed and answered while group [1] is in ``after``
-        assert not first.done()
-        release.set()
-        assert first.result() == 1
-    assert log == ["commit [1]", "after [1]", "commit [2]", "after [2]"]
-    assert intake.groups == 2 and intake.items == 2  # no empty group was committed
-
-
 def test_items_handed_in_later_share_groups_and_get_their_own_results() -> None:
     """``submit_later`` items are led by the committer threads, queue behind a commit like
     any other, and each callback gets its own result, from a thread of the group commit."""
@@ -101,7 +74,7 @@ def test_items_handed_in_later_share_groups_and_get_their_own_results() -> None:
             release.wait(10)
         return [ValueError(f"odd {i}") if i % 2 else i * 10 for i in group]
 
-    intake: GroupCommit[int, int | ValueError] = GroupCommit(commit, after=lambda g, r: None)
+    intake: GroupCommit[int, int | ValueError] = GroupCommit(commit)
     answers: dict[int, tuple[object, object, str]] = {}
     all_done = threading.Event()
 
