@@ -1,5 +1,5 @@
-"""The items of a batch request (``POST /transactions/batch``) read and verified in one pass,
-in the verifier's worker processes.
+"""The items of a batch request (``POST /transactions/batch``), and the bodies of concurrent
+single submissions, read and verified in one pass, in the verifier's worker processes.
 
 Per item, in the order the route has always checked them: its size (compact JSON, at most
 ``max_tx_bytes``: else 413), its schema (:class:`~node.api.schemas.BusinessTxCreate`: else
@@ -65,6 +65,31 @@ def check_batch_items(domain: Domain, limit: int, items: Sequence[Any]) -> list[
     valid = [r for r in read if isinstance(r, Submission)]
     checked = iter(check_items(domain, [(s.tx, s.signature) for s in valid]))
     return [r if isinstance(r, Rejected) else (r, next(checked)) for r in read]
+
+
+def read_body(body: bytes) -> Submission | None:
+    """Return the submission the body of a single ``POST /transactions`` holds, or None if
+    it is not one (not JSON, or not a :class:`BusinessTxCreate`: the route then answers
+    its own 422, word for word)."""
+    try:
+        parsed = BusinessTxCreate.model_validate(json.loads(body))
+    except (ValueError, pydantic.ValidationError):
+        return None
+    return Submission(
+        parsed.transaction.to_domain(), bytes.fromhex(parsed.signature[2:]), parsed.signer
+    )
+
+
+def check_bodies(
+    domain: Domain, bodies: Sequence[bytes]
+) -> list[tuple[Submission, Checked] | None]:
+    """Return per body of a single submission None (not one: :func:`read_body`) or its
+    submission with its signature check (``check_items``). Pure: runs in the verifier's
+    worker processes, on the bodies of concurrent requests gathered into one chunk."""
+    read = [read_body(body) for body in bodies]
+    valid = [r for r in read if r is not None]
+    checked = iter(check_items(domain, [(s.tx, s.signature) for s in valid]))
+    return [None if r is None else (r, next(checked)) for r in read]
 
 
 def check_batch(

@@ -9,8 +9,10 @@ size limit, JSON depth check: all of them still see the request) and answers the
 case itself: ``POST`` to exactly the path, no query string, ``Content-Type:
 application/json``, a body the route's own schema (:class:`BusinessTxCreate`, validated
 once, as FastAPI would: ``json.loads`` then ``model_validate``) accepts. The checks are the
-route's (:meth:`LedgerService.submit_one`'s), run on the event loop when the participant
-cache can answer them (:meth:`LedgerService.verify_cached`); the item then joins the group
+route's (:meth:`LedgerService.submit_one`'s): the body is read and its signature checked on
+the event loop, or, when requests come together, in the verifier's workers
+(:mod:`node.api.bodychecks`); the participant checks run on the loop when the participant
+cache can answer them (:meth:`LedgerService.admit_cached`); the item then joins the group
 commit without a thread per request (:meth:`LedgerService.submit_later`: its future is
 settled once the group is durable). When a check would read the registry, ``submit_one``
 runs in a thread pool of this path's own instead. The answer is the route's: 202,
@@ -25,18 +27,18 @@ its own 422, word for word as before).
 from __future__ import annotations
 
 import asyncio
-import json
 from concurrent.futures import ThreadPoolExecutor
 from typing import Final
 
-import pydantic
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from node.api.bodychecks import BodyChecks
 from node.api.limits import replay_body
 from node.api.problems import problem, status_of
-from node.api.schemas import BusinessTxCreate, BusinessTxPublic
-from node.errors import CollegiumError
+from node.api.schemas import BusinessTxPublic
+from node.errors import CollegiumError, ValidationError
 from node.ledger.service import AcceptedTx, LedgerService, Submission
+from node.ledger.verifier import VerifiedTx
 
 #: threads waiting in the group commit at once; more requests queue for a thread
 SUBMIT_THREADS: Final = 64
@@ -46,11 +48,13 @@ JSON_TYPES: Final = frozenset({b"application/json", b"application/json; charset=
 class SubmitFastPath:
     """Answer plain single submissions to ``path`` (see the module doc); pass the rest on."""
 
-    def __init__(self, app: ASGIApp, ledger: LedgerService, path: str) -> None:
+    def __init__(self, app: ASGIApp, ledger: LedgerService, path: str, checks: BodyChecks) -> None:
         self.app = app
         self.ledger = ledger
         self.path = path
         self._threads = ThreadPoolExecutor(SUBMIT_THREADS, thread_name_prefix="submit")
+        self.checks = checks
+        self.inflight = 0  # single submissions taken by this path and not yet answered
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if not self._is_plain(scope):
@@ -59,31 +63,38 @@ class SubmitFastPath:
         body = await _read_body(receive)
         if body is None:  # the client left, or a limit outside has answered
             return
+        self.inflight += 1
         try:
-            parsed = BusinessTxCreate.model_validate(json.loads(body))
-        except (ValueError, pydantic.ValidationError):  # the route words its own 422
+            await self._answer(body, scope, receive, send)
+        finally:
+            self.inflight -= 1
+
+    async def _answer(self, body: bytes, scope: Scope, receive: Receive, send: Send) -> None:
+        """Check and submit ``body``, then answer (or hand it to the route, see the module
+        doc)."""
+        checked = await self.checks.check(body, self.inflight)
+        if checked is None:  # not JSON or not the schema: the route words its own 422
             await self.app(scope, replay_body(body, receive), send)
             return
-        item = Submission(
-            parsed.transaction.to_domain(), bytes.fromhex(parsed.signature[2:]), parsed.signer
-        )
+        item, outcome = checked
         try:
-            accepted = await self._submit(item)
+            accepted = await self._submit(item, outcome)
         except CollegiumError as exc:  # as the app's handler answers it
             code, kind = status_of(exc)
             await problem(code, kind.replace("-", " "), str(exc), kind)(scope, receive, send)
             return
         await _send_accepted(send, BusinessTxPublic.from_accepted(accepted), self.path)
 
-    async def _submit(self, item: Submission) -> AcceptedTx:
-        """Return ``item`` accepted once durable, or raise its ``ValidationError``.
+    async def _submit(self, item: Submission, checked: VerifiedTx | ValidationError) -> AcceptedTx:
+        """Return ``item`` (its signature check ``checked``) accepted once durable, or raise
+        its ``ValidationError``.
 
-        Checked here on the event loop when the participant cache has every answer, then
+        Admitted here on the event loop when the participant cache has every answer, then
         handed to the group commit without a thread of its own; otherwise (an answer to
         read from the registry) :meth:`LedgerService.submit_one` runs in this path's pool.
         """
         loop = asyncio.get_running_loop()
-        verified = self.ledger.verify_cached(item)
+        verified = self.ledger.admit_cached(item, checked)
         if verified is None:
             return await loop.run_in_executor(self._threads, self.ledger.submit_one, item)
         future: asyncio.Future[AcceptedTx] = loop.create_future()

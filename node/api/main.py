@@ -14,6 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from node import __version__
 from node.api import metrics
+from node.api.bodychecks import BodyChecks
 from node.api.edge import install_access
 from node.api.fastsubmit import SubmitFastPath
 from node.api.limits import BodyLimitMiddleware, JsonDepthMiddleware, restore_recursion_limit
@@ -82,7 +83,10 @@ def create_app(
     install_problem_handlers(app)
     restore_recursion_limit()  # a dependency leaves it at 100,000: see node/api/limits.py
     # inside every edge middleware: the limits, rate limit, router and metrics still apply
-    app.add_middleware(SubmitFastPath, ledger=node.ledger, path=TRANSACTIONS_PATH)
+    app.state.body_checks = BodyChecks(node.ledger.domain, node.ledger.verifier)
+    app.add_middleware(
+        SubmitFastPath, ledger=node.ledger, path=TRANSACTIONS_PATH, checks=app.state.body_checks
+    )
     _add_body_limits(app, node)
     _include_routers(app, node)
     return app

@@ -144,16 +144,18 @@ class Intake:
         self.policy.check(outcome.signed, item.claimed_signer)
         return outcome
 
-    def verify_cached(self, item: Submission) -> VerifiedTx | None:
-        """Return what :meth:`verify_one` returns, or raise what it raises, from the
-        participant cache alone: None where a check would read the registry (a caller on
-        the event loop then calls :meth:`submit_one` in a thread)."""
-        outcome = verify_many(self.domain, [(item.tx, item.signature)])[0]
-        if isinstance(outcome, ValidationError):
-            raise outcome
-        if self.policy.check_cached(outcome.signed, item.claimed_signer) is None:
+    def admit_cached(
+        self, item: Submission, checked: VerifiedTx | ValidationError
+    ) -> VerifiedTx | None:
+        """Return what :meth:`verify_one` returns, or raise what it raises, for ``item`` whose
+        signature check gave ``checked`` (``verify_many``, here or in a worker), from the
+        participant cache alone: None where a check would read the registry (a caller on the
+        event loop then calls :meth:`submit_one` in a thread)."""
+        if isinstance(checked, ValidationError):
+            raise checked
+        if self.policy.check_cached(checked.signed, item.claimed_signer) is None:
             return None
-        return outcome
+        return checked
 
     # -- one transaction ----------------------------------------------------------------------
 

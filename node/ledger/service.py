@@ -206,10 +206,12 @@ class LedgerService:
         """Accept one signed transaction by group commit: :meth:`Intake.submit_one`."""
         return self._accept.submit_one(item)
 
-    def verify_cached(self, item: Submission) -> VerifiedTx | None:
-        """Return ``item`` verified from cached answers only, or None:
-        :meth:`Intake.verify_cached`."""
-        return self._accept.verify_cached(item)
+    def admit_cached(
+        self, item: Submission, checked: VerifiedTx | ValidationError
+    ) -> VerifiedTx | None:
+        """Return ``item`` (its signature check ``checked``) admitted from cached answers
+        only, or None: :meth:`Intake.admit_cached`."""
+        return self._accept.admit_cached(item, checked)
 
     def submit_later(
         self,

@@ -1,0 +1,143 @@
+"""The bodies of concurrent single submissions checked in the verifier's worker processes.
+
+Under load the event loop is the node's busiest thread, and every single ``POST
+/transactions`` was parsed (JSON, schema) and verified (field checks, EIP-712 digest,
+libsecp256k1 recovery, leaf body, CID and hash) on it: about a third of the loop's time per
+request, on the one core the GIL gives the node. :class:`BodyChecks` moves that work to the
+verifier's workers (:class:`~node.ledger.verifier.VerifierPool`) when requests come
+together: the bodies that arrive within one turn of the loop go to a worker as one chunk
+(:func:`node.api.batchitems.check_bodies`, the same pure functions) and each request awaits
+its own result. The loop keeps the checks that read the node's state (participants, replays)
+and the commit.
+
+A request that finds fewer than ``POOL_INFLIGHT`` submissions in flight, or a pool not
+warm yet, is checked on the loop as before: a round trip to a worker would only add to a lone
+request's latency. The workers are started in the background (never by a request that
+waits for them) once ``WARM_INFLIGHT`` submissions are in flight at once. A chunk whose
+pool broke is checked on the loop and the pool replaced.
+
+| constant | value | meaning |
+|---|---|---|
+| ``POOL_INFLIGHT`` | 4 | submissions in flight from which a warm pool checks the bodies |
+| ``WARM_INFLIGHT`` | 8 | submissions in flight from which the workers are started |
+| ``CHUNK_MIN_BODIES`` | 8 | a chunk is split over the workers only in parts of at least this |
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import math
+from collections.abc import Sequence
+from concurrent.futures import Future
+from concurrent.futures.process import BrokenProcessPool
+from typing import Final, TypeAlias
+
+from node.api.batchitems import check_bodies, read_body
+from node.errors import ValidationError
+from node.ledger.service import Submission
+from node.ledger.transaction import Domain
+from node.ledger.verifier import Checked, VerifiedTx, VerifierPool, to_verified, verify_many
+
+POOL_INFLIGHT: Final = 4
+WARM_INFLIGHT: Final = 8
+CHUNK_MIN_BODIES: Final = 8
+
+#: a body's check: None (not a submission: the route answers it) or the submission with its
+#: verified transaction or the ``ValidationError`` its signature check raised
+BodyCheck: TypeAlias = tuple[Submission, VerifiedTx | ValidationError] | None
+_Waiting: TypeAlias = list[tuple[bytes, "asyncio.Future[BodyCheck]"]]
+_Read: TypeAlias = list[tuple[Submission, Checked] | None]  # what check_bodies returns
+
+
+class BodyChecks:
+    """Check the bodies of single submissions, in the workers when they come together (see
+    the module doc)."""
+
+    def __init__(self, domain: Domain, pool: VerifierPool | None) -> None:
+        self.domain = domain
+        self.pool = pool
+        self._waiting: _Waiting = []
+        self.chunks = 0  # chunks sent to the workers (for tests and diagnostics)
+
+    async def check(self, body: bytes, inflight: int) -> BodyCheck:
+        """Return the check of ``body``; ``inflight``: single submissions in flight now
+        (this one among them)."""
+        pool = self.pool
+        if pool is None or inflight < POOL_INFLIGHT:
+            return self.check_here(body)
+        if not pool.usable:
+            if inflight >= WARM_INFLIGHT:
+                pool.warm_in_background()
+            return self.check_here(body)
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[BodyCheck] = loop.create_future()
+        if not self._waiting:  # the first body of this turn: send the chunk at its end
+            loop.call_soon(self._send, pool, loop)
+        self._waiting.append((body, future))
+        return await future
+
+    def check_here(self, body: bytes) -> BodyCheck:
+        """Return the check of ``body`` done in this thread."""
+        item = read_body(body)
+        if item is None:
+            return None
+        return item, verify_many(self.domain, [(item.tx, item.signature)])[0]
+
+    def _send(self, pool: VerifierPool, loop: asyncio.AbstractEventLoop) -> None:
+        """Send the bodies gathered this turn to the workers (one part per worker for a
+        large chunk); settle each request's future when its part is back."""
+        waiting, self._waiting = self._waiting, []
+        parts = max(1, min(pool.workers, len(waiting) // CHUNK_MIN_BODIES))
+        size = math.ceil(len(waiting) / parts)
+        for start in range(0, len(waiting), size):
+            part = waiting[start : start + size]
+            try:
+                sent = pool.submit(check_bodies, (self.domain,), [body for body, _ in part])
+            except (BrokenProcessPool, RuntimeError) as exc:
+                pool.note_broken(exc)
+                self._settle_here(part)
+                continue
+            self.chunks += 1
+            sent.add_done_callback(functools.partial(self._back, pool, part, loop))
+
+    def _back(
+        self,
+        pool: VerifierPool,
+        part: _Waiting,
+        loop: asyncio.AbstractEventLoop,
+        done: Future[_Read],
+    ) -> None:
+        """Called in the pool's thread when ``part`` is back: settle it on the loop."""
+        loop.call_soon_threadsafe(self._settle, pool, part, done)
+
+    def _settle(self, pool: VerifierPool, part: _Waiting, done: Future[_Read]) -> None:
+        """Give each request of ``part`` its check (on the loop)."""
+        try:
+            results = done.result()
+        except BrokenProcessPool as exc:  # a worker died: replace the pool, check here
+            pool.note_broken(exc)
+            self._settle_here(part)
+            return
+        except BaseException as exc:  # every request of the part learns it
+            for _, future in part:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        read = [r for r in results if r is not None]
+        verified = iter(
+            to_verified(self.domain, [(s.tx, s.signature) for s, _ in read], [c for _, c in read])
+        )
+        for (_, future), result in zip(part, results, strict=True):
+            check = None if result is None else (result[0], next(verified))
+            if not future.done():
+                future.set_result(check)
+
+    def _settle_here(self, part: Sequence[tuple[bytes, asyncio.Future[BodyCheck]]]) -> None:
+        for body, future in part:
+            if future.done():
+                continue
+            try:
+                future.set_result(self.check_here(body))
+            except Exception as exc:  # as a check on the loop would have raised it
+                future.set_exception(exc)
