@@ -16,7 +16,8 @@ cache can answer them (:meth:`LedgerService.admit_cached`); the item then joins 
 commit without a thread per request (:meth:`LedgerService.submit_later`: its future is
 settled once the group is durable). When a check would read the registry, ``submit_one``
 runs in a thread pool of this path's own instead. The answer is the route's: 202,
-``Location`` and the :class:`BusinessTxPublic` JSON, or the problem+json of the ledger's error
+``Location`` and the :class:`BusinessTxPublic` JSON (written directly: :func:`accepted_json`),
+or the problem+json of the ledger's error
 with the status the app's handler gives it (:func:`node.api.problems.status_of`).
 
 Anything else goes to the app unchanged, with the body it read handed on: ``?wait=true``,
@@ -35,7 +36,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from node.api.bodychecks import BodyChecks
 from node.api.limits import replay_body
 from node.api.problems import problem, status_of
-from node.api.schemas import BusinessTxPublic
+from node.api.schemas import accepted_json
 from node.errors import CollegiumError, ValidationError
 from node.ledger.service import AcceptedTx, LedgerService, Submission
 from node.ledger.verifier import VerifiedTx
@@ -83,7 +84,7 @@ class SubmitFastPath:
             code, kind = status_of(exc)
             await problem(code, kind.replace("-", " "), str(exc), kind)(scope, receive, send)
             return
-        await _send_accepted(send, BusinessTxPublic.from_accepted(accepted), self.path)
+        await _send_accepted(send, accepted, self.path)
 
     async def _submit(self, item: Submission, checked: VerifiedTx | ValidationError) -> AcceptedTx:
         """Return ``item`` (its signature check ``checked``) accepted once durable, or raise
@@ -143,9 +144,9 @@ async def _read_body(receive: Receive) -> bytes | None:
             return b"".join(chunks)
 
 
-async def _send_accepted(send: Send, public: BusinessTxPublic, path: str) -> None:
+async def _send_accepted(send: Send, accepted: AcceptedTx, path: str) -> None:
     """Send 202 with the accepted transaction, as the route's ``JSONResponse`` would."""
-    content = public.model_dump_json().encode()
+    content = accepted_json(accepted)
     await send(
         {
             "type": "http.response.start",
@@ -153,7 +154,7 @@ async def _send_accepted(send: Send, public: BusinessTxPublic, path: str) -> Non
             "headers": [
                 (b"content-length", str(len(content)).encode()),
                 (b"content-type", b"application/json"),
-                (b"location", f"{path}/{public.id}".encode()),
+                (b"location", f"{path}/{accepted.tx_id}".encode()),
             ],
         }
     )

@@ -101,6 +101,10 @@ class MetricsMiddleware:
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app = app
         self.metrics = metrics
+        # the labelled children, looked up once (``labels()`` takes a lock and builds a key
+        # per call); the label values are bounded (methods and statuses), so is this cache
+        self._counted: dict[tuple[str, str], Any] = {}
+        self._timed: dict[str, Any] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -120,8 +124,16 @@ class MetricsMiddleware:
         finally:
             method = compute_method_label(str(scope["method"]))
             code = str(status) if str(status) in KNOWN_STATUSES else OTHER
-            self.metrics.requests.labels(method=method, status=code).inc()
-            self.metrics.latency.labels(method=method).observe(time.perf_counter() - start)
+            counted = self._counted.get((method, code))
+            if counted is None:
+                counted = self._counted[method, code] = self.metrics.requests.labels(
+                    method=method, status=code
+                )
+            counted.inc()
+            timed = self._timed.get(method)
+            if timed is None:
+                timed = self._timed[method] = self.metrics.latency.labels(method=method)
+            timed.observe(time.perf_counter() - start)
 
 
 def record_health(metrics: Metrics, health: dict[str, Any]) -> None:

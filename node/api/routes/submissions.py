@@ -7,7 +7,6 @@ the ``/transactions`` prefix and the OpenAPI document lists the submissions firs
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from fastapi import APIRouter, Query, Response, status
@@ -16,6 +15,7 @@ from node.api.batchitems import Rejected, check_batch
 from node.api.deps import NodeDep
 from node.api.problems import PROBLEM_TYPE_BASE, status_of
 from node.api.schemas import (
+    COMPACT_JSON,
     BatchCreate,
     BatchItemResult,
     BatchResult,
@@ -30,8 +30,6 @@ from node.ledger.verifier import VerifiedTx
 
 router = APIRouter(prefix="/transactions", tags=["transactions"])
 
-#: what Starlette's ``JSONResponse`` writes (compact, UTF-8, no NaN)
-_COMPACT_JSON = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": Problem, "description": "malformed or wrongly signed transaction"},
@@ -118,7 +116,7 @@ def _json_response(content: dict[str, Any]) -> Response:
     """Return ``content`` (a :class:`BatchResult` as JSON values) as FastAPI would send the
     model, without building, re-validating and dumping a model per item (a thousand of
     them per request)."""
-    return Response(_COMPACT_JSON.encode(content).encode(), media_type="application/json")
+    return Response(COMPACT_JSON.encode(content).encode(), media_type="application/json")
 
 
 def _item_problem(index: int, code: int, title: str, detail: str, kind: str = "") -> dict[str, Any]:
