@@ -64,7 +64,12 @@ class Sequencer:
         signals: LedgerSignals,
         write_lock: threading.Lock,
         batch_max: int = DEFAULT_BATCH_MAX,
+        chain_reorgs: bool = True,
     ) -> None:
+        """``chain_reorgs``: False on a chain no other producer can reorganise (the embedded
+        chain): an anchor this process made and saw mined stays on it, so the check that the
+        newest one is still there (:meth:`_check_last_anchor`) is made only for an anchor an
+        earlier run left."""
         self._sessions = sessions
         self._store = store
         self._registry = registry
@@ -77,6 +82,8 @@ class Sequencer:
         self._anchor_lock = threading.Lock()  # one of anchor / recover / roll back at a time
         self._leaf_hashes: list[bytes] | None = None  # this node's log, by leaf index
         self._frontier: tuple[list[bytes], CompactRange] | None = None  # (log, its frontier)
+        self._chain_reorgs = chain_reorgs
+        self._made_here: int | None = None  # index of the last anchor this process made
 
     # -- anchoring ----------------------------------------------------------------------------
 
@@ -102,6 +109,7 @@ class Sequencer:
             batch_cid = self._store.add_bytes(batch.encode())
             anchor = self._publish_tree_head(frontier, len(rows), batch_cid)
             anchor = self._commit_anchor(session, anchor, rows, first)
+            self._made_here = anchor.index
             log_hashes.extend(new_hashes)
             self._frontier = (log_hashes, frontier)
         if self.on_anchored is not None:
@@ -132,7 +140,7 @@ class Sequencer:
         (a reorg dropped it): a new tree head must not extend leaves the chain lost. The
         chain follower rolls those leaves back to pending; anchoring resumes after it."""
         last = get_newest_own_anchor(session, self._node_address)
-        if last is None:
+        if last is None or (not self._chain_reorgs and last.index == self._made_here):
             return
         try:
             onchain = self._registry.get_anchor(last.index)

@@ -97,6 +97,7 @@ class LedgerService:
         verifier: VerifierPool | None = None,
         max_future_seconds: float = DEFAULT_MAX_FUTURE_SECONDS,
         group_max: int = GROUP_MAX_ITEMS,
+        chain_reorgs: bool = True,
     ) -> None:
         self._sessions = session_factory
         self._node_address = node_address
@@ -129,6 +130,7 @@ class LedgerService:
             signals=self._signals,
             write_lock=self._write_lock,
             batch_max=batch_max,
+            chain_reorgs=chain_reorgs,
         )
 
     # -- settings of the parts ----------------------------------------------------------------

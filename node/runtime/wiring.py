@@ -115,6 +115,7 @@ def _open_ledger(
         require_participant=settings.require_participant,
         verifier=verifier,
         max_future_seconds=settings.tx_max_future_seconds,
+        chain_reorgs=chain.kind != "embedded",
     )
 
 

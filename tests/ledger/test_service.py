@@ -436,3 +436,38 @@ def test_leaf_cid_is_the_cid_kubo_gives(tmp_path: Path) -> None:
     for size in (1, 100, 4096, 256 * 1024):
         body = bytes(range(256)) * (size // 256) + b"x" * (size % 256)
         assert compute_leaf_cid(body) == store.add_bytes(body, only_hash=True)
+
+
+def test_on_a_chain_without_reorgs_only_an_earlier_runs_anchor_is_read_back(
+    parts: Any,
+) -> None:
+    service, registry, store, sessions = parts
+    wallet = Account.create()
+    reads: list[int] = []
+    get_anchor = registry.get_anchor
+
+    def counted(index: int) -> Any:
+        reads.append(index)
+        return get_anchor(index)
+
+    registry.get_anchor = counted
+    service.submit(*signed(service, wallet, nonce=0), wallet.address)
+    service.anchor_pending()
+    assert reads == []  # no anchor yet
+    # a later run (a new service on the same index) on a chain no one else can reorganise
+    later = LedgerService(
+        session_factory=sessions, store=store, registry=registry, domain=service.domain,
+        node_address=service.node_address, chain_reorgs=False,
+    )  # fmt: skip
+    for nonce in (1, 2, 3):
+        later.submit(*signed(later, wallet, nonce=nonce), wallet.address)
+        later.anchor_pending()
+    assert reads == [0]  # the earlier run's anchor, once; its own ones are known on-chain
+    registry.anchors.pop()  # were one lost all the same, a new run would find out
+    again = LedgerService(
+        session_factory=sessions, store=store, registry=registry, domain=service.domain,
+        node_address=service.node_address, chain_reorgs=False,
+    )  # fmt: skip
+    again.submit(*signed(again, wallet, nonce=4), wallet.address)
+    with pytest.raises(ChainError, match="not on-chain any more"):
+        again.anchor_pending()
