@@ -157,12 +157,14 @@ def _serve(node: Any, host: str, port: int, log_level: str) -> None:
     import uvicorn
 
     from node.api.main import create_app
+    from node.api.server import CoalescingHttpProtocol
 
     try:
         uvicorn.run(
             create_app(node, close_on_shutdown=True, freeze_gc=True),
             host=host,
             port=port,
+            http=CoalescingHttpProtocol,  # one write per answer: node/api/server.py
             log_level=log_level.lower(),
             # X-Forwarded-For only from proxies the operator lists (uvicorn trusts 127.0.0.1
             # by default, which let any local client pick its own rate-limit bucket)

@@ -85,6 +85,7 @@ def in_process_node(
     ``init`` goes to ``init_node`` (home, capacity, roles); ``settings`` to ``Settings``.
     """
     from node.api.main import create_app
+    from node.api.server import CoalescingHttpProtocol
     from node.runtime import init_node, open_node
 
     port = free_port()
@@ -103,8 +104,13 @@ def in_process_node(
     node = open_node(cfg, password)
     server = uvicorn.Server(
         uvicorn.Config(
-            create_app(node), host="127.0.0.1", port=port, log_level="warning", proxy_headers=False
-        )
+            create_app(node),
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            proxy_headers=False,
+            http=CoalescingHttpProtocol,
+        )  # fmt: skip
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
