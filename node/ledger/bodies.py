@@ -33,18 +33,31 @@ def store_bodies(store: Any, rows: Sequence[LeafRow], first: int) -> None:
     ``store`` is a ``BlockStore`` (typed ``Any`` until the ledger's own ``ContentStore`` in
     ledger/protocols.py becomes ``BlockStore``: issue 17 items 2, 4).
 
+    Bodies the store already holds pinned (the body writer stores those of single
+    submissions as they are accepted) are not imported again, if the store can tell
+    (``pinned``: the embedded store).
+
     Raises ``StoreError`` if the store fails, and ``CollegiumError`` if a body did not get
     its recorded CID.
     """
-    if len(rows) < DIRECTORY_IMPORT_MIN:
-        for row in rows:
+    missing = _not_pinned(store, rows, first)
+    if len(missing) < DIRECTORY_IMPORT_MIN:
+        for _, row in missing:
             if not store.has(row.cid):
                 store.add_bytes(row.body)
         return
     tree: dict[str, dict[str, bytes]] = {}
-    for leaf_index, row in enumerate(rows, first):
+    for leaf_index, row in missing:
         tree.setdefault(str(leaf_index // LEAVES_PER_DIRECTORY), {})[str(leaf_index)] = row.body
     store.add_tree(tree)
-    for row in (rows[0], rows[-1]):  # CIDs are equal by construction; spot-check it
+    for _, row in (missing[0], missing[-1]):  # CIDs are equal by construction; spot-check it
         if not store.has(row.cid):
             raise CollegiumError(f"the store did not keep leaf {row.tx_id} as {row.cid}")
+
+
+def _not_pinned(store: Any, rows: Sequence[LeafRow], first: int) -> list[tuple[int, LeafRow]]:
+    """Return ``(leaf index, row)`` of the ``rows`` whose bodies ``store`` does not hold
+    pinned (all of them if it cannot tell)."""
+    pinned = getattr(store, "pinned", None)
+    held = pinned([row.cid for row in rows]) if pinned is not None and rows else set()
+    return [(i, row) for i, row in enumerate(rows, first) if row.cid not in held]

@@ -61,6 +61,9 @@ GROUPED_ADD_MAX: Final = 64 * 1024  # add_bytes of at most this joins concurrent
 GROUPED_ADDS_PER_COMMIT: Final = 256
 
 
+PINNED_QUERY_CHUNK = 500  # CIDs per query of ``pinned`` (SQLite's bound parameters)
+
+
 class EmbeddedStore:
     """A kubo-compatible block store in a local directory (see :mod:`node.storage.embedded`)."""
 
@@ -360,6 +363,20 @@ class EmbeddedStore:
             removed = db.execute("DELETE FROM pins WHERE cid = ?", (name,)).rowcount
         if not removed:
             raise NotFoundInStore(f"{name} is not pinned")
+
+    def pinned(self, cids: Sequence[str]) -> set[str]:
+        """Return those of ``cids`` (canonical CID strings) pinned here as roots of their own:
+        stored, every block of their DAGs with them (a pin is committed with its blocks)."""
+        found: set[str] = set()
+        db = self._repo.db()
+        for start in range(0, len(cids), PINNED_QUERY_CHUNK):
+            part = cids[start : start + PINNED_QUERY_CHUNK]
+            marks = ",".join("?" * len(part))
+            found.update(
+                str(row[0])
+                for row in db.execute(f"SELECT cid FROM pins WHERE cid IN ({marks})", part)
+            )
+        return found
 
     def pins(self) -> list[str]:
         """Return the recursively pinned CIDs, sorted."""
