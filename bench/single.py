@@ -18,8 +18,10 @@ Per phase: ``durable`` = acknowledged (202) transactions / phase time (every 202
 to SQL with ``synchronous=FULL``); ``anchored`` = the same count / time until nothing is pending
 on the node; p50/p99 of the request latency; ``node CPU`` = CPU time (user + system) of the
 node's process during the sending / acknowledged transactions — the figure least disturbed by
-other work on a shared machine; ``clients' CPU`` = the same for the client processes (what
-the two cores have left for the node); ``anchors`` = anchors the node made for the phase.
+other work on a shared machine — and of the processes it started (``its workers'``: the
+verifier's workers, which check the bodies of concurrent requests); ``clients' CPU`` = the
+same for the client processes (what the two cores have left for the node); ``anchors`` =
+anchors the node made for the phase.
 Prints the headline figures last as ``metric: value unit``.
 """
 
@@ -39,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 from eth_account import Account
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -206,6 +209,18 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def workers_cpu_seconds(pid: int) -> dict[int, float]:
+    """Return the CPU time used so far by each process ``pid`` started (the node's verifier
+    workers), by pid."""
+    used = {}
+    for child in psutil.Process(pid).children(recursive=True):
+        try:
+            used[child.pid] = cpu_seconds(child.pid)
+        except OSError:  # it left
+            continue
+    return used
+
+
 def phase(
     url: str,
     pid: int,
@@ -242,11 +257,14 @@ def phase(
             raise TimeoutError("bench client did not start")
     anchors_before = anchors_made(url)
     start = time.perf_counter()
-    cpu_start = cpu_seconds(pid)
+    cpu_start, workers_start = cpu_seconds(pid), workers_cpu_seconds(pid)
     go.set()
     results = [out.get(timeout=600) for _ in procs]
     durable_at = time.perf_counter()
     cpu_used = cpu_seconds(pid) - cpu_start
+    workers_used = sum(
+        used - workers_start.get(child, 0.0) for child, used in workers_cpu_seconds(pid).items()
+    )
     while pending(url):
         time.sleep(0.02)
     anchored_at = time.perf_counter()
@@ -260,6 +278,7 @@ def phase(
         "durable": ok / (durable_at - start),
         "anchored": ok / (anchored_at - start),
         "cpu_ms": cpu_used / max(ok, 1) * 1000,
+        "workers_cpu_ms": workers_used / max(ok, 1) * 1000,
         "client_cpu_ms": sum(r[3] for r in results) / max(ok, 1) * 1000,
         "anchors": anchors_made(url) - anchors_before,
         "p50": statistics.median(latencies) * 1000 if latencies else 0.0,
@@ -318,7 +337,8 @@ def main() -> None:
                     print(f"{name} {n:>2} clients: {result['ok']:.0f} ok, "
                           f"{result['errors']:.0f} errors, durable {result['durable']:.0f} tx/s,"
                           f" anchored {result['anchored']:.0f} tx/s, p50 {result['p50']:.0f} ms,"
-                          f" p99 {result['p99']:.0f} ms, node CPU {result['cpu_ms']:.2f} ms/tx, "
+                          f" p99 {result['p99']:.0f} ms, node CPU {result['cpu_ms']:.2f} ms/tx "
+                          f"+ its workers' {result['workers_cpu_ms']:.2f}, "
                           f"clients' CPU {result['client_cpu_ms']:.2f} ms/tx, "
                           f"{result['anchors']:.0f} anchors",
                           flush=True)  # fmt: skip
@@ -335,6 +355,7 @@ def main() -> None:
         print(f"single_{name}_{n}_p50: {best['p50']:.0f} ms")
         print(f"single_{name}_{n}_p99: {best['p99']:.0f} ms")
         print(f"single_{name}_{n}_node_cpu: {min(r['cpu_ms'] for r in runs):.2f} ms/tx")
+        print(f"single_{name}_{n}_workers_cpu: {min(r['workers_cpu_ms'] for r in runs):.2f} ms/tx")
         print(f"single_{name}_{n}_client_cpu: {best['client_cpu_ms']:.2f} ms/tx")
     for n in clients:
         if ("old", n) in figures:
