@@ -193,29 +193,38 @@ def _hash_text(text: str) -> bytes:
 
 
 def compute_struct_hash(tx: BusinessTx) -> bytes:
-    """Return the EIP-712 ``hashStruct`` of ``tx`` (public or private type)."""
+    """Return the EIP-712 ``hashStruct`` of ``tx`` (public or private type): keccak256 of the
+    type hash and the encoded fields (joined once, not concatenated pairwise)."""
     if tx.private:
         return keccak256(
-            PRIVATE_TYPEHASH
-            + _hash_recurring(tx.subsystem)
-            + _hash_recurring(tx.kind)
-            + _hash_text(tx.payload)
-            + to_bytes(hexstr=tx.payload_hash).rjust(32, b"\0")
-            + _word(tx.nonce)
-            + _word(tx.timestamp)
+            b"".join(
+                (
+                    PRIVATE_TYPEHASH,
+                    _hash_recurring(tx.subsystem),
+                    _hash_recurring(tx.kind),
+                    _hash_text(tx.payload),
+                    to_bytes(hexstr=tx.payload_hash).rjust(32, b"\0"),
+                    _word(tx.nonce),
+                    _word(tx.timestamp),
+                )
+            )
         )
     parties = b"".join([bytes(12) + _address_bytes(p) for p in tx.parties])
     return keccak256(
-        PUBLIC_TYPEHASH
-        + _hash_recurring(tx.subsystem)
-        + _hash_recurring(tx.kind)
-        + keccak256(parties)
-        + _hash_text(tx.amount)
-        + _hash_recurring(tx.currency)
-        + _hash_text(tx.memo)
-        + _hash_text(tx.payload)
-        + _word(tx.nonce)
-        + _word(tx.timestamp)
+        b"".join(
+            (
+                PUBLIC_TYPEHASH,
+                _hash_recurring(tx.subsystem),
+                _hash_recurring(tx.kind),
+                keccak256(parties),
+                _hash_text(tx.amount),
+                _hash_recurring(tx.currency),
+                _hash_text(tx.memo),
+                _hash_text(tx.payload),
+                _word(tx.nonce),
+                _word(tx.timestamp),
+            )
+        )
     )
 
 
