@@ -8,6 +8,8 @@ log2-step bit spread, done by C code on all groups at once), then maps the bytes
 alphabet with one ``bytes.translate``: about 1 µs. The output is exactly
 ``base64.b32encode(data).decode().rstrip("=").lower()`` (tests compare them on random
 inputs); inputs longer than ``FAST_MAX_BYTES`` go through the standard library.
+:func:`b32decode_lower` runs the same steps backwards: what ``base64.b32decode`` gives the
+upper-cased, re-padded text.
 """
 
 from __future__ import annotations
@@ -21,6 +23,9 @@ FAST_MAX_BYTES: Final = 80  # CIDs and multihashes are ~36 bytes; the masks grow
 GROUP_BITS: Final = 5
 
 _TO_ALPHABET: Final = bytes.maketrans(bytes(range(len(ALPHABET))), ALPHABET)
+_FROM_ALPHABET: Final = bytes.maketrans(ALPHABET, bytes(range(len(ALPHABET))))
+# digits % 8 that RFC 4648 padding cannot complete (1, 3 or 6 digits left over)
+_BAD_REMAINDERS: Final = frozenset((1, 3, 6))
 
 # one spreading step: (mask of the groups that stay, mask of those that move, shift)
 Step = tuple[int, int, int]
@@ -68,3 +73,23 @@ def b32encode_lower(data: bytes) -> str:
     for keep, move, shift in _spread_steps(groups):
         value = (value & keep) | ((value & move) << shift)
     return value.to_bytes(groups, "big")[groups - digits :].translate(_TO_ALPHABET).decode("ascii")
+
+
+def b32decode_lower(text: str) -> bytes:
+    """Return the bytes of lower-case, unpadded RFC 4648 base32 ``text``: for text of the
+    lower-case alphabet, what ``base64.b32decode(text.upper() + padding)`` returns (the
+    unused low bits of the last digit are ignored, as there). Raises ``ValueError`` on a
+    length no padding completes and on any other character (upper case and ``=`` too)."""
+    digits = len(text)
+    data = text.encode("ascii")  # UnicodeEncodeError is a ValueError
+    if data.translate(None, ALPHABET) or digits % 8 in _BAD_REMAINDERS:
+        raise ValueError(f"not unpadded lower-case base32: {text!r}")
+    if digits > -(-8 * FAST_MAX_BYTES // GROUP_BITS):
+        return base64.b32decode(data.upper() + b"=" * (-digits % 8))
+    if digits == 0:
+        return b""
+    value = int.from_bytes(data.translate(_FROM_ALPHABET), "big")
+    for keep, move, shift in reversed(_spread_steps(1 << (digits - 1).bit_length())):
+        value = (value & keep) | ((value >> shift) & move)
+    size = GROUP_BITS * digits // 8
+    return (value >> (GROUP_BITS * digits - 8 * size)).to_bytes(size, "big")

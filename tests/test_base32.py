@@ -1,14 +1,16 @@
-"""node.base32: the bit-spreading encoder gives exactly the standard library's base32."""
+"""node.base32: the bit-spreading encoder and its decoder give exactly the standard library's
+base32."""
 
 from __future__ import annotations
 
 import base64
 import random
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from node.base32 import FAST_MAX_BYTES, b32encode_lower
+from node.base32 import FAST_MAX_BYTES, b32decode_lower, b32encode_lower
 
 
 def stdlib_b32(data: bytes) -> str:
@@ -48,3 +50,35 @@ def test_b32encode_lower_known_values() -> None:
 @given(st.binary(max_size=3 * FAST_MAX_BYTES))
 def test_b32encode_lower_matches_the_stdlib_on_any_bytes(data: bytes) -> None:
     assert b32encode_lower(data) == stdlib_b32(data)
+
+
+def stdlib_b32decode(text: str) -> bytes:
+    """What the node decoded before: the stdlib on the upper-cased, re-padded text."""
+    return base64.b32decode(text.upper() + "=" * (-len(text) % 8))
+
+
+def test_b32decode_lower_inverts_the_encoder_at_every_length() -> None:
+    rng = random.Random(7)
+    for size in range(FAST_MAX_BYTES + 12):
+        for _ in range(20):
+            data = rng.randbytes(size)
+            assert b32decode_lower(b32encode_lower(data)) == data
+
+
+@settings(max_examples=1000)
+@given(st.text(alphabet="abcdefghijklmnopqrstuvwxyz234567", max_size=3 * FAST_MAX_BYTES))
+def test_b32decode_lower_matches_the_stdlib_on_any_digits(text: str) -> None:
+    try:
+        expected = stdlib_b32decode(text)
+    except ValueError:  # binascii.Error: a length no padding completes
+        with pytest.raises(ValueError):
+            b32decode_lower(text)
+    else:
+        assert b32decode_lower(text) == expected
+
+
+@pytest.mark.parametrize("bad", ["A", "1", "8", "0", "=", "!", "é", " ", "\n"])
+def test_b32decode_lower_refuses_other_characters(bad: str) -> None:
+    for text in (bad + "a" * 7, "mzxw6yt" + bad, "a" * 200 + bad + "a" * 7):
+        with pytest.raises(ValueError):
+            b32decode_lower(text)

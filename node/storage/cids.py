@@ -6,14 +6,13 @@ form. Strings are canonical: CIDv0 in base58btc (``Qm…``), CIDv1 in base32 (``
 
 from __future__ import annotations
 
-import base64
 import functools
 import hashlib
 from typing import Final
 
 from multiformats import CID, multicodec, multihash, varint
 
-from node.base32 import b32encode_lower
+from node.base32 import b32decode_lower, b32encode_lower
 from node.storage.errors import BlockCorrupted, BlockMismatch, InvalidCID, UnsupportedNode
 
 CODEC_DAG_PB: Final = "dag-pb"
@@ -86,13 +85,13 @@ _SHA256_CIDV1_LEN: Final = 4 + 32  # version, codec, multihash code and length, 
 
 def _decode_common_cidv1(value: str) -> bytes | None:
     """Return the binary form of ``value`` if it is the common case, a canonical base32
-    CIDv1 (raw or dag-pb, sha2-256), decoded with the stdlib; else None (ask ``parse_cid``)."""
+    CIDv1 (raw or dag-pb, sha2-256), decoded by :mod:`node.base32`; else None (ask
+    ``parse_cid``)."""
     if value[:1] != "b" or value != value.lower():
         return None
-    digits = value[1:].upper()
     try:
-        raw = base64.b32decode(digits + "=" * (-len(digits) % 8))
-    except ValueError:  # binascii.Error
+        raw = b32decode_lower(value[1:])
+    except ValueError:  # not base32 digits, or a length no padding completes
         return None
     if (
         len(raw) == _SHA256_CIDV1_LEN
@@ -200,7 +199,7 @@ def check_block(cid: CID, data: bytes, *, stored: bool) -> None:
 # -- binary CIDs on the hot paths (a CAR stream, a DAG walk): no ``multiformats`` objects -----
 # ``multiformats`` validates the types of every call (about 1 ms per CID parsed); these
 # helpers take the common case (CIDv0, or CIDv1 raw/dag-pb, over sha2-256) with the stdlib
-# and hand anything else to the general functions above.
+# and node.base32, and hand anything else to the general functions above.
 
 
 def compute_cid_bytes_of_name(name: str) -> bytes:
