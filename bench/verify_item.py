@@ -5,15 +5,17 @@ The code of ``--base`` is exported with ``git archive`` into a temporary directo
 is touched). The same signed transactions (``--items``, each from its own wallet, one party
 each, a few with defects that must fail the same way) are written once as JSON; then a fresh
 interpreter per tree and round (``old``, ``new``, ``new``, ``old``, … for ``--rounds`` pairs)
-loads them and times, on one thread:
+loads them and times, on one thread, in CPU time of its process (``time.process_time``: the
+machine is shared, waiting for a core does not count):
 
 * ``check_items``: the whole per-item verification (fields, EIP-712 digest, signer recovery,
   leaf body, CID and leaf hash) over the valid items; ``cold`` is the first pass (empty
   caches: every signer's and party's checksum spelled anew), ``warm`` the best later pass;
 * each stage alone over the same items (best of ``REPEATS`` passes): ``validate_tx``,
   ``compute_digest``, ``recover_digest_signer``, ``encode_leaf``, the leaf hash (0x-hex),
-  ``compute_leaf_cid``, the API's address check (``node.api.schemas._checksum``) and the
-  EIP-55 spelling of a new address (the checksum cache bypassed).
+  ``compute_leaf_cid``, ``is_cid`` of the leaf CIDs (the syncer's check), the API's address
+  check (``node.api.schemas._checksum``) and the EIP-55 spelling of a new address (the
+  checksum cache bypassed).
 
 Both trees must give byte-identical results for every item (signers, digests, bodies, CIDs,
 leaf hashes, error types and messages): the run stops if they differ. Prints a table of µs
@@ -48,6 +50,7 @@ STAGES = (
     "encode_leaf",
     "leaf hash",
     "compute_leaf_cid",
+    "is_cid (leaf CIDs)",
     "api _checksum",
     "EIP-55 of a new address",
 )
@@ -56,11 +59,14 @@ STAGES = (
 MEASURE = r"""
 import hashlib, json, sys, time
 sys.path.insert(0, sys.argv[1])
+import node
+assert node.__file__.startswith(sys.argv[1]), node.__file__  # this tree's code, not another
 from node.api import schemas
 from node.ledger.hasher import hash_leaf
 from node.ledger.transaction import (BusinessTx, Domain, compute_checksum_address,
     compute_digest, encode_leaf, recover_digest_signer, validate_tx)
 from node.ledger.verifier import check_items, compute_leaf_cid
+from node.storage.cids import is_cid
 
 spec = json.load(open(sys.argv[2]))
 domain = Domain(*spec["domain"])
@@ -70,10 +76,10 @@ valid = [items[i] for i in spec["valid"]]
 addresses = [bytes.fromhex(a[2:]) for a in spec["fresh"]]
 repeats = spec["repeats"]
 
-def per_item(run, count):
-    start = time.perf_counter()
+def per_item(run, count):  # CPU time of this process: waiting for a core does not count
+    start = time.process_time()
     run()
-    return (time.perf_counter() - start) / count * 1e6
+    return (time.process_time() - start) / count * 1e6
 
 def best(run, count):
     return min(per_item(run, count) for _ in range(repeats))
@@ -95,6 +101,8 @@ times["encode_leaf"] = best(loop(encode_leaf, [(domain, tx, sig) for tx, sig in 
 times["leaf hash"] = best(loop(lambda b: "0x" + bytes(hash_leaf(b)).hex(), bodies), len(valid))
 times["compute_leaf_cid"] = best(loop(compute_leaf_cid, bodies), len(valid))
 spelled = [(tx.parties[0],) for tx, _ in valid]
+cids = [(compute_leaf_cid(b),) for (b,) in bodies]
+times["is_cid (leaf CIDs)"] = best(loop(is_cid, cids), len(cids))
 times["api _checksum"] = best(loop(schemas._checksum, spelled), len(valid))
 uncached = compute_checksum_address.__wrapped__
 times["EIP-55 of a new address"] = best(loop(uncached, [(a,) for a in addresses]), len(addresses))
