@@ -442,3 +442,22 @@ def test_is_hex_address_matches_eth_utils(value: str) -> None:
     assert is_hex_address(value) == eth_is_hex_address(value)
     for other in (value.encode(), None, 0, ["0x" + "11" * 20]):
         assert is_hex_address(other) == eth_is_hex_address(other)
+
+
+def test_recovery_without_the_binding_gives_the_same_signers_and_errors(  # type: ignore[no-untyped-def]
+    domain, monkeypatch
+) -> None:
+    """If coincurve's binding module moved, its public ``PublicKey`` answers the same."""
+    from node.ledger.transaction import signature as module
+
+    cases = []
+    for nonce in range(20):
+        tx = make_tx(nonce=nonce)
+        digest = compute_digest(domain, tx)
+        good = sign_digest(digest, (nonce + 1).to_bytes(32, "big"))
+        bad_r = (SECP256K1_N - 1 - nonce).to_bytes(32, "big") + good[32:]  # often no point
+        cases += [(digest, good), (digest, bad_r), (digest[:31], good)]
+    direct = [outcome(lambda d=d, s=s: recover_digest_signer(d, s)) for d, s in cases]
+    monkeypatch.setattr(module, "_lib", None)
+    assert [outcome(lambda d=d, s=s: recover_digest_signer(d, s)) for d, s in cases] == direct
+    assert {kind for kind, _ in direct} == {"ok", "ValidationError"}

@@ -139,7 +139,7 @@ def recover_digest_signer(digest: bytes, signature: bytes) -> str:
         return compute_checksum_address(keccak256(public[1:])[-20:])
     try:
         sig = _KEYS.Signature(
-            vrs=(v, int.from_bytes(signature[:32]), int.from_bytes(signature[32:64]))
+            vrs=(v, int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:64], "big"))
         )
         return str(sig.recover_public_key_from_msg_hash(digest).to_checksum_address())
     except Exception as exc:  # eth-keys raises several types for bad (r, s, v)
