@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from typing import Any, Final, Self
 
-from eth_utils import is_hex_address
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from node.db.models import Anchor, BusinessTransaction
@@ -18,13 +17,14 @@ from node.ledger.transaction import (
     ZERO_ADDRESS,
     BusinessTx,
     compute_checksum_address,
+    is_hex_address,
 )
 
 
 def _checksum(value: str) -> str:
-    if not isinstance(value, str) or not is_hex_address(value):
+    if not is_hex_address(value):  # a string of 40 hex digits, optionally after 0x
         raise ValueError(f"not an Ethereum address: {value!r}")
-    # eth_utils.to_checksum_address, cached: signers and parties recur
+    # EIP-55 (node.hashing.compute_eip55_address), cached: signers and parties recur
     return compute_checksum_address(
         bytes.fromhex(value[2:] if value[:2] in ("0x", "0X") else value)
     )

@@ -26,7 +26,6 @@ pool (a worker killed) is replaced; the request that found it is verified in-pro
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import importlib
 import logging
@@ -43,6 +42,7 @@ from dataclasses import dataclass
 from multiprocessing.queues import SimpleQueue
 from typing import Any, Final, TypeAlias, TypeVar
 
+from node.base32 import b32encode_lower
 from node.errors import ValidationError
 from node.ledger.hasher import hash_leaf
 from node.ledger.transaction import (
@@ -88,7 +88,7 @@ def compute_leaf_cid(body: bytes) -> str:
     sha256(body)). Requires ``len(body) <= UNIXFS_CHUNK_SIZE`` (leaves are far smaller)."""
     assert len(body) <= UNIXFS_CHUNK_SIZE, "a leaf fits in one UnixFS chunk"
     digest = RAW_CIDV1_SHA256_PREFIX + hashlib.sha256(body).digest()
-    return "b" + base64.b32encode(digest).decode("ascii").lower().rstrip("=")
+    return "b" + b32encode_lower(digest)
 
 
 def check_items(domain: Domain, items: Sequence[tuple[BusinessTx, bytes]]) -> list[Checked]:
@@ -108,7 +108,7 @@ def check_items(domain: Domain, items: Sequence[tuple[BusinessTx, bytes]]) -> li
             out.append(exc)
             continue
         body = encode_leaf(domain, tx, signature)
-        leaf_hash = "0x" + bytes(hash_leaf(body)).hex()
+        leaf_hash = "0x" + hash_leaf(body).hex()
         out.append((signer, digest, body, compute_leaf_cid(body), leaf_hash))
     return out
 

@@ -3,25 +3,43 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 
+import coincurve
 import pytest
 import rlp
 from eth_account import Account
+from eth_utils import keccak, to_checksum_address
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from node.errors import ValidationError
 from node.ledger.transaction import (
     PRIVATE_TYPE,
+    SECP256K1_HALF_N,
+    SECP256K1_N,
     BusinessTx,
     Domain,
+    compute_digest,
     compute_payload_hash,
     compute_tx_id,
     decode_leaf,
     decode_leaf_payload,
     encode_leaf,
+    recover_digest_signer,
     sign_tx,
     typed_data,
     validate_amount,
+    validate_tx,
     verify_signed_tx,
+)
+from tests.support.transactions import (
+    business_txs,
+    domains,
+    reference_digest,
+    reference_leaf,
+    reference_signer,
+    sign_digest,
 )
 
 
@@ -299,3 +317,147 @@ def test_decode_leaf_payload_reads_the_payload_field(wallet, domain, private) ->
     for bad in (b"", b"\x80", rlp.encode([3, b"x"]), rlp.encode([1, 2, 3])):
         with pytest.raises(ValidationError):
             decode_leaf_payload(bad)
+
+
+# -- the fast paths against the general libraries and the previous code, on random inputs --
+
+SECRETS = st.integers(1, SECP256K1_N - 1).map(lambda k: k.to_bytes(32, "big"))
+EDGE_WORDS = [
+    0,
+    1,
+    SECP256K1_HALF_N,
+    SECP256K1_HALF_N + 1,
+    SECP256K1_N - 1,
+    SECP256K1_N,
+    2**256 - 1,
+]
+WORDS = st.sampled_from(EDGE_WORDS).map(lambda w: w.to_bytes(32, "big")) | st.binary(
+    min_size=32, max_size=32
+)
+
+
+def outcome(compute: Callable[[], object]) -> tuple[str, object]:
+    """Return ``("ok", value)`` or the exception's type name and message."""
+    try:
+        return "ok", compute()
+    except Exception as exc:
+        return type(exc).__name__, str(exc)
+
+
+def previous_recover_digest_signer(digest: bytes, signature: bytes) -> str:
+    """``recover_digest_signer`` as it was before the direct libsecp256k1 path (commit
+    2382761): integer range checks, coincurve's ``PublicKey``, eth_utils' checksum."""
+    if len(signature) != 65:
+        raise ValidationError(f"signature must be 65 bytes, got {len(signature)}")
+    if signature[64] not in (27, 28):
+        raise ValidationError(f"signature is not valid: v must be 27 or 28, got {signature[64]}")
+    v = signature[64] - 27
+    r = int.from_bytes(signature[:32], "big")
+    s = int.from_bytes(signature[32:64], "big")
+    if not (0 < r < SECP256K1_N and 0 < s < SECP256K1_N):
+        raise ValidationError("signature is not valid: r or s out of range")
+    if s > SECP256K1_HALF_N:
+        raise ValidationError(
+            "signature is not valid: s is in the upper half of the curve order "
+            "(EIP-2: only the low-s form is accepted)"
+        )
+    try:
+        public = coincurve.PublicKey.from_signature_and_message(
+            signature[:64] + bytes([v]), digest, hasher=None
+        )
+    except Exception as exc:
+        raise ValidationError(f"signature is not valid: {exc}") from exc
+    return str(to_checksum_address(keccak(public.format(compressed=False)[1:])[-20:]))
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(domains, business_txs, SECRETS)
+def test_digest_signer_and_leaf_match_the_libraries(domain, tx, secret) -> None:  # type: ignore[no-untyped-def]
+    validate_tx(tx)
+    digest = compute_digest(domain, tx)
+    assert digest == reference_digest(domain, tx)
+    signature = sign_digest(digest, secret)
+    assert recover_digest_signer(digest, signature) == reference_signer(digest, signature)
+    assert encode_leaf(domain, tx, signature) == reference_leaf(domain, tx, signature)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.binary(min_size=32, max_size=32) | st.binary(max_size=40),
+    WORDS,
+    WORDS,
+    st.sampled_from([0, 1, 25, 26, 27, 28, 29, 255]),
+    st.sampled_from([63, 64, 65, 66]),
+)
+def test_recovery_matches_the_previous_code_on_any_signature(  # type: ignore[no-untyped-def]
+    digest, r, s, v, length
+) -> None:
+    signature = (r + s + bytes([v]) + b"\x01")[:length]
+    expected = outcome(lambda: previous_recover_digest_signer(digest, signature))
+    assert outcome(lambda: recover_digest_signer(digest, signature)) == expected
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.binary(min_size=32, max_size=32) | st.binary(max_size=40),
+    WORDS,
+    WORDS,
+    st.integers(0, 5),
+    st.sampled_from([64, 65, 66]),
+)
+def test_recover_public_key_matches_coincurve(digest, r, s, recovery_id, length) -> None:  # type: ignore[no-untyped-def]
+    from node.ledger.transaction.signature import _recover_with_coincurve, recover_public_key
+
+    signature = (r + s + bytes([recovery_id]) + b"\x00")[:length]
+    expected = outcome(
+        lambda: coincurve.PublicKey.from_signature_and_message(
+            signature, digest, hasher=None
+        ).format(compressed=False)
+    )
+    assert outcome(lambda: recover_public_key(digest, signature)) == expected
+    assert outcome(lambda: _recover_with_coincurve(digest, signature)) == expected
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.binary(min_size=32, max_size=32), SECRETS)
+def test_recover_public_key_finds_the_signing_key(digest, secret) -> None:  # type: ignore[no-untyped-def]
+    from node.ledger.transaction.signature import recover_public_key
+
+    signature = sign_digest(digest, secret)
+    key = recover_public_key(digest, signature[:64] + bytes([signature[64] - 27]))
+    assert key == coincurve.PrivateKey(secret).public_key.format(compressed=False)
+
+
+@settings(max_examples=1000)
+@given(
+    st.text(alphabet="0xX123456789abcdefABCDEFg \n", min_size=36, max_size=44)
+    | st.text(max_size=50)
+    | st.binary(min_size=20, max_size=20).map(lambda b: "0x" + b.hex())
+)
+def test_is_hex_address_matches_eth_utils(value: str) -> None:
+    from eth_utils import is_hex_address as eth_is_hex_address
+
+    from node.ledger.transaction import is_hex_address
+
+    assert is_hex_address(value) == eth_is_hex_address(value)
+    for other in (value.encode(), None, 0, ["0x" + "11" * 20]):
+        assert is_hex_address(other) == eth_is_hex_address(other)
+
+
+def test_recovery_without_the_binding_gives_the_same_signers_and_errors(  # type: ignore[no-untyped-def]
+    domain, monkeypatch
+) -> None:
+    """If coincurve's binding module moved, its public ``PublicKey`` answers the same."""
+    from node.ledger.transaction import signature as module
+
+    cases = []
+    for nonce in range(20):
+        tx = make_tx(nonce=nonce)
+        digest = compute_digest(domain, tx)
+        good = sign_digest(digest, (nonce + 1).to_bytes(32, "big"))
+        bad_r = (SECP256K1_N - 1 - nonce).to_bytes(32, "big") + good[32:]  # often no point
+        cases += [(digest, good), (digest, bad_r), (digest[:31], good)]
+    direct = [outcome(lambda d=d, s=s: recover_digest_signer(d, s)) for d, s in cases]
+    monkeypatch.setattr(module, "_lib", None)
+    assert [outcome(lambda d=d, s=s: recover_digest_signer(d, s)) for d, s in cases] == direct
+    assert {kind for kind, _ in direct} == {"ok", "ValidationError"}

@@ -1,5 +1,5 @@
 """The verifier pool: the same results as in-process verification, item by item, and no worker
-outliving its node (SIGTERM, kill -9)."""
+outliving its node (SIGTERM, kill -9); ``check_items`` gives what the general libraries give."""
 
 from __future__ import annotations
 
@@ -17,17 +17,36 @@ import httpx
 import psutil
 import pytest
 from eth_account import Account
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from node.errors import ValidationError
 from node.ledger.hasher import hash_leaf
 from node.ledger.service import compute_leaf_cid
 from node.ledger.transaction import BusinessTx, Domain, sign_tx, verify_signed_tx
-from node.ledger.verifier import MAX_REPLACEMENTS, VerifiedTx, VerifierPool, verify_many
+from node.ledger.verifier import (
+    MAX_REPLACEMENTS,
+    VerifiedTx,
+    VerifierPool,
+    check_items,
+    verify_many,
+)
 from tests.support.node import domain_of, make_submission, node_process
+from tests.support.transactions import (
+    business_txs,
+    domains,
+    reference_cid,
+    reference_digest,
+    reference_leaf,
+    reference_leaf_hash,
+    reference_signer,
+    sign_digest,
+)
 
 DOMAIN = Domain(31337, "0x5FbDB2315678afecb367f642d3e5e8B4c72Ed0D1")
 EXIT_WAIT_SECONDS = 10.0
 SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+secrets = st.integers(1, SECP256K1_N - 1).map(lambda k: k.to_bytes(32, "big"))
 
 
 def tx_of(nonce: int, **fields: Any) -> BusinessTx:
@@ -233,3 +252,29 @@ def test_after_repeated_failures_verification_stays_in_process() -> None:
         assert verifier.pids() == []  # no worker was started
     finally:
         verifier.close()
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(domains, st.lists(business_txs, min_size=1, max_size=3), secrets)
+def test_check_items_matches_the_libraries(
+    domain: Domain, txs: list[BusinessTx], key: bytes
+) -> None:
+    """Signer, digest, body, CID and leaf hash as eth_account, pyrlp, the stdlib's base32
+    and eth_utils' keccak give them, for random valid transactions."""
+    items = []
+    for tx in txs:
+        items.append((tx, sign_digest(reference_digest(domain, tx), key)))
+    for (tx, signature), checked in zip(items, check_items(domain, items), strict=True):
+        assert not isinstance(checked, ValidationError), checked
+        signer, digest, body, cid, leaf_hash = checked
+        assert digest == reference_digest(domain, tx)
+        assert signer == reference_signer(digest, signature)
+        assert body == reference_leaf(domain, tx, signature)
+        assert cid == reference_cid(body)
+        assert leaf_hash == reference_leaf_hash(body)
+
+
+@settings(max_examples=300)
+@given(st.binary(max_size=2_000))
+def test_compute_leaf_cid_matches_the_stdlib(body: bytes) -> None:
+    assert compute_leaf_cid(body) == reference_cid(body)

@@ -101,6 +101,7 @@ from node.ledger.transaction.validation import (
     NAME_RE,
     ZERO_ADDRESS,
     compute_payload_hash,
+    is_hex_address,
     validate_amount,
     validate_tx,
 )
@@ -159,6 +160,7 @@ __all__ = [
     "decode_leaf",
     "decode_leaf_payload",
     "encode_leaf",
+    "is_hex_address",
     "recover_digest_signer",
     "recover_signer",
     "sign_tx",

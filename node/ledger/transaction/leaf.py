@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -72,40 +73,58 @@ def compute_rlp(item: bytes | int | list[Any]) -> bytes:
     return _rlp_length(size, RLP_STRING) + item
 
 
-def encode_leaf(domain: Domain, tx: BusinessTx, signature: bytes) -> bytes:
-    """Return the canonical RLP encoding of a signed transaction."""
-    if tx.private:
-        return compute_rlp(
-            [
-                PRIVATE_LEAF_VERSION,
-                domain.chain_id,
-                bytes.fromhex(domain.verifying_contract[2:]),
-                tx.subsystem.encode(),
-                tx.kind.encode(),
-                tx.payload.encode(),
-                to_bytes(hexstr=tx.payload_hash),
-                tx.nonce,
-                tx.timestamp,
-                signature,
-            ]
-        )
-    return compute_rlp(
-        [
-            LEAF_VERSION,
-            domain.chain_id,
-            bytes.fromhex(domain.verifying_contract[2:]),
-            tx.subsystem.encode(),
-            tx.kind.encode(),
-            [bytes.fromhex(p[2:]) for p in tx.parties],
-            tx.amount.encode(),
-            tx.currency.encode(),
-            tx.memo.encode(),
-            tx.payload.encode(),
-            tx.nonce,
-            tx.timestamp,
-            signature,
-        ]
+def _rlp_bytes(item: bytes) -> bytes:
+    """Return the RLP encoding of a byte string (what ``compute_rlp`` gives bytes)."""
+    size = len(item)
+    if size < RLP_SHORT:
+        if size == 1 and item[0] < RLP_STRING:
+            return item
+        return bytes((RLP_STRING + size,)) + item
+    return _rlp_length(size, RLP_STRING) + item
+
+
+def _rlp_uint(value: int) -> bytes:
+    """Return the RLP encoding of a non-negative integer (minimal big-endian bytes)."""
+    if 0 <= value < RLP_STRING:  # a negative one fails in to_bytes, as in compute_rlp
+        return bytes((value,)) if value else b"\x80"
+    return _rlp_bytes(value.to_bytes((value.bit_length() + 7) // 8, "big"))
+
+
+@functools.lru_cache(maxsize=64)  # one per domain and leaf version: a node has one domain
+def _leaf_head(version: int, chain_id: int, verifying_contract: str) -> bytes:
+    """Return the RLP of a leaf's first three items: version, chain id, registry."""
+    return b"".join(
+        compute_rlp(x) for x in (version, chain_id, bytes.fromhex(verifying_contract[2:]))
     )
+
+
+def encode_leaf(domain: Domain, tx: BusinessTx, signature: bytes) -> bytes:
+    """Return the canonical RLP encoding of a signed transaction: ``compute_rlp`` of its
+    list of fields (layouts: :mod:`node.ledger.transaction`), each field encoded directly
+    and the domain's first items once per domain (a test compares with ``rlp.encode``)."""
+    if tx.private:
+        fields = [
+            _leaf_head(PRIVATE_LEAF_VERSION, domain.chain_id, domain.verifying_contract),
+            _rlp_bytes(tx.subsystem.encode()),
+            _rlp_bytes(tx.kind.encode()),
+            _rlp_bytes(tx.payload.encode()),
+            _rlp_bytes(to_bytes(hexstr=tx.payload_hash)),
+        ]
+    else:
+        parties = b"".join([_rlp_bytes(bytes.fromhex(p[2:])) for p in tx.parties])
+        fields = [
+            _leaf_head(LEAF_VERSION, domain.chain_id, domain.verifying_contract),
+            _rlp_bytes(tx.subsystem.encode()),
+            _rlp_bytes(tx.kind.encode()),
+            _rlp_length(len(parties), RLP_LIST) + parties,
+            _rlp_bytes(tx.amount.encode()),
+            _rlp_bytes(tx.currency.encode()),
+            _rlp_bytes(tx.memo.encode()),
+            _rlp_bytes(tx.payload.encode()),
+        ]
+    fields += (_rlp_uint(tx.nonce), _rlp_uint(tx.timestamp), _rlp_bytes(signature))
+    payload = b"".join(fields)
+    return _rlp_length(len(payload), RLP_LIST) + payload
 
 
 def _int(item: Any) -> int:

@@ -5,6 +5,7 @@ the signing digest (computed directly, not by a generic encoder; a test checks i
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any, NewType
 
@@ -175,33 +176,54 @@ def compute_domain_separator(domain: Domain) -> bytes:
     )
 
 
+EMPTY_TEXT_HASH = keccak256(b"")
+RECURRING_TEXTS = 4096  # distinct subsystem / kind / currency hashes kept
+
+
+@functools.lru_cache(maxsize=RECURRING_TEXTS)
+def _hash_recurring(text: str) -> bytes:
+    """Return keccak256 of a field that recurs across transactions (subsystem, kind,
+    currency: a few values each), cached; ``_hash_text`` for the others."""
+    return keccak256(text.encode())
+
+
+def _hash_text(text: str) -> bytes:
+    """Return keccak256 of a string field (EIP-712 ``string``): the empty one precomputed."""
+    return keccak256(text.encode()) if text else EMPTY_TEXT_HASH
+
+
 def compute_struct_hash(tx: BusinessTx) -> bytes:
-    """Return the EIP-712 ``hashStruct`` of ``tx`` (public or private type)."""
+    """Return the EIP-712 ``hashStruct`` of ``tx`` (public or private type): keccak256 of the
+    type hash and the encoded fields (joined once, not concatenated pairwise)."""
     if tx.private:
-        return bytes(
-            keccak256(
-                PRIVATE_TYPEHASH
-                + keccak256(tx.subsystem.encode())
-                + keccak256(tx.kind.encode())
-                + keccak256(tx.payload.encode())
-                + to_bytes(hexstr=tx.payload_hash).rjust(32, b"\0")
-                + _word(tx.nonce)
-                + _word(tx.timestamp)
+        return keccak256(
+            b"".join(
+                (
+                    PRIVATE_TYPEHASH,
+                    _hash_recurring(tx.subsystem),
+                    _hash_recurring(tx.kind),
+                    _hash_text(tx.payload),
+                    to_bytes(hexstr=tx.payload_hash).rjust(32, b"\0"),
+                    _word(tx.nonce),
+                    _word(tx.timestamp),
+                )
             )
         )
-    parties = b"".join(bytes(12) + _address_bytes(p) for p in tx.parties)
-    return bytes(
-        keccak256(
-            PUBLIC_TYPEHASH
-            + keccak256(tx.subsystem.encode())
-            + keccak256(tx.kind.encode())
-            + keccak256(parties)
-            + keccak256(tx.amount.encode())
-            + keccak256(tx.currency.encode())
-            + keccak256(tx.memo.encode())
-            + keccak256(tx.payload.encode())
-            + _word(tx.nonce)
-            + _word(tx.timestamp)
+    parties = b"".join([bytes(12) + _address_bytes(p) for p in tx.parties])
+    return keccak256(
+        b"".join(
+            (
+                PUBLIC_TYPEHASH,
+                _hash_recurring(tx.subsystem),
+                _hash_recurring(tx.kind),
+                keccak256(parties),
+                _hash_text(tx.amount),
+                _hash_recurring(tx.currency),
+                _hash_text(tx.memo),
+                _hash_text(tx.payload),
+                _word(tx.nonce),
+                _word(tx.timestamp),
+            )
         )
     )
 
@@ -209,7 +231,7 @@ def compute_struct_hash(tx: BusinessTx) -> bytes:
 def compute_digest(domain: Domain, tx: BusinessTx) -> bytes:
     """Return the EIP-712 digest ``keccak256(0x19 0x01 || domainSeparator || hashStruct)``."""
     separator: bytes = getattr(domain, "separator")  # noqa: B009 - set in __post_init__
-    return bytes(keccak256(b"\x19\x01" + separator + compute_struct_hash(tx)))
+    return keccak256(b"\x19\x01" + separator + compute_struct_hash(tx))
 
 
 def compute_tx_id(domain: Domain, tx: BusinessTx) -> TxId:

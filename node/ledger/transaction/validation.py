@@ -6,8 +6,6 @@ from __future__ import annotations
 import re
 from decimal import Decimal, InvalidOperation
 
-from eth_utils import is_hex_address
-
 from node.errors import ValidationError
 from node.hashing import keccak256
 from node.ledger.transaction.typeddata import BusinessTx
@@ -32,6 +30,8 @@ KIND_RE = re.compile(r"[a-z][a-z0-9_]*")
 CURRENCY_RE = re.compile(r"[A-Z0-9]{1,16}")
 AMOUNT_RE = re.compile(r"(0|[1-9][0-9]*)(\.[0-9]*[1-9])?")
 HASH_RE = re.compile(r"0x[0-9a-f]{64}")
+# eth_utils.is_hex_address's pattern: 40 hex digits of any case, optionally after 0x or 0X
+HEX_ADDRESS_RE = re.compile(r"(0x)?[0-9a-f]{40}", re.IGNORECASE | re.ASCII)
 
 #: Kinds every subsystem understands; others are allowed if they match ``KIND_RE``.
 KNOWN_KINDS = ("invoice", "payment", "order", "contract", "decision", "transfer", "note")
@@ -60,7 +60,7 @@ def validate_tx(tx: BusinessTx) -> None:
             raise ValidationError(f"parties: {party} is listed more than once")
         seen.add(key)
     if not tx.private:
-        validate_amount(tx.amount)
+        check_amount(tx.amount)
         if not CURRENCY_RE.fullmatch(tx.currency):
             raise ValidationError(f"currency must be 1..16 chars of [A-Z0-9], got {tx.currency!r}")
         if tx.payload_hash:
@@ -97,8 +97,15 @@ def compute_payload_hash(salt: bytes, plaintext: bytes) -> str:
     return "0x" + keccak256(salt + plaintext).hex()
 
 
-def validate_amount(amount: str) -> Decimal:
-    """Return ``amount`` as an exact ``Decimal``; it must be a canonical non-negative decimal."""
+def is_hex_address(value: object) -> bool:
+    """Return whether ``value`` is a string of 40 hex digits, optionally after ``0x``: what
+    ``eth_utils.is_hex_address`` returns (a test compares them), without its call layers."""
+    return isinstance(value, str) and HEX_ADDRESS_RE.fullmatch(value) is not None
+
+
+def check_amount(amount: str) -> None:
+    """Raise ``ValidationError`` unless ``amount`` is a canonical non-negative decimal of at
+    most ``MAX_AMOUNT_DIGITS`` digits and ``MAX_AMOUNT_DECIMALS`` decimals."""
     if not AMOUNT_RE.fullmatch(amount):
         raise ValidationError(
             f"amount must be a canonical non-negative decimal string like '12.5', got {amount!r}"
@@ -108,6 +115,12 @@ def validate_amount(amount: str) -> Decimal:
         raise ValidationError(
             f"amount has more than {MAX_AMOUNT_DIGITS} digits or {MAX_AMOUNT_DECIMALS} decimals"
         )
+
+
+def validate_amount(amount: str) -> Decimal:
+    """Return ``amount`` as an exact ``Decimal``; it must be a canonical non-negative decimal
+    (:func:`check_amount`, which verification calls without building the ``Decimal``)."""
+    check_amount(amount)
     try:
         return Decimal(amount)
     except InvalidOperation as exc:  # pragma: no cover - the regex already rules this out
