@@ -461,3 +461,18 @@ def test_recovery_without_the_binding_gives_the_same_signers_and_errors(  # type
     monkeypatch.setattr(module, "_lib", None)
     assert [outcome(lambda d=d, s=s: recover_digest_signer(d, s)) for d, s in cases] == direct
     assert {kind for kind, _ in direct} == {"ok", "ValidationError"}
+
+
+def test_a_party_without_its_0x_prefix_is_refused_before_the_leaf_is_encoded() -> None:
+    # eth_utils' address pattern takes 40 hex digits bare; the leaf encodes a party's bytes
+    # after "0x", so a bare one would become 19 bytes that no reader decodes
+    from eth_account import Account
+
+    from node.errors import ValidationError
+    from node.ledger.transaction import BusinessTx, validate_tx
+
+    bare = Account.create().address[2:]
+    tx = BusinessTx("main", "invoice", (bare,), "1", "EUR", "", "", 1, 1_700_000_000)
+    with pytest.raises(ValidationError, match="0x-prefixed"):
+        validate_tx(tx)
+    validate_tx(BusinessTx("main", "invoice", ("0X" + bare,), "1", "EUR", "", "", 1, 1))

@@ -53,6 +53,8 @@ def validate_tx(tx: BusinessTx) -> None:
     for party in tx.parties:
         if not is_hex_address(party):
             raise ValidationError(f"party is not an address: {party!r}")
+        if party[:2] not in ("0x", "0X"):  # the leaf encodes the 20 bytes after the prefix
+            raise ValidationError(f"party is not a 0x-prefixed address: {party!r}")
         key = party.lower()
         if key == ZERO_ADDRESS:
             raise ValidationError("parties: the zero address cannot be a party")
