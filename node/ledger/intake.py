@@ -311,7 +311,7 @@ class Intake:
             fresh, seqs = commit(unique, results, now)
         except IntegrityError:  # a concurrent submit won a race: fall back to one by one
             return [
-                r if isinstance(r, ValidationError) else self._submit_or_error(group[i][0])
+                r if r is not _ACCEPTED else self._submit_or_error(*group[i])
                 for i, r in enumerate(results)
             ]
         received_at = now.replace(tzinfo=None) if self._naive_times else now
@@ -356,13 +356,26 @@ class Intake:
                 commit_sqlite(cursor)
         return fresh, seqs
 
-    def _submit_or_error(self, item: Submission) -> Outcome:
+    def _submit_or_error(self, item: Submission, verified: VerifiedTx) -> Outcome:
+        """Accept ``item`` in its own SQL transaction (:meth:`submit`); return it as the
+        group commit returns its items (every field set, as the answer needs), or its
+        ``ValidationError``."""
         try:
             row = self.submit(item.tx, item.signature, item.claimed_signer)
         except ValidationError as exc:
             return exc
-        return AcceptedTx(tx_id=row.tx_id, seq=row.seq, signer=row.signer, cid=row.cid,
-                          body=row.body)  # fmt: skip
+        return AcceptedTx(
+            tx_id=row.tx_id,
+            seq=row.seq,
+            signer=row.signer,
+            cid=row.cid,
+            body=row.body,
+            status=row.status,
+            leaf_hash=row.leaf_hash,
+            signature=row.signature,
+            received_at=row.received_at,
+            tx=verified.signed.tx,
+        )
 
 
 def _sift_duplicates(group: Sequence[Verified]) -> tuple[list[Outcome], dict[int, VerifiedTx]]:

@@ -1,5 +1,6 @@
 """The group commit on SQLite (``Intake.commit_verified`` without a ``Session``): it stores
-exactly what the ORM stores (rows, parties, zone map) and marks replays."""
+exactly what the ORM stores (rows, parties, zone map), marks replays, and falls back to one
+by one when a concurrent writer wins a nonce between its replay check and its insert."""
 
 from __future__ import annotations
 
@@ -8,10 +9,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
 from eth_account import Account
 from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
+import node.ledger.intake as intake_module
 from node.db import zones
 from node.db.session import (
     create_db_engine,
@@ -140,3 +143,35 @@ def test_widen_sqlite_widens_as_the_orm_statement_does(tmp_path: Path) -> None:
                 cursor.connection.commit()
         dumps.append(_dump(sessions)["transaction_time_zones"])
     assert dumps[0] == dumps[1] == [(0, 20, 50), (1, 10, 70), (2, 5, 5)]
+
+
+def test_a_nonce_won_by_a_concurrent_writer_falls_back_to_one_by_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sessions = _sessions(tmp_path / "db.sqlite")
+    intake = _intake(sessions)
+    wallet = Account.create()
+    txs = _txs()
+    group = _group(wallet, [txs[0], txs[1], txs[3]])
+    rival = _group(wallet, [BusinessTx("main", "note", (), "9", "EUR", "", "", 1, 1_700_000_009)])
+    rival_item = rival[0][0]
+    real = intake_module.get_used_keys_sqlite
+
+    def check_then_lose_the_race(cursor: Any, signed: Any) -> Any:
+        used = real(cursor, signed)  # nonce 1 is free here …
+        intake.submit(rival_item.tx, rival_item.signature)  # … then a rival commits it
+        return used
+
+    monkeypatch.setattr(intake_module, "get_used_keys_sqlite", check_then_lose_the_race)
+    results = intake.commit_verified(group)
+    assert [type(r).__name__ for r in results] == [
+        "AcceptedTx", "ReplayedTransaction", "AcceptedTx"
+    ]  # fmt: skip
+    rows = _dump(sessions)["transactions"]
+    assert len(rows) == 3  # the rival and the two others; nothing of the failed group insert
+    accepted = [r for r in results if isinstance(r, AcceptedTx)]
+    assert {r.seq for r in accepted} == {2, 3}
+    for r, (_, verified) in zip(accepted, (group[0], group[2]), strict=True):  # all fields set
+        assert (r.tx, r.leaf_hash, r.cid) == (verified.signed.tx, verified.leaf_hash, verified.cid)
+        assert r.signature == "0x" + verified.signed.signature.hex()
+        assert r.received_at is not None and r.status == "pending"
