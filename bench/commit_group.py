@@ -8,9 +8,9 @@ node's engine and migrations), ``--items`` transactions signed and verified befo
 clock starts, then ``commit_verified`` on groups of ``--group`` timed with
 ``time.thread_time`` (the fsync of the commit releases the GIL and costs no CPU here).
 
-SQLite's own work (statement steps, the commit) runs with the GIL released, so each run then
-commits as many groups again under a ``sys.setprofile`` hook that sums the thread CPU spent
-inside ``sqlite3`` calls: thread CPU minus that is the Python (GIL) time of a group.
+SQLite's own work (statement steps, the commit) runs with the GIL released, so every other
+group is committed under a ``sys.setprofile`` hook that sums the thread CPU spent inside
+``sqlite3`` calls: the others' thread CPU minus that is the Python (GIL) time of a group.
 
 The old code (``--base``, exported with ``git archive``) and this tree run in alternated
 subprocesses, ``--rounds`` each; every round prints per group and per item the median and
@@ -106,29 +106,30 @@ class _InSqlite:
 
 
 def worker(items: int, group: int, warmup: int) -> dict[str, Any]:
-    """Commit ``items`` verified transactions in groups of ``group``; return the timings of
-    all but the first ``warmup`` groups (per group: thread CPU and wall seconds), then those
-    of as many groups again with the CPU inside ``sqlite3`` calls summed (``_InSqlite``)."""
+    """Commit ``2 * items`` verified transactions in groups of ``group``, every other group
+    under ``_InSqlite``; return, leaving out the first ``warmup`` groups, the thread CPU and
+    wall seconds of the others and the CPU inside ``sqlite3`` calls of those."""
     with tempfile.TemporaryDirectory(prefix="commit-group-") as tmp:
         intake = _intake(f"sqlite:///{Path(tmp) / 'index.sqlite'}")
         verified = _verified(intake.domain, 2 * items)
         cpu, wall, in_sqlite = [], [], []
-        for start in range(0, len(verified), group):
+        for number, start in enumerate(range(0, len(verified), group)):
             chunk = verified[start : start + group]
-            hook = _InSqlite()
-            if start >= items:
-                sys.setprofile(hook)
+            hook = _InSqlite() if number % 2 else None
+            sys.setprofile(hook)
             t0, w0 = time.thread_time(), time.perf_counter()
             results = intake.commit_verified(chunk)
-            elapsed = time.thread_time() - t0
+            elapsed, waited = time.thread_time() - t0, time.perf_counter() - w0
             sys.setprofile(None)
-            if start >= items:
-                in_sqlite.append(hook.seconds)
-            else:
-                cpu.append(elapsed)
-                wall.append(time.perf_counter() - w0)
             assert all(hasattr(r, "seq") for r in results), results
-        return {"cpu": cpu[warmup:], "wall": wall[warmup:], "sqlite": in_sqlite, "group": group}
+            if number < 2 * warmup:
+                continue
+            if hook is None:
+                cpu.append(elapsed)
+                wall.append(waited)
+            else:
+                in_sqlite.append(hook.seconds)
+        return {"cpu": cpu, "wall": wall, "sqlite": in_sqlite, "group": group}
 
 
 def _run(tree: Path, args: argparse.Namespace) -> dict[str, Any]:
