@@ -8,9 +8,9 @@ the zones whose bounds meet a time range.
 Every write of ``transactions`` widens the zones it touches in the same SQL transaction:
 the ORM's unit of work through the ``after_flush`` hook that ``track`` installs on every
 session factory (``node.db.session.make_session_factory``), the bulk insert
-(``node.ledger.bulk.insert_leaves``) by calling ``widen`` (``widen_sqlite`` on SQLite: the same
-statement on its DBAPI cursor). Timestamps are signed, so never
-updated; deleted rows leave their zone's bounds as they were: wider than needed, never wrong.
+(``node.ledger.bulk.insert_leaves``) by calling ``widen`` (``widen_sqlite`` on SQLite: the
+same statement on its DBAPI cursor). Timestamps are signed, so never updated; deleted rows
+leave their zone's bounds as they were: wider than needed, never wrong.
 (A database trigger would keep it whatever the writer, but any row trigger makes SQLite's
 insert of an index row about 3 times slower: measured in docs/benchmarks.md.)
 """

@@ -3,8 +3,9 @@
 SQLAlchemy's ORM bulk ``INSERT … RETURNING`` (insertmanyvalues) spends ~3x SQLite's own
 time per row in Python; on SQLite the rows go in through the DBAPI cursor of the session's
 own connection instead (same transaction, same column values: SQLAlchemy's bind processors
-are applied, so e.g. ``received_at`` is stored exactly as the ORM stores it). Other
-databases keep the ORM statement.
+are applied, so e.g. ``received_at`` is stored exactly as the ORM stores it), or through the
+cursor the group commit writes with (:func:`insert_leaves_sqlite`, no ``Session`` at all).
+Other databases keep the ORM statement.
 """
 
 from __future__ import annotations

@@ -121,7 +121,7 @@ class Intake:
         bind = sessions.kw.get("bind")
         self._naive_times = bind is not None and bind.dialect.name == "sqlite"
         #: the SQLite engine group commits write through without a ``Session``, if it is one
-        self._sqlite: Engine | None = bind if self._naive_times else None
+        self._sqlite = bind if self._naive_times and isinstance(bind, Engine) else None
 
     # -- checks -------------------------------------------------------------------------------
 
