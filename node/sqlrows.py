@@ -26,14 +26,22 @@ def insert_rows(
     head: str,
     rows: Iterable[Sequence[Any]],
     width: int,
-) -> None:
+    returning: str = "",
+) -> list[Any]:
     """Run ``head`` (``INSERT [OR …] INTO t (a, b, …)``) with ``VALUES`` for every row of
-    ``rows`` (each ``width`` values), ``CHUNK_ROWS`` rows per statement."""
+    ``rows`` (each ``width`` values), ``CHUNK_ROWS`` rows per statement; return the rows of
+    its ``RETURNING returning`` clause if given (SQLite 3.35+; in no particular order), else
+    ``[]``."""
     per_statement = max(1, min(CHUNK_ROWS, MAX_VARIABLES // width))
     one = "(" + ", ".join("?" * width) + ")"
+    tail = f" RETURNING {returning}" if returning else ""
+    returned: list[Any] = []
     iterator = iter(rows)
     while chunk := list(islice(iterator, per_statement)):
-        cursor.execute(
-            f"{head} VALUES {', '.join([one] * len(chunk))}",
+        result = cursor.execute(
+            f"{head} VALUES {', '.join([one] * len(chunk))}{tail}",
             [value for row in chunk for value in row],
         )
+        if returning:
+            returned += result.fetchall()
+    return returned

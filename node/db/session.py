@@ -12,6 +12,7 @@ from typing import Any, Final, cast
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from node.db import zones
@@ -67,6 +68,36 @@ def sqlite_cursor(session: Session) -> Iterator[sqlite3.Cursor]:
         yield cursor
     finally:
         cursor.close()
+
+
+@contextmanager
+def sqlite_transaction(engine: Engine) -> Iterator[sqlite3.Cursor]:
+    """Yield a cursor on a pooled DBAPI connection of the SQLite ``engine``, for one write
+    transaction in plain SQL without a ``Session`` (whose connection, transaction and
+    close bookkeeping cost more Python than a small group commit's statements): the caller
+    commits with :func:`commit_sqlite`; whatever it leaves uncommitted (an exception) is
+    rolled back, and the connection goes back to the pool."""
+    raw = engine.raw_connection()
+    try:
+        driver = cast(sqlite3.Connection, raw.driver_connection)
+        cursor = driver.cursor()
+        try:
+            yield cursor
+        finally:
+            cursor.close()
+            if driver.in_transaction:
+                driver.rollback()
+    finally:
+        raw.close()
+
+
+def commit_sqlite(cursor: sqlite3.Cursor) -> None:
+    """Commit the transaction of ``cursor``'s connection (durable on return: the engine sets
+    ``synchronous=FULL``); a failure is raised as SQLAlchemy raises it (``DBAPIError``)."""
+    try:
+        cursor.connection.commit()
+    except sqlite3.Error as exc:
+        raise DBAPIError.instance("COMMIT", None, exc, sqlite3.Error) from exc
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

@@ -8,14 +8,16 @@ the zones whose bounds meet a time range.
 Every write of ``transactions`` widens the zones it touches in the same SQL transaction:
 the ORM's unit of work through the ``after_flush`` hook that ``track`` installs on every
 session factory (``node.db.session.make_session_factory``), the bulk insert
-(``node.ledger.bulk.insert_leaves``) by calling ``widen``. Timestamps are signed, so never
-updated; deleted rows leave their zone's bounds as they were: wider than needed, never wrong.
+(``node.ledger.bulk.insert_leaves``) by calling ``widen`` (``widen_sqlite`` on SQLite: the
+same statement on its DBAPI cursor). Timestamps are signed, so never updated; deleted rows
+leave their zone's bounds as they were: wider than needed, never wrong.
 (A database trigger would keep it whatever the writer, but any row trigger makes SQLite's
 insert of an index row about 3 times slower: measured in docs/benchmarks.md.)
 """
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterable
 from functools import cache
 from typing import Any
@@ -32,12 +34,16 @@ ZONE_BITS = 10
 
 def bounds(pairs: Iterable[tuple[int, int]]) -> dict[int, tuple[int, int]]:
     """Return ``{zone: (min timestamp, max timestamp)}`` of ``(seq, timestamp)`` pairs."""
-    zones: dict[int, tuple[int, int]] = {}
+    zones: dict[int, list[int]] = {}
     for seq, stamp in pairs:
-        zone = seq >> ZONE_BITS
-        low, high = zones.get(zone, (stamp, stamp))
-        zones[zone] = (min(low, stamp), max(high, stamp))
-    return zones
+        zone = zones.get(seq >> ZONE_BITS)
+        if zone is None:
+            zones[seq >> ZONE_BITS] = [stamp, stamp]
+        elif stamp < zone[0]:
+            zone[0] = stamp
+        elif stamp > zone[1]:
+            zone[1] = stamp
+    return {zone: (low, high) for zone, (low, high) in zones.items()}
 
 
 def widen(session: Session, pairs: Iterable[tuple[int, int]]) -> None:
@@ -52,6 +58,27 @@ def widen(session: Session, pairs: Iterable[tuple[int, int]]) -> None:
                 for zone, (low, high) in sorted(zones.items())
             ],
         )
+
+
+def widen_sqlite(cursor: sqlite3.Cursor, pairs: Iterable[tuple[int, int]]) -> None:
+    """:func:`widen` on the DBAPI ``cursor`` of a SQLite connection, in its transaction: the
+    statement SQLAlchemy compiles for ``widen`` (compiled once), without a ``Session``."""
+    zones = bounds(pairs)
+    if not zones:
+        return
+    rows = [(zone, low, high) for zone, (low, high) in sorted(zones.items())]
+    if len(rows) == 1:
+        cursor.execute(_upsert_sqlite(), rows[0])
+    else:
+        cursor.executemany(_upsert_sqlite(), rows)
+
+
+@cache
+def _upsert_sqlite() -> str:
+    """The SQL of ``_upsert("sqlite")``, parameters ``(zone, min_timestamp, max_timestamp)``."""
+    compiled = _upsert("sqlite").compile(dialect=sqlite.dialect())
+    assert compiled.positiontup == ["zone", "min_timestamp", "max_timestamp"], compiled
+    return str(compiled)
 
 
 @cache

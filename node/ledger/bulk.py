@@ -3,17 +3,20 @@
 SQLAlchemy's ORM bulk ``INSERT … RETURNING`` (insertmanyvalues) spends ~3x SQLite's own
 time per row in Python; on SQLite the rows go in through the DBAPI cursor of the session's
 own connection instead (same transaction, same column values: SQLAlchemy's bind processors
-are applied, so e.g. ``received_at`` is stored exactly as the ORM stores it). Other
-databases keep the ORM statement.
+are applied, so e.g. ``received_at`` is stored exactly as the ORM stores it), or through the
+cursor the group commit writes with (:func:`insert_leaves_sqlite`, no ``Session`` at all).
+Other databases keep the ORM statement.
 """
 
 from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable, Sequence
+from operator import itemgetter
 from typing import Any, cast
+from weakref import WeakKeyDictionary
 
-from sqlalchemy import Table, bindparam, insert, update
+from sqlalchemy import Dialect, Table, bindparam, insert, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -25,12 +28,26 @@ from node.sqlrows import insert_rows
 _TRANSACTIONS = cast(Table, BusinessTransaction.__table__)
 _PARTIES = cast(Table, TransactionParty.__table__)
 
+Processors = tuple[tuple[int, Callable[[Any], Any]], ...]
+_UNSET = object()  # no value converted yet
 
-def _processors(session: Session, columns: Sequence[str]) -> list[Callable[[Any], Any] | None]:
-    dialect = session.get_bind().dialect
-    return [
-        _TRANSACTIONS.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in columns
-    ]
+
+#: per dialect and column list: the (position, bind processor) pairs of the columns that
+#: have one (on SQLite ``private`` and ``received_at``), looked up once, not per insert
+_PROCESSORS: WeakKeyDictionary[Dialect, dict[tuple[str, ...], Processors]] = WeakKeyDictionary()
+
+
+def _processors(dialect: Dialect, columns: tuple[str, ...]) -> Processors:
+    """Return the (position, bind processor) pairs of ``columns`` of ``transactions``."""
+    known = _PROCESSORS.setdefault(dialect, {})
+    found = known.get(columns)
+    if found is None:
+        processors = (
+            _TRANSACTIONS.c[name].type.dialect_impl(dialect).bind_processor(dialect)
+            for name in columns
+        )
+        found = known[columns] = tuple((i, p) for i, p in enumerate(processors) if p is not None)
+    return found
 
 
 def insert_leaves(
@@ -44,9 +61,27 @@ def insert_leaves(
     """
     if not rows:
         return []
-    insert_all = _insert_sqlite if session.get_bind().dialect.name == "sqlite" else _insert_orm
-    seqs = insert_all(session, rows, parties)
+    dialect = session.get_bind().dialect
+    if dialect.name == "sqlite":
+        with sqlite_cursor(session) as cursor:
+            return insert_leaves_sqlite(cursor, dialect, rows, parties)
+    seqs = _insert_orm(session, rows, parties)
     zones.widen(session, zip(seqs, (row["timestamp"] for row in rows), strict=True))
+    return seqs
+
+
+def insert_leaves_sqlite(
+    cursor: sqlite3.Cursor,
+    dialect: Dialect,
+    rows: Sequence[dict[str, Any]],
+    parties: Sequence[Sequence[str]],
+) -> list[int]:
+    """:func:`insert_leaves` on the DBAPI ``cursor`` of a SQLite connection (``dialect``: its
+    engine's, for the bind processors), in its transaction (not committed)."""
+    if not rows:
+        return []
+    seqs = _insert_sqlite(cursor, dialect, rows, parties)
+    zones.widen_sqlite(cursor, zip(seqs, (row["timestamp"] for row in rows), strict=True))
     return seqs
 
 
@@ -71,43 +106,48 @@ def _insert_orm(
     return seqs
 
 
+def _bound_values(
+    dialect: Dialect, columns: tuple[str, ...], rows: Sequence[dict[str, Any]]
+) -> list[list[Any]]:
+    """Return each row's values in ``columns`` order as SQLAlchemy binds them: its bind
+    processors applied (a value the same object as the previous row's, e.g. the group's
+    one ``received_at``, is converted once)."""
+    pick = itemgetter(*columns)
+    values = [list(pick(row)) for row in rows] if len(columns) > 1 else [[pick(r)] for r in rows]
+    for i, process in _processors(dialect, columns):
+        before: Any = _UNSET
+        after: Any = None
+        for line in values:
+            value = line[i]
+            if value is not before:
+                before, after = value, process(value)
+            line[i] = after
+    return values
+
+
 def _insert_sqlite(
-    session: Session, rows: Sequence[dict[str, Any]], parties: Sequence[Sequence[str]]
+    cursor: sqlite3.Cursor,
+    dialect: Dialect,
+    rows: Sequence[dict[str, Any]],
+    parties: Sequence[Sequence[str]],
 ) -> list[int]:
-    columns = list(rows[0])
-    processors = _processors(session, columns)
-    converting = [(i, p) for i, p in enumerate(processors) if p is not None]
-    values: list[list[Any]] = []
-    for row in rows:
-        line = [row[name] for name in columns]
-        for i, process in converting:
-            line[i] = process(line[i])
-        values.append(line)
-    statement = ""
-    with sqlite_cursor(session) as cursor:
-        try:
-            (before,) = cursor.execute(
-                f"SELECT coalesce(max(seq), 0) FROM {_TRANSACTIONS.name}"
-            ).fetchone()
-            statement = f"INSERT INTO {_TRANSACTIONS.name} ({', '.join(columns)})"
-            insert_rows(cursor, statement, values, len(columns))
-            # rows of a concurrent writer may interleave: map ours by their unique tx_id
-            seq_of = dict(
-                cursor.execute(
-                    f"SELECT tx_id, seq FROM {_TRANSACTIONS.name} WHERE seq > ?", (before,)
-                ).fetchall()
-            )
-            seqs = [int(seq_of[row["tx_id"]]) for row in rows]
-            pairs = [
-                (seq, i, address)
-                for seq, addresses in zip(seqs, parties, strict=True)
-                for i, address in enumerate(addresses)
-            ]
-            if pairs:
-                statement = f"INSERT INTO {_PARTIES.name} (tx_seq, position, address)"
-                insert_rows(cursor, statement, pairs, 3)
-        except sqlite3.IntegrityError as exc:  # as SQLAlchemy reports it, for the caller
-            raise IntegrityError(statement, None, exc) from exc
+    columns = tuple(rows[0])
+    values = _bound_values(dialect, columns, rows)
+    statement = f"INSERT INTO {_TRANSACTIONS.name} ({', '.join(columns)})"
+    try:
+        # RETURNING's order is unspecified: map the rows by their tx_id (unique in one insert)
+        seq_of = dict(insert_rows(cursor, statement, values, len(columns), "tx_id, seq"))
+        seqs = [int(seq_of[row["tx_id"]]) for row in rows]
+        pairs = [
+            (seq, i, address)
+            for seq, addresses in zip(seqs, parties, strict=True)
+            for i, address in enumerate(addresses)
+        ]
+        if pairs:
+            statement = f"INSERT INTO {_PARTIES.name} (tx_seq, position, address)"
+            insert_rows(cursor, statement, pairs, 3)
+    except sqlite3.IntegrityError as exc:  # as SQLAlchemy reports it, for the caller
+        raise IntegrityError(statement, None, exc) from exc
     return seqs
 
 

@@ -10,9 +10,11 @@ answers each with its own status) and writes nothing.
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import NamedTuple
 
 from sqlalchemy import select
@@ -160,19 +162,33 @@ def get_used_keys(session: Session, signed: Sequence[SignedBusinessTx]) -> UsedK
 def _get_used_keys_sqlite(session: Session, signed: Sequence[SignedBusinessTx]) -> UsedKeys:
     """:func:`get_used_keys` in plain SQL on the session's own SQLite connection: the ORM
     statement's compilation and expanding ``IN`` parameters cost ~1 ms of Python per group
-    commit, more than SQLite's lookups. Each key is one unique-index probe ((tx_id, origin)
-    and (signer, nonce, origin) lead with the key); only the exact pairs are looked up."""
+    commit, more than SQLite's lookups."""
+    with sqlite_cursor(session) as cursor:
+        return get_used_keys_sqlite(cursor, signed)
+
+
+def get_used_keys_sqlite(cursor: sqlite3.Cursor, signed: Sequence[SignedBusinessTx]) -> UsedKeys:
+    """:func:`get_used_keys` on the DBAPI ``cursor`` of a SQLite connection. Each key is one
+    unique-index probe ((tx_id, origin) and (signer, nonce, origin) lead with the key); only
+    the exact pairs are looked up."""
+    if not signed:
+        return UsedKeys(set(), set())
     ids = sorted({s.tx_id for s in signed})
     pairs = sorted({compute_nonce_key(s) for s in signed})
-    keys = ", ".join(["(?, ?)"] * len(pairs))
-    sql = (
-        f"SELECT tx_id, signer, nonce FROM {_TABLE} WHERE tx_id IN ({', '.join('?' * len(ids))})"
+    sql = _used_keys_sql(len(ids), len(pairs))
+    found = cursor.execute(sql, [*ids, *(v for pair in pairs for v in pair)]).fetchall()
+    return UsedKeys({tx_id for tx_id, _, _ in found}, {(sg, int(n)) for _, sg, n in found})
+
+
+@lru_cache(maxsize=256)
+def _used_keys_sql(ids: int, pairs: int) -> str:
+    """The SQL of :func:`get_used_keys_sqlite` for ``ids`` ids and ``pairs`` nonce keys."""
+    keys = ", ".join(["(?, ?)"] * pairs)
+    return (
+        f"SELECT tx_id, signer, nonce FROM {_TABLE} WHERE tx_id IN ({', '.join('?' * ids)})"
         f" UNION ALL SELECT t.tx_id, t.signer, t.nonce FROM (VALUES {keys}) AS k"
         f" JOIN {_TABLE} AS t ON t.signer = k.column1 AND t.nonce = k.column2"
     )  # (a row-value ``IN (VALUES …)`` would scan the table)
-    with sqlite_cursor(session) as cursor:
-        found = cursor.execute(sql, [*ids, *(v for pair in pairs for v in pair)]).fetchall()
-    return UsedKeys({tx_id for tx_id, _, _ in found}, {(sg, int(n)) for _, sg, n in found})
 
 
 def check_not_replayed(session: Session, signed: SignedBusinessTx) -> None:

@@ -30,14 +30,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from node.db.models import BusinessTransaction, TransactionStatus
+from node.db.session import commit_sqlite, sqlite_transaction
 from node.errors import CollegiumError, ValidationError
 from node.groupcommit import GROUP_MAX_ITEMS, GroupCommit
 from node.ledger.bodywriter import WAIT_SECONDS, BodyWriter
-from node.ledger.bulk import insert_leaves
+from node.ledger.bulk import insert_leaves, insert_leaves_sqlite
 from node.ledger.checks import (
     AdmissionPolicy,
     UsedKeys,
@@ -45,6 +47,7 @@ from node.ledger.checks import (
     compute_nonce_key,
     compute_replay_error,
     get_used_keys,
+    get_used_keys_sqlite,
 )
 from node.ledger.protocols import ContentStore
 from node.ledger.queries import get_transaction
@@ -117,6 +120,8 @@ class Intake:
         )
         bind = sessions.kw.get("bind")
         self._naive_times = bind is not None and bind.dialect.name == "sqlite"
+        #: the SQLite engine group commits write through without a ``Session``, if it is one
+        self._sqlite = bind if self._naive_times and isinstance(bind, Engine) else None
 
     # -- checks -------------------------------------------------------------------------------
 
@@ -303,19 +308,14 @@ class Intake:
         """
         results, unique = _sift_duplicates(group)
         now = datetime.now(UTC)
-        with self._sessions() as session:
-            used = get_used_keys(session, [v.signed for v in unique.values()])
-            fresh, parties = _fresh_values(unique, used, results, now)
-            try:
-                with self._write_lock:
-                    seqs = insert_leaves(session, list(fresh.values()), parties)
-                    session.commit()
-            except IntegrityError:  # a concurrent submit won a race: fall back to one by one
-                session.rollback()
-                return [
-                    r if isinstance(r, ValidationError) else self._submit_or_error(group[i][0])
-                    for i, r in enumerate(results)
-                ]
+        commit = self._commit_session if self._sqlite is None else self._commit_sqlite
+        try:
+            fresh, seqs = commit(unique, results, now)
+        except IntegrityError:  # a concurrent submit won a race: fall back to one by one
+            return [
+                r if r is not _ACCEPTED else self._submit_or_error(*group[i])
+                for i, r in enumerate(results)
+            ]
         received_at = now.replace(tzinfo=None) if self._naive_times else now
         for seq, (position, values) in zip(seqs, fresh.items(), strict=True):
             signed_tx = group[position][1].signed.tx
@@ -324,13 +324,60 @@ class Intake:
             self._signals.note_leaves()
         return results
 
-    def _submit_or_error(self, item: Submission) -> Outcome:
+    def _commit_session(
+        self, unique: dict[int, VerifiedTx], results: list[Outcome], now: datetime
+    ) -> tuple[dict[int, dict[str, Any]], list[int]]:
+        """Check ``unique`` against the index and insert the fresh ones in one committed SQL
+        transaction of a ``Session``; return their row values by position and their seqs
+        (the replays' ``results`` marked). Raises ``IntegrityError`` (rolled back)."""
+        with self._sessions() as session:
+            used = get_used_keys(session, [v.signed for v in unique.values()])
+            fresh, parties = _fresh_values(unique, used, results, now)
+            try:
+                with self._write_lock:
+                    seqs = insert_leaves(session, list(fresh.values()), parties)
+                    session.commit()
+            except IntegrityError:
+                session.rollback()
+                raise
+        return fresh, seqs
+
+    def _commit_sqlite(
+        self, unique: dict[int, VerifiedTx], results: list[Outcome], now: datetime
+    ) -> tuple[dict[int, dict[str, Any]], list[int]]:
+        """:meth:`_commit_session` in plain SQL on one pooled DBAPI connection of the SQLite
+        engine (same statements, same rows, the same durable commit): without a
+        ``Session``, a group commit spends about half the Python it did."""
+        assert self._sqlite is not None
+        with sqlite_transaction(self._sqlite) as cursor:
+            used = get_used_keys_sqlite(cursor, [v.signed for v in unique.values()])
+            fresh, parties = _fresh_values(unique, used, results, now)
+            with self._write_lock:
+                rows = list(fresh.values())
+                seqs = insert_leaves_sqlite(cursor, self._sqlite.dialect, rows, parties)
+                commit_sqlite(cursor)
+        return fresh, seqs
+
+    def _submit_or_error(self, item: Submission, verified: VerifiedTx) -> Outcome:
+        """Accept ``item`` in its own SQL transaction (:meth:`submit`); return it as the
+        group commit returns its items (every field set, as the answer needs), or its
+        ``ValidationError``."""
         try:
             row = self.submit(item.tx, item.signature, item.claimed_signer)
         except ValidationError as exc:
             return exc
-        return AcceptedTx(tx_id=row.tx_id, seq=row.seq, signer=row.signer, cid=row.cid,
-                          body=row.body)  # fmt: skip
+        return AcceptedTx(
+            tx_id=row.tx_id,
+            seq=row.seq,
+            signer=row.signer,
+            cid=row.cid,
+            body=row.body,
+            status=row.status,
+            leaf_hash=row.leaf_hash,
+            signature=row.signature,
+            received_at=row.received_at,
+            tx=verified.signed.tx,
+        )
 
 
 def _sift_duplicates(group: Sequence[Verified]) -> tuple[list[Outcome], dict[int, VerifiedTx]]:
@@ -359,9 +406,10 @@ def _fresh_values(
     index; mark the others' ``results`` as replays."""
     fresh: dict[int, dict[str, Any]] = {}
     parties: list[Sequence[str]] = []
+    some_used = bool(used.tx_ids or used.nonces)  # (rarely: replays are few)
     for position, verified_tx in unique.items():
         signed = verified_tx.signed
-        if used.holds(signed):
+        if some_used and used.holds(signed):
             results[position] = compute_replay_error(signed)
             continue
         fresh[position] = row_values(
