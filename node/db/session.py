@@ -58,6 +58,19 @@ def upgrade_database(url: str) -> None:
         command.upgrade(alembic_config(url), "head")
 
 
+def begin_snapshot(session: Session) -> None:
+    """Make the reads that follow in ``session``'s transaction see one snapshot of the
+    database: on SQLite an explicit deferred ``BEGIN`` (pysqlite issues none before a
+    ``SELECT``, so each statement would read the newest commit on its own); on PostgreSQL
+    ``REPEATABLE READ`` for this transaction. Call it before the session's first statement;
+    the transaction ends with the session (rolled back: nothing was written)."""
+    connection = session.connection()
+    if connection.dialect.name == "sqlite":
+        connection.exec_driver_sql("BEGIN")
+    elif connection.dialect.name == "postgresql":
+        connection.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+
+
 @contextmanager
 def sqlite_cursor(session: Session) -> Iterator[sqlite3.Cursor]:
     """Yield a DBAPI cursor on ``session``'s own SQLite connection (the session's transaction

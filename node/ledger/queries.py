@@ -49,6 +49,7 @@ from node.db.models import (
     TransactionParty,
     TransactionStatus,
 )
+from node.db.session import begin_snapshot
 from node.db.zones import ZONE_BITS
 from node.ledger import tree
 from node.ledger.rows import OWN_LOG
@@ -358,8 +359,10 @@ def _pending_count() -> Select[Any]:
 def count_by_status(sessions: sessionmaker[Session], node_address: str) -> dict[str, int]:
     """Return the number of transactions per status (statuses with none left out): pending
     by the status index, anchored as the sum of the sizes of every log (logs have no gaps;
-    one index lookup per log instead of counting a million rows)."""
+    one index lookup per log instead of counting a million rows), from one snapshot: an
+    anchor committed between the two reads would count its leaves twice."""
     with sessions() as session:
+        begin_snapshot(session)
         pending = session.scalar(_pending_count())
         others = session.scalars(
             select(Anchor.node)
