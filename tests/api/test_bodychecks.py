@@ -19,7 +19,7 @@ import httpx
 import pytest
 from eth_account import Account
 
-from node.api.bodychecks import POOL_INFLIGHT, BodyCheck, BodyChecks
+from node.api.bodychecks import POOL_INFLIGHT, POOL_MIN_BODIES, BodyCheck, BodyChecks
 from node.errors import ValidationError
 from node.ledger.transaction import Domain
 from node.ledger.verifier import VerifierPool
@@ -89,6 +89,14 @@ def test_the_workers_check_each_body_as_the_loop_does(pool: VerifierPool) -> Non
     assert errors.count("VerifiedTx") == 6 + 1  # the good ones and the one signed by mallory
 
 
+def test_a_turn_with_few_bodies_is_checked_on_the_loop(pool: VerifierPool) -> None:
+    checks = BodyChecks(DOMAIN, pool)
+    items = bodies()[: POOL_MIN_BODIES - 1]
+    results = asyncio.run(check_together(checks, items))
+    assert checks.chunks == 0  # a round trip for so few would cost more than it saves
+    assert all(same(r, checks.check_here(b)) for r, b in zip(results, items, strict=True))
+
+
 def test_a_lone_request_or_a_cold_pool_is_checked_on_the_loop() -> None:
     cold = VerifierPool(DOMAIN, 1)
     try:
@@ -125,6 +133,9 @@ def test_concurrent_requests_are_checked_in_the_workers_each_with_its_own_answer
     assert ledger.verifier is not None
     ledger.verifier.warm()
     checks: BodyChecks = node.server.config.app.state.body_checks  # type: ignore[attr-defined]
+    # every body to the workers, however the requests fall into loop turns (the thresholds
+    # themselves: the tests above)
+    checks.pool_inflight = checks.pool_min_bodies = 1
     domain = domain_of(node.url)
     wallets = [Account.create() for _ in range(16)]
     mallory = Account.create()
