@@ -25,7 +25,8 @@ node's process during the sending / acknowledged transactions — the figure lea
 other work on a shared machine — and of the processes it started (``its workers'``: the
 verifier's workers, which check the bodies of concurrent requests); ``clients' CPU`` = the
 same for the client processes (what the two cores have left for the node); ``anchors`` =
-anchors the node made for the phase.
+anchors the node made for the phase; ``node RSS`` = the node process's resident memory after
+the phase (VmRSS; its peak since start, VmHWM, in brackets).
 Prints the headline figures last as ``metric: value unit``.
 """
 
@@ -214,6 +215,14 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def rss_mib(pid: int) -> tuple[float, float]:
+    """Return the resident memory of process ``pid`` now and at its peak (VmRSS, VmHWM), MiB."""
+    fields = dict(
+        line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+    )
+    return tuple(int(fields[k].split()[0]) / 1024 for k in ("VmRSS", "VmHWM"))  # type: ignore[return-value]
+
+
 def workers_cpu_seconds(pid: int) -> dict[int, float]:
     """Return the CPU time used so far by each process ``pid`` started (the node's verifier
     workers), by pid."""
@@ -286,6 +295,8 @@ def phase(
         "workers_cpu_ms": workers_used / max(ok, 1) * 1000,
         "client_cpu_ms": sum(r[3] for r in results) / max(ok, 1) * 1000,
         "anchors": anchors_made(url) - anchors_before,
+        "rss_mib": rss_mib(pid)[0],
+        "peak_rss_mib": rss_mib(pid)[1],
         "p50": statistics.median(latencies) * 1000 if latencies else 0.0,
         "p99": latencies[int(len(latencies) * 0.99)] * 1000 if latencies else 0.0,
     }
@@ -347,7 +358,8 @@ def main() -> None:
                           f" p99 {result['p99']:.0f} ms, node CPU {result['cpu_ms']:.2f} ms/tx "
                           f"+ its workers' {result['workers_cpu_ms']:.2f}, "
                           f"clients' CPU {result['client_cpu_ms']:.2f} ms/tx, "
-                          f"{result['anchors']:.0f} anchors",
+                          f"{result['anchors']:.0f} anchors, node RSS {result['rss_mib']:.0f} MiB "
+                          f"(peak {result['peak_rss_mib']:.0f})",
                           flush=True)  # fmt: skip
         finally:
             for proc, _ in servers.values():
@@ -364,6 +376,7 @@ def main() -> None:
         print(f"single_{name}_{n}_node_cpu: {min(r['cpu_ms'] for r in runs):.2f} ms/tx")
         print(f"single_{name}_{n}_workers_cpu: {min(r['workers_cpu_ms'] for r in runs):.2f} ms/tx")
         print(f"single_{name}_{n}_client_cpu: {best['client_cpu_ms']:.2f} ms/tx")
+        print(f"single_{name}_{n}_node_rss: {max(r['rss_mib'] for r in runs):.0f} MiB")
     for n in clients:
         if ("old", n) in figures:
             old = max(r["durable"] for r in figures[("old", n)])
