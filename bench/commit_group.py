@@ -35,6 +35,10 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.trees import export  # noqa: E402
+
 DEFAULT_BASE = "2382761"  # main before this bench (commit_verified as of session 9)
 KEY = "0x" + "42" * 32  # a fixed signer: both trees commit the same transactions
 
@@ -155,16 +159,6 @@ def _summary(label: str, timings: dict[str, Any]) -> str:
     )
 
 
-def _export(commit: str, into: Path) -> Path:
-    """Export ``commit`` of this repository into ``into`` (``git archive``); return it."""
-    archive = subprocess.run(
-        ["git", "-C", str(ROOT), "archive", commit], check=True, capture_output=True
-    ).stdout
-    into.mkdir(parents=True)
-    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
-    return into
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--base", default=DEFAULT_BASE, help="the 'old' commit")
@@ -180,7 +174,7 @@ def main() -> None:
         return
     print(f"load: {os.getloadavg()}")
     with tempfile.TemporaryDirectory(prefix="commit-group-base-") as tmp:
-        old = _export(args.base, Path(tmp) / "old")
+        old = export(args.base, Path(tmp) / "old")
         merged: dict[str, dict[str, Any]] = {}
         for round_ in range(args.rounds):
             for label, tree in (("old", old), ("new", ROOT)):

@@ -53,6 +53,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.ingest import submissions  # noqa: E402
+from bench.trees import export  # noqa: E402
 from tests.support.node import domain_of  # noqa: E402
 
 DEFAULT_BASE = "be8b46f"  # main before issue 14 (single submissions committed one by one)
@@ -300,16 +301,6 @@ def phase(
         "p50": statistics.median(latencies) * 1000 if latencies else 0.0,
         "p99": latencies[int(len(latencies) * 0.99)] * 1000 if latencies else 0.0,
     }
-
-
-def export(commit: str, into: Path) -> Path:
-    """Export ``commit`` of this repository into ``into`` (``git archive``); return it."""
-    archive = subprocess.run(
-        ["git", "-C", str(ROOT), "archive", commit], check=True, capture_output=True
-    ).stdout
-    into.mkdir(parents=True)
-    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
-    return into
 
 
 def main() -> None:

@@ -36,6 +36,10 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.trees import export  # noqa: E402
+
 DEFAULT_BASE = "2382761"  # main before the per-item verification work (session 10)
 ITEMS = 2_000
 ROUNDS = 2
@@ -117,16 +121,6 @@ for a in addresses:
     out.update(uncached(a).encode())
 print(json.dumps({"times": times, "results": out.hexdigest()}))
 """
-
-
-def export(commit: str, into: Path) -> Path:
-    """Export ``commit`` of this repository into ``into`` (``git archive``); return it."""
-    archive = subprocess.run(
-        ["git", "-C", str(ROOT), "archive", commit], check=True, capture_output=True
-    ).stdout
-    into.mkdir(parents=True)
-    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
-    return into
 
 
 def make_items(count: int) -> dict[str, Any]:
