@@ -81,13 +81,14 @@ class Settings(BaseSettings):
     public_url: str | None = None
     batch_max: int = DEFAULT_BATCH_MAX
     anchor_wait: float = DEFAULT_ANCHOR_WAIT
-    # under load (an anchor of at least BUSY_BATCH leaves, not full) the next anchor starts
+    # under load (an anchor of at least BUSY_BATCH = 8 leaves, not full) the next anchor starts
     # at least this long after the previous one: fewer, larger anchors (node/ledger/anchorer.py);
     # one a second is the embedded chain's block time (faster would use up chain_max_lead)
     anchor_pace: float = Field(default=DEFAULT_ANCHOR_PACE, ge=0)
     # ledger: only participants of a subsystem may sign its transactions
     require_participant: bool = True
-    # worker processes checking the signatures of large batch requests; 0: in-process only
+    # worker processes checking the signatures of large batch requests and, under load, the
+    # bodies of concurrent single submissions (node/api/bodychecks.py); 0: in-process only
     verify_workers: int = DEFAULT_VERIFY_WORKERS
     participant_ttl: float = DEFAULT_PARTICIPANT_TTL
     # a signed transaction timestamp further than this past the node's clock is refused (422)
