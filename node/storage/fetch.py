@@ -113,11 +113,16 @@ def compute_backoff(failures: int, base: float = BACKOFF_BASE_SECONDS) -> float:
     return float(min(base * (2 ** min(failures - 1, 32)), BACKOFF_MAX_SECONDS))
 
 
-def compute_peer_order(peers: Iterable[PeerState], now: float) -> list[PeerState]:
+def compute_peer_order(
+    peers: Iterable[PeerState], now: float, last_served: str | None = None
+) -> list[PeerState]:
     """Return the peers to ask, best first: those not in back-off, by fewest bad blocks, then
-    fewest consecutive failures; ties keep the given order (``sorted`` is stable)."""
+    fewest consecutive failures, then the peer at ``last_served`` (the one that served the
+    last fetched block: a batch's leaves are on the node that anchored it, so the next leaf
+    is most likely there too, and the others would each answer 404 first); other ties keep
+    the given order (``sorted`` is stable)."""
     ready = [p for p in peers if p.retry_at <= now]
-    return sorted(ready, key=lambda p: (p.bad_blocks, p.failures))
+    return sorted(ready, key=lambda p: (p.bad_blocks, p.failures, p.endpoint != last_served))
 
 
 @dataclass(frozen=True)
@@ -175,6 +180,7 @@ class BlockFetcher:
         self._missing: dict[str, tuple[int, float]] = {}  # block key -> (attempts, retry_at)
         self._peers: dict[str, PeerState] = {}
         self._peer_order: list[str] = []
+        self._last_served: str | None = None  # the peer that served the last fetched block
         self._blocks_fetched = 0
         self._bytes_fetched = 0
         self._bad_blocks = 0
@@ -326,7 +332,9 @@ class BlockFetcher:
         with self._state_lock:
             candidates = [
                 p
-                for p in compute_peer_order((self._peers[e] for e in self._peer_order), now)
+                for p in compute_peer_order(
+                    (self._peers[e] for e in self._peer_order), now, self._last_served
+                )
                 if p.car_retry_at <= now
             ]
         for peer in candidates:
@@ -388,7 +396,9 @@ class BlockFetcher:
             return None
         name = format_cid_bytes(cid)
         with self._state_lock:
-            candidates = compute_peer_order((self._peers[e] for e in self._peer_order), now)
+            candidates = compute_peer_order(
+                (self._peers[e] for e in self._peer_order), now, self._last_served
+            )
         for peer in candidates:
             data = self._ask(peer, cid, name)
             if data is None:
@@ -431,6 +441,7 @@ class BlockFetcher:
         with self._state_lock:
             peer.failures = 0
             peer.served_blocks += 1
+            self._last_served = peer.endpoint
         return data
 
     def _download(self, endpoint: str, name: str) -> bytes:
