@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import math
 from collections.abc import Sequence
 from concurrent.futures import Future
 from concurrent.futures.process import BrokenProcessPool
@@ -98,10 +97,7 @@ class BodyChecks:
         if len(waiting) < self.pool_min_bodies:  # a round trip would cost more than it saves
             self._settle_here(waiting)
             return
-        parts = max(1, min(pool.workers, len(waiting) // CHUNK_MIN_BODIES))
-        size = math.ceil(len(waiting) / parts)
-        for start in range(0, len(waiting), size):
-            part = waiting[start : start + size]
+        for part in pool.split(waiting, CHUNK_MIN_BODIES):
             try:
                 sent = pool.submit(check_bodies, (self.domain,), [body for body, _ in part])
             except (BrokenProcessPool, RuntimeError) as exc:

@@ -67,6 +67,7 @@ UNIXFS_CHUNK_SIZE: Final = 256 * 1024  # kubo's default chunker (size-262144)
 RAW_CIDV1_SHA256_PREFIX: Final = bytes([0x01, 0x55, 0x12, 0x20])  # CIDv1, raw, sha2-256, 32 B
 
 Result = TypeVar("Result")
+Item = TypeVar("Item")
 
 # per valid item: (signer, digest, leaf body, leaf CID, 0x-hex leaf hash); else why invalid
 Checked: TypeAlias = tuple[str, bytes, bytes, str, str] | ValidationError
@@ -254,9 +255,7 @@ class VerifierPool:
         below ``min_items`` items or if the pool is closed or broke."""
         if len(items) < self.min_items or self._closed or self.replaced >= MAX_REPLACEMENTS:
             return work(*args, items)
-        chunks = max(1, min(self.workers, len(items) // CHUNK_MIN_ITEMS))
-        size = math.ceil(len(items) / chunks)
-        parts = [list(items[i : i + size]) for i in range(0, len(items), size)]
+        parts = self.split(items, CHUNK_MIN_ITEMS)
         try:
             pool = self._pool()
             futures = [pool.submit(work, *args, part) for part in parts]
@@ -264,6 +263,13 @@ class VerifierPool:
         except (BrokenProcessPool, RuntimeError) as exc:
             self.note_broken(exc)
             return work(*args, items)
+
+    def split(self, items: Sequence[Item], min_part: int) -> list[list[Item]]:
+        """Return ``items`` cut into one part per worker, in order, each of at least
+        ``min_part`` items (one part if there are fewer than twice that)."""
+        parts = max(1, min(self.workers, len(items) // min_part))
+        size = math.ceil(len(items) / parts)
+        return [list(items[i : i + size]) for i in range(0, len(items), size)]
 
     def submit(
         self, work: Callable[..., list[Result]], args: tuple[Any, ...], items: Sequence[Any]
