@@ -40,6 +40,13 @@ class Rejected(NamedTuple):
 ItemCheck: TypeAlias = Rejected | tuple[Submission, Checked]
 
 
+def submission_of(parsed: BusinessTxCreate) -> Submission:
+    """Return the ledger's submission of a request's validated :class:`BusinessTxCreate`."""
+    return Submission(
+        parsed.transaction.to_domain(), bytes.fromhex(parsed.signature[2:]), parsed.signer
+    )
+
+
 def read_item(item: Any, limit: int) -> Submission | Rejected:
     """Return the submission ``item`` (one decoded JSON value of ``items``) holds, or why it
     is refused: larger than ``limit`` bytes as compact JSON (413), or not a
@@ -53,9 +60,7 @@ def read_item(item: Any, limit: int) -> Submission | Rejected:
             f"{'.'.join(str(x) for x in e['loc']) or 'item'}: {e['msg']}" for e in exc.errors()
         )
         return Rejected(422, "malformed request", detail)
-    return Submission(
-        parsed.transaction.to_domain(), bytes.fromhex(parsed.signature[2:]), parsed.signer
-    )
+    return submission_of(parsed)
 
 
 def check_batch_items(domain: Domain, limit: int, items: Sequence[Any]) -> list[ItemCheck]:
@@ -75,9 +80,7 @@ def read_body(body: bytes) -> Submission | None:
         parsed = BusinessTxCreate.model_validate(json.loads(body))
     except (ValueError, pydantic.ValidationError):
         return None
-    return Submission(
-        parsed.transaction.to_domain(), bytes.fromhex(parsed.signature[2:]), parsed.signer
-    )
+    return submission_of(parsed)
 
 
 def check_bodies(

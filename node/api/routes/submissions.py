@@ -11,7 +11,7 @@ from typing import Any
 
 from fastapi import APIRouter, Query, Response, status
 
-from node.api.batchitems import Rejected, check_batch
+from node.api.batchitems import Rejected, check_batch, submission_of
 from node.api.deps import NodeDep
 from node.api.problems import PROBLEM_TYPE_BASE, status_of
 from node.api.schemas import (
@@ -63,7 +63,7 @@ def submit_transaction(
     on-chain (202 if that takes longer than the node's anchor wait).
     """
     ledger = node.ledger
-    item = Submission(body.transaction.to_domain(), bytes.fromhex(body.signature[2:]), body.signer)
+    item = submission_of(body)
     accepted = ledger.submit_one(item)  # group commit: durable when it returns
     response.headers["Location"] = f"/api/v1/transactions/{accepted.tx_id}"
     if wait:
