@@ -16,7 +16,8 @@ GOOD_EPOCH: dict[str, Any] = {
 }
 
 
-def codes(**changes: Any) -> list[str]:
+def reasons(**changes: Any) -> list[dict[str, str]]:
+    """The reasons of a healthy node's inputs with ``changes``."""
     args: dict[str, Any] = {
         "chain_error": None,
         "epochs": GOOD_EPOCH,
@@ -26,7 +27,11 @@ def codes(**changes: Any) -> list[str]:
         "max_lead": 5.0,
     }
     args.update(changes)
-    return [r["code"] for r in compute_health_reasons(**args)]
+    return compute_health_reasons(**args)
+
+
+def codes(**changes: Any) -> list[str]:
+    return [r["code"] for r in reasons(**changes)]
 
 
 def test_a_healthy_node_has_no_reason() -> None:
@@ -59,15 +64,10 @@ def test_each_cause_gives_its_reason() -> None:
     # one failed pass of the chain follower is routine (a lagging backend): not yet a reason
     assert codes(index={"block": 9, "failures": 1, "last_error": "lagging"}) == []
     assert codes(index={"block": 9, "failures": 0, "last_error": None}) == []
-    stalled = compute_health_reasons(
-        chain_error=None,
-        epochs=None,
-        sync=None,
-        anchoring=None,
-        clock_lead=None,
-        max_lead=None,
-        index={"block": 9, "failures": 4, "last_error": "cannot read the logs of block 10"},
+    stalled = reasons(
+        index={"block": 9, "failures": 4, "last_error": "cannot read the logs of block 10"}
     )
+    assert [r["code"] for r in stalled] == ["index_stalled"]
     assert "stuck at block 9" in stalled[0]["message"]
     assert "cannot read the logs of block 10" in stalled[0]["message"]
 
