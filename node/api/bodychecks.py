@@ -16,7 +16,8 @@ fewer than ``POOL_MIN_BODIES``: a round trip to a worker costs the workers ~0.25
 the loop a little, more than a body or two saves (measured with 8 clients). The workers are
 started in the background (never by a request that waits for them) once ``WARM_INFLIGHT``
 submissions are in flight at once. A chunk whose pool broke is checked on the loop and the
-pool replaced.
+pool replaced; a chunk whose worker failed otherwise is checked on the loop too, body by body,
+so that one body's failure is never its neighbours'.
 
 | constant | value | meaning |
 |---|---|---|
@@ -30,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 from collections.abc import Sequence
 from concurrent.futures import Future
 from concurrent.futures.process import BrokenProcessPool
@@ -40,6 +42,8 @@ from node.errors import ValidationError
 from node.ledger.service import Submission
 from node.ledger.transaction import Domain
 from node.ledger.verifier import Checked, VerifiedTx, VerifierPool, to_verified, verify_many
+
+log = logging.getLogger(__name__)
 
 POOL_INFLIGHT: Final = 4
 POOL_MIN_BODIES: Final = 4
@@ -121,14 +125,14 @@ class BodyChecks:
         """Give each request of ``part`` its check (on the loop)."""
         try:
             results = done.result()
-        except BrokenProcessPool as exc:  # a worker died: replace the pool, check here
-            pool.note_broken(exc)
+        except BaseException as exc:  # check here, body by body: a failure stays its own
+            if isinstance(exc, BrokenProcessPool):  # a worker died: replace the pool
+                pool.note_broken(exc)
+            else:
+                log.warning(
+                    "checking %d bodies in a worker failed (%r); checking here", len(part), exc
+                )
             self._settle_here(part)
-            return
-        except BaseException as exc:  # every request of the part learns it
-            for _, future in part:
-                if not future.done():
-                    future.set_exception(exc)
             return
         read = [r for r in results if r is not None]
         verified = iter(

@@ -12,7 +12,7 @@ import os
 import signal
 import threading
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -87,6 +87,29 @@ def test_the_workers_check_each_body_as_the_loop_does(pool: VerifierPool) -> Non
         assert same(got, want), body
     errors = [type(r[1]).__name__ for r in results if r is not None]
     assert errors.count("VerifiedTx") == 6 + 1  # the good ones and the one signed by mallory
+
+
+class FailingWorkers:
+    """A warm pool whose worker fails every chunk (a unit test of the code above the pool)."""
+
+    workers, usable = 2, True
+    split = VerifierPool.split
+
+    def submit(self, work: Any, args: Any, items: Any) -> Future[Any]:
+        failed: Future[Any] = Future()
+        failed.set_exception(RuntimeError("the worker failed"))
+        return failed
+
+    def note_broken(self, exc: BaseException) -> None:
+        raise AssertionError("not broken, only failed")
+
+
+def test_a_chunk_whose_worker_failed_is_checked_body_by_body_on_the_loop() -> None:
+    checks = BodyChecks(DOMAIN, FailingWorkers())  # type: ignore[arg-type]
+    items = bodies()
+    results = asyncio.run(check_together(checks, items))
+    assert checks.chunks >= 1  # sent, failed, then checked here: each its own answer
+    assert all(same(r, checks.check_here(b)) for r, b in zip(results, items, strict=True))
 
 
 def test_a_turn_with_few_bodies_is_checked_on_the_loop(pool: VerifierPool) -> None:
