@@ -9,6 +9,12 @@ next endpoint that is not cooling down; when every endpoint is cooling down it s
 the first one is ready again. It stays on the endpoint that last answered (no flapping
 between load-balanced backends whose ``latest`` differ), and asks again for a block that came
 back null although an endpoint already reported a head at or above it (a lagging backend).
+Only a request sent after the endpoint's last counted failure counts as a new one: requests
+that were in flight together fail together, and one outage is not counted once per thread
+(eight threads would otherwise reach the longest backoff at once). An answer to a request sent
+after that failure ends the cooldown for every thread (before, the other threads sat out the
+whole backoff of an endpoint that answered again); so does :meth:`FailoverProvider.note_answered`,
+by which a separate probe of the same URLs tells that an endpoint answers.
 After :data:`MAX_ATTEMPTS` attempts or :data:`REQUEST_BUDGET_SECONDS` it raises
 :class:`ChainUnavailable`. The first ``eth_chainId`` answer is kept: web3 asks for the chain
 id before every ``eth_call`` and transaction (twice per call, measured: 40,002 of a
@@ -72,6 +78,7 @@ class EndpointState:
     shown: str  # without credentials
     failures: int = 0
     ready_at: float = 0.0  # monotonic time before which it is not asked
+    failed_at: float = float("-inf")  # monotonic time of the last counted failure
     requests: int = 0
     errors: int = 0
 
@@ -129,6 +136,7 @@ class FailoverProvider(JSONBaseProvider):
         self.highest_head = -1  # the highest eth_blockNumber any endpoint answered
         self.lagging_retries = 0
         self.waited_seconds = 0.0
+        self.last_answered: str | None = None  # the URL of the endpoint that answered last
         self._chain_id: RPCResponse | None = None  # the first eth_chainId result
 
     # -- web3 provider interface ------------------------------------------------------------
@@ -182,6 +190,7 @@ class FailoverProvider(JSONBaseProvider):
                 self.waited_seconds += wait
                 self._sleep(wait)
             endpoint.requests += 1
+            sent_at = time.monotonic()
             try:
                 response = self._session().post(
                     endpoint.url,
@@ -190,15 +199,15 @@ class FailoverProvider(JSONBaseProvider):
                     timeout=self.timeout,
                 )
             except requests.RequestException as exc:
-                self._failed(endpoint, None, f"{type(exc).__name__}")
+                self._failed(endpoint, sent_at, None, f"{type(exc).__name__}")
                 errors.append(f"{endpoint.shown}: {type(exc).__name__}")
                 continue
             status = response.status_code
             if status == 200 and _looks_like_jsonrpc(response.content):
-                self._succeeded(endpoint)
+                self._succeeded(endpoint, sent_at)
                 return bytes(response.content)
             retry_after = parse_retry_after(response.headers.get("Retry-After"))
-            self._failed(endpoint, retry_after, f"HTTP {status}")
+            self._failed(endpoint, sent_at, retry_after, f"HTTP {status}")
             errors.append(f"{endpoint.shown}: HTTP {status}")
             if time.monotonic() - start > self.budget:
                 break
@@ -223,19 +232,42 @@ class FailoverProvider(JSONBaseProvider):
             self._current = index
             return self.endpoints[index], self.endpoints[index].ready_at - now
 
-    def _failed(self, endpoint: EndpointState, retry_after: float | None, why: str) -> None:
+    def _failed(
+        self, endpoint: EndpointState, sent_at: float, retry_after: float | None, why: str
+    ) -> None:
+        """Count a failure of a request sent at ``sent_at``: the endpoint cools down for its
+        ``Retry-After`` or the next backoff step, unless the request was sent before the
+        endpoint's last counted failure (it was in flight with it: the same outage)."""
         with self._lock:
-            endpoint.failures += 1
             endpoint.errors += 1
-            if retry_after is not None:
+            now = time.monotonic()
+            if retry_after is not None:  # the server's own word: always honoured
                 pause = min(retry_after, self.retry_after_max)
+            elif sent_at < endpoint.failed_at:
+                log.info("chain RPC %s: %s (already cooling down)", endpoint.shown, why)
+                return
             else:
+                endpoint.failures += 1
                 pause = min(self.backoff_base * 2 ** (endpoint.failures - 1), self.backoff_max)
-            endpoint.ready_at = time.monotonic() + pause
+            endpoint.failed_at = now
+            endpoint.ready_at = max(endpoint.ready_at, now + pause)
         log.warning("chain RPC %s: %s; not asked again for %.2fs", endpoint.shown, why, pause)
 
-    def _succeeded(self, endpoint: EndpointState) -> None:
-        endpoint.failures = 0
+    def _succeeded(self, endpoint: EndpointState, sent_at: float) -> None:
+        """An answer to a request sent at ``sent_at``: if sent after the last counted failure,
+        the endpoint is back (its backoff restarts from the base, its cooldown ends)."""
+        with self._lock:
+            if sent_at >= endpoint.failed_at:
+                endpoint.failures = 0
+                endpoint.ready_at = min(endpoint.ready_at, time.monotonic())
+            self.last_answered = endpoint.url
+
+    def note_answered(self, url: str, sent_at: float) -> None:
+        """Note that ``url`` answered a request sent at ``sent_at`` by another client (the
+        ``/health`` probe of the same URLs): as if this provider's own request had."""
+        for endpoint in self.endpoints:
+            if endpoint.url == url:
+                self._succeeded(endpoint, sent_at)
 
     def _session(self) -> requests.Session:
         session: requests.Session | None = getattr(self._local, "session", None)

@@ -192,11 +192,20 @@ class NodeContext:
 
         Over RPC the head is asked through a provider of its own that tries each URL once with
         ``HEALTH_PROBE_TIMEOUT_SECONDS`` (the node's provider retries with back-off for up to
-        a minute: a health check must answer sooner)."""
+        a minute: a health check must answer sooner). A probe answered tells the node's
+        provider that this URL answers again (:meth:`FailoverProvider.note_answered`)."""
+        probe = self._probe_w3()
+        sent_at = time.monotonic()
         try:
-            return int(self._probe_w3().eth.block_number), None
+            head = int(probe.eth.block_number)
         except Exception as exc:  # noqa: BLE001 -- reported as a reason, never raised
             return None, f"{type(exc).__name__}: {exc}"
+        main, probed = self.chain.w3.provider, probe.provider
+        if probed is not main and isinstance(main, FailoverProvider) and probed.last_answered:
+            # the chain answers again: the node's provider need not sit out its backoff (the
+            # other chain reads of /health would wait in it, up to BACKOFF_MAX_SECONDS)
+            main.note_answered(probed.last_answered, sent_at)
+        return head, None
 
     def _probe_w3(self) -> Any:
         provider = self.chain.w3.provider

@@ -202,6 +202,10 @@ def test_chain_unreachable_while_the_chain_is_down(
     finally:
         anvil.start()  # same port, same state: the outage is over
     wait_ok(node)
+    # the probe's answer ended the node's provider's cooldown: no request waits out the rest of
+    # its backoff (a later /health did, past `collegium status`'s 5 s timeout)
+    provider = node.node.chain.w3.provider
+    assert all(e.ready_at <= time.monotonic() for e in provider.endpoints)
     assert_gone_everywhere(node, page, "chain_unreachable")
 
 

@@ -6,6 +6,7 @@ proxy's counters), so a test cannot pass by never meeting its fault.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 
@@ -133,4 +134,72 @@ def test_asks_the_chain_id_once(anvil: ChainUnderTest, upstream: str) -> None:
             w3.eth.call({"to": anvil.w3.eth.accounts[0], "data": "0x"})
         assert proxy.counts["method:eth_chainId"] == 1
         assert proxy.counts["method:eth_call"] == 4
+        provider.close()
+
+
+def test_requests_in_flight_together_count_as_one_failure(upstream: str) -> None:
+    """Eight threads time out together: one failure counted, the first backoff step (before,
+    each thread's failure doubled the cooldown: 8 threads reached the longest at once)."""
+    faults = Faults(timeout_every=1, timeout_seconds=4.0)
+    with RpcProxy(upstream, faults) as slow:
+        provider = FailoverProvider([slow.url], timeout=2.0, max_attempts=1, backoff_base=0.25)
+        w3 = Web3(provider)
+        gate = threading.Barrier(8)
+
+        def ask() -> None:
+            gate.wait()
+            with pytest.raises(ChainUnavailable):
+                _ = w3.eth.block_number
+
+        threads = [threading.Thread(target=ask) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        endpoint = provider.endpoints[0]
+        assert slow.counts["timeout"] == 8 and endpoint.errors == 8
+        assert endpoint.failures == 1  # all sent before the first of them failed
+        provider.close()
+
+
+def test_an_answer_ends_the_cooldown_for_every_request(upstream: str) -> None:
+    """A request that answers after the endpoint failed ends its cooldown: the next request is
+    sent at once (before, every other request sat out the rest of the backoff)."""
+    faults = Faults(down=True)
+    with RpcProxy(upstream, faults) as flaky:
+        waits: list[float] = []
+        provider = FailoverProvider(
+            [flaky.url], max_attempts=1, backoff_base=30.0, backoff_max=30.0, sleep=waits.append
+        )
+        w3 = Web3(provider)
+        with pytest.raises(ChainUnavailable):
+            _ = w3.eth.block_number  # 503: cooling down for 30 s
+        faults.down = False
+        assert w3.eth.block_number >= 0  # waited (the sleep is recorded, not slept), answered
+        assert len(waits) == 1 and waits[0] > 25
+        assert w3.eth.block_number >= 0
+        assert len(waits) == 1  # no second wait: the answer ended the cooldown
+        assert provider.endpoints[0].failures == 0
+        provider.close()
+
+
+def test_a_probe_answer_ends_the_cooldown(upstream: str) -> None:
+    """``note_answered`` (the ``/health`` probe's answer over the same URL) ends the cooldown;
+    an answer to a request sent before the last failure does not."""
+    faults = Faults(down=True)
+    with RpcProxy(upstream, faults) as flaky:
+        waits: list[float] = []
+        provider = FailoverProvider(
+            [flaky.url], max_attempts=1, backoff_base=30.0, backoff_max=30.0, sleep=waits.append
+        )
+        w3 = Web3(provider)
+        before = time.monotonic()
+        with pytest.raises(ChainUnavailable):
+            _ = w3.eth.block_number
+        provider.note_answered(flaky.url, before)  # sent before the failure: tells nothing
+        assert provider.endpoints[0].ready_at > time.monotonic() + 25
+        faults.down = False
+        provider.note_answered(flaky.url, time.monotonic())
+        assert w3.eth.block_number >= 0
+        assert waits == [] and provider.waited_seconds == 0
         provider.close()
