@@ -109,10 +109,29 @@ class _InSqlite:
             self._start = 0.0
 
 
-def worker(items: int, group: int, warmup: int) -> dict[str, Any]:
+def _spin(stop: threading.Event) -> None:
+    """Run Python until ``stop`` (a busy request thread: it holds the GIL but for the
+    interpreter's forced switches)."""
+    while not stop.is_set():
+        sum(range(2_000))
+
+
+def worker(items: int, group: int, warmup: int, busy: bool = False) -> dict[str, Any]:
     """Commit ``2 * items`` verified transactions in groups of ``group``, every other group
     under ``_InSqlite``; return, leaving out the first ``warmup`` groups, the thread CPU and
-    wall seconds of the others and the CPU inside ``sqlite3`` calls of those."""
+    wall seconds of the others and the CPU inside ``sqlite3`` calls of those. With ``busy``
+    a second thread runs Python all along (as the node's event loop does under load): every
+    time a commit gives the GIL up in a ``sqlite3`` call, it waits to get it back."""
+    stop = threading.Event()
+    if busy:
+        threading.Thread(target=_spin, args=(stop,), daemon=True).start()
+    try:
+        return _commit_groups(items, group, warmup)
+    finally:
+        stop.set()
+
+
+def _commit_groups(items: int, group: int, warmup: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="commit-group-") as tmp:
         intake = _intake(f"sqlite:///{Path(tmp) / 'index.sqlite'}")
         verified = _verified(intake.domain, 2 * items)
@@ -141,7 +160,7 @@ def _run(tree: Path, args: argparse.Namespace) -> dict[str, Any]:
     env = {**os.environ, "PYTHONPATH": str(tree)}
     command = [sys.executable, str(Path(__file__).resolve()), "--worker"]
     command += ["--items", str(args.items), "--group", str(args.group)]
-    command += ["--warmup", str(args.warmup)]
+    command += ["--warmup", str(args.warmup)] + (["--busy"] if args.busy else [])
     out = subprocess.run(command, env=env, cwd=tree, check=True, capture_output=True, text=True)
     return dict(json.loads(out.stdout.strip().splitlines()[-1]))
 
@@ -166,11 +185,12 @@ def main() -> None:
     parser.add_argument("--group", type=int, default=18, help="items per group commit")
     parser.add_argument("--warmup", type=int, default=10, help="groups left out per run")
     parser.add_argument("--rounds", type=int, default=3, help="alternated old/new runs")
+    parser.add_argument("--busy", action="store_true", help="beside a thread running Python")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         sys.path.insert(0, os.getcwd())
-        print(json.dumps(worker(args.items, args.group, args.warmup)))
+        print(json.dumps(worker(args.items, args.group, args.warmup, args.busy)))
         return
     print(f"load: {os.getloadavg()}")
     with tempfile.TemporaryDirectory(prefix="commit-group-base-") as tmp:

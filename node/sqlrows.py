@@ -45,3 +45,31 @@ def insert_rows(
         if returning:
             returned += result.fetchall()
     return returned
+
+
+def insert_rows_rowids(
+    cursor: sqlite3.Cursor | sqlite3.Connection,
+    head: str,
+    rows: Sequence[Sequence[Any]],
+    width: int,
+) -> list[int]:
+    """Run :func:`insert_rows` and return the rowid given to each row, in ``rows``' order,
+    for a table whose key is an ``INTEGER PRIMARY KEY``: one multi-row ``INSERT`` inserts its
+    rows in ``VALUES`` order, each with a new rowid above every rowid already in the table
+    (the write lock of SQLite is held across the statement), so a chunk's rows have the
+    consecutive rowids ending at ``lastrowid``. One ``sqlite3_step`` per statement, where a
+    ``RETURNING`` clause steps (and gives the GIL up and takes it back) once per row."""
+    per_statement = max(1, min(CHUNK_ROWS, MAX_VARIABLES // width))
+    one = "(" + ", ".join("?" * width) + ")"
+    rowids: list[int] = []
+    for start in range(0, len(rows), per_statement):
+        chunk = rows[start : start + per_statement]
+        result = cursor.execute(
+            f"{head} VALUES {', '.join([one] * len(chunk))}",
+            [value for row in chunk for value in row],
+        )
+        last = result.lastrowid
+        if last is None or result.rowcount != len(chunk):
+            raise sqlite3.OperationalError(f"{head}: {result.rowcount} rows for {len(chunk)}")
+        rowids += range(last - len(chunk) + 1, last + 1)
+    return rowids

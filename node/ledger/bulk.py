@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from node.db import zones
 from node.db.models import BusinessTransaction, TransactionParty, TransactionStatus
 from node.db.session import sqlite_cursor
-from node.sqlrows import insert_rows
+from node.sqlrows import insert_rows, insert_rows_rowids
 
 _TRANSACTIONS = cast(Table, BusinessTransaction.__table__)
 _PARTIES = cast(Table, TransactionParty.__table__)
@@ -135,9 +135,7 @@ def _insert_sqlite(
     values = _bound_values(dialect, columns, rows)
     statement = f"INSERT INTO {_TRANSACTIONS.name} ({', '.join(columns)})"
     try:
-        # RETURNING's order is unspecified: map the rows by their tx_id (unique in one insert)
-        seq_of = dict(insert_rows(cursor, statement, values, len(columns), "tx_id, seq"))
-        seqs = [int(seq_of[row["tx_id"]]) for row in rows]
+        seqs = insert_rows_rowids(cursor, statement, values, len(columns))  # seq is the rowid
         pairs = [
             (seq, i, address)
             for seq, addresses in zip(seqs, parties, strict=True)
