@@ -310,6 +310,12 @@ def main() -> None:
     parser.add_argument("--clients", type=int, nargs="*", default=None)
     parser.add_argument("--new-only", action="store_true", help="measure this tree alone")
     parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="phases in a row per node and client count (the index grows between them)",
+    )
+    parser.add_argument(
         "--old-pure-http",
         action="store_true",
         help="run the old node on h11 + asyncio (before httptools and uvloop were dependencies)",
@@ -338,7 +344,7 @@ def main() -> None:
                 order = [name for name in ("old", "new") if name in trees]
                 if args.full:
                     order += order[::-1]
-                for name in order:
+                for name in [name for name in order for _ in range(args.repeat)]:
                     proc, url = servers[name]
                     rate = MAX_RATE_FULL if args.full else MAX_RATE
                     result = phase(url, proc.pid, wallets, nonces[name], n, seconds, rate)
