@@ -162,15 +162,21 @@ def test_requests_in_flight_together_count_as_one_failure(upstream: str) -> None
         provider.close()
 
 
+def _cools_down_long(url: str, waits: list[float]) -> FailoverProvider:
+    """A provider over ``url`` that one failure cools down for 30 s; its waits are recorded in
+    ``waits``, not slept."""
+    return FailoverProvider(
+        [url], max_attempts=1, backoff_base=30.0, backoff_max=30.0, sleep=waits.append
+    )
+
+
 def test_an_answer_ends_the_cooldown_for_every_request(upstream: str) -> None:
     """A request that answers after the endpoint failed ends its cooldown: the next request is
     sent at once (before, every other request sat out the rest of the backoff)."""
     faults = Faults(down=True)
     with RpcProxy(upstream, faults) as flaky:
         waits: list[float] = []
-        provider = FailoverProvider(
-            [flaky.url], max_attempts=1, backoff_base=30.0, backoff_max=30.0, sleep=waits.append
-        )
+        provider = _cools_down_long(flaky.url, waits)
         w3 = Web3(provider)
         with pytest.raises(ChainUnavailable):
             _ = w3.eth.block_number  # 503: cooling down for 30 s
@@ -189,9 +195,7 @@ def test_a_probe_answer_ends_the_cooldown(upstream: str) -> None:
     faults = Faults(down=True)
     with RpcProxy(upstream, faults) as flaky:
         waits: list[float] = []
-        provider = FailoverProvider(
-            [flaky.url], max_attempts=1, backoff_base=30.0, backoff_max=30.0, sleep=waits.append
-        )
+        provider = _cools_down_long(flaky.url, waits)
         w3 = Web3(provider)
         before = time.monotonic()
         with pytest.raises(ChainUnavailable):
