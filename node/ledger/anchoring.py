@@ -18,8 +18,10 @@ A crash between 3 and 4 is repaired at start by :meth:`Sequencer.recover`
 leaves twice. A failure before 3 leaves the leaves pending; the anchorer thread
 (``node.ledger.anchorer``) retries.
 
-The log's leaf hashes and its compact range (the frontier: the roots of its perfect
-subtrees) are cached in memory, so a batch costs O(batch) hashing, not O(log).
+Only the log's compact range (the frontier: its size and the roots of its perfect subtrees,
+O(log n) hashes) is kept in memory, read from SQL once per process: a batch costs O(batch)
+hashing, not O(log), and the node's memory does not grow with its log (the list of every leaf
+hash it kept before cost ~73 B per leaf).
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ from node.ledger.signals import LedgerSignals
 
 DEFAULT_BATCH_MAX = 256
 SYSTEM_LOG = ""  # the subsystem field of anchors of the node's (system-wide) log
+LOG_READ_ROWS = 10_000  # leaf hashes per fetch when the log is read from SQL (once a process)
 
 #: called after each own anchor with (batch CID, leaf CIDs, their payload CIDs)
 OnAnchored = Callable[[str, list[str], list[str]], None]
@@ -80,8 +83,9 @@ class Sequencer:
         # all in the local store and pinned when called (the syncer need not walk them again)
         self.on_anchored: OnAnchored | None = None
         self._anchor_lock = threading.Lock()  # one of anchor / recover / roll back at a time
-        self._leaf_hashes: list[bytes] | None = None  # this node's log, by leaf index
-        self._frontier: tuple[list[bytes], CompactRange] | None = None  # (log, its frontier)
+        #: this node's log as a compact range (its size and full subtrees, O(log n) hashes):
+        #: loaded once, then kept current; the leaf hashes themselves stay in SQL
+        self._own_log: CompactRange | None = None
         self._chain_reorgs = chain_reorgs
         self._made_here: int | None = None  # index of the last anchor this process made
 
@@ -98,20 +102,17 @@ class Sequencer:
             if not rows:
                 return None
             self._check_last_anchor(session)
-            log_hashes = self._log(session)
-            first = len(log_hashes)
-            frontier = self._frontier_of(log_hashes)
+            frontier = copy.deepcopy(self._log(session))  # a failed anchor leaves it as it was
+            first = frontier.size
             store_bodies(self._store, rows, first)
-            new_hashes = [bytes.fromhex(r.leaf_hash[2:]) for r in rows]
-            for leaf_hash in new_hashes:
-                frontier.append(leaf_hash)
+            for r in rows:
+                frontier.append(bytes.fromhex(r.leaf_hash[2:]))
             batch = compute_batch(rows, first)
             batch_cid = self._store.add_bytes(batch.encode())
             anchor = self._publish_tree_head(frontier, len(rows), batch_cid)
             anchor = self._commit_anchor(session, anchor, rows, first)
             self._made_here = anchor.index
-            log_hashes.extend(new_hashes)
-            self._frontier = (log_hashes, frontier)
+            self._own_log = frontier
         if self.on_anchored is not None:
             self.on_anchored(batch_cid, list(batch.leaf_cids), [r.payload for r in rows])
         self._signals.note_anchor()
@@ -185,9 +186,10 @@ class Sequencer:
 
     # -- the log in memory --------------------------------------------------------------------
 
-    def _log(self, session: Session) -> list[bytes]:
-        """Return this node's leaf hashes by leaf index (loaded once, then kept current)."""
-        if self._leaf_hashes is None:
+    def _log(self, session: Session) -> CompactRange:
+        """Return this node's log as a compact range (read from SQL once, leaf by leaf in
+        index order, then kept current; a caller that appends to it owns the change)."""
+        if self._own_log is None:
             hashes = session.scalars(
                 select(BusinessTransaction.leaf_hash)
                 .where(
@@ -195,20 +197,13 @@ class Sequencer:
                     BusinessTransaction.leaf_index.is_not(None),
                 )
                 .order_by(BusinessTransaction.leaf_index)
-            ).all()
-            self._leaf_hashes = [bytes.fromhex(h[2:]) for h in hashes]
-        return self._leaf_hashes
-
-    def _frontier_of(self, log_hashes: list[bytes]) -> CompactRange:
-        """Return a frontier of ``log_hashes`` (a copy of the cached one when it is current,
-        so a failed anchor leaves the cache as it was)."""
-        cached = self._frontier
-        if cached is not None and cached[0] is log_hashes and cached[1].size == len(log_hashes):
-            return copy.deepcopy(cached[1])
-        frontier = CompactRange()
-        for leaf_hash in log_hashes:
-            frontier.append(leaf_hash)
-        return frontier
+                .execution_options(yield_per=LOG_READ_ROWS)
+            )
+            own_log = CompactRange()
+            for leaf_hash in hashes:
+                own_log.append(bytes.fromhex(leaf_hash[2:]))
+            self._own_log = own_log
+        return self._own_log
 
     # -- recovery and reorgs ------------------------------------------------------------------
 
@@ -221,15 +216,19 @@ class Sequencer:
         ``CollegiumError`` if an on-chain batch does not match the pending leaves.
         """
         with self._anchor_lock, self._sessions() as session:
-            adopted = adopt_own_anchors(
-                session,
-                registry=self._registry,
-                store=self._store,
-                node_address=self._node_address,
-                own_log=self._log,
-                from_block=from_block,
-            )
-            session.commit()
+            try:
+                adopted = adopt_own_anchors(
+                    session,
+                    registry=self._registry,
+                    store=self._store,
+                    node_address=self._node_address,
+                    own_log=self._log,
+                    from_block=from_block,
+                )
+                session.commit()
+            except BaseException:
+                self._own_log = None  # it may hold leaves that were not committed: read again
+                raise
         return adopted
 
     def roll_back_above(self, block_number: int) -> int:
@@ -245,7 +244,7 @@ class Sequencer:
                 return 0
             leaves = reorg.return_leaves_to_pending(session, dropped)
             session.commit()
-            self._leaf_hashes = None
+            self._own_log = None
         self._signals.leaf_added.set()
         return leaves
 

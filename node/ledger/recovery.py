@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 from node.db.models import Anchor, BusinessTransaction, TransactionStatus
 from node.errors import CollegiumError
 from node.ledger.batch import Batch, decode_batch
+from node.ledger.proof import CompactRange
 from node.ledger.protocols import AnchorRegistry, ContentStore
 from node.ledger.registry_events import REORG_WINDOW
 from node.ledger.rows import compute_hex
@@ -59,11 +60,11 @@ def adopt_own_anchors(
     registry: AnchorRegistry,
     store: ContentStore,
     node_address: str,
-    own_log: Callable[[Session], list[bytes]],
+    own_log: Callable[[Session], CompactRange],
     from_block: int = 0,
 ) -> int:
     """Adopt this node's on-chain anchors past its newest indexed one (the caller commits);
-    ``own_log`` returns the log's leaf hashes, extended in place; ``from_block`` is where
+    ``own_log`` returns the log as a compact range, appended to in place; ``from_block`` is where
     to look when this node indexed no anchor yet (the registry's deployment block, or 0).
     Return how many leaves were adopted.
 
@@ -82,11 +83,11 @@ def adopt_own_anchors(
             continue
         batch = decode_batch(store.cat(str(onchain.batch_cid)))
         pending = _pending_rows(session, batch)
-        leaf_hashes = own_log(session)
-        if batch.first != len(leaf_hashes) or set(pending) != set(batch.leaf_cids):
+        log = own_log(session)
+        if batch.first != log.size or set(pending) != set(batch.leaf_cids):
             raise CollegiumError(
                 f"on-chain anchor {index} (leaves {batch.first}..) does not match "
-                f"this node's log of {len(leaf_hashes)} leaves and pending rows"
+                f"this node's log of {log.size} leaves and pending rows"
             )
         tx_hash = compute_hex(bytes(onchain.tx_hash))
         session.merge(compute_anchor_row(index, onchain, tx_hash))
@@ -95,7 +96,7 @@ def adopt_own_anchors(
             row.leaf_index = leaf_index
             row.anchor_index = index
             row.status = TransactionStatus.ANCHORED
-            leaf_hashes.append(bytes.fromhex(row.leaf_hash[2:]))
+            log.append(bytes.fromhex(row.leaf_hash[2:]))
         adopted += len(batch.leaf_cids)
     return adopted
 
