@@ -11,7 +11,7 @@ Python thread: 1,000 index rows took 6 s through ``executemany`` and 40 ms as mu
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from itertools import islice
 from typing import Any
 
@@ -26,31 +26,17 @@ def insert_rows(
     head: str,
     rows: Iterable[Sequence[Any]],
     width: int,
-    returning: str = "",
-) -> list[Any]:
+) -> None:
     """Run ``head`` (``INSERT [OR …] INTO t (a, b, …)``) with ``VALUES`` for every row of
-    ``rows`` (each ``width`` values), ``CHUNK_ROWS`` rows per statement; return the rows of
-    its ``RETURNING returning`` clause if given (SQLite 3.35+; in no particular order), else
-    ``[]``."""
-    per_statement = max(1, min(CHUNK_ROWS, MAX_VARIABLES // width))
-    one = "(" + ", ".join("?" * width) + ")"
-    tail = f" RETURNING {returning}" if returning else ""
-    returned: list[Any] = []
-    iterator = iter(rows)
-    while chunk := list(islice(iterator, per_statement)):
-        result = cursor.execute(
-            f"{head} VALUES {', '.join([one] * len(chunk))}{tail}",
-            [value for row in chunk for value in row],
-        )
-        if returning:
-            returned += result.fetchall()
-    return returned
+    ``rows`` (each ``width`` values), ``CHUNK_ROWS`` rows per statement."""
+    for _ in _insert_chunks(cursor, head, rows, width):
+        pass
 
 
 def insert_rows_rowids(
     cursor: sqlite3.Cursor | sqlite3.Connection,
     head: str,
-    rows: Sequence[Sequence[Any]],
+    rows: Iterable[Sequence[Any]],
     width: int,
 ) -> list[int]:
     """Run :func:`insert_rows` and return the rowid given to each row, in ``rows``' order,
@@ -59,17 +45,29 @@ def insert_rows_rowids(
     (the write lock of SQLite is held across the statement), so a chunk's rows have the
     consecutive rowids ending at ``lastrowid``. One ``sqlite3_step`` per statement, where a
     ``RETURNING`` clause steps (and gives the GIL up and takes it back) once per row."""
+    rowids: list[int] = []
+    for result, count in _insert_chunks(cursor, head, rows, width):
+        last = result.lastrowid
+        if last is None or result.rowcount != count:
+            raise sqlite3.OperationalError(f"{head}: {result.rowcount} rows for {count}")
+        rowids += range(last - count + 1, last + 1)
+    return rowids
+
+
+def _insert_chunks(
+    cursor: sqlite3.Cursor | sqlite3.Connection,
+    head: str,
+    rows: Iterable[Sequence[Any]],
+    width: int,
+) -> Iterator[tuple[sqlite3.Cursor, int]]:
+    """Execute ``head`` with ``VALUES`` for each chunk of ``rows`` in turn; yield, after each
+    statement, its cursor and its number of rows."""
     per_statement = max(1, min(CHUNK_ROWS, MAX_VARIABLES // width))
     one = "(" + ", ".join("?" * width) + ")"
-    rowids: list[int] = []
-    for start in range(0, len(rows), per_statement):
-        chunk = rows[start : start + per_statement]
+    iterator = iter(rows)
+    while chunk := list(islice(iterator, per_statement)):
         result = cursor.execute(
             f"{head} VALUES {', '.join([one] * len(chunk))}",
             [value for row in chunk for value in row],
         )
-        last = result.lastrowid
-        if last is None or result.rowcount != len(chunk):
-            raise sqlite3.OperationalError(f"{head}: {result.rowcount} rows for {len(chunk)}")
-        rowids += range(last - len(chunk) + 1, last + 1)
-    return rowids
+        yield result, len(chunk)
