@@ -314,13 +314,20 @@ def test_a_killed_chain_and_compose_restart_keep_state(stack: Stack) -> None:
     # each node's epoch service is without error once its current step is through: at an
     # epoch's first blocks one may be retrying "the seed of epoch N is not fixed yet" (its
     # own fix_seed not readable yet), which the next step clears; an error that stays fails
-    deadline = time.monotonic() + EPOCH_BLOCKS * 2
-    while True:
+    wait_until(_no_epoch_errors(stack), EPOCH_BLOCKS * 2, "no epoch error on any node")
+
+
+def _no_epoch_errors(stack: Stack) -> Callable[[], bool]:
+    """Return a check for :func:`wait_until`: True once no node's epoch service reports an
+    error; else it raises the errors (``wait_until`` shows the last one if it times out)."""
+
+    def check() -> bool:
         errors = {name: stack.health(name)["epochs"]["last_error"] for name in NODES}
-        if all(error is None for error in errors.values()) or time.monotonic() > deadline:
-            break
-        time.sleep(1)
-    assert all(error is None for error in errors.values()), errors
+        if any(error is not None for error in errors.values()):
+            raise ValueError(f"epoch errors: {errors}")
+        return True
+
+    return check
 
 
 def _epochs_keep_working(stack: Stack) -> None:
