@@ -95,6 +95,14 @@ def check_bodies(
     return [None if r is None else (r, next(checked)) for r in read]
 
 
+def check_chunk(
+    _: None, job: tuple[Domain, Sequence[bytes]]
+) -> list[tuple[Submission, Checked] | None]:
+    """:func:`check_bodies` as a :class:`node.worker.LoopWorker` child runs it: ``job`` is
+    ``(domain, bodies)``."""
+    return check_bodies(*job)
+
+
 def check_batch(
     domain: Domain, limit: int, items: Sequence[Any], verifier: VerifierPool | None
 ) -> list[Rejected | tuple[Submission, VerifiedTx | ValidationError]]:

@@ -3,21 +3,23 @@
 Under load the event loop is the node's busiest thread, and every single ``POST
 /transactions`` was parsed (JSON, schema) and verified (field checks, EIP-712 digest,
 libsecp256k1 recovery, leaf body, CID and hash) on it: about a third of the loop's time per
-request, on the one core the GIL gives the node. :class:`BodyChecks` moves that work to the
-verifier's workers (:class:`~node.ledger.verifier.VerifierPool`) when requests come
-together: the bodies that arrive within one turn of the loop go to a worker as one chunk
-(:func:`node.api.batchitems.check_bodies`, the same pure functions) and each request awaits
-its own result. The loop keeps the checks that read the node's state (participants, replays)
-and the commit.
+request, on the one core the GIL gives the node. :class:`BodyChecks` moves that work to
+worker processes driven by the loop itself (:class:`node.worker.LoopWorkers`: the chunk is
+written to a child's pipe and its answer read by the loop, with no thread between that would
+wait for the GIL; through the verifier's ``ProcessPoolExecutor`` a round trip took ~9 ms
+under load) when requests come together: the bodies that arrive within one turn of the loop
+go to a worker as one chunk (:func:`node.api.batchitems.check_bodies`, the same pure
+functions) and each request awaits its own result. The loop keeps the checks that read the
+node's state (participants, replays) and the commit.
 
 A request that finds fewer than ``POOL_INFLIGHT`` submissions in flight, or a pool not
 warm yet, is checked on the loop as before, and so are the bodies of a turn that gathered
 fewer than ``POOL_MIN_BODIES``: a round trip to a worker costs the workers ~0.25 ms of CPU and
 the loop a little, more than a body or two saves (measured with 8 clients). The workers are
 started in the background (never by a request that waits for them) once ``WARM_INFLIGHT``
-submissions are in flight at once. A chunk whose pool broke is checked on the loop and the
-pool replaced; a chunk whose worker failed otherwise is checked on the loop too, body by body,
-so that one body's failure is never its neighbours'.
+submissions are in flight at once. A chunk whose worker ended is checked on the loop (the
+worker is replaced by the next warm-up); a chunk whose worker failed otherwise is checked on
+the loop too, body by body, so that one body's failure is never its neighbours'.
 
 | constant | value | meaning |
 |---|---|---|
@@ -33,15 +35,14 @@ import asyncio
 import functools
 import logging
 from collections.abc import Sequence
-from concurrent.futures import Future
-from concurrent.futures.process import BrokenProcessPool
 from typing import Final, TypeAlias
 
-from node.api.batchitems import check_bodies, read_body
+from node.api.batchitems import check_chunk, read_body
 from node.errors import ValidationError
 from node.ledger.service import Submission
 from node.ledger.transaction import Domain
-from node.ledger.verifier import Checked, VerifiedTx, VerifierPool, to_verified, verify_many
+from node.ledger.verifier import Checked, VerifiedTx, to_verified, verify_many
+from node.worker import LoopWorkers, WorkerGone
 
 log = logging.getLogger(__name__)
 
@@ -58,31 +59,33 @@ _Read: TypeAlias = list[tuple[Submission, Checked] | None]  # what check_bodies 
 
 
 class BodyChecks:
-    """Check the bodies of single submissions, in the workers when they come together (see
-    the module doc)."""
+    """Check the bodies of single submissions, in worker processes when they come together
+    (see the module doc)."""
 
-    def __init__(self, domain: Domain, pool: VerifierPool | None) -> None:
+    def __init__(self, domain: Domain, workers: int) -> None:
+        """``workers``: worker processes to check bodies in (none: always on the loop)."""
         self.domain = domain
-        self.pool = pool
+        self.workers = LoopWorkers(workers, (check_chunk.__module__,)) if workers > 0 else None
         self._waiting: _Waiting = []
         self.chunks = 0  # chunks sent to the workers (for tests and diagnostics)
         self.pool_inflight = POOL_INFLIGHT
         self.pool_min_bodies = POOL_MIN_BODIES
+        self.warm_inflight = WARM_INFLIGHT
 
     async def check(self, body: bytes, inflight: int) -> BodyCheck:
         """Return the check of ``body``; ``inflight``: single submissions in flight now
         (this one among them)."""
-        pool = self.pool
-        if pool is None or inflight < self.pool_inflight:
-            return self.check_here(body)
-        if not pool.usable:
-            if inflight >= WARM_INFLIGHT:
-                pool.warm_in_background()
+        workers = self.workers
+        if workers is None or inflight < self.pool_inflight:
             return self.check_here(body)
         loop = asyncio.get_running_loop()
+        if not workers.usable:
+            if inflight >= self.warm_inflight:
+                workers.warm(loop)
+            return self.check_here(body)
         future: asyncio.Future[BodyCheck] = loop.create_future()
         if not self._waiting:  # the first body of this turn: send the chunk at its end
-            loop.call_soon(self._send, pool, loop)
+            loop.call_soon(self._send, workers)
         self._waiting.append((body, future))
         return await future
 
@@ -93,7 +96,12 @@ class BodyChecks:
             return None
         return item, verify_many(self.domain, [(item.tx, item.signature)])[0]
 
-    def _send(self, pool: VerifierPool, loop: asyncio.AbstractEventLoop) -> None:
+    def close(self) -> None:
+        """End the worker processes (on the loop's thread)."""
+        if self.workers is not None:
+            self.workers.close()
+
+    def _send(self, workers: LoopWorkers) -> None:
         """Send the bodies gathered this turn to the workers (one part per worker for a
         large chunk), or check them here if they are fewer than ``POOL_MIN_BODIES``; settle
         each request's future when its part is back."""
@@ -101,34 +109,21 @@ class BodyChecks:
         if len(waiting) < self.pool_min_bodies:  # a round trip would cost more than it saves
             self._settle_here(waiting)
             return
-        for part in pool.split(waiting, CHUNK_MIN_BODIES):
+        for part in workers.split(waiting, CHUNK_MIN_BODIES):
             try:
-                sent = pool.submit(check_bodies, (self.domain,), [body for body, _ in part])
-            except (BrokenProcessPool, RuntimeError) as exc:
-                pool.note_broken(exc)
+                sent = workers.run(check_chunk, (self.domain, [body for body, _ in part]))
+            except WorkerGone:
                 self._settle_here(part)
                 continue
             self.chunks += 1
-            sent.add_done_callback(functools.partial(self._back, pool, part, loop))
+            sent.add_done_callback(functools.partial(self._settle, part))
 
-    def _back(
-        self,
-        pool: VerifierPool,
-        part: _Waiting,
-        loop: asyncio.AbstractEventLoop,
-        done: Future[_Read],
-    ) -> None:
-        """Called in the pool's thread when ``part`` is back: settle it on the loop."""
-        loop.call_soon_threadsafe(self._settle, pool, part, done)
-
-    def _settle(self, pool: VerifierPool, part: _Waiting, done: Future[_Read]) -> None:
+    def _settle(self, part: _Waiting, done: asyncio.Future[_Read]) -> None:
         """Give each request of ``part`` its check (on the loop)."""
         try:
             results = done.result()
         except BaseException as exc:  # check here, body by body: a failure stays its own
-            if isinstance(exc, BrokenProcessPool):  # a worker died: replace the pool
-                pool.note_broken(exc)
-            else:
+            if not isinstance(exc, WorkerGone):
                 log.warning(
                     "checking %d bodies in a worker failed (%r); checking here", len(part), exc
                 )

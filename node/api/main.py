@@ -83,7 +83,8 @@ def create_app(
     install_problem_handlers(app)
     restore_recursion_limit()  # a dependency leaves it at 100,000: see node/api/limits.py
     # inside every edge middleware: the limits, rate limit, router and metrics still apply
-    app.state.body_checks = BodyChecks(node.ledger.domain, node.ledger.verifier)
+    verifier = node.ledger.verifier
+    app.state.body_checks = BodyChecks(node.ledger.domain, verifier.workers if verifier else 0)
     app.add_middleware(
         SubmitFastPath, ledger=node.ledger, path=TRANSACTIONS_PATH, checks=app.state.body_checks
     )
@@ -118,10 +119,11 @@ def _make_lifespan(
     parts closed at shutdown (``close_on_shutdown``)."""
 
     @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if freeze_gc:
             tune_gc()
         yield
+        app.state.body_checks.close()  # its worker processes are the loop's
         if close_on_shutdown:
             node.close()
 

@@ -16,18 +16,12 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from node.db import zones
+from node.db.writer import apply_pragmas
 from node.resources import migrations_dir
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
-    cur = dbapi_conn.cursor()
-    # WAL: readers (explorer, `collegium verify`) never block the writer.
-    cur.execute("PRAGMA journal_mode=WAL")
-    # FULL: a commit is on disk before the client gets its receipt (kill -9, power loss).
-    cur.execute("PRAGMA synchronous=FULL")
-    cur.execute("PRAGMA foreign_keys=ON")
-    cur.execute("PRAGMA busy_timeout=10000")
-    cur.close()
+    apply_pragmas(dbapi_conn)  # the same settings as the writer process's connection
 
 
 def create_db_engine(url: str) -> Engine:

@@ -27,23 +27,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 from node.db.models import BusinessTransaction, TimeZone
+from node.db.zonemap import ZONE_BITS, bounds, upsert_zones
 
-#: a zone holds 2**ZONE_BITS consecutive seqs; migration 0008 uses the same number
-ZONE_BITS = 10
-
-
-def bounds(pairs: Iterable[tuple[int, int]]) -> dict[int, tuple[int, int]]:
-    """Return ``{zone: (min timestamp, max timestamp)}`` of ``(seq, timestamp)`` pairs."""
-    zones: dict[int, list[int]] = {}
-    for seq, stamp in pairs:
-        zone = zones.get(seq >> ZONE_BITS)
-        if zone is None:
-            zones[seq >> ZONE_BITS] = [stamp, stamp]
-        elif stamp < zone[0]:
-            zone[0] = stamp
-        elif stamp > zone[1]:
-            zone[1] = stamp
-    return {zone: (low, high) for zone, (low, high) in zones.items()}
+__all__ = ["ZONE_BITS", "bounds", "track", "upsert_sqlite", "widen", "widen_sqlite"]
 
 
 def widen(session: Session, pairs: Iterable[tuple[int, int]]) -> None:
@@ -63,18 +49,11 @@ def widen(session: Session, pairs: Iterable[tuple[int, int]]) -> None:
 def widen_sqlite(cursor: sqlite3.Cursor, pairs: Iterable[tuple[int, int]]) -> None:
     """:func:`widen` on the DBAPI ``cursor`` of a SQLite connection, in its transaction: the
     statement SQLAlchemy compiles for ``widen`` (compiled once), without a ``Session``."""
-    zones = bounds(pairs)
-    if not zones:
-        return
-    rows = [(zone, low, high) for zone, (low, high) in sorted(zones.items())]
-    if len(rows) == 1:
-        cursor.execute(_upsert_sqlite(), rows[0])
-    else:
-        cursor.executemany(_upsert_sqlite(), rows)
+    upsert_zones(cursor, upsert_sqlite(), pairs)
 
 
 @cache
-def _upsert_sqlite() -> str:
+def upsert_sqlite() -> str:
     """The SQL of ``_upsert("sqlite")``, parameters ``(zone, min_timestamp, max_timestamp)``."""
     compiled = _upsert("sqlite").compile(dialect=sqlite.dialect())
     assert compiled.positiontup == ["zone", "min_timestamp", "max_timestamp"], compiled

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from node.db import zones
 from node.db.models import BusinessTransaction, TransactionParty, TransactionStatus
 from node.db.session import sqlite_cursor
+from node.ledger.groupwrite import party_rows
 from node.sqlrows import insert_rows, insert_rows_rowids
 
 _TRANSACTIONS = cast(Table, BusinessTransaction.__table__)
@@ -125,24 +126,33 @@ def _bound_values(
     return values
 
 
+def sqlite_insert(
+    dialect: Dialect, rows: Sequence[dict[str, Any]]
+) -> tuple[str, int, list[list[Any]]]:
+    """Return the ``INSERT INTO transactions (…)`` head of ``rows`` (column values, each with
+    the same columns), its number of columns and each row's values as SQLAlchemy binds them
+    on SQLite (``dialect``: the engine's)."""
+    columns = tuple(rows[0])
+    head = f"INSERT INTO {_TRANSACTIONS.name} ({', '.join(columns)})"
+    return head, len(columns), _bound_values(dialect, columns, rows)
+
+
+#: the insert head of ``transaction_parties`` rows (``groupwrite.party_rows``)
+PARTIES_INSERT = f"INSERT INTO {_PARTIES.name} (tx_seq, position, address)"
+
+
 def _insert_sqlite(
     cursor: sqlite3.Cursor,
     dialect: Dialect,
     rows: Sequence[dict[str, Any]],
     parties: Sequence[Sequence[str]],
 ) -> list[int]:
-    columns = tuple(rows[0])
-    values = _bound_values(dialect, columns, rows)
-    statement = f"INSERT INTO {_TRANSACTIONS.name} ({', '.join(columns)})"
+    statement, width, values = sqlite_insert(dialect, rows)
     try:
-        seqs = insert_rows_rowids(cursor, statement, values, len(columns))  # seq is the rowid
-        pairs = [
-            (seq, i, address)
-            for seq, addresses in zip(seqs, parties, strict=True)
-            for i, address in enumerate(addresses)
-        ]
+        seqs = insert_rows_rowids(cursor, statement, values, width)  # seq is the rowid
+        pairs = party_rows(seqs, parties)
         if pairs:
-            statement = f"INSERT INTO {_PARTIES.name} (tx_seq, position, address)"
+            statement = PARTIES_INSERT
             insert_rows(cursor, statement, pairs, 3)
     except sqlite3.IntegrityError as exc:  # as SQLAlchemy reports it, for the caller
         raise IntegrityError(statement, None, exc) from exc

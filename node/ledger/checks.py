@@ -173,11 +173,16 @@ def get_used_keys_sqlite(cursor: sqlite3.Cursor, signed: Sequence[SignedBusiness
     the exact pairs are looked up."""
     if not signed:
         return UsedKeys(set(), set())
+    found = cursor.execute(*used_keys_query(signed)).fetchall()
+    return UsedKeys({tx_id for tx_id, _, _ in found}, {(sg, int(n)) for _, sg, n in found})
+
+
+def used_keys_query(signed: Sequence[SignedBusinessTx]) -> tuple[str, list[object]]:
+    """Return the SQLite query of :func:`get_used_keys_sqlite` for ``signed`` (not empty) and
+    its parameters: it yields ``(tx_id, signer, nonce)`` of each row holding a key."""
     ids = sorted({s.tx_id for s in signed})
     pairs = sorted({compute_nonce_key(s) for s in signed})
-    sql = _used_keys_sql(len(ids), len(pairs))
-    found = cursor.execute(sql, [*ids, *(v for pair in pairs for v in pair)]).fetchall()
-    return UsedKeys({tx_id for tx_id, _, _ in found}, {(sg, int(n)) for _, sg, n in found})
+    return _used_keys_sql(len(ids), len(pairs)), [*ids, *(v for pair in pairs for v in pair)]
 
 
 @lru_cache(maxsize=256)

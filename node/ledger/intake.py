@@ -24,6 +24,7 @@ Three ways in:
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -34,12 +35,14 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from node.db import zones
 from node.db.models import BusinessTransaction, TransactionStatus
 from node.db.session import commit_sqlite, sqlite_transaction
+from node.db.writer import SqliteWriter
 from node.errors import CollegiumError, ValidationError
 from node.groupcommit import GROUP_MAX_ITEMS, GroupCommit
 from node.ledger.bodywriter import WAIT_SECONDS, BodyWriter
-from node.ledger.bulk import insert_leaves, insert_leaves_sqlite
+from node.ledger.bulk import PARTIES_INSERT, insert_leaves, insert_leaves_sqlite, sqlite_insert
 from node.ledger.checks import (
     AdmissionPolicy,
     UsedKeys,
@@ -48,13 +51,16 @@ from node.ledger.checks import (
     compute_replay_error,
     get_used_keys,
     get_used_keys_sqlite,
+    used_keys_query,
 )
+from node.ledger.groupwrite import LeafWrite, write_leaves
 from node.ledger.protocols import ContentStore
 from node.ledger.queries import get_transaction
 from node.ledger.rows import new_row, row_values
 from node.ledger.signals import LedgerSignals
 from node.ledger.transaction import BusinessTx, Domain, SignedBusinessTx, verify_signed_tx
 from node.ledger.verifier import VerifiedTx, VerifierPool, compute_leaf_cid, verify_many
+from node.worker import WorkerGone
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +112,10 @@ class Intake:
         write_lock: threading.Lock,
         verifier: VerifierPool | None = None,
         group_max: int = GROUP_MAX_ITEMS,
+        separate_writer: bool = False,
     ) -> None:
+        """``separate_writer``: on a SQLite file, commit groups and batches in a writer
+        process of their own (:mod:`node.db.writer`), not in the committing thread."""
         self._sessions = sessions
         self._store = store
         self.domain = domain
@@ -122,6 +131,15 @@ class Intake:
         self._naive_times = bind is not None and bind.dialect.name == "sqlite"
         #: the SQLite engine group commits write through without a ``Session``, if it is one
         self._sqlite = bind if self._naive_times and isinstance(bind, Engine) else None
+        path = self._sqlite.url.database if self._sqlite is not None else None
+        in_file = bool(path) and path != ":memory:" and not str(path).startswith("file:")
+        #: the writer process of group commits and batches (SQLite files only)
+        self.writer = SqliteWriter(str(path)) if separate_writer and in_file else None
+
+    def close(self) -> None:
+        """End the writer process, if there is one (a later commit starts it again)."""
+        if self.writer is not None:
+            self.writer.close()
 
     # -- checks -------------------------------------------------------------------------------
 
@@ -345,6 +363,16 @@ class Intake:
     def _commit_sqlite(
         self, unique: dict[int, VerifiedTx], results: list[Outcome], now: datetime
     ) -> tuple[dict[int, dict[str, Any]], list[int]]:
+        """:meth:`_commit_session` in plain SQL on SQLite: in the writer process if there is
+        one (:meth:`_commit_in_writer`), else on a pooled connection of this process
+        (:meth:`_commit_here`)."""
+        if self.writer is None or not unique:
+            return self._commit_here(unique, results, now)
+        return self._commit_in_writer(self.writer, unique, results, now)
+
+    def _commit_here(
+        self, unique: dict[int, VerifiedTx], results: list[Outcome], now: datetime
+    ) -> tuple[dict[int, dict[str, Any]], list[int]]:
         """:meth:`_commit_session` in plain SQL on one pooled DBAPI connection of the SQLite
         engine (same statements, same rows, the same durable commit): without a
         ``Session``, a group commit spends about half the Python it did."""
@@ -357,6 +385,63 @@ class Intake:
                 seqs = insert_leaves_sqlite(cursor, self._sqlite.dialect, rows, parties)
                 commit_sqlite(cursor)
         return fresh, seqs
+
+    def _commit_in_writer(
+        self,
+        writer: SqliteWriter,
+        unique: dict[int, VerifiedTx],
+        results: list[Outcome],
+        now: datetime,
+    ) -> tuple[dict[int, dict[str, Any]], list[int]]:
+        """:meth:`_commit_here`'s statements run in ``writer``'s process in one transaction
+        (:func:`~node.ledger.groupwrite.write_leaves`); this thread waits once for the answer
+        instead of taking the GIL back after every statement.
+
+        If the writer process ended first: a write it never got is done here; one whose
+        answer was lost is looked up (all of it committed, or none: then it is done here).
+        """
+        assert self._sqlite is not None
+        values = _row_values(unique, now)
+        write = _leaf_write(self._sqlite, unique, values)
+        try:
+            with self._write_lock:
+                replays, seqs = writer.call(write_leaves, write)
+        except sqlite3.IntegrityError as exc:  # as SQLAlchemy reports it, for the caller
+            raise IntegrityError(write.insert_head, None, exc) from exc
+        except WorkerGone as exc:
+            log.warning("group commit: %s; checking what it committed", exc)
+            received_at = write.rows[0][list(values[next(iter(values))]).index("received_at")]
+            found = self._committed(write, received_at) if exc.sent else None
+            if found is None:  # nothing of it is in the index: commit it here
+                return self._commit_here(unique, results, now)
+            replays, seqs = found
+        positions = list(unique)
+        for i in replays:
+            results[positions[i]] = compute_replay_error(unique[positions[i]].signed)
+        skipped = set(replays)
+        fresh = {p: values[p] for i, p in enumerate(positions) if i not in skipped}
+        return fresh, seqs
+
+    def _committed(
+        self, write: LeafWrite, received_at: object
+    ) -> tuple[list[int], list[int]] | None:
+        """Return what :func:`~node.ledger.groupwrite.write_leaves` returned for ``write`` if
+        its transaction is in the index (its rows carry its ``received_at``, as bound), else
+        None."""
+        assert self._sqlite is not None
+        marks = ", ".join("?" * len(write.tx_ids))
+        with sqlite_transaction(self._sqlite) as cursor:
+            found = dict(
+                cursor.execute(
+                    "SELECT tx_id, seq FROM transactions WHERE origin = '' AND received_at = ?"
+                    f" AND tx_id IN ({marks})",
+                    [received_at, *write.tx_ids],
+                ).fetchall()
+            )
+        if not found:
+            return None
+        replays = [i for i, tx_id in enumerate(write.tx_ids) if tx_id not in found]
+        return replays, [found[tx_id] for tx_id in write.tx_ids if tx_id in found]
 
     def _submit_or_error(self, item: Submission, verified: VerifiedTx) -> Outcome:
         """Accept ``item`` in its own SQL transaction (:meth:`submit`); return it as the
@@ -404,19 +489,52 @@ def _fresh_values(
 ) -> tuple[dict[int, dict[str, Any]], list[Sequence[str]]]:
     """Return the row values (by position) and parties of the items not ``used`` in the
     index; mark the others' ``results`` as replays."""
-    fresh: dict[int, dict[str, Any]] = {}
-    parties: list[Sequence[str]] = []
     some_used = bool(used.tx_ids or used.nonces)  # (rarely: replays are few)
+    fresh: dict[int, dict[str, Any]] = {}
     for position, verified_tx in unique.items():
-        signed = verified_tx.signed
-        if some_used and used.holds(signed):
-            results[position] = compute_replay_error(signed)
+        if some_used and used.holds(verified_tx.signed):
+            results[position] = compute_replay_error(verified_tx.signed)
             continue
-        fresh[position] = row_values(
-            signed, verified_tx.body, verified_tx.cid, received_at, verified_tx.leaf_hash
-        )
-        parties.append(signed.tx.parties)
-    return fresh, parties
+        fresh[position] = _values_of(verified_tx, received_at)
+    return fresh, [unique[p].signed.tx.parties for p in fresh]
+
+
+def _row_values(unique: dict[int, VerifiedTx], received_at: datetime) -> dict[int, dict[str, Any]]:
+    """Return the row values of every item of ``unique``, by position."""
+    return {position: _values_of(v, received_at) for position, v in unique.items()}
+
+
+def _values_of(verified_tx: VerifiedTx, received_at: datetime) -> dict[str, Any]:
+    return row_values(
+        verified_tx.signed, verified_tx.body, verified_tx.cid, received_at, verified_tx.leaf_hash
+    )
+
+
+def _leaf_write(
+    engine: Engine, unique: dict[int, VerifiedTx], values: dict[int, dict[str, Any]]
+) -> LeafWrite:
+    """Return the writer process's statements and values for the rows ``values`` of the
+    items ``unique`` (both by position, in the same order)."""
+    signed = [v.signed for v in unique.values()]
+    head, width, rows = sqlite_insert(engine.dialect, list(values.values()))
+    views = [i for i, value in enumerate(rows[0]) if isinstance(value, memoryview)]
+    for row in rows:  # SQLAlchemy binds blobs as memoryviews, which do not pickle
+        for i in views:
+            row[i] = bytes(row[i])
+    used_sql, used_params = used_keys_query(signed)
+    return LeafWrite(
+        used_keys_sql=used_sql,
+        used_keys_params=used_params,
+        tx_ids=[s.tx_id for s in signed],
+        nonce_keys=[compute_nonce_key(s) for s in signed],
+        insert_head=head,
+        width=width,
+        rows=rows,
+        timestamps=[s.tx.timestamp for s in signed],
+        parties_head=PARTIES_INSERT,
+        parties=[s.tx.parties for s in signed],
+        zones_upsert=zones.upsert_sqlite(),
+    )
 
 
 def _accepted(

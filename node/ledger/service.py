@@ -98,6 +98,7 @@ class LedgerService:
         max_future_seconds: float = DEFAULT_MAX_FUTURE_SECONDS,
         group_max: int = GROUP_MAX_ITEMS,
         chain_reorgs: bool = True,
+        separate_writer: bool = True,
     ) -> None:
         self._sessions = session_factory
         self._node_address = node_address
@@ -120,6 +121,7 @@ class LedgerService:
             write_lock=self._write_lock,
             verifier=verifier,
             group_max=group_max,
+            separate_writer=separate_writer,
         )
         self._intake = self._accept.group  # single submissions are committed in groups
         self._sequencer = Sequencer(
@@ -232,6 +234,10 @@ class LedgerService:
     def flush_bodies(self, timeout: float | None = None) -> bool:
         """Return once every just-accepted body is stored: :meth:`Intake.flush_bodies`."""
         return self._accept.flush_bodies(timeout)
+
+    def close_writer(self) -> None:
+        """End the SQLite writer process of group commits, if any: :meth:`Intake.close`."""
+        self._accept.close()
 
     def verify_one(self, item: Submission) -> VerifiedTx:
         """Return ``item`` verified, writing nothing: :meth:`Intake.verify_one`."""

@@ -29,7 +29,6 @@ from __future__ import annotations
 import hashlib
 import importlib
 import logging
-import math
 import multiprocessing
 import os
 import signal
@@ -55,6 +54,7 @@ from node.ledger.transaction import (
     recover_digest_signer,
     validate_tx,
 )
+from node.worker import split
 
 log = logging.getLogger(__name__)
 
@@ -267,9 +267,7 @@ class VerifierPool:
     def split(self, items: Sequence[Item], min_part: int) -> list[list[Item]]:
         """Return ``items`` cut into one part per worker, in order, each of at least
         ``min_part`` items (one part if there are fewer than twice that)."""
-        parts = max(1, min(self.workers, len(items) // min_part))
-        size = math.ceil(len(items) / parts)
-        return [list(items[i : i + size]) for i in range(0, len(items), size)]
+        return split(items, self.workers, min_part)
 
     def submit(
         self, work: Callable[..., list[Result]], args: tuple[Any, ...], items: Sequence[Any]

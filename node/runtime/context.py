@@ -274,6 +274,7 @@ class NodeContext:
             self.block_clock.stop()
         if self.ledger.verifier is not None:
             self.ledger.verifier.close()
+        self.ledger.close_writer()
         self.engine.dispose()
         self.store.close()
         self.chain.close()

@@ -1,8 +1,8 @@
-"""Bodies of concurrent single submissions checked in the verifier's workers
-(``node/api/bodychecks.py``): the same checks as on the event loop, body by body, with real
-worker processes; a broken pool changes no answer; and on a real node (embedded chain, real
-HTTP) concurrent requests go through the workers and each keeps its own answer, the route's
-word for word."""
+"""Bodies of concurrent single submissions checked in worker processes driven by the event
+loop (``node/api/bodychecks.py``, ``node.worker.LoopWorkers``): the same checks as on the
+event loop, body by body, with real worker processes; killed workers change no answer; and
+on a real node (embedded chain, real HTTP) concurrent requests go through the workers and
+each keeps its own answer, the route's word for word."""
 
 from __future__ import annotations
 
@@ -11,9 +11,10 @@ import json
 import os
 import signal
 import threading
-from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 import httpx
 import pytest
@@ -22,7 +23,7 @@ from eth_account import Account
 from node.api.bodychecks import POOL_INFLIGHT, POOL_MIN_BODIES, BodyCheck, BodyChecks
 from node.errors import ValidationError
 from node.ledger.transaction import Domain
-from node.ledger.verifier import VerifierPool
+from node.worker import split
 from tests.support.node import (
     InProcessNode,
     domain_of,
@@ -67,19 +68,40 @@ async def check_together(checks: BodyChecks, items: list[bytes]) -> list[BodyChe
     return list(await asyncio.gather(*(checks.check(b, POOL_INFLIGHT) for b in items)))
 
 
-@pytest.fixture
-def pool() -> Iterator[VerifierPool]:
-    verifier = VerifierPool(DOMAIN, 2, preload=("node.api.batchitems",))
-    verifier.warm()
-    yield verifier
-    verifier.close()
+T = TypeVar("T")
 
 
-def test_the_workers_check_each_body_as_the_loop_does(pool: VerifierPool) -> None:
-    checks = BodyChecks(DOMAIN, pool)
+def with_workers(scenario: Callable[[BodyChecks], Awaitable[T]], warm: bool = True) -> T:
+    """Run ``scenario`` on a new loop with body checks whose two workers are started (and
+    have answered) first if ``warm``; end the workers afterwards."""
+
+    async def run() -> T:
+        checks = BodyChecks(DOMAIN, 2)
+        assert checks.workers is not None
+        try:
+            if warm:
+                started = checks.workers.warm(asyncio.get_running_loop())
+                assert started is not None
+                await started
+                assert checks.workers.usable and len(checks.workers.pids()) == 2
+            return await scenario(checks)
+        finally:
+            checks.close()
+
+    return asyncio.run(run())
+
+
+def test_the_workers_check_each_body_as_the_loop_does() -> None:
     items = bodies()
-    results = asyncio.run(check_together(checks, items))
-    assert checks.chunks >= 1  # they went to the workers
+
+    async def scenario(checks: BodyChecks) -> list[BodyCheck]:
+        results = await check_together(checks, items)
+        assert checks.chunks >= 1  # they went to the workers
+        assert checks.workers is not None and checks.workers.pids() != [os.getpid()]
+        return results
+
+    results = with_workers(scenario)
+    checks = BodyChecks(DOMAIN, 0)
     expected = [checks.check_here(b) for b in items]
     # not JSON, not UTF-8, not the schema: the route answers them
     assert [r is None for r in results] == [False] * 3 + [True] * 3 + [False] * 6
@@ -90,56 +112,70 @@ def test_the_workers_check_each_body_as_the_loop_does(pool: VerifierPool) -> Non
 
 
 class FailingWorkers:
-    """A warm pool whose worker fails every chunk (a unit test of the code above the pool)."""
+    """Usable workers that fail every chunk (a unit test of the code above the workers)."""
 
-    workers, usable = 2, True
-    split = VerifierPool.split
+    count, usable = 2, True
 
-    def submit(self, work: Any, args: Any, items: Any) -> Future[Any]:
-        failed: Future[Any] = Future()
+    def split(self, items: Any, min_part: int) -> Any:
+        return split(items, self.count, min_part)
+
+    def run(self, function: Any, argument: Any) -> asyncio.Future[Any]:
+        failed: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         failed.set_exception(RuntimeError("the worker failed"))
         return failed
 
-    def note_broken(self, exc: BaseException) -> None:
-        raise AssertionError("not broken, only failed")
-
 
 def test_a_chunk_whose_worker_failed_is_checked_body_by_body_on_the_loop() -> None:
-    checks = BodyChecks(DOMAIN, FailingWorkers())  # type: ignore[arg-type]
+    checks = BodyChecks(DOMAIN, 0)
+    checks.workers = FailingWorkers()  # type: ignore[assignment]
     items = bodies()
     results = asyncio.run(check_together(checks, items))
     assert checks.chunks >= 1  # sent, failed, then checked here: each its own answer
     assert all(same(r, checks.check_here(b)) for r, b in zip(results, items, strict=True))
 
 
-def test_a_turn_with_few_bodies_is_checked_on_the_loop(pool: VerifierPool) -> None:
-    checks = BodyChecks(DOMAIN, pool)
+def test_a_turn_with_few_bodies_is_checked_on_the_loop() -> None:
     items = bodies()[: POOL_MIN_BODIES - 1]
-    results = asyncio.run(check_together(checks, items))
-    assert checks.chunks == 0  # a round trip for so few would cost more than it saves
-    assert all(same(r, checks.check_here(b)) for r, b in zip(results, items, strict=True))
 
-
-def test_a_lone_request_or_a_cold_pool_is_checked_on_the_loop() -> None:
-    cold = VerifierPool(DOMAIN, 1)
-    try:
-        checks = BodyChecks(DOMAIN, cold)
-        items = bodies()
-        results = asyncio.run(check_together(checks, items))
-        assert checks.chunks == 0 and not cold.ready  # no request waited for a spawn
+    async def scenario(checks: BodyChecks) -> None:
+        results = await check_together(checks, items)
+        assert checks.chunks == 0  # a round trip for so few would cost more than it saves
         assert all(same(r, checks.check_here(b)) for r, b in zip(results, items, strict=True))
-    finally:
-        cold.close()
+
+    with_workers(scenario)
 
 
-def test_a_broken_pool_changes_no_answer(pool: VerifierPool) -> None:
-    checks = BodyChecks(DOMAIN, pool)
-    for pid in pool.pids():
-        os.kill(pid, signal.SIGKILL)
+def test_a_lone_request_or_cold_workers_are_checked_on_the_loop() -> None:
     items = bodies()
-    results = asyncio.run(check_together(checks, items))
-    assert pool.replaced == 1 and not pool.ready  # replaced; warmed again only when crowded
-    assert all(same(r, checks.check_here(b)) for r, b in zip(results, items, strict=True))
+
+    async def scenario(checks: BodyChecks) -> None:
+        results = await check_together(checks, items)
+        assert checks.workers is not None
+        assert checks.chunks == 0 and not checks.workers.usable  # no request waited for one
+        assert all(same(r, checks.check_here(b)) for r, b in zip(results, items, strict=True))
+
+    with_workers(scenario, warm=False)
+
+
+def test_killed_workers_change_no_answer() -> None:
+    items = bodies()
+
+    async def scenario(checks: BodyChecks) -> None:
+        assert checks.workers is not None
+        for pid in checks.workers.pids():
+            os.kill(pid, signal.SIGKILL)
+        time.sleep(0.3)  # dead, and the loop has not seen it yet
+        results = await check_together(checks, items)
+        assert all(same(r, checks.check_here(b)) for r, b in zip(results, items, strict=True))
+        assert not checks.workers.usable  # started again only when requests crowd in
+        restarted = checks.workers.warm(asyncio.get_running_loop())
+        assert restarted is not None
+        await restarted
+        assert checks.workers.usable and checks.workers.replaced == 2
+        results = await check_together(checks, items)
+        assert all(same(r, checks.check_here(b)) for r, b in zip(results, items, strict=True))
+
+    with_workers(scenario)
 
 
 @pytest.fixture(scope="module")
@@ -152,13 +188,10 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InProcessNode]:
 def test_concurrent_requests_are_checked_in_the_workers_each_with_its_own_answer(
     node: InProcessNode,
 ) -> None:
-    ledger = node.node.ledger
-    assert ledger.verifier is not None
-    ledger.verifier.warm()
     checks: BodyChecks = node.server.config.app.state.body_checks  # type: ignore[attr-defined]
     # every body to the workers, however the requests fall into loop turns (the thresholds
-    # themselves: the tests above)
-    checks.pool_inflight = checks.pool_min_bodies = 1
+    # themselves: the tests above); the first request starts them
+    checks.pool_inflight = checks.pool_min_bodies = checks.warm_inflight = 1
     domain = domain_of(node.url)
     wallets = [Account.create() for _ in range(16)]
     mallory = Account.create()
@@ -184,6 +217,12 @@ def test_concurrent_requests_are_checked_in_the_workers_each_with_its_own_answer
             return c.post(TX_PATH, content=raw, params=params,
                           headers={"content-type": "application/json"})  # fmt: skip
 
+    with httpx.Client(base_url=node.url, timeout=60) as c:
+        assert c.post(TX_PATH, json=bad[3][1]).status_code == 400  # checked here; starts them
+    deadline = time.monotonic() + 60
+    while not (checks.workers is not None and checks.workers.usable):
+        assert time.monotonic() < deadline, "the body check workers did not start"
+        time.sleep(0.05)
     before = checks.chunks
     with ThreadPoolExecutor(len(requests)) as threads:
         answers = list(threads.map(post, requests))

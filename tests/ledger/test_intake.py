@@ -4,6 +4,7 @@ by one when a concurrent writer wins a nonce between its replay check and its in
 
 from __future__ import annotations
 
+import os
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
@@ -56,7 +57,7 @@ def _sessions(path: Path) -> sessionmaker[Session]:
     return make_session_factory(create_db_engine(url))
 
 
-def _intake(sessions: sessionmaker[Session]) -> Intake:
+def _intake(sessions: sessionmaker[Session], separate_writer: bool = False) -> Intake:
     return Intake(
         sessions=sessions,
         store=_Store(),
@@ -64,6 +65,7 @@ def _intake(sessions: sessionmaker[Session]) -> Intake:
         policy=AdmissionPolicy(ParticipantCache(_Everyone())),
         signals=LedgerSignals(),
         write_lock=threading.Lock(),
+        separate_writer=separate_writer,
     )
 
 
@@ -95,7 +97,8 @@ def _txs() -> list[BusinessTx]:
     ]
 
 
-def test_a_group_commit_stores_what_the_orm_stores(tmp_path: Path) -> None:
+@pytest.mark.parametrize("separate_writer", [False, True], ids=["here", "writer-process"])
+def test_a_group_commit_stores_what_the_orm_stores(tmp_path: Path, separate_writer: bool) -> None:
     wallet = Account.create()
     fast, orm = _sessions(tmp_path / "fast.sqlite"), _sessions(tmp_path / "orm.sqlite")
     txs = _txs()
@@ -105,7 +108,11 @@ def test_a_group_commit_stores_what_the_orm_stores(tmp_path: Path) -> None:
         with sessions() as session:
             session.add(new_row(earlier.signed, earlier.body, earlier.cid, then))
             session.commit()
-    results = _intake(fast).commit_verified(_group(wallet, txs))
+    intake = _intake(fast, separate_writer)
+    results = intake.commit_verified(_group(wallet, txs))
+    if separate_writer:  # the rows went in through the writer process
+        assert intake.writer is not None and intake.writer.pid not in (None, os.getpid())
+        intake.close()
     kinds = [type(r).__name__ for r in results]
     assert kinds == [
         "AcceptedTx", "AcceptedTx", "ReplayedTransaction", "AcceptedTx", "ReplayedTransaction"
@@ -175,3 +182,41 @@ def test_a_nonce_won_by_a_concurrent_writer_falls_back_to_one_by_one(
         assert (r.tx, r.leaf_hash, r.cid) == (verified.signed.tx, verified.leaf_hash, verified.cid)
         assert r.signature == "0x" + verified.signed.signature.hex()
         assert r.received_at is not None and r.status == "pending"
+
+
+def _write_then_die(connection: Any, write: Any) -> Any:
+    """In the writer process: commit ``write``, then die before answering."""
+    intake_module.write_leaves(connection, write)
+    os._exit(1)
+
+
+def _die_first(connection: Any, write: Any) -> Any:
+    """In the writer process: die before writing anything."""
+    os._exit(1)
+
+
+@pytest.mark.parametrize("dies", [_write_then_die, _die_first], ids=["after-commit", "before"])
+def test_a_writer_process_that_dies_during_a_group_loses_and_repeats_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, dies: Any
+) -> None:
+    sessions = _sessions(tmp_path / "db.sqlite")
+    intake = _intake(sessions, separate_writer=True)
+    wallet = Account.create()
+    txs = _txs()
+    earlier = _group(wallet, [txs[4]])
+    intake.commit_verified(earlier)  # through the writer: seq 1, a replay below
+    monkeypatch.setattr(intake_module, "write_leaves", dies)
+    try:
+        results = intake.commit_verified(_group(wallet, [txs[0], txs[4], txs[3]]))
+    finally:
+        intake.close()
+    assert [type(r).__name__ for r in results] == [
+        "AcceptedTx", "ReplayedTransaction", "AcceptedTx"
+    ]  # fmt: skip
+    with sessions() as session:
+        rows = session.execute(text("SELECT seq, tx_id FROM transactions ORDER BY seq")).all()
+    accepted = [r for r in results if isinstance(r, AcceptedTx)]
+    # once each (the group was not written twice), with the seqs its answers give
+    assert [tuple(row) for row in rows[1:]] == [(r.seq, r.tx_id) for r in accepted]
+    assert [row.seq for row in rows] == [1, 2, 3]
+    assert intake.writer is not None and intake.writer.started == 1  # no new child was needed
