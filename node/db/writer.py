@@ -108,8 +108,8 @@ class SqliteWriter:
     def _send(self, message: bytes) -> subprocess.Popen[bytes]:
         """Write ``message`` to the child (started if need be); return it. Raises ``OSError``
         (the child forgotten) if it had ended."""
-        process = self._process
-        if process is None or process.poll() is not None:
+        process = self._process  # a child that ended is found out by the write (no poll:
+        if process is None:  # a waitpid per call would give the GIL up and wait for it back)
             process = self._process = spawn("node.db.writer", self.path)
             weakref.finalize(self, end, process)
             self.started += 1
