@@ -13,12 +13,12 @@ Two ends for the node:
 
 * a caller that may block (a thread) writes a request and reads its answer
   (:class:`node.db.writer.SqliteWriter`);
-* an asyncio event loop drives :class:`LoopWorker`: the request is written from the loop and
-  the answer read by a reader callback of the loop, which settles the request's future. No
-  thread stands in between, so no hand-over of the GIL either: through a
-  ``ProcessPoolExecutor`` a request passes a feeder thread and a result a management thread,
-  each of which must take the GIL back while the loop holds it (up to
-  ``sys.getswitchinterval()`` each).
+* an asyncio event loop drives :class:`LoopWorker`: the request is written and the answer
+  read by the loop's own pipe transports (libuv's under uvloop), and the answer settles the
+  request's future. No thread stands in between and no syscall of the loop gives the GIL
+  up, so there is no hand-over of the GIL: through a ``ProcessPoolExecutor`` a request
+  passes a feeder thread and a result a management thread, each of which must take the GIL
+  back while the loop holds it (up to ``sys.getswitchinterval()`` each).
 
 ``python -m node.worker`` starts a child with no context.
 """
@@ -39,7 +39,6 @@ from collections.abc import Callable, Sequence
 from typing import IO, Any, Final, TypeVar
 
 _LENGTH: Final = struct.Struct("<I")
-READ_BYTES: Final = 1 << 20  # most bytes a loop reader takes per call
 MAX_REPLACEMENTS: Final = 5  # workers of a LoopWorkers replaced before it stays unusable
 
 Item = TypeVar("Item")
@@ -124,19 +123,40 @@ def serve(context: Any, after_error: Callable[[], None] | None = None) -> None:
 
 class LoopWorker:
     """One child process driven from an asyncio loop (see the module doc): :meth:`run`
-    writes a request and returns a future the loop's reader callback settles. Create it,
-    call it and close it on the loop's thread."""
+    writes a request to the child's input and returns a future that the answer, read by the
+    loop, settles. Both pipes are the loop's own transports (``connect_read_pipe``,
+    ``connect_write_pipe``: libuv's under uvloop, so the loop gives the GIL up for neither).
+    Create it, call it and close it on the loop's thread."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
         self._process = spawn("node.worker")
-        assert self._process.stdout is not None
-        self._fd = self._process.stdout.fileno()
-        os.set_blocking(self._fd, False)
         self._buffer = bytearray()
         self._pending: deque[asyncio.Future[Any]] = deque()
+        self._requests: asyncio.WriteTransport | None = None
+        self._answers: asyncio.ReadTransport | None = None
+        self._unsent: list[bytes] = []  # requests made before the pipes are connected
         self.alive = True
-        loop.add_reader(self._fd, self._readable)
+        self._connecting = loop.create_task(self._connect())
+
+    async def _connect(self) -> None:
+        process = self._process
+        try:
+            self._answers, _ = await self._loop.connect_read_pipe(
+                lambda: _Answers(self), process.stdout
+            )
+            self._requests, _ = await self._loop.connect_write_pipe(
+                lambda: _Requests(self), process.stdin
+            )
+        except OSError as exc:
+            self._gone(f"its pipes failed: {exc}")
+            return
+        if not self.alive:  # closed meanwhile
+            self._close_pipes()
+            return
+        for data in self._unsent:
+            self._requests.write(data)
+        self._unsent.clear()
 
     @property
     def pid(self) -> int:
@@ -155,33 +175,19 @@ class LoopWorker:
         if not self.alive:
             future.set_exception(WorkerGone("the worker process has ended", sent=False))
             return future
-        stdin = self._process.stdin
-        assert stdin is not None
-        try:
-            stdin.write(frame((function, argument)))
-            stdin.flush()
-        except OSError as exc:
-            future.set_exception(WorkerGone(f"the worker process ended: {exc}", sent=False))
-            self._gone("its input closed")
-            return future
         self._pending.append(future)
+        data = frame((function, argument))
+        if self._requests is None:
+            self._unsent.append(data)
+        else:
+            self._requests.write(data)  # a failure ends the worker (_Requests.connection_lost)
         return future
 
     def close(self) -> None:
         """End the child; requests not answered yet get :class:`WorkerGone`."""
         self._gone("closed")
 
-    def _readable(self) -> None:
-        try:
-            data = os.read(self._fd, READ_BYTES)
-        except BlockingIOError:
-            return
-        except OSError as exc:
-            self._gone(f"its output failed: {exc}")
-            return
-        if not data:
-            self._gone("it ended")
-            return
+    def _received(self, data: bytes) -> None:
         self._buffer += data
         while len(self._buffer) >= _LENGTH.size:
             (length,) = _LENGTH.unpack_from(self._buffer)
@@ -202,12 +208,44 @@ class LoopWorker:
         if not self.alive:
             return
         self.alive = False
-        self._loop.remove_reader(self._fd)
         while self._pending:
             future = self._pending.popleft()
             if not future.done():
                 future.set_exception(WorkerGone(f"the worker process: {why}", sent=True))
+        self._close_pipes()
         end(self._process)
+
+    def _close_pipes(self) -> None:
+        for transport in (self._requests, self._answers):
+            if transport is not None:
+                transport.close()
+
+
+class _Answers(asyncio.Protocol):
+    """The read side of a :class:`LoopWorker`'s pipes."""
+
+    def __init__(self, worker: LoopWorker) -> None:
+        self.worker = worker
+
+    def data_received(self, data: bytes) -> None:
+        self.worker._received(data)
+
+    def eof_received(self) -> bool:
+        self.worker._gone("it ended")
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.worker._gone(f"its output closed ({exc})" if exc else "its output closed")
+
+
+class _Requests(asyncio.BaseProtocol):
+    """The write side of a :class:`LoopWorker`'s pipes."""
+
+    def __init__(self, worker: LoopWorker) -> None:
+        self.worker = worker
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.worker._gone(f"its input closed ({exc})" if exc else "its input closed")
 
 
 def import_modules(_: None, modules: Sequence[str]) -> int:
