@@ -70,15 +70,15 @@ def read_message(stream: IO[bytes]) -> bytes | None:
 
 
 def spawn(module: str, *args: str) -> subprocess.Popen[bytes]:
-    """Start ``python -m module args`` with pipes for the protocol, importing the ``node``
-    package the caller runs (its ``sys.path``)."""
+    """Start ``python -m module args`` with pipes for the protocol, in the directory that
+    holds the ``node`` package the caller runs (``-m`` puts it first on the child's path, so
+    the child imports the same code; a path among ``args`` must be absolute)."""
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    path = os.pathsep.join([root, *(p for p in sys.path if p and p != root)])
     return subprocess.Popen(
         [sys.executable, "-m", module, *args],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
-        env={**os.environ, "PYTHONPATH": path},
+        cwd=root,
     )
 
 

@@ -24,6 +24,7 @@ atomic: all of the write or none of it is there).
 
 from __future__ import annotations
 
+import os
 import pickle
 import sqlite3
 import subprocess
@@ -65,7 +66,7 @@ class SqliteWriter:
     module doc); one call at a time (callers from several threads queue)."""
 
     def __init__(self, path: str) -> None:
-        self.path = path
+        self.path = os.path.abspath(path)  # the child runs in another directory
         self._lock = threading.Lock()
         self._process: subprocess.Popen[bytes] | None = None
         self.started = 0  # child processes started (a dead one is replaced on the next call)
