@@ -23,7 +23,8 @@ to SQL with ``synchronous=FULL``); ``anchored`` = the same count / time until no
 on the node; p50/p99 of the request latency; ``node CPU`` = CPU time (user + system) of the
 node's process during the sending / acknowledged transactions — the figure least disturbed by
 other work on a shared machine — and of the processes it started (``its workers'``: the
-verifier's workers, which check the bodies of concurrent requests); ``clients' CPU`` = the
+workers that check the bodies of concurrent requests and, from issue 14's session 12 on, the
+SQLite writer process of the group commits); ``clients' CPU`` = the
 same for the client processes (what the two cores have left for the node); ``anchors`` =
 anchors the node made for the phase; ``node RSS`` = the node process's resident memory after
 the phase (VmRSS; its peak since start, VmHWM, in brackets).

@@ -216,9 +216,13 @@ class LoopWorker:
         end(self._process)
 
     def _close_pipes(self) -> None:
-        for transport in (self._requests, self._answers):
-            if transport is not None:
-                transport.close()
+        # abort, not close: a write transport's close() waits for its buffer to drain, and
+        # end() closes the pipe files now: the loop must not close their fds a second time
+        # later (by then the numbers may belong to other files)
+        if self._requests is not None:
+            self._requests.abort()
+        if self._answers is not None:
+            self._answers.close()  # a read transport closes at once
 
 
 class _Answers(asyncio.Protocol):
