@@ -21,7 +21,8 @@ def format_epoch_status(summary: Mapping[str, Any] | None) -> list[str]:
     if not summary or not summary.get("enabled"):
         return [_line("assignment", "epoch service disabled")]
     if summary.get("epoch") is None:
-        return [_line("assignment", f"starting ({summary.get('last_error') or 'no epoch yet'})")]
+        why = summary.get("last_error") or summary.get("waiting") or "no epoch yet"
+        return [_line("assignment", f"starting ({why})")]
     lines = []
     root = summary.get("root")
     if root is None:

@@ -139,6 +139,9 @@ class EpochService(BackgroundLoop):
         self._seen_at = 0.0
         self._listeners: list[Callable[[EpochView], None]] = []
         self.last_error: str | None = None
+        #: why the last step could not go on yet when that is normal (an epoch's seed fixed
+        #: but not readable yet): shown apart from ``last_error``
+        self.waiting: str | None = None
         self.seeds_fixed = 0
         self.blocks_mined = 0
         self.confirmations = confirmations
@@ -160,6 +163,11 @@ class EpochService(BackgroundLoop):
         while not self._stop.is_set():
             try:
                 self.tick()
+            except EpochUnavailable as exc:  # a normal wait (e.g. its seed not readable yet)
+                self.waiting = str(exc)
+                log.debug("epoch step waits: %s", exc)
+                self._stop.wait(RETRY_FIRST_SECONDS)
+                continue
             except CollegiumError as exc:
                 self.last_error = str(exc)
                 log.warning("epoch step failed, retrying in %.1fs: %s", delay, exc)
@@ -202,7 +210,7 @@ class EpochService(BackgroundLoop):
                 view.root,
             )
             self._current = view
-            self.last_error = None
+            self.last_error = self.waiting = None
         if changed:
             log.info(
                 "epoch %d: root %s, %d slots here%s",

@@ -17,7 +17,8 @@ def describe_epoch(service: EpochService | None) -> dict[str, Any]:
 
     Keys: ``epoch``, ``seed``, ``root``, ``attested``, ``my_slots``, ``agree``/``disagree``
     (node addresses whose attested root matches/differs), ``missing`` (not attested yet),
-    ``unserved``, ``adjustments``, ``error`` (why there is no assignment), ``last_error``;
+    ``unserved``, ``adjustments``, ``error`` (why there is no assignment), ``last_error``,
+    ``waiting`` (a normal wait of the last step, not an error);
     liveness: ``left_out`` (active nodes not live at the boundary block, so not assigned),
     ``kept_all`` (none was live: all kept), ``liveness_window``, ``last_seen`` (this node's
     block as last read) and ``heartbeats_sent``.
@@ -29,6 +30,7 @@ def describe_epoch(service: EpochService | None) -> dict[str, Any]:
         "enabled": True,
         "autoadvance": service.autoadvance,
         "last_error": service.last_error,
+        "waiting": service.waiting,
     }
     if view is None:
         summary["epoch"] = None

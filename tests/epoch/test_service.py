@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import time
 
 import pytest
 
@@ -10,6 +11,7 @@ from node.assignment import compute_assignment_from_json, encode_assignment
 from node.chain.registry import Registry, RegistryRejected, compute_seed
 from node.epoch import (
     DEFAULT_REPLICAS,
+    EpochService,
     EpochUnavailable,
     Snapshot,
     describe_epoch,
@@ -366,3 +368,43 @@ def test_epochs_missed_by_a_slow_step_are_attested_late(network: Network) -> Non
     sent = member.service.attestations_sent
     member.service.tick()
     assert member.service.attestations_sent == sent  # each looked at once
+
+
+class _SeedsLate:
+    """The member's real registry, except that while ``late`` no seed reads as fixed and
+    fixing one does nothing: an epoch whose seed transaction is not readable yet."""
+
+    def __init__(self, registry: Registry) -> None:
+        self._registry = registry
+        self.late = True
+
+    def seed_info(self, epoch: int) -> object:
+        return None if self.late else self._registry.seed_info(epoch)
+
+    def fix_seed(self, epoch: int) -> object:
+        return None if self.late else self._registry.fix_seed(epoch)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._registry, name)
+
+
+def test_a_seed_not_readable_yet_is_a_wait_not_an_error(network: Network) -> None:
+    registry = _SeedsLate(network.members[0].registry)
+    service = EpochService(registry, network.chain)  # type: ignore[arg-type]
+    service.start()
+    try:
+        deadline = time.monotonic() + 30
+        while service.waiting is None:
+            assert time.monotonic() < deadline, f"no wait seen (error: {service.last_error})"
+            time.sleep(0.05)
+        assert "is not fixed yet" in service.waiting and service.last_error is None
+        summary = describe_epoch(service)
+        assert summary["waiting"] == service.waiting and summary["last_error"] is None
+        assert "not fixed yet" in " ".join(format_epoch_status(summary))
+        registry.late = False  # the seed can be fixed and read: the next step goes on
+        while service.current() is None:
+            assert time.monotonic() < deadline, f"never went on (error: {service.last_error})"
+            time.sleep(0.05)
+        assert service.waiting is None and service.last_error is None
+    finally:
+        service.stop()
