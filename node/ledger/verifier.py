@@ -35,7 +35,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from multiprocessing.queues import SimpleQueue
@@ -67,7 +67,6 @@ UNIXFS_CHUNK_SIZE: Final = 256 * 1024  # kubo's default chunker (size-262144)
 RAW_CIDV1_SHA256_PREFIX: Final = bytes([0x01, 0x55, 0x12, 0x20])  # CIDv1, raw, sha2-256, 32 B
 
 Result = TypeVar("Result")
-Item = TypeVar("Item")
 
 # per valid item: (signer, digest, leaf body, leaf CID, 0x-hex leaf hash); else why invalid
 Checked: TypeAlias = tuple[str, bytes, bytes, str, str] | ValidationError
@@ -179,8 +178,6 @@ class VerifierPool:
         self._started: SimpleQueue[int] | None = None
         self._pids: list[int] = []
         self._closed = False
-        self._warming = False
-        self.ready = False  # every worker of the current pool has answered once (warm)
         self.replaced = 0  # broken pools replaced
 
     def _pool(self) -> ProcessPoolExecutor:
@@ -208,27 +205,6 @@ class VerifierPool:
         deadline = time.monotonic() + WARM_TIMEOUT_SECONDS
         while len(self.pids()) < self.workers and time.monotonic() < deadline:
             time.sleep(PARENT_POLL_SECONDS / 10)
-        with self._lock:
-            self.ready = self._executor is pool
-
-    def warm_in_background(self) -> None:
-        """Start the workers (:meth:`warm`) in a thread of their own, once; :attr:`ready` is
-        set when they have answered. For callers that must not wait for a spawn."""
-        with self._lock:
-            if self._warming or self.ready or self._closed:
-                return
-            self._warming = True
-
-        def warm() -> None:
-            try:
-                self.warm()
-            except (BrokenProcessPool, RuntimeError) as exc:
-                log.warning("verifier pool did not start (%s)", exc)
-            finally:
-                with self._lock:
-                    self._warming = False
-
-        threading.Thread(target=warm, name="verifier-warm", daemon=True).start()
 
     def pids(self) -> list[int]:
         """Return the process ids of the current pool's started workers (for tests and
@@ -255,7 +231,7 @@ class VerifierPool:
         below ``min_items`` items or if the pool is closed or broke."""
         if len(items) < self.min_items or self._closed or self.replaced >= MAX_REPLACEMENTS:
             return work(*args, items)
-        parts = self.split(items, CHUNK_MIN_ITEMS)
+        parts = split(items, self.workers, CHUNK_MIN_ITEMS)
         try:
             pool = self._pool()
             futures = [pool.submit(work, *args, part) for part in parts]
@@ -263,20 +239,6 @@ class VerifierPool:
         except (BrokenProcessPool, RuntimeError) as exc:
             self.note_broken(exc)
             return work(*args, items)
-
-    def split(self, items: Sequence[Item], min_part: int) -> list[list[Item]]:
-        """Return ``items`` cut into one part per worker, in order, each of at least
-        ``min_part`` items (one part if there are fewer than twice that)."""
-        return split(items, self.workers, min_part)
-
-    def submit(
-        self, work: Callable[..., list[Result]], args: tuple[Any, ...], items: Sequence[Any]
-    ) -> Future[list[Result]]:
-        """Start ``work(*args, items)`` in one worker and return its future at once (for a
-        caller on an event loop). The future raises ``BrokenProcessPool`` if the pool broke
-        (the caller then calls :meth:`note_broken` and does the work itself); this raises
-        ``RuntimeError`` if the pool is closed."""
-        return self._pool().submit(work, *args, items)
 
     def note_broken(self, exc: BaseException) -> None:
         """Replace a pool found broken (``exc``: what said so); after ``MAX_REPLACEMENTS``
@@ -286,16 +248,10 @@ class VerifierPool:
             log.error("verifier workers keep failing; verifying in-process from now on")
         self._replace()
 
-    @property
-    def usable(self) -> bool:
-        """Return whether work should go to the workers: warm, not closed, not given up."""
-        return self.ready and not self._closed and self.replaced < MAX_REPLACEMENTS
-
     def _replace(self) -> None:
         with self._lock:
             executor, self._executor = self._executor, None
             self._started, self._pids = None, []
-            self.ready = False
             if executor is not None and not self._closed:
                 self.replaced += 1
         if executor is not None:
@@ -307,6 +263,5 @@ class VerifierPool:
             self._closed = True
             executor, self._executor = self._executor, None
             self._started, self._pids = None, []
-            self.ready = False
         if executor is not None:
             executor.shutdown(wait=True, cancel_futures=True)
