@@ -8,8 +8,9 @@ the zones whose bounds meet a time range.
 Every write of ``transactions`` widens the zones it touches in the same SQL transaction:
 the ORM's unit of work through the ``after_flush`` hook that ``track`` installs on every
 session factory (``node.db.session.make_session_factory``), the bulk insert
-(``node.ledger.bulk.insert_leaves``) by calling ``widen`` (``widen_sqlite`` on SQLite: the
-same statement on its DBAPI cursor). Timestamps are signed, so never updated; deleted rows
+(``node.ledger.bulk.insert_leaves``) by calling ``widen`` (on SQLite the same statement,
+``upsert_sqlite``, through ``node.db.zonemap.upsert_zones`` on its DBAPI cursor, also in the
+writer process). Timestamps are signed, so never updated; deleted rows
 leave their zone's bounds as they were: wider than needed, never wrong.
 (A database trigger would keep it whatever the writer, but any row trigger makes SQLite's
 insert of an index row about 3 times slower: measured in docs/benchmarks.md.)
@@ -17,7 +18,6 @@ insert of an index row about 3 times slower: measured in docs/benchmarks.md.)
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterable
 from functools import cache
 from typing import Any
@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from node.db.models import BusinessTransaction, TimeZone
 from node.db.zonemap import ZONE_BITS, bounds, upsert_zones
 
-__all__ = ["ZONE_BITS", "bounds", "track", "upsert_sqlite", "widen", "widen_sqlite"]
+__all__ = ["ZONE_BITS", "bounds", "track", "upsert_sqlite", "upsert_zones", "widen"]
 
 
 def widen(session: Session, pairs: Iterable[tuple[int, int]]) -> None:
@@ -44,12 +44,6 @@ def widen(session: Session, pairs: Iterable[tuple[int, int]]) -> None:
                 for zone, (low, high) in sorted(zones.items())
             ],
         )
-
-
-def widen_sqlite(cursor: sqlite3.Cursor, pairs: Iterable[tuple[int, int]]) -> None:
-    """:func:`widen` on the DBAPI ``cursor`` of a SQLite connection, in its transaction: the
-    statement SQLAlchemy compiles for ``widen`` (compiled once), without a ``Session``."""
-    upsert_zones(cursor, upsert_sqlite(), pairs)
 
 
 @cache

@@ -23,8 +23,7 @@ from sqlalchemy.orm import Session
 from node.db import zones
 from node.db.models import BusinessTransaction, TransactionParty, TransactionStatus
 from node.db.session import sqlite_cursor
-from node.ledger.groupwrite import party_rows
-from node.sqlrows import insert_rows, insert_rows_rowids
+from node.ledger.groupwrite import LeafInsert, insert_leaf_rows
 
 _TRANSACTIONS = cast(Table, BusinessTransaction.__table__)
 _PARTIES = cast(Table, TransactionParty.__table__)
@@ -81,9 +80,12 @@ def insert_leaves_sqlite(
     engine's, for the bind processors), in its transaction (not committed)."""
     if not rows:
         return []
-    seqs = _insert_sqlite(cursor, dialect, rows, parties)
-    zones.widen_sqlite(cursor, zip(seqs, (row["timestamp"] for row in rows), strict=True))
-    return seqs
+    insert, values = sqlite_insert(dialect, rows)
+    stamps = [row["timestamp"] for row in rows]
+    try:
+        return insert_leaf_rows(cursor, insert, values, parties, stamps)  # seq is the rowid
+    except sqlite3.IntegrityError as exc:  # as SQLAlchemy reports it, for the caller
+        raise IntegrityError(insert.head, None, exc) from exc
 
 
 def _insert_orm(
@@ -128,35 +130,17 @@ def _bound_values(
 
 def sqlite_insert(
     dialect: Dialect, rows: Sequence[dict[str, Any]]
-) -> tuple[str, int, list[list[Any]]]:
-    """Return the ``INSERT INTO transactions (…)`` head of ``rows`` (column values, each with
-    the same columns), its number of columns and each row's values as SQLAlchemy binds them
-    on SQLite (``dialect``: the engine's)."""
+) -> tuple[LeafInsert, list[list[Any]]]:
+    """Return the statements that insert ``rows`` (column values, each with the same columns)
+    on SQLite and each row's values as SQLAlchemy binds them (``dialect``: the engine's)."""
     columns = tuple(rows[0])
-    head = f"INSERT INTO {_TRANSACTIONS.name} ({', '.join(columns)})"
-    return head, len(columns), _bound_values(dialect, columns, rows)
-
-
-#: the insert head of ``transaction_parties`` rows (``groupwrite.party_rows``)
-PARTIES_INSERT = f"INSERT INTO {_PARTIES.name} (tx_seq, position, address)"
-
-
-def _insert_sqlite(
-    cursor: sqlite3.Cursor,
-    dialect: Dialect,
-    rows: Sequence[dict[str, Any]],
-    parties: Sequence[Sequence[str]],
-) -> list[int]:
-    statement, width, values = sqlite_insert(dialect, rows)
-    try:
-        seqs = insert_rows_rowids(cursor, statement, values, width)  # seq is the rowid
-        pairs = party_rows(seqs, parties)
-        if pairs:
-            statement = PARTIES_INSERT
-            insert_rows(cursor, statement, pairs, 3)
-    except sqlite3.IntegrityError as exc:  # as SQLAlchemy reports it, for the caller
-        raise IntegrityError(statement, None, exc) from exc
-    return seqs
+    insert = LeafInsert(
+        head=f"INSERT INTO {_TRANSACTIONS.name} ({', '.join(columns)})",
+        width=len(columns),
+        parties_head=f"INSERT INTO {_PARTIES.name} (tx_seq, position, address)",
+        zones_upsert=zones.upsert_sqlite(),
+    )
+    return insert, _bound_values(dialect, columns, rows)
 
 
 def mark_anchored(session: Session, seqs: Sequence[int], first: int, anchor_index: int) -> None:

@@ -4,10 +4,12 @@
 child for a group of single submissions: in one ``BEGIN IMMEDIATE`` transaction (so that no
 other writer commits between the replay probe and the inserts) it finds the rows whose
 transaction id or ``(signer, nonce)`` the index holds already, inserts the others and
-their parties, widens their timestamp zones and commits (durable on return). Every
-statement comes ready from the caller (``LeafWrite``: built by SQLAlchemy's dialect in the
-node's process, values bound as the ORM binds them), so this module imports nothing heavier
-than ``sqlite3``: the child starts in a fraction of a second.
+their parties, widens their timestamp zones and commits (durable on return).
+:func:`insert_leaf_rows` is that insert, shared with the in-process bulk insert
+(``node.ledger.bulk.insert_leaves_sqlite``). Every statement comes ready from the caller
+(``LeafInsert``, ``LeafWrite``: built from SQLAlchemy's tables in the node's process, values
+bound as the ORM binds them), so this module imports nothing heavier than ``sqlite3``: the
+child starts in a fraction of a second.
 """
 
 from __future__ import annotations
@@ -22,6 +24,17 @@ from node.sqlrows import insert_rows, insert_rows_rowids
 
 
 @dataclass(frozen=True)
+class LeafInsert:
+    """The statements that insert leaves on SQLite (built from SQLAlchemy's tables by
+    ``node.ledger.bulk.sqlite_insert``)."""
+
+    head: str  # INSERT INTO transactions (…)
+    width: int  # columns per row
+    parties_head: str  # INSERT INTO transaction_parties (tx_seq, position, address)
+    zones_upsert: str  # node.db.zones.upsert_sqlite()
+
+
+@dataclass(frozen=True)
 class LeafWrite:
     """The rows of one group commit, as the writer process inserts them."""
 
@@ -29,13 +42,10 @@ class LeafWrite:
     used_keys_params: list[Any]
     tx_ids: list[str]  # per row
     nonce_keys: list[tuple[str, int]]  # per row: (signer, nonce)
-    insert_head: str  # INSERT INTO transactions (…)
-    width: int  # columns per row
+    insert: LeafInsert
     rows: list[list[Any]]  # the bound column values per row
     timestamps: list[int]  # the signed timestamp per row (the zone map)
-    parties_head: str  # INSERT INTO transaction_parties (tx_seq, position, address)
     parties: list[Sequence[str]]  # per row
-    zones_upsert: str  # node.db.zones.upsert_sqlite()
 
 
 def party_rows(seqs: Sequence[int], parties: Sequence[Sequence[str]]) -> list[tuple[int, int, str]]:
@@ -46,6 +56,24 @@ def party_rows(seqs: Sequence[int], parties: Sequence[Sequence[str]]) -> list[tu
         for seq, addresses in zip(seqs, parties, strict=True)
         for i, address in enumerate(addresses)
     ]
+
+
+def insert_leaf_rows(
+    cursor: sqlite3.Cursor,
+    insert: LeafInsert,
+    rows: Sequence[Sequence[Any]],
+    parties: Sequence[Sequence[str]],
+    timestamps: Sequence[int],
+) -> list[int]:
+    """Insert ``rows`` (bound column values) with ``insert``'s statements, the
+    ``transaction_parties`` rows of their ``parties``, and widen the zones of their signed
+    ``timestamps``, in ``cursor``'s transaction; return each row's ``seq``, in order."""
+    seqs = insert_rows_rowids(cursor, insert.head, rows, insert.width) if rows else []
+    pairs = party_rows(seqs, parties)
+    if pairs:
+        insert_rows(cursor, insert.parties_head, pairs, 3)
+    upsert_zones(cursor, insert.zones_upsert, zip(seqs, timestamps, strict=True))
+    return seqs
 
 
 def write_leaves(connection: sqlite3.Connection, write: LeafWrite) -> tuple[list[int], list[int]]:
@@ -67,13 +95,13 @@ def write_leaves(connection: sqlite3.Connection, write: LeafWrite) -> tuple[list
             if tx_id not in ids and nonce_key not in nonces
         ]
         replays = sorted(set(range(len(write.rows))) - set(keep))
-        rows = [write.rows[i] for i in keep]
-        seqs = insert_rows_rowids(cursor, write.insert_head, rows, write.width) if rows else []
-        pairs = party_rows(seqs, [write.parties[i] for i in keep])
-        if pairs:
-            insert_rows(cursor, write.parties_head, pairs, 3)
-        stamps = [write.timestamps[i] for i in keep]
-        upsert_zones(cursor, write.zones_upsert, zip(seqs, stamps, strict=True))
+        seqs = insert_leaf_rows(
+            cursor,
+            write.insert,
+            [write.rows[i] for i in keep],
+            [write.parties[i] for i in keep],
+            [write.timestamps[i] for i in keep],
+        )
         cursor.execute("COMMIT")
     except BaseException:
         if connection.in_transaction:

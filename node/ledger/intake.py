@@ -35,14 +35,13 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from node.db import zones
 from node.db.models import BusinessTransaction, TransactionStatus
 from node.db.session import commit_sqlite, sqlite_transaction
 from node.db.writer import SqliteWriter
 from node.errors import CollegiumError, ValidationError
 from node.groupcommit import GROUP_MAX_ITEMS, GroupCommit
 from node.ledger.bodywriter import WAIT_SECONDS, BodyWriter
-from node.ledger.bulk import PARTIES_INSERT, insert_leaves, insert_leaves_sqlite, sqlite_insert
+from node.ledger.bulk import insert_leaves, insert_leaves_sqlite, sqlite_insert
 from node.ledger.checks import (
     AdmissionPolicy,
     UsedKeys,
@@ -407,7 +406,7 @@ class Intake:
             with self._write_lock:
                 replays, seqs = writer.call(write_leaves, write)
         except sqlite3.IntegrityError as exc:  # as SQLAlchemy reports it, for the caller
-            raise IntegrityError(write.insert_head, None, exc) from exc
+            raise IntegrityError(write.insert.head, None, exc) from exc
         except WorkerGone as exc:
             log.warning("group commit: %s; checking what it committed", exc)
             received_at = write.rows[0][list(values[next(iter(values))]).index("received_at")]
@@ -516,7 +515,7 @@ def _leaf_write(
     """Return the writer process's statements and values for the rows ``values`` of the
     items ``unique`` (both by position, in the same order)."""
     signed = [v.signed for v in unique.values()]
-    head, width, rows = sqlite_insert(engine.dialect, list(values.values()))
+    insert, rows = sqlite_insert(engine.dialect, list(values.values()))
     views = [i for i, value in enumerate(rows[0]) if isinstance(value, memoryview)]
     for row in rows:  # SQLAlchemy binds blobs as memoryviews, which do not pickle
         for i in views:
@@ -527,13 +526,10 @@ def _leaf_write(
         used_keys_params=used_params,
         tx_ids=[s.tx_id for s in signed],
         nonce_keys=[compute_nonce_key(s) for s in signed],
-        insert_head=head,
-        width=width,
+        insert=insert,
         rows=rows,
         timestamps=[s.tx.timestamp for s in signed],
-        parties_head=PARTIES_INSERT,
         parties=[s.tx.parties for s in signed],
-        zones_upsert=zones.upsert_sqlite(),
     )
 
 

@@ -129,7 +129,7 @@ def test_a_group_commit_stores_what_the_orm_stores(tmp_path: Path, separate_writ
     assert len(_dump(fast)["transaction_parties"]) == 2 + 1  # the invoice's two, the note's one
 
 
-def test_widen_sqlite_widens_as_the_orm_statement_does(tmp_path: Path) -> None:
+def test_the_sqlite_zone_upsert_widens_as_the_orm_statement_does(tmp_path: Path) -> None:
     pairs = [(1, 50), (5, 20), (1030, 10), (1031, 70), (3000, 5)]
     before = [(0, 30, 40), (1, 20, 60)]  # zone 0 widens both ways, zone 1 to 10 and 70
     dumps = []
@@ -146,7 +146,7 @@ def test_widen_sqlite_widens_as_the_orm_statement_does(tmp_path: Path) -> None:
                 session.commit()
         if name == "fast":
             with sqlite_transaction(sessions.kw["bind"]) as cursor:
-                zones.widen_sqlite(cursor, pairs)
+                zones.upsert_zones(cursor, zones.upsert_sqlite(), pairs)
                 cursor.connection.commit()
         dumps.append(_dump(sessions)["transaction_time_zones"])
     assert dumps[0] == dumps[1] == [(0, 20, 50), (1, 10, 70), (2, 5, 5)]
